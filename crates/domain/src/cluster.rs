@@ -1,0 +1,717 @@
+//! The managed-cluster aggregate: a NATS cluster the console knows how to reach.
+//!
+//! One aggregate per cluster, id chosen by the caller (a UUID, or `local` for the embedded
+//! server). Credentials only ever appear as [`Sealed`] values.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::{DomainError, ErrorKind, Sealed};
+
+pub const MAX_NAME_LEN: usize = 64;
+pub const MAX_DESCRIPTION_LEN: usize = 1024;
+pub const MAX_TAGS: usize = 32;
+pub const MAX_TAG_LEN: usize = 64;
+pub const MAX_URLS: usize = 32;
+
+/// How the console authenticates to a managed cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ClusterAuth {
+    #[default]
+    None,
+    UserPassword {
+        username: String,
+        password: Sealed,
+    },
+    Token {
+        token: Sealed,
+    },
+    Nkey {
+        seed: Sealed,
+    },
+    /// The content of a `.creds` file (JWT and nkey seed).
+    Credentials {
+        creds: Sealed,
+    },
+}
+
+impl ClusterAuth {
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::UserPassword { .. } => "user_password",
+            Self::Token { .. } => "token",
+            Self::Nkey { .. } => "nkey",
+            Self::Credentials { .. } => "credentials",
+        }
+    }
+}
+
+/// TLS settings for reaching a managed cluster. PEM certificates are public; the client
+/// key is a secret and is sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TlsOptions {
+    /// Refuse to connect without TLS.
+    #[serde(default)]
+    pub required: bool,
+    /// Perform the TLS handshake before the server's INFO (servers with `handshake_first`).
+    #[serde(default)]
+    pub handshake_first: bool,
+    /// CA certificate(s), PEM, to verify the server with instead of the system roots.
+    #[serde(default)]
+    pub ca_cert_pem: Option<String>,
+    /// Client certificate, PEM, for mutual TLS.
+    #[serde(default)]
+    pub client_cert_pem: Option<String>,
+    /// Client private key, sealed, for mutual TLS.
+    #[serde(default)]
+    pub client_key: Option<Sealed>,
+}
+
+/// Everything that describes how to reach and label a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub urls: Vec<String>,
+    #[serde(default)]
+    pub auth: ClusterAuth,
+    #[serde(default)]
+    pub tls: TlsOptions,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The fields an update changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ClusterChanges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ClusterAuth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl ClusterChanges {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// Applies the changes to a spec.
+    pub fn apply_to(&self, spec: &mut ClusterSpec) {
+        if let Some(v) = &self.name {
+            spec.name = v.clone();
+        }
+        if let Some(v) = &self.urls {
+            spec.urls = v.clone();
+        }
+        if let Some(v) = &self.auth {
+            spec.auth = v.clone();
+        }
+        if let Some(v) = &self.tls {
+            spec.tls = v.clone();
+        }
+        if let Some(v) = &self.tags {
+            spec.tags = v.clone();
+        }
+        if let Some(v) = &self.description {
+            spec.description = v.clone();
+        }
+    }
+
+    /// Keeps only the fields that differ from `spec`, so an event records real changes.
+    fn without_noops(mut self, spec: &ClusterSpec) -> Self {
+        if self.name.as_ref() == Some(&spec.name) {
+            self.name = None;
+        }
+        if self.urls.as_ref() == Some(&spec.urls) {
+            self.urls = None;
+        }
+        if self.auth.as_ref() == Some(&spec.auth) {
+            self.auth = None;
+        }
+        if self.tls.as_ref() == Some(&spec.tls) {
+            self.tls = None;
+        }
+        if self.tags.as_ref() == Some(&spec.tags) {
+            self.tags = None;
+        }
+        if self.description.as_ref() == Some(&spec.description) {
+            self.description = None;
+        }
+        self
+    }
+}
+
+/// JetStream account usage and limits as reported by a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AccountUsage {
+    pub memory: u64,
+    pub storage: u64,
+    pub streams: u64,
+    pub consumers: u64,
+    /// Limits; -1 means unlimited.
+    pub max_memory: i64,
+    pub max_storage: i64,
+    pub max_streams: i64,
+    pub max_consumers: i64,
+}
+
+/// The outcome of probing a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionTest {
+    pub ok: bool,
+    pub tested_at: DateTime<Utc>,
+    #[serde(default)]
+    pub server_version: Option<String>,
+    #[serde(default)]
+    pub server_name: Option<String>,
+    #[serde(default)]
+    pub jetstream: Option<bool>,
+    #[serde(default)]
+    pub rtt_micros: Option<u64>,
+    #[serde(default)]
+    pub account: Option<AccountUsage>,
+    /// Why the probe failed, in words an operator can act on. Never contains secrets.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClusterCommand {
+    Register { id: String, spec: ClusterSpec },
+    Update { changes: ClusterChanges },
+    TestConnection,
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClusterEvent {
+    Registered { id: String, spec: ClusterSpec },
+    Updated { changes: ClusterChanges },
+    ConnectionTested { result: ConnectionTest },
+    Removed { name: String },
+}
+
+impl DomainEvent for ClusterEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::Registered { .. } => "ClusterRegistered",
+            Self::Updated { .. } => "ClusterUpdated",
+            Self::ConnectionTested { .. } => "ClusterConnectionTested",
+            Self::Removed { .. } => "ClusterRemoved",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ClusterError {
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("name: a cluster named '{0}' already exists; choose another name or update that cluster")]
+    NameInUse(String),
+    #[error("cluster not found; list clusters to see the ids that exist")]
+    NotFound,
+    #[error("cluster id '{0}' is already registered; update it instead")]
+    AlreadyRegistered(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl DomainError for ClusterError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Invalid { .. } | Self::NameInUse(_) => ErrorKind::Validation,
+            Self::NotFound => ErrorKind::NotFound,
+            Self::AlreadyRegistered(_) => ErrorKind::Conflict,
+            Self::Unavailable(_) => ErrorKind::Unavailable,
+        }
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ClusterError {
+    ClusterError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Side effects the cluster aggregate needs, implemented outside the domain.
+#[async_trait]
+pub trait ClusterServices: Send + Sync {
+    /// Whether another live cluster (not `except_id`) already uses `name` (case-insensitive).
+    async fn name_in_use(&self, name: &str, except_id: &str) -> Result<bool, String>;
+    /// Connects to the cluster described by `spec` and reports what it found.
+    async fn probe(&self, spec: &ClusterSpec) -> ConnectionTest;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Cluster {
+    pub id: String,
+    pub registered: bool,
+    pub removed: bool,
+    pub spec: ClusterSpec,
+    pub last_test: Option<ConnectionTest>,
+}
+
+impl Cluster {
+    fn live(&self) -> Result<(), ClusterError> {
+        if self.registered && !self.removed {
+            Ok(())
+        } else {
+            Err(ClusterError::NotFound)
+        }
+    }
+}
+
+impl Aggregate for Cluster {
+    const TYPE: &'static str = "cluster";
+    type Command = ClusterCommand;
+    type Event = ClusterEvent;
+    type Error = ClusterError;
+    type Services = Arc<dyn ClusterServices>;
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        match command {
+            ClusterCommand::Register { id, spec } => {
+                if self.registered {
+                    return Err(ClusterError::AlreadyRegistered(id));
+                }
+                let spec = normalize_spec(spec)?;
+                ensure_name_free(services, &spec.name, &id).await?;
+                sink.write(ClusterEvent::Registered { id, spec }, self).await;
+            }
+            ClusterCommand::Update { changes } => {
+                self.live()?;
+                let changes = normalize_changes(changes)?.without_noops(&self.spec);
+                if changes.is_empty() {
+                    return Ok(());
+                }
+                if let Some(name) = &changes.name {
+                    ensure_name_free(services, name, &self.id).await?;
+                }
+                sink.write(ClusterEvent::Updated { changes }, self).await;
+            }
+            ClusterCommand::TestConnection => {
+                self.live()?;
+                let result = services.probe(&self.spec).await;
+                sink.write(ClusterEvent::ConnectionTested { result }, self).await;
+            }
+            ClusterCommand::Remove => {
+                self.live()?;
+                let name = self.spec.name.clone();
+                sink.write(ClusterEvent::Removed { name }, self).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            ClusterEvent::Registered { id, spec } => {
+                self.id = id;
+                self.registered = true;
+                self.spec = spec;
+            }
+            ClusterEvent::Updated { changes } => changes.apply_to(&mut self.spec),
+            ClusterEvent::ConnectionTested { result } => self.last_test = Some(result),
+            ClusterEvent::Removed { .. } => self.removed = true,
+        }
+    }
+}
+
+async fn ensure_name_free(services: &Arc<dyn ClusterServices>, name: &str, id: &str) -> Result<(), ClusterError> {
+    match services.name_in_use(name, id).await {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(ClusterError::NameInUse(name.to_string())),
+        Err(e) => Err(ClusterError::Unavailable(format!(
+            "could not check whether the name is free ({e}); retry in a moment"
+        ))),
+    }
+}
+
+/// Validates a whole spec and returns it in canonical form (trimmed, URLs normalized,
+/// tags deduplicated and sorted).
+pub fn normalize_spec(spec: ClusterSpec) -> Result<ClusterSpec, ClusterError> {
+    Ok(ClusterSpec {
+        name: normalize_name(&spec.name)?,
+        urls: normalize_urls(&spec.urls)?,
+        auth: validate_auth(spec.auth)?,
+        tls: validate_tls(spec.tls)?,
+        tags: normalize_tags(&spec.tags)?,
+        description: normalize_description(&spec.description)?,
+    })
+}
+
+fn normalize_changes(c: ClusterChanges) -> Result<ClusterChanges, ClusterError> {
+    Ok(ClusterChanges {
+        name: c.name.as_deref().map(normalize_name).transpose()?,
+        urls: c.urls.as_deref().map(normalize_urls).transpose()?,
+        auth: c.auth.map(validate_auth).transpose()?,
+        tls: c.tls.map(validate_tls).transpose()?,
+        tags: c.tags.as_deref().map(normalize_tags).transpose()?,
+        description: c.description.as_deref().map(normalize_description).transpose()?,
+    })
+}
+
+pub fn normalize_name(name: &str) -> Result<String, ClusterError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(invalid(
+            "name",
+            "must not be empty; give the cluster a short name such as 'prod-eu'",
+        ));
+    }
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(invalid("name", format!("must be at most {MAX_NAME_LEN} characters")));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ' ')))
+    {
+        return Err(invalid(
+            "name",
+            format!("contains '{c}'; use letters, digits, spaces, '-', '_' or '.'"),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// Accepts `nats://`, `tls://`, `ws://`, `wss://` URLs or a bare `host:port` (taken as
+/// `nats://`). Credentials in a URL are refused: they belong in `auth`, where they are sealed.
+pub fn normalize_urls(urls: &[String]) -> Result<Vec<String>, ClusterError> {
+    if urls.is_empty() {
+        return Err(invalid(
+            "urls",
+            "give at least one server URL, such as nats://127.0.0.1:4222",
+        ));
+    }
+    if urls.len() > MAX_URLS {
+        return Err(invalid("urls", format!("at most {MAX_URLS} URLs")));
+    }
+    let mut out = Vec::with_capacity(urls.len());
+    for raw in urls {
+        let trimmed = raw.trim();
+        let with_scheme = if trimmed.contains("://") {
+            trimmed.to_string()
+        } else {
+            format!("nats://{trimmed}")
+        };
+        let bad = |why: &str| invalid("urls", format!("'{trimmed}' is not a valid server URL: {why}"));
+        let url = url::Url::parse(&with_scheme).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(url.scheme(), "nats" | "tls" | "ws" | "wss") {
+            return Err(bad("the scheme must be nats, tls, ws or wss"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("it has no host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid(
+                "urls",
+                "remove the credentials from the URL and give them in `auth`, where they are stored encrypted",
+            ));
+        }
+        let mut s = url.to_string();
+        if s.ends_with('/') && url.path() == "/" {
+            s.pop();
+        }
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+fn validate_auth(auth: ClusterAuth) -> Result<ClusterAuth, ClusterError> {
+    match auth {
+        ClusterAuth::UserPassword { username, password } => {
+            let username = username.trim().to_string();
+            if username.is_empty() {
+                return Err(invalid("auth.username", "must not be empty for user/password auth"));
+            }
+            Ok(ClusterAuth::UserPassword { username, password })
+        }
+        other => Ok(other),
+    }
+}
+
+fn validate_tls(tls: TlsOptions) -> Result<TlsOptions, ClusterError> {
+    let pem_ok = |pem: &Option<String>| pem.as_deref().is_none_or(|p| p.contains("-----BEGIN "));
+    if !pem_ok(&tls.ca_cert_pem) {
+        return Err(invalid(
+            "tls.caCertPem",
+            "must be a PEM certificate (-----BEGIN CERTIFICATE-----)",
+        ));
+    }
+    if !pem_ok(&tls.client_cert_pem) {
+        return Err(invalid(
+            "tls.clientCertPem",
+            "must be a PEM certificate (-----BEGIN CERTIFICATE-----)",
+        ));
+    }
+    if tls.client_cert_pem.is_some() != tls.client_key.is_some() {
+        return Err(invalid(
+            "tls",
+            "give both the client certificate and the client key for mutual TLS, or neither",
+        ));
+    }
+    Ok(tls)
+}
+
+fn normalize_tags(tags: &[String]) -> Result<Vec<String>, ClusterError> {
+    let mut set = BTreeSet::new();
+    for tag in tags {
+        let tag = tag.trim();
+        if tag.is_empty() {
+            return Err(invalid("tags", "a tag must not be empty"));
+        }
+        if tag.chars().count() > MAX_TAG_LEN {
+            return Err(invalid(
+                "tags",
+                format!("a tag must be at most {MAX_TAG_LEN} characters"),
+            ));
+        }
+        set.insert(tag.to_string());
+    }
+    if set.len() > MAX_TAGS {
+        return Err(invalid("tags", format!("at most {MAX_TAGS} tags")));
+    }
+    Ok(set.into_iter().collect())
+}
+
+fn normalize_description(d: &str) -> Result<String, ClusterError> {
+    let d = d.trim();
+    if d.chars().count() > MAX_DESCRIPTION_LEN {
+        return Err(invalid(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_LEN} characters"),
+        ));
+    }
+    Ok(d.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+
+    struct FakeServices {
+        taken: Vec<String>,
+    }
+
+    #[async_trait]
+    impl ClusterServices for FakeServices {
+        async fn name_in_use(&self, name: &str, _except_id: &str) -> Result<bool, String> {
+            Ok(self.taken.iter().any(|t| t.eq_ignore_ascii_case(name)))
+        }
+        async fn probe(&self, _spec: &ClusterSpec) -> ConnectionTest {
+            ConnectionTest {
+                ok: true,
+                tested_at: DateTime::from_timestamp(0, 0).unwrap(),
+                server_version: Some("2.15.1".into()),
+                server_name: Some("n1".into()),
+                jetstream: Some(true),
+                rtt_micros: Some(100),
+                account: None,
+                error: None,
+            }
+        }
+    }
+
+    fn framework(taken: &[&str]) -> TestFramework<Cluster> {
+        let services: Arc<dyn ClusterServices> = Arc::new(FakeServices {
+            taken: taken.iter().map(|s| s.to_string()).collect(),
+        });
+        TestFramework::with(services)
+    }
+
+    fn spec(name: &str) -> ClusterSpec {
+        ClusterSpec {
+            name: name.into(),
+            urls: vec!["nats://127.0.0.1:4222".into()],
+            ..Default::default()
+        }
+    }
+
+    fn registered(name: &str) -> ClusterEvent {
+        ClusterEvent::Registered {
+            id: "c1".into(),
+            spec: spec(name),
+        }
+    }
+
+    #[test]
+    fn register_normalizes_the_spec() {
+        let mut raw = spec("  prod ");
+        raw.urls = vec!["127.0.0.1:4222".into(), "nats://127.0.0.1:4222".into()];
+        raw.tags = vec!["b".into(), "a".into(), "a".into()];
+        let mut expected = spec("prod");
+        expected.tags = vec!["a".into(), "b".into()];
+        framework(&[])
+            .given_no_previous_events()
+            .when(ClusterCommand::Register {
+                id: "c1".into(),
+                spec: raw,
+            })
+            .then_expect_events(vec![ClusterEvent::Registered {
+                id: "c1".into(),
+                spec: expected,
+            }]);
+    }
+
+    #[test]
+    fn register_refuses_an_empty_name() {
+        framework(&[])
+            .given_no_previous_events()
+            .when(ClusterCommand::Register {
+                id: "c1".into(),
+                spec: spec("  "),
+            })
+            .then_expect_error_message("name: must not be empty; give the cluster a short name such as 'prod-eu'");
+    }
+
+    #[test]
+    fn register_refuses_a_bad_url() {
+        let mut s = spec("prod");
+        s.urls = vec!["http://example.com".into()];
+        let err = framework(&[])
+            .given_no_previous_events()
+            .when(ClusterCommand::Register {
+                id: "c1".into(),
+                spec: s,
+            })
+            .inspect_result()
+            .unwrap_err();
+        assert!(err.to_string().contains("scheme must be nats, tls, ws or wss"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Validation);
+    }
+
+    #[test]
+    fn register_refuses_credentials_in_the_url() {
+        let mut s = spec("prod");
+        s.urls = vec!["nats://alice:secret@127.0.0.1:4222".into()];
+        let err = framework(&[])
+            .given_no_previous_events()
+            .when(ClusterCommand::Register {
+                id: "c1".into(),
+                spec: s,
+            })
+            .inspect_result()
+            .unwrap_err();
+        assert!(err.to_string().contains("remove the credentials"), "{err}");
+        assert!(!err.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn register_refuses_a_duplicate_name() {
+        framework(&["Prod"])
+            .given_no_previous_events()
+            .when(ClusterCommand::Register {
+                id: "c1".into(),
+                spec: spec("prod"),
+            })
+            .then_expect_error(ClusterError::NameInUse("prod".into()));
+    }
+
+    #[test]
+    fn register_twice_is_a_conflict() {
+        framework(&[])
+            .given(vec![registered("prod")])
+            .when(ClusterCommand::Register {
+                id: "c1".into(),
+                spec: spec("other"),
+            })
+            .then_expect_error(ClusterError::AlreadyRegistered("c1".into()));
+    }
+
+    #[test]
+    fn update_records_only_what_changed() {
+        framework(&[])
+            .given(vec![registered("prod")])
+            .when(ClusterCommand::Update {
+                changes: ClusterChanges {
+                    name: Some("prod".into()),
+                    description: Some("EU".into()),
+                    ..Default::default()
+                },
+            })
+            .then_expect_events(vec![ClusterEvent::Updated {
+                changes: ClusterChanges {
+                    description: Some("EU".into()),
+                    ..Default::default()
+                },
+            }]);
+    }
+
+    #[test]
+    fn an_update_that_changes_nothing_emits_nothing() {
+        framework(&[])
+            .given(vec![registered("prod")])
+            .when(ClusterCommand::Update {
+                changes: ClusterChanges {
+                    name: Some("prod".into()),
+                    ..Default::default()
+                },
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn commands_on_a_removed_cluster_are_not_found() {
+        framework(&[])
+            .given(vec![registered("prod"), ClusterEvent::Removed { name: "prod".into() }])
+            .when(ClusterCommand::Remove)
+            .then_expect_error(ClusterError::NotFound);
+    }
+
+    #[test]
+    fn mutual_tls_needs_both_halves() {
+        let mut s = spec("prod");
+        s.tls.client_cert_pem = Some("-----BEGIN CERTIFICATE-----".into());
+        let err = framework(&[])
+            .given_no_previous_events()
+            .when(ClusterCommand::Register {
+                id: "c1".into(),
+                spec: s,
+            })
+            .inspect_result()
+            .unwrap_err();
+        assert!(err.to_string().starts_with("tls: give both"), "{err}");
+    }
+
+    #[test]
+    fn test_connection_records_the_probe() {
+        let result = framework(&[])
+            .given(vec![registered("prod")])
+            .when(ClusterCommand::TestConnection)
+            .inspect_result()
+            .unwrap();
+        assert!(matches!(&result[..], [ClusterEvent::ConnectionTested { result }] if result.ok));
+    }
+}

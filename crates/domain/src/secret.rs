@@ -1,0 +1,43 @@
+//! Sealed secrets: the only form in which a credential may enter a command, an event or a view.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A credential encrypted with the console's secret key (see `jsc_fleet::secrets`).
+///
+/// The domain never sees clear text: it only stores and compares these opaque values.
+/// `Debug` and `Display` never print the ciphertext either, so a stray `{:?}` in a log line
+/// leaks nothing that could be attacked offline.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sealed(String);
+
+impl Sealed {
+    /// Wraps an already sealed value (`v1:<key id>:<nonce>:<ciphertext>`).
+    pub fn from_sealed_string(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The sealed form, for the code that unseals it.
+    pub fn as_sealed_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sealed(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_the_sealed_value() {
+        let s = Sealed::from_sealed_string("v1:k:nonce:ciphertext".into());
+        assert_eq!(format!("{s:?}"), "Sealed(<redacted>)");
+    }
+}

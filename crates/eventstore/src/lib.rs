@@ -1,0 +1,61 @@
+//! The event store on JetStream: the console's one source of truth and its audit trail.
+//!
+//! All aggregates share the stream `CONSOLE_EVENTS`; each aggregate instance has its own
+//! subject `es.<aggregate type>.<encoded id>`. Appends use optimistic concurrency
+//! (`Nats-Expected-Last-Subject-Sequence` against the stream sequence remembered from load),
+//! multi-event commits are one atomic batch, and every attempt carries a commit id reused on
+//! retry so that a commit can never land twice.
+//!
+//! [`JetStreamEventStore`] implements `cqrs_es::EventStore`, so it plugs into
+//! `cqrs_es::CqrsFramework`; [`Repository`] adds the in-memory aggregate cache, the bounded
+//! reload-and-retry on conflict, and returns what was committed (the stream sequence that
+//! readers wait for).
+#![forbid(unsafe_code)]
+
+mod metadata;
+mod reader;
+mod record;
+mod repository;
+mod store;
+mod subject;
+
+pub use metadata::CommandContext;
+pub use reader::EventReader;
+pub use record::{EventRecord, headers};
+pub use repository::{Committed, Repository};
+pub use store::{AppendOutcome, EventStoreConfig, JetStreamEventStore, JsAggregateContext};
+pub use subject::{decode_id, encode_id};
+
+/// Errors of the event store itself (the infrastructure layer of the three).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The aggregate changed since it was loaded: reload and retry.
+    #[error("the aggregate was changed concurrently; reload it and retry")]
+    Conflict,
+    /// No answer in time; the commit may or may not have landed.
+    #[error("the event store did not answer in time; retrying with the same commit id is safe")]
+    Timeout,
+    /// JetStream refused the append for a reason other than a conflict.
+    #[error("JetStream refused the append: {description} (error code {code})")]
+    Rejected { code: u64, description: String },
+    #[error("NATS error: {0}")]
+    Nats(String),
+    #[error("malformed event at stream sequence {sequence}: {reason}")]
+    Malformed { sequence: u64, reason: String },
+}
+
+impl Error {
+    pub(crate) fn nats(e: impl std::fmt::Display) -> Self {
+        Self::Nats(e.to_string())
+    }
+}
+
+impl<T: std::error::Error> From<Error> for cqrs_es::AggregateError<T> {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Conflict => cqrs_es::AggregateError::AggregateConflict,
+            Error::Malformed { .. } => cqrs_es::AggregateError::DeserializationError(Box::new(e)),
+            other => cqrs_es::AggregateError::DatabaseConnectionError(Box::new(other)),
+        }
+    }
+}

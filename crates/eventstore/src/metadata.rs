@@ -1,0 +1,48 @@
+//! Who and what caused a command: the metadata every event carries.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+/// The context a command runs in. Every event it emits carries these fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandContext {
+    /// Who issued the command: `user:<id>`, `apikey:<id>`, or `system:<component>` for
+    /// commands the console issues itself.
+    pub actor: String,
+    /// One id per request, shared by every event it caused, across aggregates.
+    pub correlation_id: String,
+    /// The id of what directly caused this command (a request id or an event id).
+    pub causation_id: String,
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl CommandContext {
+    /// A command issued by a component of the console itself.
+    pub fn system(component: &str) -> Self {
+        let id = Uuid::now_v7().to_string();
+        Self {
+            actor: format!("system:{component}"),
+            correlation_id: id.clone(),
+            causation_id: id,
+            client_addr: None,
+            user_agent: None,
+        }
+    }
+
+    /// The metadata map stored with each event (cqrs-es carries metadata as strings).
+    pub fn to_metadata(&self) -> HashMap<String, String> {
+        let mut m = HashMap::new();
+        m.insert("actor".to_string(), self.actor.clone());
+        m.insert("correlation_id".to_string(), self.correlation_id.clone());
+        m.insert("causation_id".to_string(), self.causation_id.clone());
+        if let Some(a) = &self.client_addr {
+            m.insert("client_addr".to_string(), a.clone());
+        }
+        if let Some(a) = &self.user_agent {
+            m.insert("user_agent".to_string(), a.clone());
+        }
+        m
+    }
+}

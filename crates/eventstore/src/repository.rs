@@ -1,0 +1,184 @@
+//! Command execution: cached aggregates, one-round-trip commits, bounded retry on conflict.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, AggregateError, EventEnvelope};
+
+use crate::{CommandContext, Error, JetStreamEventStore, JsAggregateContext};
+
+/// Above this many cached aggregates the cache is cleared (a crude bound until a real LRU
+/// is needed; a miss costs one batched direct get).
+const CACHE_LIMIT: usize = 50_000;
+
+/// What a successful command committed.
+#[derive(Debug)]
+pub struct Committed<A: Aggregate> {
+    pub aggregate_id: String,
+    /// The aggregate after the command.
+    pub state: A,
+    /// The events written (empty when the command changed nothing).
+    pub events: Vec<EventEnvelope<A>>,
+    /// The aggregate's version (number of events) after the command.
+    pub version: usize,
+    /// Stream sequence of the aggregate's last event: read models that have applied this
+    /// sequence show the command's effect.
+    pub stream_sequence: u64,
+}
+
+/// Executes commands on one aggregate type.
+///
+/// Keeps loaded aggregates in memory with the stream sequence of their last event, so a
+/// command on a warm aggregate costs exactly one JetStream round trip. When another writer
+/// (another replica, or a racing task) got there first, JetStream refuses the commit; the
+/// aggregate is then reloaded and the command handled again against the fresh state, up
+/// to `max_conflict_retries` times, after which the caller gets `AggregateConflict`.
+pub struct Repository<A: Aggregate> {
+    store: JetStreamEventStore,
+    services: A::Services,
+    cache: Mutex<HashMap<String, JsAggregateContext<A>>>,
+    max_conflict_retries: u32,
+}
+
+impl<A> Repository<A>
+where
+    A: Aggregate + Clone,
+    A::Command: Clone,
+{
+    pub fn new(store: JetStreamEventStore, services: A::Services) -> Self {
+        Self {
+            store,
+            services,
+            cache: Mutex::new(HashMap::new()),
+            max_conflict_retries: 5,
+        }
+    }
+
+    pub fn with_max_conflict_retries(mut self, n: u32) -> Self {
+        self.max_conflict_retries = n;
+        self
+    }
+
+    pub fn store(&self) -> &JetStreamEventStore {
+        &self.store
+    }
+
+    /// Runs `command` on aggregate `aggregate_id` and commits what it emits.
+    #[tracing::instrument(skip(self, command, ctx), fields(aggregate_type = A::TYPE, actor = %ctx.actor, correlation_id = %ctx.correlation_id))]
+    pub async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        ctx: &CommandContext,
+    ) -> Result<Committed<A>, AggregateError<A::Error>> {
+        let metadata = ctx.to_metadata();
+        let mut attempt = 0;
+        loop {
+            let loaded = self.load_context(aggregate_id).await?;
+            let mut working = loaded.clone();
+            let sink = EventSink::default();
+            working
+                .aggregate
+                .handle(command.clone(), &self.services, &sink)
+                .await
+                .map_err(AggregateError::UserError)?;
+            let events = sink.collect().await;
+            if events.is_empty() {
+                return Ok(Committed {
+                    aggregate_id: aggregate_id.to_string(),
+                    state: working.aggregate,
+                    events: Vec::new(),
+                    version: working.version,
+                    stream_sequence: working.stream_sequence,
+                });
+            }
+            match self.store.commit_events(events, &loaded, metadata.clone()).await {
+                Ok((envelopes, outcome)) => {
+                    let committed = JsAggregateContext {
+                        aggregate_id: aggregate_id.to_string(),
+                        aggregate: working.aggregate,
+                        version: loaded.version + envelopes.len(),
+                        stream_sequence: outcome.last_stream_sequence,
+                    };
+                    let result = Committed {
+                        aggregate_id: aggregate_id.to_string(),
+                        state: committed.aggregate.clone(),
+                        events: envelopes,
+                        version: committed.version,
+                        stream_sequence: committed.stream_sequence,
+                    };
+                    self.put_cache(committed);
+                    return Ok(result);
+                }
+                Err(Error::Conflict) => {
+                    self.refresh(aggregate_id, loaded).await?;
+                    attempt += 1;
+                    if attempt > self.max_conflict_retries {
+                        tracing::info!(attempts = attempt, "giving up after repeated conflicts");
+                        return Err(AggregateError::AggregateConflict);
+                    }
+                    tracing::debug!(attempt, "conflict; reloading and retrying");
+                }
+                Err(e) => {
+                    self.evict(aggregate_id);
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
+    /// The aggregate's current state and version, from the cache or the stream.
+    pub async fn load(&self, aggregate_id: &str) -> Result<(A, usize), AggregateError<A::Error>> {
+        let ctx = self.load_context(aggregate_id).await?;
+        Ok((ctx.aggregate, ctx.version))
+    }
+
+    /// Drops every cached aggregate (after a rebuild, or in tests).
+    pub fn clear_cache(&self) {
+        self.cache.lock().expect("cache lock").clear();
+    }
+
+    async fn load_context(&self, aggregate_id: &str) -> Result<JsAggregateContext<A>, AggregateError<A::Error>> {
+        if let Some(hit) = self.cache.lock().expect("cache lock").get(aggregate_id) {
+            return Ok(hit.clone());
+        }
+        let loaded = self.store.load::<A>(aggregate_id).await?;
+        self.put_cache(loaded.clone());
+        Ok(loaded)
+    }
+
+    /// After a conflict: brings the newest known state (ours or a racing task's) up to
+    /// date with what is in the stream, reading only the events we have not seen.
+    async fn refresh(&self, aggregate_id: &str, stale: JsAggregateContext<A>) -> Result<(), AggregateError<A::Error>> {
+        let cached = self.cache.lock().expect("cache lock").get(aggregate_id).cloned();
+        let mut newest = match cached {
+            Some(c) if c.stream_sequence > stale.stream_sequence => c,
+            _ => stale,
+        };
+        if let Err(e) = self.store.catch_up(&mut newest).await {
+            self.evict(aggregate_id);
+            return Err(e);
+        }
+        self.put_cache(newest);
+        Ok(())
+    }
+
+    fn put_cache(&self, ctx: JsAggregateContext<A>) {
+        let mut cache = self.cache.lock().expect("cache lock");
+        if cache.len() >= CACHE_LIMIT && !cache.contains_key(&ctx.aggregate_id) {
+            cache.clear();
+        }
+        // Never replace a newer cached state with an older one (racing tasks).
+        match cache.get(&ctx.aggregate_id) {
+            Some(existing) if existing.stream_sequence > ctx.stream_sequence => {}
+            _ => {
+                cache.insert(ctx.aggregate_id.clone(), ctx);
+            }
+        }
+    }
+
+    fn evict(&self, aggregate_id: &str) {
+        self.cache.lock().expect("cache lock").remove(aggregate_id);
+    }
+}

