@@ -1,1 +1,258 @@
-//! placeholder
+//! Wiring: builds the console from its configuration and runs it.
+//!
+//! [`Application::build`] connects (or starts) the home NATS, opens the event store,
+//! prepares projections and views, and binds the listener (port 0 in tests);
+//! [`Application::run_until_stopped`] serves until the shutdown token fires, then stops
+//! every part and the embedded nats-server.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use jsc_api::Console;
+use jsc_api::state::ClusterServicesImpl;
+use jsc_domain::cluster::{Cluster, ClusterChanges, ClusterCommand, ClusterSpec};
+use jsc_eventstore::{CommandContext, EventStoreConfig, JetStreamEventStore, Repository};
+use jsc_fleet::embedded::{ServerOptions, ServerProcess};
+use jsc_fleet::{Fleet, SecretBox};
+use jsc_projections::{ClusterView, ClustersProjection};
+use jsc_projector::{KvProjection, Projector, ViewCache};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// The id (and name) under which the embedded server is registered.
+pub const LOCAL_CLUSTER_ID: &str = "local";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The home NATS; `None` starts an embedded nats-server under the data dir.
+    pub nats_url: Option<String>,
+    /// Client port of the embedded nats-server (`-1` picks a free one).
+    pub embedded_nats_port: i32,
+    pub nats_server_bin: Option<PathBuf>,
+    /// Base64 key(s) for sealing credentials, newest first; else `secret.key` in the data dir.
+    pub secret_keys: Vec<String>,
+    /// How long a mutation waits for the read model to show its change.
+    pub view_wait: Duration,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            data_dir: data_dir.into(),
+            nats_url: None,
+            embedded_nats_port: 4222,
+            nats_server_bin: None,
+            secret_keys: Vec::new(),
+            view_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    console: Console,
+    embedded: Option<ServerProcess>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
+        let secrets = if config.secret_keys.is_empty() {
+            SecretBox::load_or_generate(&config.data_dir)?
+        } else {
+            let keys: Vec<&str> = config.secret_keys.iter().map(String::as_str).collect();
+            SecretBox::from_base64_keys(&keys)?
+        };
+
+        let (embedded, url) = match &config.nats_url {
+            Some(url) => (None, url.clone()),
+            None => {
+                let mut opts = ServerOptions::new(config.data_dir.join("nats"));
+                opts.binary = config.nats_server_bin.clone();
+                opts.port = config.embedded_nats_port;
+                opts.name = Some("jsconsole-home".into());
+                let process = tokio::task::spawn_blocking(move || ServerProcess::start(&opts))
+                    .await?
+                    .context("cannot start the embedded nats-server (or pass --nats-url to use a running one)")?;
+                let url = process.url();
+                tracing::info!(%url, binary = %process.binary().display(), "embedded nats-server started");
+                (Some(process), url)
+            }
+        };
+
+        let home = connect_home(&url).await?;
+        let store = JetStreamEventStore::open(home.clone(), EventStoreConfig::default())
+            .await
+            .with_context(|| {
+                format!("cannot open the event stream on {url} (is JetStream enabled? start nats-server with -js)")
+            })?;
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+
+        let projector = Projector::new(home.clone(), store.config().stream.clone());
+        projector.prepare(&ClustersProjection).await?;
+        {
+            let projector = projector.clone();
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                let r = projector.run(Arc::new(ClustersProjection), token).await;
+                ("projector:clusters", r.map_err(Into::into))
+            });
+        }
+        let js = async_nats::jetstream::new(home.clone());
+        let cluster_view: ViewCache<ClusterView> =
+            ViewCache::start(js, &ClustersProjection.bucket(), 1, shutdown.clone()).await?;
+
+        let fleet = Fleet::new(secrets);
+        let services = Arc::new(ClusterServicesImpl {
+            view: cluster_view.clone(),
+            fleet: fleet.clone(),
+        });
+        let clusters = Arc::new(Repository::<Cluster>::new(store.clone(), services));
+        let console = Console {
+            home,
+            clusters,
+            cluster_view,
+            fleet,
+            projector,
+            view_wait: config.view_wait,
+        };
+        if embedded.is_some() {
+            register_local(&console, &url).await;
+        }
+
+        let listener = TcpListener::bind(config.listen).await.with_context(|| {
+            format!(
+                "cannot listen on {} (is another console running? pass --listen)",
+                config.listen
+            )
+        })?;
+        Ok(Self {
+            listener,
+            console,
+            embedded,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn console(&self) -> &Console {
+        &self.console
+    }
+
+    /// URL of the embedded nats-server, when the console started one.
+    pub fn embedded_nats_url(&self) -> Option<String> {
+        self.embedded.as_ref().map(|p| p.url())
+    }
+
+    /// Cancelling this token stops the application gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
+        let router = jsc_api::router(self.console.clone());
+        let token = self.shutdown.clone();
+        let addr = self.local_addr();
+        tracing::info!(%addr, "JetStream Console is serving: explorer at http://{addr}/");
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { token.cancelled().await })
+        .await;
+        self.shutdown.cancel();
+        while let Some(joined) = self.tasks.join_next().await {
+            match joined {
+                Ok((name, Ok(()))) => tracing::info!(task = name, "stopped"),
+                Ok((name, Err(e))) => tracing::error!(task = name, error = %e, "stopped with an error"),
+                Err(e) => tracing::error!(error = %e, "a task panicked"),
+            }
+        }
+        let _ = self.console.home.drain().await;
+        if let Some(p) = self.embedded.take() {
+            tokio::task::spawn_blocking(move || p.shutdown(Duration::from_secs(10))).await?;
+            tracing::info!("embedded nats-server stopped");
+        }
+        served.context("the HTTP server failed")
+    }
+}
+
+async fn connect_home(url: &str) -> anyhow::Result<async_nats::Client> {
+    let options = async_nats::ConnectOptions::new()
+        .name("jsconsole")
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Disconnected => tracing::warn!("lost the connection to the home NATS; reconnecting"),
+                async_nats::Event::Connected => tracing::info!("connected to the home NATS"),
+                other => tracing::debug!(event = %other, "home NATS event"),
+            }
+        });
+    match tokio::time::timeout(Duration::from_secs(10), options.connect(url)).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => bail!("cannot reach the home NATS at {url}: {e}; start it (nats-server -js) or fix --nats-url"),
+        Err(_) => bail!("the home NATS at {url} did not answer within 10s; check --nats-url"),
+    }
+}
+
+/// Registers the embedded server as the cluster `local`, or points it at the current URL.
+async fn register_local(console: &Console, url: &str) {
+    let ctx = CommandContext::system("bootstrap");
+    let existing = match console.clusters.load(LOCAL_CLUSTER_ID).await {
+        Ok((state, _)) => state,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not load the local cluster; not registering it");
+            return;
+        }
+    };
+    let command = if !existing.registered {
+        ClusterCommand::Register {
+            id: LOCAL_CLUSTER_ID.into(),
+            spec: ClusterSpec {
+                name: LOCAL_CLUSTER_ID.into(),
+                urls: vec![url.to_string()],
+                tags: vec!["embedded".into()],
+                description: "The nats-server the console started itself (its home NATS).".into(),
+                ..Default::default()
+            },
+        }
+    } else if existing.removed {
+        return;
+    } else {
+        ClusterCommand::Update {
+            changes: ClusterChanges {
+                urls: Some(vec![url.to_string()]),
+                ..Default::default()
+            },
+        }
+    };
+    match console.clusters.execute(LOCAL_CLUSTER_ID, command, &ctx).await {
+        Ok(c) => {
+            let _ = console
+                .cluster_view
+                .wait_for(c.stream_sequence, console.view_wait)
+                .await;
+        }
+        Err(e) => tracing::warn!(error = %e, "could not register the embedded server as cluster 'local'"),
+    }
+}

@@ -1,1 +1,80 @@
+//! The read side's runtime: feeding events to read models and serving those models.
+//!
+//! - [`KvProjection`] is what a read model declares: which events it reads, the key each
+//!   event touches, and how an event changes the view under that key.
+//! - [`Projector`] runs a projection: a durable pull consumer on the event stream, events
+//!   folded per key within a batch, one KV write per changed key, the checkpoint written
+//!   last and the batch acknowledged only after the writes. Views carry the stream sequence
+//!   they last applied, so a redelivered event is never applied twice.
+//! - [`ViewCache`] is the reader: every API replica keeps a view in memory from a KV watch
+//!   (no key scans per query), knows which stream sequence it reflects (so a mutation can
+//!   wait for its own write), and broadcasts changes to subscriptions.
+#![forbid(unsafe_code)]
 
+mod cache;
+mod runtime;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+pub use cache::{ChangeOp, ViewCache, ViewChange};
+use jsc_eventstore::EventRecord;
+pub use runtime::{ProjectionStatus, Projector};
+
+/// The key under which a view bucket records the last stream sequence applied.
+pub const CHECKPOINT_KEY: &str = "_checkpoint";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("NATS error: {0}")]
+    Nats(String),
+    #[error("projection {projection} cannot apply the event at stream sequence {sequence}: {reason}")]
+    Apply {
+        projection: String,
+        sequence: u64,
+        reason: String,
+    },
+    #[error("malformed view under key {key}: {reason}")]
+    Malformed { key: String, reason: String },
+}
+
+impl Error {
+    pub(crate) fn nats(e: impl std::fmt::Display) -> Self {
+        Self::Nats(e.to_string())
+    }
+}
+
+/// A view as stored in KV: the projection's value plus the stream sequence of the last
+/// event applied to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Versioned<V> {
+    pub last_sequence: u64,
+    #[serde(flatten)]
+    pub view: V,
+}
+
+/// A read model kept in a NATS KV bucket, one entry per key.
+pub trait KvProjection: Send + Sync + 'static {
+    type View: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
+
+    /// Short name (`clusters`); with the version it names the bucket and the consumer.
+    fn name(&self) -> &'static str;
+    /// Bump to rebuild the view from the start of the stream into a new bucket.
+    fn version(&self) -> u32;
+    /// Subjects of the event stream this projection reads.
+    fn filter_subjects(&self) -> Vec<String>;
+    /// The key an event changes; `None` for events the view ignores. Keys must match
+    /// `[-/_=.a-zA-Z0-9]+`.
+    fn key(&self, event: &EventRecord) -> Option<String>;
+    /// The view after `event`; `None` removes the entry.
+    fn apply(&self, view: Option<Self::View>, event: &EventRecord) -> Result<Option<Self::View>, String>;
+
+    /// `view_<name>_v<version>`
+    fn bucket(&self) -> String {
+        format!("view_{}_v{}", self.name(), self.version())
+    }
+
+    /// `proj_<name>_v<version>`
+    fn consumer(&self) -> String {
+        format!("proj_{}_v{}", self.name(), self.version())
+    }
+}

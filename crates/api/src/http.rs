@@ -1,0 +1,235 @@
+//! The axum server around the schema: `POST /graphql`, WebSocket subscriptions on
+//! `/graphql` (graphql-transport-ws and legacy graphql-ws), health and readiness, and the
+//! bundled explorer at `/`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{Data, ServerError};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{FromRequestParts, Path, State, WebSocketUpgrade};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::error::Code;
+use crate::schema::{ApiSchema, RequestMeta};
+use crate::state::Console;
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub schema: ApiSchema,
+    pub console: Console,
+}
+
+pub fn router(console: Console) -> Router {
+    let schema = crate::schema::build_schema(Some(console.clone()));
+    let state = HttpState { schema, console };
+    Router::new()
+        .route("/graphql", get(graphql_ws).post(graphql_http))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/", get(explorer_page))
+        .route("/explorer/{file}", get(explorer_asset))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(security_headers))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(256).collect::<String>())
+        };
+        let request_id = header("x-request-id")
+            .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let client_addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ci| ci.0.ip().to_string());
+        Ok(RequestMeta {
+            request_id,
+            client_addr,
+            user_agent: header("user-agent"),
+        })
+    }
+}
+
+fn error_body(status: StatusCode, code: Code, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"errors": [{"message": message, "extensions": {"code": code.as_str()}}]}).to_string(),
+    )
+        .into_response()
+}
+
+async fn graphql_http(State(state): State<HttpState>, meta: RequestMeta, body: Body) -> Response {
+    let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error_body(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Code::Validation,
+                &format!(
+                    "the request body is larger than {} KiB; send a smaller query and pass large values as variables in several requests",
+                    MAX_BODY_BYTES / 1024
+                ),
+            );
+        }
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                Code::Validation,
+                &format!(
+                    "the body is not a GraphQL request ({e}); send JSON like {{\"query\": \"{{ clusters {{ id }} }}\", \"variables\": {{}}}}"
+                ),
+            );
+        }
+    };
+    let request_id = meta.request_id.clone();
+    let mut response = state.schema.execute(request.data(meta)).await;
+    // Parse and validation errors come without a code; give them ours.
+    for err in &mut response.errors {
+        add_default_code(err);
+    }
+    let mut http = axum::Json(response).into_response();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        http.headers_mut().insert("x-request-id", v);
+    }
+    http
+}
+
+fn add_default_code(err: &mut ServerError) {
+    let has_code = err.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
+    if !has_code {
+        err.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", Code::Validation.as_str());
+    }
+}
+
+/// Subscriptions. The connection's metadata (address, user agent) is taken from the
+/// upgrade request; `connection_init` is where the access token will travel.
+async fn graphql_ws(
+    State(state): State<HttpState>,
+    meta: RequestMeta,
+    protocol: Result<GraphQLProtocol, StatusCode>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let (Ok(protocol), Ok(upgrade)) = (protocol, upgrade) else {
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            Code::Validation,
+            "GET /graphql is for WebSocket subscriptions (graphql-transport-ws or graphql-ws); send queries and mutations with POST",
+        );
+    };
+    let schema = state.schema.clone();
+    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
+        let mut data = Data::default();
+        data.insert(meta);
+        GraphQLWebSocket::new(socket, schema, protocol)
+            .with_data(data)
+            .on_connection_init(|_payload| async { Ok(Data::default()) })
+            .keepalive_timeout(Duration::from_secs(30))
+            .serve()
+    })
+}
+
+async fn healthz() -> Response {
+    (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response()
+}
+
+/// Ready = the home NATS is connected and every projection has applied every event.
+async fn readyz(State(state): State<HttpState>) -> Response {
+    let connected = state.console.home.connection_state() == async_nats::connection::State::Connected;
+    let mut projections = Vec::new();
+    let mut caught_up = connected;
+    if connected {
+        match state.console.projections_caught_up().await {
+            Ok(list) => {
+                for p in list {
+                    caught_up &= p.pending == 0;
+                    projections.push(json!({"name": p.name, "pending": p.pending, "checkpoint": p.checkpoint}));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: projection status unavailable");
+                caught_up = false;
+            }
+        }
+    }
+    let status = if caught_up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(json!({"ready": caught_up, "nats": connected, "projections": projections})),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    error_body(
+        StatusCode::NOT_FOUND,
+        Code::NotFound,
+        "no such path; the API is POST /graphql (WebSocket on GET /graphql) and the explorer is at /",
+    )
+}
+
+/// No third-party origin anywhere: the explorer is served from this binary.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                   font-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert("content-security-policy", HeaderValue::from_static(CSP));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    res
+}
+
+async fn explorer_page() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        crate::explorer::INDEX_HTML,
+    )
+        .into_response()
+}
+
+async fn explorer_asset(Path(file): Path<String>) -> Response {
+    match crate::explorer::asset(&file) {
+        Some((content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            body,
+        )
+            .into_response(),
+        None => not_found().await,
+    }
+}

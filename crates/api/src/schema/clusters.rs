@@ -1,0 +1,551 @@
+//! Managed clusters over GraphQL: queries from the `clusters` view, mutations as commands
+//! on the cluster aggregate, and live changes from the view's watch.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use jsc_domain::Sealed;
+use jsc_domain::cluster::{
+    AccountUsage as DomainAccountUsage, ClusterAuth, ClusterChanges, ClusterCommand, ClusterSpec,
+    ConnectionTest as DomainTest, TlsOptions,
+};
+use jsc_eventstore::encode_id;
+use jsc_fleet::SecretBox;
+use jsc_projections::ClusterView;
+use jsc_projector::{ChangeOp, Versioned};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{console, meta};
+use crate::error::{ApiError, ApiResult, Code};
+
+// ---------------------------------------------------------------------------------------
+// Output types
+// ---------------------------------------------------------------------------------------
+
+/// A NATS cluster the console manages. Credentials are never returned.
+pub struct Cluster(Versioned<ClusterView>);
+
+#[Object]
+impl Cluster {
+    async fn id(&self) -> ID {
+        ID(self.0.view.id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.view.name
+    }
+    /// Server URLs the console connects to.
+    async fn urls(&self) -> &[String] {
+        &self.0.view.urls
+    }
+    /// How the console authenticates; secrets are stored encrypted and never shown.
+    async fn auth(&self) -> ClusterAuthInfo {
+        ClusterAuthInfo {
+            kind: auth_kind_from_name(&self.0.view.auth_kind),
+            username: self.0.view.auth_username.clone(),
+        }
+    }
+    async fn tls(&self) -> ClusterTls {
+        let t = &self.0.view.tls;
+        ClusterTls {
+            required: t.required,
+            handshake_first: t.handshake_first,
+            ca_cert_pem: t.ca_cert_pem.clone(),
+            client_cert_pem: t.client_cert_pem.clone(),
+            has_client_key: t.has_client_key,
+        }
+    }
+    async fn tags(&self) -> &[String] {
+        &self.0.view.tags
+    }
+    async fn description(&self) -> &str {
+        &self.0.view.description
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.view.created_at
+    }
+    async fn created_by(&self) -> &str {
+        &self.0.view.created_by
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.view.updated_at
+    }
+    async fn updated_by(&self) -> &str {
+        &self.0.view.updated_by
+    }
+    /// Number of events in the cluster's history.
+    async fn version(&self) -> u64 {
+        self.0.view.version
+    }
+    /// Stream sequence of the last event this view reflects.
+    async fn last_sequence(&self) -> u64 {
+        self.0.last_sequence
+    }
+    async fn last_connection_test(&self) -> Option<ConnectionTest> {
+        self.0.view.last_test.clone().map(ConnectionTest)
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct ClusterAuthInfo {
+    kind: ClusterAuthKind,
+    /// The user name, for user/password auth.
+    username: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct ClusterTls {
+    required: bool,
+    handshake_first: bool,
+    ca_cert_pem: Option<String>,
+    client_cert_pem: Option<String>,
+    /// Whether a client key is stored (it is never returned).
+    has_client_key: bool,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ClusterAuthKind {
+    None,
+    UserPassword,
+    Token,
+    Nkey,
+    /// A `.creds` file: JWT plus nkey seed.
+    Credentials,
+}
+
+fn auth_kind_from_name(name: &str) -> ClusterAuthKind {
+    match name {
+        "user_password" => ClusterAuthKind::UserPassword,
+        "token" => ClusterAuthKind::Token,
+        "nkey" => ClusterAuthKind::Nkey,
+        "credentials" => ClusterAuthKind::Credentials,
+        _ => ClusterAuthKind::None,
+    }
+}
+
+/// What a connection test found.
+pub struct ConnectionTest(DomainTest);
+
+#[Object]
+impl ConnectionTest {
+    async fn ok(&self) -> bool {
+        self.0.ok
+    }
+    async fn tested_at(&self) -> DateTime<Utc> {
+        self.0.tested_at
+    }
+    async fn server_version(&self) -> Option<&str> {
+        self.0.server_version.as_deref()
+    }
+    async fn server_name(&self) -> Option<&str> {
+        self.0.server_name.as_deref()
+    }
+    async fn jetstream(&self) -> Option<bool> {
+        self.0.jetstream
+    }
+    /// Round-trip time of a PING, in milliseconds.
+    async fn rtt_ms(&self) -> Option<f64> {
+        self.0.rtt_micros.map(|us| us as f64 / 1000.0)
+    }
+    /// JetStream account usage and limits (absent without JetStream).
+    async fn account(&self) -> Option<AccountUsage> {
+        self.0.account.clone().map(AccountUsage)
+    }
+    /// Why the test failed.
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+}
+
+pub struct AccountUsage(DomainAccountUsage);
+
+#[Object]
+impl AccountUsage {
+    /// Bytes of memory storage used.
+    async fn memory(&self) -> u64 {
+        self.0.memory
+    }
+    /// Bytes of file storage used.
+    async fn storage(&self) -> u64 {
+        self.0.storage
+    }
+    async fn streams(&self) -> u64 {
+        self.0.streams
+    }
+    async fn consumers(&self) -> u64 {
+        self.0.consumers
+    }
+    /// Limit in bytes; -1 is unlimited.
+    async fn max_memory(&self) -> i64 {
+        self.0.max_memory
+    }
+    /// Limit in bytes; -1 is unlimited.
+    async fn max_storage(&self) -> i64 {
+        self.0.max_storage
+    }
+    async fn max_streams(&self) -> i64 {
+        self.0.max_streams
+    }
+    async fn max_consumers(&self) -> i64 {
+        self.0.max_consumers
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ClusterChangeKind {
+    Registered,
+    Updated,
+    ConnectionTested,
+    Removed,
+}
+
+/// A change to a cluster, as the clusters view saw it.
+#[derive(SimpleObject)]
+pub struct ClusterChange {
+    kind: ClusterChangeKind,
+    cluster_id: ID,
+    /// The cluster after the change; absent when it was removed.
+    cluster: Option<Cluster>,
+    /// Stream sequence of the event behind the change (absent for removals).
+    sequence: Option<u64>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Inputs
+// ---------------------------------------------------------------------------------------
+
+/// Credentials for a cluster. Give the fields the kind needs; secrets are encrypted before
+/// they are stored and are never returned. On update, a secret left out keeps the stored one
+/// when the kind does not change.
+#[derive(InputObject)]
+pub struct ClusterAuthInput {
+    kind: ClusterAuthKind,
+    username: Option<String>,
+    password: Option<String>,
+    token: Option<String>,
+    nkey_seed: Option<String>,
+    /// The whole content of a `.creds` file.
+    credentials: Option<String>,
+}
+
+#[derive(InputObject, Default)]
+pub struct ClusterTlsInput {
+    #[graphql(default)]
+    required: bool,
+    #[graphql(default)]
+    handshake_first: bool,
+    ca_cert_pem: Option<String>,
+    client_cert_pem: Option<String>,
+    /// PEM private key for mutual TLS; encrypted at rest, never returned.
+    client_key_pem: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct RegisterClusterInput {
+    name: String,
+    /// `nats://host:port`, `tls://`, `ws://`, `wss://`, or a bare `host:port`.
+    urls: Vec<String>,
+    auth: Option<ClusterAuthInput>,
+    tls: Option<ClusterTlsInput>,
+    #[graphql(default)]
+    tags: Vec<String>,
+    #[graphql(default)]
+    description: String,
+}
+
+/// Fields left out stay as they are.
+#[derive(InputObject, Default)]
+pub struct UpdateClusterInput {
+    name: Option<String>,
+    urls: Option<Vec<String>>,
+    auth: Option<ClusterAuthInput>,
+    tls: Option<ClusterTlsInput>,
+    tags: Option<Vec<String>>,
+    description: Option<String>,
+}
+
+fn secret(secrets: &SecretBox, field: &str, given: Option<String>, keep: Option<&Sealed>) -> ApiResult<Sealed> {
+    match given {
+        Some(v) if !v.is_empty() => Ok(secrets.seal(&v)),
+        _ => keep
+            .cloned()
+            .ok_or_else(|| ApiError::validation(format!("auth.{field}: required for this kind of auth"))),
+    }
+}
+
+impl ClusterAuthInput {
+    /// Seals the secrets; `current` lends its secret when this input leaves one out and
+    /// keeps the kind.
+    fn into_domain(self, secrets: &SecretBox, current: Option<&ClusterAuth>) -> ApiResult<ClusterAuth> {
+        Ok(match self.kind {
+            ClusterAuthKind::None => ClusterAuth::None,
+            ClusterAuthKind::UserPassword => {
+                let keep = match current {
+                    Some(ClusterAuth::UserPassword { password, .. }) => Some(password),
+                    _ => None,
+                };
+                ClusterAuth::UserPassword {
+                    username: self.username.unwrap_or_default(),
+                    password: secret(secrets, "password", self.password, keep)?,
+                }
+            }
+            ClusterAuthKind::Token => {
+                let keep = match current {
+                    Some(ClusterAuth::Token { token }) => Some(token),
+                    _ => None,
+                };
+                ClusterAuth::Token {
+                    token: secret(secrets, "token", self.token, keep)?,
+                }
+            }
+            ClusterAuthKind::Nkey => {
+                let keep = match current {
+                    Some(ClusterAuth::Nkey { seed }) => Some(seed),
+                    _ => None,
+                };
+                let given = self.nkey_seed.map(|s| s.trim().to_string());
+                if let Some(s) = &given
+                    && !(s.starts_with("SU") && s.len() > 50)
+                {
+                    return Err(ApiError::validation(
+                        "auth.nkeySeed: not a user nkey seed (it starts with SU); generate one with `nsc` or `nk -gen user`",
+                    ));
+                }
+                ClusterAuth::Nkey {
+                    seed: secret(secrets, "nkeySeed", given, keep)?,
+                }
+            }
+            ClusterAuthKind::Credentials => {
+                let keep = match current {
+                    Some(ClusterAuth::Credentials { creds }) => Some(creds),
+                    _ => None,
+                };
+                if let Some(c) = &self.credentials
+                    && !c.contains("-----BEGIN NATS USER JWT-----")
+                {
+                    return Err(ApiError::validation(
+                        "auth.credentials: not the content of a NATS .creds file (it must hold a USER JWT and an NKEY seed)",
+                    ));
+                }
+                ClusterAuth::Credentials {
+                    creds: secret(secrets, "credentials", self.credentials, keep)?,
+                }
+            }
+        })
+    }
+}
+
+impl ClusterTlsInput {
+    fn into_domain(self, secrets: &SecretBox, current: Option<&TlsOptions>) -> TlsOptions {
+        let client_key = match self.client_key_pem {
+            Some(k) if !k.is_empty() => Some(secrets.seal(&k)),
+            _ if self.client_cert_pem.is_some() => current.and_then(|c| c.client_key.clone()),
+            _ => None,
+        };
+        TlsOptions {
+            required: self.required,
+            handshake_first: self.handshake_first,
+            ca_cert_pem: self.ca_cert_pem.filter(|s| !s.is_empty()),
+            client_cert_pem: self.client_cert_pem.filter(|s| !s.is_empty()),
+            client_key,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Roots
+// ---------------------------------------------------------------------------------------
+
+fn view_key(id: &str) -> String {
+    encode_id(id)
+}
+
+#[derive(Default)]
+pub struct ClusterQuery;
+
+#[Object]
+impl ClusterQuery {
+    /// Managed clusters, by name. Filter by a tag, or by part of the name (case-insensitive).
+    async fn clusters(&self, ctx: &Context<'_>, tag: Option<String>, name_contains: Option<String>) -> Vec<Cluster> {
+        let needle = name_contains.map(|s| s.to_lowercase());
+        let mut list = console(ctx).cluster_view.filter(|v| {
+            tag.as_ref().is_none_or(|t| v.tags.contains(t))
+                && needle.as_ref().is_none_or(|n| v.name.to_lowercase().contains(n))
+        });
+        list.sort_by(|a, b| a.view.name.to_lowercase().cmp(&b.view.name.to_lowercase()));
+        list.into_iter().map(Cluster).collect()
+    }
+
+    /// One cluster by id; `NOT_FOUND` when there is none.
+    async fn cluster(&self, ctx: &Context<'_>, id: ID) -> Result<Cluster> {
+        console(ctx)
+            .cluster_view
+            .get(&view_key(&id))
+            .map(Cluster)
+            .ok_or_else(|| ApiError::not_found(format!("no cluster with id '{}'", id.as_str())).into())
+    }
+}
+
+#[derive(Default)]
+pub struct ClusterMutation;
+
+impl ClusterMutation {
+    async fn run(
+        &self,
+        ctx: &Context<'_>,
+        id: &str,
+        command: ClusterCommand,
+    ) -> ApiResult<jsc_eventstore::Committed<jsc_domain::cluster::Cluster>> {
+        let console = console(ctx);
+        let cctx = meta(ctx).command_context();
+        let committed = console
+            .clusters
+            .execute(id, command, &cctx)
+            .await
+            .map_err(|e| ApiError::from_aggregate(e, &cctx.correlation_id))?;
+        console.await_clusters(committed.stream_sequence, &cctx).await?;
+        Ok(committed)
+    }
+
+    fn current(&self, ctx: &Context<'_>, id: &str) -> ApiResult<Cluster> {
+        console(ctx)
+            .cluster_view
+            .get(&view_key(id))
+            .map(Cluster)
+            .ok_or_else(|| ApiError::not_found(format!("no cluster with id '{id}'")))
+    }
+}
+
+#[Object]
+impl ClusterMutation {
+    /// Registers a NATS cluster for the console to manage.
+    async fn register_cluster(&self, ctx: &Context<'_>, input: RegisterClusterInput) -> Result<Cluster> {
+        let secrets = console(ctx).fleet.secrets();
+        let spec = ClusterSpec {
+            name: input.name,
+            urls: input.urls,
+            auth: match input.auth {
+                Some(a) => a.into_domain(secrets, None)?,
+                None => ClusterAuth::None,
+            },
+            tls: input.tls.unwrap_or_default().into_domain(secrets, None),
+            tags: input.tags,
+            description: input.description,
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        self.run(ctx, &id, ClusterCommand::Register { id: id.clone(), spec })
+            .await?;
+        Ok(self.current(ctx, &id)?)
+    }
+
+    /// Changes a cluster's settings; fields left out stay as they are.
+    async fn update_cluster(&self, ctx: &Context<'_>, id: ID, input: UpdateClusterInput) -> Result<Cluster> {
+        let console = console(ctx);
+        let secrets = console.fleet.secrets();
+        // Secrets left out of the input are kept from the current state.
+        let needs_current = input.auth.is_some() || input.tls.is_some();
+        let current = if needs_current {
+            let cctx = meta(ctx).command_context();
+            let (state, _) = console
+                .clusters
+                .load(&id)
+                .await
+                .map_err(|e| ApiError::from_aggregate(e, &cctx.correlation_id))?;
+            Some(state.spec)
+        } else {
+            None
+        };
+        let changes = ClusterChanges {
+            name: input.name,
+            urls: input.urls,
+            auth: input
+                .auth
+                .map(|a| a.into_domain(secrets, current.as_ref().map(|c| &c.auth)))
+                .transpose()?,
+            tls: input
+                .tls
+                .map(|t| t.into_domain(secrets, current.as_ref().map(|c| &c.tls))),
+            tags: input.tags,
+            description: input.description,
+        };
+        self.run(ctx, &id, ClusterCommand::Update { changes }).await?;
+        Ok(self.current(ctx, &id)?)
+    }
+
+    /// Stops managing a cluster (the cluster itself is not touched). Returns its id.
+    async fn remove_cluster(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        self.run(ctx, &id, ClusterCommand::Remove).await?;
+        Ok(id)
+    }
+
+    /// Connects to the cluster and reports what it found; the result is recorded in the
+    /// cluster's history. An unreachable cluster is an `UNAVAILABLE` error saying why.
+    async fn test_cluster_connection(&self, ctx: &Context<'_>, id: ID) -> Result<ConnectionTest> {
+        let committed = self.run(ctx, &id, ClusterCommand::TestConnection).await?;
+        let test = committed
+            .state
+            .last_test
+            .ok_or_else(|| ApiError::internal(&"connection test recorded no result", &meta(ctx).request_id))?;
+        if !test.ok {
+            let reason = test
+                .error
+                .clone()
+                .unwrap_or_else(|| "the cluster could not be reached".into());
+            return Err(ApiError::new(Code::Unavailable, reason).into());
+        }
+        Ok(ConnectionTest(test))
+    }
+}
+
+#[derive(Default)]
+pub struct ClusterSubscription;
+
+#[Subscription]
+impl ClusterSubscription {
+    /// Every change to a cluster (or to the one with `id`), as the clusters view applies it.
+    async fn cluster_changed(&self, ctx: &Context<'_>, id: Option<ID>) -> impl Stream<Item = ClusterChange> + use<> {
+        let rx = console(ctx).cluster_view.subscribe();
+        let only = id.map(|i| i.0);
+        futures::stream::unfold((rx, only), |(mut rx, only)| async move {
+            loop {
+                let change = match rx.recv().await {
+                    Ok(c) => c,
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(skipped = n, "a clusterChanged subscriber fell behind");
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return None,
+                };
+                let Some(subject) = change.value.as_ref().or(change.previous.as_ref()) else {
+                    continue;
+                };
+                let cluster_id = subject.view.id.clone();
+                if only.as_ref().is_some_and(|o| o != &cluster_id) {
+                    continue;
+                }
+                let item = match change.op {
+                    ChangeOp::Delete => ClusterChange {
+                        kind: ClusterChangeKind::Removed,
+                        cluster_id: ID(cluster_id),
+                        cluster: None,
+                        sequence: None,
+                    },
+                    ChangeOp::Put => {
+                        let value = change.value.expect("a put has a value");
+                        let kind = match value.view.last_event_type.as_str() {
+                            "ClusterRegistered" => ClusterChangeKind::Registered,
+                            "ClusterConnectionTested" => ClusterChangeKind::ConnectionTested,
+                            _ => ClusterChangeKind::Updated,
+                        };
+                        ClusterChange {
+                            kind,
+                            cluster_id: ID(cluster_id),
+                            sequence: Some(value.last_sequence),
+                            cluster: Some(Cluster(value)),
+                        }
+                    }
+                };
+                return Some((item, (rx, only)));
+            }
+        })
+    }
+}

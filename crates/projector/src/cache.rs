@@ -1,0 +1,266 @@
+//! A view held in memory from a KV watch: what the API answers queries and subscriptions
+//! from, without scanning keys per request.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::ensure_bucket;
+use crate::{CHECKPOINT_KEY, Error, Versioned};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOp {
+    Put,
+    Delete,
+}
+
+/// One change to a view, as seen by this replica.
+#[derive(Debug, Clone)]
+pub struct ViewChange<V> {
+    pub key: String,
+    pub op: ChangeOp,
+    /// The entry after the change (`None` when deleted).
+    pub value: Option<Versioned<V>>,
+    /// The entry before the change, when this replica had it.
+    pub previous: Option<Versioned<V>>,
+}
+
+struct Inner<V> {
+    entries: RwLock<BTreeMap<String, Versioned<V>>>,
+    /// The checkpoint of the projection as last seen: every event up to it is reflected.
+    watermark: watch::Sender<u64>,
+    changes: broadcast::Sender<ViewChange<V>>,
+}
+
+/// An in-memory copy of one view bucket, kept current by a watch. Cheap to clone.
+pub struct ViewCache<V> {
+    inner: Arc<Inner<V>>,
+}
+
+impl<V> Clone for ViewCache<V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<V> ViewCache<V>
+where
+    V: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// Opens (or creates) `bucket`, loads its current entries, and keeps following it
+    /// until `shutdown`. Returns once the initial entries are loaded.
+    pub async fn start(
+        js: jetstream::Context,
+        bucket: &str,
+        replicas: usize,
+        shutdown: CancellationToken,
+    ) -> Result<Self, Error> {
+        let kv = ensure_bucket(&js, bucket, replicas).await?;
+        let (watermark, _) = watch::channel(0);
+        let (changes, _) = broadcast::channel(1024);
+        let cache = Self {
+            inner: Arc::new(Inner {
+                entries: RwLock::new(BTreeMap::new()),
+                watermark,
+                changes,
+            }),
+        };
+        let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
+        let follower = cache.clone();
+        let bucket_name = bucket.to_string();
+        tokio::spawn(async move {
+            follower.follow(kv, bucket_name, loaded_tx, shutdown).await;
+        });
+        match tokio::time::timeout(Duration::from_secs(30), loaded_rx).await {
+            Ok(Ok(())) => Ok(cache),
+            Ok(Err(_)) => Err(Error::Nats(format!("the watch on {bucket} stopped before it loaded"))),
+            Err(_) => Err(Error::Nats(format!("loading the view {bucket} took longer than 30s"))),
+        }
+    }
+
+    async fn follow(
+        &self,
+        kv: kv::Store,
+        bucket: String,
+        loaded: tokio::sync::oneshot::Sender<()>,
+        shutdown: CancellationToken,
+    ) {
+        let mut loaded = Some(loaded);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = self.watch_once(&kv, &mut loaded) => r,
+            };
+            if let Err(e) = result {
+                tracing::warn!(%bucket, error = %e, "view watch interrupted; restarting");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Follows the bucket from its current state; on a restart, entries that vanished
+    /// while the watch was down are dropped.
+    async fn watch_once(
+        &self,
+        kv: &kv::Store,
+        loaded: &mut Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> Result<(), Error> {
+        let empty = kv.status().await.map_err(Error::nats)?.values() == 0;
+        let mut watch = kv.watch_with_history(">").await.map_err(Error::nats)?;
+        let mut seen: Option<std::collections::HashSet<String>> = Some(Default::default());
+        if empty {
+            self.finish_initial(&mut seen);
+            if let Some(tx) = loaded.take() {
+                let _ = tx.send(());
+            }
+        }
+        while let Some(entry) = watch.next().await {
+            let entry = entry.map_err(Error::nats)?;
+            let last_of_initial = entry.delta == 0;
+            if let Some(s) = seen.as_mut() {
+                s.insert(entry.key.clone());
+            }
+            self.apply_entry(entry);
+            if last_of_initial && seen.is_some() {
+                self.finish_initial(&mut seen);
+                if let Some(tx) = loaded.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+        Err(Error::Nats("the watch ended".into()))
+    }
+
+    /// After the initial pass: anything cached but not seen was deleted meanwhile.
+    fn finish_initial(&self, seen: &mut Option<std::collections::HashSet<String>>) {
+        let Some(seen) = seen.take() else { return };
+        let gone: Vec<String> = {
+            let entries = self.inner.entries.read().expect("view lock");
+            entries.keys().filter(|k| !seen.contains(*k)).cloned().collect()
+        };
+        for key in gone {
+            let previous = self.inner.entries.write().expect("view lock").remove(&key);
+            let _ = self.inner.changes.send(ViewChange {
+                key,
+                op: ChangeOp::Delete,
+                value: None,
+                previous,
+            });
+        }
+    }
+
+    fn apply_entry(&self, entry: kv::Entry) {
+        if entry.key == CHECKPOINT_KEY {
+            if let Some(seq) = std::str::from_utf8(&entry.value)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+            {
+                self.inner.watermark.send_if_modified(|w| {
+                    let advance = seq > *w;
+                    if advance {
+                        *w = seq;
+                    }
+                    advance
+                });
+            }
+            return;
+        }
+        match entry.operation {
+            kv::Operation::Put => match serde_json::from_slice::<Versioned<V>>(&entry.value) {
+                Ok(value) => {
+                    let previous = self
+                        .inner
+                        .entries
+                        .write()
+                        .expect("view lock")
+                        .insert(entry.key.clone(), value.clone());
+                    let _ = self.inner.changes.send(ViewChange {
+                        key: entry.key,
+                        op: ChangeOp::Put,
+                        value: Some(value),
+                        previous,
+                    });
+                }
+                Err(e) => tracing::error!(key = %entry.key, error = %e, "unreadable view entry ignored"),
+            },
+            kv::Operation::Delete | kv::Operation::Purge => {
+                let previous = self.inner.entries.write().expect("view lock").remove(&entry.key);
+                if previous.is_some() {
+                    let _ = self.inner.changes.send(ViewChange {
+                        key: entry.key,
+                        op: ChangeOp::Delete,
+                        value: None,
+                        previous,
+                    });
+                }
+            }
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<Versioned<V>> {
+        self.inner.entries.read().expect("view lock").get(key).cloned()
+    }
+
+    /// Every entry, in key order.
+    pub fn list(&self) -> Vec<Versioned<V>> {
+        self.inner
+            .entries
+            .read()
+            .expect("view lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Entries for which `f` holds, in key order, without cloning the others.
+    pub fn filter(&self, mut f: impl FnMut(&V) -> bool) -> Vec<Versioned<V>> {
+        self.inner
+            .entries
+            .read()
+            .expect("view lock")
+            .values()
+            .filter(|v| f(&v.view))
+            .cloned()
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.entries.read().expect("view lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Changes from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<ViewChange<V>> {
+        self.inner.changes.subscribe()
+    }
+
+    /// The last stream sequence this replica's copy reflects.
+    pub fn watermark(&self) -> u64 {
+        *self.inner.watermark.borrow()
+    }
+
+    /// Waits until the view reflects stream sequence `seq` (read-your-writes after a
+    /// command). Returns false if that did not happen within `timeout`.
+    pub async fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
+        let mut rx = self.inner.watermark.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|w| *w >= seq))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}

@@ -1,0 +1,159 @@
+//! `clusters`: the current view of every managed cluster.
+//!
+//! Reads `es.cluster.>`; key = cluster id; bucket `view_clusters_v1`. Holds no secret: the
+//! auth kind and user name only, and whether TLS material is configured.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use jsc_domain::cluster::{ClusterAuth, ClusterEvent, ClusterSpec, ConnectionTest, TlsOptions};
+use jsc_eventstore::EventRecord;
+use jsc_projector::KvProjection;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TlsView {
+    pub required: bool,
+    pub handshake_first: bool,
+    pub ca_cert_pem: Option<String>,
+    pub client_cert_pem: Option<String>,
+    pub has_client_key: bool,
+}
+
+impl From<&TlsOptions> for TlsView {
+    fn from(t: &TlsOptions) -> Self {
+        Self {
+            required: t.required,
+            handshake_first: t.handshake_first,
+            ca_cert_pem: t.ca_cert_pem.clone(),
+            client_cert_pem: t.client_cert_pem.clone(),
+            has_client_key: t.client_key.is_some(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub id: String,
+    pub name: String,
+    pub urls: Vec<String>,
+    /// `none`, `user_password`, `token`, `nkey`, `credentials`.
+    pub auth_kind: String,
+    pub auth_username: Option<String>,
+    pub tls: TlsView,
+    pub tags: Vec<String>,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+    /// The aggregate's version: how many events it has.
+    pub version: u64,
+    pub last_event_type: String,
+    pub last_test: Option<ConnectionTest>,
+}
+
+impl ClusterView {
+    fn set_spec(&mut self, spec: &ClusterSpec) {
+        self.name = spec.name.clone();
+        self.urls = spec.urls.clone();
+        self.set_auth(&spec.auth);
+        self.tls = (&spec.tls).into();
+        self.tags = spec.tags.clone();
+        self.description = spec.description.clone();
+    }
+
+    fn set_auth(&mut self, auth: &ClusterAuth) {
+        self.auth_kind = auth.kind_name().to_string();
+        self.auth_username = match auth {
+            ClusterAuth::UserPassword { username, .. } => Some(username.clone()),
+            _ => None,
+        };
+    }
+}
+
+pub struct ClustersProjection;
+
+impl KvProjection for ClustersProjection {
+    type View = ClusterView;
+
+    fn name(&self) -> &'static str {
+        "clusters"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn filter_subjects(&self) -> Vec<String> {
+        vec!["es.cluster.>".to_string()]
+    }
+
+    fn key(&self, event: &EventRecord) -> Option<String> {
+        (event.aggregate_type == "cluster").then(|| jsc_eventstore::encode_id(&event.aggregate_id))
+    }
+
+    fn apply(&self, view: Option<ClusterView>, event: &EventRecord) -> Result<Option<ClusterView>, String> {
+        let payload: ClusterEvent = serde_json::from_value(event.payload.clone()).map_err(|e| e.to_string())?;
+        let actor = event.actor().to_string();
+        let at = event.timestamp;
+        let mut view = match (view, &payload) {
+            (_, ClusterEvent::Registered { id, spec }) => {
+                let mut v = ClusterView {
+                    id: id.clone(),
+                    name: String::new(),
+                    urls: Vec::new(),
+                    auth_kind: String::new(),
+                    auth_username: None,
+                    tls: (&TlsOptions::default()).into(),
+                    tags: Vec::new(),
+                    description: String::new(),
+                    created_at: at,
+                    created_by: actor.clone(),
+                    updated_at: at,
+                    updated_by: actor.clone(),
+                    version: 0,
+                    last_event_type: String::new(),
+                    last_test: None,
+                };
+                v.set_spec(spec);
+                v
+            }
+            (_, ClusterEvent::Removed { .. }) => return Ok(None),
+            (Some(mut v), ClusterEvent::Updated { changes }) => {
+                let mut spec = ClusterSpec {
+                    name: v.name.clone(),
+                    urls: v.urls.clone(),
+                    tags: v.tags.clone(),
+                    description: v.description.clone(),
+                    ..Default::default()
+                };
+                changes.apply_to(&mut spec);
+                v.name = spec.name;
+                v.urls = spec.urls;
+                v.tags = spec.tags;
+                v.description = spec.description;
+                if let Some(auth) = &changes.auth {
+                    v.set_auth(auth);
+                }
+                if let Some(tls) = &changes.tls {
+                    v.tls = tls.into();
+                }
+                v
+            }
+            (Some(mut v), ClusterEvent::ConnectionTested { result }) => {
+                v.last_test = Some(result.clone());
+                v
+            }
+            (None, other) => {
+                return Err(format!("{} for a cluster the view does not have", other.event_type()));
+            }
+        };
+        view.version = event.aggregate_sequence;
+        view.last_event_type = event.event_type.clone();
+        if !matches!(payload, ClusterEvent::ConnectionTested { .. }) {
+            view.updated_at = at;
+            view.updated_by = actor;
+        }
+        Ok(Some(view))
+    }
+}
