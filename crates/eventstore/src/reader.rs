@@ -35,6 +35,7 @@ impl EventReader {
     /// Uses batched direct gets (`next_by_subj`), so a cold load costs one round trip per
     /// 512 events and creates no consumer.
     pub async fn read_subject(&self, subject: &str, from_seq: u64) -> Result<Vec<EventRecord>, Error> {
+        self.ensure_connected()?;
         let mut out = Vec::new();
         let mut next = from_seq.max(1);
         loop {
@@ -47,6 +48,16 @@ impl EventReader {
             if !more || got == 0 {
                 return Ok(out);
             }
+        }
+    }
+
+    /// Fails at once, rather than after a timeout, while the connection to NATS is down:
+    /// nothing is sent, so nothing can have been written.
+    pub fn ensure_connected(&self) -> Result<(), Error> {
+        if self.client.connection_state() == async_nats::connection::State::Connected {
+            Ok(())
+        } else {
+            Err(Error::Nats("not connected to the console's NATS server".into()))
         }
     }
 

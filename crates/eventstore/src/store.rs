@@ -240,6 +240,9 @@ impl JetStreamEventStore {
             });
         };
         let commit_id = first.commit_id.clone();
+        if !ambiguous {
+            self.reader.ensure_connected()?;
+        }
         for _ in 0..=self.config.timeout_retries {
             match self.try_append(subject, expected_last, records).await {
                 Ok(outcome) => return Ok(outcome),

@@ -5,8 +5,10 @@
 //! started in-process on port 0 with typed GraphQL helpers over HTTP and WebSocket.
 #![forbid(unsafe_code)]
 
+mod app;
 mod nats;
 
+pub use app::{Subscription, TestApp};
 pub use nats::NatsServer;
 
 /// Installs a tracing subscriber once: silent unless `TEST_LOG` is set (then it prints

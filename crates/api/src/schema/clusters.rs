@@ -192,6 +192,8 @@ impl AccountUsage {
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum ClusterChangeKind {
+    /// The state when the subscription started (with `includeCurrent`).
+    Current,
     Registered,
     Updated,
     ConnectionTested,
@@ -371,7 +373,7 @@ impl ClusterQuery {
             tag.as_ref().is_none_or(|t| v.tags.contains(t))
                 && needle.as_ref().is_none_or(|n| v.name.to_lowercase().contains(n))
         });
-        list.sort_by(|a, b| a.view.name.to_lowercase().cmp(&b.view.name.to_lowercase()));
+        list.sort_by_key(|c| c.view.name.to_lowercase());
         list.into_iter().map(Cluster).collect()
     }
 
@@ -502,10 +504,32 @@ pub struct ClusterSubscription;
 #[Subscription]
 impl ClusterSubscription {
     /// Every change to a cluster (or to the one with `id`), as the clusters view applies it.
-    async fn cluster_changed(&self, ctx: &Context<'_>, id: Option<ID>) -> impl Stream<Item = ClusterChange> + use<> {
-        let rx = console(ctx).cluster_view.subscribe();
+    /// With `includeCurrent`, the matching clusters are sent first as `CURRENT`, so a client
+    /// needs no separate query and misses nothing in between.
+    async fn cluster_changed(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        #[graphql(default)] include_current: bool,
+    ) -> impl Stream<Item = ClusterChange> + use<> {
+        let view = &console(ctx).cluster_view;
+        // Subscribe before taking the snapshot: a change in between is sent twice, never lost.
+        let rx = view.subscribe();
         let only = id.map(|i| i.0);
-        futures::stream::unfold((rx, only), |(mut rx, only)| async move {
+        let current: Vec<ClusterChange> = if include_current {
+            view.filter(|v| only.as_ref().is_none_or(|o| o == &v.id))
+                .into_iter()
+                .map(|v| ClusterChange {
+                    kind: ClusterChangeKind::Current,
+                    cluster_id: ID(v.view.id.clone()),
+                    sequence: Some(v.last_sequence),
+                    cluster: Some(Cluster(v)),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let changes = futures::stream::unfold((rx, only), |(mut rx, only)| async move {
             loop {
                 let change = match rx.recv().await {
                     Ok(c) => c,
@@ -546,6 +570,7 @@ impl ClusterSubscription {
                 };
                 return Some((item, (rx, only)));
             }
-        })
+        });
+        futures::StreamExt::chain(futures::stream::iter(current), changes)
     }
 }

@@ -22,7 +22,7 @@ pub struct Subscription(ClusterSubscription);
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;
 
 /// Deepest query accepted.
-pub const MAX_DEPTH: usize = 12;
+pub const MAX_DEPTH: usize = 16;
 /// Most expensive query accepted (async-graphql's complexity: one per field by default).
 pub const MAX_COMPLEXITY: usize = 500;
 

@@ -1,0 +1,211 @@
+//! The whole console, in-process, on port 0, against its own nats-server.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use jsc_cli::{Application, Config};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::CancellationToken;
+
+use crate::NatsServer;
+
+/// How long a test waits for a subscription message before failing.
+pub const WS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running console. Stopped when dropped.
+pub struct TestApp {
+    pub nats: NatsServer,
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub data_dir: TempDir,
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// A console on its own fresh nats-server.
+    pub async fn spawn() -> Self {
+        Self::spawn_on(NatsServer::start()).await
+    }
+
+    /// A console using `nats` as its home NATS.
+    pub async fn spawn_on(nats: NatsServer) -> Self {
+        Self::spawn_with(nats, |_| {}).await
+    }
+
+    /// A console with its configuration adjusted by `tweak`.
+    pub async fn spawn_with(nats: NatsServer, tweak: impl FnOnce(&mut Config)) -> Self {
+        crate::init_tracing();
+        let data_dir = tempfile::Builder::new()
+            .prefix("jsc-data-")
+            .tempdir()
+            .expect("temp dir");
+        let mut config = Config::new(data_dir.path());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.nats_url = Some(nats.url().to_string());
+        tweak(&mut config);
+        let app = Application::build(config).await.expect("the console starts");
+        let addr = app.local_addr();
+        let shutdown = app.shutdown_token();
+        let handle = tokio::spawn(app.run_until_stopped());
+        Self {
+            nats,
+            addr,
+            http: reqwest::Client::new(),
+            data_dir,
+            shutdown,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs a GraphQL request and returns the whole response body.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        self.graphql_with_headers(query, variables, &[]).await
+    }
+
+    pub async fn graphql_with_headers(&self, query: &str, variables: Value, headers: &[(&str, &str)]) -> Value {
+        let mut req = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&json!({"query": query, "variables": variables}));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.expect("POST /graphql");
+        res.json().await.expect("a JSON response")
+    }
+
+    /// The `data` of a request that must succeed.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let body = self.graphql(query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+
+    /// The `extensions.code` and message of a request that must fail.
+    pub async fn error(&self, query: &str, variables: Value) -> (String, String) {
+        let body = self.graphql(query, variables).await;
+        let err = &body["errors"][0];
+        assert!(!err.is_null(), "expected an error, got {body:#}");
+        (
+            err["extensions"]["code"].as_str().unwrap_or_default().to_string(),
+            err["message"].as_str().unwrap_or_default().to_string(),
+        )
+    }
+
+    /// Opens a subscription over WebSocket with `protocol` (`graphql-transport-ws` or
+    /// `graphql-ws`).
+    pub async fn subscribe(&self, protocol: &str, query: &str, variables: Value) -> Subscription {
+        Subscription::open(self.addr, protocol, query, variables).await
+    }
+
+    /// Stops the console (its nats-server keeps running) and waits for it.
+    pub async fn shutdown(&mut self) {
+        self.shutdown.cancel();
+        if let Some(h) = self.handle.take() {
+            h.await.expect("console task").expect("console stopped cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A live GraphQL subscription.
+pub struct Subscription {
+    ws: Ws,
+    legacy: bool,
+}
+
+impl Subscription {
+    async fn open(addr: SocketAddr, protocol: &str, query: &str, variables: Value) -> Self {
+        let mut request = format!("ws://{addr}/graphql").into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocol.parse().unwrap());
+        let (mut ws, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("WebSocket connects");
+        assert_eq!(
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some(protocol),
+            "the server speaks {protocol}"
+        );
+        let legacy = protocol == "graphql-ws";
+        ws.send(Message::text(
+            json!({"type": "connection_init", "payload": {}}).to_string(),
+        ))
+        .await
+        .unwrap();
+        let mut sub = Self { ws, legacy };
+        let ack = sub.next_frame().await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        let start = if legacy { "start" } else { "subscribe" };
+        sub.ws
+            .send(Message::text(
+                json!({"id": "1", "type": start, "payload": {"query": query, "variables": variables}}).to_string(),
+            ))
+            .await
+            .unwrap();
+        sub
+    }
+
+    async fn next_frame(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WS_TIMEOUT, self.ws.next())
+                .await
+                .expect("a WebSocket message in time")
+                .expect("the WebSocket is open")
+                .expect("a WebSocket frame");
+            match msg {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).expect("JSON frame");
+                    match v["type"].as_str() {
+                        Some("ka") | Some("pong") => continue,
+                        Some("ping") => {
+                            self.ws
+                                .send(Message::text(json!({"type": "pong"}).to_string()))
+                                .await
+                                .unwrap();
+                            continue;
+                        }
+                        _ => return v,
+                    }
+                }
+                Message::Close(frame) => return json!({"type": "close", "frame": format!("{frame:?}")}),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next result's `data`; fails the test on an error or after [`WS_TIMEOUT`].
+    pub async fn next_data(&mut self) -> Value {
+        let frame = self.next_frame().await;
+        let expected = if self.legacy { "data" } else { "next" };
+        assert_eq!(frame["type"], expected, "{frame}");
+        assert!(frame["payload"].get("errors").is_none(), "{frame}");
+        frame["payload"]["data"].clone()
+    }
+
+    /// The next frame as it is (errors, completion, close).
+    pub async fn next_frame_raw(&mut self) -> Value {
+        self.next_frame().await
+    }
+}

@@ -1,0 +1,155 @@
+//! The HTTP surface: health, readiness, limits, malformed requests, the explorer, the
+//! exported schema, and a home NATS that goes away.
+
+use jsc_testkit::TestApp;
+use serde_json::json;
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = TestApp::spawn().await;
+    let res = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["ready"], true);
+    assert_eq!(body["projections"][0]["name"], "clusters");
+    assert_eq!(body["projections"][0]["pending"], 0);
+}
+
+#[tokio::test]
+async fn a_home_nats_that_goes_away_is_unavailable_and_nothing_is_half_written() {
+    let mut app = TestApp::spawn().await;
+    app.nats.stop();
+    let (code, message) = app
+        .error(
+            "mutation { registerCluster(input: {name: \"x\", urls: [\"nats://127.0.0.1:4222\"]}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "UNAVAILABLE", "{message}");
+    assert!(message.contains("nothing was changed"), "{message}");
+    let res = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["nats"], false);
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_requests_get_clear_errors() {
+    let app = TestApp::spawn().await;
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let res = app
+        .http
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(json!({"query": format!("{{ clusters {{ id }} }} # {huge}")}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("larger than"));
+
+    let res = app
+        .http
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION");
+
+    let (code, message) = app.error("{ clusters { id ", json!({})).await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    let (code, message) = app.error("{ nope }", json!({})).await;
+    assert_eq!(code, "VALIDATION", "{message}");
+
+    // Too deep: nesting through introspection types beyond the depth limit.
+    let mut deep = format!(
+        "{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}",
+        "ofType { ".repeat(14),
+        "} ".repeat(14)
+    );
+    let (code, message) = app.error(&deep, json!({})).await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    assert!(message.to_lowercase().contains("nested too deep"), "{message}");
+    // Too complex: many aliased fields.
+    deep = format!(
+        "{{ {} }}",
+        (0..600)
+            .map(|i| format!("a{i}: clusters {{ id }}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let (code, message) = app.error(&deep, json!({})).await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    assert!(message.to_lowercase().contains("complex"), "{message}");
+
+    let res = app.http.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(res.status(), 400, "GET /graphql without an upgrade explains itself");
+    let res = app.http.get(app.url("/nowhere")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn the_explorer_is_served_from_the_binary_under_a_strict_csp() {
+    let app = TestApp::spawn().await;
+    let res = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(!csp.contains("http"), "no third-party origin in the CSP: {csp}");
+    let html = res.text().await.unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://") && !html.contains("//cdn"),
+        "the page loads nothing from the internet"
+    );
+    let mut assets = 0;
+    for part in html.split('"') {
+        if part.starts_with("/explorer/") {
+            let res = app.http.get(app.url(part)).send().await.unwrap();
+            assert_eq!(res.status(), 200, "{part}");
+            assert!(res.bytes().await.unwrap().len() > 10, "{part}");
+            assets += 1;
+        }
+    }
+    assert_eq!(assets, 7, "the page's scripts and styles are all served");
+}
+
+/// The introspection query GraphiQL sends (graphql-js 16 `getIntrospectionQuery`) passes
+/// the depth and complexity limits.
+#[tokio::test]
+async fn the_explorers_introspection_query_is_within_the_limits() {
+    let app = TestApp::spawn().await;
+    let type_ref = "fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { kind name \
+        ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } }";
+    let query = format!(
+        "query IntrospectionQuery {{ __schema {{ queryType {{ name }} mutationType {{ name }} subscriptionType {{ name }} \
+         types {{ ...FullType }} directives {{ name description locations args {{ ...InputValue }} }} }} }} \
+         fragment FullType on __Type {{ kind name description fields(includeDeprecated: true) {{ name description \
+         args {{ ...InputValue }} type {{ ...TypeRef }} isDeprecated deprecationReason }} inputFields {{ ...InputValue }} \
+         interfaces {{ ...TypeRef }} enumValues(includeDeprecated: true) {{ name description isDeprecated deprecationReason }} \
+         possibleTypes {{ ...TypeRef }} }} \
+         fragment InputValue on __InputValue {{ name description type {{ ...TypeRef }} defaultValue }} {type_ref}"
+    );
+    let data = app.data(&query, json!({})).await;
+    let types = data["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "Cluster"));
+    assert_eq!(data["__schema"]["subscriptionType"]["name"], "Subscription");
+}
+
+#[test]
+fn the_checked_in_schema_matches_the_code() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/console.graphql");
+    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+    let current = jsc_api::sdl();
+    assert!(
+        checked_in == current,
+        "schema/console.graphql is out of date with the code: run `make schema` and commit the result"
+    );
+}
