@@ -6,7 +6,10 @@
 #![forbid(unsafe_code)]
 
 pub mod cluster;
+pub mod consumer;
+pub mod names;
 pub mod secret;
+pub mod stream;
 
 pub use secret::Sealed;
 

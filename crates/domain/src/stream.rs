@@ -1,0 +1,889 @@
+//! The stream aggregate: a JetStream stream on a managed cluster, and every change made to
+//! it, by the console or observed as made outside it.
+//!
+//! Aggregate id: `<cluster id>/<stream name>`. The configuration recorded is the one the
+//! server returned (defaults filled in), so comparing it with what a server reports later
+//! tells exactly whether something changed outside the console.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::names::{check_name, check_subject, subjects_overlap};
+use crate::{DomainError, ErrorKind};
+
+fn neg1() -> i64 {
+    -1
+}
+fn one() -> i64 {
+    1
+}
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A stream source or mirror.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct StreamSource {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_start_seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_subject: Option<String>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Placement {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SubjectTransform {
+    pub src: String,
+    pub dest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Republish {
+    pub src: String,
+    pub dest: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub headers_only: bool,
+}
+
+/// A stream's configuration, with the JetStream API's field names (so the same value is
+/// sent to and read from servers). Fields this version does not model are kept in
+/// `extra` and sent back unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamConfig {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub subjects: Vec<String>,
+    /// `limits`, `interest` or `workqueue`.
+    #[serde(default = "default_retention")]
+    pub retention: String,
+    #[serde(default = "neg1")]
+    pub max_consumers: i64,
+    #[serde(default = "neg1")]
+    pub max_msgs: i64,
+    #[serde(default = "neg1")]
+    pub max_bytes: i64,
+    /// Nanoseconds; 0 = unlimited.
+    #[serde(default)]
+    pub max_age: i64,
+    #[serde(default = "neg1")]
+    pub max_msgs_per_subject: i64,
+    #[serde(default = "neg1")]
+    pub max_msg_size: i64,
+    /// `old` or `new`.
+    #[serde(default = "default_discard")]
+    pub discard: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub discard_new_per_subject: bool,
+    /// `file` or `memory`.
+    #[serde(default = "default_storage")]
+    pub storage: String,
+    #[serde(default = "one")]
+    pub num_replicas: i64,
+    /// Nanoseconds.
+    #[serde(default)]
+    pub duplicate_window: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<StreamSource>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<StreamSource>,
+    #[serde(default)]
+    pub sealed: bool,
+    #[serde(default)]
+    pub deny_delete: bool,
+    #[serde(default)]
+    pub deny_purge: bool,
+    #[serde(default)]
+    pub allow_rollup_hdrs: bool,
+    #[serde(default)]
+    pub allow_direct: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub republish: Option<Republish>,
+    /// `none` or `s2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_transform: Option<SubjectTransform>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// Per-message TTL (`Nats-TTL` header), server 2.11+.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_msg_ttl: bool,
+    /// Nanoseconds; delete markers kept this long (server 2.11+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_delete_marker_ttl: Option<i64>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+fn default_retention() -> String {
+    "limits".into()
+}
+fn default_discard() -> String {
+    "old".into()
+}
+fn default_storage() -> String {
+    "file".into()
+}
+
+impl StreamConfig {
+    pub fn named(name: impl Into<String>) -> Self {
+        serde_json::from_value(serde_json::json!({"name": name.into()})).expect("defaults deserialize")
+    }
+
+    /// Drops what the server adds on its own (`_nats.*` metadata), so configurations from
+    /// different sources compare equal when a person would call them equal.
+    pub fn normalized(mut self) -> Self {
+        self.metadata.retain(|k, _| !k.starts_with("_nats."));
+        self
+    }
+
+    /// Checks everything that can be checked without a server.
+    pub fn validate(&self) -> Result<(), StreamError> {
+        check_name("stream", &self.name).map_err(|m| invalid("name", m))?;
+        for s in &self.subjects {
+            check_subject(s).map_err(|m| invalid("subjects", m))?;
+        }
+        for (i, a) in self.subjects.iter().enumerate() {
+            for b in &self.subjects[i + 1..] {
+                if subjects_overlap(a, b) {
+                    return Err(invalid(
+                        "subjects",
+                        format!("'{a}' and '{b}' overlap; keep only the wider one"),
+                    ));
+                }
+            }
+        }
+        if self.mirror.is_some() && !self.subjects.is_empty() {
+            return Err(invalid(
+                "subjects",
+                "a mirror takes its messages from the mirrored stream and cannot have subjects",
+            ));
+        }
+        if self.mirror.is_some() && !self.sources.is_empty() {
+            return Err(invalid(
+                "sources",
+                "a stream is either a mirror or has sources, not both",
+            ));
+        }
+        let one_of = |field: &'static str, v: &str, allowed: &[&str]| {
+            if allowed.contains(&v) {
+                Ok(())
+            } else {
+                Err(invalid(field, format!("'{v}' is not one of {}", allowed.join(", "))))
+            }
+        };
+        one_of("retention", &self.retention, &["limits", "interest", "workqueue"])?;
+        one_of("discard", &self.discard, &["old", "new"])?;
+        one_of("storage", &self.storage, &["file", "memory"])?;
+        if let Some(c) = &self.compression {
+            one_of("compression", c, &["none", "s2"])?;
+        }
+        for (field, v) in [
+            ("maxConsumers", self.max_consumers),
+            ("maxMsgs", self.max_msgs),
+            ("maxBytes", self.max_bytes),
+            ("maxMsgsPerSubject", self.max_msgs_per_subject),
+            ("maxMsgSize", self.max_msg_size),
+        ] {
+            if v < -1 {
+                return Err(invalid(field, "must be -1 (unlimited) or more"));
+            }
+        }
+        if self.max_age < 0 || self.duplicate_window < 0 || self.subject_delete_marker_ttl.is_some_and(|t| t < 0) {
+            return Err(invalid("maxAge", "durations must not be negative"));
+        }
+        if !(1..=5).contains(&self.num_replicas) {
+            return Err(invalid("replicas", "must be between 1 and 5"));
+        }
+        if self.discard_new_per_subject && (self.discard != "new" || self.max_msgs_per_subject <= 0) {
+            return Err(invalid(
+                "discardNewPerSubject",
+                "needs discard 'new' and a max messages per subject limit",
+            ));
+        }
+        if let Some(t) = &self.subject_transform {
+            check_subject(&t.src).map_err(|m| invalid("subjectTransform.src", m))?;
+        }
+        for src in self.mirror.iter().chain(&self.sources) {
+            check_name("stream", &src.name).map_err(|m| invalid("sources", m))?;
+        }
+        Ok(())
+    }
+
+    /// What an update may not change on a live stream, checked before the server is asked.
+    pub fn check_update_from(&self, current: &StreamConfig) -> Result<(), StreamError> {
+        let fixed = |field: &'static str, what: &str| {
+            Err(invalid(
+                field,
+                format!("{what} cannot be changed on an existing stream; create a new stream and move the data"),
+            ))
+        };
+        if self.name != current.name {
+            return fixed("name", "the name");
+        }
+        if self.storage != current.storage {
+            return fixed("storage", "the storage type");
+        }
+        if self.retention != current.retention && (self.retention == "workqueue" || current.retention == "workqueue") {
+            return fixed("retention", "retention to or from workqueue");
+        }
+        if self.mirror != current.mirror {
+            return fixed("mirror", "the mirror configuration");
+        }
+        if current.sealed && !self.sealed {
+            return Err(invalid("sealed", "a sealed stream cannot be unsealed"));
+        }
+        if current.allow_msg_ttl && !self.allow_msg_ttl {
+            return Err(invalid(
+                "allowMsgTtl",
+                "per-message TTL cannot be disabled once enabled",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Who made a change: the console itself, or someone outside it whom the console observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChangeOrigin {
+    Console,
+    External {
+        /// How it was noticed: `advisory` (JetStream API audit) or `reconcile`.
+        observed_via: String,
+        /// The NATS client that made the change, when the server said (name, user, host).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
+}
+
+impl ChangeOrigin {
+    pub fn is_external(&self) -> bool {
+        matches!(self, Self::External { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PurgeRequest {
+    /// Only messages on this subject (filter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Keep this many newest messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u64>,
+    /// Purge up to (not including) this sequence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedMessage {
+    pub subject: String,
+    pub sequence: u64,
+    pub duplicate: bool,
+    pub size: u64,
+    pub header_names: Vec<String>,
+    /// SHA-256 of the payload, hex: proves what was sent without storing it.
+    pub payload_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamCommand {
+    Create {
+        cluster_id: String,
+        config: StreamConfig,
+    },
+    Update {
+        config: StreamConfig,
+    },
+    Delete {
+        confirm_name: String,
+    },
+    Purge {
+        request: PurgeRequest,
+    },
+    Seal,
+    Publish {
+        subject: String,
+        headers: Vec<(String, String)>,
+        payload: Vec<u8>,
+    },
+    /// Records what a server reports (`None`: the stream is gone) if it differs from what
+    /// the console knows: a change made outside the console.
+    Observe {
+        cluster_id: String,
+        name: String,
+        config: Option<StreamConfig>,
+        origin: ChangeOrigin,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum StreamEvent {
+    Created {
+        cluster_id: String,
+        config: StreamConfig,
+        origin: ChangeOrigin,
+    },
+    Updated {
+        cluster_id: String,
+        before: StreamConfig,
+        after: StreamConfig,
+        origin: ChangeOrigin,
+    },
+    Deleted {
+        cluster_id: String,
+        name: String,
+        last_config: StreamConfig,
+        origin: ChangeOrigin,
+    },
+    Purged {
+        cluster_id: String,
+        name: String,
+        request: PurgeRequest,
+        purged: u64,
+    },
+    Sealed {
+        cluster_id: String,
+        name: String,
+        before: StreamConfig,
+        after: StreamConfig,
+    },
+    MessagePublished {
+        cluster_id: String,
+        stream: String,
+        message: PublishedMessage,
+    },
+}
+
+impl DomainEvent for StreamEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::Created { .. } => "StreamCreated",
+            Self::Updated { .. } => "StreamUpdated",
+            Self::Deleted { .. } => "StreamDeleted",
+            Self::Purged { .. } => "StreamPurged",
+            Self::Sealed { .. } => "StreamSealed",
+            Self::MessagePublished { .. } => "MessagePublished",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
+
+/// How a managed cluster answered (or failed to answer) an admin request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Unavailable(String),
+    /// The server refused the request; `description` is the server's own words.
+    #[error("the server refused: {description} (error {code})")]
+    Rejected { code: u64, description: String },
+    #[error("{0}")]
+    NotFound(String),
+    /// The server is too old for the feature.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum StreamError {
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("stream '{0}' not found on this cluster")]
+    NotFound(String),
+    #[error("stream '{0}' already exists on this cluster; update it instead")]
+    AlreadyExists(String),
+    #[error(transparent)]
+    Service(ServiceError),
+}
+
+impl DomainError for StreamError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Invalid { .. } => ErrorKind::Validation,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::AlreadyExists(_) => ErrorKind::Conflict,
+            Self::Service(s) => service_kind(s),
+        }
+    }
+}
+
+pub(crate) fn service_kind(s: &ServiceError) -> ErrorKind {
+    match s {
+        ServiceError::Unavailable(_) => ErrorKind::Unavailable,
+        ServiceError::Rejected { .. } | ServiceError::Unsupported(_) => ErrorKind::Validation,
+        ServiceError::NotFound(_) => ErrorKind::NotFound,
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> StreamError {
+    StreamError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Admin calls on managed clusters that the stream aggregate needs.
+#[async_trait]
+pub trait StreamServices: Send + Sync {
+    /// Creates the stream; returns the configuration the server stored.
+    async fn create_stream(&self, cluster_id: &str, config: &StreamConfig) -> Result<StreamConfig, ServiceError>;
+    async fn update_stream(&self, cluster_id: &str, config: &StreamConfig) -> Result<StreamConfig, ServiceError>;
+    async fn delete_stream(&self, cluster_id: &str, name: &str) -> Result<(), ServiceError>;
+    /// Returns how many messages were purged.
+    async fn purge_stream(&self, cluster_id: &str, name: &str, request: &PurgeRequest) -> Result<u64, ServiceError>;
+    async fn publish(
+        &self,
+        cluster_id: &str,
+        stream: &str,
+        subject: &str,
+        headers: &[(String, String)],
+        payload: &[u8],
+    ) -> Result<(u64, bool), ServiceError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Stream {
+    pub cluster_id: String,
+    pub name: String,
+    pub config: Option<StreamConfig>,
+}
+
+impl Stream {
+    fn live(&self) -> Result<&StreamConfig, StreamError> {
+        self.config
+            .as_ref()
+            .ok_or_else(|| StreamError::NotFound(self.name.clone()))
+    }
+}
+
+/// `<cluster id>/<stream name>`
+pub fn stream_id(cluster_id: &str, name: &str) -> String {
+    format!("{cluster_id}/{name}")
+}
+
+impl Aggregate for Stream {
+    const TYPE: &'static str = "stream";
+    type Command = StreamCommand;
+    type Event = StreamEvent;
+    type Error = StreamError;
+    type Services = Arc<dyn StreamServices>;
+
+    async fn handle(
+        &mut self,
+        command: StreamCommand,
+        svc: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), StreamError> {
+        match command {
+            StreamCommand::Create { cluster_id, config } => {
+                config.validate()?;
+                if self.config.is_some() {
+                    return Err(StreamError::AlreadyExists(config.name));
+                }
+                let stored = svc
+                    .create_stream(&cluster_id, &config)
+                    .await
+                    .map_err(StreamError::Service)?
+                    .normalized();
+                let origin = ChangeOrigin::Console;
+                sink.write(
+                    StreamEvent::Created {
+                        cluster_id,
+                        config: stored,
+                        origin,
+                    },
+                    self,
+                )
+                .await;
+            }
+            StreamCommand::Update { config } => {
+                let current = self.live()?.clone();
+                config.validate()?;
+                config.check_update_from(&current)?;
+                let stored = svc
+                    .update_stream(&self.cluster_id, &config)
+                    .await
+                    .map_err(StreamError::Service)?
+                    .normalized();
+                if stored != current {
+                    let ev = StreamEvent::Updated {
+                        cluster_id: self.cluster_id.clone(),
+                        before: current,
+                        after: stored,
+                        origin: ChangeOrigin::Console,
+                    };
+                    sink.write(ev, self).await;
+                }
+            }
+            StreamCommand::Delete { confirm_name } => {
+                let current = self.live()?.clone();
+                if confirm_name != self.name {
+                    return Err(invalid(
+                        "confirmName",
+                        format!(
+                            "type the stream's name ('{}') to confirm deleting it and all its messages",
+                            self.name
+                        ),
+                    ));
+                }
+                svc.delete_stream(&self.cluster_id, &self.name)
+                    .await
+                    .map_err(StreamError::Service)?;
+                let ev = StreamEvent::Deleted {
+                    cluster_id: self.cluster_id.clone(),
+                    name: self.name.clone(),
+                    last_config: current,
+                    origin: ChangeOrigin::Console,
+                };
+                sink.write(ev, self).await;
+            }
+            StreamCommand::Purge { request } => {
+                let current = self.live()?;
+                if current.deny_purge {
+                    return Err(invalid("stream", "this stream denies purging (deny_purge)"));
+                }
+                if request.keep.is_some() && request.seq.is_some() {
+                    return Err(invalid("purge", "give either keep or upToSequence, not both"));
+                }
+                if let Some(f) = &request.filter {
+                    check_subject(f).map_err(|m| invalid("subject", m))?;
+                }
+                let purged = svc
+                    .purge_stream(&self.cluster_id, &self.name, &request)
+                    .await
+                    .map_err(StreamError::Service)?;
+                let ev = StreamEvent::Purged {
+                    cluster_id: self.cluster_id.clone(),
+                    name: self.name.clone(),
+                    request,
+                    purged,
+                };
+                sink.write(ev, self).await;
+            }
+            StreamCommand::Seal => {
+                let current = self.live()?.clone();
+                if current.sealed {
+                    return Ok(());
+                }
+                let mut sealed = current.clone();
+                sealed.sealed = true;
+                let stored = svc
+                    .update_stream(&self.cluster_id, &sealed)
+                    .await
+                    .map_err(StreamError::Service)?
+                    .normalized();
+                let ev = StreamEvent::Sealed {
+                    cluster_id: self.cluster_id.clone(),
+                    name: self.name.clone(),
+                    before: current,
+                    after: stored,
+                };
+                sink.write(ev, self).await;
+            }
+            StreamCommand::Publish {
+                subject,
+                headers,
+                payload,
+            } => {
+                let current = self.live()?;
+                check_subject(&subject).map_err(|m| invalid("subject", m))?;
+                if subject.contains(['*', '>']) {
+                    return Err(invalid("subject", "publish to a concrete subject, without wildcards"));
+                }
+                if current.sealed {
+                    return Err(invalid("stream", "the stream is sealed and accepts no messages"));
+                }
+                let (sequence, duplicate) = svc
+                    .publish(&self.cluster_id, &self.name, &subject, &headers, &payload)
+                    .await
+                    .map_err(StreamError::Service)?;
+                let message = PublishedMessage {
+                    subject,
+                    sequence,
+                    duplicate,
+                    size: payload.len() as u64,
+                    header_names: headers.iter().map(|(k, _)| k.clone()).collect(),
+                    payload_sha256: sha256_hex(&payload),
+                };
+                let ev = StreamEvent::MessagePublished {
+                    cluster_id: self.cluster_id.clone(),
+                    stream: self.name.clone(),
+                    message,
+                };
+                sink.write(ev, self).await;
+            }
+            StreamCommand::Observe {
+                cluster_id,
+                name,
+                config,
+                origin,
+            } => {
+                let observed = config.map(StreamConfig::normalized);
+                match (self.config.clone(), observed) {
+                    (None, Some(config)) => {
+                        sink.write(
+                            StreamEvent::Created {
+                                cluster_id,
+                                config,
+                                origin,
+                            },
+                            self,
+                        )
+                        .await;
+                    }
+                    (Some(before), Some(after)) if before != after => {
+                        sink.write(
+                            StreamEvent::Updated {
+                                cluster_id,
+                                before,
+                                after,
+                                origin,
+                            },
+                            self,
+                        )
+                        .await;
+                    }
+                    (Some(last_config), None) => {
+                        sink.write(
+                            StreamEvent::Deleted {
+                                cluster_id,
+                                name,
+                                last_config,
+                                origin,
+                            },
+                            self,
+                        )
+                        .await;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: StreamEvent) {
+        match event {
+            StreamEvent::Created { cluster_id, config, .. } => {
+                self.cluster_id = cluster_id;
+                self.name = config.name.clone();
+                self.config = Some(config);
+            }
+            StreamEvent::Updated { after, .. } | StreamEvent::Sealed { after, .. } => self.config = Some(after),
+            StreamEvent::Deleted { cluster_id, name, .. } => {
+                self.cluster_id = cluster_id;
+                self.name = name;
+                self.config = None;
+            }
+            StreamEvent::Purged { .. } | StreamEvent::MessagePublished { .. } => {}
+        }
+    }
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct FakeServer {
+        calls: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl StreamServices for FakeServer {
+        async fn create_stream(&self, _: &str, config: &StreamConfig) -> Result<StreamConfig, ServiceError> {
+            self.calls.lock().unwrap().push(format!("create {}", config.name));
+            let mut stored = config.clone();
+            stored.metadata.insert("_nats.ver".into(), "2.15.1".into());
+            Ok(stored)
+        }
+        async fn update_stream(&self, _: &str, config: &StreamConfig) -> Result<StreamConfig, ServiceError> {
+            Ok(config.clone())
+        }
+        async fn delete_stream(&self, _: &str, _: &str) -> Result<(), ServiceError> {
+            Ok(())
+        }
+        async fn purge_stream(&self, _: &str, _: &str, _: &PurgeRequest) -> Result<u64, ServiceError> {
+            Ok(3)
+        }
+        async fn publish(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &[(String, String)],
+            _: &[u8],
+        ) -> Result<(u64, bool), ServiceError> {
+            Ok((7, false))
+        }
+    }
+
+    fn fw() -> TestFramework<Stream> {
+        let svc: Arc<dyn StreamServices> = Arc::new(FakeServer::default());
+        TestFramework::with(svc)
+    }
+
+    fn orders() -> StreamConfig {
+        let mut c = StreamConfig::named("ORDERS");
+        c.subjects = vec!["orders.>".into()];
+        c
+    }
+
+    fn created() -> StreamEvent {
+        StreamEvent::Created {
+            cluster_id: "c1".into(),
+            config: orders(),
+            origin: ChangeOrigin::Console,
+        }
+    }
+
+    #[test]
+    fn create_records_the_servers_config_without_its_own_metadata() {
+        fw().given_no_previous_events()
+            .when(StreamCommand::Create {
+                cluster_id: "c1".into(),
+                config: orders(),
+            })
+            .then_expect_events(vec![created()]);
+    }
+
+    #[test]
+    fn overlapping_subjects_are_refused_before_the_server_is_asked() {
+        let mut c = orders();
+        c.subjects.push("orders.eu".into());
+        let err = fw()
+            .given_no_previous_events()
+            .when(StreamCommand::Create {
+                cluster_id: "c1".into(),
+                config: c,
+            })
+            .inspect_result()
+            .unwrap_err();
+        assert!(err.to_string().contains("overlap"), "{err}");
+    }
+
+    #[test]
+    fn storage_cannot_change() {
+        let mut c = orders();
+        c.storage = "memory".into();
+        let err = fw()
+            .given(vec![created()])
+            .when(StreamCommand::Update { config: c })
+            .inspect_result()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert!(
+            err.to_string()
+                .starts_with("storage: the storage type cannot be changed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn delete_needs_the_name_repeated() {
+        let err = fw()
+            .given(vec![created()])
+            .when(StreamCommand::Delete {
+                confirm_name: "orders".into(),
+            })
+            .inspect_result()
+            .unwrap_err();
+        assert!(err.to_string().contains("type the stream's name ('ORDERS')"), "{err}");
+    }
+
+    #[test]
+    fn observing_the_known_config_records_nothing() {
+        fw().given(vec![created()])
+            .when(StreamCommand::Observe {
+                cluster_id: "c1".into(),
+                name: "ORDERS".into(),
+                config: Some(orders()),
+                origin: ChangeOrigin::External {
+                    observed_via: "reconcile".into(),
+                    client: None,
+                },
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn observing_a_change_records_before_and_after() {
+        let mut after = orders();
+        after.max_msgs = 10;
+        let origin = ChangeOrigin::External {
+            observed_via: "advisory".into(),
+            client: Some("nats-cli".into()),
+        };
+        fw().given(vec![created()])
+            .when(StreamCommand::Observe {
+                cluster_id: "c1".into(),
+                name: "ORDERS".into(),
+                config: Some(after.clone()),
+                origin: origin.clone(),
+            })
+            .then_expect_events(vec![StreamEvent::Updated {
+                cluster_id: "c1".into(),
+                before: orders(),
+                after,
+                origin,
+            }]);
+    }
+
+    #[test]
+    fn publish_records_a_digest_not_the_payload() {
+        let events = fw()
+            .given(vec![created()])
+            .when(StreamCommand::Publish {
+                subject: "orders.new".into(),
+                headers: vec![("k".into(), "v".into())],
+                payload: b"hello".to_vec(),
+            })
+            .inspect_result()
+            .unwrap();
+        let StreamEvent::MessagePublished { message, .. } = &events[0] else {
+            panic!()
+        };
+        assert_eq!(message.sequence, 7);
+        assert_eq!(
+            message.payload_sha256,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+    }
+}
