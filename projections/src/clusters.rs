@@ -89,7 +89,7 @@ impl KvProjection for ClustersProjection {
     }
 
     fn key(&self, event: &EventRecord) -> Option<String> {
-        (event.aggregate_type == "cluster").then(|| jsc_eventstore::encode_id(&event.aggregate_id))
+        (event.aggregate_type == "cluster").then(|| jsc_projector::kv_token(&event.aggregate_id))
     }
 
     fn apply(&self, view: Option<ClusterView>, event: &EventRecord) -> Result<Option<ClusterView>, String> {

@@ -3,5 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clusters;
+pub mod streams;
 
 pub use clusters::{ClusterView, ClustersProjection};
+pub use streams::{ConsumerView, ConsumersProjection, StreamView, StreamsProjection, consumer_key, stream_key};

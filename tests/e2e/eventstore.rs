@@ -91,10 +91,11 @@ fn ctx() -> CommandContext {
 async fn racing_commands_commit_exactly_once_or_conflict() {
     let server = NatsServer::start();
     let store = store(&server).await;
-    let repo = Arc::new(Repository::<Counter>::new(store.clone(), ()));
+    // One repository per task, as sixteen console replicas would have: they only learn of
+    // each other's commits through the stream's sequence check.
     let mut tasks = Vec::new();
     for t in 0..16 {
-        let repo = repo.clone();
+        let repo = Arc::new(Repository::<Counter>::new(store.clone(), ()));
         tasks.push(tokio::spawn(async move {
             let mut ok = Vec::new();
             let mut conflicts = 0;

@@ -6,7 +6,9 @@ pub mod error;
 mod explorer;
 pub mod http;
 pub mod schema;
+pub mod services;
 pub mod state;
+pub mod watch;
 
 pub use http::router;
 pub use schema::{ApiSchema, build_schema, sdl};

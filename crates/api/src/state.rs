@@ -4,12 +4,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jsc_domain::cluster::Cluster;
+use jsc_domain::consumer::Consumer;
+use jsc_domain::stream::Stream;
 use jsc_eventstore::{CommandContext, Repository};
 use jsc_fleet::Fleet;
-use jsc_projections::{ClusterView, ClustersProjection};
+use jsc_projections::{
+    ClusterView, ClustersProjection, ConsumerView, ConsumersProjection, StreamView, StreamsProjection,
+};
 use jsc_projector::{Projector, ViewCache};
 
 use crate::error::{ApiError, ApiResult};
+use crate::services::LiveState;
 
 /// The services behind the API. Cheap to clone; holds nothing another replica could not
 /// rebuild from NATS.
@@ -17,7 +22,12 @@ use crate::error::{ApiError, ApiResult};
 pub struct Console {
     pub home: async_nats::Client,
     pub clusters: Arc<Repository<Cluster>>,
+    pub streams: Arc<Repository<Stream>>,
+    pub consumers: Arc<Repository<Consumer>>,
     pub cluster_view: ViewCache<ClusterView>,
+    pub stream_view: ViewCache<StreamView>,
+    pub consumer_view: ViewCache<ConsumerView>,
+    pub live: Arc<LiveState>,
     pub fleet: Fleet,
     pub projector: Projector,
     /// How long a mutation waits for the read model to show its change.
@@ -27,20 +37,32 @@ pub struct Console {
 impl Console {
     /// Waits until the clusters view reflects `seq`.
     pub async fn await_clusters(&self, seq: u64, ctx: &CommandContext) -> ApiResult<()> {
-        if self.cluster_view.wait_for(seq, self.view_wait).await {
+        self.await_view(&self.cluster_view, "clusters", seq, ctx).await
+    }
+
+    /// Waits until `view` reflects stream sequence `seq` (read-your-writes for mutations).
+    pub async fn await_view<V>(&self, view: &ViewCache<V>, name: &str, seq: u64, ctx: &CommandContext) -> ApiResult<()>
+    where
+        V: serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        if view.wait_for(seq, self.view_wait).await {
             Ok(())
         } else {
-            tracing::warn!(seq, correlation_id = %ctx.correlation_id, "clusters view lagging");
+            tracing::warn!(seq, view = name, correlation_id = %ctx.correlation_id, "view lagging");
             Err(ApiError::unavailable(format!(
-                "the change was saved (event stream sequence {seq}) but the clusters view has not caught up yet; \
+                "the change was saved (event stream sequence {seq}) but the {name} view has not caught up yet; \
                  query again in a moment"
             )))
         }
     }
 
-    /// Whether every projection has applied every event (for `/readyz`).
+    /// Where every projection stands (for `/readyz`).
     pub async fn projections_caught_up(&self) -> Result<Vec<jsc_projector::ProjectionStatus>, jsc_projector::Error> {
-        Ok(vec![self.projector.status(&ClustersProjection).await?])
+        Ok(vec![
+            self.projector.status(&ClustersProjection).await?,
+            self.projector.status(&StreamsProjection).await?,
+            self.projector.status(&ConsumersProjection).await?,
+        ])
     }
 }
 

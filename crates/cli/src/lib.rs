@@ -13,12 +13,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use jsc_api::Console;
+use jsc_api::services::{LiveState, ManagedClusters};
 use jsc_api::state::ClusterServicesImpl;
 use jsc_domain::cluster::{Cluster, ClusterChanges, ClusterCommand, ClusterSpec};
+use jsc_domain::consumer::Consumer;
+use jsc_domain::stream::Stream;
 use jsc_eventstore::{CommandContext, EventStoreConfig, JetStreamEventStore, Repository};
 use jsc_fleet::embedded::{ServerOptions, ServerProcess};
-use jsc_fleet::{Fleet, SecretBox};
-use jsc_projections::{ClusterView, ClustersProjection};
+use jsc_fleet::{Fleet, Pool, SecretBox};
+use jsc_projections::{ClustersProjection, ConsumersProjection, StreamsProjection};
 use jsc_projector::{KvProjection, Projector, ViewCache};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -40,6 +43,11 @@ pub struct Config {
     pub secret_keys: Vec<String>,
     /// How long a mutation waits for the read model to show its change.
     pub view_wait: Duration,
+    /// How long live state (message counts, lag) read from a cluster is reused.
+    pub live_ttl: Duration,
+    /// How often every managed cluster is compared with the history (changes made outside
+    /// the console while no advisory reached it).
+    pub reconcile_interval: Duration,
 }
 
 impl Config {
@@ -52,6 +60,8 @@ impl Config {
             nats_server_bin: None,
             secret_keys: Vec::new(),
             view_wait: Duration::from_secs(5),
+            live_ttl: Duration::from_secs(2),
+            reconcile_interval: Duration::from_secs(30),
         }
     }
 }
@@ -101,18 +111,10 @@ impl Application {
         let mut tasks = JoinSet::new();
 
         let projector = Projector::new(home.clone(), store.config().stream.clone());
-        projector.prepare(&ClustersProjection).await?;
-        {
-            let projector = projector.clone();
-            let token = shutdown.clone();
-            tasks.spawn(async move {
-                let r = projector.run(Arc::new(ClustersProjection), token).await;
-                ("projector:clusters", r.map_err(Into::into))
-            });
-        }
         let js = async_nats::jetstream::new(home.clone());
-        let cluster_view: ViewCache<ClusterView> =
-            ViewCache::start(js, &ClustersProjection.bucket(), 1, shutdown.clone()).await?;
+        let cluster_view = start_projection(&projector, &js, ClustersProjection, &shutdown, &mut tasks).await?;
+        let stream_view = start_projection(&projector, &js, StreamsProjection, &shutdown, &mut tasks).await?;
+        let consumer_view = start_projection(&projector, &js, ConsumersProjection, &shutdown, &mut tasks).await?;
 
         let fleet = Fleet::new(secrets);
         let services = Arc::new(ClusterServicesImpl {
@@ -120,14 +122,34 @@ impl Application {
             fleet: fleet.clone(),
         });
         let clusters = Arc::new(Repository::<Cluster>::new(store.clone(), services));
+        let managed = Arc::new(ManagedClusters {
+            clusters: clusters.clone(),
+            pool: Arc::new(Pool::new(fleet.clone())),
+        });
+        let streams = Arc::new(Repository::<Stream>::new(store.clone(), managed.clone()));
+        let consumers = Arc::new(Repository::<Consumer>::new(store.clone(), managed.clone()));
         let console = Console {
             home,
             clusters,
+            streams,
+            consumers,
             cluster_view,
+            stream_view,
+            consumer_view,
+            live: Arc::new(LiveState::new(managed, config.live_ttl)),
             fleet,
             projector,
             view_wait: config.view_wait,
         };
+        {
+            let console = console.clone();
+            let token = shutdown.clone();
+            let interval = config.reconcile_interval;
+            tasks.spawn(async move {
+                jsc_api::watch::run(console, interval, token).await;
+                ("watcher", Ok(()))
+            });
+        }
         if embedded.is_some() {
             register_local(&console, &url).await;
         }
@@ -195,6 +217,26 @@ impl Application {
         }
         served.context("the HTTP server failed")
     }
+}
+
+/// Prepares a projection, runs it until shutdown, and returns the view readers use.
+async fn start_projection<P: KvProjection>(
+    projector: &Projector,
+    js: &async_nats::jetstream::Context,
+    projection: P,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<(&'static str, anyhow::Result<()>)>,
+) -> anyhow::Result<ViewCache<P::View>> {
+    projector.prepare(&projection).await?;
+    let bucket = projection.bucket();
+    let name = projection.name();
+    let runner = projector.clone();
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        let r = runner.run(Arc::new(projection), token).await;
+        (name, r.map_err(Into::into))
+    });
+    Ok(ViewCache::start(js.clone(), &bucket, 1, shutdown.clone()).await?)
 }
 
 async fn connect_home(url: &str) -> anyhow::Result<async_nats::Client> {

@@ -274,11 +274,11 @@ pub enum ConsumerCommand {
         until: String,
     },
     Resume,
+    /// Reads the consumer from its server and records what differs (see `StreamCommand::Observe`).
     Observe {
         cluster_id: String,
         stream: String,
         name: String,
-        config: Option<ConsumerConfig>,
         origin: ChangeOrigin,
     },
 }
@@ -376,6 +376,14 @@ pub trait ConsumerServices: Send + Sync {
         config: &ConsumerConfig,
     ) -> Result<ConsumerConfig, ServiceError>;
     async fn delete_consumer(&self, cluster_id: &str, stream: &str, name: &str) -> Result<(), ServiceError>;
+    /// The consumer's configuration as the server has it; `None` when it (or its stream)
+    /// does not exist.
+    async fn consumer_config(
+        &self,
+        cluster_id: &str,
+        stream: &str,
+        name: &str,
+    ) -> Result<Option<ConsumerConfig>, ServiceError>;
     /// Pauses until `until` (RFC 3339), or resumes with `None`; returns the stored config.
     /// Servers older than 2.11 answer `Unsupported`.
     async fn pause_consumer(
@@ -512,10 +520,13 @@ impl Aggregate for Consumer {
                 cluster_id,
                 stream,
                 name,
-                config,
                 origin,
             } => {
-                let observed = config.map(ConsumerConfig::normalized);
+                let observed = svc
+                    .consumer_config(&cluster_id, &stream, &name)
+                    .await
+                    .map_err(ConsumerError::Service)?
+                    .map(ConsumerConfig::normalized);
                 match (self.config.clone(), observed) {
                     (None, Some(config)) => {
                         sink.write(

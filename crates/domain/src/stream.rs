@@ -330,12 +330,12 @@ pub enum StreamCommand {
         headers: Vec<(String, String)>,
         payload: Vec<u8>,
     },
-    /// Records what a server reports (`None`: the stream is gone) if it differs from what
-    /// the console knows: a change made outside the console.
+    /// Reads the stream from its server and records what differs from what the console
+    /// knows (created, changed or gone): a change made outside the console. The read
+    /// happens inside the command, so it cannot interleave with the console's own changes.
     Observe {
         cluster_id: String,
         name: String,
-        config: Option<StreamConfig>,
         origin: ChangeOrigin,
     },
 }
@@ -456,6 +456,8 @@ pub trait StreamServices: Send + Sync {
     async fn create_stream(&self, cluster_id: &str, config: &StreamConfig) -> Result<StreamConfig, ServiceError>;
     async fn update_stream(&self, cluster_id: &str, config: &StreamConfig) -> Result<StreamConfig, ServiceError>;
     async fn delete_stream(&self, cluster_id: &str, name: &str) -> Result<(), ServiceError>;
+    /// The stream's configuration as the server has it; `None` when it does not exist.
+    async fn stream_config(&self, cluster_id: &str, name: &str) -> Result<Option<StreamConfig>, ServiceError>;
     /// Returns how many messages were purged.
     async fn purge_stream(&self, cluster_id: &str, name: &str, request: &PurgeRequest) -> Result<u64, ServiceError>;
     async fn publish(
@@ -642,10 +644,13 @@ impl Aggregate for Stream {
             StreamCommand::Observe {
                 cluster_id,
                 name,
-                config,
                 origin,
             } => {
-                let observed = config.map(StreamConfig::normalized);
+                let observed = svc
+                    .stream_config(&cluster_id, &name)
+                    .await
+                    .map_err(StreamError::Service)?
+                    .map(StreamConfig::normalized);
                 match (self.config.clone(), observed) {
                     (None, Some(config)) => {
                         sink.write(
@@ -724,6 +729,7 @@ mod tests {
     #[derive(Default)]
     struct FakeServer {
         calls: Mutex<Vec<String>>,
+        observed: Option<StreamConfig>,
     }
 
     #[async_trait]
@@ -739,6 +745,9 @@ mod tests {
         }
         async fn delete_stream(&self, _: &str, _: &str) -> Result<(), ServiceError> {
             Ok(())
+        }
+        async fn stream_config(&self, _: &str, _: &str) -> Result<Option<StreamConfig>, ServiceError> {
+            Ok(self.observed.clone())
         }
         async fn purge_stream(&self, _: &str, _: &str, _: &PurgeRequest) -> Result<u64, ServiceError> {
             Ok(3)
@@ -756,7 +765,14 @@ mod tests {
     }
 
     fn fw() -> TestFramework<Stream> {
-        let svc: Arc<dyn StreamServices> = Arc::new(FakeServer::default());
+        observing(None)
+    }
+
+    fn observing(observed: Option<StreamConfig>) -> TestFramework<Stream> {
+        let svc: Arc<dyn StreamServices> = Arc::new(FakeServer {
+            observed,
+            ..Default::default()
+        });
         TestFramework::with(svc)
     }
 
@@ -830,11 +846,11 @@ mod tests {
 
     #[test]
     fn observing_the_known_config_records_nothing() {
-        fw().given(vec![created()])
+        observing(Some(orders()))
+            .given(vec![created()])
             .when(StreamCommand::Observe {
                 cluster_id: "c1".into(),
                 name: "ORDERS".into(),
-                config: Some(orders()),
                 origin: ChangeOrigin::External {
                     observed_via: "reconcile".into(),
                     client: None,
@@ -851,17 +867,38 @@ mod tests {
             observed_via: "advisory".into(),
             client: Some("nats-cli".into()),
         };
-        fw().given(vec![created()])
+        observing(Some(after.clone()))
+            .given(vec![created()])
             .when(StreamCommand::Observe {
                 cluster_id: "c1".into(),
                 name: "ORDERS".into(),
-                config: Some(after.clone()),
                 origin: origin.clone(),
             })
             .then_expect_events(vec![StreamEvent::Updated {
                 cluster_id: "c1".into(),
                 before: orders(),
                 after,
+                origin,
+            }]);
+    }
+
+    #[test]
+    fn observing_a_vanished_stream_records_its_deletion() {
+        let origin = ChangeOrigin::External {
+            observed_via: "reconcile".into(),
+            client: None,
+        };
+        observing(None)
+            .given(vec![created()])
+            .when(StreamCommand::Observe {
+                cluster_id: "c1".into(),
+                name: "ORDERS".into(),
+                origin: origin.clone(),
+            })
+            .then_expect_events(vec![StreamEvent::Deleted {
+                cluster_id: "c1".into(),
+                name: "ORDERS".into(),
+                last_config: orders(),
                 origin,
             }]);
     }

@@ -1,7 +1,7 @@
 //! Command execution: cached aggregates, one-round-trip commits, bounded retry on conflict.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, AggregateError, EventEnvelope};
@@ -29,7 +29,9 @@ pub struct Committed<A: Aggregate> {
 
 /// Executes commands on one aggregate type.
 ///
-/// Keeps loaded aggregates in memory with the stream sequence of their last event, so a
+/// Commands on the same aggregate run one at a time within a repository (side effects in
+/// `handle`, such as changing a managed cluster, never interleave); across replicas the
+/// stream's sequence check decides. Keeps loaded aggregates in memory with the stream sequence of their last event, so a
 /// command on a warm aggregate costs exactly one JetStream round trip. When another writer
 /// (another replica, or a racing task) got there first, JetStream refuses the commit; the
 /// aggregate is then reloaded and the command handled again against the fresh state, up
@@ -38,6 +40,7 @@ pub struct Repository<A: Aggregate> {
     store: JetStreamEventStore,
     services: A::Services,
     cache: Mutex<HashMap<String, JsAggregateContext<A>>>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     max_conflict_retries: u32,
 }
 
@@ -51,6 +54,7 @@ where
             store,
             services,
             cache: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
             max_conflict_retries: 5,
         }
     }
@@ -73,6 +77,8 @@ where
         ctx: &CommandContext,
     ) -> Result<Committed<A>, AggregateError<A::Error>> {
         let metadata = ctx.to_metadata();
+        let lock = self.lock_for(aggregate_id);
+        let _serialized = lock.lock().await;
         let mut attempt = 0;
         loop {
             let loaded = self.load_context(aggregate_id).await?;
@@ -176,6 +182,15 @@ where
                 cache.insert(ctx.aggregate_id.clone(), ctx);
             }
         }
+    }
+
+    fn lock_for(&self, aggregate_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().expect("locks lock");
+        if locks.len() >= CACHE_LIMIT {
+            // Drop the locks nobody holds.
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(aggregate_id.to_string()).or_default().clone()
     }
 
     fn evict(&self, aggregate_id: &str) {

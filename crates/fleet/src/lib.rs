@@ -2,15 +2,24 @@
 //! probing (version, JetStream, account usage, RTT), and running nats-server children.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod embedded;
+pub mod pool;
 pub mod secrets;
 
 use std::time::{Duration, Instant};
 
+pub use admin::Admin;
 use async_nats::ConnectOptions;
 use chrono::Utc;
 use jsc_domain::cluster::{AccountUsage, ClusterAuth, ClusterSpec, ConnectionTest};
+pub use pool::Pool;
 pub use secrets::SecretBox;
+
+/// The client name of every connection the console opens to a managed cluster. JetStream
+/// API audit advisories carry it, which is how the console tells its own changes from
+/// changes made outside it.
+pub const CLIENT_NAME: &str = "jsconsole";
 
 /// Why a managed cluster could not be used, in words an operator can act on.
 /// Never carries a credential.
@@ -55,16 +64,22 @@ impl Fleet {
     /// Opens a connection to the cluster described by `spec`. Fails within the connect
     /// timeout when no server answers; never retries in the background.
     pub async fn connect(&self, spec: &ClusterSpec) -> Result<async_nats::Client, Error> {
+        self.connect_with(spec, false).await
+    }
+
+    /// Like [`Fleet::connect`]; a `persistent` connection reconnects on its own forever
+    /// after the first successful connect (the pool's connections), a probe's never does.
+    pub async fn connect_with(&self, spec: &ClusterSpec, persistent: bool) -> Result<async_nats::Client, Error> {
         let urls = spec.urls.join(", ");
         // Certificates are handed to the client as files; they live until connect returns.
         let tmp =
             tempfile::tempdir().map_err(|e| Error::Credentials(format!("cannot create a temporary directory: {e}")))?;
         let mut opts = self.options(spec, tmp.path())?;
         opts = opts
-            .name("jsconsole")
+            .name(CLIENT_NAME)
             .connection_timeout(self.connect_timeout)
             .request_timeout(Some(self.connect_timeout))
-            .max_reconnects(Some(0));
+            .max_reconnects(if persistent { None } else { Some(0) });
         let addrs: Vec<async_nats::ServerAddr> = spec
             .urls
             .iter()

@@ -43,6 +43,25 @@ impl Error {
     }
 }
 
+/// Encodes one token of a KV key: `[A-Za-z0-9_-]` stays, any other byte becomes `=XX`
+/// (KV keys allow only `[-/_=.a-zA-Z0-9]`, and `.` separates tokens).
+pub fn kv_token(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    out
+}
+
+/// A KV key of several tokens, each encoded with [`kv_token`].
+pub fn kv_key(tokens: &[&str]) -> String {
+    tokens.iter().map(|t| kv_token(t)).collect::<Vec<_>>().join(".")
+}
+
 /// A view as stored in KV: the projection's value plus the stream sequence of the last
 /// event applied to it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,6 @@ use jsc_domain::cluster::{
     AccountUsage as DomainAccountUsage, ClusterAuth, ClusterChanges, ClusterCommand, ClusterSpec,
     ConnectionTest as DomainTest, TlsOptions,
 };
-use jsc_eventstore::encode_id;
 use jsc_fleet::SecretBox;
 use jsc_projections::ClusterView;
 use jsc_projector::{ChangeOp, Versioned};
@@ -358,7 +357,7 @@ impl ClusterTlsInput {
 // ---------------------------------------------------------------------------------------
 
 fn view_key(id: &str) -> String {
-    encode_id(id)
+    jsc_projector::kv_token(id)
 }
 
 #[derive(Default)]

@@ -1,0 +1,352 @@
+//! JetStream administration on a managed cluster, through the JSON API (`$JS.API.>`).
+//!
+//! The raw API rather than async-nats' typed builders: configurations round-trip exactly
+//! as the server stores them (fields this version does not model included), and every
+//! server error keeps its code and words.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use jsc_domain::consumer::ConsumerConfig;
+use jsc_domain::stream::{PurgeRequest, ServiceError, StreamConfig};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// JetStream error codes the console tells apart.
+pub mod codes {
+    pub const STREAM_NOT_FOUND: u64 = 10059;
+    pub const CONSUMER_NOT_FOUND: u64 = 10014;
+    pub const STREAM_NAME_IN_USE: u64 = 10058;
+    pub const CONSUMER_ALREADY_EXISTS: u64 = 10148;
+    pub const SUBJECTS_OVERLAP: u64 = 10065;
+}
+
+const API_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The live state of a stream.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+pub struct StreamState {
+    #[serde(default)]
+    pub messages: u64,
+    #[serde(default)]
+    pub bytes: u64,
+    #[serde(default)]
+    pub first_seq: u64,
+    #[serde(default)]
+    pub first_ts: Option<String>,
+    #[serde(default)]
+    pub last_seq: u64,
+    #[serde(default)]
+    pub last_ts: Option<String>,
+    #[serde(default)]
+    pub consumer_count: u64,
+    #[serde(default)]
+    pub num_subjects: u64,
+    #[serde(default)]
+    pub num_deleted: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StreamInfo {
+    pub config: StreamConfig,
+    #[serde(default)]
+    pub state: StreamState,
+    #[serde(default)]
+    pub created: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+pub struct SequenceInfo {
+    #[serde(default)]
+    pub consumer_seq: u64,
+    #[serde(default)]
+    pub stream_seq: u64,
+    #[serde(default)]
+    pub last_active: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsumerInfo {
+    pub stream_name: String,
+    pub name: String,
+    pub config: ConsumerConfig,
+    #[serde(default)]
+    pub created: Option<String>,
+    #[serde(default)]
+    pub delivered: SequenceInfo,
+    #[serde(default)]
+    pub ack_floor: SequenceInfo,
+    /// Messages not yet delivered: the consumer's lag.
+    #[serde(default)]
+    pub num_pending: u64,
+    #[serde(default)]
+    pub num_ack_pending: u64,
+    #[serde(default)]
+    pub num_redelivered: u64,
+    #[serde(default)]
+    pub num_waiting: u64,
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// Admin calls on one managed cluster.
+#[derive(Clone)]
+pub struct Admin {
+    client: async_nats::Client,
+}
+
+impl Admin {
+    pub fn new(client: async_nats::Client) -> Self {
+        Self { client }
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// `major.minor` of the server this connection reached.
+    pub fn server_version(&self) -> (u64, u64) {
+        let v = self.client.server_info().version;
+        let mut parts = v
+            .trim_start_matches('v')
+            .split('.')
+            .map(|p| p.parse::<u64>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    }
+
+    /// One JetStream API request; the server's error, if any, becomes a [`ServiceError`].
+    pub async fn api<T: DeserializeOwned>(&self, subject: &str, body: &Value) -> Result<T, ServiceError> {
+        let full = format!("$JS.API.{subject}");
+        let payload = if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(body).expect("JSON")
+        };
+        let reply = tokio::time::timeout(API_TIMEOUT, self.client.request(full, payload.into()))
+            .await
+            .map_err(|_| {
+                ServiceError::Unavailable(
+                    "the cluster did not answer within 5s; it may be overloaded or unreachable".into(),
+                )
+            })?
+            .map_err(|e| match e.kind() {
+                async_nats::RequestErrorKind::NoResponders => {
+                    ServiceError::Unavailable("JetStream is not enabled on this cluster (no responders)".into())
+                }
+                async_nats::RequestErrorKind::TimedOut => {
+                    ServiceError::Unavailable("the cluster did not answer in time; retry later".into())
+                }
+                _ => ServiceError::Unavailable(format!("the cluster is unreachable: {e}")),
+            })?;
+        let value: Value = serde_json::from_slice(&reply.payload)
+            .map_err(|e| ServiceError::Unavailable(format!("unreadable answer from the cluster: {e}")))?;
+        if let Some(err) = value.get("error") {
+            let code = err.get("err_code").and_then(Value::as_u64).unwrap_or(0);
+            let description = err
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error")
+                .to_string();
+            return Err(match code {
+                codes::STREAM_NOT_FOUND | codes::CONSUMER_NOT_FOUND => ServiceError::NotFound(description),
+                _ => ServiceError::Rejected { code, description },
+            });
+        }
+        serde_json::from_value(value)
+            .map_err(|e| ServiceError::Unavailable(format!("unexpected answer from the cluster: {e}")))
+    }
+
+    pub async fn create_stream(&self, config: &StreamConfig) -> Result<StreamConfig, ServiceError> {
+        let info: StreamInfo = self
+            .api(&format!("STREAM.CREATE.{}", config.name), &json!(config))
+            .await?;
+        Ok(info.config)
+    }
+
+    pub async fn update_stream(&self, config: &StreamConfig) -> Result<StreamConfig, ServiceError> {
+        let info: StreamInfo = self
+            .api(&format!("STREAM.UPDATE.{}", config.name), &json!(config))
+            .await?;
+        Ok(info.config)
+    }
+
+    pub async fn delete_stream(&self, name: &str) -> Result<(), ServiceError> {
+        let _: Value = self.api(&format!("STREAM.DELETE.{name}"), &Value::Null).await?;
+        Ok(())
+    }
+
+    pub async fn purge_stream(&self, name: &str, request: &PurgeRequest) -> Result<u64, ServiceError> {
+        #[derive(Deserialize)]
+        struct Purged {
+            #[serde(default)]
+            purged: u64,
+        }
+        let r: Purged = self.api(&format!("STREAM.PURGE.{name}"), &json!(request)).await?;
+        Ok(r.purged)
+    }
+
+    pub async fn stream_info(&self, name: &str) -> Result<StreamInfo, ServiceError> {
+        self.api(&format!("STREAM.INFO.{name}"), &Value::Null).await
+    }
+
+    /// Every stream with its state, a page (up to 256) per request.
+    pub async fn list_streams(&self) -> Result<Vec<StreamInfo>, ServiceError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            total: usize,
+            #[serde(default)]
+            streams: Option<Vec<StreamInfo>>,
+        }
+        let mut out = Vec::new();
+        loop {
+            let page: Page = self.api("STREAM.LIST", &json!({"offset": out.len()})).await?;
+            let got = page.streams.unwrap_or_default();
+            let n = got.len();
+            out.extend(got);
+            if n == 0 || out.len() >= page.total {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Every consumer of `stream` with its state.
+    pub async fn list_consumers(&self, stream: &str) -> Result<Vec<ConsumerInfo>, ServiceError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            total: usize,
+            #[serde(default)]
+            consumers: Option<Vec<ConsumerInfo>>,
+        }
+        let mut out = Vec::new();
+        loop {
+            let page: Page = self
+                .api(&format!("CONSUMER.LIST.{stream}"), &json!({"offset": out.len()}))
+                .await?;
+            let got = page.consumers.unwrap_or_default();
+            let n = got.len();
+            out.extend(got);
+            if n == 0 || out.len() >= page.total {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn put_consumer(
+        &self,
+        stream: &str,
+        config: &ConsumerConfig,
+        action: &str,
+    ) -> Result<ConsumerConfig, ServiceError> {
+        let name = config.consumer_name();
+        let info: ConsumerInfo = self
+            .api(
+                &format!("CONSUMER.CREATE.{stream}.{name}"),
+                &json!({"stream_name": stream, "config": config, "action": action}),
+            )
+            .await?;
+        Ok(info.config)
+    }
+
+    pub async fn create_consumer(&self, stream: &str, config: &ConsumerConfig) -> Result<ConsumerConfig, ServiceError> {
+        self.put_consumer(stream, config, "create").await
+    }
+
+    pub async fn update_consumer(&self, stream: &str, config: &ConsumerConfig) -> Result<ConsumerConfig, ServiceError> {
+        self.put_consumer(stream, config, "update").await
+    }
+
+    pub async fn delete_consumer(&self, stream: &str, name: &str) -> Result<(), ServiceError> {
+        let _: Value = self
+            .api(&format!("CONSUMER.DELETE.{stream}.{name}"), &Value::Null)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn consumer_info(&self, stream: &str, name: &str) -> Result<ConsumerInfo, ServiceError> {
+        self.api(&format!("CONSUMER.INFO.{stream}.{name}"), &Value::Null).await
+    }
+
+    /// Pauses until `until` (RFC 3339) or resumes (`None`). Needs nats-server 2.11+.
+    pub async fn pause_consumer(
+        &self,
+        stream: &str,
+        name: &str,
+        until: Option<&str>,
+    ) -> Result<ConsumerConfig, ServiceError> {
+        let (major, minor) = self.server_version();
+        if (major, minor) < (2, 11) {
+            return Err(ServiceError::Unsupported(format!(
+                "pausing and resuming consumers needs nats-server 2.11 or later; this cluster runs {}",
+                self.client.server_info().version
+            )));
+        }
+        let body = match until {
+            Some(t) => json!({"pause_until": t}),
+            None => json!({}),
+        };
+        let _: Value = self.api(&format!("CONSUMER.PAUSE.{stream}.{name}"), &body).await?;
+        Ok(self.consumer_info(stream, name).await?.config)
+    }
+
+    /// Publishes into `stream` (the server refuses a subject the stream does not hold) and
+    /// returns the stream sequence and whether it was a duplicate.
+    pub async fn publish(
+        &self,
+        stream: &str,
+        subject: &str,
+        headers: &[(String, String)],
+        payload: &[u8],
+    ) -> Result<(u64, bool), ServiceError> {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.append(k.as_str(), v.as_str());
+        }
+        h.insert("Nats-Expected-Stream", stream);
+        let reply = tokio::time::timeout(
+            API_TIMEOUT,
+            self.client
+                .request_with_headers(subject.to_string(), h, payload.to_vec().into()),
+        )
+        .await
+        .map_err(|_| ServiceError::Unavailable("the cluster did not acknowledge the message within 5s".into()))?
+        .map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => ServiceError::Rejected {
+                code: 503,
+                description: format!("no stream stores subject '{subject}'"),
+            },
+            _ => ServiceError::Unavailable(format!("the cluster is unreachable: {e}")),
+        })?;
+        #[derive(Deserialize)]
+        struct Ack {
+            #[serde(default)]
+            seq: u64,
+            #[serde(default)]
+            duplicate: bool,
+            #[serde(default)]
+            error: Option<Value>,
+        }
+        let ack: Ack = serde_json::from_slice(&reply.payload).map_err(|_| ServiceError::Rejected {
+            code: 0,
+            description: "the answer was not a JetStream acknowledgement".into(),
+        })?;
+        if let Some(err) = ack.error {
+            return Err(ServiceError::Rejected {
+                code: err.get("err_code").and_then(Value::as_u64).unwrap_or(0),
+                description: err
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .unwrap_or("refused")
+                    .to_string(),
+            });
+        }
+        Ok((ack.seq, ack.duplicate))
+    }
+
+    /// JetStream account usage and limits.
+    pub async fn account(&self) -> Result<Value, ServiceError> {
+        self.api("INFO", &Value::Null).await
+    }
+}

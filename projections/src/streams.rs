@@ -1,0 +1,212 @@
+//! `streams` and `consumers`: the configuration of every stream and consumer on every
+//! managed cluster, and who changed it last and when.
+//!
+//! Keys: `<cluster>.<stream>` and `<cluster>.<stream>.<consumer>` (tokens KV-encoded);
+//! buckets `view_streams_v1` and `view_consumers_v1`. Live state (messages, lag) is not
+//! here: it is observation, read from the clusters.
+
+use chrono::{DateTime, Utc};
+use jsc_domain::consumer::{ConsumerConfig, ConsumerEvent};
+use jsc_domain::stream::{ChangeOrigin, StreamConfig, StreamEvent};
+use jsc_eventstore::EventRecord;
+use jsc_projector::{KvProjection, kv_key};
+use serde::{Deserialize, Serialize};
+
+/// Who last changed something, when, and how the console learnt of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+    /// The event type of the last change (`StreamUpdated`, ...).
+    pub last_change: String,
+    /// Whether the last change was made outside the console.
+    pub last_change_external: bool,
+    /// The NATS client behind an external change, when known.
+    pub last_change_client: Option<String>,
+    pub version: u64,
+}
+
+impl Provenance {
+    fn new(event: &EventRecord, origin: &ChangeOrigin) -> Self {
+        let mut p = Self {
+            created_at: event.timestamp,
+            created_by: actor(event, origin),
+            updated_at: event.timestamp,
+            updated_by: String::new(),
+            last_change: String::new(),
+            last_change_external: false,
+            last_change_client: None,
+            version: 0,
+        };
+        p.touch(event, Some(origin));
+        p
+    }
+
+    fn touch(&mut self, event: &EventRecord, origin: Option<&ChangeOrigin>) {
+        self.updated_at = event.timestamp;
+        self.updated_by = origin.map_or_else(|| event.actor().to_string(), |o| actor(event, o));
+        self.last_change = event.event_type.clone();
+        self.last_change_external = origin.is_some_and(ChangeOrigin::is_external);
+        self.last_change_client = match origin {
+            Some(ChangeOrigin::External { client, .. }) => client.clone(),
+            _ => None,
+        };
+        self.version = event.aggregate_sequence;
+    }
+}
+
+/// The actor shown for a change: the client outside the console when it was external.
+fn actor(event: &EventRecord, origin: &ChangeOrigin) -> String {
+    match origin {
+        ChangeOrigin::External { client: Some(c), .. } => format!("external:{c}"),
+        ChangeOrigin::External { client: None, .. } => "external".to_string(),
+        ChangeOrigin::Console => event.actor().to_string(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamView {
+    pub cluster_id: String,
+    pub name: String,
+    pub config: StreamConfig,
+    #[serde(flatten)]
+    pub provenance: Provenance,
+    pub last_purge: Option<DateTime<Utc>>,
+}
+
+pub struct StreamsProjection;
+
+pub fn stream_key(cluster_id: &str, name: &str) -> String {
+    kv_key(&[cluster_id, name])
+}
+
+impl KvProjection for StreamsProjection {
+    type View = StreamView;
+
+    fn name(&self) -> &'static str {
+        "streams"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn filter_subjects(&self) -> Vec<String> {
+        vec!["es.stream.>".to_string()]
+    }
+
+    fn key(&self, event: &EventRecord) -> Option<String> {
+        let (cluster, name) = event.aggregate_id.split_once('/')?;
+        Some(stream_key(cluster, name))
+    }
+
+    fn apply(&self, view: Option<StreamView>, event: &EventRecord) -> Result<Option<StreamView>, String> {
+        let ev: StreamEvent = serde_json::from_value(event.payload.clone()).map_err(|e| e.to_string())?;
+        Ok(match (view, ev) {
+            (
+                _,
+                StreamEvent::Created {
+                    cluster_id,
+                    config,
+                    origin,
+                },
+            ) => Some(StreamView {
+                cluster_id,
+                name: config.name.clone(),
+                config,
+                provenance: Provenance::new(event, &origin),
+                last_purge: None,
+            }),
+            (_, StreamEvent::Deleted { .. }) => None,
+            (Some(mut v), StreamEvent::Updated { after, origin, .. }) => {
+                v.config = after;
+                v.provenance.touch(event, Some(&origin));
+                Some(v)
+            }
+            (Some(mut v), StreamEvent::Sealed { after, .. }) => {
+                v.config = after;
+                v.provenance.touch(event, None);
+                Some(v)
+            }
+            (Some(mut v), StreamEvent::Purged { .. }) => {
+                v.last_purge = Some(event.timestamp);
+                Some(v)
+            }
+            (v @ Some(_), StreamEvent::MessagePublished { .. }) => v,
+            (None, _) => return Err(format!("{} for a stream the view does not have", event.event_type)),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerView {
+    pub cluster_id: String,
+    pub stream: String,
+    pub name: String,
+    pub config: ConsumerConfig,
+    #[serde(flatten)]
+    pub provenance: Provenance,
+}
+
+pub struct ConsumersProjection;
+
+pub fn consumer_key(cluster_id: &str, stream: &str, name: &str) -> String {
+    kv_key(&[cluster_id, stream, name])
+}
+
+impl KvProjection for ConsumersProjection {
+    type View = ConsumerView;
+
+    fn name(&self) -> &'static str {
+        "consumers"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn filter_subjects(&self) -> Vec<String> {
+        vec!["es.consumer.>".to_string()]
+    }
+
+    fn key(&self, event: &EventRecord) -> Option<String> {
+        let mut parts = event.aggregate_id.splitn(3, '/');
+        let (c, s, n) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(consumer_key(c, s, n))
+    }
+
+    fn apply(&self, view: Option<ConsumerView>, event: &EventRecord) -> Result<Option<ConsumerView>, String> {
+        let ev: ConsumerEvent = serde_json::from_value(event.payload.clone()).map_err(|e| e.to_string())?;
+        Ok(match (view, ev) {
+            (
+                _,
+                ConsumerEvent::Created {
+                    cluster_id,
+                    stream,
+                    config,
+                    origin,
+                },
+            ) => Some(ConsumerView {
+                cluster_id,
+                stream,
+                name: config.consumer_name().to_string(),
+                config,
+                provenance: Provenance::new(event, &origin),
+            }),
+            (_, ConsumerEvent::Deleted { .. }) => None,
+            (Some(mut v), ConsumerEvent::Updated { after, origin, .. }) => {
+                v.config = after;
+                v.provenance.touch(event, Some(&origin));
+                Some(v)
+            }
+            (Some(mut v), ConsumerEvent::Paused { after, .. } | ConsumerEvent::Resumed { after }) => {
+                v.config = after;
+                v.provenance.touch(event, None);
+                Some(v)
+            }
+            (None, _) => return Err(format!("{} for a consumer the view does not have", event.event_type)),
+        })
+    }
+}
