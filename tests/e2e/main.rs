@@ -5,3 +5,4 @@ mod api;
 mod clusters;
 mod eventstore;
 mod projections;
+mod streams;

@@ -283,6 +283,8 @@ pub enum ConsumerCommand {
     },
 }
 
+// Events are short-lived values on their way to and from JSON; boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ConsumerEvent {
     Created {

@@ -340,6 +340,8 @@ pub enum StreamCommand {
     },
 }
 
+// Events are short-lived values on their way to and from JSON; boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum StreamEvent {
     Created {

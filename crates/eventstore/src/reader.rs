@@ -145,6 +145,9 @@ impl EventReader {
             })
             .await
             .map_err(Error::nats)?;
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(0);
+        }
         let mut messages = consumer.messages().await.map_err(Error::nats)?;
         let mut count = 0;
         loop {

@@ -19,13 +19,32 @@ impl NatsServer {
 
     /// Starts a server with extra command-line arguments (e.g. `--user`, `--pass`).
     pub fn start_with(extra_args: &[&str]) -> Self {
+        let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let binary = find_nats_server(&[workspace]).unwrap_or_else(|| panic!("{}", jsc_fleet::embedded::INSTALL_HINT));
+        Self::start_binary(binary, extra_args)
+    }
+
+    /// Starts nats-server 2.10 (installed by `make tools`), for checking what the console
+    /// says to a server too old for a feature.
+    pub fn start_2_10() -> Self {
+        let default = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv-2.10/bin/nats-server");
+        let binary = std::env::var_os("NATS_SERVER_2_10_BIN")
+            .map(std::path::PathBuf::from)
+            .unwrap_or(default);
+        assert!(
+            binary.is_file(),
+            "nats-server 2.10 was not found at {}: run `make tools`, or set NATS_SERVER_2_10_BIN",
+            binary.display()
+        );
+        Self::start_binary(binary, &[])
+    }
+
+    fn start_binary(binary: std::path::PathBuf, extra_args: &[&str]) -> Self {
         crate::init_tracing();
         let dir = tempfile::Builder::new()
             .prefix("jsc-nats-")
             .tempdir()
             .expect("temp dir");
-        let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let binary = find_nats_server(&[workspace]).unwrap_or_else(|| panic!("{}", jsc_fleet::embedded::INSTALL_HINT));
         let mut opts = ServerOptions::new(dir.path().join("jetstream"));
         opts.binary = Some(binary);
         opts.extra_args = extra_args.iter().map(|s| s.to_string()).collect();

@@ -24,6 +24,17 @@ use crate::error::{ApiError, ApiResult, Code};
 /// A NATS cluster the console manages. Credentials are never returned.
 pub struct Cluster(Versioned<ClusterView>);
 
+impl Cluster {
+    async fn admin(&self, ctx: &Context<'_>) -> ApiResult<jsc_fleet::Admin> {
+        console(ctx)
+            .live
+            .managed()
+            .admin(&self.0.view.id)
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))
+    }
+}
+
 #[Object]
 impl Cluster {
     async fn id(&self) -> ID {
@@ -82,6 +93,81 @@ impl Cluster {
     async fn last_connection_test(&self) -> Option<ConnectionTest> {
         self.0.view.last_test.clone().map(ConnectionTest)
     }
+    /// Live: the server the console is connected to on this cluster, and its health.
+    async fn server(&self, ctx: &Context<'_>) -> Result<ServerDetail> {
+        let admin = self.admin(ctx).await?;
+        let info = admin.client().server_info();
+        let started = std::time::Instant::now();
+        let flushed = tokio::time::timeout(std::time::Duration::from_secs(3), admin.client().flush()).await;
+        let rtt_ms = matches!(flushed, Ok(Ok(()))).then(|| started.elapsed().as_secs_f64() * 1000.0);
+        let jetstream_ok = info.jetstream && admin.account().await.is_ok();
+        Ok(ServerDetail {
+            name: info.server_name.clone(),
+            id: info.server_id.clone(),
+            version: info.version.clone(),
+            jetstream: info.jetstream,
+            cluster_name: info.cluster.clone(),
+            domain: info.domain.clone(),
+            max_payload: info.max_payload as u64,
+            connect_urls: info.connect_urls.clone(),
+            lame_duck_mode: info.lame_duck_mode,
+            rtt_ms,
+            healthy: rtt_ms.is_some() && (!info.jetstream || jetstream_ok) && !info.lame_duck_mode,
+        })
+    }
+    /// Live: JetStream usage against the account's limits; null without JetStream.
+    async fn jetstream_account(&self, ctx: &Context<'_>) -> Result<Option<AccountUsage>> {
+        let admin = self.admin(ctx).await?;
+        if !admin.client().server_info().jetstream {
+            return Ok(None);
+        }
+        let acc = admin
+            .account()
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+        let l = |v: &serde_json::Value| v.as_i64().unwrap_or(-1);
+        let limits = &acc["limits"];
+        Ok(Some(AccountUsage(DomainAccountUsage {
+            memory: n(&acc["memory"]),
+            storage: n(&acc["storage"]),
+            streams: n(&acc["streams"]),
+            consumers: n(&acc["consumers"]),
+            max_memory: l(&limits["max_memory"]),
+            max_storage: l(&limits["max_storage"]),
+            max_streams: l(&limits["max_streams"]),
+            max_consumers: l(&limits["max_consumers"]),
+        })))
+    }
+    /// The cluster's streams with their state (see `Query.streams`).
+    async fn streams(
+        &self,
+        ctx: &Context<'_>,
+        name_contains: Option<String>,
+        subject: Option<String>,
+        #[graphql(default = 50)] first: usize,
+        after: Option<String>,
+    ) -> super::streams::StreamPage {
+        super::streams::list_streams(console(ctx), &self.0.view.id, name_contains, subject, first, after)
+    }
+}
+
+/// The server the console reached on a cluster.
+#[derive(SimpleObject)]
+pub struct ServerDetail {
+    name: String,
+    id: String,
+    version: String,
+    jetstream: bool,
+    cluster_name: Option<String>,
+    domain: Option<String>,
+    max_payload: u64,
+    /// Other servers of the cluster, as announced.
+    connect_urls: Vec<String>,
+    lame_duck_mode: bool,
+    rtt_ms: Option<f64>,
+    /// Answering pings, JetStream answering (when enabled), not in lame-duck mode.
+    healthy: bool,
 }
 
 #[derive(SimpleObject)]

@@ -2,6 +2,8 @@
 //! request metadata every command carries.
 
 mod clusters;
+pub mod scalars;
+mod streams;
 
 use async_graphql::{Context, MergedObject, MergedSubscription, Schema};
 use jsc_eventstore::CommandContext;
@@ -9,15 +11,16 @@ use jsc_eventstore::CommandContext;
 use crate::state::Console;
 
 pub use clusters::{ClusterMutation, ClusterQuery, ClusterSubscription};
+pub use streams::{StreamMutation, StreamQuery, StreamSubscription};
 
 #[derive(MergedObject, Default)]
-pub struct Query(ClusterQuery);
+pub struct Query(ClusterQuery, StreamQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(ClusterMutation);
+pub struct Mutation(ClusterMutation, StreamMutation);
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(ClusterSubscription);
+pub struct Subscription(ClusterSubscription, StreamSubscription);
 
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;
 

@@ -1,0 +1,103 @@
+//! Scalars shared by the schema.
+
+use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
+
+/// A length of time, written like `90s`, `1h30m`, `500ms`, `7d` or `0s` (units: d, h, m, s,
+/// ms, us, ns). Stored by JetStream in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub i64);
+
+const UNITS: [(&str, i64); 7] = [
+    ("d", 86_400_000_000_000),
+    ("h", 3_600_000_000_000),
+    ("m", 60_000_000_000),
+    ("s", 1_000_000_000),
+    ("ms", 1_000_000),
+    ("us", 1_000),
+    ("ns", 1),
+];
+
+impl Duration {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Err("empty duration; write e.g. 30s, 5m, 1h30m or 7d".into());
+        }
+        if t == "0" {
+            return Ok(Self(0));
+        }
+        let mut total: i64 = 0;
+        let mut rest = t;
+        while !rest.is_empty() {
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            if digits == 0 {
+                return Err(format!("'{text}' is not a duration; write e.g. 30s, 5m, 1h30m or 7d"));
+            }
+            let n: i64 = rest[..digits].parse().map_err(|_| format!("'{text}' is too large"))?;
+            rest = &rest[digits..];
+            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit = &rest[..unit_len];
+            let Some((_, factor)) = UNITS.iter().find(|(u, _)| *u == unit) else {
+                return Err(format!(
+                    "'{text}': unknown unit '{unit}' (use d, h, m, s, ms, us or ns)"
+                ));
+            };
+            total = n
+                .checked_mul(*factor)
+                .and_then(|v| total.checked_add(v))
+                .ok_or_else(|| format!("'{text}' is too large"))?;
+            rest = &rest[unit_len..];
+        }
+        Ok(Self(total))
+    }
+
+    pub fn format(ns: i64) -> String {
+        if ns == 0 {
+            return "0s".into();
+        }
+        let mut left = ns.unsigned_abs() as i128;
+        let mut out = String::new();
+        if ns < 0 {
+            out.push('-');
+        }
+        for (unit, factor) in UNITS {
+            let f = factor as i128;
+            if left >= f {
+                out.push_str(&format!("{}{unit}", left / f));
+                left %= f;
+            }
+        }
+        out
+    }
+}
+
+#[Scalar]
+impl ScalarType for Duration {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match value {
+            Value::String(s) => Duration::parse(&s).map_err(InputValueError::custom),
+            other => Err(InputValueError::expected_type(other)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(Duration::format(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_formats() {
+        assert_eq!(Duration::parse("90s").unwrap().0, 90_000_000_000);
+        assert_eq!(Duration::parse("1h30m").unwrap().0, 5_400_000_000_000);
+        assert_eq!(Duration::parse("500ms").unwrap().0, 500_000_000);
+        assert_eq!(Duration::format(90_000_000_000), "1m30s");
+        assert_eq!(Duration::format(7 * 86_400_000_000_000), "7d");
+        assert_eq!(Duration::format(0), "0s");
+        assert!(Duration::parse("5 minutes").is_err());
+        assert!(Duration::parse("m").is_err());
+    }
+}
