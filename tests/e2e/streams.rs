@@ -490,6 +490,11 @@ async fn changes_made_outside_the_console_land_in_the_history_once() {
     })
     .await;
     let stream = js.get_stream("EXT").await.unwrap();
+    // An ephemeral (ordered) consumer is a client's, not a managed resource: not recorded.
+    let _ordered = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .unwrap();
     stream
         .create_consumer(jetstream::consumer::pull::Config {
             durable_name: Some("outside".into()),

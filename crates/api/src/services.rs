@@ -114,7 +114,11 @@ impl ConsumerServices for ManagedClusters {
         name: &str,
     ) -> Result<Option<ConsumerConfig>, ServiceError> {
         let admin = self.admin(cluster_id).await?;
-        Ok(not_found_is_none(admin.consumer_info(stream, name).await)?.map(|i| i.config))
+        // Ephemeral consumers (ordered consumers, KV watchers) come and go with their
+        // clients; only durable ones are managed resources with a history.
+        Ok(not_found_is_none(admin.consumer_info(stream, name).await)?
+            .map(|i| i.config)
+            .filter(|c| c.durable_name.is_some()))
     }
 
     async fn pause_consumer(
