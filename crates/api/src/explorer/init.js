@@ -30,7 +30,7 @@
     '  createStream(clusterId: "local", config: { name: "ORDERS", subjects: ["orders.>"], maxAge: "7d" }) { name provenance { createdBy } }',
     '}',
     '',
-    '# Watch changes live (open in a second tab and mutate in the first):'
+    '# Watch changes live (open in a second tab and mutate in the first):',
     'subscription Changes {',
     '  clusterChanged { kind clusterId cluster { name version } }',
     '}',
