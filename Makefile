@@ -57,5 +57,10 @@ fmt:
 schema:
 	cargo run -q -p jsc-cli --bin jsconsole -- schema > schema/console.graphql
 
+## Benchmarks against raw NATS in the same run (ARGS=--quick for a short run).
+bench: tools
+	cargo build --release -p jsc-cli -p jsc-bench
+	target/release/jsc-bench --jsconsole target/release/jsconsole $(ARGS)
+
 clean-data:
 	rm -rf data

@@ -48,6 +48,10 @@ pub struct ClusterView {
     pub updated_by: String,
     /// The aggregate's version: how many events it has.
     pub version: u64,
+    /// The version at which the way to reach the cluster (URLs, auth, TLS) last changed;
+    /// connections opened before it are stale.
+    #[serde(default)]
+    pub connection_version: u64,
     pub last_event_type: String,
     pub last_test: Option<ConnectionTest>,
 }
@@ -93,7 +97,8 @@ impl KvProjection for ClustersProjection {
     }
 
     fn apply(&self, view: Option<ClusterView>, event: &EventRecord) -> Result<Option<ClusterView>, String> {
-        let payload: ClusterEvent = serde_json::from_value(event.payload.clone()).map_err(|e| e.to_string())?;
+        let payload: ClusterEvent =
+            Deserialize::deserialize(&event.payload).map_err(|e: serde_json::Error| e.to_string())?;
         let actor = event.actor().to_string();
         let at = event.timestamp;
         let mut view = match (view, &payload) {
@@ -112,6 +117,7 @@ impl KvProjection for ClustersProjection {
                     updated_at: at,
                     updated_by: actor.clone(),
                     version: 0,
+                    connection_version: event.aggregate_sequence,
                     last_event_type: String::new(),
                     last_test: None,
                 };
@@ -137,6 +143,9 @@ impl KvProjection for ClustersProjection {
                 }
                 if let Some(tls) = &changes.tls {
                     v.tls = tls.into();
+                }
+                if changes.urls.is_some() || changes.auth.is_some() || changes.tls.is_some() {
+                    v.connection_version = event.aggregate_sequence;
                 }
                 v
             }

@@ -105,7 +105,7 @@ impl KvProjection for StreamsProjection {
     }
 
     fn apply(&self, view: Option<StreamView>, event: &EventRecord) -> Result<Option<StreamView>, String> {
-        let ev: StreamEvent = serde_json::from_value(event.payload.clone()).map_err(|e| e.to_string())?;
+        let ev: StreamEvent = Deserialize::deserialize(&event.payload).map_err(|e: serde_json::Error| e.to_string())?;
         let next = match (view, ev) {
             (
                 _,
@@ -185,7 +185,8 @@ impl KvProjection for ConsumersProjection {
     }
 
     fn apply(&self, view: Option<ConsumerView>, event: &EventRecord) -> Result<Option<ConsumerView>, String> {
-        let ev: ConsumerEvent = serde_json::from_value(event.payload.clone()).map_err(|e| e.to_string())?;
+        let ev: ConsumerEvent =
+            Deserialize::deserialize(&event.payload).map_err(|e: serde_json::Error| e.to_string())?;
         Ok(match (view, ev) {
             (
                 _,

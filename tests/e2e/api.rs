@@ -121,11 +121,23 @@ async fn the_explorer_is_served_from_the_binary_under_a_strict_csp() {
     assert_eq!(assets, 7, "the page's scripts and styles are all served");
 
     // Our own script must parse (node is already needed to build the explorer).
-    let init = app.http.get(app.url("/explorer/init.js")).send().await.unwrap().text().await.unwrap();
+    let init = app
+        .http
+        .get(app.url("/explorer/init.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("init.js");
     std::fs::write(&path, init).unwrap();
-    let status = std::process::Command::new("node").arg("--check").arg(&path).status().unwrap();
+    let status = std::process::Command::new("node")
+        .arg("--check")
+        .arg(&path)
+        .status()
+        .unwrap();
     assert!(status.success(), "explorer/init.js has a syntax error");
 }
 

@@ -29,17 +29,14 @@ pub fn is_internal_stream(name: &str) -> bool {
 /// watchers as clusters are registered, changed and removed.
 pub async fn run(console: Console, interval: Duration, shutdown: CancellationToken) {
     let mut changes = console.cluster_view.subscribe();
-    let mut running: HashMap<String, (String, CancellationToken)> = HashMap::new();
+    let mut running: HashMap<String, (u64, CancellationToken)> = HashMap::new();
     loop {
-        let wanted: HashMap<String, String> = console
+        let wanted: HashMap<String, u64> = console
             .cluster_view
             .list()
             .into_iter()
-            .map(|c| {
-                let v = &c.view;
-                let fingerprint = format!("{:?}|{}|{:?}|{:?}", v.urls, v.auth_kind, v.auth_username, v.tls);
-                (v.id.clone(), format!("{fingerprint}|{}", v.updated_at))
-            })
+            // Restart a cluster's watcher only when the way to reach it changed.
+            .map(|c| (c.view.id.clone(), c.view.connection_version))
             .collect();
         running.retain(|id, (fp, token)| {
             let keep = wanted.get(id) == Some(fp);
@@ -70,7 +67,11 @@ pub async fn run(console: Console, interval: Duration, shutdown: CancellationTok
 async fn watch_cluster(console: Console, cluster_id: String, interval: Duration, token: CancellationToken) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        let admin = match console.live.managed().admin(&cluster_id).await {
+        let admin = tokio::select! {
+            _ = token.cancelled() => return,
+            a = console.live.managed().admin(&cluster_id) => a,
+        };
+        let admin = match admin {
             Ok(a) => a,
             Err(e) => {
                 tracing::info!(cluster = %cluster_id, error = %e, "cannot watch the cluster yet");

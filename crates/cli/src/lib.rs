@@ -48,6 +48,8 @@ pub struct Config {
     /// How often every managed cluster is compared with the history (changes made outside
     /// the console while no advisory reached it).
     pub reconcile_interval: Duration,
+    /// Serve the baseline routes `make bench` compares against.
+    pub bench_routes: bool,
 }
 
 impl Config {
@@ -62,6 +64,7 @@ impl Config {
             view_wait: Duration::from_secs(5),
             live_ttl: Duration::from_secs(2),
             reconcile_interval: Duration::from_secs(30),
+            bench_routes: false,
         }
     }
 }
@@ -69,6 +72,7 @@ impl Config {
 pub struct Application {
     listener: TcpListener,
     console: Console,
+    bench_routes: bool,
     embedded: Option<ServerProcess>,
     shutdown: CancellationToken,
     tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
@@ -163,6 +167,7 @@ impl Application {
         Ok(Self {
             listener,
             console,
+            bench_routes: config.bench_routes,
             embedded,
             shutdown,
             tasks,
@@ -192,7 +197,7 @@ impl Application {
     }
 
     pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
-        let router = jsc_api::router(self.console.clone());
+        let router = jsc_api::http::router_with(self.console.clone(), self.bench_routes);
         let token = self.shutdown.clone();
         let addr = self.local_addr();
         tracing::info!(%addr, "JetStream Console is serving: explorer at http://{addr}/");

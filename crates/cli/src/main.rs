@@ -63,6 +63,9 @@ struct ServeArgs {
     /// to rotate. Default: `secret.key` in the data dir, generated on first start.
     #[arg(long, env = "JSCONSOLE_SECRET_KEY", hide_env_values = true, value_delimiter = ',')]
     secret_key: Vec<String>,
+    /// Serve the baseline routes the benchmarks compare against.
+    #[arg(long, hide = true)]
+    bench_routes: bool,
 }
 
 fn init_tracing(format: LogFormat) {
@@ -91,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
             config.embedded_nats_port = args.embedded_nats_port;
             config.nats_server_bin = args.nats_server_bin;
             config.secret_keys = args.secret_key;
+            config.bench_routes = args.bench_routes;
             let app = Application::build(config)
                 .await
                 .context("the console could not start")?;

@@ -1,6 +1,7 @@
 //! One long-lived connection per managed cluster, reopened when the cluster's settings change.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use jsc_domain::cluster::ClusterSpec;
 use jsc_domain::stream::ServiceError;
@@ -8,17 +9,20 @@ use tokio::sync::Mutex;
 
 use crate::{Admin, Fleet};
 
-/// Connections to managed clusters, keyed by cluster id. Cheap to share behind an `Arc`.
+type Slot = Arc<Mutex<Option<(String, async_nats::Client)>>>;
+
+/// Connections to managed clusters, keyed by cluster id. Each cluster has its own slot, so
+/// a slow or failing connect to one cluster never holds up requests to another.
 pub struct Pool {
     fleet: Fleet,
-    conns: Mutex<HashMap<String, (String, async_nats::Client)>>,
+    slots: std::sync::Mutex<HashMap<String, Slot>>,
 }
 
 impl Pool {
     pub fn new(fleet: Fleet) -> Self {
         Self {
             fleet,
-            conns: Mutex::new(HashMap::new()),
+            slots: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -26,12 +30,22 @@ impl Pool {
         &self.fleet
     }
 
+    fn slot(&self, cluster_id: &str) -> Slot {
+        self.slots
+            .lock()
+            .expect("pool lock")
+            .entry(cluster_id.to_string())
+            .or_default()
+            .clone()
+    }
+
     /// Admin calls on cluster `cluster_id` as described by `spec`; connects on first use
     /// and again when the spec changed. Fails at once while the connection is down.
     pub async fn admin(&self, cluster_id: &str, spec: &ClusterSpec) -> Result<Admin, ServiceError> {
         let fingerprint = serde_json::to_string(spec).unwrap_or_default();
-        let mut conns = self.conns.lock().await;
-        if let Some((fp, client)) = conns.get(cluster_id)
+        let slot = self.slot(cluster_id);
+        let mut guard = slot.lock().await;
+        if let Some((fp, client)) = guard.as_ref()
             && *fp == fingerprint
         {
             if client.connection_state() != async_nats::connection::State::Connected {
@@ -47,7 +61,7 @@ impl Pool {
             .connect_with(spec, true)
             .await
             .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
-        if let Some((_, old)) = conns.insert(cluster_id.to_string(), (fingerprint, client.clone())) {
+        if let Some((_, old)) = guard.replace((fingerprint, client.clone())) {
             tokio::spawn(async move {
                 let _ = old.drain().await;
             });
@@ -57,7 +71,10 @@ impl Pool {
 
     /// Closes the connection to a cluster (after it was removed).
     pub async fn forget(&self, cluster_id: &str) {
-        if let Some((_, client)) = self.conns.lock().await.remove(cluster_id) {
+        let slot = self.slots.lock().expect("pool lock").remove(cluster_id);
+        if let Some(slot) = slot
+            && let Some((_, client)) = slot.lock().await.take()
+        {
             let _ = client.drain().await;
         }
     }

@@ -2,10 +2,10 @@
 //!
 //! - [`KvProjection`] is what a read model declares: which events it reads, the key each
 //!   event touches, and how an event changes the view under that key.
-//! - [`Projector`] runs a projection: a durable pull consumer on the event stream, events
-//!   folded per key within a batch, one KV write per changed key, the checkpoint written
-//!   last and the batch acknowledged only after the writes. Views carry the stream sequence
-//!   they last applied, so a redelivered event is never applied twice.
+//! - [`Projector`] runs a projection: an ordered consumer on the event stream from just
+//!   after the view's checkpoint, events folded per key within a batch, one KV write per
+//!   changed key, the checkpoint written last. Views carry the stream sequence they last
+//!   applied, so an event delivered again after a crash is never applied twice.
 //! - [`ViewCache`] is the reader: every API replica keeps a view in memory from a KV watch
 //!   (no key scans per query), knows which stream sequence it reflects (so a mutation can
 //!   wait for its own write), and broadcasts changes to subscriptions.
@@ -75,7 +75,7 @@ pub struct Versioned<V> {
 pub trait KvProjection: Send + Sync + 'static {
     type View: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
 
-    /// Short name (`clusters`); with the version it names the bucket and the consumer.
+    /// Short name (`clusters`); with the version it names the bucket.
     fn name(&self) -> &'static str;
     /// Bump to rebuild the view from the start of the stream into a new bucket.
     fn version(&self) -> u32;
@@ -90,10 +90,5 @@ pub trait KvProjection: Send + Sync + 'static {
     /// `view_<name>_v<version>`
     fn bucket(&self) -> String {
         format!("view_{}_v{}", self.name(), self.version())
-    }
-
-    /// `proj_<name>_v<version>`
-    fn consumer(&self) -> String {
-        format!("proj_{}_v{}", self.name(), self.version())
     }
 }

@@ -11,16 +11,32 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{CHECKPOINT_KEY, Error, KvProjection, Versioned};
 
-/// Most events applied per batch (and so per checkpoint write).
+/// Most messages taken at once from the consumer.
 const MAX_BATCH: usize = 512;
+
+/// Most events folded into one round of writes while catching up. In steady state a round
+/// is whatever arrived (often one event), so latency stays low; during a catch-up, events
+/// of the same key fold into one write, so writes stop being the bottleneck.
+const MAX_FOLD: usize = 10_000;
+
+/// Most views a projector keeps in memory; past it the cache starts over (a miss costs
+/// one KV read).
+const MAX_CACHED_VIEWS: usize = 200_000;
+
+/// The views a running projector has read or written, so each key costs one KV read per
+/// run rather than one per batch. Sound because a projection has a single writer.
+struct Known<V> {
+    views: HashMap<String, Option<Versioned<V>>>,
+    /// The bucket was empty when the run started: a key not yet seen has no view.
+    started_empty: bool,
+}
 
 /// Where a projection stands, for readiness and operators.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectionStatus {
     pub name: String,
     pub bucket: String,
-    pub consumer: String,
-    /// Events matching the projection not yet delivered or not yet acknowledged.
+    /// Events in the stream after the checkpoint.
     pub pending: u64,
     pub checkpoint: u64,
 }
@@ -78,59 +94,61 @@ impl Projector {
         ensure_bucket(&self.js, &p.bucket(), self.replicas).await
     }
 
-    async fn consumer<P: KvProjection>(&self, p: &P) -> Result<consumer::PullConsumer, Error> {
+    /// An ordered consumer from just after the checkpoint. The checkpoint in the view's
+    /// bucket is the only position there is: no durable consumer, no acks for the server to
+    /// track, and a restart resumes exactly where the view stands.
+    ///
+    /// Unfiltered on purpose: a wildcard filter over many subjects costs the server a
+    /// subject-tree walk per message (measured: a filtered read at ~0.15 × an unfiltered one
+    /// over 1,000 aggregates); events of other types are skipped here by subject, before
+    /// any parsing.
+    async fn consumer_from(&self, checkpoint: u64) -> Result<consumer::Consumer<consumer::pull::OrderedConfig>, Error> {
         let stream = self.js.get_stream(&self.stream).await.map_err(Error::nats)?;
+        let deliver_policy = if checkpoint == 0 {
+            consumer::DeliverPolicy::All
+        } else {
+            consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: checkpoint + 1,
+            }
+        };
         stream
-            .get_or_create_consumer(
-                &p.consumer(),
-                consumer::pull::Config {
-                    durable_name: Some(p.consumer()),
-                    description: Some(format!("JetStream Console projection {} v{}", p.name(), p.version())),
-                    filter_subjects: p.filter_subjects(),
-                    ack_policy: consumer::AckPolicy::All,
-                    deliver_policy: consumer::DeliverPolicy::All,
-                    max_ack_pending: 20_000,
-                    ack_wait: Duration::from_secs(60),
-                    ..Default::default()
-                },
-            )
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy,
+                ..Default::default()
+            })
             .await
             .map_err(Error::nats)
     }
 
-    /// Creates the bucket and the consumer of a projection (idempotent).
+    /// Creates the bucket of a projection (idempotent).
     pub async fn prepare<P: KvProjection>(&self, p: &P) -> Result<(), Error> {
         self.bucket(p).await?;
-        self.consumer(p).await?;
         Ok(())
     }
 
-    /// Where a projection stands.
+    /// Where a projection stands: events in the stream after its checkpoint.
     pub async fn status<P: KvProjection>(&self, p: &P) -> Result<ProjectionStatus, Error> {
-        let mut c = self.consumer(p).await?;
-        let info = c.info().await.map_err(Error::nats)?;
+        let mut stream = self.js.get_stream(&self.stream).await.map_err(Error::nats)?;
+        let last = stream.info().await.map_err(Error::nats)?.state.last_sequence;
         let kv = self.bucket(p).await?;
+        let checkpoint = read_checkpoint(&kv).await?;
         Ok(ProjectionStatus {
             name: p.name().to_string(),
             bucket: p.bucket(),
-            consumer: p.consumer(),
-            pending: info.num_pending + info.num_ack_pending as u64,
-            checkpoint: read_checkpoint(&kv).await?,
+            pending: last.saturating_sub(checkpoint),
+            checkpoint,
         })
     }
 
-    /// Forgets everything the projection built: its consumer and its bucket. The next
+    /// Forgets everything the projection built: its bucket. The next
     /// [`Projector::run`] rebuilds the view from the first event.
     pub async fn reset<P: KvProjection>(&self, p: &P) -> Result<(), Error> {
-        if let Ok(stream) = self.js.get_stream(&self.stream).await {
-            let _ = stream.delete_consumer(&p.consumer()).await;
-        }
         let _ = self.js.delete_key_value(p.bucket()).await;
         Ok(())
     }
 
     /// Applies events to the projection until `shutdown`, surviving NATS outages (it
-    /// resumes from its durable consumer when the server is back).
+    /// resumes from its checkpoint when the server is back).
     pub async fn run<P: KvProjection>(&self, p: Arc<P>, shutdown: CancellationToken) -> Result<(), Error> {
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -154,14 +172,13 @@ impl Projector {
 
     async fn run_until_error<P: KvProjection>(&self, p: &P, shutdown: &CancellationToken) -> Result<(), Error> {
         let kv = self.bucket(p).await?;
-        let consumer = self.consumer(p).await?;
         let mut checkpoint = read_checkpoint(&kv).await?;
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(MAX_BATCH)
-            .messages()
-            .await
-            .map_err(Error::nats)?;
+        let consumer = self.consumer_from(checkpoint).await?;
+        let mut known = Known {
+            views: HashMap::new(),
+            started_empty: kv.status().await.map_err(Error::nats)?.values() == 0,
+        };
+        let messages = consumer.messages().await.map_err(Error::nats)?;
         let mut chunks = messages.ready_chunks(MAX_BATCH);
         loop {
             let chunk = tokio::select! {
@@ -175,15 +192,23 @@ impl Projector {
             for m in chunk {
                 batch.push(m.map_err(Error::nats)?);
             }
-            checkpoint = self.apply_batch(p, &kv, &batch, checkpoint).await?;
-            if let Some(last) = batch.last() {
-                last.ack().await.map_err(Error::nats)?;
+            // Behind? Take what is already on its way before writing.
+            while batch.len() < MAX_FOLD && batch.last().and_then(|m| m.info().ok()).is_some_and(|i| i.pending > 0) {
+                let more = tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    c = chunks.next() => c,
+                };
+                let Some(more) = more else { break };
+                for m in more {
+                    batch.push(m.map_err(Error::nats)?);
+                }
             }
+            checkpoint = self.apply_batch(p, &kv, &batch, checkpoint, &mut known).await?;
         }
     }
 
-    /// Folds a batch into the view: loads each touched key once, applies the batch's
-    /// events to it in order, writes each changed key once, then the checkpoint.
+    /// Folds a batch into the view: loads each touched key (once per run), applies the
+    /// batch's events to it in order, writes each changed key once, then the checkpoint.
     #[tracing::instrument(skip_all, fields(projection = p.name(), events = batch.len()))]
     async fn apply_batch<P: KvProjection>(
         &self,
@@ -191,8 +216,14 @@ impl Projector {
         kv: &kv::Store,
         batch: &[jetstream::Message],
         checkpoint: u64,
+        known: &mut Known<P::View>,
     ) -> Result<u64, Error> {
-        let mut views: HashMap<String, Option<Versioned<P::View>>> = HashMap::new();
+        if known.views.len() > MAX_CACHED_VIEWS {
+            known.views.clear();
+            known.started_empty = false;
+        }
+        let views = &mut known.views;
+        let filters = p.filter_subjects();
         let mut changed: Vec<String> = Vec::new();
         let mut changed_set: HashSet<String> = HashSet::new();
         let mut last = checkpoint;
@@ -202,6 +233,9 @@ impl Projector {
                 continue;
             }
             last = last.max(seq);
+            if !filters.iter().any(|f| subject_matches(f, &msg.subject)) {
+                continue;
+            }
             let record = match EventRecord::from_body(&msg.payload, seq) {
                 Ok(r) => r,
                 Err(e) => {
@@ -211,7 +245,11 @@ impl Projector {
             };
             let Some(key) = p.key(&record) else { continue };
             if !views.contains_key(&key) {
-                let current = read_view::<P::View>(kv, &key).await?;
+                let current = if known.started_empty {
+                    None
+                } else {
+                    read_view::<P::View>(kv, &key).await?
+                };
                 views.insert(key.clone(), current);
             }
             let slot = views.get_mut(&key).expect("loaded above");
@@ -263,6 +301,21 @@ impl Projector {
     }
 }
 
+/// Whether a concrete subject matches a filter with `*` and `>` wildcards.
+pub fn subject_matches(filter: &str, subject: &str) -> bool {
+    let mut f = filter.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (f.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
 async fn read_checkpoint(kv: &kv::Store) -> Result<u64, Error> {
     match kv.get(CHECKPOINT_KEY).await.map_err(Error::nats)? {
         Some(b) => std::str::from_utf8(&b)
@@ -283,5 +336,20 @@ async fn read_view<V: serde::de::DeserializeOwned>(kv: &kv::Store, key: &str) ->
             reason: e.to_string(),
         }),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subject_matches;
+
+    #[test]
+    fn wildcards() {
+        assert!(subject_matches("es.cluster.>", "es.cluster.abc"));
+        assert!(subject_matches("es.*.abc", "es.cluster.abc"));
+        assert!(!subject_matches("es.cluster.>", "es.cluster"));
+        assert!(!subject_matches("es.cluster.>", "es.stream.x"));
+        assert!(subject_matches("a.b", "a.b"));
+        assert!(!subject_matches("a.b", "a.b.c"));
     }
 }
