@@ -200,6 +200,7 @@ async fn a_multi_event_command_is_all_or_nothing() {
             },
         ],
         &ctx_map,
+        None,
     );
     let err = store
         .append(&subject, stored[0].stream_sequence, &stale)
@@ -225,7 +226,7 @@ async fn a_retried_commit_is_not_written_twice() {
                 by: 1,
             })
             .collect();
-        let records = store.records_for::<Counter>(&id, 0, &events, &meta);
+        let records = store.records_for::<Counter>(&id, 0, &events, &meta, None);
         // The first attempt lands but its ack is lost (the caller saw a timeout) ...
         let first = store.try_append(&subject, 0, &records).await.unwrap();
         assert!(!first.duplicate);
@@ -236,7 +237,7 @@ async fn a_retried_commit_is_not_written_twice() {
         let stored = store.reader().read_subject(&subject, 1).await.unwrap();
         assert_eq!(stored.len(), n, "{n}-event commit written more than once");
         // A re-send of a commit that never landed is written normally.
-        let other = store.records_for::<Counter>(&id, n, &events[..1], &meta);
+        let other = store.records_for::<Counter>(&id, n, &events[..1], &meta, records.last().unwrap().hash.clone());
         let fresh = store
             .append_again(&subject, again.last_stream_sequence, &other)
             .await
@@ -333,9 +334,11 @@ async fn old_event_versions_are_upcast_on_load() {
             by: 0,
         }],
         &ctx().to_metadata(),
+        None,
     );
     rec[0].event_version = "1.0".into();
     rec[0].payload = serde_json::json!({"Added": {"amount": 7}});
+    rec[0].rehash(None);
     store.append(&subject, 0, &rec).await.unwrap();
 
     let upcaster = SemanticVersionEventUpcaster::new(

@@ -818,6 +818,7 @@ async fn write_events(
 ) -> anyhow::Result<()> {
     let meta = CommandContext::system("bench").to_metadata();
     let mut versions = vec![0usize; aggregates];
+    let mut hashes: Vec<Option<String>> = vec![None; aggregates];
     let mut acks = FuturesUnordered::new();
     for i in 0..n {
         let a = i % aggregates;
@@ -840,13 +841,14 @@ async fn write_events(
             }
         };
         let rec = store
-            .records_for::<Cluster>(&id, versions[a], &[event], &meta)
+            .records_for::<Cluster>(&id, versions[a], &[event], &meta, hashes[a].take())
             .remove(0);
         versions[a] += 1;
+        hashes[a] = rec.hash.clone();
         if acks.len() >= 256 {
             acks.next().await.expect("an ack")?;
         }
-        let body = serde_json::to_vec(&rec)?;
+        let (body, _) = rec.body_and_hash();
         acks.push(
             js.publish(store.subject("cluster", &id), body.into())
                 .await?

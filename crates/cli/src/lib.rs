@@ -6,6 +6,8 @@
 //! every part and the embedded nats-server.
 #![forbid(unsafe_code)]
 
+pub mod commands;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -101,7 +101,7 @@ impl EventReader {
                         sequence: 0,
                         reason: "direct get reply without Nats-Sequence".into(),
                     })?;
-                    out.push(EventRecord::from_body(&msg.payload, seq)?);
+                    out.push(EventRecord::from_message(&msg.payload, msg.headers.as_ref(), seq)?);
                 }
             }
         }
@@ -162,7 +162,7 @@ impl EventReader {
             if seq > end {
                 break;
             }
-            f(EventRecord::from_body(&msg.payload, seq)?)?;
+            f(EventRecord::from_message(&msg.payload, msg.headers.as_ref(), seq)?)?;
             count += 1;
             if seq == end || pending == 0 {
                 break;

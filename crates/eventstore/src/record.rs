@@ -17,6 +17,8 @@ pub mod headers {
     pub const AGGREGATE_ID: &str = "Jsc-Aggregate-Id";
     pub const AGGREGATE_SEQUENCE: &str = "Jsc-Aggregate-Seq";
     pub const COMMIT_ID: &str = "Jsc-Commit-Id";
+    /// SHA-256 (hex) of the message body; the body names the previous event's hash.
+    pub const HASH: &str = "Jsc-Hash";
     pub const MSG_ID: &str = "Nats-Msg-Id";
     pub const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequence";
     pub const BATCH_ID: &str = "Nats-Batch-Id";
@@ -42,14 +44,35 @@ pub struct EventRecord {
     /// actor, correlation_id, causation_id, client_addr, user_agent.
     pub metadata: BTreeMap<String, String>,
     pub payload: serde_json::Value,
+    /// Hash of the previous event of the same aggregate (none for its first event): the
+    /// link that makes an aggregate's history a chain nobody can edit unnoticed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
     /// Position in the stream; filled in when read, not stored in the body.
     #[serde(skip_serializing, default)]
     pub stream_sequence: u64,
+    /// SHA-256 of the body as stored (the `Jsc-Hash` header); not part of the body.
+    #[serde(skip)]
+    pub hash: Option<String>,
 }
 
 impl EventRecord {
     pub fn actor(&self) -> &str {
         self.metadata.get("actor").map(String::as_str).unwrap_or("")
+    }
+
+    /// The body as stored, and its hash.
+    pub fn body_and_hash(&self) -> (Vec<u8>, String) {
+        let body = serde_json::to_vec(self).expect("events serialize to JSON");
+        let hash = crate::verify::sha256_hex(&body);
+        (body, hash)
+    }
+
+    /// Links the record to the previous event of its aggregate and computes its hash.
+    /// Call again after changing a record by hand (tests, migrations).
+    pub fn rehash(&mut self, prev_hash: Option<String>) {
+        self.prev_hash = prev_hash;
+        self.hash = Some(self.body_and_hash().1);
     }
 
     pub(crate) fn headers(&self) -> HeaderMap {
@@ -63,7 +86,19 @@ impl EventRecord {
             self.aggregate_sequence.to_string().as_str(),
         );
         h.insert(headers::COMMIT_ID, self.commit_id.as_str());
+        if let Some(hash) = &self.hash {
+            h.insert(headers::HASH, hash.as_str());
+        }
         h
+    }
+
+    /// Parses a stored message: its body, and its hash from the headers.
+    pub fn from_message(body: &[u8], headers: Option<&HeaderMap>, stream_sequence: u64) -> Result<Self, Error> {
+        let mut rec = Self::from_body(body, stream_sequence)?;
+        rec.hash = headers
+            .and_then(|h| h.get(headers::HASH))
+            .map(|v| v.as_str().to_string());
+        Ok(rec)
     }
 
     /// Parses a stored body read at `stream_sequence`.

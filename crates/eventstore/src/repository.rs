@@ -100,12 +100,13 @@ where
                 });
             }
             match self.store.commit_events(events, &loaded, metadata.clone()).await {
-                Ok((envelopes, outcome)) => {
+                Ok((envelopes, outcome, last_hash)) => {
                     let committed = JsAggregateContext {
                         aggregate_id: aggregate_id.to_string(),
                         aggregate: working.aggregate,
                         version: loaded.version + envelopes.len(),
                         stream_sequence: outcome.last_stream_sequence,
+                        last_hash,
                     };
                     let result = Committed {
                         aggregate_id: aggregate_id.to_string(),

