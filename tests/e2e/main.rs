@@ -5,5 +5,6 @@ mod api;
 mod audit;
 mod clusters;
 mod eventstore;
+mod history;
 mod projections;
 mod streams;

@@ -2,6 +2,7 @@
 //! request metadata every command carries.
 
 mod clusters;
+mod history;
 pub mod scalars;
 mod streams;
 
@@ -11,10 +12,11 @@ use jsc_eventstore::CommandContext;
 use crate::state::Console;
 
 pub use clusters::{ClusterMutation, ClusterQuery, ClusterSubscription};
+pub use history::HistoryQuery;
 pub use streams::{StreamMutation, StreamQuery, StreamSubscription};
 
 #[derive(MergedObject, Default)]
-pub struct Query(ClusterQuery, StreamQuery);
+pub struct Query(ClusterQuery, StreamQuery, HistoryQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(ClusterMutation, StreamMutation);

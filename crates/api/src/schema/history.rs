@@ -1,0 +1,271 @@
+//! History and time travel: an aggregate's events with the state change each made, and
+//! its state at any moment, replayed from the event stream itself.
+
+use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use jsc_domain::cluster::Cluster;
+use jsc_domain::consumer::Consumer;
+use jsc_domain::stream::Stream;
+use jsc_eventstore::{EventRecord, JetStreamEventStore};
+use serde_json::Value;
+
+use super::console;
+use crate::error::{ApiError, ApiResult};
+
+/// Fields whose values are credentials (sealed, but still never shown).
+const SECRET_KEYS: [&str; 5] = ["password", "token", "seed", "creds", "client_key"];
+
+/// One field an event changed.
+#[derive(SimpleObject, Clone, PartialEq, Debug)]
+pub struct FieldChange {
+    /// Dotted path in the aggregate's state, e.g. `spec.description`.
+    path: String,
+    before: Option<Json<Value>>,
+    after: Option<Json<Value>>,
+}
+
+/// One event of an aggregate's history and what it changed.
+#[derive(SimpleObject)]
+pub struct HistoryEntry {
+    /// Position in the event stream.
+    sequence: u64,
+    /// Position in the aggregate's own history (1, 2, ...).
+    aggregate_sequence: u64,
+    event_type: String,
+    event_version: String,
+    timestamp: DateTime<Utc>,
+    actor: String,
+    correlation_id: Option<String>,
+    causation_id: Option<String>,
+    client_addr: Option<String>,
+    /// The event as stored (credentials redacted).
+    payload: Json<Value>,
+    /// The state change the event made.
+    changes: Vec<FieldChange>,
+}
+
+/// An aggregate's state at a point in its history.
+#[derive(SimpleObject)]
+pub struct AggregateState {
+    aggregate_type: String,
+    id: ID,
+    /// Number of events applied.
+    version: u64,
+    /// Stream sequence of the last event applied; 0 if none.
+    as_of_sequence: u64,
+    /// Time of the last event applied.
+    as_of: Option<DateTime<Utc>>,
+    /// The state (credentials redacted); null before the first event.
+    state: Option<Json<Value>>,
+}
+
+/// Replays `records` of one aggregate type, returning the state after each event.
+fn states_after<A: Aggregate>(store: &JetStreamEventStore, records: &[EventRecord]) -> Result<Vec<Value>, String> {
+    let mut aggregate = A::default();
+    let mut out = Vec::with_capacity(records.len());
+    for rec in records {
+        let env = store.to_envelope::<A>(rec.clone()).map_err(|e| e.to_string())?;
+        aggregate.apply(env.payload);
+        out.push(serde_json::to_value(&aggregate).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
+fn replay(store: &JetStreamEventStore, aggregate_type: &str, records: &[EventRecord]) -> ApiResult<Vec<Value>> {
+    let result = match aggregate_type {
+        "cluster" => states_after::<Cluster>(store, records),
+        "stream" => states_after::<Stream>(store, records),
+        "consumer" => states_after::<Consumer>(store, records),
+        other => {
+            return Err(ApiError::validation(format!(
+                "aggregateType: unknown type '{other}'; use cluster, stream or consumer"
+            )));
+        }
+    };
+    result.map_err(|e| ApiError::internal(&e, "history-replay"))
+}
+
+/// Replaces credentials with a marker, keeping the structure.
+pub fn redact(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (k, val) in map.iter_mut() {
+                if SECRET_KEYS.contains(&k.as_str()) && !val.is_null() {
+                    *val = Value::String("<redacted>".into());
+                } else {
+                    redact(val);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+/// The leaves that differ between two states, by dotted path.
+pub fn diff(before: &Value, after: &Value) -> Vec<(String, Option<Value>, Option<Value>)> {
+    let mut out = Vec::new();
+    diff_at("", before, after, &mut out);
+    out
+}
+
+fn diff_at(path: &str, before: &Value, after: &Value, out: &mut Vec<(String, Option<Value>, Option<Value>)>) {
+    if before == after {
+        return;
+    }
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match (b.get(k), a.get(k)) {
+                    (Some(x), Some(y)) => diff_at(&p, x, y, out),
+                    (x, y) => out.push((p, x.cloned(), y.cloned())),
+                }
+            }
+        }
+        _ => out.push((path.to_string(), Some(before.clone()), Some(after.clone()))),
+    }
+}
+
+fn is_secret_path(path: &str) -> bool {
+    path.split('.').any(|seg| SECRET_KEYS.contains(&seg))
+}
+
+fn redacted(v: Option<Value>, path: &str) -> Option<Json<Value>> {
+    v.map(|mut v| {
+        if is_secret_path(path) && !v.is_null() {
+            v = Value::String("<redacted>".into());
+        }
+        redact(&mut v);
+        Json(v)
+    })
+}
+
+async fn records_of(ctx: &Context<'_>, aggregate_type: &str, id: &str) -> ApiResult<Vec<EventRecord>> {
+    let c = console(ctx);
+    let store = c.clusters.store();
+    let subject = store.subject(aggregate_type, id);
+    store.reader().read_subject(&subject, 1).await.map_err(|e| {
+        tracing::warn!(error = %e, "history read failed");
+        ApiError::unavailable("the console's NATS did not answer; retry in a moment")
+    })
+}
+
+#[derive(Default)]
+pub struct HistoryQuery;
+
+#[Object]
+impl HistoryQuery {
+    /// Every event of one aggregate (`cluster`, `stream` with id `<cluster>/<stream>`,
+    /// `consumer` with id `<cluster>/<stream>/<consumer>`), oldest first, with the change
+    /// each made to its state. Credentials are redacted.
+    async fn history(&self, ctx: &Context<'_>, aggregate_type: String, id: ID) -> Result<Vec<HistoryEntry>> {
+        let records = records_of(ctx, &aggregate_type, &id).await?;
+        let store = console(ctx).clusters.store();
+        let states = replay(store, &aggregate_type, &records)?;
+        let mut previous = Value::Null;
+        let mut out = Vec::with_capacity(records.len());
+        for (rec, state) in records.into_iter().zip(states) {
+            let changes = diff(&previous, &state)
+                .into_iter()
+                .map(|(path, before, after)| FieldChange {
+                    before: redacted(before, &path),
+                    after: redacted(after, &path),
+                    path,
+                })
+                .collect();
+            previous = state;
+            let mut payload = rec.payload.clone();
+            redact(&mut payload);
+            out.push(HistoryEntry {
+                sequence: rec.stream_sequence,
+                aggregate_sequence: rec.aggregate_sequence,
+                event_type: rec.event_type.clone(),
+                event_version: rec.event_version.clone(),
+                timestamp: rec.timestamp,
+                actor: rec.actor().to_string(),
+                correlation_id: rec.metadata.get("correlation_id").cloned(),
+                causation_id: rec.metadata.get("causation_id").cloned(),
+                client_addr: rec.metadata.get("client_addr").cloned(),
+                payload: Json(payload),
+                changes,
+            });
+        }
+        if out.is_empty() {
+            return Err(
+                ApiError::not_found(format!("no {aggregate_type} with id '{}' has any history", id.as_str())).into(),
+            );
+        }
+        Ok(out)
+    }
+
+    /// An aggregate's state as it was at time `at`, or just after stream sequence
+    /// `sequence` (give one), replayed from its events.
+    async fn state_at(
+        &self,
+        ctx: &Context<'_>,
+        aggregate_type: String,
+        id: ID,
+        at: Option<DateTime<Utc>>,
+        sequence: Option<u64>,
+    ) -> Result<AggregateState> {
+        if at.is_some() == sequence.is_some() {
+            return Err(ApiError::validation("give either `at` (a time) or `sequence` (a stream sequence)").into());
+        }
+        let records: Vec<EventRecord> = records_of(ctx, &aggregate_type, &id)
+            .await?
+            .into_iter()
+            .filter(|r| at.is_none_or(|t| r.timestamp <= t) && sequence.is_none_or(|s| r.stream_sequence <= s))
+            .collect();
+        let store = console(ctx).clusters.store();
+        let states = replay(store, &aggregate_type, &records)?;
+        let last = records.last();
+        Ok(AggregateState {
+            aggregate_type,
+            version: records.len() as u64,
+            as_of_sequence: last.map_or(0, |r| r.stream_sequence),
+            as_of: last.map(|r| r.timestamp),
+            state: states.into_iter().last().map(|mut s| {
+                redact(&mut s);
+                Json(s)
+            }),
+            id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn diffs_name_the_leaves_that_changed() {
+        let a = json!({"spec": {"name": "x", "tags": ["a"], "auth": {"kind": "none"}}, "removed": false});
+        let b = json!({"spec": {"name": "y", "tags": ["a"], "auth": {"kind": "token", "token": "v1:..."}}, "removed": false});
+        let d = diff(&a, &b);
+        let paths: Vec<&str> = d.iter().map(|(p, _, _)| p.as_str()).collect();
+        assert_eq!(paths, vec!["spec.auth.kind", "spec.auth.token", "spec.name"]);
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        let mut v = json!({"auth": {"kind": "user_password", "username": "u", "password": "v1:k:n:c"}});
+        redact(&mut v);
+        assert_eq!(v["auth"]["password"], "<redacted>");
+        assert_eq!(v["auth"]["username"], "u");
+        assert_eq!(
+            redacted(Some(json!("v1:x")), "spec.auth.password").unwrap().0,
+            json!("<redacted>")
+        );
+    }
+}
