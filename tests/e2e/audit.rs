@@ -161,10 +161,14 @@ async fn a_gap_is_found() {
     // A message deleted from a stream leaves a hole in its sequences.
     copy_into(&app, "HOLED", |_, _, _| true).await;
     let js = jetstream::new(app.nats.client().await);
-    js.get_stream("HOLED").await.unwrap().delete_message(2).await.unwrap();
+    let holed = js.get_stream("HOLED").await.unwrap();
+    holed.delete_message(2).await.unwrap();
+    // The last one too: verify must still end, and say so.
+    holed.delete_message(5).await.unwrap();
     let (code, out, _) = cli(&["audit", "verify", "--nats-url", app.nats.url(), "--stream", "HOLED"]).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAIL stream sequence 2 is missing"), "{out}");
+    assert!(out.contains("FAIL stream sequence 5 is missing"), "{out}");
 }
 
 #[tokio::test]

@@ -155,6 +155,15 @@ async fn stream_lifecycle_through_graphql_is_real_on_the_server_and_in_the_histo
         json!({"c": cluster}),
     )
     .await;
+    // A header NATS cannot carry is refused, not a crash.
+    let (code, message) = app
+        .error(
+            "mutation($c: ID!) { publishMessage(clusterId: $c, stream: \"ORDERS\", subject: \"orders.eu\", payload: \"x\", headers: [{name: \"X Trace\", value: \"1\"}]) { sequence } }",
+            json!({"c": cluster}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+    assert!(message.contains("not a valid header name"), "{message}");
     // A subject the stream does not hold is refused by the server.
     let (code, _) = app
         .error(

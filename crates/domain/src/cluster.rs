@@ -306,8 +306,16 @@ impl Aggregate for Cluster {
                 ensure_name_free(services, &spec.name, &id).await?;
                 sink.write(ClusterEvent::Registered { id, spec }, self).await;
             }
-            ClusterCommand::Update { changes } => {
+            ClusterCommand::Update { mut changes } => {
                 self.live()?;
+                if let Some(auth) = changes.auth.take() {
+                    changes.auth = Some(keep_auth_secret(auth, &self.spec.auth)?);
+                }
+                if let Some(tls) = changes.tls.as_mut()
+                    && tls.client_key.as_ref().is_some_and(Sealed::is_keep)
+                {
+                    tls.client_key = self.spec.tls.client_key.clone();
+                }
                 let changes = normalize_changes(changes)?.without_noops(&self.spec);
                 if changes.is_empty() {
                     return Ok(());
@@ -343,6 +351,35 @@ impl Aggregate for Cluster {
             ClusterEvent::Removed { .. } => self.removed = true,
         }
     }
+}
+
+/// Replaces a "keep" secret with the stored one, which must be of the same kind.
+fn keep_auth_secret(auth: ClusterAuth, current: &ClusterAuth) -> Result<ClusterAuth, ClusterError> {
+    let missing = |field: &'static str| invalid(field, "required: the stored one is for another kind of auth");
+    Ok(match (auth, current) {
+        (ClusterAuth::UserPassword { username, password }, ClusterAuth::UserPassword { password: old, .. })
+            if password.is_keep() =>
+        {
+            ClusterAuth::UserPassword {
+                username,
+                password: old.clone(),
+            }
+        }
+        (ClusterAuth::Token { token }, ClusterAuth::Token { token: old }) if token.is_keep() => {
+            ClusterAuth::Token { token: old.clone() }
+        }
+        (ClusterAuth::Nkey { seed }, ClusterAuth::Nkey { seed: old }) if seed.is_keep() => {
+            ClusterAuth::Nkey { seed: old.clone() }
+        }
+        (ClusterAuth::Credentials { creds }, ClusterAuth::Credentials { creds: old }) if creds.is_keep() => {
+            ClusterAuth::Credentials { creds: old.clone() }
+        }
+        (ClusterAuth::UserPassword { password, .. }, _) if password.is_keep() => return Err(missing("auth.password")),
+        (ClusterAuth::Token { token }, _) if token.is_keep() => return Err(missing("auth.token")),
+        (ClusterAuth::Nkey { seed }, _) if seed.is_keep() => return Err(missing("auth.nkeySeed")),
+        (ClusterAuth::Credentials { creds }, _) if creds.is_keep() => return Err(missing("auth.credentials")),
+        (other, _) => other,
+    })
 }
 
 async fn ensure_name_free(services: &Arc<dyn ClusterServices>, name: &str, id: &str) -> Result<(), ClusterError> {
@@ -448,6 +485,16 @@ pub fn normalize_urls(urls: &[String]) -> Result<Vec<String>, ClusterError> {
 }
 
 fn validate_auth(auth: ClusterAuth) -> Result<ClusterAuth, ClusterError> {
+    let kept = match &auth {
+        ClusterAuth::UserPassword { password: s, .. }
+        | ClusterAuth::Token { token: s }
+        | ClusterAuth::Nkey { seed: s }
+        | ClusterAuth::Credentials { creds: s } => s.is_keep(),
+        ClusterAuth::None => false,
+    };
+    if kept {
+        return Err(invalid("auth", "a secret is required: there is no stored one to keep"));
+    }
     match auth {
         ClusterAuth::UserPassword { username, password } => {
             let username = username.trim().to_string();
@@ -703,6 +750,57 @@ mod tests {
             .inspect_result()
             .unwrap_err();
         assert!(err.to_string().starts_with("tls: give both"), "{err}");
+    }
+
+    fn with_password(sealed: &str) -> ClusterEvent {
+        let mut s = spec("prod");
+        s.auth = ClusterAuth::UserPassword {
+            username: "u".into(),
+            password: Sealed::from_sealed_string(sealed.into()),
+        };
+        ClusterEvent::Registered {
+            id: "c1".into(),
+            spec: s,
+        }
+    }
+
+    #[test]
+    fn an_update_that_keeps_the_secret_records_the_stored_one() {
+        framework(&[])
+            .given(vec![with_password("v1:k:stored")])
+            .when(ClusterCommand::Update {
+                changes: ClusterChanges {
+                    auth: Some(ClusterAuth::UserPassword {
+                        username: "v".into(),
+                        password: Sealed::keep(),
+                    }),
+                    ..Default::default()
+                },
+            })
+            .then_expect_events(vec![ClusterEvent::Updated {
+                changes: ClusterChanges {
+                    auth: Some(ClusterAuth::UserPassword {
+                        username: "v".into(),
+                        password: Sealed::from_sealed_string("v1:k:stored".into()),
+                    }),
+                    ..Default::default()
+                },
+            }]);
+    }
+
+    #[test]
+    fn keeping_a_secret_of_another_kind_is_refused() {
+        let err = framework(&[])
+            .given(vec![with_password("v1:k:stored")])
+            .when(ClusterCommand::Update {
+                changes: ClusterChanges {
+                    auth: Some(ClusterAuth::Token { token: Sealed::keep() }),
+                    ..Default::default()
+                },
+            })
+            .inspect_result()
+            .unwrap_err();
+        assert!(err.to_string().starts_with("auth.token: required"), "{err}");
     }
 
     #[test]

@@ -23,7 +23,20 @@ impl Sealed {
     pub fn as_sealed_str(&self) -> &str {
         &self.0
     }
+
+    /// In a command only: "keep the secret stored now". The aggregate swaps it for the
+    /// current value while it holds its lock, so two concurrent updates cannot bring back
+    /// an old secret. It never reaches an event.
+    pub fn keep() -> Self {
+        Self(KEEP.to_string())
+    }
+
+    pub fn is_keep(&self) -> bool {
+        self.0 == KEEP
+    }
 }
+
+const KEEP: &str = "keep-current";
 
 impl fmt::Debug for Sealed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

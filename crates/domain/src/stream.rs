@@ -408,6 +408,9 @@ pub enum ServiceError {
     Rejected { code: u64, description: String },
     #[error("{0}")]
     NotFound(String),
+    /// The server refused because the resource already exists.
+    #[error("{0}")]
+    Conflict(String),
     /// The server is too old for the feature.
     #[error("{0}")]
     Unsupported(String),
@@ -441,6 +444,7 @@ pub(crate) fn service_kind(s: &ServiceError) -> ErrorKind {
         ServiceError::Unavailable(_) => ErrorKind::Unavailable,
         ServiceError::Rejected { .. } | ServiceError::Unsupported(_) => ErrorKind::Validation,
         ServiceError::NotFound(_) => ErrorKind::NotFound,
+        ServiceError::Conflict(_) => ErrorKind::Conflict,
     }
 }
 
@@ -624,6 +628,9 @@ impl Aggregate for Stream {
                 if current.sealed {
                     return Err(invalid("stream", "the stream is sealed and accepts no messages"));
                 }
+                for (name, value) in &headers {
+                    check_header(name, value)?;
+                }
                 let (sequence, duplicate) = svc
                     .publish(&self.cluster_id, &self.name, &subject, &headers, &payload)
                     .await
@@ -712,6 +719,20 @@ impl Aggregate for Stream {
             StreamEvent::Purged { .. } | StreamEvent::MessagePublished { .. } => {}
         }
     }
+}
+
+/// A NATS header: the name printable ASCII without `:` or spaces, the value on one line.
+fn check_header(name: &str, value: &str) -> Result<(), StreamError> {
+    if name.is_empty() || !name.bytes().all(|b| (33..=126).contains(&b) && b != b':') {
+        return Err(invalid(
+            "headers",
+            format!("'{name}' is not a valid header name; use printable ASCII without ':' or spaces"),
+        ));
+    }
+    if value.contains(['\r', '\n']) {
+        return Err(invalid("headers", format!("the value of '{name}' must be on one line")));
+    }
+    Ok(())
 }
 
 /// Lower-case hex SHA-256.

@@ -253,9 +253,12 @@ impl JetStreamEventStore {
                     tracing::warn!(%subject, %commit_id, "append timed out; re-sending with the same commit id");
                 }
                 Err(e) if ambiguous => {
-                    return match self.find_commit(subject, expected_last, &commit_id).await? {
-                        Some(outcome) => Ok(outcome),
-                        None => Err(e),
+                    // An earlier attempt may have landed: only a definite answer from the
+                    // stream may say "not committed"; anything else stays "unknown".
+                    return match (self.find_commit(subject, expected_last, &commit_id).await, e) {
+                        (Ok(Some(outcome)), _) => Ok(outcome),
+                        (Ok(None), e @ (Error::Conflict | Error::Rejected { .. })) => Err(e),
+                        _ => Err(Error::Timeout),
                     };
                 }
                 Err(e) => return Err(e),

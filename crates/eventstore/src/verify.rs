@@ -140,7 +140,8 @@ pub async fn verify_stream(
     let mut expected_seq = state.first_sequence;
     while let Some(msg) = messages.next().await {
         let msg = msg.map_err(Error::nats)?;
-        let seq = msg.info().map_err(Error::nats)?.stream_sequence;
+        let info = msg.info().map_err(Error::nats)?;
+        let (seq, pending) = (info.stream_sequence, info.pending);
         if seq > expected_seq {
             report.problems.push(Problem::MissingStreamSequences {
                 from: expected_seq,
@@ -151,9 +152,17 @@ pub async fn verify_stream(
         report.events += 1;
         progress(seq, state.last_sequence);
         check_message(&msg, seq, &mut chains, &mut report.problems);
-        if seq >= state.last_sequence {
+        // Stop at the end as it was when we started (writers may go on appending), or when
+        // nothing is left (the last sequences may have been deleted).
+        if seq >= state.last_sequence || pending == 0 {
             break;
         }
+    }
+    if expected_seq <= state.last_sequence {
+        report.problems.push(Problem::MissingStreamSequences {
+            from: expected_seq,
+            to: state.last_sequence,
+        });
     }
     report.aggregates = chains.len();
     Ok(report)

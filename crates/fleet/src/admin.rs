@@ -20,9 +20,13 @@ pub mod codes {
     pub const STREAM_NAME_IN_USE: u64 = 10058;
     pub const CONSUMER_ALREADY_EXISTS: u64 = 10148;
     pub const SUBJECTS_OVERLAP: u64 = 10065;
+    /// The cluster cannot serve the request right now (no leader, no peers, no resources).
+    pub const TEMPORARY: [u64; 6] = [10008, 10005, 10023, 10047, 10028, 10076];
 }
 
-const API_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an admin request may take (deleting a large stream or placing an R3 one can
+/// take seconds).
+pub const API_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The live state of a stream.
 #[derive(Debug, Clone, PartialEq, Deserialize, Default)]
@@ -126,9 +130,10 @@ impl Admin {
         let reply = tokio::time::timeout(API_TIMEOUT, self.client.request(full, payload.into()))
             .await
             .map_err(|_| {
-                ServiceError::Unavailable(
-                    "the cluster did not answer within 5s; it may be overloaded or unreachable".into(),
-                )
+                ServiceError::Unavailable(format!(
+                    "the cluster did not answer within {API_TIMEOUT:?}; it may be overloaded or unreachable, \
+                     and the request may still complete"
+                ))
             })?
             .map_err(|e| match e.kind() {
                 async_nats::RequestErrorKind::NoResponders => {
@@ -150,6 +155,12 @@ impl Admin {
                 .to_string();
             return Err(match code {
                 codes::STREAM_NOT_FOUND | codes::CONSUMER_NOT_FOUND => ServiceError::NotFound(description),
+                codes::STREAM_NAME_IN_USE | codes::CONSUMER_ALREADY_EXISTS => {
+                    ServiceError::Conflict(format!("{description}; update it instead"))
+                }
+                c if codes::TEMPORARY.contains(&c) => {
+                    ServiceError::Unavailable(format!("the cluster cannot do this right now: {description}"))
+                }
                 _ => ServiceError::Rejected { code, description },
             });
         }
@@ -302,7 +313,13 @@ impl Admin {
     ) -> Result<(u64, bool), ServiceError> {
         let mut h = HeaderMap::new();
         for (k, v) in headers {
-            h.append(k.as_str(), v.as_str());
+            let bad = |what: &str| ServiceError::Rejected {
+                code: 0,
+                description: format!("header {what} '{k}' is not valid in NATS"),
+            };
+            let name: async_nats::header::HeaderName = k.parse().map_err(|_| bad("name"))?;
+            let value: async_nats::HeaderValue = v.parse().map_err(|_| bad("value of"))?;
+            h.append(name, value);
         }
         h.insert("Nats-Expected-Stream", stream);
         let reply = tokio::time::timeout(
@@ -311,7 +328,11 @@ impl Admin {
                 .request_with_headers(subject.to_string(), h, payload.to_vec().into()),
         )
         .await
-        .map_err(|_| ServiceError::Unavailable("the cluster did not acknowledge the message within 5s".into()))?
+        .map_err(|_| {
+            ServiceError::Unavailable(format!(
+                "the cluster did not acknowledge the message within {API_TIMEOUT:?}"
+            ))
+        })?
         .map_err(|e| match e.kind() {
             async_nats::RequestErrorKind::NoResponders => ServiceError::Rejected {
                 code: 503,

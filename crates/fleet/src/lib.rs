@@ -37,6 +37,12 @@ pub enum Error {
     Secret(#[from] secrets::Error),
 }
 
+/// A connection to a managed cluster and the certificate files it reconnects with.
+pub struct Connection {
+    pub client: async_nats::Client,
+    _files: tempfile::TempDir,
+}
+
 /// Connects to managed clusters. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Fleet {
@@ -64,21 +70,23 @@ impl Fleet {
     /// Opens a connection to the cluster described by `spec`. Fails within the connect
     /// timeout when no server answers; never retries in the background.
     pub async fn connect(&self, spec: &ClusterSpec) -> Result<async_nats::Client, Error> {
-        self.connect_with(spec, false).await
+        Ok(self.connect_with(spec, false).await?.client)
     }
 
     /// Like [`Fleet::connect`]; a `persistent` connection reconnects on its own forever
     /// after the first successful connect (the pool's connections), a probe's never does.
-    pub async fn connect_with(&self, spec: &ClusterSpec, persistent: bool) -> Result<async_nats::Client, Error> {
+    pub async fn connect_with(&self, spec: &ClusterSpec, persistent: bool) -> Result<Connection, Error> {
         let urls = spec.urls.join(", ");
-        // Certificates are handed to the client as files; they live until connect returns.
+        // Certificates are handed to the client as files, which it reads again on every
+        // reconnect: they live as long as the connection (in a private temporary dir).
         let tmp =
             tempfile::tempdir().map_err(|e| Error::Credentials(format!("cannot create a temporary directory: {e}")))?;
         let mut opts = self.options(spec, tmp.path())?;
         opts = opts
             .name(CLIENT_NAME)
             .connection_timeout(self.connect_timeout)
-            .request_timeout(Some(self.connect_timeout))
+            // Admin calls set their own deadline (`admin::API_TIMEOUT`); a probe answers fast or not at all.
+            .request_timeout(if persistent { None } else { Some(self.connect_timeout) })
             .max_reconnects(if persistent { None } else { Some(0) });
         let addrs: Vec<async_nats::ServerAddr> = spec
             .urls
@@ -114,8 +122,7 @@ impl Fleet {
                     },
                 }
             })?;
-        drop(tmp);
-        Ok(client)
+        Ok(Connection { client, _files: tmp })
     }
 
     fn options(&self, spec: &ClusterSpec, tmp: &std::path::Path) -> Result<ConnectOptions, Error> {

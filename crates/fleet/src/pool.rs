@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 
 use crate::{Admin, Fleet};
 
-type Slot = Arc<Mutex<Option<(String, async_nats::Client)>>>;
+type Slot = Arc<Mutex<Option<(String, crate::Connection)>>>;
 
 /// Connections to managed clusters, keyed by cluster id. Each cluster has its own slot, so
 /// a slow or failing connect to one cluster never holds up requests to another.
@@ -45,9 +45,10 @@ impl Pool {
         let fingerprint = serde_json::to_string(spec).unwrap_or_default();
         let slot = self.slot(cluster_id);
         let mut guard = slot.lock().await;
-        if let Some((fp, client)) = guard.as_ref()
+        if let Some((fp, conn)) = guard.as_ref()
             && *fp == fingerprint
         {
+            let client = &conn.client;
             if client.connection_state() != async_nats::connection::State::Connected {
                 return Err(ServiceError::Unavailable(format!(
                     "the connection to cluster '{}' is down; the console reconnects on its own, retry in a moment",
@@ -56,14 +57,15 @@ impl Pool {
             }
             return Ok(Admin::new(client.clone()));
         }
-        let client = self
+        let conn = self
             .fleet
             .connect_with(spec, true)
             .await
             .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
-        if let Some((_, old)) = guard.replace((fingerprint, client.clone())) {
+        let client = conn.client.clone();
+        if let Some((_, old)) = guard.replace((fingerprint, conn)) {
             tokio::spawn(async move {
-                let _ = old.drain().await;
+                let _ = old.client.drain().await;
             });
         }
         Ok(Admin::new(client))
@@ -73,9 +75,9 @@ impl Pool {
     pub async fn forget(&self, cluster_id: &str) {
         let slot = self.slots.lock().expect("pool lock").remove(cluster_id);
         if let Some(slot) = slot
-            && let Some((_, client)) = slot.lock().await.take()
+            && let Some((_, conn)) = slot.lock().await.take()
         {
-            let _ = client.drain().await;
+            let _ = conn.client.drain().await;
         }
     }
 }

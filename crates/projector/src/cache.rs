@@ -181,12 +181,18 @@ where
         match entry.operation {
             kv::Operation::Put => match serde_json::from_slice::<Versioned<V>>(&entry.value) {
                 Ok(value) => {
-                    let previous = self
-                        .inner
-                        .entries
-                        .write()
-                        .expect("view lock")
-                        .insert(entry.key.clone(), value.clone());
+                    let previous = {
+                        let mut entries = self.inner.entries.write().expect("view lock");
+                        // A writer that is behind (another replica's projector) must not
+                        // move a view back in time.
+                        if entries
+                            .get(&entry.key)
+                            .is_some_and(|v| v.last_sequence > value.last_sequence)
+                        {
+                            return;
+                        }
+                        entries.insert(entry.key.clone(), value.clone())
+                    };
                     let _ = self.inner.changes.send(ViewChange {
                         key: entry.key,
                         op: ChangeOp::Put,

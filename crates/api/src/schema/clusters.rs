@@ -350,45 +350,32 @@ pub struct UpdateClusterInput {
     description: Option<String>,
 }
 
-fn secret(secrets: &SecretBox, field: &str, given: Option<String>, keep: Option<&Sealed>) -> ApiResult<Sealed> {
+/// Seals a given secret; a left-out one becomes "keep the stored one" on update (the
+/// aggregate resolves it under its lock) and an error on register.
+fn secret(secrets: &SecretBox, field: &str, given: Option<String>, updating: bool) -> ApiResult<Sealed> {
     match given {
         Some(v) if !v.is_empty() => Ok(secrets.seal(&v)),
-        _ => keep
-            .cloned()
-            .ok_or_else(|| ApiError::validation(format!("auth.{field}: required for this kind of auth"))),
+        _ if updating => Ok(Sealed::keep()),
+        _ => Err(ApiError::validation(format!(
+            "auth.{field}: required for this kind of auth"
+        ))),
     }
 }
 
 impl ClusterAuthInput {
-    /// Seals the secrets; `current` lends its secret when this input leaves one out and
-    /// keeps the kind.
-    fn into_domain(self, secrets: &SecretBox, current: Option<&ClusterAuth>) -> ApiResult<ClusterAuth> {
+    /// Seals the secrets. On update (`updating`), a secret left out keeps the stored one
+    /// if the kind does not change.
+    fn into_domain(self, secrets: &SecretBox, updating: bool) -> ApiResult<ClusterAuth> {
         Ok(match self.kind {
             ClusterAuthKind::None => ClusterAuth::None,
-            ClusterAuthKind::UserPassword => {
-                let keep = match current {
-                    Some(ClusterAuth::UserPassword { password, .. }) => Some(password),
-                    _ => None,
-                };
-                ClusterAuth::UserPassword {
-                    username: self.username.unwrap_or_default(),
-                    password: secret(secrets, "password", self.password, keep)?,
-                }
-            }
-            ClusterAuthKind::Token => {
-                let keep = match current {
-                    Some(ClusterAuth::Token { token }) => Some(token),
-                    _ => None,
-                };
-                ClusterAuth::Token {
-                    token: secret(secrets, "token", self.token, keep)?,
-                }
-            }
+            ClusterAuthKind::UserPassword => ClusterAuth::UserPassword {
+                username: self.username.unwrap_or_default(),
+                password: secret(secrets, "password", self.password, updating)?,
+            },
+            ClusterAuthKind::Token => ClusterAuth::Token {
+                token: secret(secrets, "token", self.token, updating)?,
+            },
             ClusterAuthKind::Nkey => {
-                let keep = match current {
-                    Some(ClusterAuth::Nkey { seed }) => Some(seed),
-                    _ => None,
-                };
                 let given = self.nkey_seed.map(|s| s.trim().to_string());
                 if let Some(s) = &given
                     && !(s.starts_with("SU") && s.len() > 50)
@@ -398,14 +385,10 @@ impl ClusterAuthInput {
                     ));
                 }
                 ClusterAuth::Nkey {
-                    seed: secret(secrets, "nkeySeed", given, keep)?,
+                    seed: secret(secrets, "nkeySeed", given, updating)?,
                 }
             }
             ClusterAuthKind::Credentials => {
-                let keep = match current {
-                    Some(ClusterAuth::Credentials { creds }) => Some(creds),
-                    _ => None,
-                };
                 if let Some(c) = &self.credentials
                     && !c.contains("-----BEGIN NATS USER JWT-----")
                 {
@@ -414,7 +397,7 @@ impl ClusterAuthInput {
                     ));
                 }
                 ClusterAuth::Credentials {
-                    creds: secret(secrets, "credentials", self.credentials, keep)?,
+                    creds: secret(secrets, "credentials", self.credentials, updating)?,
                 }
             }
         })
@@ -422,10 +405,11 @@ impl ClusterAuthInput {
 }
 
 impl ClusterTlsInput {
-    fn into_domain(self, secrets: &SecretBox, current: Option<&TlsOptions>) -> TlsOptions {
+    /// On update, a client certificate given without its key keeps the stored key.
+    fn into_domain(self, secrets: &SecretBox, updating: bool) -> TlsOptions {
         let client_key = match self.client_key_pem {
             Some(k) if !k.is_empty() => Some(secrets.seal(&k)),
-            _ if self.client_cert_pem.is_some() => current.and_then(|c| c.client_key.clone()),
+            _ if updating && self.client_cert_pem.is_some() => Some(Sealed::keep()),
             _ => None,
         };
         TlsOptions {
@@ -511,10 +495,10 @@ impl ClusterMutation {
             name: input.name,
             urls: input.urls,
             auth: match input.auth {
-                Some(a) => a.into_domain(secrets, None)?,
+                Some(a) => a.into_domain(secrets, false)?,
                 None => ClusterAuth::None,
             },
-            tls: input.tls.unwrap_or_default().into_domain(secrets, None),
+            tls: input.tls.unwrap_or_default().into_domain(secrets, false),
             tags: input.tags,
             description: input.description,
         };
@@ -526,31 +510,12 @@ impl ClusterMutation {
 
     /// Changes a cluster's settings; fields left out stay as they are.
     async fn update_cluster(&self, ctx: &Context<'_>, id: ID, input: UpdateClusterInput) -> Result<Cluster> {
-        let console = console(ctx);
-        let secrets = console.fleet.secrets();
-        // Secrets left out of the input are kept from the current state.
-        let needs_current = input.auth.is_some() || input.tls.is_some();
-        let current = if needs_current {
-            let cctx = meta(ctx).command_context();
-            let (state, _) = console
-                .clusters
-                .load(&id)
-                .await
-                .map_err(|e| ApiError::from_aggregate(e, &cctx.correlation_id))?;
-            Some(state.spec)
-        } else {
-            None
-        };
+        let secrets = console(ctx).fleet.secrets();
         let changes = ClusterChanges {
             name: input.name,
             urls: input.urls,
-            auth: input
-                .auth
-                .map(|a| a.into_domain(secrets, current.as_ref().map(|c| &c.auth)))
-                .transpose()?,
-            tls: input
-                .tls
-                .map(|t| t.into_domain(secrets, current.as_ref().map(|c| &c.tls))),
+            auth: input.auth.map(|a| a.into_domain(secrets, true)).transpose()?,
+            tls: input.tls.map(|t| t.into_domain(secrets, true)),
             tags: input.tags,
             description: input.description,
         };
@@ -561,6 +526,8 @@ impl ClusterMutation {
     /// Stops managing a cluster (the cluster itself is not touched). Returns its id.
     async fn remove_cluster(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         self.run(ctx, &id, ClusterCommand::Remove).await?;
+        // Stop reconnecting with the removed cluster's credentials.
+        console(ctx).live.managed().pool.forget(&id).await;
         Ok(id)
     }
 
