@@ -84,3 +84,60 @@ async fn a_rebuilt_view_equals_the_live_one() {
     let rebuilt = view_contents(&app).await;
     assert_eq!(rebuilt, live);
 }
+
+#[tokio::test]
+async fn jsconsole_replay_into_scratch_compares_with_the_live_view() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for n in ["a", "b", "c"] {
+        let c = app
+            .data(
+                "mutation($n: String!) { registerCluster(input: {name: $n, urls: [\"nats://127.0.0.1:4222\"]}) { id } }",
+                json!({"n": n}),
+            )
+            .await;
+        ids.push(c["registerCluster"]["id"].as_str().unwrap().to_string());
+    }
+    app.data(
+        "mutation($id: ID!) { updateCluster(id: $id, input: {description: \"changed\"}) { id } }",
+        json!({"id": ids[1]}),
+    )
+    .await;
+    app.data("mutation($id: ID!) { removeCluster(id: $id) }", json!({"id": ids[2]}))
+        .await;
+    let run = |args: Vec<String>| async move {
+        let mut argv = vec!["jsconsole".to_string(), "replay".to_string()];
+        argv.extend(args);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = jsc_cli::commands::run(argv, &mut out, &mut err).await;
+        (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    };
+    let base = vec![
+        "--nats-url".to_string(),
+        app.nats.url().to_string(),
+        "--projection".into(),
+        "clusters".into(),
+    ];
+
+    let (code, out, err) = run(base.clone()).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("replayed 5 events"), "{out}");
+    assert!(
+        out.contains("identical to the live view view_clusters_v1 (2 entries)"),
+        "{out}"
+    );
+
+    // Up to the third event: the removed cluster is still there, the updated one is not yet.
+    let mut upto = base.clone();
+    upto.extend(["--to".to_string(), "3".to_string(), "--check".to_string()]);
+    let (code, out, _) = run(upto).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("only in the replay: {}", ids[2])), "{out}");
+    assert!(out.contains(&format!("different: {}", ids[1])), "{out}");
+
+    let mut live = base.clone();
+    live.extend(["--into".to_string(), "view_clusters_v1".to_string()]);
+    let (code, _, err) = run(live).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("refusing to replay into the live bucket"), "{err}");
+}

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use jsc_eventstore::{EventReader, EventRecord};
+use jsc_projector::{KvProjection, Projector};
 
 use crate::{Application, Config};
 
@@ -48,6 +49,30 @@ enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Rebuild a read model from the events into a scratch bucket and report how it
+    /// differs from the live one (for debugging a projection).
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    /// clusters, streams or consumers.
+    #[arg(long)]
+    projection: String,
+    /// First stream sequence to apply.
+    #[arg(long, default_value_t = 1)]
+    from: u64,
+    /// Last stream sequence to apply (default: the end of the stream now).
+    #[arg(long)]
+    to: Option<u64>,
+    /// `scratch` (the bucket `scratch_<projection>_v<version>`) or a bucket name.
+    #[arg(long, default_value = "scratch")]
+    into: String,
+    /// Exit 1 when the scratch view differs from the live one.
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -149,6 +174,7 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
             command: AuditCommand::Verify(home),
         } => verify(home, out, err).await,
         Command::Events { command } => events(command, out).await.map(|_| 0),
+        Command::Replay(args) => replay(args, out).await,
     };
     match result {
         Ok(code) => code,
@@ -222,6 +248,50 @@ async fn verify(home: HomeArgs, out: &mut (dyn Write + Send), err: &mut (dyn Wri
         )?;
         Ok(1)
     }
+}
+
+async fn replay(args: ReplayArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<i32> {
+    use jsc_projections::{ClustersProjection, ConsumersProjection, StreamsProjection};
+    match args.projection.as_str() {
+        "clusters" => replay_one(ClustersProjection, args, out).await,
+        "streams" => replay_one(StreamsProjection, args, out).await,
+        "consumers" => replay_one(ConsumersProjection, args, out).await,
+        other => anyhow::bail!("unknown projection '{other}'; use clusters, streams or consumers"),
+    }
+}
+
+async fn replay_one<P: KvProjection>(p: P, args: ReplayArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<i32> {
+    let client = connect(&args.home).await?;
+    let projector = Projector::new(client, args.home.stream.clone());
+    let target = if args.into == "scratch" {
+        format!("scratch_{}_v{}", p.name(), p.version())
+    } else {
+        args.into.clone()
+    };
+    anyhow::ensure!(target != p.bucket(), "refusing to replay into the live bucket {target}");
+    let read = projector.replay_into(&p, &target, args.from, args.to).await?;
+    writeln!(out, "replayed {read} events from sequence {} into {target}", args.from)?;
+    let diff = projector.compare(&target, &p.bucket()).await?;
+    if diff.is_identical() {
+        writeln!(out, "identical to the live view {} ({} entries)", p.bucket(), diff.same)?;
+        return Ok(0);
+    }
+    writeln!(
+        out,
+        "differs from the live view {} ({} entries the same):",
+        p.bucket(),
+        diff.same
+    )?;
+    for (what, keys) in [
+        ("only in the replay", &diff.only_in_first),
+        ("only in the live view", &diff.only_in_second),
+        ("different", &diff.different),
+    ] {
+        if !keys.is_empty() {
+            writeln!(out, "  {what}: {}", keys.join(", "))?;
+        }
+    }
+    Ok(if args.check { 1 } else { 0 })
 }
 
 fn print_event(out: &mut (dyn Write + Send), rec: &EventRecord) -> anyhow::Result<()> {

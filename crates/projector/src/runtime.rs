@@ -31,6 +31,21 @@ struct Known<V> {
     started_empty: bool,
 }
 
+/// The difference between two view buckets.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BucketDiff {
+    pub same: usize,
+    pub only_in_first: Vec<String>,
+    pub only_in_second: Vec<String>,
+    pub different: Vec<String>,
+}
+
+impl BucketDiff {
+    pub fn is_identical(&self) -> bool {
+        self.only_in_first.is_empty() && self.only_in_second.is_empty() && self.different.is_empty()
+    }
+}
+
 /// Where a projection stands, for readiness and operators.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectionStatus {
@@ -172,7 +187,44 @@ impl Projector {
 
     async fn run_until_error<P: KvProjection>(&self, p: &P, shutdown: &CancellationToken) -> Result<(), Error> {
         let kv = self.bucket(p).await?;
-        let mut checkpoint = read_checkpoint(&kv).await?;
+        let checkpoint = read_checkpoint(&kv).await?;
+        self.project(p, &kv, checkpoint, None, shutdown).await.map(|_| ())
+    }
+
+    /// Replays events `from..=to` (to the stream's current end by default) into `bucket`,
+    /// emptied first, and returns how many events it read: a scratch copy of a view for
+    /// debugging, or a rebuild.
+    pub async fn replay_into<P: KvProjection>(
+        &self,
+        p: &P,
+        bucket: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<u64, Error> {
+        let mut stream = self.js.get_stream(&self.stream).await.map_err(Error::nats)?;
+        let last = stream.info().await.map_err(Error::nats)?.state.last_sequence;
+        let end = to.map_or(last, |t| t.min(last));
+        let _ = self.js.delete_key_value(bucket).await;
+        let kv = ensure_bucket(&self.js, bucket, self.replicas).await?;
+        let start = from.max(1) - 1;
+        if end <= start {
+            return Ok(0);
+        }
+        self.project(p, &kv, start, Some(end), &CancellationToken::new())
+            .await?;
+        Ok(end - start)
+    }
+
+    /// Applies events after `checkpoint` to the view in `kv`, until `until` (inclusive) or,
+    /// without it, until `shutdown`. Returns the last sequence applied.
+    async fn project<P: KvProjection>(
+        &self,
+        p: &P,
+        kv: &kv::Store,
+        mut checkpoint: u64,
+        until: Option<u64>,
+        shutdown: &CancellationToken,
+    ) -> Result<u64, Error> {
         let consumer = self.consumer_from(checkpoint).await?;
         let mut known = Known {
             views: HashMap::new(),
@@ -181,8 +233,11 @@ impl Projector {
         let messages = consumer.messages().await.map_err(Error::nats)?;
         let mut chunks = messages.ready_chunks(MAX_BATCH);
         loop {
+            if until.is_some_and(|u| checkpoint >= u) {
+                return Ok(checkpoint);
+            }
             let chunk = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => return Ok(checkpoint),
                 c = chunks.next() => c,
             };
             let Some(chunk) = chunk else {
@@ -195,7 +250,7 @@ impl Projector {
             // Behind? Take what is already on its way before writing.
             while batch.len() < MAX_FOLD && batch.last().and_then(|m| m.info().ok()).is_some_and(|i| i.pending > 0) {
                 let more = tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = shutdown.cancelled() => return Ok(checkpoint),
                     c = chunks.next() => c,
                 };
                 let Some(more) = more else { break };
@@ -203,8 +258,51 @@ impl Projector {
                     batch.push(m.map_err(Error::nats)?);
                 }
             }
-            checkpoint = self.apply_batch(p, &kv, &batch, checkpoint, &mut known).await?;
+            if let Some(u) = until {
+                batch.retain(|m| m.info().is_ok_and(|i| i.stream_sequence <= u));
+            }
+            checkpoint = self.apply_batch(p, kv, &batch, checkpoint, &mut known).await?;
         }
+    }
+
+    /// How two view buckets differ (the checkpoint aside): the keys only in one, and the
+    /// keys whose views differ.
+    pub async fn compare(&self, a: &str, b: &str) -> Result<BucketDiff, Error> {
+        let (a, b) = (self.bucket_contents(a).await?, self.bucket_contents(b).await?);
+        let mut diff = BucketDiff::default();
+        for (k, v) in &a {
+            match b.get(k) {
+                None => diff.only_in_first.push(k.clone()),
+                Some(w) if w != v => diff.different.push(k.clone()),
+                Some(_) => diff.same += 1,
+            }
+        }
+        diff.only_in_second = b.keys().filter(|k| !a.contains_key(*k)).cloned().collect();
+        Ok(diff)
+    }
+
+    async fn bucket_contents(
+        &self,
+        bucket: &str,
+    ) -> Result<std::collections::BTreeMap<String, serde_json::Value>, Error> {
+        let kv = self.js.get_key_value(bucket).await.map_err(Error::nats)?;
+        let mut keys = kv.keys().await.map_err(Error::nats)?;
+        let mut out = std::collections::BTreeMap::new();
+        while let Some(k) = keys.next().await {
+            let k = k.map_err(Error::nats)?;
+            if k == CHECKPOINT_KEY {
+                continue;
+            }
+            if let Some(v) = kv.get(&k).await.map_err(Error::nats)? {
+                let mut value: serde_json::Value = serde_json::from_slice(&v).unwrap_or(serde_json::Value::Null);
+                // Where a view stands is not what it says.
+                if let Some(o) = value.as_object_mut() {
+                    o.remove("last_sequence");
+                }
+                out.insert(k, value);
+            }
+        }
+        Ok(out)
     }
 
     /// Folds a batch into the view: loads each touched key (once per run), applies the
