@@ -11,6 +11,10 @@ export NATS_SERVER_BIN := $(NATS_SERVER)
 VENV_OLD := $(TOOLS)/venv-2.10
 NATS_SERVER_OLD := $(VENV_OLD)/bin/nats-server
 export NATS_SERVER_2_10_BIN := $(NATS_SERVER_OLD)
+# Python with pyarrow: the tests read the Parquet audit files with it.
+PYVENV := $(TOOLS)/py
+PYARROW := $(PYVENV)/.pyarrow-20.0.0
+export JSC_TEST_PYTHON := $(PYVENV)/bin/python
 
 ARGS ?=
 
@@ -24,7 +28,14 @@ run: tools
 test: tools
 	cargo nextest run --workspace --profile ci --no-fail-fast
 
-tools: nats-server nextest
+tools: nats-server nextest pytools
+
+pytools: $(PYARROW)
+
+$(PYARROW): infra/test-python.requirements.txt
+	python3 -m venv $(PYVENV)
+	$(PYVENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: -r infra/test-python.requirements.txt
+	@touch $@
 
 nats-server: $(NATS_SERVER) $(NATS_SERVER_OLD)
 

@@ -2,6 +2,7 @@
 //! target (a KV bucket) and its version.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod clusters;
 pub mod streams;
 

@@ -200,3 +200,152 @@ async fn events_dump_prints_the_history_as_json_lines() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot reach the console's NATS"), "{err}");
 }
+
+fn test_python() -> std::path::PathBuf {
+    let default = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/py/bin/python");
+    let python = std::env::var_os("JSC_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or(default);
+    assert!(
+        python.is_file(),
+        "python with pyarrow not found at {}: run `make tools`",
+        python.display()
+    );
+    python
+}
+
+const READ_WITH_PYARROW: &str = r#"
+import json, sys, pathlib
+import pyarrow.parquet as pq
+root = pathlib.Path(sys.argv[1])
+files = sorted(str(p.relative_to(root)) for p in root.rglob("*.parquet"))
+rows, seqs, summaries, columns, compressions = 0, [], [], None, set()
+for f in files:
+    pf = pq.ParquetFile(root / f)
+    t = pf.read()
+    columns = [(fld.name, str(fld.type)) for fld in t.schema]
+    rows += t.num_rows
+    seqs += t.column("sequence").to_pylist()
+    summaries += t.column("summary").to_pylist()
+    md = pf.metadata
+    for rg in range(md.num_row_groups):
+        compressions.add(md.row_group(rg).column(0).compression)
+    text = json.dumps(t.to_pylist(), default=str)
+print(json.dumps({"files": files, "rows": rows, "sequences": seqs, "summaries": summaries,
+                  "columns": columns, "compressions": sorted(compressions), "text": text}))
+"#;
+
+async fn wait_flushed(app: &TestApp, at_least: u64) {
+    let js = jetstream::new(app.nats.client().await);
+    let kv = loop {
+        // The writer creates its state bucket as it starts.
+        if let Ok(kv) = js.get_key_value("audit_state").await {
+            break kv;
+        }
+        tokio::task::yield_now().await;
+    };
+    let mut watch = kv.watch_with_history("flushed").await.unwrap();
+    let wait = async {
+        while let Some(Ok(e)) = watch.next().await {
+            if String::from_utf8_lossy(&e.value).parse::<u64>().unwrap_or(0) >= at_least {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(15), wait)
+        .await
+        .expect("the audit writer flushed in time");
+}
+
+#[tokio::test]
+async fn the_parquet_audit_table_is_read_by_pyarrow() {
+    let mut app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), |c| {
+        c.audit_max_rows = 3;
+        c.audit_max_age = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let id = app
+        .data(
+            "mutation { registerCluster(input: {name: \"audited\", urls: [\"nats://127.0.0.1:4222\"],
+                auth: {kind: TOKEN, token: \"tok-audit-secret\"}}) { id } }",
+            json!({}),
+        )
+        .await["registerCluster"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..6 {
+        app.data(
+            "mutation($id: ID!, $d: String!) { updateCluster(id: $id, input: {description: $d}) { id } }",
+            json!({"id": id, "d": format!("d{i}")}),
+        )
+        .await;
+    }
+    wait_flushed(&app, 6).await;
+    let root = app.data_dir.path().join("audit-store");
+    let read = || {
+        let out = std::process::Command::new(test_python())
+            .arg("-c")
+            .arg(READ_WITH_PYARROW)
+            .arg(&root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let table = read();
+    let day = chrono::Utc::now().date_naive();
+    assert_eq!(
+        table["files"],
+        json!([
+            format!("audit/date={day}/part-00000000000000000001-00000000000000000003.parquet"),
+            format!("audit/date={day}/part-00000000000000000004-00000000000000000006.parquet"),
+        ])
+    );
+    assert_eq!(table["rows"], 6);
+    assert_eq!(table["sequences"], json!([1, 2, 3, 4, 5, 6]));
+    assert_eq!(table["compressions"], json!(["ZSTD"]));
+    let names: Vec<&str> = table["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c[0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "sequence",
+            "time",
+            "aggregate_type",
+            "aggregate_id",
+            "aggregate_sequence",
+            "event_type",
+            "event_version",
+            "actor",
+            "client_addr",
+            "correlation_id",
+            "causation_id",
+            "organization",
+            "cluster",
+            "payload",
+            "summary",
+            "hash",
+            "prev_hash"
+        ]
+    );
+    assert_eq!(table["columns"][1][1], "timestamp[us, tz=UTC]");
+    assert_eq!(
+        table["summaries"][0],
+        format!("cluster registered 'audited' (cluster {id}) by anonymous")
+    );
+    let text = table["text"].as_str().unwrap();
+    assert!(
+        !text.contains("tok-audit-secret") && !text.contains("\"v1:"),
+        "no credential in the table"
+    );
+
+    // What is still buffered is written when the console stops.
+    app.shutdown().await;
+    let table = read();
+    assert_eq!(table["rows"], 7);
+}

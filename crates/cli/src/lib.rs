@@ -52,6 +52,11 @@ pub struct Config {
     pub reconcile_interval: Duration,
     /// Serve the baseline routes `make bench` compares against.
     pub bench_routes: bool,
+    /// Where the Parquet audit table is written (default `<data dir>/audit-store`).
+    pub audit_dir: Option<PathBuf>,
+    /// Rows per audit file at most, and how long an event may wait to be written.
+    pub audit_max_rows: usize,
+    pub audit_max_age: Duration,
 }
 
 impl Config {
@@ -67,6 +72,9 @@ impl Config {
             live_ttl: Duration::from_secs(2),
             reconcile_interval: Duration::from_secs(30),
             bench_routes: false,
+            audit_dir: None,
+            audit_max_rows: 50_000,
+            audit_max_age: Duration::from_secs(60),
         }
     }
 }
@@ -116,7 +124,8 @@ impl Application {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
-        let projector = Projector::new(home.clone(), store.config().stream.clone());
+        let store_stream = store.config().stream.clone();
+        let projector = Projector::new(home.clone(), store_stream.clone());
         let js = async_nats::jetstream::new(home.clone());
         let cluster_view = start_projection(&projector, &js, ClustersProjection, &shutdown, &mut tasks).await?;
         let stream_view = start_projection(&projector, &js, StreamsProjection, &shutdown, &mut tasks).await?;
@@ -147,6 +156,25 @@ impl Application {
             projector,
             view_wait: config.view_wait,
         };
+        {
+            let dir = config
+                .audit_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("audit-store"));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create the audit directory {}", dir.display()))?;
+            let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                .with_context(|| format!("cannot open the audit directory {}", dir.display()))?;
+            let writer = jsc_projections::audit::AuditWriter {
+                client: console.home.clone(),
+                stream: store_stream.clone(),
+                store: Arc::new(store),
+                max_rows: config.audit_max_rows,
+                max_age: config.audit_max_age,
+            };
+            let token = shutdown.clone();
+            tasks.spawn(async move { ("audit-writer", writer.run(token).await) });
+        }
         {
             let console = console.clone();
             let token = shutdown.clone();

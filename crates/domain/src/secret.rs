@@ -44,6 +44,28 @@ impl fmt::Debug for Sealed {
     }
 }
 
+/// Keys whose values are credentials wherever they appear in a state or an event.
+pub const SECRET_KEYS: [&str; 5] = ["password", "token", "seed", "creds", "client_key"];
+
+/// Replaces every credential in a JSON value (state, event payload) with `<redacted>`,
+/// keeping the structure: even sealed values are never shown.
+pub fn redact_json(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            for (k, val) in map.iter_mut() {
+                if SECRET_KEYS.contains(&k.as_str()) && !val.is_null() {
+                    *val = Value::String("<redacted>".into());
+                } else {
+                    redact_json(val);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_json),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,9 +13,6 @@ use serde_json::Value;
 use super::console;
 use crate::error::{ApiError, ApiResult};
 
-/// Fields whose values are credentials (sealed, but still never shown).
-const SECRET_KEYS: [&str; 5] = ["password", "token", "seed", "creds", "client_key"];
-
 /// One field an event changed.
 #[derive(SimpleObject, Clone, PartialEq, Debug)]
 pub struct FieldChange {
@@ -86,23 +83,6 @@ fn replay(store: &JetStreamEventStore, aggregate_type: &str, records: &[EventRec
     result.map_err(|e| ApiError::internal(&e, "history-replay"))
 }
 
-/// Replaces credentials with a marker, keeping the structure.
-pub fn redact(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            for (k, val) in map.iter_mut() {
-                if SECRET_KEYS.contains(&k.as_str()) && !val.is_null() {
-                    *val = Value::String("<redacted>".into());
-                } else {
-                    redact(val);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(redact),
-        _ => {}
-    }
-}
-
 /// The leaves that differ between two states, by dotted path.
 pub fn diff(before: &Value, after: &Value) -> Vec<(String, Option<Value>, Option<Value>)> {
     let mut out = Vec::new();
@@ -136,7 +116,8 @@ fn diff_at(path: &str, before: &Value, after: &Value, out: &mut Vec<(String, Opt
 }
 
 fn is_secret_path(path: &str) -> bool {
-    path.split('.').any(|seg| SECRET_KEYS.contains(&seg))
+    path.split('.')
+        .any(|seg| jsc_domain::secret::SECRET_KEYS.contains(&seg))
 }
 
 fn redacted(v: Option<Value>, path: &str) -> Option<Json<Value>> {
@@ -144,7 +125,7 @@ fn redacted(v: Option<Value>, path: &str) -> Option<Json<Value>> {
         if is_secret_path(path) && !v.is_null() {
             v = Value::String("<redacted>".into());
         }
-        redact(&mut v);
+        jsc_domain::secret::redact_json(&mut v);
         Json(v)
     })
 }
@@ -184,7 +165,7 @@ impl HistoryQuery {
                 .collect();
             previous = state;
             let mut payload = rec.payload.clone();
-            redact(&mut payload);
+            jsc_domain::secret::redact_json(&mut payload);
             out.push(HistoryEntry {
                 sequence: rec.stream_sequence,
                 aggregate_sequence: rec.aggregate_sequence,
@@ -234,7 +215,7 @@ impl HistoryQuery {
             as_of_sequence: last.map_or(0, |r| r.stream_sequence),
             as_of: last.map(|r| r.timestamp),
             state: states.into_iter().last().map(|mut s| {
-                redact(&mut s);
+                jsc_domain::secret::redact_json(&mut s);
                 Json(s)
             }),
             id,
@@ -260,7 +241,7 @@ mod tests {
     #[test]
     fn credentials_are_redacted() {
         let mut v = json!({"auth": {"kind": "user_password", "username": "u", "password": "v1:k:n:c"}});
-        redact(&mut v);
+        jsc_domain::secret::redact_json(&mut v);
         assert_eq!(v["auth"]["password"], "<redacted>");
         assert_eq!(v["auth"]["username"], "u");
         assert_eq!(
