@@ -18,8 +18,8 @@ use async_nats::jetstream;
 use chrono::NaiveDate;
 use futures::StreamExt;
 use jsc_eventstore::EventRecord;
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -284,4 +284,265 @@ impl AuditWriter {
         buffer.clear();
         Ok(())
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading the trail: Parquet files (pruned by name and row-group statistics) plus the
+// tail of the stream not yet written, so the newest events are never missing.
+// ---------------------------------------------------------------------------------------
+
+/// One audit row, as read back.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditRow {
+    pub sequence: u64,
+    pub time: chrono::DateTime<chrono::Utc>,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub aggregate_sequence: u64,
+    pub event_type: String,
+    pub event_version: String,
+    pub actor: String,
+    pub client_addr: Option<String>,
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<String>,
+    pub organization: Option<String>,
+    pub cluster: Option<String>,
+    pub payload: String,
+    pub summary: String,
+}
+
+impl AuditRow {
+    pub fn from_record(r: &EventRecord) -> Self {
+        let mut payload = r.payload.clone();
+        jsc_domain::secret::redact_json(&mut payload);
+        Self {
+            sequence: r.stream_sequence,
+            time: r.timestamp,
+            aggregate_type: r.aggregate_type.clone(),
+            aggregate_id: r.aggregate_id.clone(),
+            aggregate_sequence: r.aggregate_sequence,
+            event_type: r.event_type.clone(),
+            event_version: r.event_version.clone(),
+            actor: r.actor().to_string(),
+            client_addr: r.metadata.get("client_addr").cloned(),
+            correlation_id: r.metadata.get("correlation_id").cloned(),
+            causation_id: r.metadata.get("causation_id").cloned(),
+            organization: r.metadata.get("organization").cloned(),
+            cluster: cluster_of(r),
+            payload: payload.to_string(),
+            summary: summary(r),
+        }
+    }
+
+    fn from_batch(batch: &RecordBatch) -> anyhow::Result<Vec<Self>> {
+        use arrow::array::{Array, AsArray};
+        use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
+        let col = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| anyhow::anyhow!("no column {name}"))
+        };
+        let u64s = |name: &str| -> anyhow::Result<_> { Ok(col(name)?.as_primitive::<UInt64Type>().clone()) };
+        let strs = |name: &str| -> anyhow::Result<_> { Ok(col(name)?.as_string::<i32>().clone()) };
+        let (seq, agg_seq) = (u64s("sequence")?, u64s("aggregate_sequence")?);
+        let time = col("time")?.as_primitive::<TimestampMicrosecondType>().clone();
+        let names = [
+            "aggregate_type",
+            "aggregate_id",
+            "event_type",
+            "event_version",
+            "actor",
+            "client_addr",
+            "correlation_id",
+            "causation_id",
+            "organization",
+            "cluster",
+            "payload",
+            "summary",
+        ];
+        let s: Vec<_> = names.iter().map(|n| strs(n)).collect::<anyhow::Result<_>>()?;
+        let get = |i: usize, row: usize| (!s[i].is_null(row)).then(|| s[i].value(row).to_string());
+        Ok((0..batch.num_rows())
+            .map(|row| AuditRow {
+                sequence: seq.value(row),
+                time: chrono::DateTime::from_timestamp_micros(time.value(row)).unwrap_or_default(),
+                aggregate_type: get(0, row).unwrap_or_default(),
+                aggregate_id: get(1, row).unwrap_or_default(),
+                aggregate_sequence: agg_seq.value(row),
+                event_type: get(2, row).unwrap_or_default(),
+                event_version: get(3, row).unwrap_or_default(),
+                actor: get(4, row).unwrap_or_default(),
+                client_addr: get(5, row),
+                correlation_id: get(6, row),
+                causation_id: get(7, row),
+                organization: get(8, row),
+                cluster: get(9, row),
+                payload: get(10, row).unwrap_or_default(),
+                summary: get(11, row).unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+/// What to look for in the trail. Every field narrows; none means everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    pub actor: Option<String>,
+    pub aggregate_type: Option<String>,
+    pub aggregate_id: Option<String>,
+    pub event_type: Option<String>,
+    pub cluster: Option<String>,
+    pub organization: Option<String>,
+    /// Case-insensitive text in the summary.
+    pub text: Option<String>,
+}
+
+impl AuditFilter {
+    pub fn matches(&self, r: &AuditRow) -> bool {
+        let eq = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
+        self.from.is_none_or(|f| r.time >= f)
+            && self.to.is_none_or(|t| r.time <= t)
+            && eq(&self.actor, Some(&r.actor))
+            && eq(&self.aggregate_type, Some(&r.aggregate_type))
+            && eq(&self.aggregate_id, Some(&r.aggregate_id))
+            && eq(&self.event_type, Some(&r.event_type))
+            && eq(&self.cluster, r.cluster.as_deref())
+            && eq(&self.organization, r.organization.as_deref())
+            && self
+                .text
+                .as_ref()
+                .is_none_or(|t| r.summary.to_lowercase().contains(&t.to_lowercase()))
+    }
+
+    /// Whether a file of `day` holding `first..=last` can hold a match before `before`.
+    fn may_hold(&self, day: Option<NaiveDate>, first: u64, before: u64) -> bool {
+        first < before
+            && day.is_none_or(|d| {
+                self.from.is_none_or(|f| d >= f.date_naive()) && self.to.is_none_or(|t| d <= t.date_naive())
+            })
+    }
+}
+
+/// Reads the audit trail.
+#[derive(Clone)]
+pub struct AuditReader {
+    pub client: async_nats::Client,
+    pub stream: String,
+    pub store: Arc<dyn ObjectStore>,
+}
+
+fn day_of_path(path: &Path) -> Option<NaiveDate> {
+    path.parts()
+        .find_map(|p| p.as_ref().strip_prefix("date=").map(str::to_string))
+        .and_then(|d| d.parse().ok())
+}
+
+impl AuditReader {
+    /// The newest `first` rows matching `filter` with a sequence below `before` (all when
+    /// `None`), newest first, and whether more match.
+    pub async fn query(
+        &self,
+        filter: &AuditFilter,
+        first: usize,
+        before: Option<u64>,
+    ) -> anyhow::Result<(Vec<AuditRow>, bool)> {
+        let before = before.unwrap_or(u64::MAX);
+        let want = first + 1;
+        let js = jetstream::new(self.client.clone());
+        let flushed = match js.get_key_value(STATE_BUCKET).await {
+            Ok(kv) => kv
+                .get(FLUSHED_KEY)
+                .await?
+                .and_then(|b| std::str::from_utf8(&b).ok()?.parse().ok())
+                .unwrap_or(0),
+            Err(_) => 0,
+        };
+        let mut out = Vec::new();
+        // The tail, newest first.
+        if before > flushed + 1 {
+            let to = (before != u64::MAX).then(|| before - 1);
+            let tail = jsc_eventstore::EventReader::new(self.client.clone(), self.stream.clone())
+                .read_range(">", flushed + 1, to)
+                .await?;
+            out.extend(
+                tail.iter()
+                    .rev()
+                    .map(AuditRow::from_record)
+                    .filter(|r| filter.matches(r)),
+            );
+        }
+        if out.len() >= want {
+            out.truncate(want);
+            let more = out.len() > first;
+            out.truncate(first);
+            return Ok((out, more));
+        }
+        // The files, newest first, skipped by name when they cannot match.
+        let mut files = Vec::new();
+        let mut list = self.store.list(Some(&Path::from("audit")));
+        while let Some(meta) = list.next().await {
+            let meta = meta?;
+            if let Some((first_seq, last_seq)) = parse_range(&meta.location)
+                && first_seq <= flushed
+                && filter.may_hold(day_of_path(&meta.location), first_seq, before)
+            {
+                files.push((last_seq, meta.location));
+            }
+        }
+        files.sort_by_key(|f| std::cmp::Reverse(f.0));
+        for (_, path) in files {
+            let bytes = self.store.get(&path).await?.bytes().await?;
+            let filter = filter.clone();
+            let rows = tokio::task::spawn_blocking(move || read_file(bytes, &filter, before)).await??;
+            out.extend(rows);
+            if out.len() >= want {
+                break;
+            }
+        }
+        let more = out.len() > first;
+        out.truncate(first);
+        Ok((out, more))
+    }
+}
+
+/// Matching rows of one file, newest first, reading only the row groups whose statistics
+/// (sequence, time) allow a match.
+fn read_file(bytes: bytes::Bytes, filter: &AuditFilter, before: u64) -> anyhow::Result<Vec<AuditRow>> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::statistics::Statistics;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let meta = builder.metadata().clone();
+    let schema = builder.schema().clone();
+    let idx = |name: &str| schema.index_of(name).ok();
+    let (seq_i, time_i) = (idx("sequence"), idx("time"));
+    let range = |rg: &parquet::file::metadata::RowGroupMetaData, i: Option<usize>| -> Option<(i64, i64)> {
+        match rg.column(i?).statistics()? {
+            Statistics::Int64(s) => Some((*s.min_opt()?, *s.max_opt()?)),
+            _ => None,
+        }
+    };
+    let groups: Vec<usize> = (0..meta.num_row_groups())
+        .filter(|&g| {
+            let rg = meta.row_group(g);
+            let seq_ok = range(rg, seq_i).is_none_or(|(min, _)| (min as u64) < before);
+            let time_ok = range(rg, time_i).is_none_or(|(min, max)| {
+                filter.from.is_none_or(|f| max >= f.timestamp_micros())
+                    && filter.to.is_none_or(|t| min <= t.timestamp_micros())
+            });
+            seq_ok && time_ok
+        })
+        .collect();
+    let reader = builder.with_row_groups(groups).build()?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        rows.extend(
+            AuditRow::from_batch(&batch?)?
+                .into_iter()
+                .filter(|r| r.sequence < before && filter.matches(r)),
+        );
+    }
+    rows.reverse();
+    Ok(rows)
 }

@@ -235,6 +235,30 @@ print(json.dumps({"files": files, "rows": rows, "sequences": seqs, "summaries": 
                   "columns": columns, "compressions": sorted(compressions), "text": text}))
 "#;
 
+/// Registers a cluster (`fields` of its input besides the URL) and changes it six times:
+/// seven events. Returns its id.
+async fn seven_events(app: &TestApp, fields: &str) -> String {
+    let id = app
+        .data(
+            &format!(
+                "mutation {{ registerCluster(input: {{ {fields}, urls: [\"nats://127.0.0.1:4222\"] }}) {{ id }} }}"
+            ),
+            json!({}),
+        )
+        .await["registerCluster"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..6 {
+        app.data(
+            "mutation($id: ID!, $d: String!) { updateCluster(id: $id, input: {description: $d}) { id } }",
+            json!({"id": id, "d": format!("d{i}")}),
+        )
+        .await;
+    }
+    id
+}
+
 async fn wait_flushed(app: &TestApp, at_least: u64) {
     let js = jetstream::new(app.nats.client().await);
     let kv = loop {
@@ -264,23 +288,11 @@ async fn the_parquet_audit_table_is_read_by_pyarrow() {
         c.audit_max_age = std::time::Duration::from_secs(3600);
     })
     .await;
-    let id = app
-        .data(
-            "mutation { registerCluster(input: {name: \"audited\", urls: [\"nats://127.0.0.1:4222\"],
-                auth: {kind: TOKEN, token: \"tok-audit-secret\"}}) { id } }",
-            json!({}),
-        )
-        .await["registerCluster"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for i in 0..6 {
-        app.data(
-            "mutation($id: ID!, $d: String!) { updateCluster(id: $id, input: {description: $d}) { id } }",
-            json!({"id": id, "d": format!("d{i}")}),
-        )
-        .await;
-    }
+    let id = seven_events(
+        &app,
+        "name: \"audited\", auth: {kind: TOKEN, token: \"tok-audit-secret\"}",
+    )
+    .await;
     wait_flushed(&app, 6).await;
     let root = app.data_dir.path().join("audit-store");
     let read = || {
@@ -348,4 +360,215 @@ async fn the_parquet_audit_table_is_read_by_pyarrow() {
     app.shutdown().await;
     let table = read();
     assert_eq!(table["rows"], 7);
+}
+
+const TRAIL: &str = "query($f: AuditFilterInput, $first: Int, $after: String) {
+    auditTrail(filter: $f, first: $first, after: $after) { hasNextPage endCursor nodes { sequence time actor aggregateId eventType summary cluster } } }";
+
+#[tokio::test]
+async fn the_trail_shows_written_and_unwritten_events_newest_first() {
+    let app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), |c| {
+        c.audit_max_rows = 3;
+        c.audit_max_age = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let id = seven_events(&app, "name: \"trail\"").await;
+    wait_flushed(&app, 6).await;
+    // Six events are in Parquet files, the seventh only in the stream: all are there.
+    let page = app.data(TRAIL, json!({"first": 10})).await["auditTrail"].clone();
+    let seqs: Vec<u64> = page["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![7, 6, 5, 4, 3, 2, 1]);
+    assert_eq!(page["hasNextPage"], false);
+    assert_eq!(page["nodes"][6]["eventType"], "ClusterRegistered");
+    assert_eq!(page["nodes"][0]["cluster"], id.as_str());
+    // Pages of two, across the tail and the files.
+    assert_eq!(page_through(&app, json!({}), 2).await, vec![7, 6, 5, 4, 3, 2, 1]);
+    let (code, _) = app.error(TRAIL, json!({"after": "not-a-cursor"})).await;
+    assert_eq!(code, "VALIDATION");
+}
+
+#[tokio::test]
+async fn trail_filters_and_pagination_over_thousands_of_events_and_several_days() {
+    use chrono::{Duration as Days, TimeZone, Utc};
+    use jsc_domain::cluster::{Cluster, ClusterChanges, ClusterEvent, ClusterSpec};
+    let nats = jsc_testkit::NatsServer::start();
+    let audit_dir = tempfile::tempdir().unwrap();
+    let dir = audit_dir.path().to_path_buf();
+    let tweak = move |c: &mut jsc_cli::Config| {
+        c.audit_dir = Some(dir.clone());
+        c.audit_max_rows = 500;
+        c.audit_max_age = std::time::Duration::from_secs(3600);
+    };
+    let mut app = TestApp::spawn_with(nats, tweak.clone()).await;
+
+    // 2,400 events over three days, ten clusters, two people.
+    let store = jsc_eventstore::JetStreamEventStore::open(app.nats.client().await, Default::default())
+        .await
+        .unwrap();
+    let js = jetstream::new(app.nats.client().await);
+    let day0 = Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap();
+    let mut expected: Vec<Expected> = Vec::new();
+    let mut versions = [0usize; 10];
+    let mut hashes: Vec<Option<String>> = vec![None; 10];
+    for i in 0..2_400u64 {
+        let a = (i % 10) as usize;
+        let id = format!("c{a}");
+        let actor = if i % 3 == 0 { "user:alice" } else { "user:bob" };
+        let time = day0 + Days::days((i / 800) as i64) + Days::seconds(i as i64);
+        let event = if versions[a] == 0 {
+            ClusterEvent::Registered {
+                id: id.clone(),
+                spec: ClusterSpec {
+                    name: id.clone(),
+                    urls: vec!["nats://127.0.0.1:4222".into()],
+                    ..Default::default()
+                },
+            }
+        } else {
+            ClusterEvent::Updated {
+                changes: ClusterChanges {
+                    description: Some(format!("change {i}")),
+                    ..Default::default()
+                },
+            }
+        };
+        let mut meta = std::collections::HashMap::new();
+        meta.insert("actor".to_string(), actor.to_string());
+        let mut rec = store
+            .records_for::<Cluster>(&id, versions[a], &[event], &meta, None)
+            .remove(0);
+        rec.timestamp = time;
+        rec.rehash(hashes[a].clone());
+        versions[a] += 1;
+        hashes[a] = rec.hash.clone();
+        let (body, hash) = rec.body_and_hash();
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Jsc-Hash", hash.as_str());
+        let ack = js
+            .publish_with_headers(store.subject("cluster", &id), h, body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        expected.push((ack.sequence, time, actor.to_string(), id, rec.event_type.clone()));
+    }
+    // Stop (flushing what is buffered) and start again: the trail is read from the files.
+    app.shutdown().await;
+    let nats = std::mem::replace(&mut app.nats, jsc_testkit::NatsServer::start());
+    drop(app);
+    let app = TestApp::spawn_with(nats, tweak).await;
+    let files = walk(audit_dir.path());
+    assert!(files.len() >= 6, "several files over three days: {files:?}");
+    assert!(files.iter().any(|f| f.contains("date=2026-11-21")), "{files:?}");
+
+    let collect = |filter: Value, page: usize| page_through(&app, filter, page);
+    let want =
+        |f: &dyn Fn(&Expected) -> bool| -> Vec<u64> { expected.iter().rev().filter(|e| f(e)).map(|e| e.0).collect() };
+    // Everything, in pages of 250.
+    assert_eq!(collect(json!({}), 250).await, want(&|_| true));
+    // One person.
+    assert_eq!(
+        collect(json!({"actor": "user:alice"}), 100).await,
+        want(&|e| e.2 == "user:alice")
+    );
+    // One cluster, the second day only.
+    let (from, to) = (day0 + Days::days(1), day0 + Days::days(2) - Days::seconds(1));
+    assert_eq!(
+        collect(
+            json!({"aggregateId": "c3", "from": from.to_rfc3339(), "to": to.to_rfc3339()}),
+            37
+        )
+        .await,
+        want(&|e| e.3 == "c3" && e.1 >= from && e.1 <= to)
+    );
+    // Registrations, found by their summary text.
+    assert_eq!(
+        collect(json!({"text": "CLUSTER REGISTERED"}), 3).await,
+        want(&|e| e.4 == "ClusterRegistered")
+    );
+    assert_eq!(
+        collect(json!({"cluster": "c7", "eventType": "ClusterUpdated"}), 500).await,
+        want(&|e| e.3 == "c7" && e.4 == "ClusterUpdated")
+    );
+}
+
+/// (sequence, time, actor, aggregate id, event type) of an event the test wrote.
+type Expected = (u64, chrono::DateTime<chrono::Utc>, String, String, String);
+
+/// Every sequence `auditTrail` returns for `filter`, following the cursors page by page.
+async fn page_through(app: &TestApp, filter: Value, page: usize) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let p = app
+            .data(TRAIL, json!({"f": filter, "first": page, "after": after}))
+            .await["auditTrail"]
+            .clone();
+        out.extend(
+            p["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["sequence"].as_u64().unwrap()),
+        );
+        if p["hasNextPage"] != true {
+            return out;
+        }
+        after = p["endCursor"].as_str().map(str::to_string);
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn audit_events_streams_the_live_trail() {
+    let app = TestApp::spawn().await;
+    let id = some_history(&app).await;
+    let last = app.data(TRAIL, json!({"first": 1})).await["auditTrail"]["nodes"][0]["sequence"]
+        .as_u64()
+        .unwrap();
+    let mut sub = app
+        .subscribe(
+            "graphql-transport-ws",
+            "subscription($from: Int, $f: AuditFilterInput) { auditEvents(fromSequence: $from, filter: $f) { sequence eventType summary } }",
+            json!({"from": last + 1, "f": {"aggregateId": id}}),
+        )
+        .await;
+    // Another cluster's change is filtered out; this one's arrives.
+    app.data(
+        "mutation { registerCluster(input: {name: \"other\", urls: [\"nats://127.0.0.1:4222\"]}) { id } }",
+        json!({}),
+    )
+    .await;
+    app.data(
+        "mutation($id: ID!) { updateCluster(id: $id, input: {description: \"live\"}) { id } }",
+        json!({"id": id}),
+    )
+    .await;
+    let e = sub.next_data().await;
+    assert_eq!(e["auditEvents"]["sequence"], last + 2);
+    assert_eq!(e["auditEvents"]["eventType"], "ClusterUpdated");
+    assert!(
+        e["auditEvents"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("cluster updated"),
+        "{e}"
+    );
 }

@@ -28,6 +28,7 @@ pub struct Console {
     pub stream_view: ViewCache<StreamView>,
     pub consumer_view: ViewCache<ConsumerView>,
     pub live: Arc<LiveState>,
+    pub audit: jsc_projections::audit::AuditReader,
     pub fleet: Fleet,
     pub projector: Projector,
     /// How long a mutation waits for the read model to show its change.

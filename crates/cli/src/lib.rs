@@ -144,7 +144,7 @@ impl Application {
         let streams = Arc::new(Repository::<Stream>::new(store.clone(), managed.clone()));
         let consumers = Arc::new(Repository::<Consumer>::new(store.clone(), managed.clone()));
         let console = Console {
-            home,
+            home: home.clone(),
             clusters,
             streams,
             consumers,
@@ -152,23 +152,20 @@ impl Application {
             stream_view,
             consumer_view,
             live: Arc::new(LiveState::new(managed, config.live_ttl)),
+            audit: jsc_projections::audit::AuditReader {
+                client: home.clone(),
+                stream: store_stream.clone(),
+                store: open_audit_store(&config)?,
+            },
             fleet,
             projector,
             view_wait: config.view_wait,
         };
         {
-            let dir = config
-                .audit_dir
-                .clone()
-                .unwrap_or_else(|| config.data_dir.join("audit-store"));
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create the audit directory {}", dir.display()))?;
-            let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                .with_context(|| format!("cannot open the audit directory {}", dir.display()))?;
             let writer = jsc_projections::audit::AuditWriter {
                 client: console.home.clone(),
                 stream: store_stream.clone(),
-                store: Arc::new(store),
+                store: console.audit.store.clone(),
                 max_rows: config.audit_max_rows,
                 max_age: config.audit_max_age,
             };
@@ -252,6 +249,18 @@ impl Application {
         }
         served.context("the HTTP server failed")
     }
+}
+
+/// The object store of the audit table: a local directory (S3-compatible stores are next).
+fn open_audit_store(config: &Config) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
+    let dir = config
+        .audit_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("audit-store"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the audit directory {}", dir.display()))?;
+    let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+        .with_context(|| format!("cannot open the audit directory {}", dir.display()))?;
+    Ok(Arc::new(store))
 }
 
 /// Prepares a projection, runs it until shutdown, and returns the view readers use.

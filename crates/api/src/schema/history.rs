@@ -8,6 +8,7 @@ use jsc_domain::cluster::Cluster;
 use jsc_domain::consumer::Consumer;
 use jsc_domain::stream::Stream;
 use jsc_eventstore::{EventRecord, JetStreamEventStore};
+use jsc_projections::audit::{AuditFilter, AuditRow};
 use serde_json::Value;
 
 use super::console;
@@ -248,5 +249,189 @@ mod tests {
             redacted(Some(json!("v1:x")), "spec.auth.password").unwrap().0,
             json!("<redacted>")
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The audit trail
+// ---------------------------------------------------------------------------------------
+
+/// What to look for in the audit trail; every field narrows the result.
+#[derive(async_graphql::InputObject, Default, Clone)]
+pub struct AuditFilterInput {
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    actor: Option<String>,
+    aggregate_type: Option<String>,
+    aggregate_id: Option<String>,
+    event_type: Option<String>,
+    cluster: Option<ID>,
+    organization: Option<String>,
+    /// Text in the summary, case-insensitive.
+    text: Option<String>,
+}
+
+impl From<AuditFilterInput> for AuditFilter {
+    fn from(f: AuditFilterInput) -> Self {
+        Self {
+            from: f.from,
+            to: f.to,
+            actor: f.actor,
+            aggregate_type: f.aggregate_type,
+            aggregate_id: f.aggregate_id,
+            event_type: f.event_type,
+            cluster: f.cluster.map(|c| c.0),
+            organization: f.organization,
+            text: f.text,
+        }
+    }
+}
+
+/// One event of the audit trail.
+pub struct AuditEntry(AuditRow);
+
+#[Object]
+impl AuditEntry {
+    /// Stream sequence: also the cursor to page from.
+    async fn sequence(&self) -> u64 {
+        self.0.sequence
+    }
+    async fn time(&self) -> DateTime<Utc> {
+        self.0.time
+    }
+    async fn aggregate_type(&self) -> &str {
+        &self.0.aggregate_type
+    }
+    async fn aggregate_id(&self) -> &str {
+        &self.0.aggregate_id
+    }
+    async fn aggregate_sequence(&self) -> u64 {
+        self.0.aggregate_sequence
+    }
+    async fn event_type(&self) -> &str {
+        &self.0.event_type
+    }
+    async fn event_version(&self) -> &str {
+        &self.0.event_version
+    }
+    async fn actor(&self) -> &str {
+        &self.0.actor
+    }
+    async fn client_addr(&self) -> Option<&str> {
+        self.0.client_addr.as_deref()
+    }
+    async fn correlation_id(&self) -> Option<&str> {
+        self.0.correlation_id.as_deref()
+    }
+    async fn causation_id(&self) -> Option<&str> {
+        self.0.causation_id.as_deref()
+    }
+    async fn organization(&self) -> Option<&str> {
+        self.0.organization.as_deref()
+    }
+    async fn cluster(&self) -> Option<&str> {
+        self.0.cluster.as_deref()
+    }
+    async fn summary(&self) -> &str {
+        &self.0.summary
+    }
+    /// The event (credentials redacted).
+    async fn payload(&self) -> Json<Value> {
+        Json(serde_json::from_str(&self.0.payload).unwrap_or(Value::Null))
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct AuditPage {
+    /// Newest first.
+    nodes: Vec<AuditEntry>,
+    has_next_page: bool,
+    /// Pass as `after` for the next (older) page.
+    end_cursor: Option<String>,
+}
+
+#[derive(Default)]
+pub struct AuditQuery;
+
+#[Object]
+impl AuditQuery {
+    /// The audit trail, newest first: `first` (at most 1,000) events matching `filter`,
+    /// older than the cursor `after`. Reads the Parquet table (files and row groups pruned
+    /// by their statistics) and the events not yet written to it.
+    async fn audit_trail(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditFilterInput>,
+        #[graphql(default = 50)] first: usize,
+        after: Option<String>,
+    ) -> Result<AuditPage> {
+        let before = after
+            .map(|a| {
+                a.parse::<u64>()
+                    .map_err(|_| ApiError::validation("after: not a cursor from a previous page"))
+            })
+            .transpose()?;
+        let first = first.clamp(1, 1000);
+        let (rows, more) = console(ctx)
+            .audit
+            .query(&filter.unwrap_or_default().into(), first, before)
+            .await
+            .map_err(|e| ApiError::internal(&e, "audit-trail"))?;
+        Ok(AuditPage {
+            end_cursor: rows.last().map(|r| r.sequence.to_string()),
+            has_next_page: more,
+            nodes: rows.into_iter().map(AuditEntry).collect(),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct AuditSubscription;
+
+#[async_graphql::Subscription]
+impl AuditSubscription {
+    /// Every new event matching `filter`, as it is appended; with `fromSequence`, starting
+    /// at that stream sequence (to resume after a disconnect without a gap).
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditFilterInput>,
+        from_sequence: Option<u64>,
+    ) -> Result<impl futures::Stream<Item = AuditEntry> + use<>> {
+        use futures::StreamExt;
+        let c = console(ctx);
+        let js = async_nats::jetstream::new(c.home.clone());
+        let stream = js
+            .get_stream(&c.clusters.store().config().stream)
+            .await
+            .map_err(|_| ApiError::unavailable("the console's NATS did not answer; retry in a moment"))?;
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+                deliver_policy: match from_sequence {
+                    Some(s) => async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence {
+                        start_sequence: s.max(1),
+                    },
+                    None => async_nats::jetstream::consumer::DeliverPolicy::New,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|_| ApiError::unavailable("the console's NATS did not answer; retry in a moment"))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|_| ApiError::unavailable("the console's NATS did not answer; retry in a moment"))?;
+        let filter: AuditFilter = filter.unwrap_or_default().into();
+        Ok(messages.filter_map(move |m| {
+            let row = m.ok().and_then(|m| {
+                let seq = m.info().ok()?.stream_sequence;
+                EventRecord::from_message(&m.payload, m.headers.as_ref(), seq).ok()
+            });
+            let out = row
+                .map(|r| AuditRow::from_record(&r))
+                .filter(|r| filter.matches(r))
+                .map(AuditEntry);
+            futures::future::ready(out)
+        }))
     }
 }

@@ -12,17 +12,17 @@ use jsc_eventstore::CommandContext;
 use crate::state::Console;
 
 pub use clusters::{ClusterMutation, ClusterQuery, ClusterSubscription};
-pub use history::HistoryQuery;
+pub use history::{AuditQuery, AuditSubscription, HistoryQuery};
 pub use streams::{StreamMutation, StreamQuery, StreamSubscription};
 
 #[derive(MergedObject, Default)]
-pub struct Query(ClusterQuery, StreamQuery, HistoryQuery);
+pub struct Query(ClusterQuery, StreamQuery, HistoryQuery, AuditQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(ClusterMutation, StreamMutation);
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(ClusterSubscription, StreamSubscription);
+pub struct Subscription(ClusterSubscription, StreamSubscription, AuditSubscription);
 
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;
 
