@@ -29,32 +29,59 @@ use tokio_util::sync::CancellationToken;
 pub const STATE_BUCKET: &str = "audit_state";
 pub const FLUSHED_KEY: &str = "flushed";
 
+/// The audit table's columns, in order (see `schema/audit.md`).
+pub const COLUMNS: [&str; 17] = [
+    "sequence",
+    "time",
+    "aggregate_type",
+    "aggregate_id",
+    "aggregate_sequence",
+    "event_type",
+    "event_version",
+    "actor",
+    "client_addr",
+    "correlation_id",
+    "causation_id",
+    "organization",
+    "cluster",
+    "payload",
+    "summary",
+    "hash",
+    "prev_hash",
+];
+
+/// The text columns, in order (all but sequence, time and aggregate_sequence).
+fn text_columns() -> impl Iterator<Item = &'static str> {
+    COLUMNS
+        .into_iter()
+        .filter(|c| !matches!(*c, "sequence" | "time" | "aggregate_sequence"))
+}
+
 /// The Arrow schema of the audit table.
 pub fn schema() -> SchemaRef {
-    let s = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
-    Arc::new(Schema::new(vec![
-        Field::new("sequence", DataType::UInt64, false),
-        Field::new(
-            "time",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        s("aggregate_type", false),
-        s("aggregate_id", false),
-        Field::new("aggregate_sequence", DataType::UInt64, false),
-        s("event_type", false),
-        s("event_version", false),
-        s("actor", false),
-        s("client_addr", true),
-        s("correlation_id", true),
-        s("causation_id", true),
-        s("organization", true),
-        s("cluster", true),
-        s("payload", false),
-        s("summary", false),
-        s("hash", true),
-        s("prev_hash", true),
-    ]))
+    let nullable = [
+        "client_addr",
+        "correlation_id",
+        "causation_id",
+        "organization",
+        "cluster",
+        "hash",
+        "prev_hash",
+    ];
+    Arc::new(Schema::new(
+        COLUMNS
+            .iter()
+            .map(|&name| match name {
+                "sequence" | "aggregate_sequence" => Field::new(name, DataType::UInt64, false),
+                "time" => Field::new(
+                    name,
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    false,
+                ),
+                _ => Field::new(name, DataType::Utf8, nullable.contains(&name)),
+            })
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// The cluster an event concerns: the cluster itself, or the one a stream or consumer is on.
@@ -108,59 +135,46 @@ fn split_words(s: &str) -> String {
 
 /// The rows of `records` as one Arrow batch.
 pub fn to_batch(records: &[EventRecord]) -> anyhow::Result<RecordBatch> {
-    let n = records.len();
+    let rows: Vec<AuditRow> = records.iter().map(AuditRow::from_record).collect();
+    rows_to_batch(&rows)
+}
+
+/// Audit rows as one Arrow batch of [`schema`].
+pub fn rows_to_batch(rows: &[AuditRow]) -> anyhow::Result<RecordBatch> {
+    let n = rows.len();
     let mut seq = UInt64Builder::with_capacity(n);
     let mut time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut agg_seq = UInt64Builder::with_capacity(n);
     let mut strings: Vec<StringBuilder> = (0..14).map(|_| StringBuilder::new()).collect();
-    for r in records {
-        seq.append_value(r.stream_sequence);
-        time.append_value(r.timestamp.timestamp_micros());
+    for r in rows {
+        seq.append_value(r.sequence);
+        time.append_value(r.time.timestamp_micros());
         agg_seq.append_value(r.aggregate_sequence);
-        let mut payload = r.payload.clone();
-        jsc_domain::secret::redact_json(&mut payload);
-        let meta = |k: &str| r.metadata.get(k).cloned();
-        let values: [Option<String>; 14] = [
-            Some(r.aggregate_type.clone()),
-            Some(r.aggregate_id.clone()),
-            Some(r.event_type.clone()),
-            Some(r.event_version.clone()),
-            Some(r.actor().to_string()),
-            meta("client_addr"),
-            meta("correlation_id"),
-            meta("causation_id"),
-            meta("organization"),
-            cluster_of(r),
-            Some(payload.to_string()),
-            Some(summary(r)),
-            r.hash.clone(),
-            r.prev_hash.clone(),
+        let values: [Option<&str>; 14] = [
+            Some(&r.aggregate_type),
+            Some(&r.aggregate_id),
+            Some(&r.event_type),
+            Some(&r.event_version),
+            Some(&r.actor),
+            r.client_addr.as_deref(),
+            r.correlation_id.as_deref(),
+            r.causation_id.as_deref(),
+            r.organization.as_deref(),
+            r.cluster.as_deref(),
+            Some(&r.payload),
+            Some(&r.summary),
+            r.hash.as_deref(),
+            r.prev_hash.as_deref(),
         ];
         for (b, v) in strings.iter_mut().zip(values) {
             b.append_option(v);
         }
     }
     let mut s = strings.into_iter().map(|mut b| Arc::new(b.finish()) as ArrayRef);
-    let mut next = || s.next().expect("14 string columns");
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(seq.finish()),
-        Arc::new(time.finish()),
-        next(),
-        next(),
-        Arc::new(agg_seq.finish()),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-    ];
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(seq.finish()), Arc::new(time.finish())];
+    columns.extend(s.by_ref().take(2));
+    columns.push(Arc::new(agg_seq.finish()));
+    columns.extend(s);
     Ok(RecordBatch::try_new(schema(), columns)?)
 }
 
@@ -309,6 +323,8 @@ pub struct AuditRow {
     pub cluster: Option<String>,
     pub payload: String,
     pub summary: String,
+    pub hash: Option<String>,
+    pub prev_hash: Option<String>,
 }
 
 impl AuditRow {
@@ -331,6 +347,8 @@ impl AuditRow {
             cluster: cluster_of(r),
             payload: payload.to_string(),
             summary: summary(r),
+            hash: r.hash.clone(),
+            prev_hash: r.prev_hash.clone(),
         }
     }
 
@@ -346,20 +364,7 @@ impl AuditRow {
         let strs = |name: &str| -> anyhow::Result<_> { Ok(col(name)?.as_string::<i32>().clone()) };
         let (seq, agg_seq) = (u64s("sequence")?, u64s("aggregate_sequence")?);
         let time = col("time")?.as_primitive::<TimestampMicrosecondType>().clone();
-        let names = [
-            "aggregate_type",
-            "aggregate_id",
-            "event_type",
-            "event_version",
-            "actor",
-            "client_addr",
-            "correlation_id",
-            "causation_id",
-            "organization",
-            "cluster",
-            "payload",
-            "summary",
-        ];
+        let names: Vec<&str> = text_columns().collect();
         let s: Vec<_> = names.iter().map(|n| strs(n)).collect::<anyhow::Result<_>>()?;
         let get = |i: usize, row: usize| (!s[i].is_null(row)).then(|| s[i].value(row).to_string());
         Ok((0..batch.num_rows())
@@ -379,6 +384,8 @@ impl AuditRow {
                 cluster: get(9, row),
                 payload: get(10, row).unwrap_or_default(),
                 summary: get(11, row).unwrap_or_default(),
+                hash: get(12, row),
+                prev_hash: get(13, row),
             })
             .collect())
     }
@@ -440,6 +447,19 @@ fn day_of_path(path: &Path) -> Option<NaiveDate> {
 }
 
 impl AuditReader {
+    /// The last sequence the writer has put in a file (0 before the first).
+    pub async fn flushed_sequence(&self) -> anyhow::Result<u64> {
+        let js = jetstream::new(self.client.clone());
+        Ok(match js.get_key_value(STATE_BUCKET).await {
+            Ok(kv) => kv
+                .get(FLUSHED_KEY)
+                .await?
+                .and_then(|b| std::str::from_utf8(&b).ok()?.parse().ok())
+                .unwrap_or(0),
+            Err(_) => 0,
+        })
+    }
+
     /// The newest `first` rows matching `filter` with a sequence below `before` (all when
     /// `None`), newest first, and whether more match.
     pub async fn query(
@@ -450,15 +470,7 @@ impl AuditReader {
     ) -> anyhow::Result<(Vec<AuditRow>, bool)> {
         let before = before.unwrap_or(u64::MAX);
         let want = first + 1;
-        let js = jetstream::new(self.client.clone());
-        let flushed = match js.get_key_value(STATE_BUCKET).await {
-            Ok(kv) => kv
-                .get(FLUSHED_KEY)
-                .await?
-                .and_then(|b| std::str::from_utf8(&b).ok()?.parse().ok())
-                .unwrap_or(0),
-            Err(_) => 0,
-        };
+        let flushed = self.flushed_sequence().await?;
         let mut out = Vec::new();
         // The tail, newest first.
         if before > flushed + 1 {
@@ -545,4 +557,188 @@ fn read_file(bytes: bytes::Bytes, filter: &AuditFilter, before: u64) -> anyhow::
     }
     rows.reverse();
     Ok(rows)
+}
+
+// ---------------------------------------------------------------------------------------
+// Exports
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Parquet,
+    Csv,
+    Jsonl,
+}
+
+impl ExportFormat {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "parquet" => Some(Self::Parquet),
+            "csv" => Some(Self::Csv),
+            "jsonl" => Some(Self::Jsonl),
+            _ => None,
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Parquet => "parquet",
+            Self::Csv => "csv",
+            Self::Jsonl => "jsonl",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Parquet => "application/vnd.apache.parquet",
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Jsonl => "application/x-ndjson",
+        }
+    }
+}
+
+fn csv_field(out: &mut String, v: &str) {
+    if v.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&v.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(v);
+    }
+}
+
+fn csv_line(r: &AuditRow) -> String {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let fields = [
+        r.sequence.to_string(),
+        r.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        r.aggregate_type.clone(),
+        r.aggregate_id.clone(),
+        r.aggregate_sequence.to_string(),
+        r.event_type.clone(),
+        r.event_version.clone(),
+        r.actor.clone(),
+        opt(&r.client_addr),
+        opt(&r.correlation_id),
+        opt(&r.causation_id),
+        opt(&r.organization),
+        opt(&r.cluster),
+        r.payload.clone(),
+        r.summary.clone(),
+        opt(&r.hash),
+        opt(&r.prev_hash),
+    ];
+    let mut line = String::new();
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        csv_field(&mut line, f);
+    }
+    line.push('\n');
+    line
+}
+
+impl AuditReader {
+    /// Writes every row matching `filter`, oldest first, to `sink` in `format`, one file
+    /// (or the tail) at a time, so memory stays flat whatever the range. `progress` gets
+    /// the rows written so far and the stream's last sequence. Returns the rows written.
+    pub async fn export<W>(
+        &self,
+        filter: &AuditFilter,
+        format: ExportFormat,
+        sink: W,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> anyhow::Result<u64>
+    where
+        W: tokio::io::AsyncWrite + Unpin + Send,
+    {
+        use tokio::io::AsyncWriteExt;
+        let js = jetstream::new(self.client.clone());
+        let flushed = self.flushed_sequence().await?;
+        let last = js.get_stream(&self.stream).await?.get_info().await?.state.last_sequence;
+        let mut files = Vec::new();
+        let mut list = self.store.list(Some(&Path::from("audit")));
+        while let Some(meta) = list.next().await {
+            let meta = meta?;
+            if let Some((first, _)) = parse_range(&meta.location)
+                && first <= flushed
+                && filter.may_hold(day_of_path(&meta.location), first, u64::MAX)
+            {
+                files.push((first, meta.location));
+            }
+        }
+        files.sort_by_key(|f| f.0);
+
+        enum Out<W: tokio::io::AsyncWrite + Unpin + Send> {
+            Text(W),
+            Parquet(Box<AsyncArrowWriter<W>>),
+        }
+        let mut out = match format {
+            ExportFormat::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+                    .build();
+                Out::Parquet(Box::new(AsyncArrowWriter::try_new(sink, schema(), Some(props))?))
+            }
+            ExportFormat::Csv => {
+                let mut sink = sink;
+                sink.write_all(format!("{}\n", COLUMNS.join(",")).as_bytes()).await?;
+                Out::Text(sink)
+            }
+            ExportFormat::Jsonl => Out::Text(sink),
+        };
+        let mut written = 0u64;
+        let mut emit = async |rows: Vec<AuditRow>, out: &mut Out<W>| -> anyhow::Result<()> {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            match out {
+                Out::Parquet(w) => w.write(&rows_to_batch(&rows)?).await?,
+                Out::Text(w) => {
+                    let mut buf = String::new();
+                    for r in &rows {
+                        if format == ExportFormat::Csv {
+                            buf.push_str(&csv_line(r));
+                        } else {
+                            buf.push_str(&serde_json::to_string(r)?);
+                            buf.push('\n');
+                        }
+                    }
+                    w.write_all(buf.as_bytes()).await?;
+                }
+            }
+            written += rows.len() as u64;
+            progress(written, last);
+            Ok(())
+        };
+        for (_, path) in files {
+            let bytes = self.store.get(&path).await?.bytes().await?;
+            let f = filter.clone();
+            let mut rows = tokio::task::spawn_blocking(move || read_file(bytes, &f, u64::MAX)).await??;
+            rows.reverse();
+            emit(rows, &mut out).await?;
+        }
+        if last > flushed {
+            let tail = jsc_eventstore::EventReader::new(self.client.clone(), self.stream.clone())
+                .read_range(">", flushed + 1, Some(last))
+                .await?;
+            let rows = tail
+                .iter()
+                .map(AuditRow::from_record)
+                .filter(|r| filter.matches(r))
+                .collect();
+            emit(rows, &mut out).await?;
+        }
+        match out {
+            Out::Parquet(w) => {
+                w.close().await?;
+            }
+            Out::Text(mut w) => {
+                w.flush().await?;
+                w.shutdown().await?;
+            }
+        }
+        Ok(written)
+    }
 }

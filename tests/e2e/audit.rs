@@ -572,3 +572,118 @@ async fn audit_events_streams_the_live_trail() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn jsconsole_audit_export_writes_jsonl_csv_and_parquet() {
+    let app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), |c| {
+        c.audit_max_rows = 4;
+        c.audit_max_age = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let id = seven_events(&app, "name: \"exported\"").await;
+    seven_events(&app, "name: \"other\"").await;
+    wait_flushed(&app, 12).await; // 12 in files, 2 still in the tail
+    let audit_dir = app.data_dir.path().join("audit-store");
+    let out = tempfile::tempdir().unwrap();
+    let export = |format: &str, extra: Vec<String>| {
+        let mut args = vec![
+            "audit".to_string(),
+            "export".into(),
+            "--nats-url".into(),
+            app.nats.url().to_string(),
+            "--audit-dir".into(),
+            audit_dir.display().to_string(),
+            "--format".into(),
+            format.to_string(),
+            "--quiet".into(),
+            "--out".into(),
+            out.path().join(format!("trail.{format}")).display().to_string(),
+        ];
+        args.extend(extra);
+        async move {
+            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&argv).await
+        }
+    };
+    let (code, msg, err) = export("jsonl", vec![]).await;
+    assert_eq!(code, 0, "{msg}{err}");
+    assert!(msg.contains("exported 14 events"), "{msg}");
+    let lines: Vec<Value> = std::fs::read_to_string(out.path().join("trail.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seqs: Vec<u64> = lines.iter().map(|l| l["sequence"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=14).collect::<Vec<u64>>(), "oldest first, files and tail");
+
+    let (code, msg, _) = export("csv", vec!["--aggregate-id".into(), id.clone()]).await;
+    assert_eq!(code, 0);
+    assert!(msg.contains("exported 7 events"), "{msg}");
+    let csv = std::fs::read_to_string(out.path().join("trail.csv")).unwrap();
+    let mut rows = csv.lines();
+    assert!(
+        rows.next()
+            .unwrap()
+            .starts_with("sequence,time,aggregate_type,aggregate_id")
+    );
+    assert_eq!(rows.count(), 7);
+
+    let (code, _, _) = export("parquet", vec!["--event-type".into(), "ClusterRegistered".into()]).await;
+    assert_eq!(code, 0);
+    let script = "import sys, json, pyarrow.parquet as pq\nt = pq.read_table(sys.argv[1])\nprint(json.dumps({'rows': t.num_rows, 'types': sorted(set(t.column('event_type').to_pylist()))}))";
+    let py = std::process::Command::new(test_python())
+        .arg("-c")
+        .arg(script)
+        .arg(out.path().join("trail.parquet"))
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let read: Value = serde_json::from_slice(&py.stdout).unwrap();
+    assert_eq!(read, json!({"rows": 2, "types": ["ClusterRegistered"]}));
+
+    let (code, _, err) = export("xml", vec![]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown format 'xml'"), "{err}");
+}
+
+#[tokio::test]
+async fn export_audit_over_graphql_gives_a_signed_link() {
+    let app = TestApp::spawn().await;
+    some_history(&app).await;
+    let export = app
+        .data(
+            "mutation { exportAudit(format: JSONL) { url rows bytes expiresAt } }",
+            json!({}),
+        )
+        .await["exportAudit"]
+        .clone();
+    assert_eq!(export["rows"], 5);
+    let url = export["url"].as_str().unwrap();
+    let res = app.http.get(app.url(url)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert_eq!(body.len() as u64, export["bytes"].as_u64().unwrap());
+    assert_eq!(body.lines().count(), 5);
+    // A link with another signature, or another expiry, opens nothing.
+    let forged = url.replace("signature=", "signature=00");
+    let res = app.http.get(app.url(&forged)).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    let (path, query) = url.split_once('?').unwrap();
+    let later = query
+        .split('&')
+        .map(|kv| {
+            if kv.starts_with("expires=") {
+                "expires=99999999999".to_string()
+            } else {
+                kv.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let res = app.http.get(app.url(&format!("{path}?{later}"))).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let res = app.http.get(app.url(path)).send().await.unwrap();
+    assert_eq!(res.status(), 403, "no link, no file");
+}

@@ -15,6 +15,7 @@ pub enum Code {
     NotFound,
     Conflict,
     Unavailable,
+    Forbidden,
     Internal,
 }
 
@@ -25,6 +26,7 @@ impl Code {
             Self::NotFound => "NOT_FOUND",
             Self::Conflict => "CONFLICT",
             Self::Unavailable => "UNAVAILABLE",
+            Self::Forbidden => "FORBIDDEN",
             Self::Internal => "INTERNAL",
         }
     }

@@ -51,6 +51,7 @@ pub fn router_with(console: Console, bench_routes: bool) -> Router {
         .route("/readyz", get(readyz))
         .route("/", get(explorer_page))
         .route("/explorer/{file}", get(explorer_asset))
+        .route("/exports/{file}", get(download_export))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(security_headers))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -176,6 +177,59 @@ async fn bench_clusters(State(state): State<HttpState>) -> Response {
         .map(|c| json!({"id": c.view.id, "name": c.view.name}))
         .collect();
     axum::Json(json!({"data": {"clusters": clusters}})).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct LinkParams {
+    expires: i64,
+    signature: String,
+}
+
+/// Serves an audit export to whoever holds its signed, unexpired link.
+async fn download_export(
+    State(state): State<HttpState>,
+    Path(file): Path<String>,
+    params: Result<axum::extract::Query<LinkParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    use object_store::ObjectStoreExt;
+    let denied = || {
+        error_body(
+            StatusCode::FORBIDDEN,
+            Code::Forbidden,
+            "this download link is invalid or has expired; run the export again for a fresh link",
+        )
+    };
+    let Ok(axum::extract::Query(p)) = params else {
+        return denied();
+    };
+    let message = crate::schema::history::export_link_message(&file, p.expires);
+    if p.expires < chrono::Utc::now().timestamp()
+        || file.contains(['/', '\\'])
+        || file.contains("..")
+        || !state.console.fleet.secrets().verify(&message, &p.signature)
+    {
+        return denied();
+    }
+    let path = object_store::path::Path::from(format!("exports/{file}"));
+    match state.console.audit.store.get(&path).await {
+        Ok(got) => {
+            let content_type = file
+                .rsplit('.')
+                .next()
+                .and_then(jsc_projections::audit::ExportFormat::parse)
+                .map_or("application/octet-stream", |f| f.content_type());
+            let body = Body::from_stream(got.into_stream());
+            (
+                [
+                    (header::CONTENT_TYPE, content_type.to_string()),
+                    (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Err(_) => not_found().await,
+    }
 }
 
 async fn healthz() -> Response {

@@ -90,6 +90,44 @@ enum AuditCommand {
     /// Walk the event stream and check every event's hash, every aggregate's chain and
     /// every sequence; exits 1 and names the exact place of anything wrong.
     Verify(HomeArgs),
+    /// Write the audit trail (or the part matching the filters) to a file, oldest first.
+    Export(Box<ExportArgs>),
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    /// Where the console writes its audit table.
+    #[arg(long, default_value = "./data/audit-store")]
+    audit_dir: PathBuf,
+    /// Events at or after this time (RFC 3339).
+    #[arg(long)]
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Events at or before this time (RFC 3339).
+    #[arg(long)]
+    to: Option<chrono::DateTime<chrono::Utc>>,
+    /// parquet, csv or jsonl.
+    #[arg(long, default_value = "jsonl")]
+    format: String,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    actor: Option<String>,
+    #[arg(long)]
+    aggregate_type: Option<String>,
+    #[arg(long)]
+    aggregate_id: Option<String>,
+    #[arg(long)]
+    event_type: Option<String>,
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Text in the summary, case-insensitive.
+    #[arg(long)]
+    text: Option<String>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -173,6 +211,9 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
         Command::Audit {
             command: AuditCommand::Verify(home),
         } => verify(home, out, err).await,
+        Command::Audit {
+            command: AuditCommand::Export(args),
+        } => export(*args, out).await,
         Command::Events { command } => events(command, out).await.map(|_| 0),
         Command::Replay(args) => replay(args, out).await,
     };
@@ -248,6 +289,61 @@ async fn verify(home: HomeArgs, out: &mut (dyn Write + Send), err: &mut (dyn Wri
         )?;
         Ok(1)
     }
+}
+
+async fn export(args: ExportArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<i32> {
+    use jsc_projections::audit::{AuditFilter, AuditReader, ExportFormat};
+    let format = ExportFormat::parse(&args.format)
+        .ok_or_else(|| anyhow::anyhow!("unknown format '{}'; use parquet, csv or jsonl", args.format))?;
+    let client = connect(&args.home).await?;
+    anyhow::ensure!(
+        args.audit_dir.is_dir(),
+        "no audit table at {}; pass --audit-dir (the console writes it under <data dir>/audit-store)",
+        args.audit_dir.display()
+    );
+    let store = object_store::local::LocalFileSystem::new_with_prefix(&args.audit_dir)?;
+    let reader = AuditReader {
+        client,
+        stream: args.home.stream.clone(),
+        store: std::sync::Arc::new(store),
+    };
+    let filter = AuditFilter {
+        from: args.from,
+        to: args.to,
+        actor: args.actor,
+        aggregate_type: args.aggregate_type,
+        aggregate_id: args.aggregate_id,
+        event_type: args.event_type,
+        cluster: args.cluster,
+        organization: None,
+        text: args.text,
+    };
+    let file = tokio::fs::File::create(&args.out)
+        .await
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let bar = if args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos} events exported, up to sequence {len} [{elapsed}]",
+            )
+            .expect("template"),
+        );
+        b
+    };
+    let progress_bar = bar.clone();
+    let mut progress = move |done: u64, last: u64| {
+        progress_bar.set_length(last);
+        progress_bar.set_position(done);
+    };
+    let rows = reader
+        .export(&filter, format, tokio::io::BufWriter::new(file), &mut progress)
+        .await?;
+    bar.finish_and_clear();
+    writeln!(out, "exported {rows} events to {}", args.out.display())?;
+    Ok(0)
 }
 
 async fn replay(args: ReplayArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<i32> {

@@ -34,6 +34,8 @@ pub enum Error {
 pub struct SecretBox {
     primary: String,
     keys: HashMap<String, Aes256Gcm>,
+    /// Key for signing download links, derived from the primary key (never the key itself).
+    signing: Vec<u8>,
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -49,18 +51,23 @@ impl SecretBox {
     pub fn from_base64_keys(keys: &[&str]) -> Result<Self, Error> {
         let mut map = HashMap::new();
         let mut primary = None;
+        let mut signing = Vec::new();
         for k in keys {
             let raw = STANDARD.decode(k.trim()).map_err(|_| Error::BadKey)?;
             if raw.len() != 32 {
                 return Err(Error::BadKey);
             }
             let id = key_id(&raw);
+            if primary.is_none() {
+                signing = Sha256::digest([b"jsconsole-signing-v1".as_slice(), &raw].concat()).to_vec();
+            }
             primary.get_or_insert_with(|| id.clone());
             map.insert(id, Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&raw)));
         }
         Ok(Self {
             primary: primary.ok_or(Error::BadKey)?,
             keys: map,
+            signing,
         })
     }
 
@@ -119,6 +126,31 @@ impl SecretBox {
             .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ct, aad: AAD })
             .map_err(|_| Error::Corrupt)?;
         String::from_utf8(clear).map_err(|_| Error::Corrupt)
+    }
+}
+
+impl SecretBox {
+    /// HMAC-SHA256 of `message`, hex: for links any replica can check.
+    pub fn sign(&self, message: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.signing).expect("any key length");
+        mac.update(message.as_bytes());
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether `signature` is [`SecretBox::sign`] of `message` (constant time).
+    pub fn verify(&self, message: &str, signature: &str) -> bool {
+        use hmac::{Hmac, Mac};
+        let Some(bytes) = (0..signature.len())
+            .step_by(2)
+            .map(|i| signature.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+        else {
+            return false;
+        };
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.signing).expect("any key length");
+        mac.update(message.as_bytes());
+        mac.verify_slice(&bytes).is_ok()
     }
 }
 

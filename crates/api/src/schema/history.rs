@@ -435,3 +435,77 @@ impl AuditSubscription {
         }))
     }
 }
+
+#[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum AuditExportFormat {
+    Parquet,
+    Csv,
+    Jsonl,
+}
+
+/// A finished export and where to download it.
+#[derive(SimpleObject)]
+pub struct AuditExport {
+    /// Relative download URL, signed; valid until `expiresAt`.
+    url: String,
+    rows: u64,
+    bytes: u64,
+    expires_at: DateTime<Utc>,
+}
+
+/// How long a download link stays valid.
+pub const EXPORT_LINK_TTL: chrono::Duration = chrono::Duration::hours(1);
+
+/// The message a download link signs.
+pub fn export_link_message(file: &str, expires: i64) -> String {
+    format!("export:{file}:{expires}")
+}
+
+#[derive(Default)]
+pub struct AuditMutation;
+
+#[Object]
+impl AuditMutation {
+    /// Writes the audit trail (or the part matching `filter`) to the object store, oldest
+    /// first, and returns a signed download link valid for an hour.
+    async fn export_audit(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditFilterInput>,
+        format: AuditExportFormat,
+    ) -> Result<AuditExport> {
+        use jsc_projections::audit::ExportFormat;
+        use object_store::ObjectStoreExt;
+        let c = console(ctx);
+        let format = match format {
+            AuditExportFormat::Parquet => ExportFormat::Parquet,
+            AuditExportFormat::Csv => ExportFormat::Csv,
+            AuditExportFormat::Jsonl => ExportFormat::Jsonl,
+        };
+        let file = format!("{}.{}", uuid::Uuid::now_v7(), format.extension());
+        let path = object_store::path::Path::from(format!("exports/{file}"));
+        let sink = object_store::buffered::BufWriter::new(c.audit.store.clone(), path.clone());
+        let correlation = super::meta(ctx).request_id;
+        let rows = c
+            .audit
+            .export(&filter.unwrap_or_default().into(), format, sink, &mut |_, _| {})
+            .await
+            .map_err(|e| ApiError::internal(&e, &correlation))?;
+        let bytes = c
+            .audit
+            .store
+            .head(&path)
+            .await
+            .map_err(|e| ApiError::internal(&e, &correlation))?
+            .size;
+        let expires_at = Utc::now() + EXPORT_LINK_TTL;
+        let expires = expires_at.timestamp();
+        let signature = c.fleet.secrets().sign(&export_link_message(&file, expires));
+        Ok(AuditExport {
+            url: format!("/exports/{file}?expires={expires}&signature={signature}"),
+            rows,
+            bytes,
+            expires_at,
+        })
+    }
+}

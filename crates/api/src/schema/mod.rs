@@ -2,7 +2,7 @@
 //! request metadata every command carries.
 
 mod clusters;
-mod history;
+pub mod history;
 pub mod scalars;
 mod streams;
 
@@ -12,14 +12,14 @@ use jsc_eventstore::CommandContext;
 use crate::state::Console;
 
 pub use clusters::{ClusterMutation, ClusterQuery, ClusterSubscription};
-pub use history::{AuditQuery, AuditSubscription, HistoryQuery};
+pub use history::{AuditMutation, AuditQuery, AuditSubscription, HistoryQuery};
 pub use streams::{StreamMutation, StreamQuery, StreamSubscription};
 
 #[derive(MergedObject, Default)]
 pub struct Query(ClusterQuery, StreamQuery, HistoryQuery, AuditQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(ClusterMutation, StreamMutation);
+pub struct Mutation(ClusterMutation, StreamMutation, AuditMutation);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(ClusterSubscription, StreamSubscription, AuditSubscription);
