@@ -198,6 +198,8 @@ pub struct AuditWriter {
     pub store: Arc<dyn ObjectStore>,
     pub max_rows: usize,
     pub max_age: Duration,
+    /// A day with this many files is compacted into one (0: never).
+    pub compact_after: usize,
 }
 
 impl AuditWriter {
@@ -283,21 +285,80 @@ impl AuditWriter {
         };
         let day = first.timestamp.date_naive();
         let path = file_path(day, first.stream_sequence, last.stream_sequence);
-        let batch = to_batch(buffer)?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-            .set_max_row_group_row_count(Some(65_536))
-            .build();
-        let sink = object_store::buffered::BufWriter::new(self.store.clone(), path.clone());
-        let mut writer = AsyncArrowWriter::try_new(sink, schema(), Some(props))?;
-        writer.write(&batch).await?;
-        writer.close().await.with_context(|| format!("writing {path}"))?;
+        write_parquet(&self.store, &path, &[to_batch(buffer)?]).await?;
         *flushed = last.stream_sequence;
         state.put(FLUSHED_KEY, flushed.to_string().into()).await?;
         tracing::debug!(%path, rows = buffer.len(), "audit file written");
         buffer.clear();
+        if self.compact_after > 0 {
+            self.compact(day).await?;
+        }
         Ok(())
     }
+
+    /// Merges the files of `day` into one when there are `compact_after` of them. The
+    /// merged file is written before the parts are deleted, and readers ignore a file
+    /// whose range another file covers, so a reader never sees a row twice or misses one.
+    async fn compact(&self, day: NaiveDate) -> anyhow::Result<()> {
+        let files = live_files(&self.store, &Path::from(format!("audit/date={day}"))).await?;
+        if files.len() < self.compact_after {
+            return Ok(());
+        }
+        let mut batches = Vec::new();
+        for (_, _, path) in &files {
+            let bytes = self.store.get(path).await?.bytes().await?;
+            batches.extend(tokio::task::spawn_blocking(move || read_batches(bytes)).await??);
+        }
+        let (first, last) = (files[0].0, files[files.len() - 1].1);
+        let merged = file_path(day, first, last);
+        write_parquet(&self.store, &merged, &batches).await?;
+        for (_, _, path) in files {
+            if path != merged {
+                self.store.delete(&path).await?;
+            }
+        }
+        tracing::debug!(%merged, "audit files compacted");
+        Ok(())
+    }
+}
+
+async fn write_parquet(store: &Arc<dyn ObjectStore>, path: &Path, batches: &[RecordBatch]) -> anyhow::Result<()> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_max_row_group_row_count(Some(65_536))
+        .build();
+    let sink = object_store::buffered::BufWriter::new(store.clone(), path.clone());
+    let mut writer = AsyncArrowWriter::try_new(sink, schema(), Some(props))?;
+    for b in batches {
+        writer.write(b).await?;
+    }
+    writer.close().await.with_context(|| format!("writing {path}"))?;
+    Ok(())
+}
+
+fn read_batches(bytes: bytes::Bytes) -> anyhow::Result<Vec<RecordBatch>> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The audit files under `prefix` as (first, last, path), oldest first, leaving out any
+/// file whose range another file covers (the parts of a compaction not yet deleted).
+pub async fn live_files(store: &Arc<dyn ObjectStore>, prefix: &Path) -> anyhow::Result<Vec<(u64, u64, Path)>> {
+    let mut all = Vec::new();
+    let mut list = store.list(Some(prefix));
+    while let Some(meta) = list.next().await {
+        let meta = meta?;
+        if let Some((first, last)) = parse_range(&meta.location) {
+            all.push((first, last, meta.location));
+        }
+    }
+    let covered = |f: &(u64, u64, Path)| {
+        all.iter()
+            .any(|g| g.2 != f.2 && g.0 <= f.0 && f.1 <= g.1 && (g.1 - g.0) > (f.1 - f.0))
+    };
+    let mut live: Vec<_> = all.iter().filter(|f| !covered(f)).cloned().collect();
+    live.sort_by_key(|f| f.0);
+    Ok(live)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -460,6 +521,16 @@ impl AuditReader {
         })
     }
 
+    /// The files that may hold rows for `filter` below `before`, oldest first.
+    async fn files_for(&self, filter: &AuditFilter, flushed: u64, before: u64) -> anyhow::Result<Vec<Path>> {
+        Ok(live_files(&self.store, &Path::from("audit"))
+            .await?
+            .into_iter()
+            .filter(|(first, _, path)| *first <= flushed && filter.may_hold(day_of_path(path), *first, before))
+            .map(|(_, _, path)| path)
+            .collect())
+    }
+
     /// The newest `first` rows matching `filter` with a sequence below `before` (all when
     /// `None`), newest first, and whether more match.
     pub async fn query(
@@ -492,19 +563,9 @@ impl AuditReader {
             return Ok((out, more));
         }
         // The files, newest first, skipped by name when they cannot match.
-        let mut files = Vec::new();
-        let mut list = self.store.list(Some(&Path::from("audit")));
-        while let Some(meta) = list.next().await {
-            let meta = meta?;
-            if let Some((first_seq, last_seq)) = parse_range(&meta.location)
-                && first_seq <= flushed
-                && filter.may_hold(day_of_path(&meta.location), first_seq, before)
-            {
-                files.push((last_seq, meta.location));
-            }
-        }
-        files.sort_by_key(|f| std::cmp::Reverse(f.0));
-        for (_, path) in files {
+        let mut files = self.files_for(filter, flushed, before).await?;
+        files.reverse();
+        for path in files {
             let bytes = self.store.get(&path).await?.bytes().await?;
             let filter = filter.clone();
             let rows = tokio::task::spawn_blocking(move || read_file(bytes, &filter, before)).await??;
@@ -657,18 +718,7 @@ impl AuditReader {
         let js = jetstream::new(self.client.clone());
         let flushed = self.flushed_sequence().await?;
         let last = js.get_stream(&self.stream).await?.get_info().await?.state.last_sequence;
-        let mut files = Vec::new();
-        let mut list = self.store.list(Some(&Path::from("audit")));
-        while let Some(meta) = list.next().await {
-            let meta = meta?;
-            if let Some((first, _)) = parse_range(&meta.location)
-                && first <= flushed
-                && filter.may_hold(day_of_path(&meta.location), first, u64::MAX)
-            {
-                files.push((first, meta.location));
-            }
-        }
-        files.sort_by_key(|f| f.0);
+        let files = self.files_for(filter, flushed, u64::MAX).await?;
 
         enum Out<W: tokio::io::AsyncWrite + Unpin + Send> {
             Text(W),
@@ -712,7 +762,7 @@ impl AuditReader {
             progress(written, last);
             Ok(())
         };
-        for (_, path) in files {
+        for path in files {
             let bytes = self.store.get(&path).await?.bytes().await?;
             let f = filter.clone();
             let mut rows = tokio::task::spawn_blocking(move || read_file(bytes, &f, u64::MAX)).await??;

@@ -687,3 +687,26 @@ async fn export_audit_over_graphql_gives_a_signed_link() {
     let res = app.http.get(app.url(path)).send().await.unwrap();
     assert_eq!(res.status(), 403, "no link, no file");
 }
+
+#[tokio::test]
+async fn small_files_of_a_day_are_compacted_without_losing_or_doubling_a_row() {
+    let app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), |c| {
+        c.audit_max_rows = 2;
+        c.audit_compact_after = 3;
+        c.audit_max_age = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    seven_events(&app, "name: \"compact\"").await;
+    wait_flushed(&app, 6).await;
+    let root = app.data_dir.path().join("audit-store");
+    let files: Vec<String> = walk(&root)
+        .into_iter()
+        .map(|f| f.rsplit('/').next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        files,
+        vec!["part-00000000000000000001-00000000000000000006.parquet"],
+        "three files of two rows became one"
+    );
+    assert_eq!(page_through(&app, json!({}), 3).await, vec![7, 6, 5, 4, 3, 2, 1]);
+}

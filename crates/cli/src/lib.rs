@@ -57,6 +57,8 @@ pub struct Config {
     /// Rows per audit file at most, and how long an event may wait to be written.
     pub audit_max_rows: usize,
     pub audit_max_age: Duration,
+    /// A day with this many audit files is compacted into one.
+    pub audit_compact_after: usize,
 }
 
 impl Config {
@@ -75,6 +77,7 @@ impl Config {
             audit_dir: None,
             audit_max_rows: 50_000,
             audit_max_age: Duration::from_secs(60),
+            audit_compact_after: 16,
         }
     }
 }
@@ -168,6 +171,7 @@ impl Application {
                 store: console.audit.store.clone(),
                 max_rows: config.audit_max_rows,
                 max_age: config.audit_max_age,
+                compact_after: config.audit_compact_after,
             };
             let token = shutdown.clone();
             tasks.spawn(async move { ("audit-writer", writer.run(token).await) });
