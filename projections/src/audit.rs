@@ -236,7 +236,8 @@ impl AuditWriter {
             })
             .await?;
         let mut messages = consumer.messages().await?;
-        let mut buffer: Vec<EventRecord> = Vec::new();
+        // Rows, not records: a row is flat strings, a fraction of a parsed event's memory.
+        let mut buffer: Vec<AuditRow> = Vec::new();
         let mut oldest: Option<Instant> = None;
         let mut tick = tokio::time::interval(self.max_age.min(Duration::from_secs(1)).max(Duration::from_millis(50)));
         loop {
@@ -258,12 +259,12 @@ impl AuditWriter {
                     if seq <= flushed {
                         continue;
                     }
-                    let rec = EventRecord::from_message(&m.payload, m.headers.as_ref(), seq)?;
+                    let row = AuditRow::from_record(&EventRecord::from_message(&m.payload, m.headers.as_ref(), seq)?);
                     // One day per file: a new day closes the file of the previous one.
-                    if buffer.first().is_some_and(|f| f.timestamp.date_naive() != rec.timestamp.date_naive()) {
+                    if buffer.first().is_some_and(|f| f.time.date_naive() != row.time.date_naive()) {
                         self.flush(&mut buffer, &state, &mut flushed).await?;
                     }
-                    buffer.push(rec);
+                    buffer.push(row);
                     oldest.get_or_insert_with(Instant::now);
                     if buffer.len() >= self.max_rows {
                         self.flush(&mut buffer, &state, &mut flushed).await?;
@@ -276,17 +277,17 @@ impl AuditWriter {
 
     async fn flush(
         &self,
-        buffer: &mut Vec<EventRecord>,
+        buffer: &mut Vec<AuditRow>,
         state: &jetstream::kv::Store,
         flushed: &mut u64,
     ) -> anyhow::Result<()> {
         let (Some(first), Some(last)) = (buffer.first(), buffer.last()) else {
             return Ok(());
         };
-        let day = first.timestamp.date_naive();
-        let path = file_path(day, first.stream_sequence, last.stream_sequence);
-        write_parquet(&self.store, &path, &[to_batch(buffer)?]).await?;
-        *flushed = last.stream_sequence;
+        let day = first.time.date_naive();
+        let path = file_path(day, first.sequence, last.sequence);
+        write_parquet(&self.store, &path, &[rows_to_batch(buffer)?]).await?;
+        *flushed = last.sequence;
         state.put(FLUSHED_KEY, flushed.to_string().into()).await?;
         tracing::debug!(%path, rows = buffer.len(), "audit file written");
         buffer.clear();

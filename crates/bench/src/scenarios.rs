@@ -802,10 +802,16 @@ async fn projection_catch_up(sizes: &Sizes) -> anyhow::Result<Vec<Row>> {
 
 /// 6. The audit table is written (not timed), then exported to Parquet, against the raw
 /// ordered read of the same events.
-async fn audit_export(client: &async_nats::Client, js: &jetstream::Context, last: u64, sizes: &Sizes) -> anyhow::Result<Row> {
+async fn audit_export(
+    client: &async_nats::Client,
+    js: &jetstream::Context,
+    last: u64,
+    sizes: &Sizes,
+) -> anyhow::Result<Row> {
     use jsc_projections::audit::{AuditFilter, AuditReader, AuditWriter, ExportFormat, FLUSHED_KEY, STATE_BUCKET};
     let dir = tempfile::tempdir()?;
-    let store: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path())?);
+    let store: Arc<dyn object_store::ObjectStore> =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path())?);
     eprintln!("   writing the audit table");
     let token = CancellationToken::new();
     let writer = AuditWriter {
@@ -841,7 +847,12 @@ async fn audit_export(client: &async_nats::Client, js: &jetstream::Context, last
         let r = raw_ordered_read(js, last, None).await?;
         let started = Instant::now();
         let rows = reader
-            .export(&AuditFilter::default(), ExportFormat::Parquet, tokio::io::sink(), &mut |_, _| {})
+            .export(
+                &AuditFilter::default(),
+                ExportFormat::Parquet,
+                tokio::io::sink(),
+                &mut |_, _| {},
+            )
             .await?;
         let c = rows as f64 / started.elapsed().as_secs_f64();
         if run > 0 {

@@ -75,7 +75,7 @@ impl Config {
             reconcile_interval: Duration::from_secs(30),
             bench_routes: false,
             audit_dir: None,
-            audit_max_rows: 50_000,
+            audit_max_rows: 20_000,
             audit_max_age: Duration::from_secs(60),
             audit_compact_after: 16,
         }
