@@ -800,7 +800,7 @@ async fn projection_catch_up(sizes: &Sizes) -> anyhow::Result<Vec<Row>> {
     ])
 }
 
-/// 6. The audit table is written (not timed), then exported to Parquet, against the raw
+/// Scenario 6: the audit table is written (not timed), then exported to Parquet, against the raw
 /// ordered read of the same events.
 async fn audit_export(
     client: &async_nats::Client,
