@@ -54,6 +54,9 @@ pub struct EventRecord {
     /// SHA-256 of the body as stored (the `Jsc-Hash` header); not part of the body.
     #[serde(skip)]
     pub hash: Option<String>,
+    /// The serialized body that `hash` was computed over, kept so a commit serializes once.
+    #[serde(skip)]
+    pub body: Option<bytes::Bytes>,
 }
 
 impl EventRecord {
@@ -72,7 +75,10 @@ impl EventRecord {
     /// Call again after changing a record by hand (tests, migrations).
     pub fn rehash(&mut self, prev_hash: Option<String>) {
         self.prev_hash = prev_hash;
-        self.hash = Some(self.body_and_hash().1);
+        self.body = None;
+        let (body, hash) = self.body_and_hash();
+        self.hash = Some(hash);
+        self.body = Some(body.into());
     }
 
     pub(crate) fn headers(&self) -> HeaderMap {

@@ -296,11 +296,13 @@ impl JetStreamEventStore {
                     h.insert(headers::BATCH_COMMIT, "1");
                 }
             }
-            let (body, hash) = rec.body_and_hash();
-            debug_assert!(
-                rec.hash.as_ref().is_none_or(|h| *h == hash),
-                "record changed after it was hashed"
-            );
+            let (body, hash) = match (&rec.body, &rec.hash) {
+                (Some(b), Some(h)) => (b.clone(), h.clone()),
+                _ => {
+                    let (b, h) = rec.body_and_hash();
+                    (b.into(), h)
+                }
+            };
             h.insert(headers::HASH, hash.as_str());
             if i + 1 < n {
                 client
@@ -499,6 +501,7 @@ impl JetStreamEventStore {
                 prev_hash: None,
                 stream_sequence: 0,
                 hash: None,
+                body: None,
             })
             .map(|mut rec| {
                 rec.rehash(prev.take());
