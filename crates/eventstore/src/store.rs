@@ -306,13 +306,13 @@ impl JetStreamEventStore {
             h.insert(headers::HASH, hash.as_str());
             if i + 1 < n {
                 client
-                    .publish_with_headers(subject.to_string(), h, body.into())
+                    .publish_with_headers(subject.to_string(), h, body)
                     .await
                     .map_err(Error::nats)?;
             } else {
                 let reply = tokio::time::timeout(
                     self.config.append_timeout,
-                    client.request_with_headers(subject.to_string(), h, body.into()),
+                    client.request_with_headers(subject.to_string(), h, body),
                 )
                 .await
                 .map_err(|_| Error::Timeout)?
