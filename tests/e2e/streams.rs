@@ -782,3 +782,36 @@ async fn stream_changed_reports_configuration_and_state_changes() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_consoles_own_streams_are_not_managed_resources() {
+    let app = TestApp::spawn().await;
+    // A stream of the user's on the console's own server, made before it is registered:
+    // the first reconcile records it, after the console's own streams (they sort first).
+    let js = jetstream::new(app.nats.client().await);
+    js.create_stream(jetstream::stream::Config {
+        name: "USER".into(),
+        subjects: vec!["user.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let cluster = register(&app, &app.nats).await;
+    wait_view(&app, "view_streams_v1", &format!("{cluster}.USER"), |v| v.is_some()).await;
+    let names: Vec<String> = app
+        .data(
+            "query($c: ID!) { streams(clusterId: $c) { nodes { name } } }",
+            json!({"c": cluster}),
+        )
+        .await["streams"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["USER"],
+        "CONSOLE_EVENTS and the KV_* buckets are the console's own"
+    );
+}

@@ -20,9 +20,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::Console;
 
-/// Streams the console keeps for itself; never recorded as managed resources.
+/// Streams the console keeps for itself (its events, its views, its audit state and
+/// replay scratch buckets); never recorded as managed resources.
 pub fn is_internal_stream(name: &str) -> bool {
-    name == "CONSOLE_EVENTS" || name.starts_with("KV_view_")
+    name == "CONSOLE_EVENTS"
+        || ["KV_view_", "KV_audit_", "KV_scratch_"]
+            .iter()
+            .any(|p| name.starts_with(p))
 }
 
 /// Follows every registered cluster until `shutdown`, starting and stopping per-cluster
