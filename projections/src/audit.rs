@@ -288,12 +288,13 @@ impl AuditWriter {
         let path = file_path(day, first.sequence, last.sequence);
         write_parquet(&self.store, &path, &[rows_to_batch(buffer)?]).await?;
         *flushed = last.sequence;
-        state.put(FLUSHED_KEY, flushed.to_string().into()).await?;
         tracing::debug!(%path, rows = buffer.len(), "audit file written");
         buffer.clear();
         if self.compact_after > 0 {
             self.compact(day).await?;
         }
+        // Published last: whoever sees it sees the files as they will stay.
+        state.put(FLUSHED_KEY, flushed.to_string().into()).await?;
         Ok(())
     }
 
