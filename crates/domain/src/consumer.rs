@@ -12,13 +12,10 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::names::{check_name, check_subject, subjects_overlap};
+use crate::names::{check_name, check_subject, is_false, subjects_overlap};
 use crate::stream::{ChangeOrigin, ServiceError, service_kind};
 use crate::{DomainError, ErrorKind};
 
-fn is_false(b: &bool) -> bool {
-    !*b
-}
 fn is_zero(v: &i64) -> bool {
     *v == 0
 }
@@ -138,11 +135,7 @@ impl ConsumerConfig {
         }
         check_name("consumer", name).map_err(|m| invalid("durableName", m))?;
         let one_of = |field: &'static str, v: &str, allowed: &[&str]| {
-            if allowed.contains(&v) {
-                Ok(())
-            } else {
-                Err(invalid(field, format!("'{v}' is not one of {}", allowed.join(", "))))
-            }
+            crate::names::check_one_of(v, allowed).map_err(|m| invalid(field, m))
         };
         one_of(
             "deliverPolicy",

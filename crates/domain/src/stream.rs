@@ -14,7 +14,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::names::{check_name, check_subject, subjects_overlap};
+use crate::names::{check_name, check_subject, is_false, subjects_overlap};
 use crate::{DomainError, ErrorKind};
 
 fn neg1() -> i64 {
@@ -22,9 +22,6 @@ fn neg1() -> i64 {
 }
 fn one() -> i64 {
     1
-}
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 /// A stream source or mirror.
@@ -188,11 +185,7 @@ impl StreamConfig {
             ));
         }
         let one_of = |field: &'static str, v: &str, allowed: &[&str]| {
-            if allowed.contains(&v) {
-                Ok(())
-            } else {
-                Err(invalid(field, format!("'{v}' is not one of {}", allowed.join(", "))))
-            }
+            crate::names::check_one_of(v, allowed).map_err(|m| invalid(field, m))
         };
         one_of("retention", &self.retention, &["limits", "interest", "workqueue"])?;
         one_of("discard", &self.discard, &["old", "new"])?;
