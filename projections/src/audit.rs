@@ -467,6 +467,10 @@ pub struct AuditFilter {
     pub organization: Option<String>,
     /// Case-insensitive text in the summary.
     pub text: Option<String>,
+    /// Only events of these organizations (what a caller may see), and, with
+    /// `within_installation`, events of no organization (accounts, sessions).
+    pub within: Option<Vec<String>>,
+    pub within_installation: bool,
 }
 
 impl AuditFilter {
@@ -480,6 +484,10 @@ impl AuditFilter {
             && eq(&self.event_type, Some(&r.event_type))
             && eq(&self.cluster, r.cluster.as_deref())
             && eq(&self.organization, r.organization.as_deref())
+            && self.within.as_ref().is_none_or(|w| match &r.organization {
+                Some(o) => w.contains(o),
+                None => self.within_installation,
+            })
             && self
                 .text
                 .as_ref()

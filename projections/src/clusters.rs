@@ -34,6 +34,9 @@ impl From<&TlsOptions> for TlsView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterView {
     pub id: String,
+    /// The organization the cluster belongs to.
+    #[serde(default = "default_organization")]
+    pub organization: String,
     pub name: String,
     pub urls: Vec<String>,
     /// `none`, `user_password`, `token`, `nkey`, `credentials`.
@@ -75,6 +78,10 @@ impl ClusterView {
     }
 }
 
+fn default_organization() -> String {
+    jsc_domain::identity::DEFAULT_ORGANIZATION.to_string()
+}
+
 pub struct ClustersProjection;
 
 impl KvProjection for ClustersProjection {
@@ -102,9 +109,10 @@ impl KvProjection for ClustersProjection {
         let actor = event.actor().to_string();
         let at = event.timestamp;
         let mut view = match (view, &payload) {
-            (_, ClusterEvent::Registered { id, spec }) => {
+            (_, ClusterEvent::Registered { id, organization, spec }) => {
                 let mut v = ClusterView {
                     id: id.clone(),
+                    organization: organization.clone(),
                     name: String::new(),
                     urls: Vec::new(),
                     auth_kind: String::new(),

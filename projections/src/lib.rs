@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod clusters;
+pub mod identity;
 pub mod streams;
 
 pub use clusters::{ClusterView, ClustersProjection};

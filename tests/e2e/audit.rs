@@ -2,6 +2,7 @@
 //! tampered copy, on a copy with a gap; `jsconsole events dump` prints it.
 
 use async_nats::jetstream;
+use base64::Engine;
 use futures::StreamExt;
 use jsc_eventstore::verify::sha256_hex;
 use jsc_testkit::TestApp;
@@ -103,16 +104,19 @@ async fn a_clean_history_verifies() {
     some_history(&app).await;
     let (code, out, err) = cli(&["audit", "verify", "--nats-url", app.nats.url()]).await;
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.starts_with("OK 5 events of 2 aggregates"), "{out}");
+    // The owner's organization, account and session come first.
+    let expected = format!("OK {} events of 5 aggregates", app.baseline + 5);
+    assert!(out.starts_with(&expected), "{out}");
 }
 
 #[tokio::test]
 async fn an_altered_event_is_found_with_its_exact_place() {
     let app = TestApp::spawn().await;
     some_history(&app).await;
-    // Event 4 (stream sequence 4) is cluster a's second update; change what it says.
+    // Event baseline+4 is cluster a's second update; change what it says.
+    let b = app.baseline as usize;
     copy_into(&app, "TAMPERED", |i, _, body| {
-        if i == 3 {
+        if i == b + 3 {
             set_description(body, "nobody saw this");
         }
         true
@@ -120,7 +124,10 @@ async fn an_altered_event_is_found_with_its_exact_place() {
     .await;
     let (code, out, _) = cli(&["audit", "verify", "--nats-url", app.nats.url(), "--stream", "TAMPERED"]).await;
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("FAIL stream sequence 4: event 3 of cluster/"), "{out}");
+    assert!(
+        out.contains(&format!("FAIL stream sequence {}: event 3 of cluster/", b + 4)),
+        "{out}"
+    );
     assert!(out.contains("was altered"), "{out}");
     assert_eq!(out.matches("FAIL").count(), 1, "one edit, one finding: {out}");
 }
@@ -129,8 +136,9 @@ async fn an_altered_event_is_found_with_its_exact_place() {
 async fn a_forger_who_rehashes_breaks_the_chain() {
     let app = TestApp::spawn().await;
     some_history(&app).await;
+    let b = app.baseline as usize;
     copy_into(&app, "FORGED", |i, headers, body| {
-        if i == 3 {
+        if i == b + 3 {
             set_description(body, "forged");
             headers.insert("Jsc-Hash", sha256_hex(body).as_str());
         }
@@ -140,7 +148,7 @@ async fn a_forger_who_rehashes_breaks_the_chain() {
     let (code, out, _) = cli(&["audit", "verify", "--nats-url", app.nats.url(), "--stream", "FORGED"]).await;
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("FAIL stream sequence 5: event 4 of cluster/") && out.contains("does not chain"),
+        out.contains(&format!("FAIL stream sequence {}: event 4 of cluster/", b + 5)) && out.contains("does not chain"),
         "the next event still names the original hash: {out}"
     );
 }
@@ -150,7 +158,8 @@ async fn a_gap_is_found() {
     let app = TestApp::spawn().await;
     some_history(&app).await;
     // Drop cluster a's first update from the copy.
-    copy_into(&app, "GAPPED", |i, _, _| i != 2).await;
+    let b = app.baseline;
+    copy_into(&app, "GAPPED", |i, _, _| i != b as usize + 2).await;
     let (code, out, _) = cli(&["audit", "verify", "--nats-url", app.nats.url(), "--stream", "GAPPED"]).await;
     assert_eq!(code, 1, "{out}");
     assert!(
@@ -162,34 +171,42 @@ async fn a_gap_is_found() {
     copy_into(&app, "HOLED", |_, _, _| true).await;
     let js = jetstream::new(app.nats.client().await);
     let holed = js.get_stream("HOLED").await.unwrap();
-    holed.delete_message(2).await.unwrap();
+    holed.delete_message(b + 2).await.unwrap();
     // The last one too: verify must still end, and say so.
-    holed.delete_message(5).await.unwrap();
+    holed.delete_message(b + 5).await.unwrap();
     let (code, out, _) = cli(&["audit", "verify", "--nats-url", app.nats.url(), "--stream", "HOLED"]).await;
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("FAIL stream sequence 2 is missing"), "{out}");
-    assert!(out.contains("FAIL stream sequence 5 is missing"), "{out}");
+    assert!(
+        out.contains(&format!("FAIL stream sequence {} is missing", b + 2)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("FAIL stream sequence {} is missing", b + 5)),
+        "{out}"
+    );
 }
 
 #[tokio::test]
 async fn events_dump_prints_the_history_as_json_lines() {
     let app = TestApp::spawn().await;
     let id = some_history(&app).await;
+    let b = app.baseline;
+    let (from, to) = ((b + 2).to_string(), (b + 4).to_string());
     let (code, out, err) = cli(&[
         "events",
         "dump",
         "--nats-url",
         app.nats.url(),
         "--from",
-        "2",
+        &from,
         "--to",
-        "4",
+        &to,
     ])
     .await;
     assert_eq!(code, 0, "{err}");
     let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3);
-    assert_eq!(lines[0]["stream_sequence"], 2);
+    assert_eq!(lines[0]["stream_sequence"], b + 2);
     assert_eq!(lines[1]["aggregate_id"], id.as_str());
     assert_eq!(lines[1]["event_type"], "ClusterUpdated");
     assert_eq!(
@@ -293,7 +310,10 @@ async fn the_parquet_audit_table_is_read_by_pyarrow() {
         "name: \"audited\", auth: {kind: TOKEN, token: \"tok-audit-secret\"}",
     )
     .await;
-    wait_flushed(&app, 6).await;
+    // After the owner's first events come the seven; files hold three rows each.
+    let total = app.baseline + 7;
+    let flushed = total / 3 * 3;
+    wait_flushed(&app, flushed).await;
     let root = app.data_dir.path().join("audit-store");
     let read = || {
         let out = std::process::Command::new(test_python())
@@ -307,15 +327,12 @@ async fn the_parquet_audit_table_is_read_by_pyarrow() {
     };
     let table = read();
     let day = chrono::Utc::now().date_naive();
-    assert_eq!(
-        table["files"],
-        json!([
-            format!("audit/date={day}/part-00000000000000000001-00000000000000000003.parquet"),
-            format!("audit/date={day}/part-00000000000000000004-00000000000000000006.parquet"),
-        ])
-    );
-    assert_eq!(table["rows"], 6);
-    assert_eq!(table["sequences"], json!([1, 2, 3, 4, 5, 6]));
+    let files: Vec<String> = (0..flushed / 3)
+        .map(|k| format!("audit/date={day}/part-{:020}-{:020}.parquet", 3 * k + 1, 3 * k + 3))
+        .collect();
+    assert_eq!(table["files"], json!(files));
+    assert_eq!(table["rows"], flushed);
+    assert_eq!(table["sequences"], json!((1..=flushed).collect::<Vec<u64>>()));
     assert_eq!(table["compressions"], json!(["ZSTD"]));
     let names: Vec<&str> = table["columns"]
         .as_array()
@@ -347,8 +364,8 @@ async fn the_parquet_audit_table_is_read_by_pyarrow() {
     );
     assert_eq!(table["columns"][1][1], "timestamp[us, tz=UTC]");
     assert_eq!(
-        table["summaries"][0],
-        format!("cluster registered 'audited' (cluster {id}) by anonymous")
+        table["summaries"][app.baseline as usize],
+        format!("cluster registered 'audited' (cluster {id}) by {}", app.owner_actor())
     );
     let text = table["text"].as_str().unwrap();
     assert!(
@@ -359,7 +376,7 @@ async fn the_parquet_audit_table_is_read_by_pyarrow() {
     // What is still buffered is written when the console stops.
     app.shutdown().await;
     let table = read();
-    assert_eq!(table["rows"], 7);
+    assert_eq!(table["rows"], total);
 }
 
 const TRAIL: &str = "query($f: AuditFilterInput, $first: Int, $after: String) {
@@ -373,21 +390,23 @@ async fn the_trail_shows_written_and_unwritten_events_newest_first() {
     })
     .await;
     let id = seven_events(&app, "name: \"trail\"").await;
-    wait_flushed(&app, 6).await;
-    // Six events are in Parquet files, the seventh only in the stream: all are there.
-    let page = app.data(TRAIL, json!({"first": 10})).await["auditTrail"].clone();
+    let total = app.baseline + 7;
+    wait_flushed(&app, total / 3 * 3).await;
+    // Most events are in Parquet files, the last ones only in the stream: all are there.
+    let page = app.data(TRAIL, json!({"first": 20})).await["auditTrail"].clone();
     let seqs: Vec<u64> = page["nodes"]
         .as_array()
         .unwrap()
         .iter()
         .map(|n| n["sequence"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, vec![7, 6, 5, 4, 3, 2, 1]);
+    let all: Vec<u64> = (1..=total).rev().collect();
+    assert_eq!(seqs, all);
     assert_eq!(page["hasNextPage"], false);
     assert_eq!(page["nodes"][6]["eventType"], "ClusterRegistered");
     assert_eq!(page["nodes"][0]["cluster"], id.as_str());
     // Pages of two, across the tail and the files.
-    assert_eq!(page_through(&app, json!({}), 2).await, vec![7, 6, 5, 4, 3, 2, 1]);
+    assert_eq!(page_through(&app, json!({}), 2).await, all);
     let (code, _) = app.error(TRAIL, json!({"after": "not-a-cursor"})).await;
     assert_eq!(code, "VALIDATION");
 }
@@ -403,6 +422,9 @@ async fn trail_filters_and_pagination_over_thousands_of_events_and_several_days(
         c.audit_dir = Some(dir.clone());
         c.audit_max_rows = 500;
         c.audit_max_age = std::time::Duration::from_secs(3600);
+        // The restart gets a new data dir: the keys must come from the configuration.
+        c.secret_keys = vec![base64::engine::general_purpose::STANDARD.encode([7u8; 32])];
+        c.signing_keys = vec![base64::engine::general_purpose::STANDARD.encode([8u8; 32])];
     };
     let mut app = TestApp::spawn_with(nats, tweak.clone()).await;
 
@@ -423,6 +445,7 @@ async fn trail_filters_and_pagination_over_thousands_of_events_and_several_days(
         let event = if versions[a] == 0 {
             ClusterEvent::Registered {
                 id: id.clone(),
+                organization: "default".into(),
                 spec: ClusterSpec {
                     name: id.clone(),
                     urls: vec!["nats://127.0.0.1:4222".into()],
@@ -469,8 +492,14 @@ async fn trail_filters_and_pagination_over_thousands_of_events_and_several_days(
     let collect = |filter: Value, page: usize| page_through(&app, filter, page);
     let want =
         |f: &dyn Fn(&Expected) -> bool| -> Vec<u64> { expected.iter().rev().filter(|e| f(e)).map(|e| e.0).collect() };
-    // Everything, in pages of 250.
-    assert_eq!(collect(json!({}), 250).await, want(&|_| true));
+    // Every cluster event (all the test wrote), in pages of 250; the rest are the owner's
+    // sign-ins and account.
+    assert_eq!(collect(json!({"aggregateType": "cluster"}), 250).await, want(&|_| true));
+    let everything = collect(json!({}), 500).await;
+    assert!(
+        everything.len() > expected.len(),
+        "the owner's own events are in the trail too"
+    );
     // One person.
     assert_eq!(
         collect(json!({"actor": "user:alice"}), 100).await,
@@ -607,14 +636,15 @@ async fn jsconsole_audit_export_writes_jsonl_csv_and_parquet() {
     };
     let (code, msg, err) = export("jsonl", vec![]).await;
     assert_eq!(code, 0, "{msg}{err}");
-    assert!(msg.contains("exported 14 events"), "{msg}");
+    let b = app.baseline;
+    assert!(msg.contains(&format!("exported {} events", b + 14)), "{msg}");
     let lines: Vec<Value> = std::fs::read_to_string(out.path().join("trail.jsonl"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let seqs: Vec<u64> = lines.iter().map(|l| l["sequence"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (1..=14).collect::<Vec<u64>>(), "oldest first, files and tail");
+    assert_eq!(seqs, (1..=b + 14).collect::<Vec<u64>>(), "oldest first, files and tail");
 
     let (code, msg, _) = export("csv", vec!["--aggregate-id".into(), id.clone()]).await;
     assert_eq!(code, 0);
@@ -657,13 +687,13 @@ async fn export_audit_over_graphql_gives_a_signed_link() {
         )
         .await["exportAudit"]
         .clone();
-    assert_eq!(export["rows"], 5);
+    assert_eq!(export["rows"], app.baseline + 5);
     let url = export["url"].as_str().unwrap();
     let res = app.http.get(app.url(url)).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let body = res.text().await.unwrap();
     assert_eq!(body.len() as u64, export["bytes"].as_u64().unwrap());
-    assert_eq!(body.lines().count(), 5);
+    assert_eq!(body.lines().count() as u64, app.baseline + 5);
     // A link with another signature, or another expiry, opens nothing.
     let forged = url.replace("signature=", "signature=00");
     let res = app.http.get(app.url(&forged)).send().await.unwrap();
@@ -697,7 +727,9 @@ async fn small_files_of_a_day_are_compacted_without_losing_or_doubling_a_row() {
     })
     .await;
     seven_events(&app, "name: \"compact\"").await;
-    wait_flushed(&app, 6).await;
+    let total = app.baseline + 7;
+    let flushed = total / 2 * 2;
+    wait_flushed(&app, flushed).await;
     let root = app.data_dir.path().join("audit-store");
     let files: Vec<String> = walk(&root)
         .into_iter()
@@ -705,8 +737,11 @@ async fn small_files_of_a_day_are_compacted_without_losing_or_doubling_a_row() {
         .collect();
     assert_eq!(
         files,
-        vec!["part-00000000000000000001-00000000000000000006.parquet"],
-        "three files of two rows became one"
+        vec![format!("part-{:020}-{flushed:020}.parquet", 1)],
+        "every three files of two rows became one"
     );
-    assert_eq!(page_through(&app, json!({}), 3).await, vec![7, 6, 5, 4, 3, 2, 1]);
+    assert_eq!(
+        page_through(&app, json!({}), 3).await,
+        (1..=total).rev().collect::<Vec<u64>>()
+    );
 }

@@ -19,9 +19,10 @@ async fn register(app: &TestApp, input: Value) -> Value {
 }
 
 /// Every event of the console, read straight from the stream with async-nats.
+/// The events written since the console started and its owner signed in.
 async fn all_events(app: &TestApp) -> Vec<jsc_eventstore::EventRecord> {
     EventReader::new(app.nats.client().await, "CONSOLE_EVENTS")
-        .read_range("es.>", 1, None)
+        .read_range("es.>", app.baseline + 1, None)
         .await
         .unwrap()
 }
@@ -75,7 +76,7 @@ async fn a_new_user_registers_tests_watches_updates_and_removes_a_cluster() {
         )
         .await;
     assert_eq!(one["cluster"]["version"], 2);
-    assert_eq!(one["cluster"]["createdBy"], "anonymous");
+    assert_eq!(one["cluster"]["createdBy"], app.owner_actor().as_str());
 
     // Watch `clusterChanged` fire on an update, over WebSocket.
     let mut sub = app
@@ -129,7 +130,7 @@ async fn a_new_user_registers_tests_watches_updates_and_removes_a_cluster() {
         assert_eq!(e.aggregate_id, id);
         assert_eq!(e.aggregate_sequence, i as u64 + 1);
         assert_eq!(e.event_version, "1.0");
-        assert_eq!(e.metadata["actor"], "anonymous");
+        assert_eq!(e.metadata["actor"], app.owner_actor());
         assert_eq!(e.metadata["client_addr"], "127.0.0.1");
         assert!(!e.metadata["correlation_id"].is_empty());
         assert!(!e.metadata["causation_id"].is_empty());

@@ -84,6 +84,7 @@ fn ctx() -> CommandContext {
         causation_id: "cause-1".into(),
         client_addr: Some("127.0.0.1".into()),
         user_agent: Some("e2e".into()),
+        organization: Some("acme".into()),
     }
 }
 

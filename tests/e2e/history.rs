@@ -49,7 +49,7 @@ async fn history_lists_every_event_with_what_it_changed_and_no_secret() {
     let types: Vec<&str> = h.iter().map(|e| e["eventType"].as_str().unwrap()).collect();
     assert_eq!(types, vec!["ClusterRegistered", "ClusterUpdated", "ClusterUpdated"]);
     assert_eq!(h[1]["aggregateSequence"], 2);
-    assert_eq!(h[1]["actor"], "anonymous");
+    assert_eq!(h[1]["actor"], app.owner_actor().as_str());
     let change = |entry: &Value, path: &str| -> Value {
         entry["changes"]
             .as_array()

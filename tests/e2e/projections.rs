@@ -121,7 +121,7 @@ async fn jsconsole_replay_into_scratch_compares_with_the_live_view() {
 
     let (code, out, err) = run(base.clone()).await;
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("replayed 5 events"), "{out}");
+    assert!(out.contains(&format!("replayed {} events", app.baseline + 5)), "{out}");
     assert!(
         out.contains("identical to the live view view_clusters_v1 (2 entries)"),
         "{out}"
@@ -129,7 +129,8 @@ async fn jsconsole_replay_into_scratch_compares_with_the_live_view() {
 
     // Up to the third event: the removed cluster is still there, the updated one is not yet.
     let mut upto = base.clone();
-    upto.extend(["--to".to_string(), "3".to_string(), "--check".to_string()]);
+    let third = (app.baseline + 3).to_string();
+    upto.extend(["--to".to_string(), third, "--check".to_string()]);
     let (code, out, _) = run(upto).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("only in the replay: {}", ids[2])), "{out}");

@@ -85,7 +85,7 @@ async fn stream_lifecycle_through_graphql_is_real_on_the_server_and_in_the_histo
     assert_eq!(created["config"]["maxAge"], "1h");
     assert_eq!(created["config"]["compression"], "S2");
     assert_eq!(created["state"]["messages"], 0);
-    assert_eq!(created["provenance"]["updatedBy"], "anonymous");
+    assert_eq!(created["provenance"]["updatedBy"], app.owner_actor().as_str());
 
     // On the server, as JetStream itself reports it.
     let mut stream = js.get_stream("ORDERS").await.unwrap();

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use crate::auth::AuthState;
 use crate::error::Code;
 use crate::schema::{ApiSchema, RequestMeta};
 use crate::state::Console;
@@ -54,7 +55,12 @@ pub fn router_with(console: Console, bench_routes: bool) -> Router {
         .route("/exports/{file}", get(download_export))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(security_headers))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            // Spans name the path only: query strings (signed download links) stay out of logs.
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<Body>| {
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
         .with_state(state)
 }
 
@@ -93,7 +99,29 @@ fn error_body(status: StatusCode, code: Code, message: &str) -> Response {
         .into_response()
 }
 
-async fn graphql_http(State(state): State<HttpState>, meta: RequestMeta, body: Body) -> Response {
+/// The bearer credential of a request, if any.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+fn auth_state(console: &Console, token: Option<&str>) -> AuthState {
+    match token {
+        None | Some("") => AuthState::Anonymous,
+        Some(t) => match console.authenticate(t) {
+            Ok(p) => AuthState::Authenticated(p),
+            Err(e) => AuthState::Invalid(e),
+        },
+    }
+}
+
+async fn graphql_http(
+    State(state): State<HttpState>,
+    meta: RequestMeta,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Response {
     let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(_) => {
@@ -120,12 +148,15 @@ async fn graphql_http(State(state): State<HttpState>, meta: RequestMeta, body: B
         }
     };
     let request_id = meta.request_id.clone();
-    let mut response = state.schema.execute(request.data(meta)).await;
+    let auth = auth_state(&state.console, bearer(&headers).as_deref());
+    let mut response = state.schema.execute(request.data(meta).data(auth)).await;
     // Parse and validation errors come without a code; give them ours.
     for err in &mut response.errors {
         add_default_code(err);
     }
+    let extra_headers = std::mem::take(&mut response.http_headers);
     let mut http = axum::Json(response).into_response();
+    http.headers_mut().extend(extra_headers);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         http.headers_mut().insert("x-request-id", v);
     }
@@ -142,10 +173,13 @@ fn add_default_code(err: &mut ServerError) {
 }
 
 /// Subscriptions. The connection's metadata (address, user agent) is taken from the
-/// upgrade request; `connection_init` is where the access token will travel.
+/// upgrade request; the credential travels in `connection_init` (`{"authorization":
+/// "Bearer <token>"}`, or `token`), or in the upgrade's `Authorization` header. A missing
+/// or invalid credential closes the connection at `connection_init` with the reason.
 async fn graphql_ws(
     State(state): State<HttpState>,
     meta: RequestMeta,
+    headers: axum::http::HeaderMap,
     protocol: Result<GraphQLProtocol, StatusCode>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
@@ -157,15 +191,43 @@ async fn graphql_ws(
         );
     };
     let schema = state.schema.clone();
+    let console = state.console.clone();
+    let header_token = bearer(&headers);
     upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
         let mut data = Data::default();
         data.insert(meta);
         GraphQLWebSocket::new(socket, schema, protocol)
             .with_data(data)
-            .on_connection_init(|_payload| async { Ok(Data::default()) })
+            .on_connection_init(move |payload| async move {
+                let token = init_token(&payload).or(header_token);
+                match auth_state(&console, token.as_deref()) {
+                    AuthState::Authenticated(p) => {
+                        let mut data = Data::default();
+                        data.insert(AuthState::Authenticated(p));
+                        Ok(data)
+                    }
+                    AuthState::Invalid(e) => Err(async_graphql::Error::new(e.message)),
+                    AuthState::Anonymous => Err(async_graphql::Error::new(
+                        "sign in first: send {\"authorization\": \"Bearer <token>\"} as the connection_init payload",
+                    )),
+                }
+            })
             .keepalive_timeout(Duration::from_secs(30))
             .serve()
     })
+}
+
+/// The token in a `connection_init` payload: `authorization` / `Authorization` (with or
+/// without `Bearer `) or `token`.
+fn init_token(payload: &serde_json::Value) -> Option<String> {
+    let raw = ["authorization", "Authorization", "token"]
+        .iter()
+        .find_map(|k| payload.get(k).and_then(|v| v.as_str()))?;
+    let t = match raw.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t,
+        _ => raw,
+    };
+    Some(t.trim().to_string())
 }
 
 async fn bench_clusters(State(state): State<HttpState>) -> Response {

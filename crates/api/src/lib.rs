@@ -2,6 +2,7 @@
 //! mounts it with the bundled explorer.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod error;
 mod explorer;
 pub mod http;

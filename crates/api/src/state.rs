@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use jsc_domain::cluster::Cluster;
 use jsc_domain::consumer::Consumer;
+use jsc_domain::identity::{ApiKey, Invitation, Organization, Session, User};
 use jsc_domain::stream::Stream;
 use jsc_eventstore::{CommandContext, Repository};
 use jsc_fleet::Fleet;
@@ -24,6 +25,13 @@ pub struct Console {
     pub clusters: Arc<Repository<Cluster>>,
     pub streams: Arc<Repository<Stream>>,
     pub consumers: Arc<Repository<Consumer>>,
+    pub users: Arc<Repository<User>>,
+    pub organizations: Arc<Repository<Organization>>,
+    pub invitations: Arc<Repository<Invitation>>,
+    pub sessions: Arc<Repository<Session>>,
+    pub api_keys: Arc<Repository<ApiKey>>,
+    /// Keys, identity views and login limits.
+    pub auth: crate::auth::Auth,
     pub cluster_view: ViewCache<ClusterView>,
     pub stream_view: ViewCache<StreamView>,
     pub consumer_view: ViewCache<ConsumerView>,
@@ -63,6 +71,11 @@ impl Console {
             self.projector.status(&ClustersProjection).await?,
             self.projector.status(&StreamsProjection).await?,
             self.projector.status(&ConsumersProjection).await?,
+            self.projector.status(&jsc_projections::identity::USERS).await?,
+            self.projector.status(&jsc_projections::identity::ORGANIZATIONS).await?,
+            self.projector.status(&jsc_projections::identity::INVITATIONS).await?,
+            self.projector.status(&jsc_projections::identity::SESSIONS).await?,
+            self.projector.status(&jsc_projections::identity::API_KEYS).await?,
         ])
     }
 }

@@ -24,7 +24,7 @@ use crate::state::Console;
 /// replay scratch buckets); never recorded as managed resources.
 pub fn is_internal_stream(name: &str) -> bool {
     name == "CONSOLE_EVENTS"
-        || ["KV_view_", "KV_audit_", "KV_scratch_"]
+        || ["KV_view_", "KV_audit_", "KV_scratch_", "KV_auth_"]
             .iter()
             .any(|p| name.starts_with(p))
 }
@@ -172,7 +172,7 @@ async fn on_advisory(console: &Console, cluster_id: &str, payload: &[u8]) {
         observed_via: "advisory".into(),
         client: Some(client),
     };
-    let ctx = CommandContext::system("advisories");
+    let ctx = CommandContext::system("advisories").in_organization(organization_of(console, cluster_id).as_deref());
     match touched {
         Touched::Stream(name) if !is_internal_stream(&name) => {
             observe_stream(console, cluster_id, &name, origin.clone(), &ctx).await;
@@ -248,7 +248,7 @@ pub async fn reconcile(console: &Console, cluster_id: &str) {
         observed_via: "reconcile".into(),
         client: None,
     };
-    let ctx = CommandContext::system("reconciler");
+    let ctx = CommandContext::system("reconciler").in_organization(organization_of(console, cluster_id).as_deref());
     let server: HashMap<String, StreamConfig> = server
         .into_iter()
         .filter(|i| !is_internal_stream(&i.config.name))
@@ -289,6 +289,14 @@ pub async fn reconcile(console: &Console, cluster_id: &str) {
             }
         }
     }
+}
+
+/// The organization a managed cluster belongs to, for the events observed on it.
+fn organization_of(console: &Console, cluster_id: &str) -> Option<String> {
+    console
+        .cluster_view
+        .get(&jsc_projector::kv_token(cluster_id))
+        .map(|c| c.view.organization)
 }
 
 #[cfg(test)]

@@ -186,8 +186,16 @@ async fn register_in_process(repo: &Repository<Cluster>, n: usize) -> anyhow::Re
             urls: vec!["nats://127.0.0.1:4222".into()],
             ..Default::default()
         };
-        repo.execute(&id, ClusterCommand::Register { id: id.clone(), spec }, &ctx)
-            .await?;
+        repo.execute(
+            &id,
+            ClusterCommand::Register {
+                id: id.clone(),
+                organization: "default".into(),
+                spec,
+            },
+            &ctx,
+        )
+        .await?;
         ids.push(id);
     }
     Ok(ids)
@@ -297,7 +305,22 @@ async fn console_sequential(repo: &Repository<Cluster>, id: &str, n: usize) -> a
 struct Child {
     child: std::process::Child,
     base: String,
+    /// The owner's access token (valid for the whole run).
+    token: String,
     _data: tempfile::TempDir,
+}
+
+const BENCH_EMAIL: &str = "bench@example.com";
+const BENCH_PASSWORD: &str = "benchmark-owner-password";
+
+/// An HTTP client that sends `token` with every request.
+fn authed_client(token: &str) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .default_headers(headers)
+        .build()?)
 }
 
 impl Child {
@@ -318,6 +341,12 @@ impl Child {
                 &format!("127.0.0.1:{port}"),
                 "--nats-url",
                 nats_url,
+                "--admin-email",
+                BENCH_EMAIL,
+                "--admin-password",
+                BENCH_PASSWORD,
+                "--access-token-ttl",
+                "86400",
             ])
             .arg("--data-dir")
             .arg(data.path())
@@ -338,9 +367,21 @@ impl Child {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let login = gql(
+            &http,
+            &base,
+            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",
+            json!({"e": BENCH_EMAIL, "p": BENCH_PASSWORD}),
+        )
+        .await?;
+        let token = login["login"]["accessToken"]
+            .as_str()
+            .context("login returned no token")?
+            .to_string();
         Ok(Self {
             child,
             base,
+            token,
             _data: data,
         })
     }
@@ -441,7 +482,7 @@ async fn through_the_binary(args: &Args, sizes: &Sizes) -> anyhow::Result<Vec<Ro
     let js = jetstream::new(client.clone());
     raw_stream(&js, "RAW").await?;
     let console = Child::start(&args.jsconsole, &server.process.url()).await?;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let http = authed_client(&console.token)?;
     let base = console.base.clone();
     let mut ids = Vec::new();
     for i in 0..CONCURRENCY {
@@ -583,7 +624,7 @@ async fn through_the_binary(args: &Args, sizes: &Sizes) -> anyhow::Result<Vec<Ro
 
     // 5. Live fan-out to WebSocket subscribers.
     if wants(args, "fanout") {
-        let (con, raw) = fan_out(&console.base, &ids[0], &client, sizes).await?;
+        let (con, raw) = fan_out(&console.base, &console.token, &ids[0], &client, sizes).await?;
         rows.push(Row {
             scenario: format!("5. live fan-out to {} WebSocket subscribers", sizes.fanout_clients),
             metric: "latency p99, mutation sent → change received by each client".into(),
@@ -619,6 +660,7 @@ fn memory_row(when: &str, console: &Child, nats_pid: u32) -> Row {
 /// Returns per-run p99 latencies (ms) for the console and for raw core NATS.
 async fn fan_out(
     base: &str,
+    token: &str,
     id: &str,
     nats: &async_nats::Client,
     sizes: &Sizes,
@@ -628,6 +670,7 @@ async fn fan_out(
     let stop = CancellationToken::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     for _ in 0..sizes.fanout_clients {
+        let auth = token.to_string();
         let (url, id, tx, stop, ready) = (
             ws_url.clone(),
             id.to_string(),
@@ -643,7 +686,10 @@ async fn fan_out(
                 return;
             };
             let _ = ws
-                .send(Message::text(json!({"type": "connection_init"}).to_string()))
+                .send(Message::text(
+                    json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {auth}")}})
+                        .to_string(),
+                ))
                 .await;
             let q = "subscription($id: ID) { clusterChanged(id: $id, includeCurrent: true) { kind sequence } }";
             let _ = ws
@@ -677,7 +723,7 @@ async fn fan_out(
             .await
             .context("subscribers did not all start")?;
     }
-    let http = reqwest::Client::new();
+    let http = authed_client(token)?;
     let mut console = Vec::new();
     let updates_per_run = (sizes.fanout_updates / sizes.runs).max(2);
     for run in 0..=sizes.runs {
@@ -890,6 +936,7 @@ async fn write_events(
         let event = if versions[a] == 0 {
             jsc_domain::cluster::ClusterEvent::Registered {
                 id: id.clone(),
+                organization: "default".into(),
                 spec: ClusterSpec {
                     name: id.clone(),
                     urls: vec!["nats://127.0.0.1:4222".into()],

@@ -180,6 +180,21 @@ struct ServeArgs {
     /// to rotate. Default: `secret.key` in the data dir, generated on first start.
     #[arg(long, env = "JSCONSOLE_SECRET_KEY", hide_env_values = true, value_delimiter = ',')]
     secret_key: Vec<String>,
+    /// Email of the owner account created on the first start (default admin@localhost).
+    #[arg(long, env = "JSCONSOLE_ADMIN_EMAIL")]
+    admin_email: Option<String>,
+    /// Password of that owner account (at least 12 characters). Without it, the first start
+    /// generates one and prints it once.
+    #[arg(long, env = "JSCONSOLE_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// Base64 of a 32-byte key signing access, refresh and invitation tokens; comma-separated,
+    /// newest first, to rotate (tokens signed by older keys stay valid until they expire).
+    /// Default: `signing.key` in the data dir, generated on first start.
+    #[arg(long, env = "JSCONSOLE_SIGNING_KEY", hide_env_values = true, value_delimiter = ',')]
+    signing_key: Vec<String>,
+    /// How long an access token is valid, in seconds.
+    #[arg(long, default_value_t = 900, env = "JSCONSOLE_ACCESS_TOKEN_TTL")]
+    access_token_ttl: u64,
     /// Serve the baseline routes the benchmarks compare against.
     #[arg(long, hide = true)]
     bench_routes: bool,
@@ -207,7 +222,7 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
     };
     let result = match cli.command {
         Command::Schema => write!(out, "{}", jsc_api::sdl()).map_err(Into::into).map(|_| 0),
-        Command::Serve(args) => serve(args, cli.log_format).await.map(|_| 0),
+        Command::Serve(args) => serve(args, cli.log_format, err).await.map(|_| 0),
         Command::Audit {
             command: AuditCommand::Verify(home),
         } => verify(home, out, err).await,
@@ -226,7 +241,7 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
     }
 }
 
-async fn serve(args: ServeArgs, format: LogFormat) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, format: LogFormat, err: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     init_tracing(format);
     let mut config = Config::new(args.data_dir);
     config.listen = args.listen;
@@ -234,10 +249,22 @@ async fn serve(args: ServeArgs, format: LogFormat) -> anyhow::Result<()> {
     config.embedded_nats_port = args.embedded_nats_port;
     config.nats_server_bin = args.nats_server_bin;
     config.secret_keys = args.secret_key;
+    config.signing_keys = args.signing_key;
+    config.admin_email = args.admin_email;
+    config.admin_password = args.admin_password;
+    config.auth.access_ttl = std::time::Duration::from_secs(args.access_token_ttl.max(1));
     config.bench_routes = args.bench_routes;
-    let app = Application::build(config)
+    let mut app = Application::build(config)
         .await
         .context("the console could not start")?;
+    // Shown once, on the terminal only (never through the log).
+    if let Some((email, password)) = app.take_generated_admin() {
+        writeln!(
+            err,
+            "\n  First start: created the owner account\n    email:    {email}\n    password: {password}\n  \
+             It is not shown again; sign in (mutation login) and change it (mutation changePassword).\n"
+        )?;
+    }
     let token = app.shutdown_token();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -317,6 +344,8 @@ async fn export(args: ExportArgs, out: &mut (dyn Write + Send)) -> anyhow::Resul
         cluster: args.cluster,
         organization: None,
         text: args.text,
+        within: None,
+        within_installation: false,
     };
     let file = tokio::fs::File::create(&args.out)
         .await

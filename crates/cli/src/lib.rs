@@ -43,6 +43,13 @@ pub struct Config {
     pub nats_server_bin: Option<PathBuf>,
     /// Base64 key(s) for sealing credentials, newest first; else `secret.key` in the data dir.
     pub secret_keys: Vec<String>,
+    /// Base64 key(s) for signing tokens, newest first; else `signing.key` in the data dir.
+    pub signing_keys: Vec<String>,
+    /// The owner account created on the first start; without a password one is generated.
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
+    /// Token lifetimes and login limits.
+    pub auth: jsc_api::auth::AuthSettings,
     /// How long a mutation waits for the read model to show its change.
     pub view_wait: Duration,
     /// How long live state (message counts, lag) read from a cluster is reused.
@@ -70,6 +77,10 @@ impl Config {
             embedded_nats_port: 4222,
             nats_server_bin: None,
             secret_keys: Vec::new(),
+            signing_keys: Vec::new(),
+            admin_email: None,
+            admin_password: None,
+            auth: jsc_api::auth::AuthSettings::default(),
             view_wait: Duration::from_secs(5),
             live_ttl: Duration::from_secs(2),
             reconcile_interval: Duration::from_secs(30),
@@ -89,12 +100,20 @@ pub struct Application {
     embedded: Option<ServerProcess>,
     shutdown: CancellationToken,
     tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
+    generated_admin: Option<(String, String)>,
 }
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
+        jsc_api::auth::install_crypto_provider();
+        let keys = if config.signing_keys.is_empty() {
+            jsc_api::auth::Keyring::load_or_generate(&config.data_dir)?
+        } else {
+            let keys: Vec<&str> = config.signing_keys.iter().map(String::as_str).collect();
+            jsc_api::auth::Keyring::from_base64_keys(&keys)?
+        };
         let secrets = if config.secret_keys.is_empty() {
             SecretBox::load_or_generate(&config.data_dir)?
         } else {
@@ -133,6 +152,23 @@ impl Application {
         let cluster_view = start_projection(&projector, &js, ClustersProjection, &shutdown, &mut tasks).await?;
         let stream_view = start_projection(&projector, &js, StreamsProjection, &shutdown, &mut tasks).await?;
         let consumer_view = start_projection(&projector, &js, ConsumersProjection, &shutdown, &mut tasks).await?;
+        use jsc_projections::identity as idv;
+        let auth = jsc_api::auth::Auth {
+            keys,
+            settings: config.auth.clone(),
+            limiter: Default::default(),
+            users: start_projection(&projector, &js, idv::USERS, &shutdown, &mut tasks).await?,
+            organizations: start_projection(&projector, &js, idv::ORGANIZATIONS, &shutdown, &mut tasks).await?,
+            invitations: start_projection(&projector, &js, idv::INVITATIONS, &shutdown, &mut tasks).await?,
+            sessions: start_projection(&projector, &js, idv::SESSIONS, &shutdown, &mut tasks).await?,
+            api_keys: start_projection(&projector, &js, idv::API_KEYS, &shutdown, &mut tasks).await?,
+            key_usage: Some(
+                jsc_projector::ensure_bucket(&js, jsc_api::auth::KEY_USAGE_BUCKET, 1)
+                    .await
+                    .context("cannot create the API key usage bucket")?,
+            ),
+            last_touch: Default::default(),
+        };
 
         let fleet = Fleet::new(secrets);
         let services = Arc::new(ClusterServicesImpl {
@@ -147,6 +183,12 @@ impl Application {
         let streams = Arc::new(Repository::<Stream>::new(store.clone(), managed.clone()));
         let consumers = Arc::new(Repository::<Consumer>::new(store.clone(), managed.clone()));
         let console = Console {
+            users: Arc::new(Repository::new(store.clone(), ())),
+            organizations: Arc::new(Repository::new(store.clone(), ())),
+            invitations: Arc::new(Repository::new(store.clone(), ())),
+            sessions: Arc::new(Repository::new(store.clone(), ())),
+            api_keys: Arc::new(Repository::new(store.clone(), ())),
+            auth,
             home: home.clone(),
             clusters,
             streams,
@@ -185,6 +227,21 @@ impl Application {
                 ("watcher", Ok(()))
             });
         }
+        let generated_admin = match jsc_api::schema::identity::bootstrap(
+            &console,
+            config.admin_email.clone(),
+            config.admin_password.clone(),
+        )
+        .await
+        {
+            Ok(jsc_api::schema::identity::Bootstrap::Generated { email, password }) => Some((email, password)),
+            Ok(jsc_api::schema::identity::Bootstrap::Created { email }) => {
+                tracing::info!(%email, "created the owner account");
+                None
+            }
+            Ok(jsc_api::schema::identity::Bootstrap::AlreadyDone) => None,
+            Err(e) => bail!("cannot create the owner account: {}", e.message),
+        };
         if embedded.is_some() {
             register_local(&console, &url).await;
         }
@@ -202,7 +259,14 @@ impl Application {
             embedded,
             shutdown,
             tasks,
+            generated_admin,
         })
+    }
+
+    /// The owner account's generated email and password, on the first start without a
+    /// configured password; `None` afterwards (it is shown once).
+    pub fn take_generated_admin(&mut self) -> Option<(String, String)> {
+        self.generated_admin.take()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -307,7 +371,7 @@ async fn connect_home(url: &str) -> anyhow::Result<async_nats::Client> {
 
 /// Registers the embedded server as the cluster `local`, or points it at the current URL.
 async fn register_local(console: &Console, url: &str) {
-    let ctx = CommandContext::system("bootstrap");
+    let ctx = CommandContext::system("bootstrap").in_organization(Some(jsc_domain::identity::DEFAULT_ORGANIZATION));
     let existing = match console.clusters.load(LOCAL_CLUSTER_ID).await {
         Ok((state, _)) => state,
         Err(e) => {
@@ -318,6 +382,7 @@ async fn register_local(console: &Console, url: &str) {
     let command = if !existing.registered {
         ClusterCommand::Register {
             id: LOCAL_CLUSTER_ID.into(),
+            organization: jsc_domain::identity::DEFAULT_ORGANIZATION.into(),
             spec: ClusterSpec {
                 name: LOCAL_CLUSTER_ID.into(),
                 urls: vec![url.to_string()],

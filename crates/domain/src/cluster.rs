@@ -194,18 +194,36 @@ pub struct ConnectionTest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClusterCommand {
-    Register { id: String, spec: ClusterSpec },
-    Update { changes: ClusterChanges },
+    Register {
+        id: String,
+        organization: String,
+        spec: ClusterSpec,
+    },
+    Update {
+        changes: ClusterChanges,
+    },
     TestConnection,
     Remove,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClusterEvent {
-    Registered { id: String, spec: ClusterSpec },
-    Updated { changes: ClusterChanges },
-    ConnectionTested { result: ConnectionTest },
-    Removed { name: String },
+    Registered {
+        id: String,
+        /// The organization the cluster belongs to (events from before organizations existed: the default one).
+        #[serde(default = "default_organization")]
+        organization: String,
+        spec: ClusterSpec,
+    },
+    Updated {
+        changes: ClusterChanges,
+    },
+    ConnectionTested {
+        result: ConnectionTest,
+    },
+    Removed {
+        name: String,
+    },
 }
 
 impl DomainEvent for ClusterEvent {
@@ -268,6 +286,7 @@ pub trait ClusterServices: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Cluster {
     pub id: String,
+    pub organization: String,
     pub registered: bool,
     pub removed: bool,
     pub spec: ClusterSpec,
@@ -298,13 +317,14 @@ impl Aggregate for Cluster {
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
         match command {
-            ClusterCommand::Register { id, spec } => {
+            ClusterCommand::Register { id, organization, spec } => {
                 if self.registered {
                     return Err(ClusterError::AlreadyRegistered(id));
                 }
                 let spec = normalize_spec(spec)?;
                 ensure_name_free(services, &spec.name, &id).await?;
-                sink.write(ClusterEvent::Registered { id, spec }, self).await;
+                sink.write(ClusterEvent::Registered { id, organization, spec }, self)
+                    .await;
             }
             ClusterCommand::Update { mut changes } => {
                 self.live()?;
@@ -341,8 +361,9 @@ impl Aggregate for Cluster {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            ClusterEvent::Registered { id, spec } => {
+            ClusterEvent::Registered { id, organization, spec } => {
                 self.id = id;
+                self.organization = organization;
                 self.registered = true;
                 self.spec = spec;
             }
@@ -351,6 +372,10 @@ impl Aggregate for Cluster {
             ClusterEvent::Removed { .. } => self.removed = true,
         }
     }
+}
+
+fn default_organization() -> String {
+    crate::identity::DEFAULT_ORGANIZATION.to_string()
 }
 
 /// Replaces a "keep" secret with the stored one, which must be of the same kind.
@@ -609,6 +634,7 @@ mod tests {
     fn registered(name: &str) -> ClusterEvent {
         ClusterEvent::Registered {
             id: "c1".into(),
+            organization: "default".into(),
             spec: spec(name),
         }
     }
@@ -624,10 +650,12 @@ mod tests {
             .given_no_previous_events()
             .when(ClusterCommand::Register {
                 id: "c1".into(),
+                organization: "default".into(),
                 spec: raw,
             })
             .then_expect_events(vec![ClusterEvent::Registered {
                 id: "c1".into(),
+                organization: "default".into(),
                 spec: expected,
             }]);
     }
@@ -638,6 +666,7 @@ mod tests {
             .given_no_previous_events()
             .when(ClusterCommand::Register {
                 id: "c1".into(),
+                organization: "default".into(),
                 spec: spec("  "),
             })
             .then_expect_error_message("name: must not be empty; give the cluster a short name such as 'prod-eu'");
@@ -651,6 +680,7 @@ mod tests {
             .given_no_previous_events()
             .when(ClusterCommand::Register {
                 id: "c1".into(),
+                organization: "default".into(),
                 spec: s,
             })
             .inspect_result()
@@ -667,6 +697,7 @@ mod tests {
             .given_no_previous_events()
             .when(ClusterCommand::Register {
                 id: "c1".into(),
+                organization: "default".into(),
                 spec: s,
             })
             .inspect_result()
@@ -681,6 +712,7 @@ mod tests {
             .given_no_previous_events()
             .when(ClusterCommand::Register {
                 id: "c1".into(),
+                organization: "default".into(),
                 spec: spec("prod"),
             })
             .then_expect_error(ClusterError::NameInUse("prod".into()));
@@ -692,6 +724,7 @@ mod tests {
             .given(vec![registered("prod")])
             .when(ClusterCommand::Register {
                 id: "c1".into(),
+                organization: "default".into(),
                 spec: spec("other"),
             })
             .then_expect_error(ClusterError::AlreadyRegistered("c1".into()));
@@ -745,6 +778,7 @@ mod tests {
             .given_no_previous_events()
             .when(ClusterCommand::Register {
                 id: "c1".into(),
+                organization: "default".into(),
                 spec: s,
             })
             .inspect_result()
@@ -760,6 +794,7 @@ mod tests {
         };
         ClusterEvent::Registered {
             id: "c1".into(),
+            organization: "default".into(),
             spec: s,
         }
     }

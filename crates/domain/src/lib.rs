@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod consumer;
+pub mod identity;
 pub mod names;
 pub mod secret;
 pub mod stream;

@@ -45,7 +45,7 @@ impl fmt::Debug for Sealed {
 }
 
 /// Keys whose values are credentials wherever they appear in a state or an event.
-pub const SECRET_KEYS: [&str; 5] = ["password", "token", "seed", "creds", "client_key"];
+pub const SECRET_KEYS: [&str; 6] = ["password", "token", "seed", "creds", "client_key", "secret_hash"];
 
 /// Replaces every credential in a JSON value (state, event payload) with `<redacted>`,
 /// keeping the structure: even sealed values are never shown.

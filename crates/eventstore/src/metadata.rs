@@ -16,6 +16,9 @@ pub struct CommandContext {
     pub causation_id: String,
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
+    /// The organization the command's resource belongs to (none for installation-wide
+    /// resources: user accounts and sessions).
+    pub organization: Option<String>,
 }
 
 impl CommandContext {
@@ -28,7 +31,14 @@ impl CommandContext {
             causation_id: id,
             client_addr: None,
             user_agent: None,
+            organization: None,
         }
+    }
+
+    /// The same context, for a resource of `organization`.
+    pub fn in_organization(mut self, organization: Option<&str>) -> Self {
+        self.organization = organization.map(str::to_string);
+        self
     }
 
     /// The metadata map stored with each event (cqrs-es carries metadata as strings).
@@ -42,6 +52,9 @@ impl CommandContext {
         }
         if let Some(a) = &self.user_agent {
             m.insert("user_agent".to_string(), a.clone());
+        }
+        if let Some(o) = &self.organization {
+            m.insert("organization".to_string(), o.clone());
         }
         m
     }

@@ -17,12 +17,23 @@ use crate::NatsServer;
 /// How long a test waits for a subscription message before failing.
 pub const WS_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The owner account every test console starts with.
+pub const OWNER_EMAIL: &str = "owner@example.com";
+pub const OWNER_PASSWORD: &str = "correct horse battery staple";
+
 /// A running console. Stopped when dropped.
 pub struct TestApp {
     pub nats: NatsServer,
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     pub data_dir: TempDir,
+    /// The owner's access token, sent by [`Self::graphql`] and [`Self::subscribe`].
+    pub token: Option<String>,
+    /// The owner's user id.
+    pub owner_id: String,
+    /// The event stream's last sequence once the console was up and the owner signed in
+    /// (the owner's organization, account and session are the first events).
+    pub baseline: u64,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -48,19 +59,75 @@ impl TestApp {
         let mut config = Config::new(data_dir.path());
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.nats_url = Some(nats.url().to_string());
+        config.admin_email = Some(OWNER_EMAIL.into());
+        config.admin_password = Some(OWNER_PASSWORD.into());
         tweak(&mut config);
+        let config_has_owner = config.admin_password.is_some();
         let app = Application::build(config).await.expect("the console starts");
         let addr = app.local_addr();
         let shutdown = app.shutdown_token();
         let handle = tokio::spawn(app.run_until_stopped());
-        Self {
+        let mut app = Self {
             nats,
             addr,
             http: reqwest::Client::new(),
             data_dir,
+            token: None,
+            owner_id: String::new(),
+            baseline: 0,
             shutdown,
             handle: Some(handle),
+        };
+        if config_has_owner {
+            let auth = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+            app.token = auth["accessToken"].as_str().map(str::to_string);
+            app.owner_id = auth["userId"].as_str().unwrap_or_default().to_string();
         }
+        if let Ok(mut s) = async_nats::jetstream::new(app.nats.client().await)
+            .get_stream("CONSOLE_EVENTS")
+            .await
+        {
+            app.baseline = s.info().await.map(|i| i.state.last_sequence).unwrap_or(0);
+        }
+        app
+    }
+
+    /// Signs in and returns the `AuthPayload` (fails the test on an error).
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let body = self
+            .graphql_as(
+                None,
+                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken refreshToken userId accessTokenExpiresAt } }",
+                json!({"e": email, "p": password}),
+            )
+            .await;
+        assert!(body.get("errors").is_none(), "login failed: {body:#}");
+        body["data"]["login"].clone()
+    }
+
+    /// POSTs a GraphQL request with `token` (none: anonymous) and returns the whole body.
+    pub async fn graphql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        self.post_graphql(query, variables, &headers).await
+    }
+
+    /// The `data` of a request as `token` that must succeed.
+    pub async fn data_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let body = self.graphql_as(token, query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+
+    /// The `extensions.code` and message of a request as `token` that must fail.
+    pub async fn error_as(&self, token: Option<&str>, query: &str, variables: Value) -> (String, String) {
+        let body = self.graphql_as(token, query, variables).await;
+        first_error(&body)
+    }
+
+    /// The actor events record for the owner: `user:<id>`.
+    pub fn owner_actor(&self) -> String {
+        format!("user:{}", self.owner_id)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -72,7 +139,19 @@ impl TestApp {
         self.graphql_with_headers(query, variables, &[]).await
     }
 
+    /// POSTs as the owner (unless `headers` carry their own `authorization`).
     pub async fn graphql_with_headers(&self, query: &str, variables: Value, headers: &[(&str, &str)]) -> Value {
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        if let Some(a) = &auth
+            && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            all.push(("authorization", a.as_str()));
+        }
+        self.post_graphql(query, variables, &all).await
+    }
+
+    async fn post_graphql(&self, query: &str, variables: Value, headers: &[(&str, &str)]) -> Value {
         let mut req = self
             .http
             .post(self.url("/graphql"))
@@ -94,18 +173,33 @@ impl TestApp {
     /// The `extensions.code` and message of a request that must fail.
     pub async fn error(&self, query: &str, variables: Value) -> (String, String) {
         let body = self.graphql(query, variables).await;
-        let err = &body["errors"][0];
-        assert!(!err.is_null(), "expected an error, got {body:#}");
-        (
-            err["extensions"]["code"].as_str().unwrap_or_default().to_string(),
-            err["message"].as_str().unwrap_or_default().to_string(),
-        )
+        first_error(&body)
     }
 
     /// Opens a subscription over WebSocket with `protocol` (`graphql-transport-ws` or
     /// `graphql-ws`).
     pub async fn subscribe(&self, protocol: &str, query: &str, variables: Value) -> Subscription {
-        Subscription::open(self.addr, protocol, query, variables).await
+        self.subscribe_as(self.token.as_deref(), protocol, query, variables)
+            .await
+    }
+
+    /// Opens a subscription with `token` in `connection_init`.
+    pub async fn subscribe_as(
+        &self,
+        token: Option<&str>,
+        protocol: &str,
+        query: &str,
+        variables: Value,
+    ) -> Subscription {
+        let payload = match token {
+            Some(t) => json!({"authorization": format!("Bearer {t}")}),
+            None => json!({}),
+        };
+        let mut sub = Subscription::connect(self.addr, protocol, payload).await;
+        let ack = sub.next_frame().await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        sub.start(query, variables).await;
+        sub
     }
 
     /// Stops the console (its nats-server keeps running) and waits for it.
@@ -131,8 +225,20 @@ pub struct Subscription {
     legacy: bool,
 }
 
+/// The code and message of the first error in a GraphQL response (fails if there is none).
+pub fn first_error(body: &Value) -> (String, String) {
+    let err = &body["errors"][0];
+    assert!(!err.is_null(), "expected an error, got {body:#}");
+    (
+        err["extensions"]["code"].as_str().unwrap_or_default().to_string(),
+        err["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
 impl Subscription {
-    async fn open(addr: SocketAddr, protocol: &str, query: &str, variables: Value) -> Self {
+    /// Opens the WebSocket and sends `connection_init` with `payload`; read the answer
+    /// with [`Self::next_frame_raw`].
+    pub async fn connect(addr: SocketAddr, protocol: &str, payload: Value) -> Self {
         let mut request = format!("ws://{addr}/graphql").into_client_request().unwrap();
         request
             .headers_mut()
@@ -150,21 +256,22 @@ impl Subscription {
         );
         let legacy = protocol == "graphql-ws";
         ws.send(Message::text(
-            json!({"type": "connection_init", "payload": {}}).to_string(),
+            json!({"type": "connection_init", "payload": payload}).to_string(),
         ))
         .await
         .unwrap();
-        let mut sub = Self { ws, legacy };
-        let ack = sub.next_frame().await;
-        assert_eq!(ack["type"], "connection_ack", "{ack}");
-        let start = if legacy { "start" } else { "subscribe" };
-        sub.ws
+        Self { ws, legacy }
+    }
+
+    /// Starts the subscription `query` (id "1").
+    pub async fn start(&mut self, query: &str, variables: Value) {
+        let start = if self.legacy { "start" } else { "subscribe" };
+        self.ws
             .send(Message::text(
                 json!({"id": "1", "type": start, "payload": {"query": query, "variables": variables}}).to_string(),
             ))
             .await
             .unwrap();
-        sub
     }
 
     async fn next_frame(&mut self) -> Value {

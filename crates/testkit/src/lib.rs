@@ -8,7 +8,7 @@
 mod app;
 mod nats;
 
-pub use app::{Subscription, TestApp};
+pub use app::{OWNER_EMAIL, OWNER_PASSWORD, Subscription, TestApp, first_error};
 pub use nats::NatsServer;
 
 /// Installs a tracing subscriber once: silent unless `TEST_LOG` is set (then it prints

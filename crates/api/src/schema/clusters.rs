@@ -14,8 +14,9 @@ use jsc_projections::ClusterView;
 use jsc_projector::{ChangeOp, Versioned};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{console, meta};
+use super::{command, console, guarded, meta, principal};
 use crate::error::{ApiError, ApiResult, Code};
+use jsc_domain::identity::Role;
 
 // ---------------------------------------------------------------------------------------
 // Output types
@@ -42,6 +43,10 @@ impl Cluster {
     }
     async fn name(&self) -> &str {
         &self.0.view.name
+    }
+    /// The organization the cluster belongs to.
+    async fn organization_id(&self) -> ID {
+        ID(self.0.view.organization.clone())
     }
     /// Server URLs the console connects to.
     async fn urls(&self) -> &[String] {
@@ -328,6 +333,8 @@ pub struct ClusterTlsInput {
 
 #[derive(InputObject)]
 pub struct RegisterClusterInput {
+    /// The organization the cluster belongs to; may be left out when you administer exactly one.
+    organization_id: Option<ID>,
     name: String,
     /// `nats://host:port`, `tls://`, `ws://`, `wss://`, or a bare `host:port`.
     urls: Vec<String>,
@@ -436,18 +443,29 @@ pub struct ClusterQuery;
 #[Object]
 impl ClusterQuery {
     /// Managed clusters, by name. Filter by a tag, or by part of the name (case-insensitive).
-    async fn clusters(&self, ctx: &Context<'_>, tag: Option<String>, name_contains: Option<String>) -> Vec<Cluster> {
+    async fn clusters(
+        &self,
+        ctx: &Context<'_>,
+        tag: Option<String>,
+        name_contains: Option<String>,
+        organization_id: Option<ID>,
+    ) -> Result<Vec<Cluster>> {
+        let c = console(ctx);
+        let p = principal(ctx)?;
         let needle = name_contains.map(|s| s.to_lowercase());
-        let mut list = console(ctx).cluster_view.filter(|v| {
+        let mut list = c.cluster_view.filter(|v| {
             tag.as_ref().is_none_or(|t| v.tags.contains(t))
                 && needle.as_ref().is_none_or(|n| v.name.to_lowercase().contains(n))
+                && organization_id.as_ref().is_none_or(|o| o.as_str() == v.organization)
+                && c.cluster_role(p, &v.id).is_some()
         });
         list.sort_by_key(|c| c.view.name.to_lowercase());
-        list.into_iter().map(Cluster).collect()
+        Ok(list.into_iter().map(Cluster).collect())
     }
 
     /// One cluster by id; `NOT_FOUND` when there is none.
     async fn cluster(&self, ctx: &Context<'_>, id: ID) -> Result<Cluster> {
+        console(ctx).require_cluster(principal(ctx)?, &id, Role::Viewer)?;
         console(ctx)
             .cluster_view
             .get(&view_key(&id))
@@ -460,17 +478,23 @@ impl ClusterQuery {
 pub struct ClusterMutation;
 
 impl ClusterMutation {
+    /// Runs `cmd` on cluster `id` for a caller with at least `min` on it.
     async fn run(
         &self,
         ctx: &Context<'_>,
         id: &str,
-        command: ClusterCommand,
+        min: Role,
+        cmd: ClusterCommand,
     ) -> ApiResult<jsc_eventstore::Committed<jsc_domain::cluster::Cluster>> {
         let console = console(ctx);
-        let cctx = meta(ctx).command_context();
+        let org = match &cmd {
+            ClusterCommand::Register { organization, .. } => organization.clone(),
+            _ => console.require_cluster(principal(ctx)?, id, min)?,
+        };
+        let (_, cctx) = command(ctx, Some(&org))?;
         let committed = console
             .clusters
-            .execute(id, command, &cctx)
+            .execute(id, cmd, &cctx)
             .await
             .map_err(|e| ApiError::from_aggregate(e, &cctx.correlation_id))?;
         console.await_clusters(committed.stream_sequence, &cctx).await?;
@@ -490,7 +514,28 @@ impl ClusterMutation {
 impl ClusterMutation {
     /// Registers a NATS cluster for the console to manage.
     async fn register_cluster(&self, ctx: &Context<'_>, input: RegisterClusterInput) -> Result<Cluster> {
-        let secrets = console(ctx).fleet.secrets();
+        let c = console(ctx);
+        let p = principal(ctx)?;
+        let organization = match input.organization_id {
+            Some(o) => o.to_string(),
+            None => match c.organizations_with(p, Role::Admin).as_slice() {
+                [one] => one.clone(),
+                [] => {
+                    return Err(crate::auth::forbidden(
+                        "registering a cluster needs the admin role in an organization",
+                    )
+                    .into());
+                }
+                _ => {
+                    return Err(ApiError::validation(
+                        "organizationId: you administer several organizations; say which one the cluster belongs to",
+                    )
+                    .into());
+                }
+            },
+        };
+        c.require_org(p, &organization, Role::Admin)?;
+        let secrets = c.fleet.secrets();
         let spec = ClusterSpec {
             name: input.name,
             urls: input.urls,
@@ -503,8 +548,12 @@ impl ClusterMutation {
             description: input.description,
         };
         let id = uuid::Uuid::now_v7().to_string();
-        self.run(ctx, &id, ClusterCommand::Register { id: id.clone(), spec })
-            .await?;
+        let cmd = ClusterCommand::Register {
+            id: id.clone(),
+            organization,
+            spec,
+        };
+        self.run(ctx, &id, Role::Admin, cmd).await?;
         Ok(self.current(ctx, &id)?)
     }
 
@@ -519,13 +568,14 @@ impl ClusterMutation {
             tags: input.tags,
             description: input.description,
         };
-        self.run(ctx, &id, ClusterCommand::Update { changes }).await?;
+        self.run(ctx, &id, Role::Admin, ClusterCommand::Update { changes })
+            .await?;
         Ok(self.current(ctx, &id)?)
     }
 
     /// Stops managing a cluster (the cluster itself is not touched). Returns its id.
     async fn remove_cluster(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
-        self.run(ctx, &id, ClusterCommand::Remove).await?;
+        self.run(ctx, &id, Role::Admin, ClusterCommand::Remove).await?;
         // Stop reconnecting with the removed cluster's credentials.
         console(ctx).live.managed().pool.forget(&id).await;
         Ok(id)
@@ -534,7 +584,9 @@ impl ClusterMutation {
     /// Connects to the cluster and reports what it found; the result is recorded in the
     /// cluster's history. An unreachable cluster is an `UNAVAILABLE` error saying why.
     async fn test_cluster_connection(&self, ctx: &Context<'_>, id: ID) -> Result<ConnectionTest> {
-        let committed = self.run(ctx, &id, ClusterCommand::TestConnection).await?;
+        let committed = self
+            .run(ctx, &id, Role::Operator, ClusterCommand::TestConnection)
+            .await?;
         let test = committed
             .state
             .last_test
@@ -563,13 +615,15 @@ impl ClusterSubscription {
         ctx: &Context<'_>,
         id: Option<ID>,
         #[graphql(default)] include_current: bool,
-    ) -> impl Stream<Item = ClusterChange> + use<> {
-        let view = &console(ctx).cluster_view;
+    ) -> Result<impl Stream<Item = Result<ClusterChange>> + use<>> {
+        let c = console(ctx).clone();
+        let p = principal(ctx)?.clone();
+        let view = &c.cluster_view;
         // Subscribe before taking the snapshot: a change in between is sent twice, never lost.
         let rx = view.subscribe();
         let only = id.map(|i| i.0);
         let current: Vec<ClusterChange> = if include_current {
-            view.filter(|v| only.as_ref().is_none_or(|o| o == &v.id))
+            view.filter(|v| only.as_ref().is_none_or(|o| o == &v.id) && c.cluster_role(&p, &v.id).is_some())
                 .into_iter()
                 .map(|v| ClusterChange {
                     kind: ClusterChangeKind::Current,
@@ -581,48 +635,64 @@ impl ClusterSubscription {
         } else {
             Vec::new()
         };
-        let changes = futures::stream::unfold((rx, only), |(mut rx, only)| async move {
-            loop {
-                let change = match rx.recv().await {
-                    Ok(c) => c,
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(skipped = n, "a clusterChanged subscriber fell behind");
+        let (vc, vp) = (c.clone(), p.clone());
+        let changes = futures::stream::unfold((rx, only), move |(mut rx, only)| {
+            let (c, p) = (vc.clone(), vp.clone());
+            async move {
+                loop {
+                    let change = match rx.recv().await {
+                        Ok(c) => c,
+                        Err(RecvError::Lagged(n)) => {
+                            tracing::warn!(skipped = n, "a clusterChanged subscriber fell behind");
+                            continue;
+                        }
+                        Err(RecvError::Closed) => return None,
+                    };
+                    let Some(subject) = change.value.as_ref().or(change.previous.as_ref()) else {
+                        continue;
+                    };
+                    let cluster_id = subject.view.id.clone();
+                    if only.as_ref().is_some_and(|o| o != &cluster_id) {
                         continue;
                     }
-                    Err(RecvError::Closed) => return None,
-                };
-                let Some(subject) = change.value.as_ref().or(change.previous.as_ref()) else {
-                    continue;
-                };
-                let cluster_id = subject.view.id.clone();
-                if only.as_ref().is_some_and(|o| o != &cluster_id) {
-                    continue;
-                }
-                let item = match change.op {
-                    ChangeOp::Delete => ClusterChange {
-                        kind: ClusterChangeKind::Removed,
-                        cluster_id: ID(cluster_id),
-                        cluster: None,
-                        sequence: None,
-                    },
-                    ChangeOp::Put => {
-                        let value = change.value.expect("a put has a value");
-                        let kind = match value.view.last_event_type.as_str() {
-                            "ClusterRegistered" => ClusterChangeKind::Registered,
-                            "ClusterConnectionTested" => ClusterChangeKind::ConnectionTested,
-                            _ => ClusterChangeKind::Updated,
-                        };
-                        ClusterChange {
-                            kind,
-                            cluster_id: ID(cluster_id),
-                            sequence: Some(value.last_sequence),
-                            cluster: Some(Cluster(value)),
-                        }
+                    // A removed cluster is no longer in the view: judge it by its organization.
+                    let visible = match change.value.as_ref() {
+                        Some(_) => c.cluster_role(&p, &cluster_id).is_some(),
+                        None => c.org_role(&p, &subject.view.organization).is_some(),
+                    };
+                    if !visible {
+                        continue;
                     }
-                };
-                return Some((item, (rx, only)));
+                    let item = match change.op {
+                        ChangeOp::Delete => ClusterChange {
+                            kind: ClusterChangeKind::Removed,
+                            cluster_id: ID(cluster_id),
+                            cluster: None,
+                            sequence: None,
+                        },
+                        ChangeOp::Put => {
+                            let value = change.value.expect("a put has a value");
+                            let kind = match value.view.last_event_type.as_str() {
+                                "ClusterRegistered" => ClusterChangeKind::Registered,
+                                "ClusterConnectionTested" => ClusterChangeKind::ConnectionTested,
+                                _ => ClusterChangeKind::Updated,
+                            };
+                            ClusterChange {
+                                kind,
+                                cluster_id: ID(cluster_id),
+                                sequence: Some(value.last_sequence),
+                                cluster: Some(Cluster(value)),
+                            }
+                        }
+                    };
+                    return Some((item, (rx, only)));
+                }
             }
         });
-        futures::StreamExt::chain(futures::stream::iter(current), changes)
+        Ok(guarded(
+            &c,
+            &p,
+            futures::StreamExt::chain(futures::stream::iter(current), changes),
+        ))
     }
 }

@@ -12,7 +12,10 @@ use jsc_projections::audit::{AuditFilter, AuditRow};
 use serde_json::Value;
 
 use super::console;
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::state::Console;
+use jsc_domain::identity::{self, Role};
 
 /// One field an event changed.
 #[derive(SimpleObject, Clone, PartialEq, Debug)]
@@ -75,9 +78,15 @@ fn replay(store: &JetStreamEventStore, aggregate_type: &str, records: &[EventRec
         "cluster" => states_after::<Cluster>(store, records),
         "stream" => states_after::<Stream>(store, records),
         "consumer" => states_after::<Consumer>(store, records),
+        "organization" => states_after::<identity::Organization>(store, records),
+        "user" => states_after::<identity::User>(store, records),
+        "invitation" => states_after::<identity::Invitation>(store, records),
+        "session" => states_after::<identity::Session>(store, records),
+        "api_key" => states_after::<identity::ApiKey>(store, records),
         other => {
             return Err(ApiError::validation(format!(
-                "aggregateType: unknown type '{other}'; use cluster, stream or consumer"
+                "aggregateType: unknown type '{other}'; use cluster, stream, consumer, organization, user, \
+                 invitation, session or api_key"
             )));
         }
     };
@@ -131,14 +140,85 @@ fn redacted(v: Option<Value>, path: &str) -> Option<Json<Value>> {
     })
 }
 
+/// An aggregate's events, if the caller may read its history: managed resources (cluster,
+/// stream, consumer) for viewers of their organization; identity aggregates for admins
+/// (a user's own account and sessions for the user). `NOT_FOUND` alike for what does not
+/// exist and what is not the caller's to see.
 async fn records_of(ctx: &Context<'_>, aggregate_type: &str, id: &str) -> ApiResult<Vec<EventRecord>> {
+    const TYPES: [&str; 8] = [
+        "cluster",
+        "stream",
+        "consumer",
+        "organization",
+        "user",
+        "invitation",
+        "session",
+        "api_key",
+    ];
+    if !TYPES.contains(&aggregate_type) {
+        return Err(ApiError::validation(format!(
+            "aggregateType: unknown type '{aggregate_type}'; use one of {}",
+            TYPES.join(", ")
+        )));
+    }
     let c = console(ctx);
+    let p = super::principal(ctx)?;
     let store = c.clusters.store();
     let subject = store.subject(aggregate_type, id);
-    store.reader().read_subject(&subject, 1).await.map_err(|e| {
+    let records = store.reader().read_subject(&subject, 1).await.map_err(|e| {
         tracing::warn!(error = %e, "history read failed");
         ApiError::unavailable("the console's NATS did not answer; retry in a moment")
-    })
+    })?;
+    let not_found = || ApiError::not_found(format!("no {aggregate_type} with id '{id}' has any history"));
+    if records.is_empty() {
+        return Err(not_found());
+    }
+    let org = records
+        .iter()
+        .rev()
+        .find_map(|r| r.metadata.get("organization").cloned())
+        .unwrap_or_else(|| jsc_domain::identity::DEFAULT_ORGANIZATION.to_string());
+    let user_of = |r: &EventRecord| {
+        r.payload
+            .pointer("/Started/user_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let allowed = match aggregate_type {
+        "cluster" | "stream" | "consumer" => c.require_org(p, &org, Role::Viewer).map(|_| ()),
+        "user" | "session" => {
+            let user = if aggregate_type == "user" {
+                Some(id.to_string())
+            } else {
+                records.first().and_then(user_of)
+            };
+            match user {
+                Some(u) if p.user_id.as_deref() == Some(u.as_str()) => Ok(()),
+                Some(u) => super::identity::require_admin_over(c, p, &u),
+                None => Err(not_found()),
+            }
+        }
+        _ => c.require_org(p, &org, Role::Admin).map(|_| ()),
+    };
+    match allowed {
+        Ok(()) => Ok(records),
+        Err(e) if e.code == crate::error::Code::Forbidden => Err(e),
+        Err(_) => Err(not_found()),
+    }
+}
+
+/// Narrows an audit filter to what the caller may see: organizations where they are admin,
+/// and installation-wide events (accounts, sessions) for owners of the default organization.
+fn restrict(c: &Console, p: &Principal, mut filter: AuditFilter) -> ApiResult<AuditFilter> {
+    let within = c.organizations_with(p, Role::Admin);
+    if within.is_empty() {
+        return Err(crate::auth::forbidden(
+            "the audit trail needs the admin role in an organization",
+        ));
+    }
+    filter.within_installation = c.org_role(p, jsc_domain::identity::DEFAULT_ORGANIZATION) == Some(Role::Owner);
+    filter.within = Some(within);
+    Ok(filter)
 }
 
 #[derive(Default)]
@@ -283,6 +363,8 @@ impl From<AuditFilterInput> for AuditFilter {
             cluster: f.cluster.map(|c| c.0),
             organization: f.organization,
             text: f.text,
+            within: None,
+            within_installation: false,
         }
     }
 }
@@ -372,9 +454,11 @@ impl AuditQuery {
             })
             .transpose()?;
         let first = first.clamp(1, 1000);
-        let (rows, more) = console(ctx)
+        let c = console(ctx);
+        let filter = restrict(c, super::principal(ctx)?, filter.unwrap_or_default().into())?;
+        let (rows, more) = c
             .audit
-            .query(&filter.unwrap_or_default().into(), first, before)
+            .query(&filter, first, before)
             .await
             .map_err(|e| ApiError::internal(&e, "audit-trail"))?;
         Ok(AuditPage {
@@ -397,9 +481,12 @@ impl AuditSubscription {
         ctx: &Context<'_>,
         filter: Option<AuditFilterInput>,
         from_sequence: Option<u64>,
-    ) -> Result<impl futures::Stream<Item = AuditEntry> + use<>> {
+    ) -> Result<impl futures::Stream<Item = Result<AuditEntry>> + use<>> {
         use futures::StreamExt;
         let c = console(ctx);
+        let p = super::principal(ctx)?.clone();
+        let base: AuditFilter = filter.unwrap_or_default().into();
+        restrict(c, &p, base.clone())?;
         let js = async_nats::jetstream::new(c.home.clone());
         let stream = js
             .get_stream(&c.clusters.store().config().stream)
@@ -421,18 +508,21 @@ impl AuditSubscription {
             .messages()
             .await
             .map_err(|_| ApiError::unavailable("the console's NATS did not answer; retry in a moment"))?;
-        let filter: AuditFilter = filter.unwrap_or_default().into();
-        Ok(messages.filter_map(move |m| {
+        let (vc, vp) = (c.clone(), p.clone());
+        let entries = messages.filter_map(move |m| {
+            // Re-evaluated per event: a caller who stops being admin stops seeing events.
+            let filter = restrict(&vc, &vp, base.clone()).ok();
             let row = m.ok().and_then(|m| {
                 let seq = m.info().ok()?.stream_sequence;
                 EventRecord::from_message(&m.payload, m.headers.as_ref(), seq).ok()
             });
             let out = row
                 .map(|r| AuditRow::from_record(&r))
-                .filter(|r| filter.matches(r))
+                .filter(|r| filter.as_ref().is_some_and(|f| f.matches(r)))
                 .map(AuditEntry);
             futures::future::ready(out)
-        }))
+        });
+        Ok(super::guarded(c, &p, entries))
     }
 }
 
@@ -477,6 +567,7 @@ impl AuditMutation {
         use jsc_projections::audit::ExportFormat;
         use object_store::ObjectStoreExt;
         let c = console(ctx);
+        let filter = restrict(c, super::principal(ctx)?, filter.unwrap_or_default().into())?;
         let format = match format {
             AuditExportFormat::Parquet => ExportFormat::Parquet,
             AuditExportFormat::Csv => ExportFormat::Csv,
@@ -488,7 +579,7 @@ impl AuditMutation {
         let correlation = super::meta(ctx).request_id;
         let rows = c
             .audit
-            .export(&filter.unwrap_or_default().into(), format, sink, &mut |_, _| {})
+            .export(&filter, format, sink, &mut |_, _| {})
             .await
             .map_err(|e| ApiError::internal(&e, &correlation))?;
         let bytes = c

@@ -3,23 +3,27 @@
 
 mod clusters;
 pub mod history;
+pub mod identity;
 pub mod scalars;
 mod streams;
 
 use async_graphql::{Context, MergedObject, MergedSubscription, Schema};
 use jsc_eventstore::CommandContext;
 
+use crate::auth::{AuthState, Principal};
+use crate::error::ApiResult;
 use crate::state::Console;
 
 pub use clusters::{ClusterMutation, ClusterQuery, ClusterSubscription};
 pub use history::{AuditMutation, AuditQuery, AuditSubscription, HistoryQuery};
+pub use identity::{IdentityMutation, IdentityQuery};
 pub use streams::{StreamMutation, StreamQuery, StreamSubscription};
 
 #[derive(MergedObject, Default)]
-pub struct Query(ClusterQuery, StreamQuery, HistoryQuery, AuditQuery);
+pub struct Query(IdentityQuery, ClusterQuery, StreamQuery, HistoryQuery, AuditQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(ClusterMutation, StreamMutation, AuditMutation);
+pub struct Mutation(IdentityMutation, ClusterMutation, StreamMutation, AuditMutation);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(ClusterSubscription, StreamSubscription, AuditSubscription);
@@ -56,11 +60,12 @@ pub struct RequestMeta {
 }
 
 impl RequestMeta {
-    /// The command context for a command issued by this request. Until identities exist,
-    /// every caller is `anonymous`.
-    pub fn command_context(&self) -> CommandContext {
+    /// The context of a command `actor` issues through this request, on a resource of
+    /// `organization`.
+    pub fn command_context(&self, actor: &str, organization: Option<&str>) -> CommandContext {
         CommandContext {
-            actor: "anonymous".into(),
+            actor: actor.to_string(),
+            organization: organization.map(str::to_string),
             correlation_id: self.request_id.clone(),
             causation_id: self.request_id.clone(),
             client_addr: self.client_addr.clone(),
@@ -73,10 +78,86 @@ pub(crate) fn console<'a>(ctx: &Context<'a>) -> &'a Console {
     ctx.data_unchecked::<Console>()
 }
 
+/// The authenticated caller, or `UNAUTHENTICATED` saying how to sign in.
+pub(crate) fn principal<'a>(ctx: &Context<'a>) -> ApiResult<&'a Principal> {
+    match ctx.data_opt::<AuthState>() {
+        Some(AuthState::Authenticated(p)) => Ok(p),
+        Some(AuthState::Invalid(e)) => Err(e.clone()),
+        _ => Err(crate::auth::unauthenticated(
+            "sign in first: send `Authorization: Bearer <token>` with an access token from mutation login, \
+             or an API key (over WebSocket: {\"authorization\": \"Bearer <token>\"} in connection_init)",
+        )),
+    }
+}
+
+/// The caller and the context of a command they issue on a resource of `organization`.
+pub(crate) fn command<'a>(ctx: &Context<'a>, organization: Option<&str>) -> ApiResult<(&'a Principal, CommandContext)> {
+    let p = principal(ctx)?;
+    Ok((p, meta(ctx).command_context(&p.actor, organization)))
+}
+
 pub(crate) fn meta(ctx: &Context<'_>) -> RequestMeta {
     ctx.data_opt::<RequestMeta>().cloned().unwrap_or_else(|| RequestMeta {
         request_id: uuid::Uuid::now_v7().to_string(),
         client_addr: None,
         user_agent: None,
     })
+}
+
+/// Ends a subscription's `stream` when the caller's credential expires or is revoked (or
+/// the user is disabled): the last item is an `UNAUTHENTICATED` error, then the stream
+/// completes. Checked at the expiry instant and whenever an identity view changes.
+pub(crate) fn guarded<S, T>(
+    c: &Console,
+    p: &Principal,
+    stream: S,
+) -> impl futures::Stream<Item = async_graphql::Result<T>> + use<S, T>
+where
+    S: futures::Stream<Item = T> + Send + 'static,
+    T: Send + 'static,
+{
+    use futures::StreamExt;
+    let (c, p) = (c.clone(), p.clone());
+    let ended = async move {
+        let mut sessions = c.auth.sessions.subscribe();
+        let mut users = c.auth.users.subscribe();
+        let mut keys = c.auth.api_keys.subscribe();
+        let deadline = p.expires_at.map(|e| {
+            let left = (e - chrono::Utc::now()).to_std().unwrap_or_default();
+            tokio::time::Instant::now() + left
+        });
+        loop {
+            if let Err(e) = c.revalidate(&p) {
+                return e;
+            }
+            tokio::select! {
+                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {}
+                _ = changed(&mut sessions) => {}
+                _ = changed(&mut users) => {}
+                _ = changed(&mut keys) => {}
+            }
+        }
+    };
+    futures::stream::unfold(
+        (stream.boxed(), Box::pin(ended), false),
+        |(mut inner, mut ended, done)| async move {
+            if done {
+                return None;
+            }
+            tokio::select! {
+                item = inner.next() => item.map(|i| (Ok(i), (inner, ended, false))),
+                e = &mut ended => Some((Err(e.into()), (inner, ended, true))),
+            }
+        },
+    )
+}
+
+/// Waits for the next change on a view (a lagging receiver still counts as a change; a
+/// closed one never fires again).
+async fn changed<V: Clone>(rx: &mut tokio::sync::broadcast::Receiver<V>) {
+    use tokio::sync::broadcast::error::RecvError;
+    match rx.recv().await {
+        Ok(_) | Err(RecvError::Lagged(_)) => {}
+        Err(RecvError::Closed) => std::future::pending().await,
+    }
 }

@@ -21,9 +21,10 @@ use jsc_projector::{ChangeOp, Versioned};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::scalars::Duration;
-use super::{console, meta};
+use super::{command, console, guarded, principal};
 use crate::error::{ApiError, ApiResult};
 use crate::state::Console;
+use jsc_domain::identity::Role;
 
 macro_rules! wire_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident => $wire:literal),+ $(,)? }) => {
@@ -775,26 +776,24 @@ pub struct DeletedResource {
 // Roots
 // ---------------------------------------------------------------------------------------
 
-pub(crate) fn ensure_cluster(c: &Console, cluster_id: &str) -> ApiResult<()> {
-    if c.cluster_view.get(&jsc_projector::kv_token(cluster_id)).is_some() {
-        Ok(())
-    } else {
-        Err(ApiError::not_found(format!(
-            "no cluster with id '{cluster_id}'; list clusters to see the ids that exist"
-        )))
-    }
+/// Checks the caller has `min` on the cluster (`NOT_FOUND` if it is not theirs to see) and
+/// returns the cluster's organization.
+pub(crate) fn ensure_cluster(ctx: &Context<'_>, cluster_id: &str, min: Role) -> ApiResult<String> {
+    console(ctx).require_cluster(principal(ctx)?, cluster_id, min)
 }
 
-fn find_stream(c: &Console, cluster_id: &str, name: &str) -> ApiResult<StreamObj> {
-    ensure_cluster(c, cluster_id)?;
+fn find_stream(ctx: &Context<'_>, cluster_id: &str, name: &str) -> ApiResult<StreamObj> {
+    ensure_cluster(ctx, cluster_id, Role::Viewer)?;
+    let c = console(ctx);
     c.stream_view
         .get(&stream_key(cluster_id, name))
         .map(StreamObj)
         .ok_or_else(|| ApiError::not_found(format!("no stream '{name}' on cluster '{cluster_id}'")))
 }
 
-fn find_consumer(c: &Console, cluster_id: &str, stream: &str, name: &str) -> ApiResult<ConsumerObj> {
-    find_stream(c, cluster_id, stream)?;
+fn find_consumer(ctx: &Context<'_>, cluster_id: &str, stream: &str, name: &str) -> ApiResult<ConsumerObj> {
+    find_stream(ctx, cluster_id, stream)?;
+    let c = console(ctx);
     c.consumer_view
         .get(&consumer_key(cluster_id, stream, name))
         .map(ConsumerObj)
@@ -855,18 +854,24 @@ impl StreamQuery {
         #[graphql(default = 50)] first: usize,
         after: Option<String>,
     ) -> Result<StreamPage> {
-        let c = console(ctx);
-        ensure_cluster(c, &cluster_id)?;
-        Ok(list_streams(c, &cluster_id, name_contains, subject, first, after))
+        ensure_cluster(ctx, &cluster_id, Role::Viewer)?;
+        Ok(list_streams(
+            console(ctx),
+            &cluster_id,
+            name_contains,
+            subject,
+            first,
+            after,
+        ))
     }
 
     /// One stream with its consumers.
     async fn stream(&self, ctx: &Context<'_>, cluster_id: ID, name: String) -> Result<StreamObj> {
-        Ok(find_stream(console(ctx), &cluster_id, &name)?)
+        Ok(find_stream(ctx, &cluster_id, &name)?)
     }
 
     async fn consumer(&self, ctx: &Context<'_>, cluster_id: ID, stream: String, name: String) -> Result<ConsumerObj> {
-        Ok(find_consumer(console(ctx), &cluster_id, &stream, &name)?)
+        Ok(find_consumer(ctx, &cluster_id, &stream, &name)?)
     }
 }
 
@@ -875,8 +880,8 @@ pub struct StreamMutation;
 
 async fn run_stream(ctx: &Context<'_>, cluster_id: &str, name: &str, cmd: StreamCommand) -> ApiResult<CommandContext> {
     let c = console(ctx);
-    ensure_cluster(c, cluster_id)?;
-    let cctx = meta(ctx).command_context();
+    let org = ensure_cluster(ctx, cluster_id, Role::Operator)?;
+    let (_, cctx) = command(ctx, Some(&org))?;
     let committed = c
         .streams
         .execute(&stream_id(cluster_id, name), cmd, &cctx)
@@ -896,8 +901,8 @@ async fn run_consumer(
     cmd: ConsumerCommand,
 ) -> ApiResult<()> {
     let c = console(ctx);
-    ensure_cluster(c, cluster_id)?;
-    let cctx = meta(ctx).command_context();
+    let org = ensure_cluster(ctx, cluster_id, Role::Operator)?;
+    let (_, cctx) = command(ctx, Some(&org))?;
     let committed = c
         .consumers
         .execute(&consumer_id(cluster_id, stream, name), cmd, &cctx)
@@ -928,7 +933,7 @@ impl StreamMutation {
             },
         )
         .await?;
-        Ok(find_stream(console(ctx), &cluster_id, &name)?)
+        Ok(find_stream(ctx, &cluster_id, &name)?)
     }
 
     /// Changes a stream's configuration; fields left out keep their value. Fields the
@@ -940,14 +945,14 @@ impl StreamMutation {
         name: String,
         config: StreamConfigInput,
     ) -> Result<StreamObj> {
-        let current = find_stream(console(ctx), &cluster_id, &name)?;
+        let current = find_stream(ctx, &cluster_id, &name)?;
         if config.name.as_ref().is_some_and(|n| n != &name) {
             return Err(ApiError::validation("name: a stream cannot be renamed; create a new stream").into());
         }
         let mut full = current.0.view.config.clone();
         config.apply_to(&mut full);
         run_stream(ctx, &cluster_id, &name, StreamCommand::Update { config: full }).await?;
-        Ok(find_stream(console(ctx), &cluster_id, &name)?)
+        Ok(find_stream(ctx, &cluster_id, &name)?)
     }
 
     /// Deletes a stream and all its messages; repeat its name in `confirmName`.
@@ -958,8 +963,8 @@ impl StreamMutation {
         name: String,
         confirm_name: String,
     ) -> Result<DeletedResource> {
+        find_stream(ctx, &cluster_id, &name)?;
         let c = console(ctx);
-        find_stream(c, &cluster_id, &name)?;
         let cctx = run_stream(ctx, &cluster_id, &name, StreamCommand::Delete { confirm_name }).await?;
         // Its consumers went with it: record that in their histories too.
         for consumer in c
@@ -991,14 +996,15 @@ impl StreamMutation {
         keep: Option<u64>,
         up_to_sequence: Option<u64>,
     ) -> Result<PurgeResult> {
-        find_stream(console(ctx), &cluster_id, &name)?;
+        find_stream(ctx, &cluster_id, &name)?;
+        let org = ensure_cluster(ctx, &cluster_id, Role::Operator)?;
         let request = PurgeRequest {
             filter: subject,
             keep,
             seq: up_to_sequence,
         };
         let c = console(ctx);
-        let cctx = meta(ctx).command_context();
+        let (_, cctx) = command(ctx, Some(&org))?;
         let committed = c
             .streams
             .execute(&stream_id(&cluster_id, &name), StreamCommand::Purge { request }, &cctx)
@@ -1020,9 +1026,9 @@ impl StreamMutation {
 
     /// Seals a stream: no more messages, deletes or purges; cannot be undone.
     async fn seal_stream(&self, ctx: &Context<'_>, cluster_id: ID, name: String) -> Result<StreamObj> {
-        find_stream(console(ctx), &cluster_id, &name)?;
+        find_stream(ctx, &cluster_id, &name)?;
         run_stream(ctx, &cluster_id, &name, StreamCommand::Seal).await?;
-        Ok(find_stream(console(ctx), &cluster_id, &name)?)
+        Ok(find_stream(ctx, &cluster_id, &name)?)
     }
 
     /// Publishes a message into a stream and returns JetStream's acknowledgement. Give the
@@ -1038,7 +1044,7 @@ impl StreamMutation {
         payload: Option<String>,
         payload_base64: Option<String>,
     ) -> Result<PublishAck> {
-        find_stream(console(ctx), &cluster_id, &stream)?;
+        find_stream(ctx, &cluster_id, &stream)?;
         let payload = match (payload, payload_base64) {
             (Some(_), Some(_)) => return Err(ApiError::validation("give payload or payloadBase64, not both").into()),
             (Some(t), None) => t.into_bytes(),
@@ -1049,7 +1055,8 @@ impl StreamMutation {
         };
         let headers = headers.into_iter().map(|h| (h.name, h.value)).collect();
         let c = console(ctx);
-        let cctx = meta(ctx).command_context();
+        let org = ensure_cluster(ctx, &cluster_id, Role::Operator)?;
+        let (_, cctx) = command(ctx, Some(&org))?;
         let committed = c
             .streams
             .execute(
@@ -1087,7 +1094,7 @@ impl StreamMutation {
         stream: String,
         config: ConsumerConfigInput,
     ) -> Result<ConsumerObj> {
-        find_stream(console(ctx), &cluster_id, &stream)?;
+        find_stream(ctx, &cluster_id, &stream)?;
         let Some(name) = config.durable_name.clone() else {
             return Err(ApiError::validation("durableName: give the consumer a durable name").into());
         };
@@ -1099,7 +1106,7 @@ impl StreamMutation {
             config: full,
         };
         run_consumer(ctx, &cluster_id, &stream, &name, cmd).await?;
-        Ok(find_consumer(console(ctx), &cluster_id, &stream, &name)?)
+        Ok(find_consumer(ctx, &cluster_id, &stream, &name)?)
     }
 
     /// Changes a consumer; fields left out keep their value.
@@ -1111,7 +1118,7 @@ impl StreamMutation {
         name: String,
         config: ConsumerConfigInput,
     ) -> Result<ConsumerObj> {
-        let current = find_consumer(console(ctx), &cluster_id, &stream, &name)?;
+        let current = find_consumer(ctx, &cluster_id, &stream, &name)?;
         if config.durable_name.as_ref().is_some_and(|n| n != &name) {
             return Err(ApiError::validation("durableName: a consumer cannot be renamed").into());
         }
@@ -1125,7 +1132,7 @@ impl StreamMutation {
             ConsumerCommand::Update { config: full },
         )
         .await?;
-        Ok(find_consumer(console(ctx), &cluster_id, &stream, &name)?)
+        Ok(find_consumer(ctx, &cluster_id, &stream, &name)?)
     }
 
     async fn delete_consumer(
@@ -1135,7 +1142,7 @@ impl StreamMutation {
         stream: String,
         name: String,
     ) -> Result<DeletedResource> {
-        find_consumer(console(ctx), &cluster_id, &stream, &name)?;
+        find_consumer(ctx, &cluster_id, &stream, &name)?;
         run_consumer(ctx, &cluster_id, &stream, &name, ConsumerCommand::Delete).await?;
         Ok(DeletedResource { cluster_id, name })
     }
@@ -1149,10 +1156,10 @@ impl StreamMutation {
         name: String,
         until: DateTime<Utc>,
     ) -> Result<ConsumerObj> {
-        find_consumer(console(ctx), &cluster_id, &stream, &name)?;
+        find_consumer(ctx, &cluster_id, &stream, &name)?;
         let until = until.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
         run_consumer(ctx, &cluster_id, &stream, &name, ConsumerCommand::Pause { until }).await?;
-        Ok(find_consumer(console(ctx), &cluster_id, &stream, &name)?)
+        Ok(find_consumer(ctx, &cluster_id, &stream, &name)?)
     }
 
     /// Resumes a paused consumer now (nats-server 2.11+).
@@ -1163,9 +1170,9 @@ impl StreamMutation {
         stream: String,
         name: String,
     ) -> Result<ConsumerObj> {
-        find_consumer(console(ctx), &cluster_id, &stream, &name)?;
+        find_consumer(ctx, &cluster_id, &stream, &name)?;
         run_consumer(ctx, &cluster_id, &stream, &name, ConsumerCommand::Resume).await?;
-        Ok(find_consumer(console(ctx), &cluster_id, &stream, &name)?)
+        Ok(find_consumer(ctx, &cluster_id, &stream, &name)?)
     }
 }
 
@@ -1268,9 +1275,10 @@ impl StreamSubscription {
         name: Option<String>,
         #[graphql(default)] include_state: bool,
         #[graphql(default_with = "Duration(2_000_000_000)")] state_interval: Duration,
-    ) -> Result<impl Stream<Item = StreamChange> + use<>> {
+    ) -> Result<impl Stream<Item = Result<StreamChange>> + use<>> {
         let c = console(ctx).clone();
-        ensure_cluster(&c, &cluster_id)?;
+        ensure_cluster(ctx, &cluster_id, Role::Viewer)?;
+        let p = principal(ctx)?.clone();
         let cluster = cluster_id.to_string();
         let only = name.clone();
         let rx = c.stream_view.subscribe();
@@ -1335,7 +1343,12 @@ impl StreamSubscription {
         } else {
             futures::stream::empty().boxed()
         };
-        Ok(futures::stream::select(config.boxed(), state))
+        Ok(still_visible(
+            &c,
+            &p,
+            &cluster_id,
+            futures::stream::select(config.boxed(), state),
+        ))
     }
 
     /// Changes to the consumers of a stream (or to the one named), as for `streamChanged`.
@@ -1347,9 +1360,10 @@ impl StreamSubscription {
         name: Option<String>,
         #[graphql(default)] include_state: bool,
         #[graphql(default_with = "Duration(2_000_000_000)")] state_interval: Duration,
-    ) -> Result<impl Stream<Item = ConsumerChange> + use<>> {
+    ) -> Result<impl Stream<Item = Result<ConsumerChange>> + use<>> {
         let c = console(ctx).clone();
-        ensure_cluster(&c, &cluster_id)?;
+        ensure_cluster(ctx, &cluster_id, Role::Viewer)?;
+        let p = principal(ctx)?.clone();
         let cluster = cluster_id.to_string();
         let rx = c.consumer_view.subscribe();
         let (cl, st, on) = (cluster.clone(), stream.clone(), name.clone());
@@ -1413,6 +1427,24 @@ impl StreamSubscription {
         } else {
             futures::stream::empty().boxed()
         };
-        Ok(futures::stream::select(config.boxed(), state))
+        Ok(still_visible(
+            &c,
+            &p,
+            &cluster_id,
+            futures::stream::select(config.boxed(), state),
+        ))
     }
+}
+
+/// A cluster-scoped subscription: items only while the caller may still see the cluster,
+/// and the end when their credential does.
+fn still_visible<T: Send + 'static, S: Stream<Item = T> + Send + 'static>(
+    c: &Console,
+    p: &crate::auth::Principal,
+    cluster_id: &str,
+    stream: S,
+) -> impl Stream<Item = Result<T>> + use<T, S> {
+    let (vc, vp, cluster) = (c.clone(), p.clone(), cluster_id.to_string());
+    let visible = stream.filter(move |_| futures::future::ready(vc.cluster_role(&vp, &cluster).is_some()));
+    guarded(c, p, visible)
 }
