@@ -6,5 +6,6 @@ mod audit;
 mod clusters;
 mod eventstore;
 mod history;
+mod identity;
 mod projections;
 mod streams;

@@ -1,0 +1,1496 @@
+//! Identity and access through GraphQL against a real nats-server: sign-in, sessions,
+//! refresh rotation and reuse detection, invitations, API keys, organizations, the role ×
+//! operation matrix, WebSocket authentication, and the security cases.
+
+use std::collections::BTreeMap;
+
+use async_nats::jetstream;
+use base64::Engine;
+use futures::StreamExt;
+use jsc_testkit::{OWNER_EMAIL, OWNER_PASSWORD, TestApp, first_error};
+use serde_json::{Value, json};
+
+const ME: &str = "{ me { id email organizations { organization { id } role } } }";
+const REFRESH: &str = "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken refreshToken } }";
+const INVITE: &str = "mutation($o: ID!, $e: String!, $r: Role!) { inviteUser(organizationId: $o, email: $e, role: $r) { token invitation { id email role status } } }";
+const ACCEPT: &str = "mutation($t: String!, $p: String!, $n: String!) { acceptInvitation(token: $t, password: $p, name: $n) { accessToken refreshToken userId } }";
+const CREATE_KEY: &str = "mutation($o: ID!, $n: String!, $r: Role!, $x: DateTime, $s: String) { createApiKey(organizationId: $o, name: $n, role: $r, expiresAt: $x, serviceAccount: $s) { key apiKey { id role revoked userId serviceAccount } } }";
+const SIGNING_KEY: [u8; 32] = [42; 32];
+
+fn code(body: &Value) -> String {
+    first_error(body).0
+}
+
+/// The number of events in the console's stream.
+async fn event_count(app: &TestApp) -> u64 {
+    let js = jetstream::new(app.nats.client().await);
+    js.get_stream("CONSOLE_EVENTS")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages
+}
+
+/// Invites `email` into `org` with `role` as the owner, accepts, and returns (user id, access token).
+async fn member(app: &TestApp, org: &str, email: &str, role: &str) -> (String, String) {
+    let inv = app.data(INVITE, json!({"o": org, "e": email, "r": role})).await;
+    let token = inv["inviteUser"]["token"].as_str().unwrap();
+    let auth = app
+        .data_as(
+            None,
+            ACCEPT,
+            json!({"t": token, "p": format!("{email}-password"), "n": email}),
+        )
+        .await["acceptInvitation"]
+        .clone();
+    (
+        auth["userId"].as_str().unwrap().to_string(),
+        auth["accessToken"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn spawn_with_key() -> TestApp {
+    TestApp::spawn_with(jsc_testkit::NatsServer::start(), |c| {
+        c.signing_keys = vec![base64::engine::general_purpose::STANDARD.encode(SIGNING_KEY)];
+    })
+    .await
+}
+
+#[tokio::test]
+async fn sessions_refresh_once_detect_reuse_and_end_on_logout() {
+    let app = TestApp::spawn().await;
+    let auth = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let (access, refresh) = (
+        auth["accessToken"].as_str().unwrap(),
+        auth["refreshToken"].as_str().unwrap(),
+    );
+    let me = app.data_as(Some(access), ME, json!({})).await;
+    assert_eq!(me["me"]["email"], OWNER_EMAIL);
+    assert_eq!(me["me"]["organizations"][0]["role"], "OWNER");
+
+    // A refresh token works once and yields new tokens that work.
+    let next = app.data_as(None, REFRESH, json!({"t": refresh})).await["refreshSession"].clone();
+    let (access2, refresh2) = (
+        next["accessToken"].as_str().unwrap(),
+        next["refreshToken"].as_str().unwrap(),
+    );
+    assert_ne!(refresh2, refresh);
+    assert!(
+        app.graphql_as(Some(access2), ME, json!({}))
+            .await
+            .get("errors")
+            .is_none()
+    );
+
+    // Presenting the old one again: someone copied it. The whole session ends.
+    let reused = app.graphql_as(None, REFRESH, json!({"t": refresh})).await;
+    assert_eq!(code(&reused), "UNAUTHENTICATED");
+    assert!(first_error(&reused).1.contains("already used"), "{reused}");
+    for token in [access, access2] {
+        assert_eq!(
+            code(&app.graphql_as(Some(token), ME, json!({})).await),
+            "UNAUTHENTICATED"
+        );
+    }
+    assert_eq!(
+        code(&app.graphql_as(None, REFRESH, json!({"t": refresh2})).await),
+        "UNAUTHENTICATED"
+    );
+    let history = app
+        .data(
+            "query($id: ID!) { history(aggregateType: \"session\", id: $id) { eventType payload } }",
+            json!({"id": me_session(&app, refresh).await}),
+        )
+        .await;
+    let types: Vec<&str> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, vec!["SessionStarted", "SessionRefreshed", "SessionRevoked"]);
+
+    // Logout ends a session at once.
+    let auth = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let access = auth["accessToken"].as_str().unwrap();
+    assert_eq!(
+        app.data_as(Some(access), "mutation { logout }", json!({})).await["logout"],
+        true
+    );
+    assert_eq!(
+        code(&app.graphql_as(Some(access), ME, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    let refresh = auth["refreshToken"].as_str().unwrap();
+    assert_eq!(
+        code(&app.graphql_as(None, REFRESH, json!({"t": refresh})).await),
+        "UNAUTHENTICATED"
+    );
+}
+
+/// The session id inside a refresh token (`jscr_<base64 json>.<mac>`).
+async fn me_session(_app: &TestApp, refresh: &str) -> String {
+    let body = refresh.trim_start_matches("jscr_").split('.').next().unwrap();
+    let json: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap();
+    json["sid"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn changing_the_password_ends_every_other_session() {
+    let app = TestApp::spawn().await;
+    let other = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let changed = app
+        .graphql(
+            "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { accessToken } }",
+            json!({"c": "wrong password here", "n": "a brand new password"}),
+        )
+        .await;
+    assert_eq!(code(&changed), "UNAUTHENTICATED");
+    let short = app
+        .graphql(
+            "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { accessToken } }",
+            json!({"c": OWNER_PASSWORD, "n": "short"}),
+        )
+        .await;
+    assert_eq!(code(&short), "VALIDATION");
+    let changed = app
+        .data(
+            "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { accessToken } }",
+            json!({"c": OWNER_PASSWORD, "n": "a brand new password"}),
+        )
+        .await;
+    let fresh = changed["changePassword"]["accessToken"].as_str().unwrap();
+    assert!(app.graphql_as(Some(fresh), ME, json!({})).await.get("errors").is_none());
+    for old in [app.token.as_deref().unwrap(), other["accessToken"].as_str().unwrap()] {
+        assert_eq!(code(&app.graphql_as(Some(old), ME, json!({})).await), "UNAUTHENTICATED");
+    }
+    let again = app
+        .graphql_as(
+            None,
+            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",
+            json!({"e": OWNER_EMAIL, "p": OWNER_PASSWORD}),
+        )
+        .await;
+    assert_eq!(code(&again), "UNAUTHENTICATED");
+    app.login(OWNER_EMAIL, "a brand new password").await;
+}
+
+#[tokio::test]
+async fn forged_none_expired_disabled_revoked_and_foreign_credentials_are_refused_and_change_nothing() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let app = spawn_with_key().await;
+    let (bob, bob_token) = member(&app, "default", "bob@example.com", "ADMIN").await;
+    let register = "mutation { registerCluster(input: {name: \"x\", urls: [\"nats://127.0.0.1:4222\"]}) { id } }";
+    let before = event_count(&app).await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |exp: i64| json!({"sub": bob, "sid": "s", "iat": now - 100, "exp": exp, "iss": "jsconsole", "jti": "j", "typ": "access"});
+    let kid = {
+        use sha2::Digest;
+        sha2::Sha256::digest(SIGNING_KEY)[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(kid.clone());
+    // Signed with another key.
+    let forged = encode(&header, &claims(now + 600), &EncodingKey::from_secret(&[1; 32])).unwrap();
+    // `alg: none`, no signature.
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let none = format!(
+        "{}.{}.",
+        b64(json!({"alg": "none", "typ": "JWT", "kid": kid})),
+        b64(claims(now + 600))
+    );
+    // Right key, but expired.
+    let expired = encode(&header, &claims(now - 1), &EncodingKey::from_secret(&SIGNING_KEY)).unwrap();
+    // The body of a real token with another payload.
+    let mut parts: Vec<String> = bob_token.split('.').map(str::to_string).collect();
+    parts[1] = b64(claims(now + 6000));
+    let tampered = parts.join(".");
+    for (what, token) in [
+        ("forged signature", forged.as_str()),
+        ("alg none", none.as_str()),
+        ("expired", expired.as_str()),
+        ("tampered payload", tampered.as_str()),
+        ("garbage", "not-a-token"),
+    ] {
+        let body = app.graphql_as(Some(token), register, json!({})).await;
+        assert_eq!(code(&body), "UNAUTHENTICATED", "{what}: {body}");
+        if what == "expired" {
+            assert!(first_error(&body).1.contains("expired"), "{body}");
+        }
+    }
+    // No token at all.
+    assert_eq!(
+        code(&app.graphql_as(None, register, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        code(&app.graphql_as(None, "{ clusters { id } }", json!({})).await),
+        "UNAUTHENTICATED"
+    );
+
+    // A disabled user's token stops working at once; enabled again, it works.
+    assert!(
+        app.graphql_as(Some(&bob_token), ME, json!({}))
+            .await
+            .get("errors")
+            .is_none()
+    );
+    let key = app
+        .data_as(
+            Some(&bob_token),
+            CREATE_KEY,
+            json!({"o": "default", "n": "bob-ci", "r": "OPERATOR"}),
+        )
+        .await["createApiKey"]
+        .clone();
+    let bob_key = key["key"].as_str().unwrap().to_string();
+    let mid = event_count(&app).await;
+    app.data(
+        "mutation($id: ID!) { disableUser(id: $id) { disabled } }",
+        json!({"id": bob}),
+    )
+    .await;
+    let after_disable = event_count(&app).await;
+    for t in [bob_token.as_str(), bob_key.as_str()] {
+        let body = app.graphql_as(Some(t), register, json!({})).await;
+        assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+    }
+    let login = app
+        .graphql_as(
+            None,
+            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",
+            json!({"e": "bob@example.com", "p": "bob@example.com-password"}),
+        )
+        .await;
+    assert_eq!(code(&login), "UNAUTHENTICATED");
+    assert_eq!(event_count(&app).await, after_disable, "refused calls wrote nothing");
+    app.data(
+        "mutation($id: ID!) { enableUser(id: $id) { disabled } }",
+        json!({"id": bob}),
+    )
+    .await;
+    assert!(
+        app.graphql_as(Some(&bob_token), ME, json!({}))
+            .await
+            .get("errors")
+            .is_none()
+    );
+
+    // A revoked API key stops working at once.
+    app.data(
+        "mutation($id: ID!) { revokeApiKey(id: $id) { revoked } }",
+        json!({"id": key["apiKey"]["id"]}),
+    )
+    .await;
+    let body = app.graphql_as(Some(&bob_key), "{ clusters { id } }", json!({})).await;
+    assert_eq!(code(&body), "UNAUTHENTICATED");
+    assert!(first_error(&body).1.contains("revoked"), "{body}");
+    // A made-up key with a real id is refused too.
+    let fake = format!("jsck_{}_AAAA", key["apiKey"]["id"].as_str().unwrap());
+    assert_eq!(
+        code(&app.graphql_as(Some(&fake), "{ clusters { id } }", json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    assert!(event_count(&app).await > mid);
+    assert!(before < mid);
+}
+
+#[tokio::test]
+async fn brute_force_logins_are_rate_limited_without_revealing_accounts() {
+    let app = TestApp::spawn().await;
+    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }";
+    // Unknown address and wrong password: the same answer.
+    let unknown = app
+        .graphql_as(
+            None,
+            login,
+            json!({"e": "nobody@example.com", "p": "whatever-password"}),
+        )
+        .await;
+    let wrong = app
+        .graphql_as(None, login, json!({"e": OWNER_EMAIL, "p": "not the password"}))
+        .await;
+    assert_eq!(first_error(&unknown), first_error(&wrong));
+    assert_eq!(
+        first_error(&wrong),
+        ("UNAUTHENTICATED".into(), "wrong email or password".into())
+    );
+    for _ in 0..4 {
+        let body = app
+            .graphql_as(None, login, json!({"e": OWNER_EMAIL, "p": "not the password"}))
+            .await;
+        assert_eq!(code(&body), "UNAUTHENTICATED");
+    }
+    // Five failures: locked, even with the right password, with a Retry-After.
+    let res = app
+        .http
+        .post(app.url("/graphql"))
+        .json(&json!({"query": login, "variables": {"e": OWNER_EMAIL, "p": OWNER_PASSWORD}}))
+        .send()
+        .await
+        .unwrap();
+    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry > 0 && retry <= 15 * 60, "{retry}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(code(&body), "RATE_LIMITED");
+    assert_eq!(body["errors"][0]["extensions"]["retryAfter"], retry);
+    assert!(first_error(&body).1.contains("wait"), "{body}");
+    // The other account from the same address still signs in; the owner's session still works.
+    assert!(app.graphql(ME, json!({})).await.get("errors").is_none());
+}
+
+#[tokio::test]
+async fn per_address_limits_apply_across_accounts() {
+    let app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), |c| c.auth.attempts_per_minute = 4).await;
+    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }";
+    // The spawn's own login was the first attempt from 127.0.0.1.
+    for i in 0..3 {
+        let body = app
+            .graphql_as(
+                None,
+                login,
+                json!({"e": format!("u{i}@example.com"), "p": "guess-guess-guess"}),
+            )
+            .await;
+        assert_eq!(code(&body), "UNAUTHENTICATED");
+    }
+    let body = app
+        .graphql_as(None, login, json!({"e": OWNER_EMAIL, "p": OWNER_PASSWORD}))
+        .await;
+    assert_eq!(code(&body), "RATE_LIMITED", "{body}");
+}
+
+#[tokio::test]
+async fn invitations_answer_alike_for_new_and_existing_addresses_and_work_once() {
+    let app = TestApp::spawn().await;
+    let org = app
+        .data("mutation { createOrganization(name: \"Acme\") { id } }", json!({}))
+        .await["createOrganization"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fresh = app
+        .data(INVITE, json!({"o": org, "e": "new@example.com", "r": "VIEWER"}))
+        .await;
+    let existing = app
+        .data(
+            INVITE,
+            json!({"o": org, "e": OWNER_EMAIL.to_uppercase(), "r": "VIEWER"}),
+        )
+        .await;
+    let shape = |v: &Value| {
+        let i = &v["inviteUser"];
+        (
+            i["invitation"]["status"].clone(),
+            i["invitation"]["role"].clone(),
+            i["token"].as_str().unwrap().len() > 20,
+        )
+    };
+    assert_eq!(
+        shape(&fresh),
+        shape(&existing),
+        "no hint whether the address has an account"
+    );
+
+    // A new address gets an account; a weak password is refused first.
+    let token = fresh["inviteUser"]["token"].as_str().unwrap();
+    let weak = app
+        .graphql_as(None, ACCEPT, json!({"t": token, "p": "short", "n": "New"}))
+        .await;
+    assert_eq!(code(&weak), "VALIDATION");
+    let auth = app
+        .data_as(
+            None,
+            ACCEPT,
+            json!({"t": token, "p": "a good long password", "n": "New"}),
+        )
+        .await["acceptInvitation"]
+        .clone();
+    let me = app.data_as(auth["accessToken"].as_str(), ME, json!({})).await;
+    assert_eq!(me["me"]["email"], "new@example.com");
+    assert_eq!(me["me"]["organizations"][0]["role"], "VIEWER");
+    // Used once, it is spent.
+    let again = app
+        .graphql_as(
+            None,
+            ACCEPT,
+            json!({"t": token, "p": "a good long password", "n": "New"}),
+        )
+        .await;
+    assert_eq!(code(&again), "UNAUTHENTICATED");
+    // A token with a changed signature is nothing.
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    assert_eq!(
+        code(
+            &app.graphql_as(
+                None,
+                ACCEPT,
+                json!({"t": forged, "p": "a good long password", "n": "x"})
+            )
+            .await
+        ),
+        "UNAUTHENTICATED"
+    );
+
+    // An existing account joins only with its own password.
+    let token = existing["inviteUser"]["token"].as_str().unwrap();
+    let wrong = app
+        .graphql_as(
+            None,
+            ACCEPT,
+            json!({"t": token, "p": "someone else's password", "n": ""}),
+        )
+        .await;
+    assert_eq!(code(&wrong), "UNAUTHENTICATED");
+    app.data_as(None, ACCEPT, json!({"t": token, "p": OWNER_PASSWORD, "n": ""}))
+        .await;
+    let orgs = app.data("{ organizations { id myRole } }", json!({})).await;
+    assert_eq!(
+        orgs["organizations"].as_array().unwrap().len(),
+        2,
+        "the owner is in both organizations: {orgs}"
+    );
+    // Revoked invitations cannot be accepted.
+    let third = app
+        .data(INVITE, json!({"o": org, "e": "third@example.com", "r": "ADMIN"}))
+        .await;
+    app.data(
+        "mutation($id: ID!) { revokeInvitation(id: $id) { status } }",
+        json!({"id": third["inviteUser"]["invitation"]["id"]}),
+    )
+    .await;
+    let t = third["inviteUser"]["token"].as_str().unwrap();
+    assert_eq!(
+        code(
+            &app.graphql_as(None, ACCEPT, json!({"t": t, "p": "a good long password", "n": "T"}))
+                .await
+        ),
+        "UNAUTHENTICATED"
+    );
+    let invitations = app
+        .data(
+            "query($o: ID!) { organization(id: $o) { invitations { email status } } }",
+            json!({"o": org}),
+        )
+        .await;
+    let statuses: BTreeMap<String, String> = invitations["organization"]["invitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["email"].as_str().unwrap().into(),
+                i["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(statuses["new@example.com"], "ACCEPTED");
+    assert_eq!(statuses["third@example.com"], "REVOKED");
+}
+
+#[tokio::test]
+async fn api_keys_are_shown_once_act_with_their_role_and_record_the_key_as_actor() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .data(
+            CREATE_KEY,
+            json!({"o": "default", "n": "ci", "r": "OPERATOR", "s": "deployer"}),
+        )
+        .await["createApiKey"]
+        .clone();
+    let key = created["key"].as_str().unwrap();
+    let id = created["apiKey"]["id"].as_str().unwrap();
+    assert!(key.starts_with("jsck_"));
+    assert_eq!(created["apiKey"]["serviceAccount"], "deployer");
+    // Listed later without the key.
+    let listed = app
+        .graphql(
+            "{ organization(id: \"default\") { apiKeys { id name role lastUsedAt } } }",
+            json!({}),
+        )
+        .await;
+    assert!(!listed.to_string().contains(key));
+    assert!(listed["data"]["organization"]["apiKeys"][0]["lastUsedAt"].is_null());
+    // An operator key can change streams but not clusters.
+    let cluster = app
+        .data(
+            "mutation($u: String!) { registerCluster(input: {name: \"k\", urls: [$u]}) { id } }",
+            json!({"u": app.nats.url()}),
+        )
+        .await["registerCluster"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let made = app
+        .data_as(
+            Some(key),
+            "mutation($c: ID!) { createStream(clusterId: $c, config: {name: \"KEYED\", subjects: [\"keyed.>\"]}) { provenance { createdBy } } }",
+            json!({"c": cluster}),
+        )
+        .await;
+    assert_eq!(made["createStream"]["provenance"]["createdBy"], format!("apikey:{id}"));
+    let denied = app
+        .graphql_as(
+            Some(key),
+            "mutation($c: ID!) { removeCluster(id: $c) }",
+            json!({"c": cluster}),
+        )
+        .await;
+    assert_eq!(code(&denied), "FORBIDDEN");
+    // Keys cannot mint keys.
+    let minted = app
+        .graphql_as(Some(key), CREATE_KEY, json!({"o": "default", "n": "x", "r": "VIEWER"}))
+        .await;
+    assert_eq!(code(&minted), "FORBIDDEN");
+    let used = app
+        .data(
+            "{ organization(id: \"default\") { apiKeys { lastUsedAt } } }",
+            json!({}),
+        )
+        .await;
+    assert!(used["organization"]["apiKeys"][0]["lastUsedAt"].is_string(), "{used}");
+    // A key never has more rights than its creator.
+    let (_, viewer) = member(&app, "default", "v@example.com", "VIEWER").await;
+    let too_much = app
+        .graphql_as(
+            Some(&viewer),
+            CREATE_KEY,
+            json!({"o": "default", "n": "x", "r": "ADMIN"}),
+        )
+        .await;
+    assert_eq!(code(&too_much), "FORBIDDEN");
+    let past = app
+        .graphql(
+            CREATE_KEY,
+            json!({"o": "default", "n": "old", "r": "VIEWER", "x": "2020-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(code(&past), "VALIDATION");
+}
+
+#[tokio::test]
+async fn events_name_the_actor_organization_address_agent_and_request() {
+    let app = TestApp::spawn().await;
+    let (admin, token) = member(&app, "default", "ann@example.com", "ADMIN").await;
+    let auth = format!("Bearer {token}");
+    app.graphql_with_headers(
+        "mutation($u: String!) { registerCluster(input: {name: \"who\", urls: [$u]}) { id } }",
+        json!({"u": app.nats.url()}),
+        &[
+            ("authorization", auth.as_str()),
+            ("x-request-id", "req-42"),
+            ("user-agent", "ops-script/1.0"),
+        ],
+    )
+    .await;
+    let trail = app
+        .data(
+            "{ auditTrail(filter: {eventType: \"ClusterRegistered\"}) { nodes { actor organization clientAddr correlationId } } }",
+            json!({}),
+        )
+        .await;
+    let e = &trail["auditTrail"]["nodes"][0];
+    assert_eq!(e["actor"], format!("user:{admin}"));
+    assert_eq!(e["organization"], "default");
+    assert_eq!(e["clientAddr"], "127.0.0.1");
+    assert_eq!(e["correlationId"], "req-42");
+    let events = jsc_eventstore::EventReader::new(app.nats.client().await, "CONSOLE_EVENTS")
+        .read_range("es.cluster.>", 1, None)
+        .await
+        .unwrap();
+    assert_eq!(events[0].metadata["user_agent"], "ops-script/1.0");
+    // The console's own commands name the component.
+    let first = jsc_eventstore::EventReader::new(app.nats.client().await, "CONSOLE_EVENTS")
+        .read_range("es.>", 1, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(first[0].metadata["actor"], "system:bootstrap");
+}
+
+#[tokio::test]
+async fn the_first_start_generates_an_owner_password_shown_once() {
+    let nats = jsc_testkit::NatsServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut c = jsc_cli::Config::new(data.path());
+        c.listen = "127.0.0.1:0".parse().unwrap();
+        c.nats_url = Some(nats.url().to_string());
+        c
+    };
+    let mut app = jsc_cli::Application::build(config()).await.unwrap();
+    let (email, password) = app.take_generated_admin().expect("a generated password");
+    assert_eq!(email, "admin@localhost");
+    assert!(password.len() >= 20, "{password}");
+    let addr = app.local_addr();
+    let token = app.shutdown_token();
+    let run = tokio::spawn(app.run_until_stopped());
+    let body: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .json(&json!({"query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }", "variables": {"e": email, "p": password}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body["data"]["login"]["accessToken"].is_string(), "{body}");
+    token.cancel();
+    run.await.unwrap().unwrap();
+    let mut again = jsc_cli::Application::build(config()).await.unwrap();
+    assert_eq!(again.take_generated_admin(), None, "shown once");
+    // A configured password that is too weak is refused with a clear error.
+    let fresh = jsc_testkit::NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut weak = jsc_cli::Config::new(dir.path());
+    weak.listen = "127.0.0.1:0".parse().unwrap();
+    weak.nats_url = Some(fresh.url().to_string());
+    weak.admin_password = Some("short".into());
+    let err = jsc_cli::Application::build(weak).await.err().expect("refused");
+    assert!(err.to_string().contains("at least 12 characters"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// WebSocket
+// ---------------------------------------------------------------------------------------
+
+const WATCH: &str = "subscription { clusterChanged { kind clusterId } }";
+
+#[tokio::test]
+async fn websocket_needs_a_token_in_connection_init_and_ends_when_the_session_does() {
+    let app = TestApp::spawn().await;
+    for payload in [json!({}), json!({"authorization": "Bearer nope"})] {
+        let mut sub = jsc_testkit::Subscription::connect(app.addr, "graphql-transport-ws", payload.clone()).await;
+        let frame = sub.next_frame_raw().await;
+        assert_eq!(frame["type"], "close", "{payload}: {frame}");
+        let reason = frame["frame"].as_str().unwrap();
+        assert!(reason.contains("sign in"), "the close says what to do: {frame}");
+    }
+    // With a token: live changes; after logout (over HTTP) the subscription ends.
+    let auth = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let access = auth["accessToken"].as_str().unwrap();
+    let mut sub = app
+        .subscribe_as(Some(access), "graphql-transport-ws", WATCH, json!({}))
+        .await;
+    app.data(
+        "mutation($u: String!) { registerCluster(input: {name: \"ws\", urls: [$u]}) { id } }",
+        json!({"u": app.nats.url()}),
+    )
+    .await;
+    assert_eq!(sub.next_data().await["clusterChanged"]["kind"], "REGISTERED");
+    app.data_as(Some(access), "mutation { logout }", json!({})).await;
+    let frame = sub.next_frame_raw().await;
+    assert_eq!(frame["type"], "next", "{frame}");
+    assert_eq!(
+        frame["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{frame}"
+    );
+    assert_eq!(sub.next_frame_raw().await["type"], "complete");
+}
+
+#[tokio::test]
+async fn a_subscription_ends_when_its_access_token_expires() {
+    let app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), |c| {
+        c.auth.access_ttl = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut sub = app.subscribe("graphql-transport-ws", WATCH, json!({})).await;
+    let frame = sub.next_frame_raw().await;
+    assert_eq!(
+        frame["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{frame}"
+    );
+    assert!(
+        frame["payload"]["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{frame}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(sub.next_frame_raw().await["type"], "complete");
+}
+
+#[tokio::test]
+async fn subscriptions_only_carry_what_the_caller_may_see() {
+    let app = TestApp::spawn().await;
+    let org = app
+        .data("mutation { createOrganization(name: \"Other\") { id } }", json!({}))
+        .await["createOrganization"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, stranger) = member(&app, &org, "s@example.com", "OWNER").await;
+    let mut sub = app
+        .subscribe_as(Some(&stranger), "graphql-transport-ws", WATCH, json!({}))
+        .await;
+    let register = "mutation($o: ID!, $n: String!, $u: String!) { registerCluster(input: {organizationId: $o, name: $n, urls: [$u]}) { id } }";
+    app.data(register, json!({"o": "default", "n": "hidden", "u": app.nats.url()}))
+        .await;
+    let seen = app
+        .data(register, json!({"o": org, "n": "visible", "u": app.nats.url()}))
+        .await["registerCluster"]["id"]
+        .clone();
+    let change = sub.next_data().await;
+    assert_eq!(
+        change["clusterChanged"]["clusterId"], seen,
+        "the other organization's cluster never arrived"
+    );
+    // The audit trail over WebSocket is for admins.
+    let mut audit = app
+        .subscribe_as(
+            Some(&stranger),
+            "graphql-transport-ws",
+            "subscription { auditEvents { organization eventType } }",
+            json!({}),
+        )
+        .await;
+    app.data(register, json!({"o": "default", "n": "hidden2", "u": app.nats.url()}))
+        .await;
+    app.data(register, json!({"o": org, "n": "visible2", "u": app.nats.url()}))
+        .await;
+    let e = audit.next_data().await;
+    assert_eq!(e["auditEvents"]["organization"], org.as_str());
+}
+
+// ---------------------------------------------------------------------------------------
+// No secret anywhere
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn no_password_token_key_or_hash_reaches_an_event_a_log_line_or_a_response() {
+    let logs = jsc_testkit::capture_logs();
+    let app = TestApp::spawn().await;
+    let mut secrets: Vec<String> = vec![OWNER_PASSWORD.into(), app.token.clone().unwrap()];
+    let auth = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+    secrets.push(auth["accessToken"].as_str().unwrap().into());
+    secrets.push(auth["refreshToken"].as_str().unwrap().into());
+    let next = app.data_as(None, REFRESH, json!({"t": auth["refreshToken"]})).await["refreshSession"].clone();
+    secrets.push(next["refreshToken"].as_str().unwrap().into());
+    let inv = app
+        .data(INVITE, json!({"o": "default", "e": "sec@example.com", "r": "OPERATOR"}))
+        .await["inviteUser"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    secrets.push(inv.clone());
+    let invitee_password = "invitee's secret passphrase";
+    secrets.push(invitee_password.into());
+    let accepted = app
+        .data_as(None, ACCEPT, json!({"t": inv, "p": invitee_password, "n": "Sec"}))
+        .await["acceptInvitation"]
+        .clone();
+    secrets.push(accepted["accessToken"].as_str().unwrap().into());
+    let key = app
+        .data(CREATE_KEY, json!({"o": "default", "n": "scan", "r": "VIEWER"}))
+        .await["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key_secret = key.rsplit('_').next().unwrap().to_string();
+    let key_hash = {
+        use sha2::Digest;
+        sha2::Sha256::digest(key_secret.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    secrets.extend([key.clone(), key_secret, key_hash]);
+    app.data_as(Some(&key), "{ clusters { id } }", json!({})).await;
+    let changed_password = "the owner's second passphrase";
+    secrets.push(changed_password.into());
+    let changed = app
+        .data(
+            "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { accessToken } }",
+            json!({"c": OWNER_PASSWORD, "n": changed_password}),
+        )
+        .await;
+    let fresh = changed["changePassword"]["accessToken"].as_str().unwrap().to_string();
+    secrets.push(fresh.clone());
+    // Failed attempts log nothing secret either.
+    app.graphql_as(
+        None,
+        "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",
+        json!({"e": OWNER_EMAIL, "p": "a wrong guess at it"}),
+    )
+    .await;
+    secrets.push("a wrong guess at it".into());
+
+    // What the API shows of the history and the trail.
+    let mut responses = String::new();
+    let trail = app
+        .graphql_as(
+            Some(&fresh),
+            "{ auditTrail(first: 500) { nodes { aggregateType aggregateId payload summary } } }",
+            json!({}),
+        )
+        .await;
+    responses.push_str(&trail.to_string());
+    for node in trail["data"]["auditTrail"]["nodes"].as_array().unwrap() {
+        if let (Some(t), Some(id)) = (node["aggregateType"].as_str(), node["aggregateId"].as_str()) {
+            let h = app
+                .graphql_as(
+                    Some(&fresh),
+                    "query($t: String!, $id: ID!) { history(aggregateType: $t, id: $id) { payload changes { path before after } } stateAt(aggregateType: $t, id: $id, sequence: 100000) { state } }",
+                    json!({"t": t, "id": id}),
+                )
+                .await;
+            responses.push_str(&h.to_string());
+        }
+    }
+    assert!(responses.contains("<redacted>"), "sealed values are shown as redacted");
+    assert!(!responses.contains("$argon2"), "no password hash in a response");
+
+    // Every message of the event stream, headers and bodies.
+    let js = jetstream::new(app.nats.client().await);
+    let mut stream = js.get_stream("CONSOLE_EVENTS").await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let mut raw = String::new();
+    let mut messages = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .unwrap()
+        .messages()
+        .await
+        .unwrap();
+    while let Some(m) = messages.next().await {
+        let m = m.unwrap();
+        raw.push_str(&format!("{:?}", m.headers));
+        raw.push_str(&String::from_utf8_lossy(&m.payload));
+        if m.info().unwrap().stream_sequence == last {
+            break;
+        }
+    }
+    assert!(
+        raw.contains("UserPasswordChanged") && raw.contains("ApiKeyCreated"),
+        "the scan saw the events"
+    );
+    assert!(!raw.contains("$argon2"), "no password hash in clear in the stream");
+    let log_text = logs.text();
+    assert!(
+        log_text.contains("login") || log_text.contains("request"),
+        "logs were captured"
+    );
+    for s in &secrets {
+        assert!(!raw.contains(s.as_str()), "a secret is in the event stream: {s}");
+        assert!(!log_text.contains(s.as_str()), "a secret is in the logs: {s}");
+        assert!(!responses.contains(s.as_str()), "a secret is in a response: {s}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The role × operation matrix
+// ---------------------------------------------------------------------------------------
+
+/// What each role gets for each operation on its own organization's resources, and what
+/// any of them gets for the same operation on another organization's ("other org"; `-`
+/// where the operation names no resource of an organization). `OK` is a successful answer.
+/// Session mutations (login, refreshSession, logout, changePassword, acceptInvitation)
+/// act on the caller's own session and are covered by the session tests above.
+const MATRIX: &str = "
+operation                 viewer     operator   admin      owner      other-org
+me                        OK         OK         OK         OK         -
+organizations             OK         OK         OK         OK         -
+organization              OK         OK         OK         OK         NOT_FOUND
+organizationMembers       OK         OK         OK         OK         NOT_FOUND
+organizationInvitations   FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+organizationApiKeys       OK         OK         OK         OK         NOT_FOUND
+clusters                  OK         OK         OK         OK         -
+cluster                   OK         OK         OK         OK         NOT_FOUND
+streams                   OK         OK         OK         OK         NOT_FOUND
+stream                    OK         OK         OK         OK         NOT_FOUND
+consumer                  OK         OK         OK         OK         NOT_FOUND
+history                   OK         OK         OK         OK         NOT_FOUND
+stateAt                   OK         OK         OK         OK         NOT_FOUND
+organizationHistory       FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+auditTrail                FORBIDDEN  FORBIDDEN  OK         OK         -
+exportAudit               FORBIDDEN  FORBIDDEN  OK         OK         -
+createOrganization        FORBIDDEN  FORBIDDEN  FORBIDDEN  OK         -
+inviteUser                FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+inviteOwner               FORBIDDEN  FORBIDDEN  FORBIDDEN  OK         NOT_FOUND
+revokeInvitation          FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+setMemberRole             FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+removeMember              FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+disableUser               FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+enableUser                FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+createTeam                FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+deleteTeam                FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+addTeamMember             FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+removeTeamMember          FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+setTeamClusterRole        FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+createPersonalApiKey      OK         OK         OK         OK         NOT_FOUND
+createServiceApiKey       FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+revokeApiKey              FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+registerCluster           FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+updateCluster             FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+removeCluster             FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+testClusterConnection     FORBIDDEN  OK         OK         OK         NOT_FOUND
+createStream              FORBIDDEN  OK         OK         OK         NOT_FOUND
+updateStream              FORBIDDEN  OK         OK         OK         NOT_FOUND
+deleteStream              FORBIDDEN  OK         OK         OK         NOT_FOUND
+purgeStream               FORBIDDEN  OK         OK         OK         NOT_FOUND
+sealStream                FORBIDDEN  OK         OK         OK         NOT_FOUND
+publishMessage            FORBIDDEN  OK         OK         OK         NOT_FOUND
+createConsumer            FORBIDDEN  OK         OK         OK         NOT_FOUND
+updateConsumer            FORBIDDEN  OK         OK         OK         NOT_FOUND
+deleteConsumer            FORBIDDEN  OK         OK         OK         NOT_FOUND
+pauseConsumer             FORBIDDEN  OK         OK         OK         NOT_FOUND
+resumeConsumer            FORBIDDEN  OK         OK         OK         NOT_FOUND
+";
+
+/// One organization's fixtures: its owner's token, a cluster and a member to act on.
+struct Org {
+    id: String,
+    owner: String,
+    cluster: String,
+    pawn: String,
+}
+
+async fn as_owner(app: &TestApp, org: &Org, query: &str, vars: Value) -> Value {
+    app.data_as(Some(&org.owner), query, vars).await
+}
+
+/// The request for `op` against `org`'s resources, after creating what it acts on.
+async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
+    let n = jsc_testkit::unique("m").replace('_', "").to_uppercase();
+    let (o, c) = (org.id.as_str(), org.cluster.as_str());
+    let stream = || async {
+        as_owner(
+            app,
+            org,
+            "mutation($c: ID!, $n: String!, $s: String!) { createStream(clusterId: $c, config: {name: $n, subjects: [$s]}) { name } }",
+            json!({"c": c, "n": n, "s": format!("{}.>", n.to_lowercase())}),
+        )
+        .await;
+    };
+    let consumer = || async {
+        stream().await;
+        as_owner(
+            app,
+            org,
+            "mutation($c: ID!, $s: String!) { createConsumer(clusterId: $c, stream: $s, config: {durableName: \"work\"}) { name } }",
+            json!({"c": c, "s": n}),
+        )
+        .await;
+    };
+    let team = |with_pawn: bool| async move {
+        let t = as_owner(
+            app,
+            org,
+            "mutation($o: ID!, $n: String!) { createTeam(organizationId: $o, name: $n) { id } }",
+            json!({"o": o, "n": jsc_testkit::unique("team")}),
+        )
+        .await["createTeam"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if with_pawn {
+            as_owner(
+                app,
+                org,
+                "mutation($o: ID!, $t: ID!, $u: ID!) { addTeamMember(organizationId: $o, teamId: $t, userId: $u) { id } }",
+                json!({"o": o, "t": t, "u": org.pawn}),
+            )
+            .await;
+        }
+        t
+    };
+    let q = |s: &str| s.to_string();
+    match op {
+        "me" => (q("{ me { id } }"), json!({})),
+        "organizations" => (q("{ organizations { id } }"), json!({})),
+        "organization" => (
+            q("query($o: ID!) { organization(id: $o) { id name myRole } }"),
+            json!({"o": o}),
+        ),
+        "organizationMembers" => (
+            q("query($o: ID!) { organization(id: $o) { members { role user { email } } } }"),
+            json!({"o": o}),
+        ),
+        "organizationInvitations" => (
+            q("query($o: ID!) { organization(id: $o) { invitations { email } } }"),
+            json!({"o": o}),
+        ),
+        "organizationApiKeys" => (
+            q("query($o: ID!) { organization(id: $o) { apiKeys { id } } }"),
+            json!({"o": o}),
+        ),
+        "clusters" => (q("{ clusters { id } }"), json!({})),
+        "cluster" => (q("query($c: ID!) { cluster(id: $c) { id name } }"), json!({"c": c})),
+        "streams" => (
+            q("query($c: ID!) { streams(clusterId: $c) { totalCount } }"),
+            json!({"c": c}),
+        ),
+        "stream" => {
+            stream().await;
+            (
+                q("query($c: ID!, $n: String!) { stream(clusterId: $c, name: $n) { name } }"),
+                json!({"c": c, "n": n}),
+            )
+        }
+        "consumer" => {
+            consumer().await;
+            (
+                q("query($c: ID!, $n: String!) { consumer(clusterId: $c, stream: $n, name: \"work\") { name } }"),
+                json!({"c": c, "n": n}),
+            )
+        }
+        "history" => (
+            q("query($c: ID!) { history(aggregateType: \"cluster\", id: $c) { eventType } }"),
+            json!({"c": c}),
+        ),
+        "stateAt" => (
+            q("query($c: ID!) { stateAt(aggregateType: \"cluster\", id: $c, sequence: 1000000) { version } }"),
+            json!({"c": c}),
+        ),
+        "organizationHistory" => (
+            q("query($o: ID!) { history(aggregateType: \"organization\", id: $o) { eventType } }"),
+            json!({"o": o}),
+        ),
+        "auditTrail" => (q("{ auditTrail(first: 5) { nodes { sequence } } }"), json!({})),
+        "exportAudit" => (q("mutation { exportAudit(format: JSONL) { rows } }"), json!({})),
+        "createOrganization" => (q("mutation { createOrganization(name: \"New\") { id } }"), json!({})),
+        "inviteUser" | "inviteOwner" => (
+            q(INVITE),
+            json!({"o": o, "e": format!("{n}@example.com").to_lowercase(), "r": if op == "inviteUser" { "VIEWER" } else { "OWNER" }}),
+        ),
+        "revokeInvitation" => {
+            let inv = as_owner(
+                app,
+                org,
+                INVITE,
+                json!({"o": o, "e": format!("{n}@example.com").to_lowercase(), "r": "VIEWER"}),
+            )
+            .await;
+            (
+                q("mutation($id: ID!) { revokeInvitation(id: $id) { status } }"),
+                json!({"id": inv["inviteUser"]["invitation"]["id"]}),
+            )
+        }
+        "setMemberRole" => (
+            q("mutation($o: ID!, $u: ID!) { setMemberRole(organizationId: $o, userId: $u, role: OPERATOR) { id } }"),
+            json!({"o": o, "u": org.pawn}),
+        ),
+        "removeMember" => {
+            let inv = as_owner(
+                app,
+                org,
+                INVITE,
+                json!({"o": o, "e": format!("{n}@example.com").to_lowercase(), "r": "VIEWER"}),
+            )
+            .await;
+            let user = app
+                .data_as(
+                    None,
+                    ACCEPT,
+                    json!({"t": inv["inviteUser"]["token"], "p": "a long enough password", "n": "x"}),
+                )
+                .await["acceptInvitation"]["userId"]
+                .clone();
+            (
+                q("mutation($o: ID!, $u: ID!) { removeMember(organizationId: $o, userId: $u) { id } }"),
+                json!({"o": o, "u": user}),
+            )
+        }
+        "disableUser" => (
+            q("mutation($u: ID!) { disableUser(id: $u) { id } }"),
+            json!({"u": org.pawn}),
+        ),
+        "enableUser" => (
+            q("mutation($u: ID!) { enableUser(id: $u) { id } }"),
+            json!({"u": org.pawn}),
+        ),
+        "createTeam" => (
+            q("mutation($o: ID!, $n: String!) { createTeam(organizationId: $o, name: $n) { id } }"),
+            json!({"o": o, "n": n}),
+        ),
+        "deleteTeam" => {
+            let t = team(false).await;
+            (
+                q("mutation($o: ID!, $t: ID!) { deleteTeam(organizationId: $o, teamId: $t) }"),
+                json!({"o": o, "t": t}),
+            )
+        }
+        "addTeamMember" => {
+            let t = team(false).await;
+            (
+                q(
+                    "mutation($o: ID!, $t: ID!, $u: ID!) { addTeamMember(organizationId: $o, teamId: $t, userId: $u) { id } }",
+                ),
+                json!({"o": o, "t": t, "u": org.pawn}),
+            )
+        }
+        "removeTeamMember" => {
+            let t = team(true).await;
+            (
+                q(
+                    "mutation($o: ID!, $t: ID!, $u: ID!) { removeTeamMember(organizationId: $o, teamId: $t, userId: $u) { id } }",
+                ),
+                json!({"o": o, "t": t, "u": org.pawn}),
+            )
+        }
+        "setTeamClusterRole" => {
+            let t = team(false).await;
+            (
+                q(
+                    "mutation($o: ID!, $t: ID!, $c: ID!) { setTeamClusterRole(organizationId: $o, teamId: $t, clusterId: $c, role: OPERATOR) { id } }",
+                ),
+                json!({"o": o, "t": t, "c": c}),
+            )
+        }
+        "createPersonalApiKey" => (q(CREATE_KEY), json!({"o": o, "n": n, "r": "VIEWER"})),
+        "createServiceApiKey" => (q(CREATE_KEY), json!({"o": o, "n": n, "r": "VIEWER", "s": "robot"})),
+        "revokeApiKey" => {
+            let k = as_owner(
+                app,
+                org,
+                CREATE_KEY,
+                json!({"o": o, "n": n, "r": "VIEWER", "s": "robot"}),
+            )
+            .await;
+            (
+                q("mutation($id: ID!) { revokeApiKey(id: $id) { revoked } }"),
+                json!({"id": k["createApiKey"]["apiKey"]["id"]}),
+            )
+        }
+        "registerCluster" => (
+            q(
+                "mutation($o: ID!, $n: String!, $u: String!) { registerCluster(input: {organizationId: $o, name: $n, urls: [$u]}) { id } }",
+            ),
+            json!({"o": o, "n": n, "u": app.nats.url()}),
+        ),
+        "updateCluster" => (
+            q("mutation($c: ID!, $n: String!) { updateCluster(id: $c, input: {description: $n}) { id } }"),
+            json!({"c": c, "n": n}),
+        ),
+        "removeCluster" => {
+            let id = as_owner(
+                app,
+                org,
+                "mutation($o: ID!, $n: String!, $u: String!) { registerCluster(input: {organizationId: $o, name: $n, urls: [$u]}) { id } }",
+                json!({"o": o, "n": n, "u": app.nats.url()}),
+            )
+            .await["registerCluster"]["id"]
+                .clone();
+            (q("mutation($c: ID!) { removeCluster(id: $c) }"), json!({"c": id}))
+        }
+        "testClusterConnection" => (
+            q("mutation($c: ID!) { testClusterConnection(id: $c) { ok } }"),
+            json!({"c": c}),
+        ),
+        "createStream" => (
+            q(
+                "mutation($c: ID!, $n: String!, $s: String!) { createStream(clusterId: $c, config: {name: $n, subjects: [$s]}) { name } }",
+            ),
+            json!({"c": c, "n": n, "s": format!("{}.>", n.to_lowercase())}),
+        ),
+        "updateStream" => {
+            stream().await;
+            (
+                q(
+                    "mutation($c: ID!, $n: String!) { updateStream(clusterId: $c, name: $n, config: {description: \"changed\"}) { name } }",
+                ),
+                json!({"c": c, "n": n}),
+            )
+        }
+        "deleteStream" => {
+            stream().await;
+            (
+                q("mutation($c: ID!, $n: String!) { deleteStream(clusterId: $c, name: $n, confirmName: $n) { name } }"),
+                json!({"c": c, "n": n}),
+            )
+        }
+        "purgeStream" => {
+            stream().await;
+            (
+                q("mutation($c: ID!, $n: String!) { purgeStream(clusterId: $c, name: $n) { purged } }"),
+                json!({"c": c, "n": n}),
+            )
+        }
+        "sealStream" => {
+            stream().await;
+            (
+                q("mutation($c: ID!, $n: String!) { sealStream(clusterId: $c, name: $n) { sealed: name } }"),
+                json!({"c": c, "n": n}),
+            )
+        }
+        "publishMessage" => {
+            stream().await;
+            (
+                q(
+                    "mutation($c: ID!, $n: String!, $s: String!) { publishMessage(clusterId: $c, stream: $n, subject: $s, payload: \"hi\") { sequence } }",
+                ),
+                json!({"c": c, "n": n, "s": format!("{}.x", n.to_lowercase())}),
+            )
+        }
+        "createConsumer" => {
+            stream().await;
+            (
+                q(
+                    "mutation($c: ID!, $n: String!) { createConsumer(clusterId: $c, stream: $n, config: {durableName: \"new\"}) { name } }",
+                ),
+                json!({"c": c, "n": n}),
+            )
+        }
+        "updateConsumer" => {
+            consumer().await;
+            (
+                q(
+                    "mutation($c: ID!, $n: String!) { updateConsumer(clusterId: $c, stream: $n, name: \"work\", config: {description: \"d\"}) { name } }",
+                ),
+                json!({"c": c, "n": n}),
+            )
+        }
+        "deleteConsumer" => {
+            consumer().await;
+            (
+                q(
+                    "mutation($c: ID!, $n: String!) { deleteConsumer(clusterId: $c, stream: $n, name: \"work\") { name } }",
+                ),
+                json!({"c": c, "n": n}),
+            )
+        }
+        "pauseConsumer" => {
+            consumer().await;
+            (
+                q(
+                    "mutation($c: ID!, $n: String!) { pauseConsumer(clusterId: $c, stream: $n, name: \"work\", until: \"2099-01-01T00:00:00Z\") { name } }",
+                ),
+                json!({"c": c, "n": n}),
+            )
+        }
+        "resumeConsumer" => {
+            consumer().await;
+            (
+                q(
+                    "mutation($c: ID!, $n: String!) { resumeConsumer(clusterId: $c, stream: $n, name: \"work\") { name } }",
+                ),
+                json!({"c": c, "n": n}),
+            )
+        }
+        other => panic!("the matrix names an operation the test does not know: {other}"),
+    }
+}
+
+/// Runs `query` as `token` under a fresh request id; the outcome, and whether any event
+/// names that request (the console's own observers write events meanwhile).
+async fn attempt(app: &TestApp, token: &str, query: &str, vars: Value) -> (String, bool) {
+    let js = jetstream::new(app.nats.client().await);
+    let before = js
+        .get_stream("CONSOLE_EVENTS")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .last_sequence;
+    let rid = uuid::Uuid::new_v4().simple().to_string();
+    let auth = format!("Bearer {token}");
+    let body = app
+        .graphql_with_headers(
+            query,
+            vars,
+            &[("authorization", auth.as_str()), ("x-request-id", rid.as_str())],
+        )
+        .await;
+    let events = jsc_eventstore::EventReader::new(app.nats.client().await, "CONSOLE_EVENTS")
+        .read_range("es.>", before + 1, None)
+        .await
+        .unwrap();
+    let wrote = events.iter().any(|e| e.metadata.get("correlation_id") == Some(&rid));
+    (outcome(&body), wrote)
+}
+
+fn outcome(body: &Value) -> String {
+    match body.get("errors") {
+        None => "OK".into(),
+        Some(_) => code(body),
+    }
+}
+
+#[tokio::test]
+async fn the_role_by_operation_matrix_across_two_organizations_matches_the_table() {
+    let app = TestApp::spawn().await;
+    let owner = app.token.clone().unwrap();
+    let register = "mutation($o: ID!, $n: String!, $u: String!) { registerCluster(input: {organizationId: $o, name: $n, urls: [$u]}) { id } }";
+    // Organization A: the default one, with one member per role and a member to act on.
+    let cluster_a = app
+        .data(register, json!({"o": "default", "n": "cluster-a", "u": app.nats.url()}))
+        .await["registerCluster"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (pawn_a, _) = member(&app, "default", "pawn-a@example.com", "VIEWER").await;
+    let mut tokens = Vec::new();
+    for role in ["VIEWER", "OPERATOR", "ADMIN"] {
+        tokens.push(
+            member(&app, "default", &format!("{}-a@example.com", role.to_lowercase()), role)
+                .await
+                .1,
+        );
+    }
+    tokens.push(owner.clone());
+    // Organization B: its own owner; A's owner leaves it after creating it.
+    let b = app
+        .data("mutation { createOrganization(name: \"B\") { id } }", json!({}))
+        .await["createOrganization"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, owner_b) = member(&app, &b, "owner-b@example.com", "OWNER").await;
+    let me = app.data(ME, json!({})).await["me"]["id"].clone();
+    app.data_as(
+        Some(&owner_b),
+        "mutation($o: ID!, $u: ID!) { removeMember(organizationId: $o, userId: $u) { id } }",
+        json!({"o": b, "u": me}),
+    )
+    .await;
+    let cluster_b = app
+        .data_as(
+            Some(&owner_b),
+            register,
+            json!({"o": b, "n": "cluster-b", "u": app.nats.url()}),
+        )
+        .await["registerCluster"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pawn_b = {
+        let inv = app
+            .data_as(
+                Some(&owner_b),
+                INVITE,
+                json!({"o": b, "e": "pawn-b@example.com", "r": "VIEWER"}),
+            )
+            .await;
+        app.data_as(
+            None,
+            ACCEPT,
+            json!({"t": inv["inviteUser"]["token"], "p": "a long enough password", "n": "pawn"}),
+        )
+        .await["acceptInvitation"]["userId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let org_a = Org {
+        id: "default".into(),
+        owner: owner.clone(),
+        cluster: cluster_a,
+        pawn: pawn_a,
+    };
+    let org_b = Org {
+        id: b,
+        owner: owner_b,
+        cluster: cluster_b.clone(),
+        pawn: pawn_b,
+    };
+
+    let mut mismatches = Vec::new();
+    let mut rows = 0;
+    for line in MATRIX.lines().map(str::trim).filter(|l| !l.is_empty()).skip(1) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let (op, expected) = (cols[0], &cols[1..]);
+        rows += 1;
+        for (i, token) in tokens.iter().enumerate() {
+            let (query, vars) = prepare(&app, &org_a, op).await;
+            let (got, wrote) = attempt(&app, token, &query, vars).await;
+            assert!(got == "OK" || !wrote, "{op} refused but wrote an event");
+            if got != expected[i] {
+                mismatches.push(format!("{op} as role #{i}: expected {}, got {got}", expected[i]));
+            }
+            if expected[4] != "-" {
+                let (query, vars) = prepare(&app, &org_b, op).await;
+                let (got, wrote) = attempt(&app, token, &query, vars).await;
+                assert!(!wrote, "{op} across organizations wrote an event");
+                if got != expected[4] {
+                    mismatches.push(format!(
+                        "{op} on the other organization as role #{i}: expected {}, got {got}",
+                        expected[4]
+                    ));
+                }
+            }
+        }
+    }
+    assert!(rows >= 45, "the table covers the API");
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    // Lists never show the other organization's resources.
+    for token in &tokens {
+        let list = app
+            .data_as(Some(token), "{ clusters { id } organizations { id } }", json!({}))
+            .await;
+        assert!(!list.to_string().contains(&cluster_b), "{list}");
+        assert!(!list.to_string().contains(&org_b.id), "{list}");
+    }
+}
+
+#[tokio::test]
+async fn a_team_raises_a_role_on_one_cluster_only() {
+    let app = TestApp::spawn().await;
+    let register = "mutation($n: String!, $u: String!) { registerCluster(input: {name: $n, urls: [$u]}) { id } }";
+    let id = |v: Value| v["registerCluster"]["id"].as_str().unwrap().to_string();
+    let one = id(app.data(register, json!({"n": "one", "u": app.nats.url()})).await);
+    let two = id(app.data(register, json!({"n": "two", "u": app.nats.url()})).await);
+    let (viewer, token) = member(&app, "default", "t@example.com", "VIEWER").await;
+    let team = app
+        .data(
+            "mutation { createTeam(organizationId: \"default\", name: \"payments\") { id } }",
+            json!({}),
+        )
+        .await["createTeam"]["id"]
+        .clone();
+    app.data(
+        "mutation($t: ID!, $u: ID!) { addTeamMember(organizationId: \"default\", teamId: $t, userId: $u) { id } }",
+        json!({"t": team, "u": viewer}),
+    )
+    .await;
+    let granted = app
+        .data(
+            "mutation($t: ID!, $c: ID!) { setTeamClusterRole(organizationId: \"default\", teamId: $t, clusterId: $c, role: OPERATOR) { clusterRoles { clusterId role } members { email } } }",
+            json!({"t": team, "c": one}),
+        )
+        .await;
+    assert_eq!(
+        granted["setTeamClusterRole"]["clusterRoles"],
+        json!([{"clusterId": one, "role": "OPERATOR"}])
+    );
+    let create = "mutation($c: ID!, $n: String!, $s: String!) { createStream(clusterId: $c, config: {name: $n, subjects: [$s]}) { name } }";
+    let ok = app
+        .graphql_as(
+            Some(&token),
+            create,
+            json!({"c": one, "n": "TEAM_ONE", "s": "team.one.>"}),
+        )
+        .await;
+    assert!(ok.get("errors").is_none(), "{ok}");
+    let denied = app
+        .graphql_as(
+            Some(&token),
+            create,
+            json!({"c": two, "n": "TEAM_TWO", "s": "team.two.>"}),
+        )
+        .await;
+    assert_eq!(code(&denied), "FORBIDDEN");
+    // Taking the grant away takes the right away.
+    app.data(
+        "mutation($t: ID!, $c: ID!) { setTeamClusterRole(organizationId: \"default\", teamId: $t, clusterId: $c, role: null) { id } }",
+        json!({"t": team, "c": one}),
+    )
+    .await;
+    let denied = app
+        .graphql_as(
+            Some(&token),
+            create,
+            json!({"c": one, "n": "TEAM_THREE", "s": "team.three.>"}),
+        )
+        .await;
+    assert_eq!(code(&denied), "FORBIDDEN");
+}
