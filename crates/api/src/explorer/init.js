@@ -2,11 +2,32 @@
 // over WebSocket (graphql-transport-ws). Everything is served by the console itself.
 (function () {
   var wsScheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
-  var wsClient = graphqlWs.createClient({ url: wsScheme + '//' + window.location.host + '/graphql', lazy: true });
+  // Subscriptions carry the Authorization header set in GraphiQL's Headers tab.
+  function connectionParams() {
+    try {
+      var headers = JSON.parse(window.localStorage.getItem('graphiql:headers') || '{}');
+      var auth = headers.Authorization || headers.authorization;
+      return auth ? { authorization: auth } : {};
+    } catch (e) {
+      return {};
+    }
+  }
+  var wsClient = graphqlWs.createClient({
+    url: wsScheme + '//' + window.location.host + '/graphql',
+    lazy: true,
+    connectionParams: connectionParams
+  });
   var fetcher = GraphiQL.createFetcher({ url: '/graphql', wsClient: wsClient });
   var defaultQuery = [
     '# Welcome to JetStream Console.',
     '#',
+    '# Sign in first (the first start printed the owner password on the terminal), then put',
+    '#   {"Authorization": "Bearer <accessToken>"}',
+    '# in the Headers tab below; subscriptions use it too.',
+    'mutation Login {',
+    '  login(email: "admin@localhost", password: "<printed password>") { accessToken refreshToken accessTokenExpiresAt }',
+    '}',
+    '',
     '# List the managed clusters (the embedded server is registered as "local"):',
     'query Clusters {',
     '  clusters { id name urls tags lastConnectionTest { ok serverVersion } }',
