@@ -1494,3 +1494,79 @@ async fn a_team_raises_a_role_on_one_cluster_only() {
         .await;
     assert_eq!(code(&denied), "FORBIDDEN");
 }
+
+#[tokio::test]
+async fn websocket_limits_subscriptions_per_connection_and_closes_sockets_that_never_init() {
+    let app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), |c| {
+        c.auth.max_subscriptions_per_connection = 2;
+        c.auth.connection_init_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    // A socket that never says connection_init is closed.
+    let (mut ws, _) = {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{}/graphql", app.addr).into_client_request().unwrap();
+        req.headers_mut()
+            .insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+        tokio_tungstenite::connect_async(req).await.unwrap()
+    };
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the idle socket was closed");
+
+    // Two subscriptions on one connection; the third is refused with a clear error.
+    let token = app.token.clone().unwrap();
+    let mut sub = jsc_testkit::Subscription::connect(
+        app.addr,
+        "graphql-transport-ws",
+        json!({"authorization": format!("Bearer {token}")}),
+    )
+    .await;
+    assert_eq!(sub.next_frame_raw().await["type"], "connection_ack");
+    for id in ["1", "2", "3"] {
+        sub.start_with_id(id, WATCH, json!({})).await;
+    }
+    // They start concurrently: one of them (any) is refused.
+    let frame = sub.next_frame_raw().await;
+    assert_eq!(
+        frame["payload"]["errors"][0]["extensions"]["code"], "VALIDATION",
+        "{frame}"
+    );
+    assert!(
+        frame.to_string().contains("at most 2 subscriptions per connection"),
+        "{frame}"
+    );
+    assert_eq!(
+        sub.next_frame_raw().await["type"],
+        "complete",
+        "only the refused one ends"
+    );
+    // Completing one frees its slot for the next.
+    let refused = frame["id"].as_str().unwrap().to_string();
+    let running = ["1", "2", "3"].into_iter().find(|i| *i != refused).unwrap();
+    sub.send_raw(json!({"id": running, "type": "complete"})).await;
+    sub.start_with_id("4", WATCH, json!({})).await;
+    app.data(
+        "mutation($u: String!) { registerCluster(input: {name: \"slots\", urls: [$u]}) { id } }",
+        json!({"u": app.nats.url()}),
+    )
+    .await;
+    let mut ids = std::collections::BTreeSet::new();
+    while ids.len() < 2 {
+        let f = sub.next_frame_raw().await;
+        if f["type"] == "complete" && f["id"] == running {
+            continue;
+        }
+        assert_eq!(f["type"], "next", "{f}");
+        assert!(f["payload"].get("errors").is_none(), "{f}");
+        ids.insert(f["id"].as_str().unwrap().to_string());
+    }
+    assert!(ids.contains("4") && !ids.contains(running), "{ids:?}");
+}

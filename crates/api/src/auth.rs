@@ -45,6 +45,10 @@ pub struct AuthSettings {
     pub lockout: Duration,
     /// Login attempts from one address per minute.
     pub attempts_per_minute: usize,
+    /// A WebSocket must send `connection_init` within this time, or it is closed.
+    pub connection_init_timeout: Duration,
+    /// Subscriptions open at once on one WebSocket connection.
+    pub max_subscriptions_per_connection: usize,
 }
 
 impl Default for AuthSettings {
@@ -56,6 +60,8 @@ impl Default for AuthSettings {
             max_failures: 5,
             lockout: Duration::from_secs(15 * 60),
             attempts_per_minute: 30,
+            connection_init_timeout: Duration::from_secs(10),
+            max_subscriptions_per_connection: 100,
         }
     }
 }

@@ -193,10 +193,13 @@ async fn graphql_ws(
     let schema = state.schema.clone();
     let console = state.console.clone();
     let header_token = bearer(&headers);
+    let init_timeout = console.auth.settings.connection_init_timeout;
     upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
         let mut data = Data::default();
         data.insert(meta);
-        GraphQLWebSocket::new(socket, schema, protocol)
+        data.insert(crate::schema::SubscriptionCount::default());
+        let (sink, stream) = futures::StreamExt::split(socket);
+        GraphQLWebSocket::new_with_pair(sink, init_within(stream, init_timeout), schema, protocol)
             .with_data(data)
             .on_connection_init(move |payload| async move {
                 let token = init_token(&payload).or(header_token);
@@ -214,6 +217,39 @@ async fn graphql_ws(
             })
             .keepalive_timeout(Duration::from_secs(30))
             .serve()
+    })
+}
+
+/// Ends a WebSocket's input (and so the connection) when its first message is not a
+/// `connection_init` arriving within `timeout`: an idle socket holds no server resources.
+fn init_within<S>(
+    stream: S,
+    timeout: Duration,
+) -> impl futures::Stream<Item = Result<axum::extract::ws::Message, axum::Error>> + Send
+where
+    S: futures::Stream<Item = Result<axum::extract::ws::Message, axum::Error>> + Send + Unpin + 'static,
+{
+    use futures::StreamExt;
+    let deadline = Box::pin(tokio::time::sleep(timeout));
+    futures::stream::unfold((stream, deadline, false), |(mut s, mut deadline, started)| async move {
+        if started {
+            return s.next().await.map(|m| (m, (s, deadline, true)));
+        }
+        tokio::select! {
+            m = s.next() => {
+                let m = m?;
+                let init = matches!(&m, Ok(axum::extract::ws::Message::Text(t)) if t.contains("connection_init"));
+                if !init && matches!(&m, Ok(axum::extract::ws::Message::Text(_))) {
+                    tracing::info!("WebSocket: the first message was not connection_init; closing");
+                    return None;
+                }
+                Some((m, (s, deadline, init)))
+            }
+            _ = &mut deadline => {
+                tracing::info!("WebSocket: no connection_init in time; closing");
+                None
+            }
+        }
     })
 }
 

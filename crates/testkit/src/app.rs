@@ -265,10 +265,20 @@ impl Subscription {
 
     /// Starts the subscription `query` (id "1").
     pub async fn start(&mut self, query: &str, variables: Value) {
+        self.start_with_id("1", query, variables).await
+    }
+
+    /// Sends a protocol message as it is.
+    pub async fn send_raw(&mut self, message: Value) {
+        self.ws.send(Message::text(message.to_string())).await.unwrap();
+    }
+
+    /// Starts another subscription on the same connection.
+    pub async fn start_with_id(&mut self, id: &str, query: &str, variables: Value) {
         let start = if self.legacy { "start" } else { "subscribe" };
         self.ws
             .send(Message::text(
-                json!({"id": "1", "type": start, "payload": {"query": query, "variables": variables}}).to_string(),
+                json!({"id": id, "type": start, "payload": {"query": query, "variables": variables}}).to_string(),
             ))
             .await
             .unwrap();

@@ -690,9 +690,8 @@ impl ClusterSubscription {
             }
         });
         Ok(guarded(
-            &c,
-            &p,
+            ctx,
             futures::StreamExt::chain(futures::stream::iter(current), changes),
-        ))
+        )?)
     }
 }

@@ -522,7 +522,7 @@ impl AuditSubscription {
                 .map(AuditEntry);
             futures::future::ready(out)
         });
-        Ok(super::guarded(c, &p, entries))
+        Ok(super::guarded(ctx, entries)?)
     }
 }
 

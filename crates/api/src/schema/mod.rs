@@ -104,20 +104,51 @@ pub(crate) fn meta(ctx: &Context<'_>) -> RequestMeta {
     })
 }
 
-/// Ends a subscription's `stream` when the caller's credential expires or is revoked (or
-/// the user is disabled): the last item is an `UNAUTHENTICATED` error, then the stream
+/// Subscriptions open on one WebSocket connection (connection data).
+#[derive(Clone, Default)]
+pub struct SubscriptionCount(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+/// Holds one of the connection's subscription slots until dropped.
+struct Slot(Option<SubscriptionCount>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(c) = &self.0 {
+            c.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+fn take_slot(ctx: &Context<'_>) -> ApiResult<Slot> {
+    let Some(count) = ctx.data_opt::<SubscriptionCount>() else {
+        return Ok(Slot(None));
+    };
+    let max = console(ctx).auth.settings.max_subscriptions_per_connection;
+    let open = count.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let slot = Slot(Some(count.clone()));
+    if open >= max {
+        return Err(crate::error::ApiError::validation(format!(
+            "at most {max} subscriptions per connection; complete one or open another connection"
+        )));
+    }
+    Ok(slot)
+}
+
+/// Wraps a subscription's `stream` for the caller: it holds one of the connection's
+/// subscription slots, and ends when the caller's credential expires or is revoked (or
+/// the user is disabled) — the last item is an `UNAUTHENTICATED` error, then the stream
 /// completes. Checked at the expiry instant and whenever an identity view changes.
 pub(crate) fn guarded<S, T>(
-    c: &Console,
-    p: &Principal,
+    ctx: &Context<'_>,
     stream: S,
-) -> impl futures::Stream<Item = async_graphql::Result<T>> + use<S, T>
+) -> ApiResult<impl futures::Stream<Item = async_graphql::Result<T>> + use<S, T>>
 where
     S: futures::Stream<Item = T> + Send + 'static,
     T: Send + 'static,
 {
     use futures::StreamExt;
-    let (c, p) = (c.clone(), p.clone());
+    let slot = take_slot(ctx)?;
+    let (c, p) = (console(ctx).clone(), principal(ctx)?.clone());
     let ended = async move {
         let mut sessions = c.auth.sessions.subscribe();
         let mut users = c.auth.users.subscribe();
@@ -138,18 +169,18 @@ where
             }
         }
     };
-    futures::stream::unfold(
-        (stream.boxed(), Box::pin(ended), false),
-        |(mut inner, mut ended, done)| async move {
+    Ok(futures::stream::unfold(
+        (stream.boxed(), Box::pin(ended), false, slot),
+        |(mut inner, mut ended, done, slot)| async move {
             if done {
                 return None;
             }
             tokio::select! {
-                item = inner.next() => item.map(|i| (Ok(i), (inner, ended, false))),
-                e = &mut ended => Some((Err(e.into()), (inner, ended, true))),
+                item = inner.next() => item.map(|i| (Ok(i), (inner, ended, false, slot))),
+                e = &mut ended => Some((Err(e.into()), (inner, ended, true, slot))),
             }
         },
-    )
+    ))
 }
 
 /// Waits for the next change on a view (a lagging receiver still counts as a change; a

@@ -1278,7 +1278,6 @@ impl StreamSubscription {
     ) -> Result<impl Stream<Item = Result<StreamChange>> + use<>> {
         let c = console(ctx).clone();
         ensure_cluster(ctx, &cluster_id, Role::Viewer)?;
-        let p = principal(ctx)?.clone();
         let cluster = cluster_id.to_string();
         let only = name.clone();
         let rx = c.stream_view.subscribe();
@@ -1344,11 +1343,10 @@ impl StreamSubscription {
             futures::stream::empty().boxed()
         };
         Ok(still_visible(
-            &c,
-            &p,
+            ctx,
             &cluster_id,
             futures::stream::select(config.boxed(), state),
-        ))
+        )?)
     }
 
     /// Changes to the consumers of a stream (or to the one named), as for `streamChanged`.
@@ -1363,7 +1361,6 @@ impl StreamSubscription {
     ) -> Result<impl Stream<Item = Result<ConsumerChange>> + use<>> {
         let c = console(ctx).clone();
         ensure_cluster(ctx, &cluster_id, Role::Viewer)?;
-        let p = principal(ctx)?.clone();
         let cluster = cluster_id.to_string();
         let rx = c.consumer_view.subscribe();
         let (cl, st, on) = (cluster.clone(), stream.clone(), name.clone());
@@ -1428,23 +1425,21 @@ impl StreamSubscription {
             futures::stream::empty().boxed()
         };
         Ok(still_visible(
-            &c,
-            &p,
+            ctx,
             &cluster_id,
             futures::stream::select(config.boxed(), state),
-        ))
+        )?)
     }
 }
 
 /// A cluster-scoped subscription: items only while the caller may still see the cluster,
 /// and the end when their credential does.
 fn still_visible<T: Send + 'static, S: Stream<Item = T> + Send + 'static>(
-    c: &Console,
-    p: &crate::auth::Principal,
+    ctx: &Context<'_>,
     cluster_id: &str,
     stream: S,
-) -> impl Stream<Item = Result<T>> + use<T, S> {
-    let (vc, vp, cluster) = (c.clone(), p.clone(), cluster_id.to_string());
+) -> ApiResult<impl Stream<Item = Result<T>> + use<T, S>> {
+    let (vc, vp, cluster) = (console(ctx).clone(), principal(ctx)?.clone(), cluster_id.to_string());
     let visible = stream.filter(move |_| futures::future::ready(vc.cluster_role(&vp, &cluster).is_some()));
-    guarded(c, p, visible)
+    guarded(ctx, visible)
 }
