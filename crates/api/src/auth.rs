@@ -109,16 +109,11 @@ impl Keyring {
     /// with a fresh key (mode 0600) when missing.
     pub fn load_or_generate(dir: &Path) -> Result<Self, KeyError> {
         let path = dir.join("signing.key");
-        let io = |source| KeyError::Io {
+        let keys = jsc_fleet::secrets::key_file(&path, "signing tokens").map_err(|source| KeyError::Io {
             path: path.display().to_string(),
             source,
-        };
-        if !path.exists() {
-            let key = base64::engine::general_purpose::STANDARD.encode(random_bytes::<32>());
-            write_private(&path, format!("{key}\n").as_bytes()).map_err(io)?;
-        }
-        let text = std::fs::read_to_string(&path).map_err(io)?;
-        let keys: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        })?;
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         Self::from_base64_keys(&keys)
     }
 
@@ -223,18 +218,6 @@ fn key_id(raw: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)?.write_all(bytes)
 }
 
 /// Cryptographically random bytes from the operating system.

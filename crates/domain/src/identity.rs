@@ -420,33 +420,28 @@ pub struct User {
     pub sessions_valid_after: Option<DateTime<Utc>>,
 }
 
+/// An account as registered (the command's input, and the event once normalized).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewUser {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    /// The argon2 hash of the password, sealed.
+    pub password: Sealed,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UserCommand {
-    Register {
-        id: String,
-        email: String,
-        name: String,
-        password: Sealed,
-    },
-    ChangePassword {
-        password: Sealed,
-    },
+    Register(NewUser),
+    ChangePassword { password: Sealed },
     Disable,
     Enable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UserEvent {
-    Registered {
-        id: String,
-        email: String,
-        name: String,
-        password: Sealed,
-    },
-    PasswordChanged {
-        password: Sealed,
-        at: DateTime<Utc>,
-    },
+    Registered(NewUser),
+    PasswordChanged { password: Sealed, at: DateTime<Utc> },
     Disabled,
     Enabled,
 }
@@ -476,21 +471,15 @@ impl Aggregate for User {
 
     async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), Self::Error> {
         let event = match command {
-            UserCommand::Register {
-                id,
-                email,
-                name,
-                password,
-            } => {
+            UserCommand::Register(new) => {
                 if self.registered {
                     return Err(IdentityError::Conflict("the user already exists".into()));
                 }
-                UserEvent::Registered {
-                    id,
-                    email: normalize_email(&email)?,
-                    name: normalize_display_name("name", &name)?,
-                    password,
-                }
+                UserEvent::Registered(NewUser {
+                    email: normalize_email(&new.email)?,
+                    name: normalize_display_name("name", &new.name)?,
+                    ..new
+                })
             }
             other => {
                 if !self.registered {
@@ -505,7 +494,7 @@ impl Aggregate for User {
                     UserCommand::Disable => UserEvent::Disabled,
                     UserCommand::Enable if !self.disabled => return Ok(()),
                     UserCommand::Enable => UserEvent::Enabled,
-                    UserCommand::Register { .. } => unreachable!("handled above"),
+                    UserCommand::Register(_) => unreachable!("handled above"),
                 }
             }
         };
@@ -515,16 +504,11 @@ impl Aggregate for User {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            UserEvent::Registered {
-                id,
-                email,
-                name,
-                password,
-            } => {
-                self.id = id;
-                self.email = email;
-                self.name = name;
-                self.password = Some(password);
+            UserEvent::Registered(new) => {
+                self.id = new.id;
+                self.email = new.email;
+                self.name = new.name;
+                self.password = Some(new.password);
                 self.registered = true;
             }
             UserEvent::PasswordChanged { password, at } => {
@@ -560,33 +544,27 @@ impl Invitation {
     }
 }
 
+/// An invitation as created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewInvitation {
+    pub id: String,
+    pub organization: String,
+    pub email: String,
+    pub role: Role,
+    pub expires_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InvitationCommand {
-    Create {
-        id: String,
-        organization: String,
-        email: String,
-        role: Role,
-        expires_at: DateTime<Utc>,
-    },
-    Accept {
-        user_id: String,
-    },
+    Create(NewInvitation),
+    Accept { user_id: String },
     Revoke,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InvitationEvent {
-    Created {
-        id: String,
-        organization: String,
-        email: String,
-        role: Role,
-        expires_at: DateTime<Utc>,
-    },
-    Accepted {
-        user_id: String,
-    },
+    Created(NewInvitation),
+    Accepted { user_id: String },
     Revoked,
 }
 
@@ -614,23 +592,14 @@ impl Aggregate for Invitation {
 
     async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), Self::Error> {
         let event = match command {
-            InvitationCommand::Create {
-                id,
-                organization,
-                email,
-                role,
-                expires_at,
-            } => {
+            InvitationCommand::Create(new) => {
                 if self.created {
                     return Err(IdentityError::Conflict("the invitation already exists".into()));
                 }
-                InvitationEvent::Created {
-                    id,
-                    organization,
-                    email: normalize_email(&email)?,
-                    role,
-                    expires_at,
-                }
+                InvitationEvent::Created(NewInvitation {
+                    email: normalize_email(&new.email)?,
+                    ..new
+                })
             }
             InvitationCommand::Accept { user_id } => {
                 if !self.open_at(Utc::now()) {
@@ -651,19 +620,13 @@ impl Aggregate for Invitation {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            InvitationEvent::Created {
-                id,
-                organization,
-                email,
-                role,
-                expires_at,
-            } => {
-                self.id = id;
+            InvitationEvent::Created(new) => {
+                self.id = new.id;
                 self.created = true;
-                self.organization = organization;
-                self.email = email;
-                self.role = Some(role);
-                self.expires_at = Some(expires_at);
+                self.organization = new.organization;
+                self.email = new.email;
+                self.role = Some(new.role);
+                self.expires_at = Some(new.expires_at);
             }
             InvitationEvent::Accepted { user_id } => self.accepted_by = Some(user_id),
             InvitationEvent::Revoked => self.revoked = true,
@@ -689,13 +652,17 @@ pub struct Session {
     pub revoked: Option<String>,
 }
 
+/// A session as started: who, and until when its refresh tokens may be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewSession {
+    pub id: String,
+    pub user_id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SessionCommand {
-    Start {
-        id: String,
-        user_id: String,
-        expires_at: DateTime<Utc>,
-    },
+    Start(NewSession),
     /// Presents the refresh token of `generation`.
     Refresh {
         generation: u64,
@@ -707,17 +674,9 @@ pub enum SessionCommand {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SessionEvent {
-    Started {
-        id: String,
-        user_id: String,
-        expires_at: DateTime<Utc>,
-    },
-    Refreshed {
-        generation: u64,
-    },
-    Revoked {
-        reason: String,
-    },
+    Started(NewSession),
+    Refreshed { generation: u64 },
+    Revoked { reason: String },
 }
 
 /// Why a session was revoked when a rotated refresh token came back.
@@ -753,19 +712,11 @@ impl Aggregate for Session {
 
     async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), Self::Error> {
         let event = match command {
-            SessionCommand::Start {
-                id,
-                user_id,
-                expires_at,
-            } => {
+            SessionCommand::Start(new) => {
                 if self.started {
                     return Err(IdentityError::Conflict("the session already exists".into()));
                 }
-                SessionEvent::Started {
-                    id,
-                    user_id,
-                    expires_at,
-                }
+                SessionEvent::Started(new)
             }
             // An inactive session refuses quietly: the caller sees the state and says no.
             SessionCommand::Refresh { .. } if !self.active_at(Utc::now()) => return Ok(()),
@@ -784,15 +735,11 @@ impl Aggregate for Session {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            SessionEvent::Started {
-                id,
-                user_id,
-                expires_at,
-            } => {
-                self.id = id;
-                self.user_id = user_id;
+            SessionEvent::Started(new) => {
+                self.id = new.id;
+                self.user_id = new.user_id;
                 self.started = true;
-                self.expires_at = Some(expires_at);
+                self.expires_at = Some(new.expires_at);
             }
             SessionEvent::Refreshed { generation } => self.generation = generation,
             SessionEvent::Revoked { reason } => self.revoked = Some(reason),
@@ -828,31 +775,28 @@ pub struct ApiKey {
     pub revoked: bool,
 }
 
+/// An API key as created (its secret only as a sealed hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewApiKey {
+    pub id: String,
+    pub organization: String,
+    pub name: String,
+    pub owner: KeyOwner,
+    pub role: Role,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// SHA-256 of the key's secret part, sealed.
+    pub secret_hash: Sealed,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApiKeyCommand {
-    Create {
-        id: String,
-        organization: String,
-        name: String,
-        owner: KeyOwner,
-        role: Role,
-        expires_at: Option<DateTime<Utc>>,
-        secret_hash: Sealed,
-    },
+    Create(NewApiKey),
     Revoke,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApiKeyEvent {
-    Created {
-        id: String,
-        organization: String,
-        name: String,
-        owner: KeyOwner,
-        role: Role,
-        expires_at: Option<DateTime<Utc>>,
-        secret_hash: Sealed,
-    },
+    Created(NewApiKey),
     Revoked,
 }
 
@@ -879,36 +823,24 @@ impl Aggregate for ApiKey {
 
     async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), Self::Error> {
         let event = match command {
-            ApiKeyCommand::Create {
-                id,
-                organization,
-                name,
-                owner,
-                role,
-                expires_at,
-                secret_hash,
-            } => {
+            ApiKeyCommand::Create(new) => {
                 if self.created {
                     return Err(IdentityError::Conflict("the API key already exists".into()));
                 }
-                if expires_at.is_some_and(|e| e <= Utc::now()) {
+                if new.expires_at.is_some_and(|e| e <= Utc::now()) {
                     return Err(invalid("expiresAt", "must be in the future"));
                 }
-                let owner = match owner {
+                let owner = match new.owner {
                     KeyOwner::ServiceAccount { name } => KeyOwner::ServiceAccount {
                         name: normalize_display_name("serviceAccount", &name)?,
                     },
                     user => user,
                 };
-                ApiKeyEvent::Created {
-                    id,
-                    organization,
-                    name: normalize_display_name("name", &name)?,
+                ApiKeyEvent::Created(NewApiKey {
+                    name: normalize_display_name("name", &new.name)?,
                     owner,
-                    role,
-                    expires_at,
-                    secret_hash,
-                }
+                    ..new
+                })
             }
             ApiKeyCommand::Revoke => {
                 if !self.created {
@@ -926,23 +858,15 @@ impl Aggregate for ApiKey {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            ApiKeyEvent::Created {
-                id,
-                organization,
-                name,
-                owner,
-                role,
-                expires_at,
-                secret_hash,
-            } => {
-                self.id = id;
+            ApiKeyEvent::Created(new) => {
+                self.id = new.id;
                 self.created = true;
-                self.organization = organization;
-                self.name = name;
-                self.owner = Some(owner);
-                self.role = Some(role);
-                self.expires_at = expires_at;
-                self.secret_hash = Some(secret_hash);
+                self.organization = new.organization;
+                self.name = new.name;
+                self.owner = Some(new.owner);
+                self.role = Some(new.role);
+                self.expires_at = new.expires_at;
+                self.secret_hash = Some(new.secret_hash);
             }
             ApiKeyEvent::Revoked => self.revoked = true,
         }

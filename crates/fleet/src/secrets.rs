@@ -74,19 +74,11 @@ impl SecretBox {
     /// Reads `secret.key` from `dir`, generating it (mode 0600) when absent.
     pub fn load_or_generate(dir: &Path) -> Result<Self, Error> {
         let path = dir.join("secret.key");
-        let io = |source| Error::Io {
+        let keys = key_file(&path, "sealing credentials").map_err(|source| Error::Io {
             path: path.display().to_string(),
             source,
-        };
-        if !path.exists() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-            let key = Aes256Gcm::generate_key(OsRng);
-            let encoded = STANDARD.encode(key);
-            write_private(&path, encoded.as_bytes()).map_err(io)?;
-            tracing::info!(path = %path.display(), "generated a new secret key for sealing cluster credentials; back it up");
-        }
-        let content = std::fs::read_to_string(&path).map_err(io)?;
-        let keys: Vec<&str> = content.lines().filter(|l| !l.trim().is_empty()).collect();
+        })?;
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         Self::from_base64_keys(&keys)
     }
 
@@ -152,6 +144,25 @@ impl SecretBox {
         mac.update(message.as_bytes());
         mac.verify_slice(&bytes).is_ok()
     }
+}
+
+/// The base64 keys in the file at `path`, one per line, newest first; a missing file is
+/// created (mode 0600) with one fresh random 32-byte key, for `purpose`.
+pub fn key_file(path: &Path, purpose: &str) -> std::io::Result<Vec<String>> {
+    if !path.exists() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let key = Aes256Gcm::generate_key(OsRng);
+        write_private(path, STANDARD.encode(key).as_bytes())?;
+        tracing::info!(path = %path.display(), "generated a new key for {purpose}; back it up");
+    }
+    Ok(std::fs::read_to_string(path)?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
 }
 
 /// A short, non-secret name for a key: the first 8 hex digits of its SHA-256.

@@ -6,8 +6,8 @@ use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use jsc_domain::identity::{
-    ApiKeyCommand, DEFAULT_ORGANIZATION, InvitationCommand, KeyOwner, OrganizationCommand, REUSE_DETECTED, Role,
-    SessionCommand, UserCommand, normalize_email,
+    ApiKeyCommand, DEFAULT_ORGANIZATION, InvitationCommand, KeyOwner, NewApiKey, NewInvitation, NewSession, NewUser,
+    OrganizationCommand, REUSE_DETECTED, Role, SessionCommand, UserCommand, normalize_email,
 };
 use jsc_eventstore::{CommandContext, Repository};
 use jsc_projections::identity::{ApiKeyView, InvitationView, OrganizationView, UserView};
@@ -110,11 +110,11 @@ async fn start_session(ctx: &Context<'_>, user_id: &str) -> ApiResult<AuthPayloa
         &c.sessions,
         &c.auth.sessions,
         &session_id,
-        SessionCommand::Start {
+        SessionCommand::Start(NewSession {
             id: session_id.clone(),
             user_id: user_id.to_string(),
             expires_at,
-        },
+        }),
         &cctx,
     )
     .await?;
@@ -697,13 +697,13 @@ impl IdentityMutation {
         )?;
         let email = normalize_email(&email).map_err(|e| ApiError::validation(e.to_string()))?;
         let id = new_id();
-        let cmd = InvitationCommand::Create {
+        let cmd = InvitationCommand::Create(NewInvitation {
             id: id.clone(),
             organization: organization_id.to_string(),
             email,
             role,
             expires_at: Utc::now() + c.auth.settings.invitation_ttl,
-        };
+        });
         execute(c, &c.invitations, &c.auth.invitations, &id, cmd, &cctx).await?;
         let view = get(&c.auth.invitations, &id).expect("awaited").view;
         Ok(CreatedInvitation {
@@ -775,12 +775,12 @@ impl IdentityMutation {
                 let user_id = new_id();
                 let cctx = meta(ctx).command_context(&format!("user:{user_id}"), Some(&org));
                 let sealed = c.fleet.secrets().seal(&auth::hash_password(&password).await?);
-                let cmd = UserCommand::Register {
+                let cmd = UserCommand::Register(NewUser {
                     id: user_id.clone(),
                     email: inv.email.clone(),
                     name,
                     password: sealed,
-                };
+                });
                 execute(c, &c.users, &c.auth.users, &user_id, cmd, &cctx).await?;
                 user_id
             }
@@ -999,7 +999,7 @@ impl IdentityMutation {
         }
         let id = uuid::Uuid::now_v7().simple().to_string();
         let (key, hash) = auth::new_api_key(&id);
-        let cmd = ApiKeyCommand::Create {
+        let cmd = ApiKeyCommand::Create(NewApiKey {
             id: id.clone(),
             organization: organization_id.to_string(),
             name,
@@ -1007,7 +1007,7 @@ impl IdentityMutation {
             role,
             expires_at,
             secret_hash: c.fleet.secrets().seal(&hash),
-        };
+        });
         execute(c, &c.api_keys, &c.auth.api_keys, &id, cmd, &cctx).await?;
         Ok(CreatedApiKey {
             api_key: ApiKeyObj(get(&c.auth.api_keys, &id).expect("awaited").view),
@@ -1094,12 +1094,12 @@ pub async fn bootstrap(c: &Console, email: Option<String>, password: Option<Stri
                 .map_err(|e| ApiError::validation(format!("admin {}", e.message)))?;
             let user_id = new_id();
             let sealed = c.fleet.secrets().seal(&auth::hash_password(&password).await?);
-            let cmd = UserCommand::Register {
+            let cmd = UserCommand::Register(NewUser {
                 id: user_id.clone(),
                 email: email.clone(),
                 name: "Owner".into(),
                 password: sealed,
-            };
+            });
             execute(c, &c.users, &c.auth.users, &user_id, cmd, &cctx).await?;
             user_id
         }
