@@ -918,6 +918,9 @@ inviteOwner               FORBIDDEN  FORBIDDEN  FORBIDDEN  OK         NOT_FOUND
 revokeInvitation          FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
 setMemberRole             FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
 removeMember              FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+user                      OK         OK         OK         OK         NOT_FOUND
+userSessions              FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
+revokeSession             FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
 disableUser               FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
 enableUser                FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
 createTeam                FORBIDDEN  FORBIDDEN  OK         OK         NOT_FOUND
@@ -951,6 +954,7 @@ struct Org {
     owner: String,
     cluster: String,
     pawn: String,
+    pawn_email: String,
 }
 
 async fn as_owner(app: &TestApp, org: &Org, query: &str, vars: Value) -> Value {
@@ -1103,6 +1107,18 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             q("mutation($u: ID!) { disableUser(id: $u) { id } }"),
             json!({"u": org.pawn}),
         ),
+        "user" => (q("query($u: ID!) { user(id: $u) { email } }"), json!({"u": org.pawn})),
+        "userSessions" => (
+            q("query($u: ID!) { user(id: $u) { sessions { id } } }"),
+            json!({"u": org.pawn}),
+        ),
+        "revokeSession" => {
+            let auth = app
+                .login(&org.pawn_email, &format!("{}-password", org.pawn_email))
+                .await;
+            let sid = me_session(app, auth["refreshToken"].as_str().unwrap()).await;
+            (q("mutation($s: ID!) { revokeSession(id: $s) }"), json!({"s": sid}))
+        }
         "enableUser" => (
             q("mutation($u: ID!) { enableUser(id: $u) { id } }"),
             json!({"u": org.pawn}),
@@ -1374,7 +1390,7 @@ async fn the_role_by_operation_matrix_across_two_organizations_matches_the_table
         app.data_as(
             None,
             ACCEPT,
-            json!({"t": inv["inviteUser"]["token"], "p": "a long enough password", "n": "pawn"}),
+            json!({"t": inv["inviteUser"]["token"], "p": "pawn-b@example.com-password", "n": "pawn"}),
         )
         .await["acceptInvitation"]["userId"]
             .as_str()
@@ -1386,12 +1402,14 @@ async fn the_role_by_operation_matrix_across_two_organizations_matches_the_table
         owner: owner.clone(),
         cluster: cluster_a,
         pawn: pawn_a,
+        pawn_email: "pawn-a@example.com".into(),
     };
     let org_b = Org {
         id: b,
         owner: owner_b,
         cluster: cluster_b.clone(),
         pawn: pawn_b,
+        pawn_email: "pawn-b@example.com".into(),
     };
 
     let mut mismatches = Vec::new();
@@ -1569,4 +1587,61 @@ async fn websocket_limits_subscriptions_per_connection_and_closes_sockets_that_n
         ids.insert(f["id"].as_str().unwrap().to_string());
     }
     assert!(ids.contains("4") && !ids.contains(running), "{ids:?}");
+}
+
+#[tokio::test]
+async fn rotating_the_signing_key_keeps_issued_tokens_valid_until_the_old_key_is_dropped() {
+    let b64 = |k: [u8; 32]| base64::engine::general_purpose::STANDARD.encode(k);
+    let (old, new) = (b64([1; 32]), b64([2; 32]));
+    let keys = |signing: Vec<String>| {
+        let secret = b64([3; 32]);
+        move |c: &mut jsc_cli::Config| {
+            c.signing_keys = signing;
+            c.secret_keys = vec![secret];
+        }
+    };
+    let mut app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), keys(vec![old.clone()])).await;
+    let issued = app.token.clone().unwrap();
+    let refresh = app.login(OWNER_EMAIL, OWNER_PASSWORD).await["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.shutdown().await;
+    let nats = std::mem::replace(&mut app.nats, jsc_testkit::NatsServer::start());
+
+    // New key first, old one still listed: old tokens work, new ones are signed by the new key.
+    let mut app = TestApp::spawn_with(nats, keys(vec![new.clone(), old.clone()])).await;
+    assert!(app.graphql_as(Some(&issued), ME, json!({})).await.get("errors").is_none());
+    let traded = app.data_as(None, REFRESH, json!({"t": refresh})).await;
+    assert!(traded["refreshSession"]["accessToken"].is_string());
+    let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+    assert_ne!(kid(app.token.as_deref().unwrap()), kid(&issued), "new tokens use the new key");
+    app.shutdown().await;
+    let nats = std::mem::replace(&mut app.nats, jsc_testkit::NatsServer::start());
+
+    // The old key dropped: what it signed is refused.
+    let app = TestApp::spawn_with(nats, keys(vec![new])).await;
+    assert_eq!(code(&app.graphql_as(Some(&issued), ME, json!({})).await), "UNAUTHENTICATED");
+    assert!(app.graphql(ME, json!({})).await.get("errors").is_none());
+}
+
+#[tokio::test]
+async fn a_user_sees_and_ends_their_own_sessions() {
+    let app = TestApp::spawn().await;
+    let other = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let sessions = app
+        .data("{ me { sessions { id current refreshes } } }", json!({}))
+        .await["me"]["sessions"]
+        .clone();
+    let list = sessions.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{sessions}");
+    assert_eq!(list.iter().filter(|s| s["current"] == true).count(), 1);
+    let theirs = list.iter().find(|s| s["current"] == false).unwrap()["id"].clone();
+    app.data("mutation($s: ID!) { revokeSession(id: $s) }", json!({"s": theirs}))
+        .await;
+    assert_eq!(
+        code(&app.graphql_as(other["accessToken"].as_str(), ME, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    assert!(app.graphql(ME, json!({})).await.get("errors").is_none(), "this session goes on");
 }

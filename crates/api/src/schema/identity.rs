@@ -219,6 +219,30 @@ impl UserObj {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// The user's signed-in sessions (not signed out, revoked or expired): your own, or,
+    /// for an admin of an organization the user belongs to, theirs.
+    async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<SessionObj>> {
+        let c = console(ctx);
+        let p = principal(ctx)?;
+        let uid = &self.0.state.id;
+        if p.user_id.as_ref() != Some(uid) {
+            require_admin_over(c, p, uid)?;
+        }
+        let now = Utc::now();
+        let mut list = c
+            .auth
+            .sessions
+            .filter(|s| &s.state.user_id == uid && s.state.active_at(now));
+        list.sort_by_key(|s| std::cmp::Reverse(s.view.created_at));
+        let current = p.session_id.clone();
+        Ok(list
+            .into_iter()
+            .map(|s| SessionObj {
+                current: current.as_ref() == Some(&s.view.state.id),
+                view: s.view,
+            })
+            .collect())
+    }
     /// The organizations this user belongs to that you can see, with the user's role.
     async fn organizations(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
         let c = console(ctx);
@@ -230,6 +254,39 @@ impl UserObj {
                 role,
             })
             .collect())
+    }
+}
+
+/// A signed-in session (a refresh-token family).
+pub struct SessionObj {
+    view: jsc_projections::identity::SessionView,
+    current: bool,
+}
+
+#[Object(name = "Session")]
+impl SessionObj {
+    async fn id(&self) -> ID {
+        ID(self.view.state.id.clone())
+    }
+    /// When it signed in.
+    async fn started_at(&self) -> DateTime<Utc> {
+        self.view.created_at
+    }
+    /// When it last traded a refresh token (or signed in).
+    async fn last_refreshed_at(&self) -> DateTime<Utc> {
+        self.view.updated_at
+    }
+    /// When its refresh tokens stop working.
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.view.state.expires_at
+    }
+    /// How many times it was refreshed.
+    async fn refreshes(&self) -> u64 {
+        self.view.state.generation
+    }
+    /// Whether this is the session of the request.
+    async fn current(&self) -> bool {
+        self.current
     }
 }
 
@@ -515,6 +572,19 @@ impl IdentityQuery {
             .map(|v| UserObj(v.view)))
     }
 
+    /// A user who belongs to one of your organizations; `NOT_FOUND` otherwise.
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<UserObj> {
+        let c = console(ctx);
+        let p = principal(ctx)?;
+        let mine = p.user_id.as_deref() == Some(id.as_str());
+        if !mine && shared_orgs(c, p, &id).is_empty() {
+            return Err(ApiError::not_found(format!("no user with id '{}'", id.as_str())).into());
+        }
+        Ok(get(&c.auth.users, &id)
+            .map(|v| UserObj(v.view))
+            .ok_or_else(|| ApiError::not_found(format!("no user with id '{}'", id.as_str())))?)
+    }
+
     /// The organizations you belong to.
     async fn organizations(&self, ctx: &Context<'_>) -> Result<Vec<OrganizationObj>> {
         let c = console(ctx);
@@ -624,6 +694,35 @@ impl IdentityMutation {
             &c.sessions,
             &c.auth.sessions,
             sid,
+            SessionCommand::Revoke { reason },
+            &cctx,
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Ends a session at once: one of yours (a lost laptop), or a user's you administer.
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let c = console(ctx);
+        let (p, cctx) = command(ctx, None)?;
+        let session = get(&c.auth.sessions, &id)
+            .map(|s| s.view.state)
+            .ok_or_else(|| ApiError::not_found(format!("no active session with id '{}'", id.as_str())))?;
+        if p.user_id.as_ref() != Some(&session.user_id) {
+            require_admin_over(c, p, &session.user_id).map_err(|e| {
+                if e.code == Code::NotFound {
+                    ApiError::not_found(format!("no active session with id '{}'", id.as_str()))
+                } else {
+                    e
+                }
+            })?;
+        }
+        let reason = format!("revoked by {}", p.actor);
+        execute(
+            c,
+            &c.sessions,
+            &c.auth.sessions,
+            &session.id,
             SessionCommand::Revoke { reason },
             &cctx,
         )
