@@ -15,6 +15,10 @@ export NATS_SERVER_2_10_BIN := $(NATS_SERVER_OLD)
 PYVENV := $(TOOLS)/py
 PYARROW := $(PYVENV)/.pyarrow-20.0.0
 export JSC_TEST_PYTHON := $(PYVENV)/bin/python
+# An S3-compatible server (moto): the tests write the audit table to it by URL.
+S3VENV := $(TOOLS)/s3
+MOTO := $(S3VENV)/.moto-5.1.22
+export JSC_TEST_MOTO := $(S3VENV)/bin/moto_server
 
 ARGS ?=
 
@@ -30,7 +34,12 @@ test: tools
 
 tools: nats-server nextest pytools
 
-pytools: $(PYARROW)
+pytools: $(PYARROW) $(MOTO)
+
+$(MOTO): infra/test-s3.requirements.txt
+	python3 -m venv $(S3VENV)
+	$(S3VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: -r infra/test-s3.requirements.txt
+	@touch $@
 
 $(PYARROW): infra/test-python.requirements.txt
 	python3 -m venv $(PYVENV)

@@ -745,3 +745,71 @@ async fn small_files_of_a_day_are_compacted_without_losing_or_doubling_a_row() {
         (1..=total).rev().collect::<Vec<u64>>()
     );
 }
+
+#[tokio::test]
+async fn the_audit_table_goes_to_an_s3_compatible_store_by_url() {
+    let logs = jsc_testkit::capture_logs();
+    let s3 = jsc_testkit::S3Server::start();
+    s3.create_bucket("audit").await;
+    let options = s3.options();
+    let app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), move |c| {
+        c.audit_url = Some("s3://audit/console-a".into());
+        c.audit_store_options = options;
+        c.audit_max_rows = 3;
+        c.audit_max_age = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    seven_events(&app, "name: \"in-s3\"").await;
+    let total = app.baseline + 7;
+    let flushed = total / 3 * 3;
+    wait_flushed(&app, flushed).await;
+    let day = chrono::Utc::now().date_naive();
+    let expected: Vec<String> = (0..flushed / 3)
+        .map(|k| {
+            format!(
+                "console-a/audit/date={day}/part-{:020}-{:020}.parquet",
+                3 * k + 1,
+                3 * k + 3
+            )
+        })
+        .collect();
+    assert_eq!(s3.keys("audit", "console-a/audit/").await, expected);
+    assert!(
+        !app.data_dir.path().join("audit-store").exists(),
+        "nothing was written to the local default"
+    );
+    // Queries read the files from S3 and the tail from the stream.
+    let page = app.data(TRAIL, json!({"first": 100})).await["auditTrail"].clone();
+    let seqs: Vec<u64> = page["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=total).rev().collect::<Vec<u64>>());
+    // An export is written to the bucket and downloaded through the console.
+    let export = app
+        .data("mutation { exportAudit(format: CSV) { url rows } }", json!({}))
+        .await["exportAudit"]
+        .clone();
+    assert_eq!(export["rows"], total);
+    let body = app
+        .http
+        .get(app.url(export["url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body.lines().count() as u64, total + 1, "a header and a row per event");
+    assert_eq!(s3.keys("audit", "console-a/exports/").await.len(), 1);
+    assert!(
+        !logs.text().contains(jsc_testkit::s3::SECRET_ACCESS_KEY),
+        "the store's secret is not logged"
+    );
+
+    // A bad store URL is a clear error at start-up.
+    let err = jsc_cli::open_object_store("ftp://x/y", &[]).err().unwrap();
+    assert!(err.to_string().contains("use s3://bucket/prefix"), "{err}");
+}

@@ -1611,17 +1611,29 @@ async fn rotating_the_signing_key_keeps_issued_tokens_valid_until_the_old_key_is
 
     // New key first, old one still listed: old tokens work, new ones are signed by the new key.
     let mut app = TestApp::spawn_with(nats, keys(vec![new.clone(), old.clone()])).await;
-    assert!(app.graphql_as(Some(&issued), ME, json!({})).await.get("errors").is_none());
+    assert!(
+        app.graphql_as(Some(&issued), ME, json!({}))
+            .await
+            .get("errors")
+            .is_none()
+    );
     let traded = app.data_as(None, REFRESH, json!({"t": refresh})).await;
     assert!(traded["refreshSession"]["accessToken"].is_string());
     let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
-    assert_ne!(kid(app.token.as_deref().unwrap()), kid(&issued), "new tokens use the new key");
+    assert_ne!(
+        kid(app.token.as_deref().unwrap()),
+        kid(&issued),
+        "new tokens use the new key"
+    );
     app.shutdown().await;
     let nats = std::mem::replace(&mut app.nats, jsc_testkit::NatsServer::start());
 
     // The old key dropped: what it signed is refused.
     let app = TestApp::spawn_with(nats, keys(vec![new])).await;
-    assert_eq!(code(&app.graphql_as(Some(&issued), ME, json!({})).await), "UNAUTHENTICATED");
+    assert_eq!(
+        code(&app.graphql_as(Some(&issued), ME, json!({})).await),
+        "UNAUTHENTICATED"
+    );
     assert!(app.graphql(ME, json!({})).await.get("errors").is_none());
 }
 
@@ -1643,5 +1655,8 @@ async fn a_user_sees_and_ends_their_own_sessions() {
         code(&app.graphql_as(other["accessToken"].as_str(), ME, json!({})).await),
         "UNAUTHENTICATED"
     );
-    assert!(app.graphql(ME, json!({})).await.get("errors").is_none(), "this session goes on");
+    assert!(
+        app.graphql(ME, json!({})).await.get("errors").is_none(),
+        "this session goes on"
+    );
 }

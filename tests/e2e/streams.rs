@@ -798,6 +798,20 @@ async fn the_consoles_own_streams_are_not_managed_resources() {
     .unwrap();
     let cluster = register(&app, &app.nats).await;
     wait_view(&app, "view_streams_v1", &format!("{cluster}.USER"), |v| v.is_some()).await;
+    // The console answers from its in-memory copy of the view: let it catch up with the bucket.
+    let js = jetstream::new(app.nats.client().await);
+    let entry = js
+        .get_key_value("view_streams_v1")
+        .await
+        .unwrap()
+        .get(format!("{cluster}.USER"))
+        .await
+        .unwrap()
+        .unwrap();
+    let seq = serde_json::from_slice::<Value>(&entry).unwrap()["last_sequence"]
+        .as_u64()
+        .unwrap();
+    assert!(app.console.stream_view.wait_for(seq, Duration::from_secs(10)).await);
     let names: Vec<String> = app
         .data(
             "query($c: ID!) { streams(clusterId: $c) { nodes { name } } }",

@@ -101,6 +101,10 @@ struct ExportArgs {
     /// Where the console writes its audit table.
     #[arg(long, default_value = "./data/audit-store")]
     audit_dir: PathBuf,
+    /// Or the object store the console writes it to (`s3://bucket/prefix`; endpoint and
+    /// credentials from `AWS_*` variables, as for `serve`).
+    #[arg(long, env = "JSCONSOLE_AUDIT_URL")]
+    audit_url: Option<String>,
     /// Events at or after this time (RFC 3339).
     #[arg(long)]
     from: Option<chrono::DateTime<chrono::Utc>>,
@@ -192,6 +196,12 @@ struct ServeArgs {
     /// Default: `signing.key` in the data dir, generated on first start.
     #[arg(long, env = "JSCONSOLE_SIGNING_KEY", hide_env_values = true, value_delimiter = ',')]
     signing_key: Vec<String>,
+    /// Write the Parquet audit table to this object store instead of <data dir>/audit-store:
+    /// `s3://bucket/prefix` for any S3-compatible store (endpoint and credentials from
+    /// AWS_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; AWS_ALLOW_HTTP=true
+    /// for plain HTTP), or `file:///dir`.
+    #[arg(long, env = "JSCONSOLE_AUDIT_URL")]
+    audit_url: Option<String>,
     /// How long an access token is valid, in seconds.
     #[arg(long, default_value_t = 900, env = "JSCONSOLE_ACCESS_TOKEN_TTL")]
     access_token_ttl: u64,
@@ -250,6 +260,7 @@ async fn serve(args: ServeArgs, format: LogFormat, err: &mut (dyn Write + Send))
     config.nats_server_bin = args.nats_server_bin;
     config.secret_keys = args.secret_key;
     config.signing_keys = args.signing_key;
+    config.audit_url = args.audit_url;
     config.admin_email = args.admin_email;
     config.admin_password = args.admin_password;
     config.auth.access_ttl = std::time::Duration::from_secs(args.access_token_ttl.max(1));
@@ -323,16 +334,14 @@ async fn export(args: ExportArgs, out: &mut (dyn Write + Send)) -> anyhow::Resul
     let format = ExportFormat::parse(&args.format)
         .ok_or_else(|| anyhow::anyhow!("unknown format '{}'; use parquet, csv or jsonl", args.format))?;
     let client = connect(&args.home).await?;
-    anyhow::ensure!(
-        args.audit_dir.is_dir(),
-        "no audit table at {}; pass --audit-dir (the console writes it under <data dir>/audit-store)",
-        args.audit_dir.display()
-    );
-    let store = object_store::local::LocalFileSystem::new_with_prefix(&args.audit_dir)?;
+    let store = match &args.audit_url {
+        Some(url) => crate::open_object_store(url, &[])?,
+        None => crate::local_store(&args.audit_dir, false)?,
+    };
     let reader = AuditReader {
         client,
         stream: args.home.stream.clone(),
-        store: std::sync::Arc::new(store),
+        store,
     };
     let filter = AuditFilter {
         from: args.from,

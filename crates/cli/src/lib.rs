@@ -61,6 +61,11 @@ pub struct Config {
     pub bench_routes: bool,
     /// Where the Parquet audit table is written (default `<data dir>/audit-store`).
     pub audit_dir: Option<PathBuf>,
+    /// Or an object store by URL (`s3://bucket/prefix`, `file:///dir`); wins over `audit_dir`.
+    pub audit_url: Option<String>,
+    /// Options of that store (`aws_endpoint`, `aws_region`, `aws_access_key_id`, ...), over
+    /// the `AWS_*` environment variables.
+    pub audit_store_options: Vec<(String, String)>,
     /// Rows per audit file at most, and how long an event may wait to be written.
     pub audit_max_rows: usize,
     pub audit_max_age: Duration,
@@ -86,6 +91,8 @@ impl Config {
             reconcile_interval: Duration::from_secs(30),
             bench_routes: false,
             audit_dir: None,
+            audit_url: None,
+            audit_store_options: Vec::new(),
             audit_max_rows: 20_000,
             audit_max_age: Duration::from_secs(60),
             audit_compact_after: 16,
@@ -108,6 +115,8 @@ impl Application {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
         jsc_api::auth::install_crypto_provider();
+        // TLS to S3-compatible stores (rustls with ring, as async-nats uses).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let keys = if config.signing_keys.is_empty() {
             jsc_api::auth::Keyring::load_or_generate(&config.data_dir)?
         } else {
@@ -319,16 +328,61 @@ impl Application {
     }
 }
 
-/// The object store of the audit table: a local directory (S3-compatible stores are next).
+/// The object store of the audit table: `audit_url` when given, else a local directory.
 fn open_audit_store(config: &Config) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
+    if let Some(url) = &config.audit_url {
+        return open_object_store(url, &config.audit_store_options);
+    }
     let dir = config
         .audit_dir
         .clone()
         .unwrap_or_else(|| config.data_dir.join("audit-store"));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the audit directory {}", dir.display()))?;
-    let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+    local_store(&dir, true)
+}
+
+pub(crate) fn local_store(dir: &std::path::Path, create: bool) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
+    if create {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create the audit directory {}", dir.display()))?;
+    }
+    anyhow::ensure!(
+        dir.is_dir(),
+        "no audit table at {}; pass --audit-dir or --audit-url (the console writes it under <data dir>/audit-store)",
+        dir.display()
+    );
+    let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
         .with_context(|| format!("cannot open the audit directory {}", dir.display()))?;
     Ok(Arc::new(store))
+}
+
+/// An object store by URL: `s3://bucket[/prefix]` (any S3-compatible store: set
+/// `AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, and
+/// `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint, in the environment or in `options`) or
+/// `file:///dir`. Credentials never reach a log line or an error message.
+pub fn open_object_store(
+    raw: &str,
+    options: &[(String, String)],
+) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
+    let url = url::Url::parse(raw)
+        .with_context(|| format!("'{raw}' is not a URL; use s3://bucket/prefix or file:///path/to/dir"))?;
+    match url.scheme() {
+        "file" => local_store(std::path::Path::new(url.path()), true),
+        "s3" | "s3a" => {
+            let mut opts: std::collections::BTreeMap<String, String> = std::env::vars()
+                .filter(|(k, _)| k.starts_with("AWS_"))
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect();
+            opts.extend(options.iter().cloned());
+            let (store, prefix) = object_store::parse_url_opts(&url, opts)
+                .with_context(|| format!("cannot open the object store {}", url.host_str().unwrap_or_default()))?;
+            let store: Arc<dyn object_store::ObjectStore> = if prefix.as_ref().is_empty() {
+                Arc::from(store)
+            } else {
+                Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+            };
+            Ok(store)
+        }
+        other => bail!("the audit store URL scheme '{other}' is not supported; use s3://bucket/prefix or file:///dir"),
+    }
 }
 
 /// Prepares a projection, runs it until shutdown, and returns the view readers use.

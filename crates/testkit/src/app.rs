@@ -27,6 +27,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     pub data_dir: TempDir,
+    /// The console's services, for tests that wait on its in-memory views.
+    pub console: jsc_api::Console,
     /// The owner's access token, sent by [`Self::graphql`] and [`Self::subscribe`].
     pub token: Option<String>,
     /// The owner's user id.
@@ -65,6 +67,7 @@ impl TestApp {
         let config_has_owner = config.admin_password.is_some();
         let app = Application::build(config).await.expect("the console starts");
         let addr = app.local_addr();
+        let console = app.console().clone();
         let shutdown = app.shutdown_token();
         let handle = tokio::spawn(app.run_until_stopped());
         let mut app = Self {
@@ -72,6 +75,7 @@ impl TestApp {
             addr,
             http: reqwest::Client::new(),
             data_dir,
+            console,
             token: None,
             owner_id: String::new(),
             baseline: 0,

@@ -7,9 +7,11 @@
 
 mod app;
 mod nats;
+pub mod s3;
 
 pub use app::{OWNER_EMAIL, OWNER_PASSWORD, Subscription, TestApp, first_error};
 pub use nats::NatsServer;
+pub use s3::S3Server;
 
 /// Installs a tracing subscriber once: silent unless `TEST_LOG` is set (then it prints
 /// at that filter, e.g. `TEST_LOG=debug`).
