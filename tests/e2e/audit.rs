@@ -9,13 +9,7 @@ use jsc_testkit::TestApp;
 use serde_json::{Value, json};
 
 /// Runs the CLI with `args`; returns (exit code, stdout, stderr).
-async fn cli(args: &[&str]) -> (i32, String, String) {
-    let mut argv = vec!["jsconsole".to_string()];
-    argv.extend(args.iter().map(|s| s.to_string()));
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = jsc_cli::commands::run(argv, &mut out, &mut err).await;
-    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
-}
+use jsc_testkit::cli;
 
 /// Some history: two clusters, one of them changed three times.
 async fn some_history(app: &TestApp) -> String {

@@ -1660,3 +1660,105 @@ async fn a_user_sees_and_ends_their_own_sessions() {
         "this session goes on"
     );
 }
+
+#[tokio::test]
+async fn expired_sessions_end_and_leave_the_view() {
+    let app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), |c| {
+        c.auth.refresh_ttl = std::time::Duration::from_secs(1);
+        c.session_sweep_interval = std::time::Duration::from_millis(100);
+    })
+    .await;
+    let auth = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let sid = me_session(&app, auth["refreshToken"].as_str().unwrap()).await;
+    let sessions = &app.console.auth.sessions;
+    let mut changes = sessions.subscribe();
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !sessions.is_empty() {
+            let _ = changes.recv().await;
+        }
+    })
+    .await
+    .expect("the sweeper ended both sessions");
+    assert_eq!(
+        code(&app.graphql_as(None, REFRESH, json!({"t": auth["refreshToken"]})).await),
+        "UNAUTHENTICATED"
+    );
+    let history = jsc_eventstore::EventReader::new(app.nats.client().await, "CONSOLE_EVENTS")
+        .read_subject(&format!("es.session.{}", jsc_eventstore::encode_id(&sid)), 1)
+        .await
+        .unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(last.event_type, "SessionRevoked");
+    assert_eq!(last.payload["Revoked"]["reason"], "expired");
+    assert_eq!(last.actor(), "system:session-sweeper");
+}
+
+#[tokio::test]
+async fn an_operator_resets_a_locked_out_owner_from_the_command_line() {
+    let app = TestApp::spawn().await;
+    let old_token = app.token.clone().unwrap();
+    let run = |args: Vec<String>| async move {
+        let mut argv = vec!["users".to_string(), "reset-password".to_string()];
+        argv.extend(args);
+        jsc_testkit::cli(&argv).await
+    };
+    let base = vec![
+        "--nats-url".to_string(),
+        app.nats.url().to_string(),
+        "--data-dir".into(),
+        app.data_dir.path().display().to_string(),
+    ];
+    let mut unknown = base.clone();
+    unknown.extend(["--email".to_string(), "nobody@example.com".into()]);
+    let (code, _, err) = run(unknown).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("no account with the email nobody@example.com"), "{err}");
+
+    let mut ok = base.clone();
+    ok.extend(["--email".to_string(), OWNER_EMAIL.into()]);
+    let (code, out, err) = run(ok).await;
+    assert_eq!(code, 0, "{err}");
+    let password = out
+        .lines()
+        .find_map(|l| l.strip_prefix("new password (shown once): "))
+        .expect("the new password is printed")
+        .to_string();
+    app.login(OWNER_EMAIL, &password).await;
+    let old = app
+        .graphql_as(
+            None,
+            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",
+            json!({"e": OWNER_EMAIL, "p": OWNER_PASSWORD}),
+        )
+        .await;
+    assert_eq!(code_of(&old), "UNAUTHENTICATED");
+    assert_eq!(
+        code_of(&app.graphql_as(Some(&old_token), ME, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+
+    let mut wrong_key = base;
+    wrong_key[3] = tempfile::tempdir().unwrap().path().display().to_string();
+    wrong_key.extend(["--email".to_string(), OWNER_EMAIL.into()]);
+    let (code, _, err) = run(wrong_key).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("no secret key at"), "{err}");
+}
+
+fn code_of(body: &Value) -> String {
+    code(body)
+}
+
+#[tokio::test]
+async fn identity_views_replay_into_scratch_identically() {
+    let app = TestApp::spawn().await;
+    member(&app, "default", "replayed@example.com", "OPERATOR").await;
+    app.data(CREATE_KEY, json!({"o": "default", "n": "k", "r": "VIEWER"}))
+        .await;
+    for projection in ["users", "organizations", "invitations", "sessions", "api_keys"] {
+        let (code, out, err) =
+            jsc_testkit::cli(&["replay", "--nats-url", app.nats.url(), "--projection", projection]).await;
+        assert_eq!(code, 0, "{projection}: {out}{err}");
+        assert!(out.contains("identical to the live view"), "{projection}: {out}");
+    }
+}

@@ -106,11 +106,9 @@ async fn jsconsole_replay_into_scratch_compares_with_the_live_view() {
     app.data("mutation($id: ID!) { removeCluster(id: $id) }", json!({"id": ids[2]}))
         .await;
     let run = |args: Vec<String>| async move {
-        let mut argv = vec!["jsconsole".to_string(), "replay".to_string()];
+        let mut argv = vec!["replay".to_string()];
         argv.extend(args);
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = jsc_cli::commands::run(argv, &mut out, &mut err).await;
-        (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+        jsc_testkit::cli(&argv).await
     };
     let base = vec![
         "--nats-url".to_string(),

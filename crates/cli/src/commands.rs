@@ -52,13 +52,43 @@ enum Command {
     /// Rebuild a read model from the events into a scratch bucket and report how it
     /// differs from the live one (for debugging a projection).
     Replay(ReplayArgs),
+    /// Accounts, for an operator with access to the console's NATS and keys.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Sets a new password for an account (a locked-out owner), ends its sessions and
+    /// enables it if it was disabled. Prints a generated password once unless `--password`
+    /// is given.
+    ResetPassword(ResetPasswordArgs),
+}
+
+#[derive(clap::Args)]
+struct ResetPasswordArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    #[arg(long)]
+    email: String,
+    /// The new password (at least 12 characters); default: generated and printed once.
+    #[arg(long, env = "JSCONSOLE_NEW_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// The console's data dir, for its `secret.key` (or give --secret-key).
+    #[arg(long, default_value = "./data", env = "JSCONSOLE_DATA_DIR")]
+    data_dir: PathBuf,
+    /// The console's sealing key(s), as for `serve`.
+    #[arg(long, env = "JSCONSOLE_SECRET_KEY", hide_env_values = true, value_delimiter = ',')]
+    secret_key: Vec<String>,
 }
 
 #[derive(clap::Args)]
 struct ReplayArgs {
     #[command(flatten)]
     home: HomeArgs,
-    /// clusters, streams or consumers.
+    /// clusters, streams, consumers, users, organizations, invitations, sessions or api_keys.
     #[arg(long)]
     projection: String,
     /// First stream sequence to apply.
@@ -241,6 +271,9 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
         } => export(*args, out).await,
         Command::Events { command } => events(command, out).await.map(|_| 0),
         Command::Replay(args) => replay(args, out).await,
+        Command::Users {
+            command: UsersCommand::ResetPassword(args),
+        } => reset_password(args, out).await,
     };
     match result {
         Ok(code) => code,
@@ -385,12 +418,21 @@ async fn export(args: ExportArgs, out: &mut (dyn Write + Send)) -> anyhow::Resul
 }
 
 async fn replay(args: ReplayArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<i32> {
+    use jsc_projections::identity as id;
     use jsc_projections::{ClustersProjection, ConsumersProjection, StreamsProjection};
     match args.projection.as_str() {
         "clusters" => replay_one(ClustersProjection, args, out).await,
         "streams" => replay_one(StreamsProjection, args, out).await,
         "consumers" => replay_one(ConsumersProjection, args, out).await,
-        other => anyhow::bail!("unknown projection '{other}'; use clusters, streams or consumers"),
+        "users" => replay_one(id::USERS, args, out).await,
+        "organizations" => replay_one(id::ORGANIZATIONS, args, out).await,
+        "invitations" => replay_one(id::INVITATIONS, args, out).await,
+        "sessions" => replay_one(id::SESSIONS, args, out).await,
+        "api_keys" => replay_one(id::API_KEYS, args, out).await,
+        other => anyhow::bail!(
+            "unknown projection '{other}'; use clusters, streams, consumers, users, organizations, invitations, \
+             sessions or api_keys"
+        ),
     }
 }
 
@@ -426,6 +468,105 @@ async fn replay_one<P: KvProjection>(p: P, args: ReplayArgs, out: &mut (dyn Writ
         }
     }
     Ok(if args.check { 1 } else { 0 })
+}
+
+/// Every entry of a view bucket (the CLI reads views without running the console).
+async fn view_entries<V: serde::de::DeserializeOwned>(
+    js: &async_nats::jetstream::Context,
+    bucket: &str,
+) -> anyhow::Result<Vec<V>> {
+    let kv = js
+        .get_key_value(bucket)
+        .await
+        .with_context(|| format!("no view {bucket} on this NATS; is it the console's home NATS?"))?;
+    let mut keys = kv.keys().await?;
+    let mut out = Vec::new();
+    while let Some(key) = futures::StreamExt::next(&mut keys).await {
+        let key = key?;
+        if key.starts_with('_') {
+            continue;
+        }
+        if let Some(bytes) = kv.get(&key).await?
+            && let Ok(v) = serde_json::from_slice::<jsc_projector::Versioned<V>>(&bytes)
+        {
+            out.push(v.view);
+        }
+    }
+    Ok(out)
+}
+
+async fn reset_password(args: ResetPasswordArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<i32> {
+    use jsc_domain::identity::{User, UserCommand};
+    use jsc_projections::identity::{USERS, UserView};
+    let secrets = if args.secret_key.is_empty() {
+        let path = args.data_dir.join("secret.key");
+        anyhow::ensure!(
+            path.is_file(),
+            "no secret key at {}; pass the console's --data-dir or --secret-key",
+            path.display()
+        );
+        jsc_fleet::SecretBox::load_or_generate(&args.data_dir)?
+    } else {
+        let keys: Vec<&str> = args.secret_key.iter().map(String::as_str).collect();
+        jsc_fleet::SecretBox::from_base64_keys(&keys)?
+    };
+    let email = jsc_domain::identity::normalize_email(&args.email).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let client = connect(&args.home).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    let user_id = view_entries::<UserView>(&js, &USERS.bucket())
+        .await?
+        .into_iter()
+        .find(|u| u.state.email == email)
+        .map(|u| u.state.id)
+        .ok_or_else(|| anyhow::anyhow!("no account with the email {email}"))?;
+    let generated = args.password.is_none();
+    let password = match args.password {
+        Some(p) => p,
+        None => {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(jsc_api::auth::random_bytes::<18>())
+        }
+    };
+    jsc_api::auth::check_password_policy(&password, &email).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let sealed = secrets.seal(
+        &jsc_api::auth::hash_password(&password)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?,
+    );
+    let config = jsc_eventstore::EventStoreConfig {
+        stream: args.home.stream.clone(),
+        ..Default::default()
+    };
+    let store = jsc_eventstore::JetStreamEventStore::open(client, config).await?;
+    let repo = jsc_eventstore::Repository::<User>::new(store, ());
+    let ctx = jsc_eventstore::CommandContext::system("cli");
+    repo.execute(&user_id, UserCommand::ChangePassword { password: sealed }, &ctx)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    repo.execute(&user_id, UserCommand::Enable, &ctx)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sessions = jsc_eventstore::Repository::<jsc_domain::identity::Session>::new(repo.store().clone(), ());
+    for s in view_entries::<jsc_projections::identity::SessionView>(&js, &jsc_projections::identity::SESSIONS.bucket())
+        .await?
+    {
+        if s.state.user_id == user_id {
+            let reason = "password reset".to_string();
+            sessions
+                .execute(
+                    &s.state.id,
+                    jsc_domain::identity::SessionCommand::Revoke { reason },
+                    &ctx,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    writeln!(out, "reset the password of {email}; every session it had has ended")?;
+    if generated {
+        writeln!(out, "new password (shown once): {password}")?;
+    }
+    Ok(0)
 }
 
 fn print_event(out: &mut (dyn Write + Send), rec: &EventRecord) -> anyhow::Result<()> {

@@ -50,6 +50,8 @@ pub struct Config {
     pub admin_password: Option<String>,
     /// Token lifetimes and login limits.
     pub auth: jsc_api::auth::AuthSettings,
+    /// How often sessions past their expiry are ended (and leave the sessions view).
+    pub session_sweep_interval: Duration,
     /// How long a mutation waits for the read model to show its change.
     pub view_wait: Duration,
     /// How long live state (message counts, lag) read from a cluster is reused.
@@ -86,6 +88,7 @@ impl Config {
             admin_email: None,
             admin_password: None,
             auth: jsc_api::auth::AuthSettings::default(),
+            session_sweep_interval: Duration::from_secs(600),
             view_wait: Duration::from_secs(5),
             live_ttl: Duration::from_secs(2),
             reconcile_interval: Duration::from_secs(30),
@@ -226,6 +229,15 @@ impl Application {
             };
             let token = shutdown.clone();
             tasks.spawn(async move { ("audit-writer", writer.run(token).await) });
+        }
+        {
+            let console = console.clone();
+            let token = shutdown.clone();
+            let every = config.session_sweep_interval;
+            tasks.spawn(async move {
+                jsc_api::schema::identity::sweep_expired_sessions(console, every, token).await;
+                ("session-sweeper", Ok(()))
+            });
         }
         {
             let console = console.clone();

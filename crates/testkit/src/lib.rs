@@ -81,3 +81,17 @@ impl std::io::Write for LogBuffer {
         Ok(())
     }
 }
+
+/// Runs the `jsconsole` command line in-process with `args` (without the program name);
+/// returns the exit code, stdout and stderr.
+pub async fn cli<S: AsRef<str>>(args: &[S]) -> (i32, String, String) {
+    let mut argv = vec!["jsconsole".to_string()];
+    argv.extend(args.iter().map(|s| s.as_ref().to_string()));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = jsc_cli::commands::run(argv, &mut out, &mut err).await;
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}

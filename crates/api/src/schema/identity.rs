@@ -1264,3 +1264,34 @@ impl IdentityMutation {
         Ok(UserObj(get(&c.auth.users, id).expect("awaited").view))
     }
 }
+
+/// Ends sessions whose refresh tokens have expired (a `SessionRevoked` event, reason
+/// `expired`), so the sessions view holds only live sessions. Runs every `interval` until
+/// `shutdown`; another replica doing the same is harmless (revoking twice writes nothing).
+pub async fn sweep_expired_sessions(
+    c: Console,
+    interval: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let now = Utc::now();
+        let expired = c.auth.sessions.filter(|s| s.state.expires_at.is_some_and(|e| e <= now));
+        if !expired.is_empty() {
+            let cctx = CommandContext::system("session-sweeper");
+            for s in expired {
+                let reason = "expired".to_string();
+                if let Err(e) = c
+                    .sessions
+                    .execute(&s.view.state.id, SessionCommand::Revoke { reason }, &cctx)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not end an expired session");
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
