@@ -1762,3 +1762,30 @@ async fn identity_views_replay_into_scratch_identically() {
         assert!(out.contains("identical to the live view"), "{projection}: {out}");
     }
 }
+
+#[tokio::test]
+async fn an_api_key_stops_working_when_it_expires() {
+    let app = TestApp::spawn().await;
+    let expires = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let key = app
+        .data(
+            CREATE_KEY,
+            json!({"o": "default", "n": "short-lived", "r": "VIEWER", "x": expires.to_rfc3339()}),
+        )
+        .await["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        app.graphql_as(Some(&key), "{ clusters { id } }", json!({}))
+            .await
+            .get("errors")
+            .is_none()
+    );
+    // Expiry is a moment, not an event: wait it out.
+    let left = (expires - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(left + std::time::Duration::from_millis(50)).await;
+    let body = app.graphql_as(Some(&key), "{ clusters { id } }", json!({})).await;
+    assert_eq!(code(&body), "UNAUTHENTICATED");
+    assert!(first_error(&body).1.contains("expired"), "{body}");
+}

@@ -309,10 +309,24 @@ pub fn check_password_policy(password: &str, email: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Argon2 costs ~19 MiB and a core for tens of milliseconds per hash: at most one hash per
+/// core runs at once, so a burst of logins queues instead of exhausting memory.
+async fn hashing_permit() -> tokio::sync::SemaphorePermit<'static> {
+    static HASHING: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    HASHING
+        .get_or_init(|| {
+            tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+        })
+        .acquire()
+        .await
+        .expect("the hashing semaphore is never closed")
+}
+
 /// Argon2id with the default (OWASP) parameters, off the async runtime.
 pub async fn hash_password(password: &str) -> ApiResult<String> {
     use argon2::PasswordHasher;
     let password = password.to_string();
+    let _permit = hashing_permit().await;
     tokio::task::spawn_blocking(move || {
         argon2::Argon2::default()
             .hash_password(password.as_bytes())
@@ -329,6 +343,7 @@ pub async fn verify_password(password: &str, phc: Option<String>) -> bool {
     use argon2::{PasswordHash, PasswordVerifier};
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let password = password.to_string();
+    let _permit = hashing_permit().await;
     tokio::task::spawn_blocking(move || {
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| {

@@ -23,6 +23,11 @@ const MAX_FOLD: usize = 10_000;
 /// one KV read).
 const MAX_CACHED_VIEWS: usize = 200_000;
 
+/// How long a projection may leave its checkpoint behind while only events of other views
+/// go by. A batch that changes the view writes the checkpoint at once (mutations wait on
+/// it); one that does not would cost every projection a KV write per event of any type.
+const CHECKPOINT_DEBOUNCE: Duration = Duration::from_millis(250);
+
 /// The views a running projector has read or written, so each key costs one KV read per
 /// run rather than one per batch. Sound because a projection has a single writer.
 struct Known<V> {
@@ -141,16 +146,35 @@ impl Projector {
         Ok(())
     }
 
-    /// Where a projection stands: events in the stream after its checkpoint.
+    /// Where a projection stands: events in the stream after its checkpoint, or 0 when
+    /// none of them is for this view (its checkpoint trails those on purpose, see
+    /// [`CHECKPOINT_DEBOUNCE`]).
     pub async fn status<P: KvProjection>(&self, p: &P) -> Result<ProjectionStatus, Error> {
         let mut stream = self.js.get_stream(&self.stream).await.map_err(Error::nats)?;
         let last = stream.info().await.map_err(Error::nats)?.state.last_sequence;
         let kv = self.bucket(p).await?;
         let checkpoint = read_checkpoint(&kv).await?;
+        let mut pending = last.saturating_sub(checkpoint);
+        if pending > 0 {
+            let mut relevant = false;
+            for filter in p.filter_subjects() {
+                match stream.direct_get_next_for_subject(filter, Some(checkpoint + 1)).await {
+                    Ok(_) => {
+                        relevant = true;
+                        break;
+                    }
+                    Err(e) if e.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::nats(e)),
+                }
+            }
+            if !relevant {
+                pending = 0;
+            }
+        }
         Ok(ProjectionStatus {
             name: p.name().to_string(),
             bucket: p.bucket(),
-            pending: last.saturating_sub(checkpoint),
+            pending,
             checkpoint,
         })
     }
@@ -232,12 +256,23 @@ impl Projector {
         };
         let messages = consumer.messages().await.map_err(Error::nats)?;
         let mut chunks = messages.ready_chunks(MAX_BATCH);
+        let mut saved = checkpoint;
+        let mut flush_at: Option<tokio::time::Instant> = None;
         loop {
             if until.is_some_and(|u| checkpoint >= u) {
+                save_checkpoint(kv, &mut saved, checkpoint).await?;
                 return Ok(checkpoint);
             }
             let chunk = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(checkpoint),
+                _ = shutdown.cancelled() => {
+                    let _ = save_checkpoint(kv, &mut saved, checkpoint).await;
+                    return Ok(checkpoint);
+                }
+                _ = async { tokio::time::sleep_until(flush_at.expect("guarded")).await }, if flush_at.is_some() => {
+                    save_checkpoint(kv, &mut saved, checkpoint).await?;
+                    flush_at = None;
+                    continue;
+                }
                 c = chunks.next() => c,
             };
             let Some(chunk) = chunk else {
@@ -261,7 +296,14 @@ impl Projector {
             if let Some(u) = until {
                 batch.retain(|m| m.info().is_ok_and(|i| i.stream_sequence <= u));
             }
-            checkpoint = self.apply_batch(p, kv, &batch, checkpoint, &mut known).await?;
+            let (last, changed) = self.apply_batch(p, kv, &batch, checkpoint, &mut known).await?;
+            checkpoint = last;
+            if changed {
+                save_checkpoint(kv, &mut saved, checkpoint).await?;
+                flush_at = None;
+            } else if checkpoint > saved && flush_at.is_none() {
+                flush_at = Some(tokio::time::Instant::now() + CHECKPOINT_DEBOUNCE);
+            }
         }
     }
 
@@ -306,7 +348,9 @@ impl Projector {
     }
 
     /// Folds a batch into the view: loads each touched key (once per run), applies the
-    /// batch's events to it in order, writes each changed key once, then the checkpoint.
+    /// batch's events to it in order, and writes each changed key once. Returns the last
+    /// sequence it went through and whether the view changed (the caller saves the
+    /// checkpoint).
     #[tracing::instrument(skip_all, fields(projection = p.name(), events = batch.len()))]
     async fn apply_batch<P: KvProjection>(
         &self,
@@ -315,7 +359,7 @@ impl Projector {
         batch: &[jetstream::Message],
         checkpoint: u64,
         known: &mut Known<P::View>,
-    ) -> Result<u64, Error> {
+    ) -> Result<(u64, bool), Error> {
         if known.views.len() > MAX_CACHED_VIEWS {
             known.views.clear();
             known.started_empty = false;
@@ -390,12 +434,7 @@ impl Projector {
             }
         });
         futures::future::try_join_all(writes).await?;
-        if last > checkpoint {
-            kv.put(CHECKPOINT_KEY, last.to_string().into())
-                .await
-                .map_err(Error::nats)?;
-        }
-        Ok(last)
+        Ok((last, !changed.is_empty()))
     }
 }
 
@@ -412,6 +451,17 @@ pub fn subject_matches(filter: &str, subject: &str) -> bool {
             _ => return false,
         }
     }
+}
+
+/// Writes the checkpoint when it moved since the last write.
+async fn save_checkpoint(kv: &kv::Store, saved: &mut u64, checkpoint: u64) -> Result<(), Error> {
+    if checkpoint > *saved {
+        kv.put(CHECKPOINT_KEY, checkpoint.to_string().into())
+            .await
+            .map_err(Error::nats)?;
+        *saved = checkpoint;
+    }
+    Ok(())
 }
 
 async fn read_checkpoint(kv: &kv::Store) -> Result<u64, Error> {
