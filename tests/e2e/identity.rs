@@ -271,6 +271,20 @@ async fn forged_none_expired_disabled_revoked_and_foreign_credentials_are_refuse
         .await;
     assert_eq!(code(&login), "UNAUTHENTICATED");
     assert_eq!(event_count(&app).await, after_disable, "refused calls wrote nothing");
+    // Nor can a disabled account sign in by accepting an invitation.
+    let invite = app
+        .data(INVITE, json!({"o": "default", "e": "bob@example.com", "r": "VIEWER"}))
+        .await;
+    let before_accept = event_count(&app).await;
+    let accepted = app
+        .graphql_as(
+            None,
+            ACCEPT,
+            json!({"t": invite["inviteUser"]["token"], "p": "bob@example.com-password", "n": ""}),
+        )
+        .await;
+    assert_eq!(code(&accepted), "UNAUTHENTICATED");
+    assert_eq!(event_count(&app).await, before_accept);
     app.data(
         "mutation($id: ID!) { enableUser(id: $id) { disabled } }",
         json!({"id": bob}),

@@ -862,6 +862,9 @@ impl IdentityMutation {
                     )
                     .into());
                 }
+                if existing.state.disabled {
+                    return Err(unauthenticated("this account is disabled; ask an administrator").into());
+                }
                 existing.state.id
             }
             None => {
