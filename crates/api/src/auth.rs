@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::Console;
+use jsc_projections::ClusterView;
 
 /// Installs jsonwebtoken's RustCrypto provider (it panics at first use without one).
 pub fn install_crypto_provider() {
@@ -601,20 +602,29 @@ impl Console {
     /// The caller's role on a cluster: the organization role raised by team grants.
     pub fn cluster_role(&self, p: &Principal, cluster_id: &str) -> Option<(String, Role)> {
         let cluster = self.cluster_view.get(&jsc_projector::kv_token(cluster_id))?.view;
-        let org = self
-            .auth
-            .organizations
-            .get(&jsc_projector::kv_token(&cluster.organization))?
-            .view
-            .state;
-        let role = match (&p.api_key, &p.user_id) {
-            (Some(k), _) if k.organization != cluster.organization => None,
-            (Some(k), Some(uid)) => org.cluster_role(uid, cluster_id).map(|r| r.min(k.role)),
-            (Some(k), None) => Some(k.role),
-            (None, Some(uid)) => org.cluster_role(uid, cluster_id),
-            (None, None) => None,
-        }?;
+        let org = self.organization(&cluster.organization)?;
+        let role = role_on_cluster(p, &org, cluster_id)?;
         Some((cluster.organization, role))
+    }
+
+    /// A filter over clusters for one request: the caller's role on each cluster of the
+    /// view, each organization looked up once (a list of many clusters costs one lookup
+    /// per organization, not per cluster).
+    pub fn cluster_roles<'a>(&'a self, p: &'a Principal) -> impl FnMut(&ClusterView) -> Option<Role> + 'a {
+        let mut orgs: HashMap<String, Option<jsc_domain::identity::Organization>> = HashMap::new();
+        move |cluster| {
+            let org = orgs
+                .entry(cluster.organization.clone())
+                .or_insert_with(|| self.organization(&cluster.organization));
+            role_on_cluster(p, org.as_ref()?, &cluster.id)
+        }
+    }
+
+    fn organization(&self, id: &str) -> Option<jsc_domain::identity::Organization> {
+        self.auth
+            .organizations
+            .get(&jsc_projector::kv_token(id))
+            .map(|o| o.view.state)
     }
 
     /// The organizations where the caller has at least `min`.
@@ -655,6 +665,18 @@ impl Console {
             ))),
             Some((org, _)) => Ok(org),
         }
+    }
+}
+
+/// The caller's role on `cluster_id` of `org`: the organization role raised by team grants;
+/// a key never above its role, nor above its user.
+fn role_on_cluster(p: &Principal, org: &jsc_domain::identity::Organization, cluster_id: &str) -> Option<Role> {
+    match (&p.api_key, &p.user_id) {
+        (Some(k), _) if k.organization != org.id => None,
+        (Some(k), Some(uid)) => org.cluster_role(uid, cluster_id).map(|r| r.min(k.role)),
+        (Some(k), None) => Some(k.role),
+        (None, Some(uid)) => org.cluster_role(uid, cluster_id),
+        (None, None) => None,
     }
 }
 

@@ -453,11 +453,12 @@ impl ClusterQuery {
         let c = console(ctx);
         let p = principal(ctx)?;
         let needle = name_contains.map(|s| s.to_lowercase());
+        let mut visible = c.cluster_roles(p);
         let mut list = c.cluster_view.filter(|v| {
             tag.as_ref().is_none_or(|t| v.tags.contains(t))
                 && needle.as_ref().is_none_or(|n| v.name.to_lowercase().contains(n))
                 && organization_id.as_ref().is_none_or(|o| o.as_str() == v.organization)
-                && c.cluster_role(p, &v.id).is_some()
+                && visible(v).is_some()
         });
         list.sort_by_key(|c| c.view.name.to_lowercase());
         Ok(list.into_iter().map(Cluster).collect())
