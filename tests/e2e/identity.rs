@@ -1803,3 +1803,38 @@ async fn an_api_key_stops_working_when_it_expires() {
     assert_eq!(code(&body), "UNAUTHENTICATED");
     assert!(first_error(&body).1.contains("expired"), "{body}");
 }
+
+#[tokio::test]
+async fn a_member_removed_mid_subscription_stops_receiving() {
+    let app = TestApp::spawn().await;
+    let (member_id, token) = member(&app, "default", "watcher@example.com", "VIEWER").await;
+    let mut sub = app
+        .subscribe_as(Some(&token), "graphql-transport-ws", WATCH, json!({}))
+        .await;
+    let register = "mutation($n: String!, $u: String!) { registerCluster(input: {name: $n, urls: [$u]}) { id } }";
+    app.data(
+        "mutation($u: ID!) { removeMember(organizationId: \"default\", userId: $u) { id } }",
+        json!({"u": member_id}),
+    )
+    .await;
+    let hidden =
+        app.data(register, json!({"n": "while-out", "u": app.nats.url()})).await["registerCluster"]["id"].clone();
+    // Back in the organization (invited again, joining with the same account): the next
+    // change arrives, the one made while out never did.
+    let again = app
+        .data(
+            INVITE,
+            json!({"o": "default", "e": "watcher@example.com", "r": "VIEWER"}),
+        )
+        .await;
+    app.data_as(
+        None,
+        ACCEPT,
+        json!({"t": again["inviteUser"]["token"], "p": "watcher@example.com-password", "n": ""}),
+    )
+    .await;
+    let seen = app.data(register, json!({"n": "back-in", "u": app.nats.url()})).await["registerCluster"]["id"].clone();
+    let change = sub.next_data().await;
+    assert_eq!(change["clusterChanged"]["clusterId"], seen);
+    assert_ne!(change["clusterChanged"]["clusterId"], hidden);
+}
