@@ -161,19 +161,20 @@ impl Application {
         let store_stream = store.config().stream.clone();
         let projector = Projector::new(home.clone(), store_stream.clone());
         let js = async_nats::jetstream::new(home.clone());
-        let cluster_view = start_projection(&projector, &js, ClustersProjection, &shutdown, &mut tasks).await?;
-        let stream_view = start_projection(&projector, &js, StreamsProjection, &shutdown, &mut tasks).await?;
-        let consumer_view = start_projection(&projector, &js, ConsumersProjection, &shutdown, &mut tasks).await?;
+        let mut runnables = Vec::new();
+        let cluster_view = start_projection(&projector, &js, ClustersProjection, &shutdown, &mut runnables).await?;
+        let stream_view = start_projection(&projector, &js, StreamsProjection, &shutdown, &mut runnables).await?;
+        let consumer_view = start_projection(&projector, &js, ConsumersProjection, &shutdown, &mut runnables).await?;
         use jsc_projections::identity as idv;
         let auth = jsc_api::auth::Auth {
             keys,
             settings: config.auth.clone(),
             limiter: Default::default(),
-            users: start_projection(&projector, &js, idv::USERS, &shutdown, &mut tasks).await?,
-            organizations: start_projection(&projector, &js, idv::ORGANIZATIONS, &shutdown, &mut tasks).await?,
-            invitations: start_projection(&projector, &js, idv::INVITATIONS, &shutdown, &mut tasks).await?,
-            sessions: start_projection(&projector, &js, idv::SESSIONS, &shutdown, &mut tasks).await?,
-            api_keys: start_projection(&projector, &js, idv::API_KEYS, &shutdown, &mut tasks).await?,
+            users: start_projection(&projector, &js, idv::USERS, &shutdown, &mut runnables).await?,
+            organizations: start_projection(&projector, &js, idv::ORGANIZATIONS, &shutdown, &mut runnables).await?,
+            invitations: start_projection(&projector, &js, idv::INVITATIONS, &shutdown, &mut runnables).await?,
+            sessions: start_projection(&projector, &js, idv::SESSIONS, &shutdown, &mut runnables).await?,
+            api_keys: start_projection(&projector, &js, idv::API_KEYS, &shutdown, &mut runnables).await?,
             key_usage: Some(
                 jsc_projector::ensure_bucket(&js, jsc_api::auth::KEY_USAGE_BUCKET, 1)
                     .await
@@ -181,6 +182,17 @@ impl Application {
             ),
             last_touch: Default::default(),
         };
+        {
+            // One consumer of the event stream feeds every view.
+            let runner = projector.clone();
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                (
+                    "projections",
+                    runner.run_all(runnables, token).await.map_err(Into::into),
+                )
+            });
+        }
 
         let fleet = Fleet::new(secrets);
         let services = Arc::new(ClusterServicesImpl {
@@ -397,23 +409,18 @@ pub fn open_object_store(
     }
 }
 
-/// Prepares a projection, runs it until shutdown, and returns the view readers use.
+/// Prepares a projection, adds it to those the projector runs, and returns the view
+/// readers use.
 async fn start_projection<P: KvProjection>(
     projector: &Projector,
     js: &async_nats::jetstream::Context,
     projection: P,
     shutdown: &CancellationToken,
-    tasks: &mut JoinSet<(&'static str, anyhow::Result<()>)>,
+    runnables: &mut Vec<jsc_projector::Runnable>,
 ) -> anyhow::Result<ViewCache<P::View>> {
     projector.prepare(&projection).await?;
     let bucket = projection.bucket();
-    let name = projection.name();
-    let runner = projector.clone();
-    let token = shutdown.clone();
-    tasks.spawn(async move {
-        let r = runner.run(Arc::new(projection), token).await;
-        (name, r.map_err(Into::into))
-    });
+    runnables.push(projection.into());
     Ok(ViewCache::start(js.clone(), &bucket, 1, shutdown.clone()).await?)
 }
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 pub use cache::{ChangeOp, ViewCache, ViewChange};
 use jsc_eventstore::EventRecord;
-pub use runtime::{BucketDiff, ProjectionStatus, Projector, ensure_bucket};
+pub use runtime::{BucketDiff, ProjectionStatus, Projector, Runnable, ensure_bucket};
 
 /// The key under which a view bucket records the last stream sequence applied.
 pub const CHECKPOINT_KEY: &str = "_checkpoint";

@@ -189,16 +189,24 @@ impl Projector {
     /// Applies events to the projection until `shutdown`, surviving NATS outages (it
     /// resumes from its checkpoint when the server is back).
     pub async fn run<P: KvProjection>(&self, p: Arc<P>, shutdown: CancellationToken) -> Result<(), Error> {
+        self.run_all(vec![Runnable::from(p)], shutdown).await
+    }
+
+    /// Applies events to several projections from one consumer of the stream (each event
+    /// is read once, however many views there are), until `shutdown`, surviving NATS
+    /// outages. The consumer starts after the lowest checkpoint; each view skips what it
+    /// has already applied and keeps its own checkpoint.
+    pub async fn run_all(&self, projections: Vec<Runnable>, shutdown: CancellationToken) -> Result<(), Error> {
         let mut backoff = Duration::from_millis(100);
         loop {
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                r = self.run_until_error(p.as_ref(), &shutdown) => r,
+                r = self.run_all_until_error(&projections, &shutdown) => r,
             };
             match outcome {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    tracing::warn!(projection = p.name(), error = %e, "projection interrupted; resuming");
+                    tracing::warn!(error = %e, "projections interrupted; resuming");
                     tokio::select! {
                         _ = shutdown.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(backoff) => {}
@@ -209,10 +217,52 @@ impl Projector {
         }
     }
 
-    async fn run_until_error<P: KvProjection>(&self, p: &P, shutdown: &CancellationToken) -> Result<(), Error> {
-        let kv = self.bucket(p).await?;
-        let checkpoint = read_checkpoint(&kv).await?;
-        self.project(p, &kv, checkpoint, None, shutdown).await.map(|_| ())
+    async fn run_all_until_error(&self, projections: &[Runnable], shutdown: &CancellationToken) -> Result<(), Error> {
+        let mut lanes = Vec::with_capacity(projections.len());
+        for p in projections {
+            lanes.push(p.0.open(self).await?);
+        }
+        let Some(start) = lanes.iter().map(|l| l.checkpoint()).min() else {
+            shutdown.cancelled().await;
+            return Ok(());
+        };
+        let consumer = self.consumer_from(start).await?;
+        let messages = consumer.messages().await.map_err(Error::nats)?;
+        let mut chunks = messages.ready_chunks(MAX_BATCH);
+        loop {
+            let next_flush = lanes.iter().filter_map(|l| l.flush_at()).min();
+            let chunk = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let _ = save_lanes(&mut lanes, false).await;
+                    return Ok(());
+                }
+                _ = async { tokio::time::sleep_until(next_flush.expect("guarded")).await }, if next_flush.is_some() => {
+                    save_lanes(&mut lanes, true).await?;
+                    continue;
+                }
+                c = chunks.next() => c,
+            };
+            let Some(chunk) = chunk else {
+                return Err(Error::Nats("the projections' message stream ended".into()));
+            };
+            let mut batch = Vec::with_capacity(chunk.len());
+            for m in chunk {
+                batch.push(m.map_err(Error::nats)?);
+            }
+            // Behind? Take what is already on its way before writing.
+            while batch.len() < MAX_FOLD && batch.last().and_then(|m| m.info().ok()).is_some_and(|i| i.pending > 0) {
+                let more = tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    c = chunks.next() => c,
+                };
+                let Some(more) = more else { break };
+                for m in more {
+                    batch.push(m.map_err(Error::nats)?);
+                }
+            }
+            let batch = &batch;
+            futures::future::try_join_all(lanes.iter_mut().map(|l| l.apply(batch))).await?;
+        }
     }
 
     /// Replays events `from..=to` (to the stream's current end by default) into `bucket`,
@@ -450,6 +500,112 @@ pub fn subject_matches(filter: &str, subject: &str) -> bool {
             (None, None) => return true,
             _ => return false,
         }
+    }
+}
+
+/// Saves the trailing checkpoints: all of them, or only those due.
+async fn save_lanes(lanes: &mut [Box<dyn Lane>], due_only: bool) -> Result<(), Error> {
+    let now = tokio::time::Instant::now();
+    let due = lanes
+        .iter_mut()
+        .filter(|l| !due_only || l.flush_at().is_some_and(|t| t <= now))
+        .map(|l| l.save());
+    futures::future::try_join_all(due).await.map(|_| ())
+}
+
+/// A projection to run, its view type erased so that one runner drives them all.
+pub struct Runnable(Box<dyn OpenLane>);
+
+impl<P: KvProjection> From<Arc<P>> for Runnable {
+    fn from(p: Arc<P>) -> Self {
+        Self(Box::new(p))
+    }
+}
+
+impl<P: KvProjection> From<P> for Runnable {
+    fn from(p: P) -> Self {
+        Self(Box::new(Arc::new(p)))
+    }
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+trait OpenLane: Send + Sync {
+    fn open<'a>(&'a self, projector: &'a Projector) -> BoxFuture<'a, Result<Box<dyn Lane>, Error>>;
+}
+
+impl<P: KvProjection> OpenLane for Arc<P> {
+    fn open<'a>(&'a self, projector: &'a Projector) -> BoxFuture<'a, Result<Box<dyn Lane>, Error>> {
+        Box::pin(async move {
+            let kv = projector.bucket(self.as_ref()).await?;
+            let checkpoint = read_checkpoint(&kv).await?;
+            let known = Known {
+                views: HashMap::new(),
+                started_empty: kv.status().await.map_err(Error::nats)?.values() == 0,
+            };
+            Ok(Box::new(KvLane {
+                p: self.clone(),
+                projector: projector.clone(),
+                kv,
+                checkpoint,
+                saved: checkpoint,
+                flush_at: None,
+                known,
+            }) as Box<dyn Lane>)
+        })
+    }
+}
+
+/// One view being projected: where it stands, and what it has not saved yet.
+trait Lane: Send {
+    fn checkpoint(&self) -> u64;
+    /// When its trailing checkpoint is due to be written, if it trails.
+    fn flush_at(&self) -> Option<tokio::time::Instant>;
+    fn apply<'a>(&'a mut self, batch: &'a [jetstream::Message]) -> BoxFuture<'a, Result<(), Error>>;
+    fn save(&mut self) -> BoxFuture<'_, Result<(), Error>>;
+}
+
+struct KvLane<P: KvProjection> {
+    p: Arc<P>,
+    projector: Projector,
+    kv: kv::Store,
+    checkpoint: u64,
+    saved: u64,
+    flush_at: Option<tokio::time::Instant>,
+    known: Known<P::View>,
+}
+
+impl<P: KvProjection> Lane for KvLane<P> {
+    fn checkpoint(&self) -> u64 {
+        self.checkpoint
+    }
+
+    fn flush_at(&self) -> Option<tokio::time::Instant> {
+        self.flush_at
+    }
+
+    fn apply<'a>(&'a mut self, batch: &'a [jetstream::Message]) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let (last, changed) = self
+                .projector
+                .apply_batch(self.p.as_ref(), &self.kv, batch, self.checkpoint, &mut self.known)
+                .await?;
+            self.checkpoint = last;
+            if changed {
+                self.save().await?;
+            } else if self.checkpoint > self.saved && self.flush_at.is_none() {
+                self.flush_at = Some(tokio::time::Instant::now() + CHECKPOINT_DEBOUNCE);
+            }
+            Ok(())
+        })
+    }
+
+    fn save(&mut self) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            save_checkpoint(&self.kv, &mut self.saved, self.checkpoint).await?;
+            self.flush_at = None;
+            Ok(())
+        })
     }
 }
 
