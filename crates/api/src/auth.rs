@@ -526,7 +526,7 @@ impl Console {
             issued_at: None,
         };
         self.revalidate(&principal)?;
-        self.auth.touch_api_key(&self.home, &key.id);
+        self.auth.touch_api_key(&key.id);
         Ok(principal)
     }
 
@@ -701,7 +701,7 @@ pub struct Auth {
 pub const KEY_USAGE_BUCKET: &str = "auth_key_usage";
 
 impl Auth {
-    fn touch_api_key(&self, _home: &async_nats::Client, key_id: &str) {
+    fn touch_api_key(&self, key_id: &str) {
         let Some(kv) = self.key_usage.clone() else {
             return;
         };
