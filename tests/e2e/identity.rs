@@ -1838,3 +1838,60 @@ async fn a_member_removed_mid_subscription_stops_receiving() {
     assert_eq!(change["clusterChanged"]["clusterId"], seen);
     assert_ne!(change["clusterChanged"]["clusterId"], hidden);
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_limits_and_events_use_the_forwarded_client_address() {
+    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }";
+    let attempt = |app: &TestApp, forwarded: &'static str| {
+        let req = app
+            .http
+            .post(app.url("/graphql"))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"query": login, "variables": {"e": "x@example.com", "p": "not the password"}}));
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    // Without trusting anyone, the header is ignored: every attempt is 127.0.0.1's.
+    let app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), |c| c.auth.attempts_per_minute = 3).await;
+    for forwarded in ["198.51.100.1", "198.51.100.2"] {
+        assert_eq!(code(&attempt(&app, forwarded).await), "UNAUTHENTICATED");
+    }
+    assert_eq!(
+        code(&attempt(&app, "198.51.100.3").await),
+        "RATE_LIMITED",
+        "spoofing the header gains nothing"
+    );
+
+    // Trusting the proxy (here: loopback), each forwarded client has its own allowance,
+    // and events name the client, not the proxy.
+    let app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), |c| {
+        c.auth.attempts_per_minute = 3;
+        c.auth.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(code(&attempt(&app, "198.51.100.1").await), "UNAUTHENTICATED");
+    }
+    assert_eq!(code(&attempt(&app, "198.51.100.1").await), "RATE_LIMITED");
+    assert_eq!(
+        code(&attempt(&app, "198.51.100.2").await),
+        "UNAUTHENTICATED",
+        "another client is not limited"
+    );
+    let auth = format!("Bearer {}", app.token.as_deref().unwrap());
+    app.graphql_with_headers(
+        "mutation($u: String!) { registerCluster(input: {name: \"proxied\", urls: [$u]}) { id } }",
+        json!({"u": app.nats.url()}),
+        &[
+            ("authorization", auth.as_str()),
+            ("x-forwarded-for", "192.0.2.44, 127.0.0.1"),
+        ],
+    )
+    .await;
+    let trail = app
+        .data(
+            "{ auditTrail(filter: {eventType: \"ClusterRegistered\"}) { nodes { clientAddr } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(trail["auditTrail"]["nodes"][0]["clientAddr"], "192.0.2.44");
+}

@@ -50,6 +50,82 @@ pub struct AuthSettings {
     pub connection_init_timeout: Duration,
     /// Subscriptions open at once on one WebSocket connection.
     pub max_subscriptions_per_connection: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: the client address (for login
+    /// limits and events) is then the nearest address in it that is not a trusted proxy.
+    /// Empty: the header is ignored (anyone could write it).
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// An address range, `10.0.0.0/8` or `::1/128` (a bare address is a single host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("'{s}' is not an address range; write it like 10.0.0.0/8 or 192.168.1.5");
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let bits = |ip: std::net::IpAddr| -> (u128, u8) {
+            match ip {
+                std::net::IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+                std::net::IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        };
+        let ip = match ip {
+            std::net::IpAddr::V6(v) => v.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        let ((net, width), (host, host_width)) = (bits(self.addr), bits(ip));
+        if width != host_width {
+            return false;
+        }
+        let shift = u32::from(width - self.prefix);
+        shift >= 128 || (net >> shift) == (host >> shift)
+    }
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the nearest
+/// address in `X-Forwarded-For` that is not one.
+pub fn client_address(peer: std::net::IpAddr, forwarded_for: Option<&str>, trusted: &[Cidr]) -> std::net::IpAddr {
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let Some(header) = forwarded_for else {
+        return peer;
+    };
+    let mut client = peer;
+    for hop in header.rsplit(',') {
+        match hop.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 impl Default for AuthSettings {
@@ -63,6 +139,7 @@ impl Default for AuthSettings {
             attempts_per_minute: 30,
             connection_init_timeout: Duration::from_secs(10),
             max_subscriptions_per_connection: 100,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -777,6 +854,34 @@ mod tests {
         let (token, hash) = new_api_key("abc");
         assert_eq!(parse_api_key(&token), Some(("abc", hash)));
         assert!(parse_api_key("jsck_abc").is_none());
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let trusted: Vec<Cidr> = vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()];
+        // Not from a proxy: the header is ignored.
+        assert_eq!(
+            client_address(ip("203.0.113.9"), Some("198.51.100.1"), &trusted),
+            ip("203.0.113.9")
+        );
+        // From a proxy: the nearest untrusted hop, whatever the client wrote before it.
+        assert_eq!(
+            client_address(ip("10.1.2.3"), Some("1.2.3.4, 198.51.100.1, 10.9.9.9"), &trusted),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            client_address(ip("::1"), Some("198.51.100.1"), &trusted),
+            ip("198.51.100.1")
+        );
+        assert_eq!(client_address(ip("10.1.2.3"), None, &trusted), ip("10.1.2.3"));
+        assert_eq!(
+            client_address(ip("10.1.2.3"), Some("garbage"), &trusted),
+            ip("10.1.2.3")
+        );
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err() && "nope".parse::<Cidr>().is_err());
+        assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains(ip("8.8.8.8")));
+        assert!(!"10.0.0.0/8".parse::<Cidr>().unwrap().contains(ip("11.0.0.1")));
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub fn router_with(console: Console, bench_routes: bool) -> Router {
         .route("/exports/{file}", get(download_export))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::Extension(TrustedProxies(state.console.auth.settings.trusted_proxies.clone())))
         .layer(
             // Spans name the path only: query strings (signed download links) stay out of logs.
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<Body>| {
@@ -63,6 +64,10 @@ pub fn router_with(console: Console, bench_routes: bool) -> Router {
         )
         .with_state(state)
 }
+
+/// The proxies whose `X-Forwarded-For` is believed (request extension).
+#[derive(Clone)]
+struct TrustedProxies(Vec<crate::auth::Cidr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
     type Rejection = std::convert::Infallible;
@@ -78,10 +83,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
         let request_id = header("x-request-id")
             .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-        let client_addr = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ci| ci.0.ip().to_string());
+        let trusted = parts.extensions.get::<TrustedProxies>().map_or(&[][..], |t| &t.0[..]);
+        let client_addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| {
+            crate::auth::client_address(ci.0.ip(), header("x-forwarded-for").as_deref(), trusted).to_string()
+        });
         Ok(RequestMeta {
             request_id,
             client_addr,

@@ -232,6 +232,11 @@ struct ServeArgs {
     /// for plain HTTP), or `file:///dir`.
     #[arg(long, env = "JSCONSOLE_AUDIT_URL")]
     audit_url: Option<String>,
+    /// Reverse proxies (address or range, comma-separated, e.g. 10.0.0.0/8) whose
+    /// X-Forwarded-For names the client; without it the header is ignored. Login limits
+    /// and the client address on events use that address.
+    #[arg(long, env = "JSCONSOLE_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxy: Vec<jsc_api::auth::Cidr>,
     /// How long an access token is valid, in seconds.
     #[arg(long, default_value_t = 900, env = "JSCONSOLE_ACCESS_TOKEN_TTL")]
     access_token_ttl: u64,
@@ -294,6 +299,7 @@ async fn serve(args: ServeArgs, format: LogFormat, err: &mut (dyn Write + Send))
     config.secret_keys = args.secret_key;
     config.signing_keys = args.signing_key;
     config.audit_url = args.audit_url;
+    config.auth.trusted_proxies = args.trusted_proxy;
     config.admin_email = args.admin_email;
     config.admin_password = args.admin_password;
     config.auth.access_ttl = std::time::Duration::from_secs(args.access_token_ttl.max(1));
