@@ -384,12 +384,7 @@ async fn per_address_limits_apply_across_accounts() {
 #[tokio::test]
 async fn invitations_answer_alike_for_new_and_existing_addresses_and_work_once() {
     let app = TestApp::spawn().await;
-    let org = app
-        .data("mutation { createOrganization(name: \"Acme\") { id } }", json!({}))
-        .await["createOrganization"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let org = create_org(&app, "Acme").await;
     let fresh = app
         .data(INVITE, json!({"o": org, "e": "new@example.com", "r": "VIEWER"}))
         .await;
@@ -735,12 +730,7 @@ async fn a_subscription_ends_when_its_access_token_expires() {
 #[tokio::test]
 async fn subscriptions_only_carry_what_the_caller_may_see() {
     let app = TestApp::spawn().await;
-    let org = app
-        .data("mutation { createOrganization(name: \"Other\") { id } }", json!({}))
-        .await["createOrganization"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let org = create_org(&app, "Other").await;
     let (_, stranger) = member(&app, &org, "s@example.com", "OWNER").await;
     let mut sub = app
         .subscribe_as(Some(&stranger), "graphql-transport-ws", WATCH, json!({}))
@@ -1369,12 +1359,7 @@ async fn the_role_by_operation_matrix_across_two_organizations_matches_the_table
     }
     tokens.push(owner.clone());
     // Organization B: its own owner; A's owner leaves it after creating it.
-    let b = app
-        .data("mutation { createOrganization(name: \"B\") { id } }", json!({}))
-        .await["createOrganization"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let b = create_org(&app, "B").await;
     let (_, owner_b) = member(&app, &b, "owner-b@example.com", "OWNER").await;
     let me = app.data(ME, json!({})).await["me"]["id"].clone();
     app.data_as(
@@ -1887,11 +1872,211 @@ async fn behind_a_trusted_proxy_limits_and_events_use_the_forwarded_client_addre
         ],
     )
     .await;
-    let trail = app
+    assert_eq!(registered_from(&app).await, "192.0.2.44");
+}
+
+// ---------------------------------------------------------------------------------------
+// Findings of the security review, each shown fixed
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_websocket_cannot_run_queries_after_its_session_ends() {
+    let app = TestApp::spawn().await;
+    let auth = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let access = auth["accessToken"].as_str().unwrap();
+    let mut ws = jsc_testkit::Subscription::connect(
+        app.addr,
+        "graphql-transport-ws",
+        json!({"authorization": format!("Bearer {access}")}),
+    )
+    .await;
+    assert_eq!(ws.next_frame_raw().await["type"], "connection_ack");
+    ws.start_with_id("q1", "{ clusters { id } }", json!({})).await;
+    let frame = ws.next_frame_raw().await;
+    assert!(
+        frame["payload"].get("errors").is_none(),
+        "works while signed in: {frame}"
+    );
+    app.data_as(Some(access), "mutation { logout }", json!({})).await;
+    // Queries and mutations over the same socket are refused from then on.
+    ws.start_with_id(
+        "q2",
+        "mutation { createOrganization(name: \"late\") { id } }",
+        json!({}),
+    )
+    .await;
+    let frame = loop {
+        let f = ws.next_frame_raw().await;
+        if f["id"] == "q2" && f["type"] != "complete" {
+            break f;
+        }
+    };
+    assert_eq!(
+        frame["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{frame}"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_of_one_organization_cannot_lock_a_user_out_of_another() {
+    let app = TestApp::spawn().await;
+    let (x, _) = member(&app, "default", "x@example.com", "ADMIN").await;
+    let b = create_org(&app, "B").await;
+    let again = app
+        .data(INVITE, json!({"o": b, "e": "x@example.com", "r": "VIEWER"}))
+        .await;
+    app.data_as(
+        None,
+        ACCEPT,
+        json!({"t": again["inviteUser"]["token"], "p": "x@example.com-password", "n": ""}),
+    )
+    .await;
+    let (_, admin_b) = member(&app, &b, "y@example.com", "ADMIN").await;
+    let disable = "mutation($u: ID!) { disableUser(id: $u) { disabled } }";
+    let body = app.graphql_as(Some(&admin_b), disable, json!({"u": x})).await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    // B's admin can still take the user out of B.
+    app.data_as(
+        Some(&admin_b),
+        "mutation($o: ID!, $u: ID!) { removeMember(organizationId: $o, userId: $u) { id } }",
+        json!({"o": b, "u": x}),
+    )
+    .await;
+    // The installation's owners can act on any account.
+    assert_eq!(
+        app.data(disable, json!({"u": x})).await["disableUser"]["disabled"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn a_burst_of_concurrent_guesses_is_limited_like_a_sequence() {
+    let app = TestApp::spawn().await;
+    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }";
+    let guesses =
+        (0..12).map(|i| app.graphql_as(None, login, json!({"e": OWNER_EMAIL, "p": format!("guess number {i}")})));
+    let bodies = futures::future::join_all(guesses).await;
+    let wrong = bodies.iter().filter(|b| code(b) == "UNAUTHENTICATED").count();
+    let limited = bodies.iter().filter(|b| code(b) == "RATE_LIMITED").count();
+    assert_eq!((wrong, limited), (5, 7), "five guesses are checked, the rest refused");
+}
+
+#[tokio::test]
+async fn the_client_address_is_read_from_the_right_of_every_forwarded_line() {
+    let app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), |c| {
+        c.auth.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let register = "mutation($n: String!, $u: String!) { registerCluster(input: {name: $n, urls: [$u]}) { id } }";
+    let auth = format!("Bearer {}", app.token.as_deref().unwrap());
+    // A client pads its own header so that a cut would leave its chosen address last…
+    let padded = format!("{}1.2.3.4, 203.0.113.5", " ".repeat(300));
+    let res = app
+        .http
+        .post(app.url("/graphql"))
+        .header("authorization", &auth)
+        .header("x-forwarded-for", "1.1.1.1")
+        .header("x-forwarded-for", padded)
+        .json(&json!({"query": register, "variables": {"n": "fwd", "u": app.nats.url()}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    // …but the proxy's own, last entry is what counts.
+    assert_eq!(registered_from(&app).await, "203.0.113.5");
+}
+
+#[tokio::test]
+async fn a_personal_api_key_dies_when_its_users_password_changes() {
+    let app = TestApp::spawn().await;
+    let key = app
+        .data(CREATE_KEY, json!({"o": "default", "n": "mine", "r": "VIEWER"}))
+        .await["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let service = app
         .data(
-            "{ auditTrail(filter: {eventType: \"ClusterRegistered\"}) { nodes { clientAddr } } }",
-            json!({}),
+            CREATE_KEY,
+            json!({"o": "default", "n": "robot", "r": "VIEWER", "s": "robot"}),
+        )
+        .await["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        app.graphql_as(Some(&key), "{ clusters { id } }", json!({}))
+            .await
+            .get("errors")
+            .is_none()
+    );
+    // The key and the change can fall in the same second; make sure they do not.
+    let created = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(
+        1000 - u64::from(created.timestamp_subsec_millis()) + 10,
+    ))
+    .await;
+    app.data(
+        "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { accessToken } }",
+        json!({"c": OWNER_PASSWORD, "n": "a completely new passphrase"}),
+    )
+    .await;
+    let body = app.graphql_as(Some(&key), "{ clusters { id } }", json!({})).await;
+    assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+    assert!(
+        app.graphql_as(Some(&service), "{ clusters { id } }", json!({}))
+            .await
+            .get("errors")
+            .is_none(),
+        "a service account's key is nobody's password"
+    );
+}
+
+#[tokio::test]
+async fn moving_a_cluster_to_other_servers_needs_its_credentials_again() {
+    let app = TestApp::spawn().await;
+    let id = app
+        .data(
+            "mutation($u: String!) { registerCluster(input: {name: \"creds\", urls: [$u], auth: {kind: TOKEN, token: \"s3cr3t-token\"}}) { id } }",
+            json!({"u": app.nats.url()}),
+        )
+        .await["registerCluster"]["id"]
+        .clone();
+    let moved = app
+        .graphql(
+            "mutation($id: ID!) { updateCluster(id: $id, input: {urls: [\"nats://attacker.example:4222\"]}) { id } }",
+            json!({"id": id}),
         )
         .await;
-    assert_eq!(trail["auditTrail"]["nodes"][0]["clientAddr"], "192.0.2.44");
+    assert_eq!(code(&moved), "VALIDATION", "{moved}");
+    assert!(first_error(&moved).1.contains("needs the credentials again"), "{moved}");
+    let with_creds = app
+        .graphql(
+            "mutation($id: ID!) { updateCluster(id: $id, input: {urls: [\"nats://elsewhere.example:4222\"], auth: {kind: TOKEN, token: \"another-token\"}}) { urls } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert!(with_creds.get("errors").is_none(), "{with_creds}");
+}
+
+/// The client address recorded on the newest cluster registration.
+async fn registered_from(app: &TestApp) -> Value {
+    app.data(
+        "{ auditTrail(filter: {eventType: \"ClusterRegistered\"}) { nodes { clientAddr } } }",
+        json!({}),
+    )
+    .await["auditTrail"]["nodes"][0]["clientAddr"]
+        .clone()
+}
+
+/// Creates an organization as the owner and returns its id.
+async fn create_org(app: &TestApp, name: &str) -> String {
+    app.data(
+        "mutation($n: String!) { createOrganization(name: $n) { id } }",
+        json!({"n": name}),
+    )
+    .await["createOrganization"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }

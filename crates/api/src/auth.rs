@@ -480,25 +480,23 @@ impl LoginLimiter {
             q.push_back(now);
         }
         let mut failures = self.failures.lock().expect("limiter lock");
-        if let Some(q) = failures.get_mut(account) {
-            while q.front().is_some_and(|t| now.duration_since(*t) >= settings.lockout) {
-                q.pop_front();
-            }
-            if q.len() >= settings.max_failures {
-                return Err(settings.lockout.saturating_sub(now.duration_since(q[0])));
-            }
+        if failures.len() > 100_000 {
+            failures.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < settings.lockout));
         }
+        let q = failures.entry(account.to_string()).or_default();
+        while q.front().is_some_and(|t| now.duration_since(*t) >= settings.lockout) {
+            q.pop_front();
+        }
+        if q.len() >= settings.max_failures {
+            return Err(settings.lockout.saturating_sub(now.duration_since(q[0])));
+        }
+        // Counted as a failure until it succeeds: a burst of concurrent guesses cannot all
+        // pass the check before the first one is found wrong.
+        q.push_back(now);
         Ok(())
     }
 
-    pub fn failed(&self, account: &str) {
-        let mut failures = self.failures.lock().expect("limiter lock");
-        failures
-            .entry(account.to_string())
-            .or_default()
-            .push_back(Instant::now());
-    }
-
+    /// The attempt of `account` succeeded: its failures are forgotten.
     pub fn succeeded(&self, account: &str) {
         self.failures.lock().expect("limiter lock").remove(account);
     }
@@ -572,13 +570,13 @@ impl Console {
     fn authenticate_api_key(&self, token: &str) -> ApiResult<Principal> {
         let invalid = || unauthenticated("the API key is not valid; create a new one (mutation createApiKey)");
         let (id, hash) = parse_api_key(token).ok_or_else(invalid)?;
-        let key = self
+        let view = self
             .auth
             .api_keys
             .get(&jsc_projector::kv_token(id))
             .ok_or_else(invalid)?
-            .view
-            .state;
+            .view;
+        let (key, created_at) = (view.state, view.created_at);
         let stored = key
             .secret_hash
             .as_ref()
@@ -600,7 +598,8 @@ impl Console {
                 role: key.role.unwrap_or(Role::Viewer),
             }),
             expires_at: key.expires_at,
-            issued_at: None,
+            // A personal key made before its user's password changed dies with the old password.
+            issued_at: Some(created_at),
         };
         self.revalidate(&principal)?;
         self.auth.touch_api_key(&key.id);
@@ -650,7 +649,7 @@ impl Console {
                 && issued.timestamp() < valid_after.timestamp()
             {
                 return Err(unauthenticated(
-                    "the password was changed since this token was issued; sign in again",
+                    "the password was changed after this token or key was issued; sign in again (or create a new key)",
                 ));
             }
         }
@@ -891,11 +890,13 @@ mod tests {
             ..Default::default()
         };
         let l = LoginLimiter::default();
-        for _ in 0..2 {
-            assert!(l.check(&s, "a", "x").is_ok());
-            l.failed("x");
-        }
+        // Attempts count until they succeed, so concurrent ones cannot slip through.
+        assert!(l.check(&s, "a", "x").is_ok());
+        assert!(l.check(&s, "a", "x").is_ok());
         assert!(l.check(&s, "a", "x").is_err());
         assert!(l.check(&s, "a", "y").is_ok(), "other accounts are not affected");
+        l.succeeded("y");
+        assert!(l.check(&s, "a", "y").is_ok());
+        assert!(l.check(&s, "a", "y").is_ok(), "a success forgets the failures");
     }
 }

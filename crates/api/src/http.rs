@@ -84,9 +84,19 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
             .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let trusted = parts.extensions.get::<TrustedProxies>().map_or(&[][..], |t| &t.0[..]);
-        let client_addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| {
-            crate::auth::client_address(ci.0.ip(), header("x-forwarded-for").as_deref(), trusted).to_string()
-        });
+        // Every X-Forwarded-For line, whole: proxies append on the right, so cutting or
+        // taking only the first line would let a client choose what is read.
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
+        let client_addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ci| crate::auth::client_address(ci.0.ip(), forwarded.as_deref(), trusted).to_string());
         Ok(RequestMeta {
             request_id,
             client_addr,

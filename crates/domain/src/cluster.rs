@@ -328,6 +328,12 @@ impl Aggregate for Cluster {
             }
             ClusterCommand::Update { mut changes } => {
                 self.live()?;
+                // Stored secrets go only to the servers they were given for.
+                let auth_kept = changes.auth.as_ref().is_none_or(auth_secret_is_keep);
+                let key_kept = changes
+                    .tls
+                    .as_ref()
+                    .is_none_or(|t| t.client_key.as_ref().is_some_and(Sealed::is_keep));
                 if let Some(auth) = changes.auth.take() {
                     changes.auth = Some(keep_auth_secret(auth, &self.spec.auth)?);
                 }
@@ -339,6 +345,16 @@ impl Aggregate for Cluster {
                 let changes = normalize_changes(changes)?.without_noops(&self.spec);
                 if changes.is_empty() {
                     return Ok(());
+                }
+                if changes.urls.is_some()
+                    && ((auth_kept && self.spec.auth != ClusterAuth::None)
+                        || (key_kept && self.spec.tls.client_key.is_some()))
+                {
+                    return Err(invalid(
+                        "urls",
+                        "changing where the console connects needs the credentials again (auth, and the TLS \
+                         client key if one is set): stored secrets are only ever sent to the servers they were given for",
+                    ));
                 }
                 if let Some(name) = &changes.name {
                     ensure_name_free(services, name, &self.id).await?;
@@ -376,6 +392,17 @@ impl Aggregate for Cluster {
 
 fn default_organization() -> String {
     crate::identity::DEFAULT_ORGANIZATION.to_string()
+}
+
+/// Whether an auth in an update keeps the stored secret.
+fn auth_secret_is_keep(auth: &ClusterAuth) -> bool {
+    match auth {
+        ClusterAuth::None => false,
+        ClusterAuth::UserPassword { password, .. } => password.is_keep(),
+        ClusterAuth::Token { token } => token.is_keep(),
+        ClusterAuth::Nkey { seed } => seed.is_keep(),
+        ClusterAuth::Credentials { creds } => creds.is_keep(),
+    }
 }
 
 /// Replaces a "keep" secret with the stored one, which must be of the same kind.

@@ -92,6 +92,14 @@ fn rate_limited(wait: std::time::Duration) -> ApiError {
 fn check_limits(ctx: &Context<'_>, account: &str) -> ApiResult<()> {
     let c = console(ctx);
     let addr = meta(ctx).client_addr.unwrap_or_else(|| "unknown".into());
+    // One IPv6 host holds a whole /64: limit the /64, not the address.
+    let addr = match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        _ => addr,
+    };
     c.auth.limiter.check(&c.auth.settings, &addr, account).map_err(|wait| {
         let e = rate_limited(wait);
         ctx.insert_http_header("Retry-After", e.retry_after.unwrap_or(1).to_string());
@@ -159,20 +167,30 @@ fn shared_orgs(c: &Console, p: &Principal, user_id: &str) -> Vec<(OrganizationVi
 
 /// The target user's role in an organization where the caller is admin (or the highest
 /// such), for account-wide actions; `NOT_FOUND` when they share none the caller can see.
+/// For account-wide actions on another user (disable, enable, their sessions and history):
+/// the caller must administer the user in *every* organization the user belongs to (owner
+/// where the user is an owner), or own the default organization (the installation's
+/// administrators). An admin of one organization cannot lock a user out of another.
+/// `NOT_FOUND` when they share no organization.
 pub(crate) fn require_admin_over(c: &Console, p: &Principal, user_id: &str) -> ApiResult<()> {
-    let shared = shared_orgs(c, p, user_id);
-    if shared.is_empty() {
+    if shared_orgs(c, p, user_id).is_empty() {
         return Err(ApiError::not_found(format!("no user with id '{user_id}'")));
     }
-    let allowed = shared.iter().any(|(o, target)| {
-        c.org_role(p, &o.state.id)
-            .is_some_and(|mine| mine >= Role::Admin && (mine == Role::Owner || *target < Role::Owner))
+    if p.api_key.is_none() && c.org_role(p, DEFAULT_ORGANIZATION) == Some(Role::Owner) {
+        return Ok(());
+    }
+    let all = c.auth.organizations.filter(|o| o.state.members.contains_key(user_id));
+    let allowed = all.iter().all(|o| {
+        let target = o.view.state.members[user_id];
+        c.org_role(p, &o.view.state.id)
+            .is_some_and(|mine| mine >= Role::Admin && (mine == Role::Owner || target < Role::Owner))
     });
     if allowed {
         Ok(())
     } else {
         Err(forbidden(
-            "this needs the admin role in an organization the user belongs to (owner for an owner)",
+            "this acts on the whole account: it needs the admin role (owner for an owner) in every organization \
+             the user belongs to",
         ))
     }
 }
@@ -622,7 +640,6 @@ impl IdentityMutation {
         check_limits(ctx, &account)?;
         let user = normalize_email(&email).ok().and_then(|e| user_by_email(c, &e));
         if !password_matches(c, user.as_ref(), &password).await {
-            c.auth.limiter.failed(&account);
             return Err(invalid_login().into());
         }
         let user = user.expect("a matching password implies a user");
@@ -745,12 +762,10 @@ impl IdentityMutation {
         let user = get(&c.auth.users, &uid).map(|u| u.view);
         check_limits(ctx, &user.as_ref().map(|u| u.state.email.clone()).unwrap_or_default())?;
         if !password_matches(c, user.as_ref(), &current_password).await {
-            if let Some(u) = &user {
-                c.auth.limiter.failed(&u.state.email);
-            }
             return Err(unauthenticated("the current password is wrong").into());
         }
         let user = user.expect("matched");
+        c.auth.limiter.succeeded(&user.state.email);
         auth::check_password_policy(&new_password, &user.state.email)?;
         let sealed = c.fleet.secrets().seal(&auth::hash_password(&new_password).await?);
         execute(
@@ -853,10 +868,9 @@ impl IdentityMutation {
         }
         check_limits(ctx, &inv.email)?;
         let org = inv.organization.clone();
-        let user_id = match user_by_email(c, &inv.email) {
+        let (user_id, new_account) = match user_by_email(c, &inv.email) {
             Some(existing) => {
                 if !password_matches(c, Some(&existing), &password).await {
-                    c.auth.limiter.failed(&inv.email);
                     return Err(unauthenticated(
                         "this address already has an account: give its current password to join",
                     )
@@ -865,7 +879,7 @@ impl IdentityMutation {
                 if existing.state.disabled {
                     return Err(unauthenticated("this account is disabled; ask an administrator").into());
                 }
-                existing.state.id
+                (existing.state.id, None)
             }
             None => {
                 auth::check_password_policy(&password, &inv.email)?;
@@ -874,20 +888,26 @@ impl IdentityMutation {
                 } else {
                     name
                 };
-                let user_id = new_id();
-                let cctx = meta(ctx).command_context(&format!("user:{user_id}"), Some(&org));
                 let sealed = c.fleet.secrets().seal(&auth::hash_password(&password).await?);
-                let cmd = UserCommand::Register(NewUser {
-                    id: user_id.clone(),
-                    email: inv.email.clone(),
-                    name,
-                    password: sealed,
-                });
-                execute(c, &c.users, &c.auth.users, &user_id, cmd, &cctx).await?;
-                user_id
+                (new_id(), Some((name, sealed)))
             }
         };
+        c.auth.limiter.succeeded(&inv.email);
         let cctx = meta(ctx).command_context(&format!("user:{user_id}"), Some(&org));
+        // The invitation is spent first: of concurrent accepts, one goes on.
+        let cmd = InvitationCommand::Accept {
+            user_id: user_id.clone(),
+        };
+        execute(c, &c.invitations, &c.auth.invitations, &id, cmd, &cctx).await?;
+        if let Some((name, password)) = new_account {
+            let cmd = UserCommand::Register(NewUser {
+                id: user_id.clone(),
+                email: inv.email.clone(),
+                name,
+                password,
+            });
+            execute(c, &c.users, &c.auth.users, &user_id, cmd, &cctx).await?;
+        }
         let role = inv.role.unwrap_or(Role::Viewer);
         let current = get(&c.auth.organizations, &org).and_then(|o| o.view.state.members.get(&user_id).copied());
         if current.is_none_or(|r| r < role) {
@@ -897,10 +917,6 @@ impl IdentityMutation {
             };
             execute(c, &c.organizations, &c.auth.organizations, &org, cmd, &cctx).await?;
         }
-        let cmd = InvitationCommand::Accept {
-            user_id: user_id.clone(),
-        };
-        execute(c, &c.invitations, &c.auth.invitations, &id, cmd, &cctx).await?;
         Ok(start_session(ctx, &user_id).await?)
     }
 

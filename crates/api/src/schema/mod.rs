@@ -78,10 +78,15 @@ pub(crate) fn console<'a>(ctx: &Context<'a>) -> &'a Console {
     ctx.data_unchecked::<Console>()
 }
 
-/// The authenticated caller, or `UNAUTHENTICATED` saying how to sign in.
+/// The authenticated caller, or `UNAUTHENTICATED` saying how to sign in. Checked again on
+/// every use (expiry, revocation, a disabled user): a WebSocket connection authenticates
+/// once, at `connection_init`, and may send queries and mutations long after.
 pub(crate) fn principal<'a>(ctx: &Context<'a>) -> ApiResult<&'a Principal> {
     match ctx.data_opt::<AuthState>() {
-        Some(AuthState::Authenticated(p)) => Ok(p),
+        Some(AuthState::Authenticated(p)) => {
+            console(ctx).revalidate(p)?;
+            Ok(p)
+        }
         Some(AuthState::Invalid(e)) => Err(e.clone()),
         _ => Err(crate::auth::unauthenticated(
             "sign in first: send `Authorization: Bearer <token>` with an access token from mutation login, \
@@ -175,9 +180,11 @@ where
             if done {
                 return None;
             }
+            // The end first: nothing is delivered once the credential has ended.
             tokio::select! {
-                item = inner.next() => item.map(|i| (Ok(i), (inner, ended, false, slot))),
+                biased;
                 e = &mut ended => Some((Err(e.into()), (inner, ended, true, slot))),
+                item = inner.next() => item.map(|i| (Ok(i), (inner, ended, false, slot))),
             }
         },
     ))
