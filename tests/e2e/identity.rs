@@ -2080,3 +2080,40 @@ async fn create_org(app: &TestApp, name: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+#[tokio::test]
+async fn two_invitations_for_one_new_address_accepted_at_once_make_one_account() {
+    let app = TestApp::spawn().await;
+    let other = create_org(&app, "Other").await;
+    let tokens: Vec<String> = futures::future::join_all(
+        ["default", other.as_str()].map(|o| app.data(INVITE, json!({"o": o, "e": "twice@example.com", "r": "VIEWER"}))),
+    )
+    .await
+    .into_iter()
+    .map(|v| v["inviteUser"]["token"].as_str().unwrap().to_string())
+    .collect();
+    let accepted = futures::future::join_all(tokens.iter().map(|t| {
+        app.graphql_as(
+            None,
+            ACCEPT,
+            json!({"t": t, "p": "the same good password", "n": "Twice"}),
+        )
+    }))
+    .await;
+    let ids: std::collections::BTreeSet<String> = accepted
+        .iter()
+        .map(|b| {
+            assert!(b.get("errors").is_none(), "{b}");
+            b["data"]["acceptInvitation"]["userId"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one account, member of both organizations");
+    let orgs = app
+        .data_as(
+            accepted[0]["data"]["acceptInvitation"]["accessToken"].as_str(),
+            "{ organizations { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(orgs["organizations"].as_array().unwrap().len(), 2, "{orgs}");
+}

@@ -771,6 +771,10 @@ pub struct Auth {
     /// `auth_key_usage` bucket (an observation, not an event).
     pub key_usage: Option<async_nats::jetstream::kv::Store>,
     pub last_touch: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Held from "is this address free?" to "the account is in the users view", so two
+    /// invitations for one new address accepted at once make one account (in a replica;
+    /// across replicas the users view decides, see the notes).
+    pub registration: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Bucket of API-key last-use times.

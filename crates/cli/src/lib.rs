@@ -181,6 +181,7 @@ impl Application {
                     .context("cannot create the API key usage bucket")?,
             ),
             last_touch: Default::default(),
+            registration: Default::default(),
         };
         {
             // One consumer of the event stream feeds every view.

@@ -868,6 +868,8 @@ impl IdentityMutation {
         }
         check_limits(ctx, &inv.email)?;
         let org = inv.organization.clone();
+        let registration = c.auth.registration.clone();
+        let _registering = registration.lock().await;
         let (user_id, new_account) = match user_by_email(c, &inv.email) {
             Some(existing) => {
                 if !password_matches(c, Some(&existing), &password).await {
@@ -908,6 +910,7 @@ impl IdentityMutation {
             });
             execute(c, &c.users, &c.auth.users, &user_id, cmd, &cctx).await?;
         }
+        drop(_registering);
         let role = inv.role.unwrap_or(Role::Viewer);
         let current = get(&c.auth.organizations, &org).and_then(|o| o.view.state.members.get(&user_id).copied());
         if current.is_none_or(|r| r < role) {
