@@ -188,13 +188,8 @@ async fn forged_none_expired_disabled_revoked_and_foreign_credentials_are_refuse
     let before = event_count(&app).await;
     let now = chrono::Utc::now().timestamp();
     let claims = |exp: i64| json!({"sub": bob, "sid": "s", "iat": now - 100, "exp": exp, "iss": "jsconsole", "jti": "j", "typ": "access"});
-    let kid = {
-        use sha2::Digest;
-        sha2::Sha256::digest(SIGNING_KEY)[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    // The key id is the first 12 hex digits of the key's SHA-256.
+    let kid = jsc_eventstore::verify::sha256_hex(&SIGNING_KEY)[..12].to_string();
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(kid.clone());
     // Signed with another key.
@@ -799,13 +794,7 @@ async fn no_password_token_key_or_hash_reaches_an_event_a_log_line_or_a_response
         .unwrap()
         .to_string();
     let key_secret = key.rsplit('_').next().unwrap().to_string();
-    let key_hash = {
-        use sha2::Digest;
-        sha2::Sha256::digest(key_secret.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let key_hash = jsc_eventstore::verify::sha256_hex(key_secret.as_bytes());
     secrets.extend([key.clone(), key_secret, key_hash]);
     app.data_as(Some(&key), "{ clusters { id } }", json!({})).await;
     let changed_password = "the owner's second passphrase";

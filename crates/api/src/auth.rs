@@ -18,7 +18,7 @@ use hmac::{Hmac, Mac};
 use jsc_domain::identity::{KeyOwner, Role};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::Console;
@@ -290,12 +290,9 @@ impl Keyring {
     }
 }
 
+/// A key's public name: the first 12 hex digits of its SHA-256.
 fn key_id(raw: &[u8]) -> String {
-    hex(&Sha256::digest(raw)[..6])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    jsc_domain::stream::sha256_hex(raw)[..12].to_string()
 }
 
 /// Cryptographically random bytes from the operating system.
@@ -348,7 +345,7 @@ struct InvitePayload {
 /// An API key as shown once: `jsck_<id>_<secret>`, and the SHA-256 of the secret to keep.
 pub fn new_api_key(id: &str) -> (String, String) {
     let secret = B64.encode(random_bytes::<32>());
-    let hash = hex(&Sha256::digest(secret.as_bytes()));
+    let hash = jsc_domain::stream::sha256_hex(secret.as_bytes());
     (format!("{API_KEY_PREFIX}_{id}_{secret}"), hash)
 }
 
@@ -356,7 +353,7 @@ pub fn new_api_key(id: &str) -> (String, String) {
 pub fn parse_api_key(token: &str) -> Option<(&str, String)> {
     let rest = token.strip_prefix(API_KEY_PREFIX)?.strip_prefix('_')?;
     let (id, secret) = rest.split_once('_')?;
-    Some((id, hex(&Sha256::digest(secret.as_bytes()))))
+    Some((id, jsc_domain::stream::sha256_hex(secret.as_bytes())))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

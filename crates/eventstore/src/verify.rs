@@ -100,18 +100,8 @@ impl Verification {
     }
 }
 
-/// Lower-case hex SHA-256.
-pub fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = sha2::Sha256::digest(data);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(HEX[(b >> 4) as usize] as char);
-        out.push(HEX[(b & 15) as usize] as char);
-    }
-    out
-}
+/// Lower-case hex SHA-256 (one implementation, in the domain, for every hash the console keeps).
+pub use jsc_domain::stream::sha256_hex;
 
 /// Walks every message of `stream` in order and checks hashes, chains and sequences.
 /// `progress` is called with each stream sequence checked.
