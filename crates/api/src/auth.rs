@@ -529,7 +529,11 @@ pub struct KeyGrant {
 pub enum AuthState {
     Anonymous,
     Invalid(ApiError),
+    /// Checked as the request arrived (an HTTP request lives for milliseconds).
     Authenticated(Principal),
+    /// Checked at `connection_init` of a WebSocket, which may live for hours: checked again
+    /// on every use.
+    Connection(Principal),
 }
 
 pub fn unauthenticated(message: impl Into<String>) -> ApiError {

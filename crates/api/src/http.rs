@@ -219,9 +219,9 @@ async fn graphql_ws(
             .on_connection_init(move |payload| async move {
                 let token = init_token(&payload).or(header_token);
                 match auth_state(&console, token.as_deref()) {
-                    AuthState::Authenticated(p) => {
+                    AuthState::Authenticated(p) | AuthState::Connection(p) => {
                         let mut data = Data::default();
-                        data.insert(AuthState::Authenticated(p));
+                        data.insert(AuthState::Connection(p));
                         Ok(data)
                     }
                     AuthState::Invalid(e) => Err(async_graphql::Error::new(e.message)),

@@ -78,12 +78,14 @@ pub(crate) fn console<'a>(ctx: &Context<'a>) -> &'a Console {
     ctx.data_unchecked::<Console>()
 }
 
-/// The authenticated caller, or `UNAUTHENTICATED` saying how to sign in. Checked again on
-/// every use (expiry, revocation, a disabled user): a WebSocket connection authenticates
-/// once, at `connection_init`, and may send queries and mutations long after.
+/// The authenticated caller, or `UNAUTHENTICATED` saying how to sign in. A WebSocket
+/// connection authenticates once, at `connection_init`, and may send queries and mutations
+/// long after: its caller is checked again on every use (expiry, revocation, a disabled
+/// user). An HTTP request was checked as it arrived.
 pub(crate) fn principal<'a>(ctx: &Context<'a>) -> ApiResult<&'a Principal> {
     match ctx.data_opt::<AuthState>() {
-        Some(AuthState::Authenticated(p)) => {
+        Some(AuthState::Authenticated(p)) => Ok(p),
+        Some(AuthState::Connection(p)) => {
             console(ctx).revalidate(p)?;
             Ok(p)
         }
