@@ -994,7 +994,6 @@ impl IdentityMutation {
 
     /// Creates a team (admin).
     async fn create_team(&self, ctx: &Context<'_>, organization_id: ID, name: String) -> Result<TeamObj> {
-        console(ctx).require_org(principal(ctx)?, &organization_id, Role::Admin)?;
         let team_id = new_id();
         let cmd = OrganizationCommand::CreateTeam {
             team_id: team_id.clone(),
@@ -1009,7 +1008,6 @@ impl IdentityMutation {
 
     /// Deletes a team (admin); its grants go with it.
     async fn delete_team(&self, ctx: &Context<'_>, organization_id: ID, team_id: ID) -> Result<ID> {
-        console(ctx).require_org(principal(ctx)?, &organization_id, Role::Admin)?;
         let cmd = OrganizationCommand::DeleteTeam {
             team_id: team_id.to_string(),
         };
@@ -1025,7 +1023,6 @@ impl IdentityMutation {
         team_id: ID,
         user_id: ID,
     ) -> Result<TeamObj> {
-        console(ctx).require_org(principal(ctx)?, &organization_id, Role::Admin)?;
         let cmd = OrganizationCommand::AddTeamMember {
             team_id: team_id.to_string(),
             user_id: user_id.to_string(),
@@ -1041,7 +1038,6 @@ impl IdentityMutation {
         team_id: ID,
         user_id: ID,
     ) -> Result<TeamObj> {
-        console(ctx).require_org(principal(ctx)?, &organization_id, Role::Admin)?;
         let cmd = OrganizationCommand::RemoveTeamMember {
             team_id: team_id.to_string(),
             user_id: user_id.to_string(),
@@ -1246,9 +1242,12 @@ pub async fn bootstrap(c: &Console, email: Option<String>, password: Option<Stri
 }
 
 impl IdentityMutation {
+    /// Runs a command that manages organization `org`: the caller must be its admin (the
+    /// callers add their own rules about owners and clusters).
     async fn org_command(&self, ctx: &Context<'_>, org: &str, cmd: OrganizationCommand) -> Result<OrganizationObj> {
         let c = console(ctx);
-        let (_, cctx) = command(ctx, Some(org))?;
+        let (p, cctx) = command(ctx, Some(org))?;
+        c.require_org(p, org, Role::Admin)?;
         execute(c, &c.organizations, &c.auth.organizations, org, cmd, &cctx).await?;
         Ok(OrganizationObj(get(&c.auth.organizations, org).expect("awaited").view))
     }
