@@ -167,7 +167,7 @@ async fn the_explorers_introspection_query_is_within_the_limits() {
 fn the_checked_in_schema_matches_the_code() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/console.graphql");
     let checked_in = std::fs::read_to_string(path).unwrap_or_default();
-    let current = jsc_api::sdl();
+    let current = jsc_graphql::sdl();
     assert!(
         checked_in == current,
         "schema/console.graphql is out of date with the code: run `make schema` and commit the result"

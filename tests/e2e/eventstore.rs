@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::SemanticVersionEventUpcaster;
-use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventStore};
-use jsc_eventstore::{CommandContext, Error, EventStoreConfig, JetStreamEventStore, Repository};
+use cqrs_es::{Aggregate, DomainEvent, EventStore};
+use jsc_eventstore::{CommandContext, CommandError, Error, EventStoreConfig, JetStreamEventStore, Repository};
 use jsc_testkit::NatsServer;
 use serde::{Deserialize, Serialize};
 
@@ -107,7 +107,7 @@ async fn racing_commands_commit_exactly_once_or_conflict() {
                     .await
                 {
                     Ok(c) => ok.push((token, c.stream_sequence, c.version)),
-                    Err(AggregateError::AggregateConflict) => conflicts += 1,
+                    Err(CommandError::Conflict) => conflicts += 1,
                     Err(other) => panic!("a failure other than a conflict: {other:?}"),
                 }
             }
@@ -262,7 +262,7 @@ async fn events_carry_their_metadata_and_read_back_in_order() {
     }
     // A refused command writes nothing.
     let err = repo.execute("agg0", CounterCommand::Refuse, &ctx()).await.unwrap_err();
-    assert!(matches!(err, AggregateError::UserError(CounterError)));
+    assert!(matches!(err, CommandError::Rejected(CounterError)));
 
     let all = store.reader().read_range("es.>", 1, None).await.unwrap();
     assert_eq!(all.len(), 5);

@@ -6,7 +6,7 @@ use jsc_eventstore::EventReader;
 use jsc_testkit::TestApp;
 use serde_json::{Value, json};
 
-const HISTORY: &str = "query($id: ID!) { history(aggregateType: \"cluster\", id: $id) {
+const HISTORY: &str = "query($id: ID!) { history(aggregateType: CLUSTER, id: $id) {
     sequence aggregateSequence eventType actor correlationId timestamp payload changes { path before after } } }";
 
 async fn setup(app: &TestApp) -> String {
@@ -93,7 +93,7 @@ async fn state_at_a_time_or_sequence_matches_a_replay_by_hand() {
     let mut expected = serde_json::to_value(&by_hand).unwrap();
     expected["spec"]["auth"]["password"] = "<redacted>".into();
 
-    let query = "query($id: ID!, $at: DateTime, $seq: Int) { stateAt(aggregateType: \"cluster\", id: $id, at: $at, sequence: $seq) { version asOfSequence state } }";
+    let query = "query($id: ID!, $at: DateTime, $seq: Int) { stateAt(aggregateType: CLUSTER, id: $id, at: $at, sequence: $seq) { version asOfSequence state } }";
     let by_seq = app.data(query, json!({"id": id, "seq": h[1]["sequence"]})).await["stateAt"].clone();
     assert_eq!(by_seq["version"], 2);
     assert_eq!(by_seq["state"], expected);
@@ -111,21 +111,18 @@ async fn history_input_errors() {
     let app = TestApp::spawn().await;
     let (code, _) = app
         .error(
-            "{ history(aggregateType: \"cluster\", id: \"nope\") { sequence } }",
+            "{ history(aggregateType: CLUSTER, id: \"nope\") { sequence } }",
             json!({}),
         )
         .await;
     assert_eq!(code, "NOT_FOUND");
     let (code, message) = app
-        .error(
-            "{ history(aggregateType: \"planet\", id: \"x\") { sequence } }",
-            json!({}),
-        )
+        .error("{ history(aggregateType: PLANET, id: \"x\") { sequence } }", json!({}))
         .await;
     assert_eq!(code, "VALIDATION", "{message}");
     let (code, _) = app
         .error(
-            "{ stateAt(aggregateType: \"cluster\", id: \"x\", at: \"2026-01-01T00:00:00Z\", sequence: 3) { version } }",
+            "{ stateAt(aggregateType: CLUSTER, id: \"x\", at: \"2026-01-01T00:00:00Z\", sequence: 3) { version } }",
             json!({}),
         )
         .await;

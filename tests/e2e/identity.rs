@@ -101,7 +101,7 @@ async fn sessions_refresh_once_detect_reuse_and_end_on_logout() {
     );
     let history = app
         .data(
-            "query($id: ID!) { history(aggregateType: \"session\", id: $id) { eventType payload } }",
+            "query($id: ID!) { history(aggregateType: SESSION, id: $id) { eventType payload } }",
             json!({"id": me_session(&app, refresh).await}),
         )
         .await;
@@ -831,8 +831,8 @@ async fn no_password_token_key_or_hash_reaches_an_event_a_log_line_or_a_response
             let h = app
                 .graphql_as(
                     Some(&fresh),
-                    "query($t: String!, $id: ID!) { history(aggregateType: $t, id: $id) { payload changes { path before after } } stateAt(aggregateType: $t, id: $id, sequence: 100000) { state } }",
-                    json!({"t": t, "id": id}),
+                    "query($t: AggregateType!, $id: ID!) { history(aggregateType: $t, id: $id) { payload changes { path before after } } stateAt(aggregateType: $t, id: $id, sequence: 100000) { state } }",
+                    json!({"t": t.to_uppercase(), "id": id}),
                 )
                 .await;
             responses.push_str(&h.to_string());
@@ -1040,15 +1040,15 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             )
         }
         "history" => (
-            q("query($c: ID!) { history(aggregateType: \"cluster\", id: $c) { eventType } }"),
+            q("query($c: ID!) { history(aggregateType: CLUSTER, id: $c) { eventType } }"),
             json!({"c": c}),
         ),
         "stateAt" => (
-            q("query($c: ID!) { stateAt(aggregateType: \"cluster\", id: $c, sequence: 1000000) { version } }"),
+            q("query($c: ID!) { stateAt(aggregateType: CLUSTER, id: $c, sequence: 1000000) { version } }"),
             json!({"c": c}),
         ),
         "organizationHistory" => (
-            q("query($o: ID!) { history(aggregateType: \"organization\", id: $o) { eventType } }"),
+            q("query($o: ID!) { history(aggregateType: ORGANIZATION, id: $o) { eventType } }"),
             json!({"o": o}),
         ),
         "auditTrail" => (q("{ auditTrail(first: 5) { nodes { sequence } } }"), json!({})),
@@ -1658,11 +1658,12 @@ async fn expired_sessions_end_and_leave_the_view() {
     .await;
     let auth = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
     let sid = me_session(&app, auth["refreshToken"].as_str().unwrap()).await;
-    let sessions = &app.console.auth.sessions;
-    let mut changes = sessions.subscribe();
+    use futures::StreamExt;
+    let sessions = jsc_projections::Projection::Sessions;
+    let mut changes = app.console.view_changed(sessions);
     tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while !sessions.is_empty() {
-            let _ = changes.recv().await;
+        while app.console.view_len(sessions) > 0 {
+            let _ = changes.next().await;
         }
     })
     .await

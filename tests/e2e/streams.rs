@@ -811,7 +811,11 @@ async fn the_consoles_own_streams_are_not_managed_resources() {
     let seq = serde_json::from_slice::<Value>(&entry).unwrap()["last_sequence"]
         .as_u64()
         .unwrap();
-    assert!(app.console.stream_view.wait_for(seq, Duration::from_secs(10)).await);
+    assert!(
+        app.console
+            .wait_for_view(jsc_projections::Projection::Streams, seq, Duration::from_secs(10))
+            .await
+    );
     let names: Vec<String> = app
         .data(
             "query($c: ID!) { streams(clusterId: $c) { nodes { name } } }",

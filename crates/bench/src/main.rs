@@ -5,6 +5,7 @@
 //! the ratio console / raw, because absolute figures on a shared machine drift.
 #![forbid(unsafe_code)]
 
+mod baselines;
 mod report;
 mod scenarios;
 mod stats;

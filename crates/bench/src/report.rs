@@ -29,7 +29,41 @@ pub enum Target {
     AbsoluteAtMost {
         value: f64,
     },
+    /// A target set against another figure of the same run (`stated` × `basis`), restated
+    /// as a bound on this row's ratio: console / raw at least `value`, which is `stated` ×
+    /// the basis' median / this row's raw median. Met exactly when the stated target is.
+    RatioAtLeastRestated {
+        value: f64,
+        stated: f64,
+        basis: String,
+    },
+    /// As [`Target::RatioAtLeastRestated`], for figures where lower is better.
+    RatioAtMostRestated {
+        value: f64,
+        stated: f64,
+        basis: String,
+    },
     None,
+}
+
+impl Target {
+    /// `console ≥ stated × basis`, stated as a bound on console / `raw`.
+    pub fn at_least_restated(stated: f64, basis: &str, basis_median: f64, raw_median: f64) -> Self {
+        Self::RatioAtLeastRestated {
+            value: stated * basis_median / raw_median,
+            stated,
+            basis: basis.into(),
+        }
+    }
+
+    /// `console ≤ stated × basis`, stated as a bound on console / `raw`.
+    pub fn at_most_restated(stated: f64, basis: &str, basis_median: f64, raw_median: f64) -> Self {
+        Self::RatioAtMostRestated {
+            value: stated * basis_median / raw_median,
+            stated,
+            basis: basis.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -55,15 +89,23 @@ impl Row {
         match self.target {
             Target::RatioAtLeast { value } => self.ratio().map(|r| r >= value),
             Target::RatioAtMost { value } => self.ratio().map(|r| r <= value),
+            Target::RatioAtLeastRestated { value, .. } => self.ratio().map(|r| r >= value),
+            Target::RatioAtMostRestated { value, .. } => self.ratio().map(|r| r <= value),
             Target::AbsoluteAtMost { value } => Some(self.console.median <= value),
             Target::None => None,
         }
     }
 
     fn target_text(&self) -> String {
-        match self.target {
+        match &self.target {
             Target::RatioAtLeast { value } => format!("≥ {value} × raw"),
             Target::RatioAtMost { value } => format!("≤ {value} × raw"),
+            Target::RatioAtLeastRestated { value, stated, basis } => {
+                format!("≥ {value:.2} × raw (= {stated} × {basis})")
+            }
+            Target::RatioAtMostRestated { value, stated, basis } => {
+                format!("≤ {value:.2} × raw (= {stated} × {basis})")
+            }
             Target::AbsoluteAtMost { value } => format!("≤ {value} {}", self.unit),
             Target::None => "—".into(),
         }
@@ -186,5 +228,39 @@ fn num(v: f64) -> String {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(console: f64, raw: f64, target: Target) -> Row {
+        Row {
+            scenario: "s".into(),
+            metric: "m".into(),
+            unit: "cmd/s".into(),
+            console: Measured::of(vec![console]),
+            raw: Some(Measured::of(vec![raw])),
+            raw_label: "r".into(),
+            better: Better::Higher,
+            target,
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_restated_target_is_met_exactly_when_the_stated_one_is() {
+        // Plain publish 100, event-shaped publish 80: console ≥ 50 is console / 80 ≥ 0.625.
+        let t = || Target::at_least_restated(0.5, "plain pipelined publish", 100.0, 80.0);
+        assert_eq!(row(50.0, 80.0, t()).met(), Some(true));
+        assert_eq!(row(49.0, 80.0, t()).met(), Some(false));
+        assert_eq!(
+            row(50.0, 80.0, t()).target_text(),
+            "≥ 0.62 × raw (= 0.5 × plain pipelined publish)"
+        );
+        let lat = || Target::at_most_restated(1.3, "plain publish + ack", 0.1, 0.13);
+        assert_eq!(row(0.13, 0.13, lat()).met(), Some(true));
+        assert_eq!(row(0.14, 0.13, lat()).met(), Some(false));
     }
 }

@@ -236,7 +236,7 @@ struct ServeArgs {
     /// X-Forwarded-For names the client; without it the header is ignored. Login limits
     /// and the client address on events use that address.
     #[arg(long, env = "JSCONSOLE_TRUSTED_PROXIES", value_delimiter = ',')]
-    trusted_proxy: Vec<jsc_api::auth::Cidr>,
+    trusted_proxy: Vec<jsc_app::auth::Cidr>,
     /// How long an access token is valid, in seconds.
     #[arg(long, default_value_t = 900, env = "JSCONSOLE_ACCESS_TOKEN_TTL")]
     access_token_ttl: u64,
@@ -266,7 +266,7 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
         }
     };
     let result = match cli.command {
-        Command::Schema => write!(out, "{}", jsc_api::sdl()).map_err(Into::into).map(|_| 0),
+        Command::Schema => write!(out, "{}", jsc_graphql::sdl()).map_err(Into::into).map(|_| 0),
         Command::Serve(args) => serve(args, cli.log_format, err).await.map(|_| 0),
         Command::Audit {
             command: AuditCommand::Verify(home),
@@ -424,22 +424,18 @@ async fn export(args: ExportArgs, out: &mut (dyn Write + Send)) -> anyhow::Resul
 }
 
 async fn replay(args: ReplayArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<i32> {
-    use jsc_projections::identity as id;
-    use jsc_projections::{ClustersProjection, ConsumersProjection, StreamsProjection};
-    match args.projection.as_str() {
-        "clusters" => replay_one(ClustersProjection, args, out).await,
-        "streams" => replay_one(StreamsProjection, args, out).await,
-        "consumers" => replay_one(ConsumersProjection, args, out).await,
-        "users" => replay_one(id::USERS, args, out).await,
-        "organizations" => replay_one(id::ORGANIZATIONS, args, out).await,
-        "invitations" => replay_one(id::INVITATIONS, args, out).await,
-        "sessions" => replay_one(id::SESSIONS, args, out).await,
-        "api_keys" => replay_one(id::API_KEYS, args, out).await,
-        other => anyhow::bail!(
-            "unknown projection '{other}'; use clusters, streams, consumers, users, organizations, invitations, \
-             sessions or api_keys"
-        ),
+    struct Replay<'a> {
+        args: ReplayArgs,
+        out: &'a mut (dyn Write + Send),
     }
+    impl<'a> jsc_projections::WithProjection for Replay<'a> {
+        type Output = futures::future::BoxFuture<'a, anyhow::Result<i32>>;
+        fn call<P: KvProjection>(self, p: P) -> Self::Output {
+            Box::pin(replay_one(p, self.args, self.out))
+        }
+    }
+    let projection = jsc_projections::Projection::parse(&args.projection).map_err(anyhow::Error::msg)?;
+    projection.with(Replay { args, out }).await
 }
 
 async fn replay_one<P: KvProjection>(p: P, args: ReplayArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<i32> {
@@ -476,34 +472,7 @@ async fn replay_one<P: KvProjection>(p: P, args: ReplayArgs, out: &mut (dyn Writ
     Ok(if args.check { 1 } else { 0 })
 }
 
-/// Every entry of a view bucket (the CLI reads views without running the console).
-async fn view_entries<V: serde::de::DeserializeOwned>(
-    js: &async_nats::jetstream::Context,
-    bucket: &str,
-) -> anyhow::Result<Vec<V>> {
-    let kv = js
-        .get_key_value(bucket)
-        .await
-        .with_context(|| format!("no view {bucket} on this NATS; is it the console's home NATS?"))?;
-    let mut keys = kv.keys().await?;
-    let mut out = Vec::new();
-    while let Some(key) = futures::StreamExt::next(&mut keys).await {
-        let key = key?;
-        if key.starts_with('_') {
-            continue;
-        }
-        if let Some(bytes) = kv.get(&key).await?
-            && let Ok(v) = serde_json::from_slice::<jsc_projector::Versioned<V>>(&bytes)
-        {
-            out.push(v.view);
-        }
-    }
-    Ok(out)
-}
-
 async fn reset_password(args: ResetPasswordArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<i32> {
-    use jsc_domain::identity::{User, UserCommand};
-    use jsc_projections::identity::{USERS, UserView};
     let secrets = if args.secret_key.is_empty() {
         let path = args.data_dir.join("secret.key");
         anyhow::ensure!(
@@ -511,68 +480,52 @@ async fn reset_password(args: ResetPasswordArgs, out: &mut (dyn Write + Send)) -
             "no secret key at {}; pass the console's --data-dir or --secret-key",
             path.display()
         );
-        jsc_fleet::SecretBox::load_or_generate(&args.data_dir)?
+        jsc_secrets::SecretBox::load_or_generate(&args.data_dir)?
     } else {
         let keys: Vec<&str> = args.secret_key.iter().map(String::as_str).collect();
-        jsc_fleet::SecretBox::from_base64_keys(&keys)?
+        jsc_secrets::SecretBox::from_base64_keys(&keys)?
     };
-    let email = jsc_domain::identity::normalize_email(&args.email).map_err(|e| anyhow::anyhow!("{e}"))?;
     let client = connect(&args.home).await?;
-    let js = async_nats::jetstream::new(client.clone());
-    let user_id = view_entries::<UserView>(&js, &USERS.bucket())
-        .await?
-        .into_iter()
-        .find(|u| u.state.email == email)
-        .map(|u| u.state.id)
-        .ok_or_else(|| anyhow::anyhow!("no account with the email {email}"))?;
-    let generated = args.password.is_none();
-    let password = match args.password {
-        Some(p) => p,
-        None => {
-            use base64::Engine;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(jsc_api::auth::random_bytes::<18>())
-        }
-    };
-    jsc_api::auth::check_password_policy(&password, &email).map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    let sealed = secrets.seal(
-        &jsc_api::auth::hash_password(&password)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?,
-    );
     let config = jsc_eventstore::EventStoreConfig {
         stream: args.home.stream.clone(),
         ..Default::default()
     };
-    let store = jsc_eventstore::JetStreamEventStore::open(client, config).await?;
-    let repo = jsc_eventstore::Repository::<User>::new(store, ());
-    let ctx = jsc_eventstore::CommandContext::system("cli");
-    repo.execute(&user_id, UserCommand::ChangePassword { password: sealed }, &ctx)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    repo.execute(&user_id, UserCommand::Enable, &ctx)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let sessions = jsc_eventstore::Repository::<jsc_domain::identity::Session>::new(repo.store().clone(), ());
-    for s in view_entries::<jsc_projections::identity::SessionView>(&js, &jsc_projections::identity::SESSIONS.bucket())
-        .await?
-    {
-        if s.state.user_id == user_id {
-            let reason = "password reset".to_string();
-            sessions
-                .execute(
-                    &s.state.id,
-                    jsc_domain::identity::SessionCommand::Revoke { reason },
-                    &ctx,
-                )
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-    }
+    let store = jsc_eventstore::JetStreamEventStore::open(client.clone(), config).await?;
+    // The console's use case, on a console opened without its workers: the serving
+    // console (if any) projects the events; this one reads the views as they are.
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let options = jsc_app::Options {
+        // Nothing is signed here; a throwaway key.
+        keys: jsc_secrets::Keyring::from_base64_keys(&[&base64_key()])?,
+        secrets,
+        auth: Default::default(),
+        view_wait: std::time::Duration::from_secs(5),
+        wait_for_views: false,
+        live_ttl: std::time::Duration::from_secs(2),
+        session_sweep_interval: std::time::Duration::from_secs(600),
+        reconcile_interval: std::time::Duration::from_secs(30),
+        audit_store: std::sync::Arc::new(object_store::memory::InMemory::new()),
+        audit_max_rows: 1,
+        audit_max_age: std::time::Duration::from_secs(60),
+        audit_compact_after: 16,
+    };
+    let (console, _workers) = jsc_app::Console::start(client, store, options, &shutdown).await?;
+    let generated = args.password.is_none();
+    let password = args.password.unwrap_or_else(jsc_secrets::random_token::<18>);
+    let result = console.reset_password(&args.email, &password).await;
+    shutdown.cancel();
+    result.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let email = jsc_domain::identity::normalize_email(&args.email).map_err(|e| anyhow::anyhow!("{e}"))?;
     writeln!(out, "reset the password of {email}; every session it had has ended")?;
     if generated {
         writeln!(out, "new password (shown once): {password}")?;
     }
     Ok(0)
+}
+
+fn base64_key() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(jsc_secrets::random_bytes::<32>())
 }
 
 fn print_event(out: &mut (dyn Write + Send), rec: &EventRecord) -> anyhow::Result<()> {

@@ -14,23 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use jsc_api::Console;
-use jsc_api::services::{LiveState, ManagedClusters};
-use jsc_api::state::ClusterServicesImpl;
-use jsc_domain::cluster::{Cluster, ClusterChanges, ClusterCommand, ClusterSpec};
-use jsc_domain::consumer::Consumer;
-use jsc_domain::stream::Stream;
-use jsc_eventstore::{CommandContext, EventStoreConfig, JetStreamEventStore, Repository};
+use jsc_app::Console;
+use jsc_app::identity::Bootstrap;
+use jsc_eventstore::{EventStoreConfig, JetStreamEventStore};
 use jsc_fleet::embedded::{ServerOptions, ServerProcess};
-use jsc_fleet::{Fleet, Pool, SecretBox};
-use jsc_projections::{ClustersProjection, ConsumersProjection, StreamsProjection};
-use jsc_projector::{KvProjection, Projector, ViewCache};
+use jsc_secrets::{Keyring, SecretBox};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// The id (and name) under which the embedded server is registered.
-pub const LOCAL_CLUSTER_ID: &str = "local";
+pub use jsc_app::LOCAL_CLUSTER_ID;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -49,7 +43,7 @@ pub struct Config {
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
     /// Token lifetimes and login limits.
-    pub auth: jsc_api::auth::AuthSettings,
+    pub auth: jsc_app::auth::AuthSettings,
     /// How often sessions past their expiry are ended (and leave the sessions view).
     pub session_sweep_interval: Duration,
     /// How long a mutation waits for the read model to show its change.
@@ -87,7 +81,7 @@ impl Config {
             signing_keys: Vec::new(),
             admin_email: None,
             admin_password: None,
-            auth: jsc_api::auth::AuthSettings::default(),
+            auth: jsc_app::auth::AuthSettings::default(),
             session_sweep_interval: Duration::from_secs(600),
             view_wait: Duration::from_secs(5),
             live_ttl: Duration::from_secs(2),
@@ -117,14 +111,14 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
-        jsc_api::auth::install_crypto_provider();
+        jsc_secrets::install_crypto_provider();
         // TLS to S3-compatible stores (rustls with ring, as async-nats uses).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let keys = if config.signing_keys.is_empty() {
-            jsc_api::auth::Keyring::load_or_generate(&config.data_dir)?
+            Keyring::load_or_generate(&config.data_dir)?
         } else {
             let keys: Vec<&str> = config.signing_keys.iter().map(String::as_str).collect();
-            jsc_api::auth::Keyring::from_base64_keys(&keys)?
+            Keyring::from_base64_keys(&keys)?
         };
         let secrets = if config.secret_keys.is_empty() {
             SecretBox::load_or_generate(&config.data_dir)?
@@ -156,128 +150,39 @@ impl Application {
                 format!("cannot open the event stream on {url} (is JetStream enabled? start nats-server with -js)")
             })?;
         let shutdown = CancellationToken::new();
-        let mut tasks = JoinSet::new();
-
-        let store_stream = store.config().stream.clone();
-        let projector = Projector::new(home.clone(), store_stream.clone());
-        let js = async_nats::jetstream::new(home.clone());
-        let mut runnables = Vec::new();
-        let cluster_view = start_projection(&projector, &js, ClustersProjection, &shutdown, &mut runnables).await?;
-        let stream_view = start_projection(&projector, &js, StreamsProjection, &shutdown, &mut runnables).await?;
-        let consumer_view = start_projection(&projector, &js, ConsumersProjection, &shutdown, &mut runnables).await?;
-        use jsc_projections::identity as idv;
-        let auth = jsc_api::auth::Auth {
+        let options = jsc_app::Options {
             keys,
-            settings: config.auth.clone(),
-            limiter: Default::default(),
-            users: start_projection(&projector, &js, idv::USERS, &shutdown, &mut runnables).await?,
-            organizations: start_projection(&projector, &js, idv::ORGANIZATIONS, &shutdown, &mut runnables).await?,
-            invitations: start_projection(&projector, &js, idv::INVITATIONS, &shutdown, &mut runnables).await?,
-            sessions: start_projection(&projector, &js, idv::SESSIONS, &shutdown, &mut runnables).await?,
-            api_keys: start_projection(&projector, &js, idv::API_KEYS, &shutdown, &mut runnables).await?,
-            key_usage: Some(
-                jsc_projector::ensure_bucket(&js, jsc_api::auth::KEY_USAGE_BUCKET, 1)
-                    .await
-                    .context("cannot create the API key usage bucket")?,
-            ),
-            last_touch: Default::default(),
-            registration: Default::default(),
-        };
-        {
-            // One consumer of the event stream feeds every view.
-            let runner = projector.clone();
-            let token = shutdown.clone();
-            tasks.spawn(async move {
-                (
-                    "projections",
-                    runner.run_all(runnables, token).await.map_err(Into::into),
-                )
-            });
-        }
-
-        let fleet = Fleet::new(secrets);
-        let services = Arc::new(ClusterServicesImpl {
-            view: cluster_view.clone(),
-            fleet: fleet.clone(),
-        });
-        let clusters = Arc::new(Repository::<Cluster>::new(store.clone(), services));
-        let managed = Arc::new(ManagedClusters {
-            clusters: clusters.clone(),
-            pool: Arc::new(Pool::new(fleet.clone())),
-        });
-        let streams = Arc::new(Repository::<Stream>::new(store.clone(), managed.clone()));
-        let consumers = Arc::new(Repository::<Consumer>::new(store.clone(), managed.clone()));
-        let console = Console {
-            users: Arc::new(Repository::new(store.clone(), ())),
-            organizations: Arc::new(Repository::new(store.clone(), ())),
-            invitations: Arc::new(Repository::new(store.clone(), ())),
-            sessions: Arc::new(Repository::new(store.clone(), ())),
-            api_keys: Arc::new(Repository::new(store.clone(), ())),
-            auth,
-            home: home.clone(),
-            clusters,
-            streams,
-            consumers,
-            cluster_view,
-            stream_view,
-            consumer_view,
-            live: Arc::new(LiveState::new(managed, config.live_ttl)),
-            audit: jsc_projections::audit::AuditReader {
-                client: home.clone(),
-                stream: store_stream.clone(),
-                store: open_audit_store(&config)?,
-            },
-            fleet,
-            projector,
+            secrets,
+            auth: config.auth.clone(),
             view_wait: config.view_wait,
+            wait_for_views: true,
+            live_ttl: config.live_ttl,
+            session_sweep_interval: config.session_sweep_interval,
+            reconcile_interval: config.reconcile_interval,
+            audit_store: open_audit_store(&config)?,
+            audit_max_rows: config.audit_max_rows,
+            audit_max_age: config.audit_max_age,
+            audit_compact_after: config.audit_compact_after,
         };
-        {
-            let writer = jsc_projections::audit::AuditWriter {
-                client: console.home.clone(),
-                stream: store_stream.clone(),
-                store: console.audit.store.clone(),
-                max_rows: config.audit_max_rows,
-                max_age: config.audit_max_age,
-                compact_after: config.audit_compact_after,
-            };
-            let token = shutdown.clone();
-            tasks.spawn(async move { ("audit-writer", writer.run(token).await) });
+        let (console, workers) = Console::start(home, store, options, &shutdown).await?;
+        let mut tasks = JoinSet::new();
+        for w in workers {
+            tasks.spawn(async move { (w.name, w.run.await.map_err(|e| anyhow::anyhow!(e))) });
         }
+        let generated_admin = match console
+            .bootstrap(config.admin_email.clone(), config.admin_password.clone())
+            .await
         {
-            let console = console.clone();
-            let token = shutdown.clone();
-            let every = config.session_sweep_interval;
-            tasks.spawn(async move {
-                jsc_api::schema::identity::sweep_expired_sessions(console, every, token).await;
-                ("session-sweeper", Ok(()))
-            });
-        }
-        {
-            let console = console.clone();
-            let token = shutdown.clone();
-            let interval = config.reconcile_interval;
-            tasks.spawn(async move {
-                jsc_api::watch::run(console, interval, token).await;
-                ("watcher", Ok(()))
-            });
-        }
-        let generated_admin = match jsc_api::schema::identity::bootstrap(
-            &console,
-            config.admin_email.clone(),
-            config.admin_password.clone(),
-        )
-        .await
-        {
-            Ok(jsc_api::schema::identity::Bootstrap::Generated { email, password }) => Some((email, password)),
-            Ok(jsc_api::schema::identity::Bootstrap::Created { email }) => {
+            Ok(Bootstrap::Generated { email, password }) => Some((email, password)),
+            Ok(Bootstrap::Created { email }) => {
                 tracing::info!(%email, "created the owner account");
                 None
             }
-            Ok(jsc_api::schema::identity::Bootstrap::AlreadyDone) => None,
+            Ok(Bootstrap::AlreadyDone) => None,
             Err(e) => bail!("cannot create the owner account: {}", e.message),
         };
         if embedded.is_some() {
-            register_local(&console, &url).await;
+            console.register_local(&url).await;
         }
 
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
@@ -326,7 +231,7 @@ impl Application {
     }
 
     pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
-        let router = jsc_api::http::router_with(self.console.clone(), self.bench_routes);
+        let router = jsc_server::router_with(self.console.clone(), self.bench_routes);
         let token = self.shutdown.clone();
         let addr = self.local_addr();
         tracing::info!(%addr, "JetStream Console is serving: explorer at http://{addr}/");
@@ -344,7 +249,7 @@ impl Application {
                 Err(e) => tracing::error!(error = %e, "a task panicked"),
             }
         }
-        let _ = self.console.home.drain().await;
+        let _ = self.console.home().drain().await;
         if let Some(p) = self.embedded.take() {
             tokio::task::spawn_blocking(move || p.shutdown(Duration::from_secs(10))).await?;
             tracing::info!("embedded nats-server stopped");
@@ -410,21 +315,6 @@ pub fn open_object_store(
     }
 }
 
-/// Prepares a projection, adds it to those the projector runs, and returns the view
-/// readers use.
-async fn start_projection<P: KvProjection>(
-    projector: &Projector,
-    js: &async_nats::jetstream::Context,
-    projection: P,
-    shutdown: &CancellationToken,
-    runnables: &mut Vec<jsc_projector::Runnable>,
-) -> anyhow::Result<ViewCache<P::View>> {
-    projector.prepare(&projection).await?;
-    let bucket = projection.bucket();
-    runnables.push(projection.into());
-    Ok(ViewCache::start(js.clone(), &bucket, 1, shutdown.clone()).await?)
-}
-
 async fn connect_home(url: &str) -> anyhow::Result<async_nats::Client> {
     let options = async_nats::ConnectOptions::new()
         .name("jsconsole")
@@ -440,48 +330,5 @@ async fn connect_home(url: &str) -> anyhow::Result<async_nats::Client> {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(e)) => bail!("cannot reach the home NATS at {url}: {e}; start it (nats-server -js) or fix --nats-url"),
         Err(_) => bail!("the home NATS at {url} did not answer within 10s; check --nats-url"),
-    }
-}
-
-/// Registers the embedded server as the cluster `local`, or points it at the current URL.
-async fn register_local(console: &Console, url: &str) {
-    let ctx = CommandContext::system("bootstrap").in_organization(Some(jsc_domain::identity::DEFAULT_ORGANIZATION));
-    let existing = match console.clusters.load(LOCAL_CLUSTER_ID).await {
-        Ok((state, _)) => state,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not load the local cluster; not registering it");
-            return;
-        }
-    };
-    let command = if !existing.registered {
-        ClusterCommand::Register {
-            id: LOCAL_CLUSTER_ID.into(),
-            organization: jsc_domain::identity::DEFAULT_ORGANIZATION.into(),
-            spec: ClusterSpec {
-                name: LOCAL_CLUSTER_ID.into(),
-                urls: vec![url.to_string()],
-                tags: vec!["embedded".into()],
-                description: "The nats-server the console started itself (its home NATS).".into(),
-                ..Default::default()
-            },
-        }
-    } else if existing.removed {
-        return;
-    } else {
-        ClusterCommand::Update {
-            changes: ClusterChanges {
-                urls: Some(vec![url.to_string()]),
-                ..Default::default()
-            },
-        }
-    };
-    match console.clusters.execute(LOCAL_CLUSTER_ID, command, &ctx).await {
-        Ok(c) => {
-            let _ = console
-                .cluster_view
-                .wait_for(c.stream_sequence, console.view_wait)
-                .await;
-        }
-        Err(e) => tracing::warn!(error = %e, "could not register the embedded server as cluster 'local'"),
     }
 }

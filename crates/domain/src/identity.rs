@@ -87,6 +87,56 @@ pub fn normalize_display_name(field: &'static str, name: &str) -> Result<String,
     Ok(name.to_string())
 }
 
+/// Fewest characters a password may have.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// Most bytes a password may have (argon2 hashes it whole).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The password rules: long enough, not absurdly long, not the email address.
+pub fn check_password(password: &str, email: &str) -> Result<(), IdentityError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(invalid(
+            "password",
+            format!("use at least {MIN_PASSWORD_CHARS} characters (a few words make a good one)"),
+        ));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(invalid("password", format!("at most {MAX_PASSWORD_BYTES} bytes")));
+    }
+    if password.trim().eq_ignore_ascii_case(email.trim()) {
+        return Err(invalid("password", "must not be your email address"));
+    }
+    Ok(())
+}
+
+/// Why a session was revoked (recorded in `SessionRevoked` in words).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RevokeReason {
+    SignedOut,
+    PasswordChanged,
+    /// The account was disabled or its password changed since the session started.
+    Stale,
+    Expired,
+    /// Someone presented a refresh token that was already traded.
+    ReuseDetected,
+    /// Ended by its user or an administrator (`actor`).
+    RevokedBy(String),
+}
+
+impl std::fmt::Display for RevokeReason {
+    /// The words recorded in the event (as they always were, so old events read the same).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SignedOut => f.write_str("signed out"),
+            Self::PasswordChanged => f.write_str("password changed"),
+            Self::Stale => f.write_str("account disabled or password changed"),
+            Self::Expired => f.write_str("expired"),
+            Self::ReuseDetected => f.write_str(REUSE_DETECTED),
+            Self::RevokedBy(actor) => write!(f, "revoked by {actor}"),
+        }
+    }
+}
+
 /// An email address, lower-cased; only its shape is checked (`local@domain`).
 pub fn normalize_email(email: &str) -> Result<String, IdentityError> {
     let email = email.trim().to_lowercase();
@@ -668,7 +718,7 @@ pub enum SessionCommand {
         generation: u64,
     },
     Revoke {
-        reason: String,
+        reason: RevokeReason,
     },
 }
 
@@ -727,7 +777,9 @@ impl Aggregate for Session {
                 reason: REUSE_DETECTED.into(),
             },
             SessionCommand::Revoke { .. } if self.revoked.is_some() || !self.started => return Ok(()),
-            SessionCommand::Revoke { reason } => SessionEvent::Revoked { reason },
+            SessionCommand::Revoke { reason } => SessionEvent::Revoked {
+                reason: reason.to_string(),
+            },
         };
         sink.write(event, self).await;
         Ok(())

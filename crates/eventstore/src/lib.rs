@@ -23,7 +23,7 @@ pub mod verify;
 pub use metadata::CommandContext;
 pub use reader::EventReader;
 pub use record::{EventRecord, headers};
-pub use repository::{Committed, Repository};
+pub use repository::{CommandError, Committed, Repository};
 pub use store::{AppendOutcome, EventStoreConfig, JetStreamEventStore, JsAggregateContext};
 pub use subject::{decode_id, encode_id};
 

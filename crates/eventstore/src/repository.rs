@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, AggregateError, EventEnvelope};
+use cqrs_es::{Aggregate, EventEnvelope};
 
 use crate::{CommandContext, Error, JetStreamEventStore, JsAggregateContext};
 
@@ -25,6 +25,20 @@ pub struct Committed<A: Aggregate> {
     /// Stream sequence of the aggregate's last event: read models that have applied this
     /// sequence show the command's effect.
     pub stream_sequence: u64,
+}
+
+/// Why a command did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error + 'static> {
+    /// The aggregate refused the command (a rule of the domain); nothing was written.
+    #[error(transparent)]
+    Rejected(E),
+    /// Other writers kept changing the aggregate; retries did not get through.
+    #[error("the aggregate kept changing concurrently; reload it and retry")]
+    Conflict,
+    /// The event store failed (timeout, NATS unreachable, malformed history).
+    #[error(transparent)]
+    Store(#[from] Error),
 }
 
 /// Executes commands on one aggregate type.
@@ -48,6 +62,7 @@ impl<A> Repository<A>
 where
     A: Aggregate + Clone,
     A::Command: Clone,
+    A::Error: 'static,
 {
     pub fn new(store: JetStreamEventStore, services: A::Services) -> Self {
         Self {
@@ -75,7 +90,7 @@ where
         aggregate_id: &str,
         command: A::Command,
         ctx: &CommandContext,
-    ) -> Result<Committed<A>, AggregateError<A::Error>> {
+    ) -> Result<Committed<A>, CommandError<A::Error>> {
         let metadata = ctx.to_metadata();
         let lock = self.lock_for(aggregate_id);
         let _serialized = lock.lock().await;
@@ -88,7 +103,7 @@ where
                 .aggregate
                 .handle(command.clone(), &self.services, &sink)
                 .await
-                .map_err(AggregateError::UserError)?;
+                .map_err(CommandError::Rejected)?;
             let events = sink.collect().await;
             if events.is_empty() {
                 return Ok(Committed {
@@ -123,20 +138,20 @@ where
                     attempt += 1;
                     if attempt > self.max_conflict_retries {
                         tracing::info!(attempts = attempt, "giving up after repeated conflicts");
-                        return Err(AggregateError::AggregateConflict);
+                        return Err(CommandError::Conflict);
                     }
                     tracing::debug!(attempt, "conflict; reloading and retrying");
                 }
                 Err(e) => {
                     self.evict(aggregate_id);
-                    return Err(e.into());
+                    return Err(CommandError::Store(e));
                 }
             }
         }
     }
 
     /// The aggregate's current state and version, from the cache or the stream.
-    pub async fn load(&self, aggregate_id: &str) -> Result<(A, usize), AggregateError<A::Error>> {
+    pub async fn load(&self, aggregate_id: &str) -> Result<(A, usize), Error> {
         let ctx = self.load_context(aggregate_id).await?;
         Ok((ctx.aggregate, ctx.version))
     }
@@ -146,7 +161,7 @@ where
         self.cache.lock().expect("cache lock").clear();
     }
 
-    async fn load_context(&self, aggregate_id: &str) -> Result<JsAggregateContext<A>, AggregateError<A::Error>> {
+    async fn load_context(&self, aggregate_id: &str) -> Result<JsAggregateContext<A>, Error> {
         if let Some(hit) = self.cache.lock().expect("cache lock").get(aggregate_id) {
             return Ok(hit.clone());
         }
@@ -157,7 +172,7 @@ where
 
     /// After a conflict: brings the newest known state (ours or a racing task's) up to
     /// date with what is in the stream, reading only the events we have not seen.
-    async fn refresh(&self, aggregate_id: &str, stale: JsAggregateContext<A>) -> Result<(), AggregateError<A::Error>> {
+    async fn refresh(&self, aggregate_id: &str, stale: JsAggregateContext<A>) -> Result<(), Error> {
         let cached = self.cache.lock().expect("cache lock").get(aggregate_id).cloned();
         let mut newest = match cached {
             Some(c) if c.stream_sequence > stale.stream_sequence => c,

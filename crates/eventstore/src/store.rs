@@ -365,10 +365,7 @@ impl JetStreamEventStore {
     }
 
     /// Loads an aggregate from its events, upcasting old versions.
-    pub async fn load<A: Aggregate>(
-        &self,
-        aggregate_id: &str,
-    ) -> Result<JsAggregateContext<A>, AggregateError<A::Error>> {
+    pub async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<JsAggregateContext<A>, Error> {
         let (envelopes, stream_sequence, last_hash) = self.envelopes_after::<A>(aggregate_id, 0, 0).await?;
         let mut aggregate = A::default();
         let version = envelopes.len();
@@ -386,10 +383,7 @@ impl JetStreamEventStore {
 
     /// Brings a loaded aggregate up to date by applying only the events stored after it:
     /// what a stale cache costs after a conflict, instead of a full reload.
-    pub async fn catch_up<A: Aggregate>(
-        &self,
-        context: &mut JsAggregateContext<A>,
-    ) -> Result<(), AggregateError<A::Error>> {
+    pub async fn catch_up<A: Aggregate>(&self, context: &mut JsAggregateContext<A>) -> Result<(), Error> {
         let (envelopes, last, last_hash) = self
             .envelopes_after::<A>(&context.aggregate_id, context.stream_sequence, context.version)
             .await?;
@@ -411,7 +405,7 @@ impl JetStreamEventStore {
         aggregate_id: &str,
         stream_sequence: u64,
         version: usize,
-    ) -> Result<(Vec<EventEnvelope<A>>, u64, Option<String>), AggregateError<A::Error>> {
+    ) -> Result<(Vec<EventEnvelope<A>>, u64, Option<String>), Error> {
         let subject = self.subject(A::TYPE, aggregate_id);
         let records = self.reader.read_subject(&subject, stream_sequence + 1).await?;
         let last = records.last().map_or(0, |r| r.stream_sequence);
@@ -429,8 +423,7 @@ impl JetStreamEventStore {
                         A::TYPE,
                         aggregate_id
                     ),
-                }
-                .into());
+                });
             }
             out.push(self.to_envelope::<A>(rec)?);
         }
@@ -550,7 +543,7 @@ impl<A: Aggregate> EventStore<A> for JetStreamEventStore {
     }
 
     async fn load_aggregate(&self, aggregate_id: &str) -> Result<Self::AC, AggregateError<A::Error>> {
-        self.load::<A>(aggregate_id).await
+        Ok(self.load::<A>(aggregate_id).await?)
     }
 
     async fn commit(

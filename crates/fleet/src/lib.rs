@@ -1,11 +1,11 @@
 //! The managed clusters, seen from the console: connecting with sealed credentials,
-//! probing (version, JetStream, account usage, RTT), and running nats-server children.
+//! probing (version, JetStream, account usage, RTT), admin calls, and running nats-server
+//! children.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod embedded;
 pub mod pool;
-pub mod secrets;
 
 use std::time::{Duration, Instant};
 
@@ -13,8 +13,8 @@ pub use admin::Admin;
 use async_nats::ConnectOptions;
 use chrono::Utc;
 use jsc_domain::cluster::{AccountUsage, ClusterAuth, ClusterSpec, ConnectionTest};
+pub use jsc_secrets::SecretBox;
 pub use pool::Pool;
-pub use secrets::SecretBox;
 
 /// The client name of every connection the console opens to a managed cluster. JetStream
 /// API audit advisories carry it, which is how the console tells its own changes from
@@ -34,7 +34,7 @@ pub enum Error {
     #[error("{0}")]
     Credentials(String),
     #[error("{0}")]
-    Secret(#[from] secrets::Error),
+    Secret(#[from] jsc_secrets::Error),
 }
 
 /// A connection to a managed cluster and the certificate files it reconnects with.

@@ -28,7 +28,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub data_dir: TempDir,
     /// The console's services, for tests that wait on its in-memory views.
-    pub console: jsc_api::Console,
+    pub console: jsc_app::Console,
     /// The owner's access token, sent by [`Self::graphql`] and [`Self::subscribe`].
     pub token: Option<String>,
     /// The owner's user id.

@@ -1,0 +1,74 @@
+//! Authentication (who is calling: access tokens, API keys, revalidation of long-lived
+//! connections), authorization (what they may do: roles per organization and cluster), and
+//! the limits that protect sign-in.
+
+mod access;
+mod authenticate;
+mod limiter;
+mod net;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use limiter::LoginLimiter;
+pub use net::{Cidr, client_address, limit_key};
+
+/// Lifetimes and limits of the authentication layer.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub invitation_ttl: Duration,
+    /// Failed logins of one account within `lockout` before it is locked for the rest of it.
+    pub max_failures: usize,
+    pub lockout: Duration,
+    /// Login attempts from one address per minute.
+    pub attempts_per_minute: usize,
+    /// A WebSocket must send `connection_init` within this time, or it is closed.
+    pub connection_init_timeout: Duration,
+    /// Subscriptions open at once on one WebSocket connection.
+    pub max_subscriptions_per_connection: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: the client address (for login
+    /// limits and events) is then the nearest address in it that is not a trusted proxy.
+    /// Empty: the header is ignored (anyone could write it).
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            invitation_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_failures: 5,
+            lockout: Duration::from_secs(15 * 60),
+            attempts_per_minute: 30,
+            connection_init_timeout: Duration::from_secs(10),
+            max_subscriptions_per_connection: 100,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// Bucket of API-key last-use times (observations, not events).
+pub const KEY_USAGE_BUCKET: &str = "auth_key_usage";
+
+/// The identity side's own state: keys, limits, and what is observed rather than recorded.
+#[derive(Clone)]
+pub(crate) struct Auth {
+    pub keys: jsc_secrets::Keyring,
+    pub settings: AuthSettings,
+    pub limiter: Arc<LoginLimiter>,
+    /// When each API key was last used, written at most once a minute per key.
+    pub key_usage: Option<async_nats::jetstream::kv::Store>,
+    pub last_touch: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Held from "is this address free?" to "the account is in the users view", so two
+    /// invitations for one new address accepted at once make one account (in a replica;
+    /// across replicas the users view decides).
+    pub registration: Arc<tokio::sync::Mutex<()>>,
+}
+
+fn session_ended() -> crate::Error {
+    crate::Error::unauthenticated("this session has ended (signed out, revoked or expired); sign in again")
+}

@@ -1,0 +1,400 @@
+//! The application: [`Console`] holds the command side (one repository per aggregate),
+//! the read side (the views), the fleet and the keys, and callers ask it for use cases
+//! (the `impl Console` blocks of this crate's modules) rather than reach into its parts.
+//!
+//! [`Console::start`] prepares every view, wires the repositories to their services and
+//! hands back the long-running workers (projections, audit writer, session sweeper,
+//! advisory watcher) for the caller to run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use jsc_domain::cluster::Cluster;
+use jsc_domain::consumer::Consumer;
+use jsc_domain::identity::{ApiKey, Invitation, Organization, Session, User};
+use jsc_domain::stream::Stream;
+use jsc_eventstore::{JetStreamEventStore, Repository};
+use jsc_fleet::{Fleet, Pool};
+use jsc_projections::identity::{ApiKeyView, InvitationView, OrganizationView, SessionView, UserView};
+use jsc_projections::{ClusterView, ConsumerView, Projection, StreamView, WithProjection};
+use jsc_projector::{KvProjection, ProjectionStatus, Projector, Runnable, ViewCache};
+use tokio_util::sync::CancellationToken;
+
+use crate::adapters::{ClusterServicesImpl, ManagedClusters};
+use crate::auth::{Auth, AuthSettings, KEY_USAGE_BUCKET};
+use crate::live::LiveState;
+
+/// The read models, kept in memory from their KV buckets.
+#[derive(Clone)]
+pub(crate) struct Views {
+    pub clusters: ViewCache<ClusterView>,
+    pub streams: ViewCache<StreamView>,
+    pub consumers: ViewCache<ConsumerView>,
+    pub users: ViewCache<UserView>,
+    pub organizations: ViewCache<OrganizationView>,
+    pub invitations: ViewCache<InvitationView>,
+    pub sessions: ViewCache<SessionView>,
+    pub api_keys: ViewCache<ApiKeyView>,
+}
+
+/// One repository per aggregate type.
+#[derive(Clone)]
+pub(crate) struct Repositories {
+    pub clusters: Arc<Repository<Cluster>>,
+    pub streams: Arc<Repository<Stream>>,
+    pub consumers: Arc<Repository<Consumer>>,
+    pub users: Arc<Repository<User>>,
+    pub organizations: Arc<Repository<Organization>>,
+    pub invitations: Arc<Repository<Invitation>>,
+    pub sessions: Arc<Repository<Session>>,
+    pub api_keys: Arc<Repository<ApiKey>>,
+}
+
+/// The application. Cheap to clone; holds nothing another replica could not rebuild from
+/// NATS (login limits excepted, see the scale-out issue).
+#[derive(Clone)]
+pub struct Console {
+    pub(crate) home: async_nats::Client,
+    pub(crate) store: JetStreamEventStore,
+    pub(crate) repos: Repositories,
+    pub(crate) views: Views,
+    pub(crate) auth: Auth,
+    pub(crate) live: Arc<LiveState>,
+    pub(crate) audit: jsc_projections::audit::AuditReader,
+    pub(crate) fleet: Fleet,
+    pub(crate) projector: Projector,
+    /// How long a mutation waits for the read model to show its change.
+    pub(crate) view_wait: Duration,
+    /// Whether commands wait for their views (read-your-writes); off for a console opened
+    /// by a command-line tool that runs no projections.
+    pub(crate) wait_for_views: bool,
+}
+
+/// What the console is started with.
+pub struct Options {
+    pub keys: jsc_secrets::Keyring,
+    pub secrets: jsc_secrets::SecretBox,
+    pub auth: AuthSettings,
+    /// How long a mutation waits for the read model to show its change.
+    pub view_wait: Duration,
+    /// Whether commands wait for their views: true for a serving console; false for a
+    /// command-line tool that opens the console without running its workers.
+    pub wait_for_views: bool,
+    /// How long live state (message counts, lag) read from a cluster is reused.
+    pub live_ttl: Duration,
+    /// How often sessions past their expiry are ended.
+    pub session_sweep_interval: Duration,
+    /// How often every managed cluster is compared with the history.
+    pub reconcile_interval: Duration,
+    /// Where the Parquet audit table lives, and how it is written.
+    pub audit_store: Arc<dyn object_store::ObjectStore>,
+    pub audit_max_rows: usize,
+    pub audit_max_age: Duration,
+    pub audit_compact_after: usize,
+}
+
+/// A long-running part of the console, to be run until the shutdown token fires.
+pub struct Worker {
+    pub name: &'static str,
+    pub run: BoxFuture<'static, Result<(), BoxError>>,
+}
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the console could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot prepare the view {view}")]
+    View {
+        view: &'static str,
+        #[source]
+        source: jsc_projector::Error,
+    },
+    #[error("cannot create the API key usage bucket")]
+    KeyUsage(#[source] jsc_projector::Error),
+}
+
+struct Prepare<'a> {
+    projector: &'a Projector,
+    js: &'a async_nats::jetstream::Context,
+    shutdown: &'a CancellationToken,
+    runnables: &'a mut Vec<Runnable>,
+}
+
+impl Prepare<'_> {
+    /// Prepares a projection, adds it to those the projector runs, and returns the view
+    /// readers use.
+    async fn view<P: KvProjection>(&mut self, projection: P) -> Result<ViewCache<P::View>, StartError> {
+        let name = projection.name();
+        let err = |source| StartError::View { view: name, source };
+        self.projector.prepare(&projection).await.map_err(err)?;
+        let bucket = projection.bucket();
+        self.runnables.push(projection.into());
+        ViewCache::start(self.js.clone(), &bucket, 1, self.shutdown.clone())
+            .await
+            .map_err(err)
+    }
+}
+
+impl Console {
+    /// Prepares the views and wires the console on `home`, whose event store is `store`.
+    /// Returns the console and the workers to run (the caller spawns them).
+    pub async fn start(
+        home: async_nats::Client,
+        store: JetStreamEventStore,
+        options: Options,
+        shutdown: &CancellationToken,
+    ) -> Result<(Self, Vec<Worker>), StartError> {
+        let stream_name = store.config().stream.clone();
+        let projector = Projector::new(home.clone(), stream_name.clone());
+        let js = async_nats::jetstream::new(home.clone());
+        let mut runnables = Vec::new();
+        let mut p = Prepare {
+            projector: &projector,
+            js: &js,
+            shutdown,
+            runnables: &mut runnables,
+        };
+        use jsc_projections::identity as idv;
+        let views = Views {
+            clusters: p.view(jsc_projections::ClustersProjection).await?,
+            streams: p.view(jsc_projections::StreamsProjection).await?,
+            consumers: p.view(jsc_projections::ConsumersProjection).await?,
+            users: p.view(idv::USERS).await?,
+            organizations: p.view(idv::ORGANIZATIONS).await?,
+            invitations: p.view(idv::INVITATIONS).await?,
+            sessions: p.view(idv::SESSIONS).await?,
+            api_keys: p.view(idv::API_KEYS).await?,
+        };
+        let key_usage = jsc_projector::ensure_bucket(&js, KEY_USAGE_BUCKET, 1)
+            .await
+            .map_err(StartError::KeyUsage)?;
+        let mut workers = Vec::new();
+        {
+            // One consumer of the event stream feeds every view.
+            let runner = projector.clone();
+            let token = shutdown.clone();
+            workers.push(Worker {
+                name: "projections",
+                run: Box::pin(async move { runner.run_all(runnables, token).await.map_err(Into::into) }),
+            });
+        }
+        let fleet = Fleet::new(options.secrets);
+        let services = Arc::new(ClusterServicesImpl {
+            view: views.clusters.clone(),
+            fleet: fleet.clone(),
+        });
+        let clusters = Arc::new(Repository::<Cluster>::new(store.clone(), services));
+        let managed = Arc::new(ManagedClusters {
+            clusters: clusters.clone(),
+            pool: Arc::new(Pool::new(fleet.clone())),
+        });
+        let repos = Repositories {
+            clusters,
+            streams: Arc::new(Repository::new(
+                store.clone(),
+                managed.clone() as Arc<dyn jsc_domain::stream::StreamServices>,
+            )),
+            consumers: Arc::new(Repository::new(
+                store.clone(),
+                managed.clone() as Arc<dyn jsc_domain::consumer::ConsumerServices>,
+            )),
+            users: Arc::new(Repository::new(store.clone(), ())),
+            organizations: Arc::new(Repository::new(store.clone(), ())),
+            invitations: Arc::new(Repository::new(store.clone(), ())),
+            sessions: Arc::new(Repository::new(store.clone(), ())),
+            api_keys: Arc::new(Repository::new(store.clone(), ())),
+        };
+        let console = Console {
+            home: home.clone(),
+            store: store.clone(),
+            repos,
+            views,
+            auth: Auth {
+                keys: options.keys,
+                settings: options.auth,
+                limiter: Default::default(),
+                key_usage: Some(key_usage),
+                last_touch: Default::default(),
+                registration: Default::default(),
+            },
+            live: Arc::new(LiveState::new(managed, options.live_ttl)),
+            audit: jsc_projections::audit::AuditReader {
+                client: home.clone(),
+                stream: stream_name.clone(),
+                store: options.audit_store.clone(),
+            },
+            fleet,
+            projector,
+            view_wait: options.view_wait,
+            wait_for_views: options.wait_for_views,
+        };
+        {
+            let writer = jsc_projections::audit::AuditWriter {
+                client: home,
+                stream: stream_name,
+                store: options.audit_store,
+                max_rows: options.audit_max_rows,
+                max_age: options.audit_max_age,
+                compact_after: options.audit_compact_after,
+            };
+            let token = shutdown.clone();
+            workers.push(Worker {
+                name: "audit-writer",
+                run: Box::pin(async move { writer.run(token).await.map_err(Into::into) }),
+            });
+        }
+        {
+            let c = console.clone();
+            let token = shutdown.clone();
+            let every = options.session_sweep_interval;
+            workers.push(Worker {
+                name: "session-sweeper",
+                run: Box::pin(async move {
+                    c.sweep_expired_sessions(every, token).await;
+                    Ok(())
+                }),
+            });
+        }
+        {
+            let c = console.clone();
+            let token = shutdown.clone();
+            let every = options.reconcile_interval;
+            workers.push(Worker {
+                name: "watcher",
+                run: Box::pin(async move {
+                    crate::watch::run(c, every, token).await;
+                    Ok(())
+                }),
+            });
+        }
+        Ok((console, workers))
+    }
+
+    /// The console's own NATS connection.
+    pub fn home(&self) -> &async_nats::Client {
+        &self.home
+    }
+
+    /// The event store every command commits to.
+    pub fn event_store(&self) -> &JetStreamEventStore {
+        &self.store
+    }
+
+    /// Where every projection stands (for `/readyz`).
+    pub async fn projections(&self) -> Result<Vec<ProjectionStatus>, jsc_projector::Error> {
+        struct Status<'a>(&'a Projector);
+        impl<'a> WithProjection for Status<'a> {
+            type Output = BoxFuture<'a, Result<ProjectionStatus, jsc_projector::Error>>;
+            fn call<P: KvProjection>(self, p: P) -> Self::Output {
+                Box::pin(async move { self.0.status(&p).await })
+            }
+        }
+        let mut out = Vec::with_capacity(Projection::ALL.len());
+        for p in Projection::ALL {
+            out.push(p.with(Status(&self.projector)).await?);
+        }
+        Ok(out)
+    }
+
+    /// Ready: the home NATS connected and every view caught up with the event stream.
+    pub async fn readiness(&self) -> Readiness {
+        let nats = self.home.connection_state() == async_nats::connection::State::Connected;
+        if !nats {
+            return Readiness {
+                nats,
+                projections: Vec::new(),
+                ready: false,
+            };
+        }
+        match self.projections().await {
+            Ok(list) => Readiness {
+                nats,
+                ready: list.iter().all(|p| p.pending == 0),
+                projections: list,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: projection status unavailable");
+                Readiness {
+                    nats,
+                    projections: Vec::new(),
+                    ready: false,
+                }
+            }
+        }
+    }
+
+    /// The signing keyring (the HTTP edge checks download links with it).
+    pub fn keys(&self) -> &jsc_secrets::Keyring {
+        &self.auth.keys
+    }
+}
+
+/// What `/readyz` reports.
+pub struct Readiness {
+    pub ready: bool,
+    pub nats: bool,
+    pub projections: Vec<ProjectionStatus>,
+}
+
+impl Console {
+    /// Waits until the view of `projection` reflects stream sequence `seq` (for tools and
+    /// tests that wrote around the API); false after `timeout`.
+    pub async fn wait_for_view(&self, projection: Projection, seq: u64, timeout: Duration) -> bool {
+        let v = &self.views;
+        match projection {
+            Projection::Clusters => v.clusters.wait_for(seq, timeout).await,
+            Projection::Streams => v.streams.wait_for(seq, timeout).await,
+            Projection::Consumers => v.consumers.wait_for(seq, timeout).await,
+            Projection::Users => v.users.wait_for(seq, timeout).await,
+            Projection::Organizations => v.organizations.wait_for(seq, timeout).await,
+            Projection::Invitations => v.invitations.wait_for(seq, timeout).await,
+            Projection::Sessions => v.sessions.wait_for(seq, timeout).await,
+            Projection::ApiKeys => v.api_keys.wait_for(seq, timeout).await,
+        }
+    }
+
+    /// Entries in the view of `projection`.
+    pub fn view_len(&self, projection: Projection) -> usize {
+        let v = &self.views;
+        match projection {
+            Projection::Clusters => v.clusters.len(),
+            Projection::Streams => v.streams.len(),
+            Projection::Consumers => v.consumers.len(),
+            Projection::Users => v.users.len(),
+            Projection::Organizations => v.organizations.len(),
+            Projection::Invitations => v.invitations.len(),
+            Projection::Sessions => v.sessions.len(),
+            Projection::ApiKeys => v.api_keys.len(),
+        }
+    }
+
+    /// One item per change the view of `projection` applies from now on.
+    pub fn view_changed(&self, projection: Projection) -> futures::stream::BoxStream<'static, ()> {
+        use futures::StreamExt;
+        let v = &self.views;
+        match projection {
+            Projection::Clusters => crate::changes::view_changes(&v.clusters, "clusters")
+                .map(|_| ())
+                .boxed(),
+            Projection::Streams => crate::changes::view_changes(&v.streams, "streams").map(|_| ()).boxed(),
+            Projection::Consumers => crate::changes::view_changes(&v.consumers, "consumers")
+                .map(|_| ())
+                .boxed(),
+            Projection::Users => crate::changes::view_changes(&v.users, "users").map(|_| ()).boxed(),
+            Projection::Organizations => crate::changes::view_changes(&v.organizations, "organizations")
+                .map(|_| ())
+                .boxed(),
+            Projection::Invitations => crate::changes::view_changes(&v.invitations, "invitations")
+                .map(|_| ())
+                .boxed(),
+            Projection::Sessions => crate::changes::view_changes(&v.sessions, "sessions")
+                .map(|_| ())
+                .boxed(),
+            Projection::ApiKeys => crate::changes::view_changes(&v.api_keys, "api_keys")
+                .map(|_| ())
+                .boxed(),
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The application's one error type: a [`Code`] a client can rely on, and a message that
+//! says what to do next. Domain and event-store failures are mapped here, once; the
+//! GraphQL edge turns an [`Error`] into `extensions.code` without looking inside.
+//!
+//! Infrastructure failures are logged with their chain and reach the caller as a generic
+//! message naming the correlation id, never with internals.
+
+use jsc_domain::{DomainError, ErrorKind};
+use jsc_eventstore::CommandError;
+
+/// The codes a client can rely on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Validation,
+    NotFound,
+    Conflict,
+    Unavailable,
+    Unauthenticated,
+    Forbidden,
+    RateLimited,
+    Internal,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Validation => "VALIDATION",
+            Self::NotFound => "NOT_FOUND",
+            Self::Conflict => "CONFLICT",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// A failed use case, as the caller sees it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    pub code: Code,
+    pub message: String,
+    /// Seconds to wait before retrying (`RATE_LIMITED`); also sent as `Retry-After`.
+    pub retry_after: Option<u64>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(Code::Validation, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(Code::NotFound, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(Code::Unavailable, message)
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(Code::Unauthenticated, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(Code::Forbidden, message)
+    }
+
+    /// `RATE_LIMITED`, to retry after `wait`.
+    pub fn rate_limited(message: impl Into<String>, wait: std::time::Duration) -> Self {
+        let mut e = Self::new(Code::RateLimited, message);
+        e.retry_after = Some(wait.as_secs().max(1));
+        e
+    }
+
+    /// Logs `detail` with its whole chain and returns a message that reveals nothing but
+    /// the correlation id.
+    pub fn internal(detail: &(dyn std::error::Error + 'static), correlation_id: &str) -> Self {
+        tracing::error!(%correlation_id, error = %Chain(detail), "internal error");
+        Self::new(
+            Code::Internal,
+            format!("internal error; it was logged with correlation id {correlation_id}"),
+        )
+    }
+
+    /// An internal error from a plain description (a broken invariant).
+    pub fn bug(what: &str, correlation_id: &str) -> Self {
+        tracing::error!(%correlation_id, error = what, "internal error");
+        Self::new(
+            Code::Internal,
+            format!("internal error; it was logged with correlation id {correlation_id}"),
+        )
+    }
+
+    /// Maps a command's failure: the domain's kind, a conflict, or the event store.
+    pub fn from_command<E: DomainError + 'static>(e: CommandError<E>, correlation_id: &str) -> Self {
+        match e {
+            CommandError::Rejected(e) => {
+                let code = match e.kind() {
+                    ErrorKind::Validation => Code::Validation,
+                    ErrorKind::NotFound => Code::NotFound,
+                    ErrorKind::Conflict => Code::Conflict,
+                    ErrorKind::Unavailable => Code::Unavailable,
+                };
+                Self::new(code, e.to_string())
+            }
+            CommandError::Conflict => Self::new(
+                Code::Conflict,
+                "someone else changed this resource at the same time and retries did not resolve it; \
+                 reload it and try again",
+            ),
+            CommandError::Store(e) => Self::from_store(e, correlation_id),
+        }
+    }
+
+    /// Maps an event-store failure.
+    pub fn from_store(e: jsc_eventstore::Error, correlation_id: &str) -> Self {
+        match e {
+            jsc_eventstore::Error::Timeout => {
+                tracing::warn!(%correlation_id, "event store timed out");
+                Self::unavailable(
+                    "the console's NATS did not confirm the change in time; it may or may not be saved — \
+                     reload and check before retrying",
+                )
+            }
+            jsc_eventstore::Error::Nats(detail) => {
+                tracing::warn!(%correlation_id, error = %detail, "event store unavailable");
+                Self::unavailable("the console's NATS server is unreachable; nothing was changed, retry later")
+            }
+            other => Self::internal(&other, correlation_id),
+        }
+    }
+}
+
+/// Displays an error with its sources: `outer: inner: innermost`.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "graphql")]
+impl From<Error> for async_graphql::Error {
+    /// The one place a use case's error becomes a GraphQL error with `extensions.code`.
+    fn from(e: Error) -> Self {
+        use async_graphql::ErrorExtensions;
+        async_graphql::Error::new(e.message).extend_with(|_, ext| {
+            ext.set("code", e.code.as_str());
+            if let Some(s) = e.retry_after {
+                ext.set("retryAfter", s);
+            }
+        })
+    }
+}

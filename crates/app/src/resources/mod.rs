@@ -1,0 +1,72 @@
+//! Streams and consumers on managed clusters: configuration and history from the views,
+//! live state from the clusters, changes as commands on the stream and consumer aggregates.
+
+mod consumers;
+mod streams;
+
+pub use streams::{MAX_PAGE, StreamFilter, StreamPage};
+
+use jsc_domain::consumer::{ConsumerCommand, consumer_id};
+use jsc_domain::stream::ChangeOrigin;
+use jsc_eventstore::CommandContext;
+
+use crate::Console;
+
+impl Console {
+    /// Records what the server now says about one consumer (created, changed or gone
+    /// outside the console, or taken with its stream); the stream sequence committed, if
+    /// anything changed.
+    pub(crate) async fn observe_consumer(
+        &self,
+        cluster_id: &str,
+        stream: &str,
+        name: &str,
+        origin: ChangeOrigin,
+        ctx: &CommandContext,
+    ) -> Option<u64> {
+        let cmd = ConsumerCommand::Observe {
+            cluster_id: cluster_id.to_string(),
+            stream: stream.to_string(),
+            name: name.to_string(),
+            origin,
+        };
+        match self
+            .repos
+            .consumers
+            .execute(&consumer_id(cluster_id, stream, name), cmd, ctx)
+            .await
+        {
+            Ok(done) => Some(done.stream_sequence),
+            Err(e) => {
+                tracing::warn!(cluster = %cluster_id, %stream, consumer = %name, error = %e, "could not record a consumer change");
+                None
+            }
+        }
+    }
+
+    /// A stream that is gone takes its consumers with it: records that in each consumer's
+    /// history. The one place this rule lives, for deletes from the console and from
+    /// outside it. Returns the last stream sequence committed.
+    pub(crate) async fn observe_consumers_of(
+        &self,
+        cluster_id: &str,
+        stream: &str,
+        origin: ChangeOrigin,
+        ctx: &CommandContext,
+    ) -> u64 {
+        let mut last = 0;
+        for c in self
+            .views
+            .consumers
+            .filter(|c| c.cluster_id == cluster_id && c.stream == stream)
+        {
+            if let Some(seq) = self
+                .observe_consumer(cluster_id, stream, &c.view.name, origin.clone(), ctx)
+                .await
+            {
+                last = last.max(seq);
+            }
+        }
+        last
+    }
+}

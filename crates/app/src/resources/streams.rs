@@ -1,0 +1,251 @@
+//! Stream use cases: lists and lookups from the streams view, live state from the cluster,
+//! and every change as a command on the stream aggregate.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jsc_domain::identity::Role;
+use jsc_domain::stream::{
+    ChangeOrigin, PublishedMessage, PurgeRequest, ServiceError, Stream, StreamCommand, StreamConfig, StreamEvent,
+    stream_id,
+};
+use jsc_fleet::admin::StreamInfo;
+use jsc_projections::{ConsumerView, StreamView, stream_key};
+use jsc_projector::Versioned;
+
+use crate::runner::{Access, Actor};
+use crate::{Caller, Console, Error, Result};
+
+/// Most streams one page holds.
+pub const MAX_PAGE: usize = 500;
+
+/// One page of a cluster's streams, by name.
+pub struct StreamPage {
+    pub nodes: Vec<Versioned<StreamView>>,
+    /// Streams matching the filter, on every page.
+    pub total_count: usize,
+    pub has_next_page: bool,
+    /// The cursor of the last stream on the page.
+    pub end_cursor: Option<String>,
+}
+
+/// A cluster's streams to list.
+#[derive(Default)]
+pub struct StreamFilter {
+    /// Part of the name, case-insensitive.
+    pub name_contains: Option<String>,
+    /// A subject the stream stores (overlapping wildcards count).
+    pub subject: Option<String>,
+}
+
+pub(crate) fn unavailable(e: ServiceError) -> Error {
+    Error::unavailable(e.to_string())
+}
+
+impl Console {
+    /// One stream, for a viewer of its cluster; `NOT_FOUND` otherwise.
+    pub fn stream(&self, caller: &Caller, cluster_id: &str, name: &str) -> Result<Versioned<StreamView>> {
+        self.require_cluster(&caller.principal, cluster_id, Role::Viewer)?;
+        self.views
+            .streams
+            .get(&stream_key(cluster_id, name))
+            .ok_or_else(|| Error::not_found(format!("no stream '{name}' on cluster '{cluster_id}'")))
+    }
+
+    /// Streams of a cluster by name, filtered: `first` (at most [`MAX_PAGE`]) after the
+    /// cursor `after` (a stream name).
+    pub fn streams(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        filter: StreamFilter,
+        first: usize,
+        after: Option<String>,
+    ) -> Result<StreamPage> {
+        self.require_cluster(&caller.principal, cluster_id, Role::Viewer)?;
+        Ok(self.stream_page(cluster_id, filter, first, after))
+    }
+
+    /// [`Self::streams`] for a cluster the caller was already found to see.
+    pub fn stream_page(
+        &self,
+        cluster_id: &str,
+        filter: StreamFilter,
+        first: usize,
+        after: Option<String>,
+    ) -> StreamPage {
+        let needle = filter.name_contains.map(|n| n.to_lowercase());
+        let mut all = self.views.streams.filter(|s| {
+            s.cluster_id == cluster_id
+                && needle.as_ref().is_none_or(|n| s.name.to_lowercase().contains(n))
+                && filter.subject.as_ref().is_none_or(|subj| {
+                    s.config
+                        .subjects
+                        .iter()
+                        .any(|own| jsc_domain::names::subjects_overlap(own, subj))
+                })
+        });
+        all.sort_by(|a, b| a.view.name.cmp(&b.view.name));
+        let total_count = all.len();
+        let start = after.map_or(0, |a| all.partition_point(|s| s.view.name <= a));
+        let first = first.clamp(1, MAX_PAGE);
+        let page: Vec<_> = all.into_iter().skip(start).take(first + 1).collect();
+        let has_next_page = page.len() > first;
+        let nodes: Vec<_> = page.into_iter().take(first).collect();
+        let end_cursor = nodes.last().map(|s| s.view.name.clone());
+        StreamPage {
+            nodes,
+            total_count,
+            has_next_page,
+            end_cursor,
+        }
+    }
+
+    /// The durable consumers of a stream the caller was already found to see, by name.
+    pub fn consumers_of(&self, cluster_id: &str, stream: &str) -> Vec<Versioned<ConsumerView>> {
+        let mut list = self
+            .views
+            .consumers
+            .filter(|c| c.cluster_id == cluster_id && c.stream == stream);
+        list.sort_by(|a, b| a.view.name.cmp(&b.view.name));
+        list
+    }
+
+    /// Live: every stream of a cluster with its state, by name (shared for a moment).
+    pub async fn live_streams(&self, cluster_id: &str) -> Result<Arc<HashMap<String, StreamInfo>>> {
+        self.live.streams(cluster_id).await.map_err(unavailable)
+    }
+
+    /// Creates a stream on a managed cluster (operator).
+    pub async fn create_stream(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        config: StreamConfig,
+    ) -> Result<Versioned<StreamView>> {
+        let name = config.name.clone();
+        let cmd = StreamCommand::Create {
+            cluster_id: cluster_id.to_string(),
+            config,
+        };
+        self.stream_command(caller, cluster_id, &name, cmd).await?;
+        self.stream(caller, cluster_id, &name)
+    }
+
+    /// Changes a stream's configuration to `config` (operator).
+    pub async fn update_stream(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        name: &str,
+        config: StreamConfig,
+    ) -> Result<Versioned<StreamView>> {
+        self.stream(caller, cluster_id, name)?;
+        if config.name != name {
+            return Err(Error::validation(
+                "name: a stream cannot be renamed; create a new stream",
+            ));
+        }
+        self.stream_command(caller, cluster_id, name, StreamCommand::Update { config })
+            .await?;
+        self.stream(caller, cluster_id, name)
+    }
+
+    /// Deletes a stream and its messages (operator); `confirm_name` must repeat its name.
+    /// Its consumers go with it, in their histories too.
+    pub async fn delete_stream(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        name: &str,
+        confirm_name: String,
+    ) -> Result<()> {
+        self.stream(caller, cluster_id, name)?;
+        let ctx = self.authorize(Actor::Caller(caller), Access::Cluster(cluster_id, Role::Operator))?;
+        self.run_in::<Stream>(
+            &ctx,
+            &stream_id(cluster_id, name),
+            StreamCommand::Delete { confirm_name },
+        )
+        .await?;
+        let last = self
+            .observe_consumers_of(cluster_id, name, ChangeOrigin::Console, &ctx)
+            .await;
+        let _ = self.views.consumers.wait_for(last, self.view_wait).await;
+        Ok(())
+    }
+
+    /// Removes messages (operator); how many were removed.
+    pub async fn purge_stream(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        name: &str,
+        request: PurgeRequest,
+    ) -> Result<u64> {
+        self.stream(caller, cluster_id, name)?;
+        let committed = self
+            .stream_command(caller, cluster_id, name, StreamCommand::Purge { request })
+            .await?;
+        Ok(committed
+            .events
+            .iter()
+            .find_map(|e| match &e.payload {
+                StreamEvent::Purged { purged, .. } => Some(*purged),
+                _ => None,
+            })
+            .unwrap_or(0))
+    }
+
+    /// Seals a stream (operator): no more messages, deletes or purges.
+    pub async fn seal_stream(&self, caller: &Caller, cluster_id: &str, name: &str) -> Result<Versioned<StreamView>> {
+        self.stream(caller, cluster_id, name)?;
+        self.stream_command(caller, cluster_id, name, StreamCommand::Seal)
+            .await?;
+        self.stream(caller, cluster_id, name)
+    }
+
+    /// Publishes a message into a stream (operator); the history records its subject, size,
+    /// header names and payload digest, never the payload.
+    pub async fn publish(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        stream: &str,
+        subject: String,
+        headers: Vec<(String, String)>,
+        payload: Vec<u8>,
+    ) -> Result<PublishedMessage> {
+        self.stream(caller, cluster_id, stream)?;
+        let cmd = StreamCommand::Publish {
+            subject,
+            headers,
+            payload,
+        };
+        let committed = self.stream_command(caller, cluster_id, stream, cmd).await?;
+        committed
+            .events
+            .iter()
+            .find_map(|e| match &e.payload {
+                StreamEvent::MessagePublished { message, .. } => Some(message.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| Error::bug("publish recorded no event", caller.correlation_id()))
+    }
+
+    async fn stream_command(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        name: &str,
+        cmd: StreamCommand,
+    ) -> Result<jsc_eventstore::Committed<Stream>> {
+        self.run(
+            Actor::Caller(caller),
+            Access::Cluster(cluster_id, Role::Operator),
+            &stream_id(cluster_id, name),
+            cmd,
+        )
+        .await
+    }
+}

@@ -1,0 +1,185 @@
+//! The one path every command takes: authorize → build the context → execute → map the
+//! error → wait until the view shows it (read-your-writes) → refresh what caches it.
+//!
+//! Use cases say *who* issues a command ([`Actor`]) and *what access* it needs
+//! ([`Access`]); [`Console::run`] does the rest, the same way for every aggregate.
+
+use std::future::Future;
+
+use cqrs_es::Aggregate;
+use jsc_domain::DomainError;
+use jsc_domain::identity::Role;
+use jsc_eventstore::{CommandContext, Committed, Repository};
+use jsc_projector::ViewCache;
+
+use crate::{Caller, Console, Error, RequestMeta, Result};
+
+/// Who issues a command.
+#[derive(Clone, Copy)]
+pub enum Actor<'a> {
+    /// An authenticated caller.
+    Caller(&'a Caller),
+    /// A user acting through a request before they hold a token (sign-in, accepting an
+    /// invitation): `user` is their id.
+    User { user: &'a str, meta: &'a RequestMeta },
+    /// The console itself (`system:<component>`).
+    System(&'static str),
+}
+
+/// What access a command needs, and so which organization its events belong to.
+#[derive(Clone, Copy)]
+pub enum Access<'a> {
+    /// At least `Role` on the cluster (and so on everything on it).
+    Cluster(&'a str, Role),
+    /// At least `Role` in the organization.
+    Organization(&'a str, Role),
+    /// The use case checked its own rule (or the actor is the console itself); the events
+    /// belong to this organization, if any.
+    Checked(Option<&'a str>),
+}
+
+/// An aggregate the runner can execute: where its repository is, which view shows it, and
+/// what to refresh once it changed.
+pub(crate) trait Routed: Aggregate + Clone + Send + Sync + 'static
+where
+    Self::Command: Clone,
+    Self::Error: DomainError + 'static,
+{
+    /// The view's name, for messages.
+    const VIEW: &'static str;
+    fn repository(c: &Console) -> &Repository<Self>;
+    /// Waits until the view reflects stream sequence `seq`; false on timeout.
+    fn wait_view(c: &Console, seq: u64) -> impl Future<Output = bool> + Send;
+    /// After a committed command: caches of live state to forget.
+    fn after_commit(_c: &Console, _state: &Self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+pub(crate) async fn wait<V>(c: &Console, view: &ViewCache<V>, seq: u64) -> bool
+where
+    V: serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    view.wait_for(seq, c.view_wait).await
+}
+
+impl Console {
+    /// The command context for `actor` under `access`, after checking it.
+    pub(crate) fn authorize(&self, actor: Actor<'_>, access: Access<'_>) -> Result<CommandContext> {
+        let org = match (actor, access) {
+            (Actor::Caller(c), Access::Cluster(id, min)) => Some(self.require_cluster(&c.principal, id, min)?),
+            (Actor::Caller(c), Access::Organization(org, min)) => {
+                self.require_org(&c.principal, org, min)?;
+                Some(org.to_string())
+            }
+            (_, Access::Cluster(id, _)) => self.cluster_organization(id),
+            (_, Access::Organization(org, _)) | (_, Access::Checked(Some(org))) => Some(org.to_string()),
+            (_, Access::Checked(None)) => None,
+        };
+        let org = org.as_deref();
+        Ok(match actor {
+            Actor::Caller(c) => c.context(org),
+            Actor::User { user, meta } => meta.command_context(&format!("user:{user}"), org),
+            Actor::System(component) => CommandContext::system(component).in_organization(org),
+        })
+    }
+
+    /// Runs `command` on aggregate `id` of type `A` for `actor`, after checking `access`,
+    /// and returns once the aggregate's view shows the change.
+    pub(crate) async fn run<A>(
+        &self,
+        actor: Actor<'_>,
+        access: Access<'_>,
+        id: &str,
+        command: A::Command,
+    ) -> Result<Committed<A>>
+    where
+        A: Routed,
+        A::Command: Clone,
+        A::Error: DomainError + 'static,
+    {
+        let ctx = self.authorize(actor, access)?;
+        self.run_in(&ctx, id, command).await
+    }
+
+    /// Like [`Self::run`] with a context already built (several commands of one use case).
+    pub(crate) async fn run_in<A>(&self, ctx: &CommandContext, id: &str, command: A::Command) -> Result<Committed<A>>
+    where
+        A: Routed,
+        A::Command: Clone,
+        A::Error: DomainError + 'static,
+    {
+        let committed = A::repository(self)
+            .execute(id, command, ctx)
+            .await
+            .map_err(|e| Error::from_command(e, &ctx.correlation_id))?;
+        if self.wait_for_views && !A::wait_view(self, committed.stream_sequence).await {
+            let seq = committed.stream_sequence;
+            tracing::warn!(seq, view = A::VIEW, correlation_id = %ctx.correlation_id, "view lagging");
+            return Err(Error::unavailable(format!(
+                "the change was saved (event stream sequence {seq}) but the {} view has not caught up yet; \
+                 query again in a moment",
+                A::VIEW
+            )));
+        }
+        A::after_commit(self, &committed.state).await;
+        Ok(committed)
+    }
+}
+
+macro_rules! routed {
+    ($agg:ty, $view:literal, $repo:ident, $views:ident) => {
+        impl Routed for $agg {
+            const VIEW: &'static str = $view;
+            fn repository(c: &Console) -> &Repository<Self> {
+                &c.repos.$repo
+            }
+            fn wait_view(c: &Console, seq: u64) -> impl Future<Output = bool> + Send {
+                wait(c, &c.views.$views, seq)
+            }
+        }
+    };
+}
+
+routed!(jsc_domain::cluster::Cluster, "clusters", clusters, clusters);
+routed!(jsc_domain::identity::User, "users", users, users);
+routed!(
+    jsc_domain::identity::Organization,
+    "organizations",
+    organizations,
+    organizations
+);
+routed!(
+    jsc_domain::identity::Invitation,
+    "invitations",
+    invitations,
+    invitations
+);
+routed!(jsc_domain::identity::Session, "sessions", sessions, sessions);
+routed!(jsc_domain::identity::ApiKey, "api_keys", api_keys, api_keys);
+
+impl Routed for jsc_domain::stream::Stream {
+    const VIEW: &'static str = "streams";
+    fn repository(c: &Console) -> &Repository<Self> {
+        &c.repos.streams
+    }
+    fn wait_view(c: &Console, seq: u64) -> impl Future<Output = bool> + Send {
+        wait(c, &c.views.streams, seq)
+    }
+    async fn after_commit(c: &Console, state: &Self) {
+        c.live.invalidate(&state.cluster_id).await;
+    }
+}
+
+impl Routed for jsc_domain::consumer::Consumer {
+    const VIEW: &'static str = "consumers";
+    fn repository(c: &Console) -> &Repository<Self> {
+        &c.repos.consumers
+    }
+    fn wait_view(c: &Console, seq: u64) -> impl Future<Output = bool> + Send {
+        wait(c, &c.views.consumers, seq)
+    }
+    async fn after_commit(c: &Console, state: &Self) {
+        c.live.invalidate(&state.cluster_id).await;
+    }
+}

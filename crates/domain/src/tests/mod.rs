@@ -1,0 +1,6 @@
+//! Given/when/then tests of the aggregates' rules, with fake services and cqrs-es's
+//! `TestFramework` (synchronous: it runs each command on its own current-thread runtime).
+
+mod consumer;
+mod identity;
+mod stream;

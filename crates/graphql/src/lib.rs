@@ -1,0 +1,64 @@
+//! The GraphQL edge: the schema (roots merged from one module per capability), limits,
+//! and resolvers that translate GraphQL into use-case calls on [`jsc_app::Console`] and
+//! the answers back. No rule of the console lives here; errors become `extensions.code`
+//! in one place (`jsc_app::Error`'s conversion).
+#![forbid(unsafe_code)]
+
+mod clusters;
+mod context;
+mod history;
+mod identity;
+mod scalars;
+mod streams;
+
+use async_graphql::{MergedObject, MergedSubscription, Schema};
+use jsc_app::Console;
+
+pub use context::{AuthState, SubscriptionCount};
+
+#[derive(MergedObject, Default)]
+pub struct Query(
+    identity::IdentityQuery,
+    clusters::ClusterQuery,
+    streams::StreamQuery,
+    history::HistoryQuery,
+    history::AuditQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    identity::IdentityMutation,
+    clusters::ClusterMutation,
+    streams::StreamMutation,
+    history::AuditMutation,
+);
+
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(
+    clusters::ClusterSubscription,
+    streams::StreamSubscription,
+    history::AuditSubscription,
+);
+
+pub type ApiSchema = Schema<Query, Mutation, Subscription>;
+
+/// Deepest query accepted.
+pub const MAX_DEPTH: usize = 16;
+/// Most expensive query accepted (async-graphql's complexity: one per field by default).
+pub const MAX_COMPLEXITY: usize = 500;
+
+/// Builds the schema with its limits; `console` is absent only when exporting the SDL.
+pub fn build_schema(console: Option<Console>) -> ApiSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY);
+    if let Some(c) = console {
+        builder = builder.data(c);
+    }
+    builder.finish()
+}
+
+/// The schema in SDL, as checked in at `schema/console.graphql`.
+pub fn sdl() -> String {
+    build_schema(None).sdl()
+}

@@ -1,0 +1,205 @@
+//! Live changes to streams and consumers: configuration changes as the views apply them,
+//! and live state polled from the clusters.
+
+use std::time::Duration as StdDuration;
+
+use async_graphql::{Context, Enum, ID, Result, SimpleObject, Subscription};
+use futures::{Stream, StreamExt};
+use jsc_app::changes::poll_changes;
+use jsc_projector::ChangeOp;
+
+use super::types::{ConsumerObj, ConsumerState, StreamObj, StreamState};
+use crate::context::{caller, console, still_visible};
+use crate::scalars::Duration;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ResourceChangeKind {
+    Created,
+    Updated,
+    Sealed,
+    Purged,
+    Paused,
+    Resumed,
+    Deleted,
+    /// Live state changed (messages, bytes, lag, acks).
+    State,
+}
+
+fn kind_of(event_type: &str) -> ResourceChangeKind {
+    match event_type {
+        "StreamCreated" | "ConsumerCreated" => ResourceChangeKind::Created,
+        "StreamSealed" => ResourceChangeKind::Sealed,
+        "StreamPurged" => ResourceChangeKind::Purged,
+        "ConsumerPaused" => ResourceChangeKind::Paused,
+        "ConsumerResumed" => ResourceChangeKind::Resumed,
+        _ => ResourceChangeKind::Updated,
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct StreamChange {
+    kind: ResourceChangeKind,
+    cluster_id: ID,
+    name: String,
+    /// The stream after the change; absent when deleted.
+    stream: Option<StreamObj>,
+    /// Set for `STATE` changes.
+    state: Option<StreamState>,
+}
+
+#[derive(SimpleObject)]
+pub struct ConsumerChange {
+    kind: ResourceChangeKind,
+    cluster_id: ID,
+    stream: String,
+    name: String,
+    consumer: Option<ConsumerObj>,
+    state: Option<ConsumerState>,
+}
+
+#[derive(Default)]
+pub struct StreamSubscription;
+
+#[Subscription]
+impl StreamSubscription {
+    /// Changes to the streams of a cluster (or to the one named): configuration changes
+    /// as they are recorded, from the console or from outside it, and, with
+    /// `includeState`, the live state of each stream when the subscription starts and
+    /// whenever it changes (`STATE`), polled every `stateInterval`.
+    async fn stream_changed(
+        &self,
+        ctx: &Context<'_>,
+        cluster_id: ID,
+        name: Option<String>,
+        #[graphql(default)] include_state: bool,
+        #[graphql(default_with = "Duration(2_000_000_000)")] state_interval: Duration,
+    ) -> Result<impl Stream<Item = Result<StreamChange>> + use<>> {
+        let c = console(ctx).clone();
+        c.cluster(&caller(ctx)?, &cluster_id)?;
+        let cluster = cluster_id.to_string();
+        let (cl, on) = (cluster.clone(), name.clone());
+        let config = c.stream_changes().filter_map(move |ch| {
+            let subject = ch.value.as_ref().or(ch.previous.as_ref()).map(|v| v.view.clone());
+            let out = subject
+                .filter(|v| v.cluster_id == cl && on.as_ref().is_none_or(|n| n == &v.name))
+                .map(|v| StreamChange {
+                    kind: if ch.op == ChangeOp::Delete {
+                        ResourceChangeKind::Deleted
+                    } else {
+                        kind_of(&v.last_event)
+                    },
+                    cluster_id: ID(v.cluster_id.clone()),
+                    name: v.name.clone(),
+                    stream: ch.value.map(StreamObj),
+                    state: None,
+                });
+            futures::future::ready(out)
+        });
+        let state = if include_state {
+            let (c2, cl2, on2) = (c.clone(), cluster.clone(), name.clone());
+            poll_changes(every(state_interval), move || {
+                let (c, cl, on) = (c2.clone(), cl2.clone(), on2.clone());
+                async move {
+                    let live = c.live_streams(&cl).await.ok()?;
+                    Some(
+                        live.iter()
+                            .filter(|(n, _)| on.as_ref().is_none_or(|o| o == *n) && !c.is_internal_stream(n))
+                            .map(|(n, i)| (n.clone(), StreamState::from(i)))
+                            .collect(),
+                    )
+                }
+            })
+            .flat_map(move |changed| {
+                let cl = cluster.clone();
+                futures::stream::iter(changed.into_iter().map(move |(name, state)| StreamChange {
+                    kind: ResourceChangeKind::State,
+                    cluster_id: ID(cl.clone()),
+                    name,
+                    stream: None,
+                    state: Some(state),
+                }))
+            })
+            .boxed()
+        } else {
+            futures::stream::empty().boxed()
+        };
+        Ok(still_visible(
+            ctx,
+            &cluster_id,
+            futures::stream::select(config.boxed(), state),
+        )?)
+    }
+
+    /// Changes to the consumers of a stream (or to the one named), as for `streamChanged`.
+    async fn consumer_changed(
+        &self,
+        ctx: &Context<'_>,
+        cluster_id: ID,
+        stream: String,
+        name: Option<String>,
+        #[graphql(default)] include_state: bool,
+        #[graphql(default_with = "Duration(2_000_000_000)")] state_interval: Duration,
+    ) -> Result<impl Stream<Item = Result<ConsumerChange>> + use<>> {
+        let c = console(ctx).clone();
+        c.cluster(&caller(ctx)?, &cluster_id)?;
+        let cluster = cluster_id.to_string();
+        let (cl, st, on) = (cluster.clone(), stream.clone(), name.clone());
+        let config = c.consumer_changes().filter_map(move |ch| {
+            let subject = ch.value.as_ref().or(ch.previous.as_ref()).map(|v| v.view.clone());
+            let out = subject
+                .filter(|v| v.cluster_id == cl && v.stream == st && on.as_ref().is_none_or(|n| n == &v.name))
+                .map(|v| ConsumerChange {
+                    kind: if ch.op == ChangeOp::Delete {
+                        ResourceChangeKind::Deleted
+                    } else {
+                        kind_of(&v.provenance.last_change)
+                    },
+                    cluster_id: ID(v.cluster_id.clone()),
+                    stream: v.stream.clone(),
+                    name: v.name.clone(),
+                    consumer: ch.value.map(ConsumerObj),
+                    state: None,
+                });
+            futures::future::ready(out)
+        });
+        let state = if include_state {
+            let (c2, cl2, st2, on2) = (c.clone(), cluster.clone(), stream.clone(), name.clone());
+            poll_changes(every(state_interval), move || {
+                let (c, cl, st, on) = (c2.clone(), cl2.clone(), st2.clone(), on2.clone());
+                async move {
+                    let live = c.live_consumers(&cl, &st).await.ok()?;
+                    Some(
+                        live.iter()
+                            .filter(|(n, i)| on.as_ref().is_none_or(|o| o == *n) && i.config.durable_name.is_some())
+                            .map(|(n, i)| (n.clone(), ConsumerState::from(i)))
+                            .collect(),
+                    )
+                }
+            })
+            .flat_map(move |changed| {
+                let (cl, st) = (cluster.clone(), stream.clone());
+                futures::stream::iter(changed.into_iter().map(move |(name, state)| ConsumerChange {
+                    kind: ResourceChangeKind::State,
+                    cluster_id: ID(cl.clone()),
+                    stream: st.clone(),
+                    name,
+                    consumer: None,
+                    state: Some(state),
+                }))
+            })
+            .boxed()
+        } else {
+            futures::stream::empty().boxed()
+        };
+        Ok(still_visible(
+            ctx,
+            &cluster_id,
+            futures::stream::select(config.boxed(), state),
+        )?)
+    }
+}
+
+/// How often live state is polled: `stateInterval`, at least 250 ms.
+fn every(interval: Duration) -> StdDuration {
+    StdDuration::from_nanos(interval.0.max(250_000_000) as u64)
+}

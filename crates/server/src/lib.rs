@@ -1,0 +1,403 @@
+//! The HTTP server around the schema: `POST /graphql`, WebSocket subscriptions on
+//! `/graphql` (graphql-transport-ws and legacy graphql-ws), health and readiness, signed
+//! downloads, and the bundled explorer at `/`. The one crate whose build needs Node.
+#![forbid(unsafe_code)]
+
+mod explorer;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{Data, ServerError};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{FromRequestParts, Path, State, WebSocketUpgrade};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use jsc_app::{Code, Console, RequestMeta};
+use jsc_graphql::{ApiSchema, AuthState, SubscriptionCount};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub schema: ApiSchema,
+    pub console: Console,
+}
+
+pub fn router(console: Console) -> Router {
+    router_with(console, false)
+}
+
+/// The router; `bench_routes` adds `GET /_bench/clusters`, the same data as the
+/// `clusters` query from a bare axum JSON handler: the baseline `make bench` measures the
+/// GraphQL layer against, in the same process.
+pub fn router_with(console: Console, bench_routes: bool) -> Router {
+    let schema = jsc_graphql::build_schema(Some(console.clone()));
+    let state = HttpState { schema, console };
+    let mut router = Router::new();
+    if bench_routes {
+        router = router.route("/_bench/clusters", get(bench_clusters));
+    }
+    router
+        .route("/graphql", get(graphql_ws).post(graphql_http))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/", get(explorer_page))
+        .route("/explorer/{file}", get(explorer_asset))
+        .route("/exports/{file}", get(download_export))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::Extension(TrustedProxies(state.console.auth_settings().trusted_proxies.clone())))
+        .layer(
+            // Spans name the path only: query strings (signed download links) stay out of logs.
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<Body>| {
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .with_state(state)
+}
+
+/// The proxies whose `X-Forwarded-For` is believed (request extension).
+#[derive(Clone)]
+struct TrustedProxies(Vec<jsc_app::auth::Cidr>);
+
+/// Who is asking and from where, read from a request's headers and peer.
+struct Meta(RequestMeta);
+
+impl<S: Send + Sync> FromRequestParts<S> for Meta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(256).collect::<String>())
+        };
+        let request_id = header("x-request-id")
+            .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let trusted = parts.extensions.get::<TrustedProxies>().map_or(&[][..], |t| &t.0[..]);
+        // Every X-Forwarded-For line, whole: proxies append on the right, so cutting or
+        // taking only the first line would let a client choose what is read.
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
+        let client_addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ci| jsc_app::auth::client_address(ci.0.ip(), forwarded.as_deref(), trusted).to_string());
+        Ok(Meta(RequestMeta {
+            request_id,
+            client_addr,
+            user_agent: header("user-agent"),
+        }))
+    }
+}
+
+fn error_body(status: StatusCode, code: Code, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"errors": [{"message": message, "extensions": {"code": code.as_str()}}]}).to_string(),
+    )
+        .into_response()
+}
+
+/// The bearer credential of a request, if any.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+fn auth_state(console: &Console, token: Option<&str>) -> AuthState {
+    match token {
+        None | Some("") => AuthState::Anonymous,
+        Some(t) => match console.authenticate(t) {
+            Ok(p) => AuthState::Authenticated(p),
+            Err(e) => AuthState::Invalid(e),
+        },
+    }
+}
+
+async fn graphql_http(
+    State(state): State<HttpState>,
+    Meta(meta): Meta,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Response {
+    let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error_body(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Code::Validation,
+                &format!(
+                    "the request body is larger than {} KiB; send a smaller query and pass large values as variables in several requests",
+                    MAX_BODY_BYTES / 1024
+                ),
+            );
+        }
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                Code::Validation,
+                &format!(
+                    "the body is not a GraphQL request ({e}); send JSON like {{\"query\": \"{{ clusters {{ id }} }}\", \"variables\": {{}}}}"
+                ),
+            );
+        }
+    };
+    let request_id = meta.request_id.clone();
+    let auth = auth_state(&state.console, bearer(&headers).as_deref());
+    let mut response = state.schema.execute(request.data(meta).data(auth)).await;
+    // Parse and validation errors come without a code; give them ours.
+    for err in &mut response.errors {
+        add_default_code(err);
+    }
+    let extra_headers = std::mem::take(&mut response.http_headers);
+    let mut http = axum::Json(response).into_response();
+    http.headers_mut().extend(extra_headers);
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        http.headers_mut().insert("x-request-id", v);
+    }
+    http
+}
+
+fn add_default_code(err: &mut ServerError) {
+    let has_code = err.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
+    if !has_code {
+        err.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", Code::Validation.as_str());
+    }
+}
+
+/// Subscriptions. The connection's metadata (address, user agent) is taken from the
+/// upgrade request; the credential travels in `connection_init` (`{"authorization":
+/// "Bearer <token>"}`, or `token`), or in the upgrade's `Authorization` header. A missing
+/// or invalid credential closes the connection at `connection_init` with the reason.
+async fn graphql_ws(
+    State(state): State<HttpState>,
+    Meta(meta): Meta,
+    headers: axum::http::HeaderMap,
+    protocol: Result<GraphQLProtocol, StatusCode>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let (Ok(protocol), Ok(upgrade)) = (protocol, upgrade) else {
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            Code::Validation,
+            "GET /graphql is for WebSocket subscriptions (graphql-transport-ws or graphql-ws); send queries and mutations with POST",
+        );
+    };
+    let schema = state.schema.clone();
+    let console = state.console.clone();
+    let header_token = bearer(&headers);
+    let init_timeout = console.auth_settings().connection_init_timeout;
+    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
+        let mut data = Data::default();
+        data.insert(meta);
+        data.insert(SubscriptionCount::default());
+        let (sink, stream) = futures::StreamExt::split(socket);
+        GraphQLWebSocket::new_with_pair(sink, init_within(stream, init_timeout), schema, protocol)
+            .with_data(data)
+            .on_connection_init(move |payload| async move {
+                let token = init_token(&payload).or(header_token);
+                match auth_state(&console, token.as_deref()) {
+                    AuthState::Authenticated(p) | AuthState::Connection(p) => {
+                        let mut data = Data::default();
+                        data.insert(AuthState::Connection(p));
+                        Ok(data)
+                    }
+                    AuthState::Invalid(e) => Err(async_graphql::Error::new(e.message)),
+                    AuthState::Anonymous => Err(async_graphql::Error::new(
+                        "sign in first: send {\"authorization\": \"Bearer <token>\"} as the connection_init payload",
+                    )),
+                }
+            })
+            .keepalive_timeout(Duration::from_secs(30))
+            .serve()
+    })
+}
+
+/// Ends a WebSocket's input (and so the connection) when its first message is not a
+/// `connection_init` arriving within `timeout`: an idle socket holds no server resources.
+fn init_within<S>(
+    stream: S,
+    timeout: Duration,
+) -> impl futures::Stream<Item = Result<axum::extract::ws::Message, axum::Error>> + Send
+where
+    S: futures::Stream<Item = Result<axum::extract::ws::Message, axum::Error>> + Send + Unpin + 'static,
+{
+    use futures::StreamExt;
+    let deadline = Box::pin(tokio::time::sleep(timeout));
+    futures::stream::unfold((stream, deadline, false), |(mut s, mut deadline, started)| async move {
+        if started {
+            return s.next().await.map(|m| (m, (s, deadline, true)));
+        }
+        tokio::select! {
+            m = s.next() => {
+                let m = m?;
+                let init = matches!(&m, Ok(axum::extract::ws::Message::Text(t)) if t.contains("connection_init"));
+                if !init && matches!(&m, Ok(axum::extract::ws::Message::Text(_))) {
+                    tracing::info!("WebSocket: the first message was not connection_init; closing");
+                    return None;
+                }
+                Some((m, (s, deadline, init)))
+            }
+            _ = &mut deadline => {
+                tracing::info!("WebSocket: no connection_init in time; closing");
+                None
+            }
+        }
+    })
+}
+
+/// The token in a `connection_init` payload: `authorization` / `Authorization` (with or
+/// without `Bearer `) or `token`.
+fn init_token(payload: &serde_json::Value) -> Option<String> {
+    let raw = ["authorization", "Authorization", "token"]
+        .iter()
+        .find_map(|k| payload.get(k).and_then(|v| v.as_str()))?;
+    let t = match raw.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t,
+        _ => raw,
+    };
+    Some(t.trim().to_string())
+}
+
+async fn bench_clusters(State(state): State<HttpState>) -> Response {
+    let clusters: Vec<serde_json::Value> = state
+        .console
+        .all_clusters()
+        .into_iter()
+        .map(|c| json!({"id": c.view.id, "name": c.view.name}))
+        .collect();
+    axum::Json(json!({"data": {"clusters": clusters}})).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct LinkParams {
+    expires: i64,
+    signature: String,
+}
+
+/// Serves an audit export to whoever holds its signed, unexpired link.
+async fn download_export(
+    State(state): State<HttpState>,
+    Path(file): Path<String>,
+    params: Result<axum::extract::Query<LinkParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let denied = || {
+        error_body(
+            StatusCode::FORBIDDEN,
+            Code::Forbidden,
+            "this download link is invalid or has expired; run the export again for a fresh link",
+        )
+    };
+    let Ok(axum::extract::Query(p)) = params else {
+        return denied();
+    };
+    let Some(got) = state.console.download_export(&file, p.expires, &p.signature).await else {
+        return denied();
+    };
+    let content_type = file
+        .rsplit('.')
+        .next()
+        .and_then(jsc_projections::audit::ExportFormat::parse)
+        .map_or("application/octet-stream", |f| f.content_type());
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+        ],
+        Body::from_stream(got.into_stream()),
+    )
+        .into_response()
+}
+
+async fn healthz() -> Response {
+    (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response()
+}
+
+/// Ready = the home NATS is connected and every projection has applied every event.
+async fn readyz(State(state): State<HttpState>) -> Response {
+    let r = state.console.readiness().await;
+    let projections: Vec<_> = r
+        .projections
+        .iter()
+        .map(|p| json!({"name": p.name, "pending": p.pending, "checkpoint": p.checkpoint}))
+        .collect();
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(json!({"ready": r.ready, "nats": r.nats, "projections": projections})),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    error_body(
+        StatusCode::NOT_FOUND,
+        Code::NotFound,
+        "no such path; the API is POST /graphql (WebSocket on GET /graphql) and the explorer is at /",
+    )
+}
+
+/// No third-party origin anywhere: the explorer is served from this binary.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                   font-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert("content-security-policy", HeaderValue::from_static(CSP));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    res
+}
+
+async fn explorer_page() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        explorer::INDEX_HTML,
+    )
+        .into_response()
+}
+
+async fn explorer_asset(Path(file): Path<String>) -> Response {
+    match explorer::asset(&file) {
+        Some((content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            body,
+        )
+            .into_response(),
+        None => not_found().await,
+    }
+}
