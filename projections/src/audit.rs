@@ -17,6 +17,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_nats::jetstream;
 use chrono::NaiveDate;
 use futures::StreamExt;
+use jsc_domain::ids::{ConsumerRef, StreamRef};
 use jsc_eventstore::EventRecord;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -88,7 +89,12 @@ pub fn schema() -> SchemaRef {
 pub fn cluster_of(rec: &EventRecord) -> Option<String> {
     match rec.aggregate_type.as_str() {
         "cluster" => Some(rec.aggregate_id.clone()),
-        "stream" | "consumer" => rec.aggregate_id.split('/').next().map(str::to_string),
+        "stream" => rec.aggregate_id.parse::<StreamRef>().ok().map(|s| s.cluster_id),
+        "consumer" => rec
+            .aggregate_id
+            .parse::<ConsumerRef>()
+            .ok()
+            .map(|c| c.stream.cluster_id),
         _ => None,
     }
 }

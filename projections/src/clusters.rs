@@ -4,8 +4,8 @@
 //! auth kind and user name only, and whether TLS material is configured.
 
 use chrono::{DateTime, Utc};
-use cqrs_es::DomainEvent;
-use jsc_domain::cluster::{ClusterAuth, ClusterEvent, ClusterSpec, ConnectionTest, TlsOptions};
+use cqrs_es::{Aggregate, DomainEvent};
+use jsc_domain::cluster::{Cluster, ClusterAuth, ClusterEvent, ClusterSpec, ConnectionTest, TlsOptions};
 use jsc_eventstore::EventRecord;
 use jsc_projector::KvProjection;
 use serde::{Deserialize, Serialize};
@@ -95,12 +95,12 @@ impl KvProjection for ClustersProjection {
         1
     }
 
-    fn filter_subjects(&self) -> Vec<String> {
-        vec!["es.cluster.>".to_string()]
+    fn aggregate_types(&self) -> Vec<&'static str> {
+        vec![Cluster::TYPE]
     }
 
     fn key(&self, event: &EventRecord) -> Option<String> {
-        (event.aggregate_type == "cluster").then(|| jsc_projector::kv_token(&event.aggregate_id))
+        (event.aggregate_type == Cluster::TYPE).then(|| jsc_projector::kv_token(&event.aggregate_id))
     }
 
     fn apply(&self, view: Option<ClusterView>, event: &EventRecord) -> Result<Option<ClusterView>, String> {

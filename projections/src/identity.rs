@@ -61,8 +61,8 @@ where
         1
     }
 
-    fn filter_subjects(&self) -> Vec<String> {
-        vec![format!("es.{}.>", A::TYPE)]
+    fn aggregate_types(&self) -> Vec<&'static str> {
+        vec![A::TYPE]
     }
 
     fn key(&self, event: &EventRecord) -> Option<String> {

@@ -7,9 +7,10 @@
 
 use chrono::{DateTime, Utc};
 use jsc_domain::consumer::{ConsumerConfig, ConsumerEvent};
+use jsc_domain::ids::{ConsumerRef, StreamRef};
 use jsc_domain::stream::{ChangeOrigin, StreamConfig, StreamEvent};
 use jsc_eventstore::EventRecord;
-use jsc_projector::{KvProjection, kv_key};
+use jsc_projector::KvProjection;
 use serde::{Deserialize, Serialize};
 
 /// Who last changed something, when, and how the console learnt of it.
@@ -81,7 +82,7 @@ pub struct StreamView {
 pub struct StreamsProjection;
 
 pub fn stream_key(cluster_id: &str, name: &str) -> String {
-    kv_key(&[cluster_id, name])
+    StreamRef::new(cluster_id, name).kv_key()
 }
 
 impl KvProjection for StreamsProjection {
@@ -95,13 +96,12 @@ impl KvProjection for StreamsProjection {
         1
     }
 
-    fn filter_subjects(&self) -> Vec<String> {
-        vec!["es.stream.>".to_string()]
+    fn aggregate_types(&self) -> Vec<&'static str> {
+        vec![<jsc_domain::stream::Stream as cqrs_es::Aggregate>::TYPE]
     }
 
     fn key(&self, event: &EventRecord) -> Option<String> {
-        let (cluster, name) = event.aggregate_id.split_once('/')?;
-        Some(stream_key(cluster, name))
+        Some(event.aggregate_id.parse::<StreamRef>().ok()?.kv_key())
     }
 
     fn apply(&self, view: Option<StreamView>, event: &EventRecord) -> Result<Option<StreamView>, String> {
@@ -160,7 +160,7 @@ pub struct ConsumerView {
 pub struct ConsumersProjection;
 
 pub fn consumer_key(cluster_id: &str, stream: &str, name: &str) -> String {
-    kv_key(&[cluster_id, stream, name])
+    ConsumerRef::new(cluster_id, stream, name).kv_key()
 }
 
 impl KvProjection for ConsumersProjection {
@@ -174,14 +174,12 @@ impl KvProjection for ConsumersProjection {
         1
     }
 
-    fn filter_subjects(&self) -> Vec<String> {
-        vec!["es.consumer.>".to_string()]
+    fn aggregate_types(&self) -> Vec<&'static str> {
+        vec![<jsc_domain::consumer::Consumer as cqrs_es::Aggregate>::TYPE]
     }
 
     fn key(&self, event: &EventRecord) -> Option<String> {
-        let mut parts = event.aggregate_id.splitn(3, '/');
-        let (c, s, n) = (parts.next()?, parts.next()?, parts.next()?);
-        Some(consumer_key(c, s, n))
+        Some(event.aggregate_id.parse::<ConsumerRef>().ok()?.kv_key())
     }
 
     fn apply(&self, view: Option<ConsumerView>, event: &EventRecord) -> Result<Option<ConsumerView>, String> {

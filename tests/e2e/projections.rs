@@ -51,7 +51,7 @@ async fn a_rebuilt_view_equals_the_live_one() {
     let mut app = app;
     app.shutdown().await;
     let nats_client = app.nats.client().await;
-    let projector = Projector::new(nats_client, "CONSOLE_EVENTS");
+    let projector = Projector::new(nats_client, &jsc_eventstore::EventStoreConfig::default());
     projector.reset(&ClustersProjection).await.unwrap();
     projector.prepare(&ClustersProjection).await.unwrap();
     let token = CancellationToken::new();

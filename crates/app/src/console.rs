@@ -147,7 +147,7 @@ impl Console {
         shutdown: &CancellationToken,
     ) -> Result<(Self, Vec<Worker>), StartError> {
         let stream_name = store.config().stream.clone();
-        let projector = Projector::new(home.clone(), stream_name.clone());
+        let projector = Projector::new(home.clone(), store.config());
         let js = async_nats::jetstream::new(home.clone());
         let mut runnables = Vec::new();
         let mut p = Prepare {

@@ -1093,7 +1093,7 @@ async fn raw_ordered_read(js: &jetstream::Context, last: u64, filter: Option<&st
 
 /// Rebuilds the clusters view from the first event; events per second.
 async fn project_all(client: &async_nats::Client, last: u64) -> anyhow::Result<f64> {
-    let projector = Projector::new(client.clone(), "CONSOLE_EVENTS");
+    let projector = Projector::new(client.clone(), &jsc_eventstore::EventStoreConfig::default());
     projector.reset(&ClustersProjection).await?;
     projector.prepare(&ClustersProjection).await?;
     let js = jetstream::new(client.clone());

@@ -111,8 +111,15 @@ struct HomeArgs {
     #[arg(long, default_value = "nats://127.0.0.1:4222", env = "JSCONSOLE_NATS_URL")]
     nats_url: String,
     /// The event stream.
-    #[arg(long, default_value = "CONSOLE_EVENTS")]
+    #[arg(long, default_value_t = jsc_eventstore::EventStoreConfig::default().stream)]
     stream: String,
+}
+
+impl HomeArgs {
+    /// The event store's configuration on the chosen stream.
+    fn store(&self) -> jsc_eventstore::EventStoreConfig {
+        jsc_eventstore::EventStoreConfig::on_stream(self.stream.clone())
+    }
 }
 
 #[derive(Subcommand)]
@@ -440,7 +447,7 @@ async fn replay(args: ReplayArgs, out: &mut (dyn Write + Send)) -> anyhow::Resul
 
 async fn replay_one<P: KvProjection>(p: P, args: ReplayArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<i32> {
     let client = connect(&args.home).await?;
-    let projector = Projector::new(client, args.home.stream.clone());
+    let projector = Projector::new(client, &args.home.store());
     let target = if args.into == "scratch" {
         format!("scratch_{}_v{}", p.name(), p.version())
     } else {
@@ -486,11 +493,7 @@ async fn reset_password(args: ResetPasswordArgs, out: &mut (dyn Write + Send)) -
         jsc_secrets::SecretBox::from_base64_keys(&keys)?
     };
     let client = connect(&args.home).await?;
-    let config = jsc_eventstore::EventStoreConfig {
-        stream: args.home.stream.clone(),
-        ..Default::default()
-    };
-    let store = jsc_eventstore::JetStreamEventStore::open(client.clone(), config).await?;
+    let store = jsc_eventstore::JetStreamEventStore::open(client.clone(), args.home.store()).await?;
     // The console's use case, on a console opened without its workers: the serving
     // console (if any) projects the events; this one reads the views as they are.
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -545,7 +548,7 @@ async fn events(command: EventsCommand, out: &mut (dyn Write + Send)) -> anyhow:
             aggregate_type,
         } => {
             let client = connect(&home).await?;
-            let filter = aggregate_type.map_or_else(|| "es.>".to_string(), |t| format!("es.{t}.>"));
+            let filter = home.store().subjects(aggregate_type.as_deref());
             let mut failed = None;
             EventReader::new(client, home.stream.clone())
                 .for_each(&filter, from, to, |rec| {
@@ -565,7 +568,9 @@ async fn events(command: EventsCommand, out: &mut (dyn Write + Send)) -> anyhow:
             let stream = js.get_stream(&home.stream).await?;
             let consumer = stream
                 .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-                    filter_subject: aggregate_type.map_or_else(String::new, |t| format!("es.{t}.>")),
+                    filter_subject: aggregate_type
+                        .as_deref()
+                        .map_or_else(String::new, |t| home.store().subjects(Some(t))),
                     deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::New,
                     ..Default::default()
                 })

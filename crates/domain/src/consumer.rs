@@ -400,7 +400,7 @@ pub struct Consumer {
 
 /// `<cluster id>/<stream>/<consumer>`
 pub fn consumer_id(cluster_id: &str, stream: &str, name: &str) -> String {
-    format!("{cluster_id}/{stream}/{name}")
+    crate::ids::ConsumerRef::new(cluster_id, stream, name).to_string()
 }
 
 impl Consumer {

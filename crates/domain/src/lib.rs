@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod consumer;
 pub mod digest;
 pub mod identity;
+pub mod ids;
 pub mod names;
 pub mod secret;
 pub mod stream;

@@ -486,7 +486,7 @@ impl Stream {
 
 /// `<cluster id>/<stream name>`
 pub fn stream_id(cluster_id: &str, name: &str) -> String {
-    format!("{cluster_id}/{name}")
+    crate::ids::StreamRef::new(cluster_id, name).to_string()
 }
 
 impl Aggregate for Stream {

@@ -46,6 +46,25 @@ impl Default for EventStoreConfig {
     }
 }
 
+impl EventStoreConfig {
+    /// The default configuration on the stream `stream`.
+    pub fn on_stream(stream: impl Into<String>) -> Self {
+        Self {
+            stream: stream.into(),
+            ..Default::default()
+        }
+    }
+
+    /// The subjects of every event (`None`) or of one aggregate type: `<prefix>.>` or
+    /// `<prefix>.<type>.>`.
+    pub fn subjects(&self, aggregate_type: Option<&str>) -> String {
+        match aggregate_type {
+            Some(t) => format!("{}.{t}.>", self.subject_prefix),
+            None => format!("{}.>", self.subject_prefix),
+        }
+    }
+}
+
 /// The outcome of an append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendOutcome {

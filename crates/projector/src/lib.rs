@@ -43,24 +43,13 @@ impl Error {
     }
 }
 
-/// Encodes one token of a KV key: `[A-Za-z0-9_-]` stays, any other byte becomes `=XX`
-/// (KV keys allow only `[-/_=.a-zA-Z0-9]`, and `.` separates tokens).
+/// Encodes one token of a KV key: the domain's one encoding in the KV alphabet (`=XX`
+/// escapes, since KV keys allow only `[-/_=.a-zA-Z0-9]` and `.` separates tokens).
 pub fn kv_token(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for b in raw.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("={b:02X}"));
-        }
-    }
-    out
+    jsc_domain::ids::encode_token(raw, jsc_domain::ids::TokenKind::KvKey)
 }
 
-/// A KV key of several tokens, each encoded with [`kv_token`].
-pub fn kv_key(tokens: &[&str]) -> String {
-    tokens.iter().map(|t| kv_token(t)).collect::<Vec<_>>().join(".")
-}
+pub use jsc_domain::ids::kv_key;
 
 /// A view as stored in KV: the projection's value plus the stream sequence of the last
 /// event applied to it.
@@ -79,8 +68,9 @@ pub trait KvProjection: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Bump to rebuild the view from the start of the stream into a new bucket.
     fn version(&self) -> u32;
-    /// Subjects of the event stream this projection reads.
-    fn filter_subjects(&self) -> Vec<String>;
+    /// The aggregate types whose events this projection reads (the event store's config
+    /// says which subjects those are).
+    fn aggregate_types(&self) -> Vec<&'static str>;
     /// The key an event changes; `None` for events the view ignores. Keys must match
     /// `[-/_=.a-zA-Z0-9]+`.
     fn key(&self, event: &EventRecord) -> Option<String>;

@@ -66,6 +66,9 @@ pub struct ProjectionStatus {
 pub struct Projector {
     js: jetstream::Context,
     stream: String,
+    /// The event store's subject prefix: a projection's aggregate types become the filters
+    /// `<prefix>.<type>.>`.
+    subject_prefix: String,
     replicas: usize,
 }
 
@@ -93,12 +96,22 @@ pub async fn ensure_bucket(js: &jetstream::Context, bucket: &str, replicas: usiz
 }
 
 impl Projector {
-    pub fn new(client: async_nats::Client, stream: impl Into<String>) -> Self {
+    /// A projector on the event stream that `store` configures.
+    pub fn new(client: async_nats::Client, store: &jsc_eventstore::EventStoreConfig) -> Self {
         Self {
             js: jetstream::new(client),
-            stream: stream.into(),
+            stream: store.stream.clone(),
+            subject_prefix: store.subject_prefix.clone(),
             replicas: 1,
         }
+    }
+
+    /// The subjects of the event stream `p` reads.
+    fn filter_subjects<P: KvProjection>(&self, p: &P) -> Vec<String> {
+        p.aggregate_types()
+            .into_iter()
+            .map(|t| format!("{}.{t}.>", self.subject_prefix))
+            .collect()
     }
 
     pub fn with_replicas(mut self, replicas: usize) -> Self {
@@ -157,7 +170,7 @@ impl Projector {
         let mut pending = last.saturating_sub(checkpoint);
         if pending > 0 {
             let mut relevant = false;
-            for filter in p.filter_subjects() {
+            for filter in self.filter_subjects(p) {
                 match stream.direct_get_next_for_subject(filter, Some(checkpoint + 1)).await {
                     Ok(_) => {
                         relevant = true;
@@ -415,7 +428,7 @@ impl Projector {
             known.started_empty = false;
         }
         let views = &mut known.views;
-        let filters = p.filter_subjects();
+        let filters = self.filter_subjects(p);
         let mut changed: Vec<String> = Vec::new();
         let mut changed_set: HashSet<String> = HashSet::new();
         let mut last = checkpoint;

@@ -88,7 +88,7 @@ impl TestApp {
             app.owner_id = auth["userId"].as_str().unwrap_or_default().to_string();
         }
         if let Ok(mut s) = async_nats::jetstream::new(app.nats.client().await)
-            .get_stream("CONSOLE_EVENTS")
+            .get_stream(&app.console.event_store().config().stream)
             .await
         {
             app.baseline = s.info().await.map(|i| i.state.last_sequence).unwrap_or(0);

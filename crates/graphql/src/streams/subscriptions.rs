@@ -95,34 +95,25 @@ impl StreamSubscription {
                 });
             futures::future::ready(out)
         });
-        let state = if include_state {
-            let (c2, cl2, on2) = (c.clone(), cluster.clone(), name.clone());
-            poll_changes(every(state_interval), move || {
-                let (c, cl, on) = (c2.clone(), cl2.clone(), on2.clone());
-                async move {
-                    let live = c.live_streams(&cl).await.ok()?;
-                    Some(
-                        live.iter()
-                            .filter(|(n, _)| on.as_ref().is_none_or(|o| o == *n) && !c.is_internal_stream(n))
-                            .map(|(n, i)| (n.clone(), StreamState::from(i)))
-                            .collect(),
-                    )
-                }
-            })
-            .flat_map(move |changed| {
-                let cl = cluster.clone();
-                futures::stream::iter(changed.into_iter().map(move |(name, state)| StreamChange {
-                    kind: ResourceChangeKind::State,
-                    cluster_id: ID(cl.clone()),
-                    name,
-                    stream: None,
-                    state: Some(state),
-                }))
-            })
-            .boxed()
-        } else {
-            futures::stream::empty().boxed()
+        let (cl, on) = (cluster.clone(), name);
+        let poll = move || {
+            let (c, cl, on) = (c.clone(), cl.clone(), on.clone());
+            async move {
+                let live = c.live_streams(&cl).await.ok()?;
+                let states = live
+                    .iter()
+                    .filter(|(n, _)| on.as_ref().is_none_or(|o| o == *n) && !c.is_internal_stream(n))
+                    .map(|(n, i)| (n.clone(), StreamState::from(i)));
+                Some(states.collect())
+            }
         };
+        let state = live_states(include_state, state_interval, poll, move |name, state| StreamChange {
+            kind: ResourceChangeKind::State,
+            cluster_id: ID(cluster.clone()),
+            name,
+            stream: None,
+            state: Some(state),
+        });
         Ok(still_visible(
             ctx,
             &cluster_id,
@@ -162,35 +153,26 @@ impl StreamSubscription {
                 });
             futures::future::ready(out)
         });
-        let state = if include_state {
-            let (c2, cl2, st2, on2) = (c.clone(), cluster.clone(), stream.clone(), name.clone());
-            poll_changes(every(state_interval), move || {
-                let (c, cl, st, on) = (c2.clone(), cl2.clone(), st2.clone(), on2.clone());
-                async move {
-                    let live = c.live_consumers(&cl, &st).await.ok()?;
-                    Some(
-                        live.iter()
-                            .filter(|(n, i)| on.as_ref().is_none_or(|o| o == *n) && i.config.durable_name.is_some())
-                            .map(|(n, i)| (n.clone(), ConsumerState::from(i)))
-                            .collect(),
-                    )
-                }
-            })
-            .flat_map(move |changed| {
-                let (cl, st) = (cluster.clone(), stream.clone());
-                futures::stream::iter(changed.into_iter().map(move |(name, state)| ConsumerChange {
-                    kind: ResourceChangeKind::State,
-                    cluster_id: ID(cl.clone()),
-                    stream: st.clone(),
-                    name,
-                    consumer: None,
-                    state: Some(state),
-                }))
-            })
-            .boxed()
-        } else {
-            futures::stream::empty().boxed()
+        let (cl, st, on) = (cluster.clone(), stream.clone(), name);
+        let poll = move || {
+            let (c, cl, st, on) = (c.clone(), cl.clone(), st.clone(), on.clone());
+            async move {
+                let live = c.live_consumers(&cl, &st).await.ok()?;
+                let states = live
+                    .iter()
+                    .filter(|(n, i)| on.as_ref().is_none_or(|o| o == *n) && i.config.durable_name.is_some())
+                    .map(|(n, i)| (n.clone(), ConsumerState::from(i)));
+                Some(states.collect())
+            }
         };
+        let state = live_states(include_state, state_interval, poll, move |name, state| ConsumerChange {
+            kind: ResourceChangeKind::State,
+            cluster_id: ID(cluster.clone()),
+            stream: stream.clone(),
+            name,
+            consumer: None,
+            state: Some(state),
+        });
         Ok(still_visible(
             ctx,
             &cluster_id,
@@ -199,7 +181,30 @@ impl StreamSubscription {
     }
 }
 
-/// How often live state is polled: `stateInterval`, at least 250 ms.
-fn every(interval: Duration) -> StdDuration {
-    StdDuration::from_nanos(interval.0.max(250_000_000) as u64)
+/// With `include`, the live state of each resource `poll` finds, when the subscription
+/// starts and whenever it changes, polled every `interval` (at least 250 ms), as the items
+/// `make` builds; without, nothing.
+fn live_states<T, C, F, Fut>(
+    include: bool,
+    interval: Duration,
+    poll: F,
+    make: impl Fn(String, T) -> C + Send + Sync + 'static,
+) -> futures::stream::BoxStream<'static, C>
+where
+    T: Clone + PartialEq + Send + 'static,
+    C: Send + 'static,
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Option<std::collections::HashMap<String, T>>> + Send + 'static,
+{
+    if !include {
+        return futures::stream::empty().boxed();
+    }
+    let every = StdDuration::from_nanos(interval.0.max(250_000_000) as u64);
+    let make = std::sync::Arc::new(make);
+    poll_changes(every, poll)
+        .flat_map(move |changed| {
+            let make = make.clone();
+            futures::stream::iter(changed.into_iter().map(move |(name, state)| make(name, state)))
+        })
+        .boxed()
 }
