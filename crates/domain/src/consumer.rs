@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::names::{check_name, check_subject, is_false, subjects_overlap};
+pub use crate::policy::{AckPolicy, DeliverPolicy, ReplayPolicy};
 use crate::stream::{ChangeOrigin, ServiceError, service_kind};
 use crate::{DomainError, ErrorKind};
 
@@ -30,17 +31,15 @@ pub struct ConsumerConfig {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// `all`, `last`, `new`, `by_start_sequence`, `by_start_time`, `last_per_subject`.
-    #[serde(default = "default_deliver")]
-    pub deliver_policy: String,
+    #[serde(default)]
+    pub deliver_policy: DeliverPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opt_start_seq: Option<u64>,
     /// RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opt_start_time: Option<String>,
-    /// `none`, `all` or `explicit`.
-    #[serde(default = "default_ack")]
-    pub ack_policy: String,
+    #[serde(default)]
+    pub ack_policy: AckPolicy,
     /// Nanoseconds.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub ack_wait: i64,
@@ -53,9 +52,8 @@ pub struct ConsumerConfig {
     pub filter_subject: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filter_subjects: Vec<String>,
-    /// `instant` or `original`.
-    #[serde(default = "default_replay")]
-    pub replay_policy: String,
+    #[serde(default)]
+    pub replay_policy: ReplayPolicy,
     /// Bits per second (push consumers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_bps: Option<u64>,
@@ -93,16 +91,6 @@ pub struct ConsumerConfig {
     pub extra: BTreeMap<String, Value>,
 }
 
-fn default_deliver() -> String {
-    "all".into()
-}
-fn default_ack() -> String {
-    "explicit".into()
-}
-fn default_replay() -> String {
-    "instant".into()
-}
-
 impl ConsumerConfig {
     pub fn durable(name: impl Into<String>) -> Self {
         serde_json::from_value(serde_json::json!({"durable_name": name.into()})).expect("defaults deserialize")
@@ -134,37 +122,20 @@ impl ConsumerConfig {
             return Err(invalid("durableName", "give the consumer a durable name"));
         }
         check_name("consumer", name).map_err(|m| invalid("durableName", m))?;
-        let one_of = |field: &'static str, v: &str, allowed: &[&str]| {
-            crate::names::check_one_of(v, allowed).map_err(|m| invalid(field, m))
-        };
-        one_of(
-            "deliverPolicy",
-            &self.deliver_policy,
-            &[
-                "all",
-                "last",
-                "new",
-                "by_start_sequence",
-                "by_start_time",
-                "last_per_subject",
-            ],
-        )?;
-        one_of("ackPolicy", &self.ack_policy, &["none", "all", "explicit"])?;
-        one_of("replayPolicy", &self.replay_policy, &["instant", "original"])?;
-        match self.deliver_policy.as_str() {
-            "by_start_sequence" if self.opt_start_seq.is_none() => {
+        match self.deliver_policy {
+            DeliverPolicy::ByStartSequence if self.opt_start_seq.is_none() => {
                 return Err(invalid(
                     "optStartSeq",
                     "deliver policy by_start_sequence needs a start sequence",
                 ));
             }
-            "by_start_time" if self.opt_start_time.is_none() => {
+            DeliverPolicy::ByStartTime if self.opt_start_time.is_none() => {
                 return Err(invalid(
                     "optStartTime",
                     "deliver policy by_start_time needs a start time",
                 ));
             }
-            "by_start_sequence" | "by_start_time" => {}
+            DeliverPolicy::ByStartSequence | DeliverPolicy::ByStartTime => {}
             other if self.opt_start_seq.is_some() || self.opt_start_time.is_some() => {
                 return Err(invalid(
                     "deliverPolicy",
@@ -600,11 +571,11 @@ mod tests {
     #[test]
     fn deliver_policies_need_their_options() {
         let mut c = ConsumerConfig::durable("c1");
-        c.deliver_policy = "by_start_sequence".into();
+        c.deliver_policy = DeliverPolicy::ByStartSequence;
         assert!(c.validate().unwrap_err().to_string().starts_with("optStartSeq"));
         c.opt_start_seq = Some(10);
         assert!(c.validate().is_ok());
-        c.deliver_policy = "all".into();
+        c.deliver_policy = DeliverPolicy::All;
         assert!(c.validate().is_err());
     }
 
@@ -632,14 +603,14 @@ mod tests {
     fn ack_policy_is_fixed() {
         let current = ConsumerConfig::durable("c1");
         let mut next = current.clone();
-        next.ack_policy = "none".into();
+        next.ack_policy = AckPolicy::None;
         assert!(
             next.check_update_from(&current)
                 .unwrap_err()
                 .to_string()
                 .starts_with("ackPolicy")
         );
-        next.ack_policy = "explicit".into();
+        next.ack_policy = AckPolicy::Explicit;
         next.description = Some("x".into());
         assert!(next.check_update_from(&current).is_ok());
     }

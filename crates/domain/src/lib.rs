@@ -11,6 +11,7 @@ pub mod digest;
 pub mod identity;
 pub mod ids;
 pub mod names;
+pub mod policy;
 pub mod secret;
 pub mod stream;
 

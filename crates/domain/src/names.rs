@@ -51,15 +51,6 @@ pub fn check_subject(subject: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// That `value` is one of `allowed`, or a message listing them.
-pub fn check_one_of(value: &str, allowed: &[&str]) -> Result<(), String> {
-    if allowed.contains(&value) {
-        Ok(())
-    } else {
-        Err(format!("'{value}' is not one of {}", allowed.join(", ")))
-    }
-}
-
 /// For `skip_serializing_if` on JetStream configuration fields.
 pub(crate) fn is_false(b: &bool) -> bool {
     !*b

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::names::{check_name, check_subject, is_false, subjects_overlap};
+pub use crate::policy::{Compression, Discard, Retention, Storage};
 use crate::{DomainError, ErrorKind};
 
 fn neg1() -> i64 {
@@ -70,9 +71,8 @@ pub struct StreamConfig {
     pub description: Option<String>,
     #[serde(default)]
     pub subjects: Vec<String>,
-    /// `limits`, `interest` or `workqueue`.
-    #[serde(default = "default_retention")]
-    pub retention: String,
+    #[serde(default)]
+    pub retention: Retention,
     #[serde(default = "neg1")]
     pub max_consumers: i64,
     #[serde(default = "neg1")]
@@ -86,14 +86,12 @@ pub struct StreamConfig {
     pub max_msgs_per_subject: i64,
     #[serde(default = "neg1")]
     pub max_msg_size: i64,
-    /// `old` or `new`.
-    #[serde(default = "default_discard")]
-    pub discard: String,
+    #[serde(default)]
+    pub discard: Discard,
     #[serde(default, skip_serializing_if = "is_false")]
     pub discard_new_per_subject: bool,
-    /// `file` or `memory`.
-    #[serde(default = "default_storage")]
-    pub storage: String,
+    #[serde(default)]
+    pub storage: Storage,
     #[serde(default = "one")]
     pub num_replicas: i64,
     /// Nanoseconds.
@@ -117,9 +115,8 @@ pub struct StreamConfig {
     pub allow_direct: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub republish: Option<Republish>,
-    /// `none` or `s2`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compression: Option<String>,
+    pub compression: Option<Compression>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_transform: Option<SubjectTransform>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -132,16 +129,6 @@ pub struct StreamConfig {
     pub subject_delete_marker_ttl: Option<i64>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
-}
-
-fn default_retention() -> String {
-    "limits".into()
-}
-fn default_discard() -> String {
-    "old".into()
-}
-fn default_storage() -> String {
-    "file".into()
 }
 
 impl StreamConfig {
@@ -184,15 +171,6 @@ impl StreamConfig {
                 "a stream is either a mirror or has sources, not both",
             ));
         }
-        let one_of = |field: &'static str, v: &str, allowed: &[&str]| {
-            crate::names::check_one_of(v, allowed).map_err(|m| invalid(field, m))
-        };
-        one_of("retention", &self.retention, &["limits", "interest", "workqueue"])?;
-        one_of("discard", &self.discard, &["old", "new"])?;
-        one_of("storage", &self.storage, &["file", "memory"])?;
-        if let Some(c) = &self.compression {
-            one_of("compression", c, &["none", "s2"])?;
-        }
         for (field, v) in [
             ("maxConsumers", self.max_consumers),
             ("maxMsgs", self.max_msgs),
@@ -210,7 +188,7 @@ impl StreamConfig {
         if !(1..=5).contains(&self.num_replicas) {
             return Err(invalid("replicas", "must be between 1 and 5"));
         }
-        if self.discard_new_per_subject && (self.discard != "new" || self.max_msgs_per_subject <= 0) {
+        if self.discard_new_per_subject && (self.discard != Discard::New || self.max_msgs_per_subject <= 0) {
             return Err(invalid(
                 "discardNewPerSubject",
                 "needs discard 'new' and a max messages per subject limit",
@@ -239,7 +217,9 @@ impl StreamConfig {
         if self.storage != current.storage {
             return fixed("storage", "the storage type");
         }
-        if self.retention != current.retention && (self.retention == "workqueue" || current.retention == "workqueue") {
+        if self.retention != current.retention
+            && (self.retention == Retention::WorkQueue || current.retention == Retention::WorkQueue)
+        {
             return fixed("retention", "retention to or from workqueue");
         }
         if self.mirror != current.mirror {
@@ -830,7 +810,7 @@ mod tests {
     #[test]
     fn storage_cannot_change() {
         let mut c = orders();
-        c.storage = "memory".into();
+        c.storage = Storage::Memory;
         let err = fw()
             .given(vec![created()])
             .when(StreamCommand::Update { config: c })

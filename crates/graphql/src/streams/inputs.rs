@@ -110,16 +110,16 @@ impl StreamConfigInput {
             c.description = Some(v).filter(|d| !d.is_empty());
         }
         if let Some(v) = self.retention {
-            c.retention = v.wire().into();
+            c.retention = v.into();
         }
         if let Some(v) = self.storage {
-            c.storage = v.wire().into();
+            c.storage = v.into();
         }
         if let Some(v) = self.discard {
-            c.discard = v.wire().into();
+            c.discard = v.into();
         }
         if let Some(v) = self.compression {
-            c.compression = Some(v.wire().into());
+            c.compression = Some(v.into());
         }
         if let Some(v) = self.max_age {
             c.max_age = v.0;
@@ -204,7 +204,7 @@ impl ConsumerConfigInput {
             c.description = Some(v).filter(|d| !d.is_empty());
         }
         if let Some(v) = self.deliver_policy {
-            c.deliver_policy = v.wire().into();
+            c.deliver_policy = v.into();
         }
         if self.opt_start_seq.is_some() {
             c.opt_start_seq = self.opt_start_seq;
@@ -213,7 +213,7 @@ impl ConsumerConfigInput {
             c.opt_start_time = Some(t.to_rfc3339());
         }
         if let Some(v) = self.ack_policy {
-            c.ack_policy = v.wire().into();
+            c.ack_policy = v.into();
         }
         if let Some(v) = self.ack_wait {
             c.ack_wait = v.0;
@@ -231,7 +231,7 @@ impl ConsumerConfigInput {
             c.filter_subjects = v;
         }
         if let Some(v) = self.replay_policy {
-            c.replay_policy = v.wire().into();
+            c.replay_policy = v.into();
         }
         if self.rate_limit_bps.is_some() {
             c.rate_limit_bps = self.rate_limit_bps.filter(|r| *r > 0);

@@ -12,33 +12,71 @@ pub use roots::{StreamMutation, StreamQuery};
 pub use subscriptions::StreamSubscription;
 pub use types::StreamPage;
 
-macro_rules! wire_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident => $wire:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-        pub enum $name { $($variant),+ }
-        impl $name {
-            pub fn wire(self) -> &'static str {
-                match self { $(Self::$variant => $wire),+ }
-            }
-            pub fn from_wire(s: &str) -> Option<Self> {
-                match s { $($wire => Some(Self::$variant),)+ _ => None }
-            }
-        }
-    };
+/// What a stream keeps.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "jsc_domain::policy::Retention")]
+pub enum RetentionPolicy {
+    /// Until a limit (messages, bytes, age) is reached.
+    Limits,
+    /// While a consumer is interested.
+    Interest,
+    /// Until a consumer acknowledges it.
+    WorkQueue,
 }
 
-wire_enum!(RetentionPolicy { Limits => "limits", Interest => "interest", WorkQueue => "workqueue" });
-wire_enum!(StorageType { File => "file", Memory => "memory" });
-wire_enum!(DiscardPolicy { Old => "old", New => "new" });
-wire_enum!(Compression { None => "none", S2 => "s2" });
-wire_enum!(DeliverPolicy {
-    All => "all",
-    Last => "last",
-    New => "new",
-    ByStartSequence => "by_start_sequence",
-    ByStartTime => "by_start_time",
-    LastPerSubject => "last_per_subject",
-});
-wire_enum!(AckPolicy { None => "none", All => "all", Explicit => "explicit" });
-wire_enum!(ReplayPolicy { Instant => "instant", Original => "original" });
+/// Where a stream keeps its messages.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "jsc_domain::policy::Storage")]
+pub enum StorageType {
+    File,
+    Memory,
+}
+
+/// What a full stream drops.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "jsc_domain::policy::Discard")]
+pub enum DiscardPolicy {
+    /// The oldest messages.
+    Old,
+    /// The new message (the publish fails).
+    New,
+}
+
+/// How a stream compresses its file storage.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "jsc_domain::policy::Compression")]
+pub enum Compression {
+    None,
+    S2,
+}
+
+/// Where a consumer starts.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "jsc_domain::policy::DeliverPolicy")]
+pub enum DeliverPolicy {
+    All,
+    Last,
+    New,
+    ByStartSequence,
+    ByStartTime,
+    LastPerSubject,
+}
+
+/// How a consumer's messages are acknowledged.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "jsc_domain::policy::AckPolicy")]
+pub enum AckPolicy {
+    None,
+    /// Acknowledging one acknowledges every message before it.
+    All,
+    Explicit,
+}
+
+/// How fast a consumer replays stored messages.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "jsc_domain::policy::ReplayPolicy")]
+pub enum ReplayPolicy {
+    Instant,
+    /// At the pace they were stored.
+    Original,
+}

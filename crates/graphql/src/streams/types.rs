@@ -61,11 +61,11 @@ impl StreamConfigOut {
     async fn subjects(&self) -> &[String] {
         &self.0.subjects
     }
-    async fn retention(&self) -> Option<RetentionPolicy> {
-        RetentionPolicy::from_wire(&self.0.retention)
+    async fn retention(&self) -> RetentionPolicy {
+        self.0.retention.into()
     }
-    async fn storage(&self) -> Option<StorageType> {
-        StorageType::from_wire(&self.0.storage)
+    async fn storage(&self) -> StorageType {
+        self.0.storage.into()
     }
     async fn replicas(&self) -> i64 {
         self.0.num_replicas
@@ -88,8 +88,8 @@ impl StreamConfigOut {
     async fn max_msg_size(&self) -> i64 {
         self.0.max_msg_size
     }
-    async fn discard(&self) -> Option<DiscardPolicy> {
-        DiscardPolicy::from_wire(&self.0.discard)
+    async fn discard(&self) -> DiscardPolicy {
+        self.0.discard.into()
     }
     async fn discard_new_per_subject(&self) -> bool {
         self.0.discard_new_per_subject
@@ -98,11 +98,7 @@ impl StreamConfigOut {
         Duration(self.0.duplicate_window)
     }
     async fn compression(&self) -> Compression {
-        self.0
-            .compression
-            .as_deref()
-            .and_then(Compression::from_wire)
-            .unwrap_or(Compression::None)
+        self.0.compression.unwrap_or_default().into()
     }
     async fn allow_direct(&self) -> bool {
         self.0.allow_direct
@@ -159,8 +155,8 @@ impl ConsumerConfigOut {
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
     }
-    async fn deliver_policy(&self) -> Option<DeliverPolicy> {
-        DeliverPolicy::from_wire(&self.0.deliver_policy)
+    async fn deliver_policy(&self) -> DeliverPolicy {
+        self.0.deliver_policy.into()
     }
     async fn opt_start_seq(&self) -> Option<u64> {
         self.0.opt_start_seq
@@ -168,8 +164,8 @@ impl ConsumerConfigOut {
     async fn opt_start_time(&self) -> Option<&str> {
         self.0.opt_start_time.as_deref()
     }
-    async fn ack_policy(&self) -> Option<AckPolicy> {
-        AckPolicy::from_wire(&self.0.ack_policy)
+    async fn ack_policy(&self) -> AckPolicy {
+        self.0.ack_policy.into()
     }
     async fn ack_wait(&self) -> Duration {
         Duration(self.0.ack_wait)
@@ -188,8 +184,8 @@ impl ConsumerConfigOut {
             .cloned()
             .collect()
     }
-    async fn replay_policy(&self) -> Option<ReplayPolicy> {
-        ReplayPolicy::from_wire(&self.0.replay_policy)
+    async fn replay_policy(&self) -> ReplayPolicy {
+        self.0.replay_policy.into()
     }
     async fn rate_limit_bps(&self) -> Option<u64> {
         self.0.rate_limit_bps
