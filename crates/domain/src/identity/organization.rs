@@ -1,0 +1,300 @@
+//! Organizations: members with a role, teams, and per-cluster grants to teams.
+
+use super::*;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Team {
+    pub name: String,
+    pub members: BTreeSet<String>,
+    /// Roles the team's members get on single clusters of the organization.
+    pub clusters: BTreeMap<String, Role>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    pub created: bool,
+    pub members: BTreeMap<String, Role>,
+    pub teams: BTreeMap<String, Team>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrganizationCommand {
+    Create {
+        id: String,
+        name: String,
+    },
+    SetMember {
+        user_id: String,
+        role: Role,
+    },
+    RemoveMember {
+        user_id: String,
+    },
+    CreateTeam {
+        team_id: String,
+        name: String,
+    },
+    DeleteTeam {
+        team_id: String,
+    },
+    AddTeamMember {
+        team_id: String,
+        user_id: String,
+    },
+    RemoveTeamMember {
+        team_id: String,
+        user_id: String,
+    },
+    SetTeamClusterRole {
+        team_id: String,
+        cluster_id: String,
+        role: Option<Role>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrganizationEvent {
+    Created {
+        id: String,
+        name: String,
+    },
+    MemberSet {
+        user_id: String,
+        role: Role,
+        previous: Option<Role>,
+    },
+    MemberRemoved {
+        user_id: String,
+        role: Role,
+    },
+    TeamCreated {
+        team_id: String,
+        name: String,
+    },
+    TeamDeleted {
+        team_id: String,
+        name: String,
+    },
+    TeamMemberAdded {
+        team_id: String,
+        user_id: String,
+    },
+    TeamMemberRemoved {
+        team_id: String,
+        user_id: String,
+    },
+    TeamClusterRoleSet {
+        team_id: String,
+        cluster_id: String,
+        role: Option<Role>,
+        previous: Option<Role>,
+    },
+}
+
+impl DomainEvent for OrganizationEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::Created { .. } => "OrganizationCreated",
+            Self::MemberSet { .. } => "OrganizationMemberSet",
+            Self::MemberRemoved { .. } => "OrganizationMemberRemoved",
+            Self::TeamCreated { .. } => "TeamCreated",
+            Self::TeamDeleted { .. } => "TeamDeleted",
+            Self::TeamMemberAdded { .. } => "TeamMemberAdded",
+            Self::TeamMemberRemoved { .. } => "TeamMemberRemoved",
+            Self::TeamClusterRoleSet { .. } => "TeamClusterRoleSet",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
+
+impl Organization {
+    fn live(&self) -> Result<(), IdentityError> {
+        if self.created {
+            Ok(())
+        } else {
+            Err(IdentityError::NotFound("organization"))
+        }
+    }
+
+    fn team(&self, team_id: &str) -> Result<&Team, IdentityError> {
+        self.teams.get(team_id).ok_or(IdentityError::NotFound("team"))
+    }
+
+    fn owners(&self) -> usize {
+        self.members.values().filter(|r| **r == Role::Owner).count()
+    }
+
+    /// The highest role `user_id` has on `cluster_id`: the organization role, raised by
+    /// any team grant for that cluster. `None` for a non-member.
+    pub fn cluster_role(&self, user_id: &str, cluster_id: &str) -> Option<Role> {
+        let base = *self.members.get(user_id)?;
+        let granted = self
+            .teams
+            .values()
+            .filter(|t| t.members.contains(user_id))
+            .filter_map(|t| t.clusters.get(cluster_id).copied())
+            .max();
+        Some(granted.map_or(base, |g| g.max(base)))
+    }
+}
+
+impl Aggregate for Organization {
+    const TYPE: &'static str = "organization";
+    type Command = OrganizationCommand;
+    type Event = OrganizationEvent;
+    type Error = IdentityError;
+    type Services = ();
+
+    async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), Self::Error> {
+        use OrganizationCommand as C;
+        use OrganizationEvent as E;
+        let event = match command {
+            C::Create { id, name } => {
+                if self.created {
+                    return Err(IdentityError::Conflict(format!("organization '{id}' already exists")));
+                }
+                E::Created {
+                    id,
+                    name: normalize_display_name("name", &name)?,
+                }
+            }
+            C::SetMember { user_id, role } => {
+                self.live()?;
+                let previous = self.members.get(&user_id).copied();
+                if previous == Some(role) {
+                    return Ok(());
+                }
+                if previous == Some(Role::Owner) && self.owners() == 1 {
+                    return Err(IdentityError::Conflict(
+                        "this is the organization's last owner; make someone else owner first".into(),
+                    ));
+                }
+                E::MemberSet {
+                    user_id,
+                    role,
+                    previous,
+                }
+            }
+            C::RemoveMember { user_id } => {
+                self.live()?;
+                let role = *self.members.get(&user_id).ok_or(IdentityError::NotFound("member"))?;
+                if role == Role::Owner && self.owners() == 1 {
+                    return Err(IdentityError::Conflict(
+                        "this is the organization's last owner; make someone else owner first".into(),
+                    ));
+                }
+                E::MemberRemoved { user_id, role }
+            }
+            C::CreateTeam { team_id, name } => {
+                self.live()?;
+                let name = normalize_display_name("name", &name)?;
+                if self.teams.values().any(|t| t.name.eq_ignore_ascii_case(&name)) {
+                    return Err(invalid("name", format!("a team named '{name}' already exists")));
+                }
+                E::TeamCreated { team_id, name }
+            }
+            C::DeleteTeam { team_id } => {
+                self.live()?;
+                let name = self.team(&team_id)?.name.clone();
+                E::TeamDeleted { team_id, name }
+            }
+            C::AddTeamMember { team_id, user_id } => {
+                self.live()?;
+                if !self.members.contains_key(&user_id) {
+                    return Err(IdentityError::NotFound("member"));
+                }
+                if self.team(&team_id)?.members.contains(&user_id) {
+                    return Ok(());
+                }
+                E::TeamMemberAdded { team_id, user_id }
+            }
+            C::RemoveTeamMember { team_id, user_id } => {
+                self.live()?;
+                if !self.team(&team_id)?.members.contains(&user_id) {
+                    return Err(IdentityError::NotFound("team member"));
+                }
+                E::TeamMemberRemoved { team_id, user_id }
+            }
+            C::SetTeamClusterRole {
+                team_id,
+                cluster_id,
+                role,
+            } => {
+                self.live()?;
+                let previous = self.team(&team_id)?.clusters.get(&cluster_id).copied();
+                if previous == role {
+                    return Ok(());
+                }
+                E::TeamClusterRoleSet {
+                    team_id,
+                    cluster_id,
+                    role,
+                    previous,
+                }
+            }
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        use OrganizationEvent as E;
+        match event {
+            E::Created { id, name } => {
+                self.id = id;
+                self.name = name;
+                self.created = true;
+            }
+            E::MemberSet { user_id, role, .. } => {
+                self.members.insert(user_id, role);
+            }
+            E::MemberRemoved { user_id, .. } => {
+                self.members.remove(&user_id);
+                for t in self.teams.values_mut() {
+                    t.members.remove(&user_id);
+                }
+            }
+            E::TeamCreated { team_id, name } => {
+                self.teams.insert(
+                    team_id,
+                    Team {
+                        name,
+                        ..Default::default()
+                    },
+                );
+            }
+            E::TeamDeleted { team_id, .. } => {
+                self.teams.remove(&team_id);
+            }
+            E::TeamMemberAdded { team_id, user_id } => {
+                if let Some(t) = self.teams.get_mut(&team_id) {
+                    t.members.insert(user_id);
+                }
+            }
+            E::TeamMemberRemoved { team_id, user_id } => {
+                if let Some(t) = self.teams.get_mut(&team_id) {
+                    t.members.remove(&user_id);
+                }
+            }
+            E::TeamClusterRoleSet {
+                team_id,
+                cluster_id,
+                role,
+                ..
+            } => {
+                if let Some(t) = self.teams.get_mut(&team_id) {
+                    match role {
+                        Some(r) => t.clusters.insert(cluster_id, r),
+                        None => t.clusters.remove(&cluster_id),
+                    };
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Users: an account with a sealed password hash, which can be disabled.
+
+use super::*;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct User {
+    pub id: String,
+    pub registered: bool,
+    pub email: String,
+    pub name: String,
+    /// The argon2 hash of the password, sealed.
+    pub password: Option<Sealed>,
+    pub disabled: bool,
+    /// Sessions and tokens issued before this moment are no longer valid (password change).
+    pub sessions_valid_after: Option<DateTime<Utc>>,
+}
+
+/// An account as registered (the command's input, and the event once normalized).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewUser {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    /// The argon2 hash of the password, sealed.
+    pub password: Sealed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserCommand {
+    Register(NewUser),
+    ChangePassword { password: Sealed },
+    Disable,
+    Enable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserEvent {
+    Registered(NewUser),
+    PasswordChanged { password: Sealed, at: DateTime<Utc> },
+    Disabled,
+    Enabled,
+}
+
+impl DomainEvent for UserEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::Registered { .. } => "UserRegistered",
+            Self::PasswordChanged { .. } => "UserPasswordChanged",
+            Self::Disabled => "UserDisabled",
+            Self::Enabled => "UserEnabled",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
+
+impl Aggregate for User {
+    const TYPE: &'static str = "user";
+    type Command = UserCommand;
+    type Event = UserEvent;
+    type Error = IdentityError;
+    type Services = ();
+
+    async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), Self::Error> {
+        let event = match command {
+            UserCommand::Register(new) => {
+                if self.registered {
+                    return Err(IdentityError::Conflict("the user already exists".into()));
+                }
+                UserEvent::Registered(NewUser {
+                    email: normalize_email(&new.email)?,
+                    name: normalize_display_name("name", &new.name)?,
+                    ..new
+                })
+            }
+            other => {
+                if !self.registered {
+                    return Err(IdentityError::NotFound("user"));
+                }
+                match other {
+                    UserCommand::ChangePassword { password } => UserEvent::PasswordChanged {
+                        password,
+                        at: Utc::now(),
+                    },
+                    UserCommand::Disable if self.disabled => return Ok(()),
+                    UserCommand::Disable => UserEvent::Disabled,
+                    UserCommand::Enable if !self.disabled => return Ok(()),
+                    UserCommand::Enable => UserEvent::Enabled,
+                    UserCommand::Register(_) => unreachable!("handled above"),
+                }
+            }
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            UserEvent::Registered(new) => {
+                self.id = new.id;
+                self.email = new.email;
+                self.name = new.name;
+                self.password = Some(new.password);
+                self.registered = true;
+            }
+            UserEvent::PasswordChanged { password, at } => {
+                self.password = Some(password);
+                self.sessions_valid_after = Some(at);
+            }
+            UserEvent::Disabled => self.disabled = true,
+            UserEvent::Enabled => self.disabled = false,
+        }
+    }
+}
