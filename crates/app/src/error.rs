@@ -135,7 +135,7 @@ impl Error {
                 )
             }
             jsc_eventstore::Error::Nats(detail) => {
-                tracing::warn!(%correlation_id, error = %detail, "event store unavailable");
+                tracing::warn!(%correlation_id, error = %Chain(detail.as_ref()), "event store unavailable");
                 Self::unavailable("the console's NATS server is unreachable; nothing was changed, retry later")
             }
             other => Self::internal(&other, correlation_id),

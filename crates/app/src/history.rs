@@ -261,7 +261,7 @@ impl Console {
         self.audit
             .query(&filter, first, before)
             .await
-            .map_err(|e| Error::internal(e.as_ref(), caller.correlation_id()))
+            .map_err(|e| Error::internal(&e, caller.correlation_id()))
     }
 
     /// Every new event matching `filter` as it is appended, from `from_sequence` if given
@@ -321,7 +321,7 @@ impl Console {
             .audit
             .export(&filter, format, sink, &mut |_, _| {})
             .await
-            .map_err(|e| Error::internal(e.as_ref(), correlation))?;
+            .map_err(|e| Error::internal(&e, correlation))?;
         let bytes = self
             .audit
             .store

@@ -39,15 +39,16 @@ pub enum Error {
     /// JetStream refused the append for a reason other than a conflict.
     #[error("JetStream refused the append: {description} (error code {code})")]
     Rejected { code: u64, description: String },
-    #[error("NATS error: {0}")]
-    Nats(String),
+    /// NATS failed or answered unexpectedly; the source says how.
+    #[error("the event store's NATS failed: {0}")]
+    Nats(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("malformed event at stream sequence {sequence}: {reason}")]
     Malformed { sequence: u64, reason: String },
 }
 
 impl Error {
-    pub(crate) fn nats(e: impl std::fmt::Display) -> Self {
-        Self::Nats(e.to_string())
+    pub(crate) fn nats(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Nats(e.into())
     }
 }
 

@@ -57,7 +57,7 @@ impl EventReader {
         if self.client.connection_state() == async_nats::connection::State::Connected {
             Ok(())
         } else {
-            Err(Error::Nats("not connected to the console's NATS server".into()))
+            Err(Error::nats("not connected to the console's NATS server"))
         }
     }
 
@@ -76,7 +76,7 @@ impl EventReader {
             let msg = tokio::time::timeout(READ_TIMEOUT, sub.next())
                 .await
                 .map_err(|_| Error::Timeout)?
-                .ok_or_else(|| Error::Nats("subscription closed during a direct get".into()))?;
+                .ok_or_else(|| Error::nats("subscription closed during a direct get"))?;
             match msg.status.map(|s| s.as_u16()) {
                 // End of batch: pending tells whether another batch is needed.
                 Some(204) => {
@@ -85,13 +85,13 @@ impl EventReader {
                 }
                 Some(404) => return Ok((out, false)),
                 Some(503) => {
-                    return Err(Error::Nats(format!(
+                    return Err(Error::nats(format!(
                         "stream {} is not available (no responders)",
                         self.stream
                     )));
                 }
                 Some(code) if code >= 300 => {
-                    return Err(Error::Nats(format!(
+                    return Err(Error::nats(format!(
                         "direct get failed: {code} {}",
                         msg.description.unwrap_or_default()
                     )));

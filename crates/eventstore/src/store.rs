@@ -214,7 +214,7 @@ impl JetStreamEventStore {
                 tracing::info!(stream = %self.config.stream, "created the event stream");
                 Ok(())
             }
-            Err(e) => Err(Error::Nats(format!(
+            Err(e) => Err(Error::nats(format!(
                 "cannot reach the event stream {} (is JetStream enabled on the home NATS?): {e}",
                 self.config.stream
             ))),
@@ -337,7 +337,7 @@ impl JetStreamEventStore {
                 .map_err(|_| Error::Timeout)?
                 .map_err(|e| match e.kind() {
                     async_nats::RequestErrorKind::TimedOut => Error::Timeout,
-                    async_nats::RequestErrorKind::NoResponders => Error::Nats(format!(
+                    async_nats::RequestErrorKind::NoResponders => Error::nats(format!(
                         "no stream listens on {subject}; is the event stream {} there?",
                         self.config.stream
                     )),
@@ -347,8 +347,7 @@ impl JetStreamEventStore {
             }
         }
         let reply = last.expect("at least one record");
-        let ack: AckBody =
-            serde_json::from_slice(&reply.payload).map_err(|e| Error::Nats(format!("unreadable publish ack: {e}")))?;
+        let ack: AckBody = serde_json::from_slice(&reply.payload).map_err(Error::nats)?;
         if let Some(err) = ack.error {
             if CONFLICT_CODES.contains(&err.err_code) {
                 return Err(Error::Conflict);

@@ -81,8 +81,8 @@ where
         });
         match tokio::time::timeout(Duration::from_secs(30), loaded_rx).await {
             Ok(Ok(())) => Ok(cache),
-            Ok(Err(_)) => Err(Error::Nats(format!("the watch on {bucket} stopped before it loaded"))),
-            Err(_) => Err(Error::Nats(format!("loading the view {bucket} took longer than 30s"))),
+            Ok(Err(_)) => Err(Error::nats(format!("the watch on {bucket} stopped before it loaded"))),
+            Err(_) => Err(Error::nats(format!("loading the view {bucket} took longer than 30s"))),
         }
     }
 
@@ -141,7 +141,7 @@ where
                 }
             }
         }
-        Err(Error::Nats("the watch ended".into()))
+        Err(Error::nats("the watch ended"))
     }
 
     /// After the initial pass: anything cached but not seen was deleted meanwhile.

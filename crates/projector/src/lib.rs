@@ -23,10 +23,13 @@ pub use runtime::{BucketDiff, ProjectionStatus, Projector, Runnable, ensure_buck
 /// The key under which a view bucket records the last stream sequence applied.
 pub const CHECKPOINT_KEY: &str = "_checkpoint";
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("NATS error: {0}")]
-    Nats(String),
+    /// The home NATS failed or answered unexpectedly; the source says how.
+    #[error("the console's NATS failed: {0}")]
+    Nats(#[source] BoxError),
     #[error("projection {projection} cannot apply the event at stream sequence {sequence}: {reason}")]
     Apply {
         projection: String,
@@ -38,8 +41,8 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn nats(e: impl std::fmt::Display) -> Self {
-        Self::Nats(e.to_string())
+    pub(crate) fn nats(e: impl Into<BoxError>) -> Self {
+        Self::Nats(e.into())
     }
 }
 

@@ -256,7 +256,7 @@ impl Projector {
                 c = chunks.next() => c,
             };
             let Some(chunk) = chunk else {
-                return Err(Error::Nats("the projections' message stream ended".into()));
+                return Err(Error::nats("the projections' message stream ended"));
             };
             let mut batch = Vec::with_capacity(chunk.len());
             for m in chunk {
@@ -339,7 +339,7 @@ impl Projector {
                 c = chunks.next() => c,
             };
             let Some(chunk) = chunk else {
-                return Err(Error::Nats("the projection's message stream ended".into()));
+                return Err(Error::nats("the projection's message stream ended"));
             };
             let mut batch = Vec::with_capacity(chunk.len());
             for m in chunk {
