@@ -3,51 +3,21 @@
 
 use async_nats::jetstream;
 use base64::Engine;
-use futures::StreamExt;
 use jsc_eventstore::verify::sha256_hex;
-use jsc_testkit::TestApp;
+use jsc_testkit::{TestApp, cli};
 use serde_json::{Value, json};
-
-/// Runs the CLI with `args`; returns (exit code, stdout, stderr).
-use jsc_testkit::cli;
 
 /// Some history: two clusters, one of them changed three times.
 async fn some_history(app: &TestApp) -> String {
-    let reg = "mutation($n: String!) { registerCluster(input: {name: $n, urls: [\"nats://127.0.0.1:4222\"]}) { id } }";
-    let id = app.data(reg, json!({"n": "a"})).await["registerCluster"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    app.data(reg, json!({"n": "b"})).await;
-    for d in ["one", "two", "three"] {
-        app.data(
-            "mutation($id: ID!, $d: String!) { updateCluster(id: $id, input: {description: $d}) { id } }",
-            json!({"id": id, "d": d}),
-        )
+    let id = app
+        .register_cluster(json!({"name": "a", "urls": ["nats://127.0.0.1:4222"]}))
         .await;
+    app.register_cluster(json!({"name": "b", "urls": ["nats://127.0.0.1:4222"]}))
+        .await;
+    for d in ["one", "two", "three"] {
+        app.update_cluster(&id, json!({"description": d})).await;
     }
     id
-}
-
-/// Every message of CONSOLE_EVENTS, in order: (headers, body).
-async fn raw_events(app: &TestApp) -> Vec<(async_nats::HeaderMap, Vec<u8>)> {
-    let js = jetstream::new(app.nats.client().await);
-    let mut stream = js.get_stream("CONSOLE_EVENTS").await.unwrap();
-    let last = stream.info().await.unwrap().state.last_sequence;
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
-    let mut out = Vec::new();
-    while let Some(m) = messages.next().await {
-        let m = m.unwrap();
-        out.push((m.headers.clone().unwrap_or_default(), m.payload.to_vec()));
-        if m.info().unwrap().stream_sequence == last {
-            break;
-        }
-    }
-    out
 }
 
 /// Copies the events into stream `name` (as an auditor would to examine them), letting
@@ -57,8 +27,8 @@ async fn copy_into(
     name: &str,
     mut edit: impl FnMut(usize, &mut async_nats::HeaderMap, &mut Vec<u8>) -> bool,
 ) {
-    let events = raw_events(app).await;
-    let js = jetstream::new(app.nats.client().await);
+    let events = app.raw_events().await;
+    let js = app.nats.jetstream().await;
     js.create_stream(jetstream::stream::Config {
         name: name.into(),
         subjects: vec![format!("{}.>", name.to_lowercase())],
@@ -66,19 +36,19 @@ async fn copy_into(
     })
     .await
     .unwrap();
-    for (i, (mut headers, mut body)) in events.into_iter().enumerate() {
-        if !edit(i, &mut headers, &mut body) {
+    for (i, mut event) in events.into_iter().enumerate() {
+        if !edit(i, &mut event.headers, &mut event.payload) {
             continue;
         }
         let mut h = async_nats::HeaderMap::new();
-        for (k, values) in headers.iter() {
+        for (k, values) in event.headers.iter() {
             if !k.to_string().starts_with("Nats-") {
                 for v in values {
                     h.append(k.clone(), v.clone());
                 }
             }
         }
-        js.publish_with_headers(format!("{}.{i}", name.to_lowercase()), h, body.into())
+        js.publish_with_headers(format!("{}.{i}", name.to_lowercase()), h, event.payload.into())
             .await
             .unwrap()
             .await
@@ -163,8 +133,7 @@ async fn a_gap_is_found() {
 
     // A message deleted from a stream leaves a hole in its sequences.
     copy_into(&app, "HOLED", |_, _, _| true).await;
-    let js = jetstream::new(app.nats.client().await);
-    let holed = js.get_stream("HOLED").await.unwrap();
+    let holed = app.nats.jetstream().await.get_stream("HOLED").await.unwrap();
     holed.delete_message(b + 2).await.unwrap();
     // The last one too: verify must still end, and say so.
     holed.delete_message(b + 5).await.unwrap();
@@ -248,48 +217,22 @@ print(json.dumps({"files": files, "rows": rows, "sequences": seqs, "summaries": 
 
 /// Registers a cluster (`fields` of its input besides the URL) and changes it six times:
 /// seven events. Returns its id.
-async fn seven_events(app: &TestApp, fields: &str) -> String {
-    let id = app
-        .data(
-            &format!(
-                "mutation {{ registerCluster(input: {{ {fields}, urls: [\"nats://127.0.0.1:4222\"] }}) {{ id }} }}"
-            ),
-            json!({}),
-        )
-        .await["registerCluster"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+async fn seven_events(app: &TestApp, mut fields: Value) -> String {
+    fields["urls"] = json!(["nats://127.0.0.1:4222"]);
+    let id = app.register_cluster(fields).await;
     for i in 0..6 {
-        app.data(
-            "mutation($id: ID!, $d: String!) { updateCluster(id: $id, input: {description: $d}) { id } }",
-            json!({"id": id, "d": format!("d{i}")}),
-        )
-        .await;
+        app.update_cluster(&id, json!({"description": format!("d{i}")})).await;
     }
     id
 }
 
+/// Waits until the audit writer has flushed at least `at_least` events to files (it
+/// creates its state bucket as it starts).
 async fn wait_flushed(app: &TestApp, at_least: u64) {
-    let js = jetstream::new(app.nats.client().await);
-    let kv = loop {
-        // The writer creates its state bucket as it starts.
-        if let Ok(kv) = js.get_key_value("audit_state").await {
-            break kv;
-        }
-        tokio::task::yield_now().await;
-    };
-    let mut watch = kv.watch_with_history("flushed").await.unwrap();
-    let wait = async {
-        while let Some(Ok(e)) = watch.next().await {
-            if String::from_utf8_lossy(&e.value).parse::<u64>().unwrap_or(0) >= at_least {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(15), wait)
-        .await
-        .expect("the audit writer flushed in time");
+    app.wait_kv("audit_state", "flushed", |v| {
+        v.and_then(Value::as_u64).unwrap_or(0) >= at_least
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -301,7 +244,7 @@ async fn the_parquet_audit_table_is_read_by_pyarrow() {
     .await;
     let id = seven_events(
         &app,
-        "name: \"audited\", auth: {kind: TOKEN, token: \"tok-audit-secret\"}",
+        json!({"name": "audited", "auth": {"kind": "TOKEN", "token": "tok-audit-secret"}}),
     )
     .await;
     // After the owner's first events come the seven; files hold three rows each.
@@ -383,7 +326,7 @@ async fn the_trail_shows_written_and_unwritten_events_newest_first() {
         c.audit_max_age = std::time::Duration::from_secs(3600);
     })
     .await;
-    let id = seven_events(&app, "name: \"trail\"").await;
+    let id = seven_events(&app, json!({"name": "trail"})).await;
     let total = app.baseline + 7;
     wait_flushed(&app, total / 3 * 3).await;
     // Most events are in Parquet files, the last ones only in the stream: all are there.
@@ -423,10 +366,10 @@ async fn trail_filters_and_pagination_over_thousands_of_events_and_several_days(
     let mut app = TestApp::spawn_with(nats, tweak.clone()).await;
 
     // 2,400 events over three days, ten clusters, two people.
-    let store = jsc_eventstore::JetStreamEventStore::open(app.nats.client().await, Default::default())
+    let store = jsc_eventstore::JetStreamEventStore::open(app.nats.client().await, app.event_config().clone())
         .await
         .unwrap();
-    let js = jetstream::new(app.nats.client().await);
+    let js = app.nats.jetstream().await;
     let day0 = Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap();
     let mut expected: Vec<Expected> = Vec::new();
     let mut versions = [0usize; 10];
@@ -574,16 +517,9 @@ async fn audit_events_streams_the_live_trail() {
         )
         .await;
     // Another cluster's change is filtered out; this one's arrives.
-    app.data(
-        "mutation { registerCluster(input: {name: \"other\", urls: [\"nats://127.0.0.1:4222\"]}) { id } }",
-        json!({}),
-    )
-    .await;
-    app.data(
-        "mutation($id: ID!) { updateCluster(id: $id, input: {description: \"live\"}) { id } }",
-        json!({"id": id}),
-    )
-    .await;
+    app.register_cluster(json!({"name": "other", "urls": ["nats://127.0.0.1:4222"]}))
+        .await;
+    app.update_cluster(&id, json!({"description": "live"})).await;
     let e = sub.next_data().await;
     assert_eq!(e["auditEvents"]["sequence"], last + 2);
     assert_eq!(e["auditEvents"]["eventType"], "ClusterUpdated");
@@ -603,8 +539,8 @@ async fn jsconsole_audit_export_writes_jsonl_csv_and_parquet() {
         c.audit_max_age = std::time::Duration::from_secs(3600);
     })
     .await;
-    let id = seven_events(&app, "name: \"exported\"").await;
-    seven_events(&app, "name: \"other\"").await;
+    let id = seven_events(&app, json!({"name": "exported"})).await;
+    seven_events(&app, json!({"name": "other"})).await;
     wait_flushed(&app, 12).await; // 12 in files, 2 still in the tail
     let audit_dir = app.data_dir.path().join("audit-store");
     let out = tempfile::tempdir().unwrap();
@@ -683,17 +619,17 @@ async fn export_audit_over_graphql_gives_a_signed_link() {
         .clone();
     assert_eq!(export["rows"], app.baseline + 5);
     let url = export["url"].as_str().unwrap();
-    let res = app.http.get(app.url(url)).send().await.unwrap();
+    let res = app.get(url).await;
     assert_eq!(res.status(), 200);
     let body = res.text().await.unwrap();
     assert_eq!(body.len() as u64, export["bytes"].as_u64().unwrap());
     assert_eq!(body.lines().count() as u64, app.baseline + 5);
     // A link with another signature, or another expiry, opens nothing.
     let forged = url.replace("signature=", "signature=00");
-    let res = app.http.get(app.url(&forged)).send().await.unwrap();
+    let res = app.get(&forged).await;
     assert_eq!(res.status(), 403);
     let err: Value = res.json().await.unwrap();
-    assert_eq!(err["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    assert_eq!(jsc_testkit::code(&err), "FORBIDDEN");
     let (path, query) = url.split_once('?').unwrap();
     let later = query
         .split('&')
@@ -706,9 +642,9 @@ async fn export_audit_over_graphql_gives_a_signed_link() {
         })
         .collect::<Vec<_>>()
         .join("&");
-    let res = app.http.get(app.url(&format!("{path}?{later}"))).send().await.unwrap();
+    let res = app.get(&format!("{path}?{later}")).await;
     assert_eq!(res.status(), 403);
-    let res = app.http.get(app.url(path)).send().await.unwrap();
+    let res = app.get(path).await;
     assert_eq!(res.status(), 403, "no link, no file");
 }
 
@@ -720,7 +656,7 @@ async fn small_files_of_a_day_are_compacted_without_losing_or_doubling_a_row() {
         c.audit_max_age = std::time::Duration::from_secs(3600);
     })
     .await;
-    seven_events(&app, "name: \"compact\"").await;
+    seven_events(&app, json!({"name": "compact"})).await;
     let total = app.baseline + 7;
     let flushed = total / 2 * 2;
     wait_flushed(&app, flushed).await;
@@ -753,7 +689,7 @@ async fn the_audit_table_goes_to_an_s3_compatible_store_by_url() {
         c.audit_max_age = std::time::Duration::from_secs(3600);
     })
     .await;
-    seven_events(&app, "name: \"in-s3\"").await;
+    seven_events(&app, json!({"name": "in-s3"})).await;
     let total = app.baseline + 7;
     let flushed = total / 3 * 3;
     wait_flushed(&app, flushed).await;
@@ -787,15 +723,7 @@ async fn the_audit_table_goes_to_an_s3_compatible_store_by_url() {
         .await["exportAudit"]
         .clone();
     assert_eq!(export["rows"], total);
-    let body = app
-        .http
-        .get(app.url(export["url"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = app.get(export["url"].as_str().unwrap()).await.text().await.unwrap();
     assert_eq!(body.lines().count() as u64, total + 1, "a header and a row per event");
     assert_eq!(s3.keys("audit", "console-a/exports/").await.len(), 1);
     assert!(

@@ -2,9 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use jsc_eventstore::EventReader;
 use jsc_testkit::{NatsServer, TestApp};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const REGISTER: &str = r#"mutation($input: RegisterClusterInput!) {
   registerCluster(input: $input) { id name urls tags description version auth { kind username } tls { required hasClientKey } }
@@ -13,19 +12,6 @@ const REGISTER: &str = r#"mutation($input: RegisterClusterInput!) {
 const TEST: &str = r#"mutation($id: ID!) {
   testClusterConnection(id: $id) { ok serverVersion serverName jetstream rttMs error account { streams consumers storage memory maxStorage maxStreams } }
 }"#;
-
-async fn register(app: &TestApp, input: Value) -> Value {
-    app.data(REGISTER, json!({"input": input})).await["registerCluster"].clone()
-}
-
-/// Every event of the console, read straight from the stream with async-nats.
-/// The events written since the console started and its owner signed in.
-async fn all_events(app: &TestApp) -> Vec<jsc_eventstore::EventRecord> {
-    EventReader::new(app.nats.client().await, "CONSOLE_EVENTS")
-        .read_range("es.>", app.baseline + 1, None)
-        .await
-        .unwrap()
-}
 
 #[tokio::test]
 async fn a_new_user_registers_tests_watches_updates_and_removes_a_cluster() {
@@ -103,10 +89,7 @@ async fn a_new_user_registers_tests_watches_updates_and_removes_a_cluster() {
     assert_eq!(change["clusterChanged"]["cluster"]["version"], 3);
 
     // Remove it: gone from the list, and the subscriber hears it.
-    let removed = app
-        .data("mutation($id: ID!) { removeCluster(id: $id) }", json!({"id": id}))
-        .await;
-    assert_eq!(removed["removeCluster"], id.as_str());
+    assert_eq!(app.remove_cluster(&id).await, id);
     let change = sub.next_data().await;
     assert_eq!(change["clusterChanged"]["kind"], "REMOVED");
     assert!(change["clusterChanged"]["cluster"].is_null());
@@ -114,7 +97,7 @@ async fn a_new_user_registers_tests_watches_updates_and_removes_a_cluster() {
     assert_eq!(list["clusters"], json!([]));
 
     // Each step is an event in the stream, with its metadata.
-    let events = all_events(&app).await;
+    let events = app.events_since(app.baseline).await;
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
         types,
@@ -143,7 +126,13 @@ async fn a_new_user_registers_tests_watches_updates_and_removes_a_cluster() {
 #[tokio::test]
 async fn legacy_graphql_ws_subscriptions_see_registrations() {
     let app = TestApp::spawn().await;
-    let first = register(&app, json!({"name": "a", "urls": ["nats://127.0.0.1:4222"]})).await;
+    let first = app
+        .data(
+            REGISTER,
+            json!({"input": {"name": "a", "urls": ["nats://127.0.0.1:4222"]}}),
+        )
+        .await["registerCluster"]
+        .clone();
     let mut sub = app
         .subscribe(
             "graphql-ws",
@@ -154,7 +143,8 @@ async fn legacy_graphql_ws_subscriptions_see_registrations() {
     let current = sub.next_data().await;
     assert_eq!(current["clusterChanged"]["kind"], "CURRENT");
     assert_eq!(current["clusterChanged"]["cluster"]["name"], first["name"]);
-    register(&app, json!({"name": "b", "urls": ["nats://127.0.0.1:4223"]})).await;
+    app.register_cluster(json!({"name": "b", "urls": ["nats://127.0.0.1:4223"]}))
+        .await;
     let change = sub.next_data().await;
     assert_eq!(change["clusterChanged"]["kind"], "REGISTERED");
     assert_eq!(change["clusterChanged"]["cluster"]["name"], "b");
@@ -163,7 +153,8 @@ async fn legacy_graphql_ws_subscriptions_see_registrations() {
 #[tokio::test]
 async fn invalid_input_is_refused_with_a_clear_message_and_nothing_stored() {
     let app = TestApp::spawn().await;
-    register(&app, json!({"name": "prod", "urls": ["nats://127.0.0.1:4222"]})).await;
+    app.register_cluster(json!({"name": "prod", "urls": ["nats://127.0.0.1:4222"]}))
+        .await;
     let cases = [
         (
             json!({"name": "  ", "urls": ["nats://127.0.0.1:4222"]}),
@@ -204,7 +195,11 @@ async fn invalid_input_is_refused_with_a_clear_message_and_nothing_stored() {
         assert_eq!(code, "VALIDATION", "{input}: {message}");
         assert!(message.contains(expected), "{input}: {message}");
     }
-    assert_eq!(all_events(&app).await.len(), 1, "no refused command left an event");
+    assert_eq!(
+        app.events_since(app.baseline).await.len(),
+        1,
+        "no refused command left an event"
+    );
     // A GraphQL type error (a missing required field) is a VALIDATION error too.
     let (code, _) = app.error(REGISTER, json!({"input": {"urls": []}})).await;
     assert_eq!(code, "VALIDATION");
@@ -227,15 +222,17 @@ async fn unknown_ids_are_not_found() {
     assert_eq!(code, "NOT_FOUND");
     let (code, _) = app.error(TEST, missing.clone()).await;
     assert_eq!(code, "NOT_FOUND");
-    let c = register(&app, json!({"name": "gone", "urls": ["nats://127.0.0.1:4222"]})).await;
-    app.data("mutation($id: ID!) { removeCluster(id: $id) }", json!({"id": c["id"]}))
+    let c = app
+        .register_cluster(json!({"name": "gone", "urls": ["nats://127.0.0.1:4222"]}))
         .await;
+    app.remove_cluster(&c).await;
     let (code, _) = app
-        .error("mutation($id: ID!) { removeCluster(id: $id) }", json!({"id": c["id"]}))
+        .error("mutation($id: ID!) { removeCluster(id: $id) }", json!({"id": c}))
         .await;
     assert_eq!(code, "NOT_FOUND", "removing twice");
     // The name of a removed cluster is free again.
-    register(&app, json!({"name": "gone", "urls": ["nats://127.0.0.1:4222"]})).await;
+    app.register_cluster(json!({"name": "gone", "urls": ["nats://127.0.0.1:4222"]}))
+        .await;
 }
 
 #[tokio::test]
@@ -247,13 +244,11 @@ async fn an_unreachable_cluster_is_unavailable_quickly_and_the_attempt_is_record
         .local_addr()
         .unwrap()
         .port();
-    let c = register(
-        &app,
-        json!({"name": "down", "urls": [format!("nats://127.0.0.1:{port}")]}),
-    )
-    .await;
+    let c = app
+        .register_cluster(json!({"name": "down", "urls": [format!("nats://127.0.0.1:{port}")]}))
+        .await;
     let started = Instant::now();
-    let (code, message) = app.error(TEST, json!({"id": c["id"]})).await;
+    let (code, message) = app.error(TEST, json!({"id": c})).await;
     assert_eq!(code, "UNAVAILABLE");
     assert!(message.contains("could not reach"), "{message}");
     assert!(
@@ -264,7 +259,7 @@ async fn an_unreachable_cluster_is_unavailable_quickly_and_the_attempt_is_record
     let view = app
         .data(
             "query($id: ID!) { cluster(id: $id) { lastConnectionTest { ok error } } }",
-            json!({"id": c["id"]}),
+            json!({"id": c}),
         )
         .await;
     assert_eq!(view["cluster"]["lastConnectionTest"]["ok"], false);
@@ -284,32 +279,33 @@ async fn credentials_work_and_never_appear_in_clear() {
     let with_user = NatsServer::start_with(&["--user", "alice", "--pass", password]);
     let with_token = NatsServer::start_with(&["--auth", token]);
 
-    let good = register(
-        &app,
-        json!({"name": "userpass", "urls": [with_user.url()],
-               "auth": {"kind": "USER_PASSWORD", "username": "alice", "password": password}}),
-    )
-    .await;
+    let registered = app
+        .data(
+            REGISTER,
+            json!({"input": {"name": "userpass", "urls": [with_user.url()],
+               "auth": {"kind": "USER_PASSWORD", "username": "alice", "password": password}}}),
+        )
+        .await;
+    let good = &registered["registerCluster"];
     assert_eq!(good["auth"], json!({"kind": "USER_PASSWORD", "username": "alice"}));
-    let test = app.data(TEST, json!({"id": good["id"]})).await;
+    let good = good["id"].as_str().unwrap();
+    let test = app.data(TEST, json!({"id": good})).await;
     assert_eq!(test["testClusterConnection"]["ok"], true);
 
-    let tok = register(
-        &app,
-        json!({"name": "token", "urls": [with_token.url()], "auth": {"kind": "TOKEN", "token": token}}),
-    )
-    .await;
-    let test = app.data(TEST, json!({"id": tok["id"]})).await;
+    let tok = app
+        .register_cluster(
+            json!({"name": "token", "urls": [with_token.url()], "auth": {"kind": "TOKEN", "token": token}}),
+        )
+        .await;
+    let test = app.data(TEST, json!({"id": tok})).await;
     assert_eq!(test["testClusterConnection"]["ok"], true);
 
     // A wrong password is refused by the server, and said so.
-    let bad = register(
-        &app,
-        json!({"name": "wrong", "urls": [with_user.url()],
-               "auth": {"kind": "USER_PASSWORD", "username": "alice", "password": "not-it"}}),
-    )
-    .await;
-    let (code, message) = app.error(TEST, json!({"id": bad["id"]})).await;
+    let bad = app
+        .register_cluster(json!({"name": "wrong", "urls": [with_user.url()],
+               "auth": {"kind": "USER_PASSWORD", "username": "alice", "password": "not-it"}}))
+        .await;
+    let (code, message) = app.error(TEST, json!({"id": bad})).await;
     assert_eq!(code, "UNAVAILABLE");
     assert!(
         message.contains("refused the credentials") || message.contains("uthoriz"),
@@ -319,30 +315,31 @@ async fn credentials_work_and_never_appear_in_clear() {
     // Changing only the user name keeps the stored password (no need to type it again).
     app.data(
         "mutation($id: ID!) { updateCluster(id: $id, input: {auth: {kind: USER_PASSWORD, username: \"alice\"}, description: \"kept\"}) { description } }",
-        json!({"id": good["id"]}),
+        json!({"id": good}),
     )
     .await;
-    let test = app.data(TEST, json!({"id": good["id"]})).await;
+    let test = app.data(TEST, json!({"id": good})).await;
     assert_eq!(test["testClusterConnection"]["ok"], true);
 
     // No secret in any event, in the views, or in any response.
-    let client = app.nats.client().await;
-    let js = async_nats::jetstream::new(client);
-    let stream = js.get_stream("CONSOLE_EVENTS").await.unwrap();
     let mut raw = Vec::new();
-    let last = stream.get_info().await.unwrap().state.last_sequence;
-    for seq in 1..=last {
-        let m = stream.direct_get(seq).await.unwrap();
-        raw.extend_from_slice(&m.payload);
-        for (_, values) in m.headers.iter() {
+    for event in app.raw_events().await {
+        raw.extend_from_slice(&event.payload);
+        for (_, values) in event.headers.iter() {
             for v in values {
                 raw.extend_from_slice(v.as_str().as_bytes());
             }
         }
     }
-    let kv = js.get_key_value("view_clusters_v1").await.unwrap();
-    for id in [&good["id"], &tok["id"], &bad["id"]] {
-        raw.extend_from_slice(&kv.get(id.as_str().unwrap()).await.unwrap().unwrap());
+    let kv = app
+        .nats
+        .jetstream()
+        .await
+        .get_key_value("view_clusters_v1")
+        .await
+        .unwrap();
+    for id in [good, tok.as_str(), bad.as_str()] {
+        raw.extend_from_slice(&kv.get(id).await.unwrap().unwrap());
     }
     let everything = app
         .data(

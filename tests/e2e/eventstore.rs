@@ -264,7 +264,11 @@ async fn events_carry_their_metadata_and_read_back_in_order() {
     let err = repo.execute("agg0", CounterCommand::Refuse, &ctx()).await.unwrap_err();
     assert!(matches!(err, CommandError::Rejected(CounterError)));
 
-    let all = store.reader().read_range("es.>", 1, None).await.unwrap();
+    let all = store
+        .reader()
+        .read_range(&store.config().subjects(None), 1, None)
+        .await
+        .unwrap();
     assert_eq!(all.len(), 5);
     let seqs: Vec<u64> = all.iter().map(|r| r.stream_sequence).collect();
     assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
@@ -287,16 +291,23 @@ async fn events_carry_their_metadata_and_read_back_in_order() {
     assert!((chrono::Utc::now() - rec.timestamp).num_seconds() < 60);
 
     // The headers carry type and aggregate for filtering without parsing bodies.
-    let client = server.client().await;
-    let js = async_nats::jetstream::new(client);
-    let stream = js.get_stream("CONSOLE_EVENTS").await.unwrap();
+    let stream = server
+        .jetstream()
+        .await
+        .get_stream(&store.config().stream)
+        .await
+        .unwrap();
     let raw = stream.direct_get(3).await.unwrap();
     assert_eq!(raw.headers.get("Jsc-Event-Type").unwrap().as_str(), "Added");
     assert_eq!(raw.headers.get("Jsc-Aggregate-Type").unwrap().as_str(), "counter");
     assert_eq!(raw.headers.get("Jsc-Aggregate-Seq").unwrap().as_str(), "2");
 
     // Ranges are honoured.
-    let mid = store.reader().read_range("es.counter.agg1", 2, Some(4)).await.unwrap();
+    let mid = store
+        .reader()
+        .read_range(&store.subject("counter", "agg1"), 2, Some(4))
+        .await
+        .unwrap();
     assert_eq!(mid.iter().map(|r| r.stream_sequence).collect::<Vec<_>>(), vec![2, 4]);
 }
 
@@ -308,8 +319,12 @@ async fn the_stream_forbids_deleting_and_purging_events() {
     repo.execute("x", CounterCommand::Add { token: "a".into() }, &ctx())
         .await
         .unwrap();
-    let js = async_nats::jetstream::new(server.client().await);
-    let mut stream = js.get_stream("CONSOLE_EVENTS").await.unwrap();
+    let mut stream = server
+        .jetstream()
+        .await
+        .get_stream(&store.config().stream)
+        .await
+        .unwrap();
     let info = stream.info().await.unwrap();
     assert!(info.config.deny_delete && info.config.deny_purge && info.config.allow_atomic_publish);
     assert_eq!(info.config.max_age, Duration::ZERO);

@@ -2,35 +2,28 @@
 
 use cqrs_es::Aggregate;
 use jsc_domain::cluster::{Cluster, ClusterEvent};
-use jsc_eventstore::EventReader;
 use jsc_testkit::TestApp;
 use serde_json::{Value, json};
 
 const HISTORY: &str = "query($id: ID!) { history(aggregateType: CLUSTER, id: $id) {
     sequence aggregateSequence eventType actor correlationId timestamp payload changes { path before after } } }";
 
+/// A cluster registered with a password, then changed twice (the second time its password):
+/// three events. Returns its id.
 async fn setup(app: &TestApp) -> String {
     let id = app
-        .data(
-            "mutation { registerCluster(input: {name: \"h\", urls: [\"nats://127.0.0.1:1\"], description: \"first\",
-                auth: {kind: USER_PASSWORD, username: \"u\", password: \"pw-secret-123\"}}) { id } }",
-            json!({}),
+        .register_cluster(
+            json!({"name": "h", "urls": ["nats://127.0.0.1:1"], "description": "first",
+            "auth": {"kind": "USER_PASSWORD", "username": "u", "password": "pw-secret-123"}}),
         )
-        .await["registerCluster"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .await;
     for (d, pw) in [("second", None), ("third", Some("pw-secret-456"))] {
         let auth = pw.map(|p| json!({"kind": "USER_PASSWORD", "username": "u", "password": p}));
         let mut input = json!({"description": d});
         if let Some(a) = auth {
             input["auth"] = a;
         }
-        app.data(
-            "mutation($id: ID!, $in: UpdateClusterInput!) { updateCluster(id: $id, input: $in) { id } }",
-            json!({"id": id, "in": input}),
-        )
-        .await;
+        app.update_cluster(&id, input).await;
     }
     id
 }
@@ -83,10 +76,7 @@ async fn state_at_a_time_or_sequence_matches_a_replay_by_hand() {
     let h = app.data(HISTORY, json!({"id": id})).await["history"].clone();
 
     // By hand: read the events straight from the stream and apply them.
-    let records = EventReader::new(app.nats.client().await, "CONSOLE_EVENTS")
-        .read_range("es.cluster.>", 1, None)
-        .await
-        .unwrap();
+    let records = app.events(Some("cluster")).await;
     let mut by_hand = Cluster::default();
     by_hand.apply(serde_json::from_value::<ClusterEvent>(records[0].payload.clone()).unwrap());
     by_hand.apply(serde_json::from_value::<ClusterEvent>(records[1].payload.clone()).unwrap());

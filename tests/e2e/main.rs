@@ -8,4 +8,5 @@ mod eventstore;
 mod history;
 mod identity;
 mod projections;
+mod readme;
 mod streams;

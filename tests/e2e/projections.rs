@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use jsc_projections::ClustersProjection;
-use jsc_projector::{KvProjection, Projector};
-use jsc_testkit::TestApp;
+use jsc_projector::{CHECKPOINT_KEY, KvProjection, Projector};
+use jsc_testkit::{TestApp, cli};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 async fn view_contents(app: &TestApp) -> Vec<(String, serde_json::Value)> {
-    let js = async_nats::jetstream::new(app.nats.client().await);
+    let js = app.nats.jetstream().await;
     let kv = js.get_key_value(ClustersProjection.bucket()).await.unwrap();
     let mut keys: Vec<String> = futures::TryStreamExt::try_collect(kv.keys().await.unwrap())
         .await
@@ -29,21 +29,13 @@ async fn a_rebuilt_view_equals_the_live_one() {
     let app = TestApp::spawn().await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        let c = app
-            .data(
-                "mutation($n: String!) { registerCluster(input: {name: $n, urls: [\"nats://127.0.0.1:4222\"]}) { id } }",
-                json!({"n": format!("c{i}")}),
-            )
-            .await;
-        ids.push(c["registerCluster"]["id"].as_str().unwrap().to_string());
+        ids.push(
+            app.register_cluster(json!({"name": format!("c{i}"), "urls": ["nats://127.0.0.1:4222"]}))
+                .await,
+        );
     }
-    app.data(
-        "mutation($id: ID!) { updateCluster(id: $id, input: {tags: [\"x\"]}) { id } }",
-        json!({"id": ids[1]}),
-    )
-    .await;
-    app.data("mutation($id: ID!) { removeCluster(id: $id) }", json!({"id": ids[2]}))
-        .await;
+    app.update_cluster(&ids[1], json!({"tags": ["x"]})).await;
+    app.remove_cluster(&ids[2]).await;
     let live = view_contents(&app).await;
     assert_eq!(live.iter().filter(|(k, _)| k != "_checkpoint").count(), 4);
 
@@ -51,7 +43,7 @@ async fn a_rebuilt_view_equals_the_live_one() {
     let mut app = app;
     app.shutdown().await;
     let nats_client = app.nats.client().await;
-    let projector = Projector::new(nats_client, &jsc_eventstore::EventStoreConfig::default());
+    let projector = Projector::new(nats_client, app.event_config());
     projector.reset(&ClustersProjection).await.unwrap();
     projector.prepare(&ClustersProjection).await.unwrap();
     let token = CancellationToken::new();
@@ -61,24 +53,11 @@ async fn a_rebuilt_view_equals_the_live_one() {
         tokio::spawn(async move { projector.run(Arc::new(ClustersProjection), token).await })
     };
     // Wait for the rebuild by watching the checkpoint reach the stream's last sequence.
-    let js = async_nats::jetstream::new(app.nats.client().await);
-    let last = js
-        .get_stream("CONSOLE_EVENTS")
-        .await
-        .unwrap()
-        .get_info()
-        .await
-        .unwrap()
-        .state
-        .last_sequence;
-    let kv = js.get_key_value(ClustersProjection.bucket()).await.unwrap();
-    let mut watch = kv.watch_with_history("_checkpoint").await.unwrap();
-    while let Some(entry) = futures::StreamExt::next(&mut watch).await {
-        let entry = entry.unwrap();
-        if String::from_utf8_lossy(&entry.value).parse::<u64>().unwrap() >= last {
-            break;
-        }
-    }
+    let last = app.last_sequence().await;
+    app.wait_kv(&ClustersProjection.bucket(), CHECKPOINT_KEY, |v| {
+        v.and_then(serde_json::Value::as_u64).is_some_and(|seq| seq >= last)
+    })
+    .await;
     token.cancel();
     runner.await.unwrap().unwrap();
     let rebuilt = view_contents(&app).await;
@@ -90,34 +69,16 @@ async fn jsconsole_replay_into_scratch_compares_with_the_live_view() {
     let app = TestApp::spawn().await;
     let mut ids = Vec::new();
     for n in ["a", "b", "c"] {
-        let c = app
-            .data(
-                "mutation($n: String!) { registerCluster(input: {name: $n, urls: [\"nats://127.0.0.1:4222\"]}) { id } }",
-                json!({"n": n}),
-            )
-            .await;
-        ids.push(c["registerCluster"]["id"].as_str().unwrap().to_string());
+        ids.push(
+            app.register_cluster(json!({"name": n, "urls": ["nats://127.0.0.1:4222"]}))
+                .await,
+        );
     }
-    app.data(
-        "mutation($id: ID!) { updateCluster(id: $id, input: {description: \"changed\"}) { id } }",
-        json!({"id": ids[1]}),
-    )
-    .await;
-    app.data("mutation($id: ID!) { removeCluster(id: $id) }", json!({"id": ids[2]}))
-        .await;
-    let run = |args: Vec<String>| async move {
-        let mut argv = vec!["replay".to_string()];
-        argv.extend(args);
-        jsc_testkit::cli(&argv).await
-    };
-    let base = vec![
-        "--nats-url".to_string(),
-        app.nats.url().to_string(),
-        "--projection".into(),
-        "clusters".into(),
-    ];
+    app.update_cluster(&ids[1], json!({"description": "changed"})).await;
+    app.remove_cluster(&ids[2]).await;
+    let base = ["replay", "--nats-url", app.nats.url(), "--projection", "clusters"];
 
-    let (code, out, err) = run(base.clone()).await;
+    let (code, out, err) = cli(&base).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&format!("replayed {} events", app.baseline + 5)), "{out}");
     assert!(
@@ -126,17 +87,13 @@ async fn jsconsole_replay_into_scratch_compares_with_the_live_view() {
     );
 
     // Up to the third event: the removed cluster is still there, the updated one is not yet.
-    let mut upto = base.clone();
     let third = (app.baseline + 3).to_string();
-    upto.extend(["--to".to_string(), third, "--check".to_string()]);
-    let (code, out, _) = run(upto).await;
+    let (code, out, _) = cli(&[&base[..], &["--to", &third, "--check"]].concat()).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("only in the replay: {}", ids[2])), "{out}");
     assert!(out.contains(&format!("different: {}", ids[1])), "{out}");
 
-    let mut live = base.clone();
-    live.extend(["--into".to_string(), "view_clusters_v1".to_string()]);
-    let (code, _, err) = run(live).await;
+    let (code, _, err) = cli(&[&base[..], &["--into", "view_clusters_v1"]].concat()).await;
     assert_eq!(code, 2);
     assert!(err.contains("refusing to replay into the live bucket"), "{err}");
 }

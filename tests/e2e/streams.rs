@@ -4,56 +4,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use futures::StreamExt;
-use jsc_eventstore::{EventReader, EventRecord};
-use jsc_testkit::{NatsServer, TestApp};
+use jsc_testkit::{NatsServer, TestApp, gql};
 use serde_json::{Value, json};
-
-async fn register(app: &TestApp, server: &NatsServer) -> String {
-    let data = app
-        .data(
-            "mutation($u: String!) { registerCluster(input: {name: \"managed\", urls: [$u]}) { id } }",
-            json!({"u": server.url()}),
-        )
-        .await;
-    data["registerCluster"]["id"].as_str().unwrap().to_string()
-}
-
-async fn events(app: &TestApp, aggregate_type: &str) -> Vec<EventRecord> {
-    EventReader::new(app.nats.client().await, "CONSOLE_EVENTS")
-        .read_range(&format!("es.{aggregate_type}.>"), 1, None)
-        .await
-        .unwrap()
-}
-
-/// Waits, on a KV watch rather than a timer, until the view entry `key` satisfies `done`.
-async fn wait_view(app: &TestApp, bucket: &str, key: &str, done: impl Fn(Option<&Value>) -> bool) {
-    let js = jetstream::new(app.nats.client().await);
-    let kv = js.get_key_value(bucket).await.unwrap();
-    let mut watch = kv.watch_with_history(key).await.unwrap();
-    let current = kv
-        .get(key)
-        .await
-        .unwrap()
-        .map(|b| serde_json::from_slice::<Value>(&b).unwrap());
-    if done(current.as_ref()) {
-        return;
-    }
-    let wait = async {
-        while let Some(Ok(entry)) = watch.next().await {
-            let value = match entry.operation {
-                jetstream::kv::Operation::Put => Some(serde_json::from_slice::<Value>(&entry.value).unwrap()),
-                _ => None,
-            };
-            if done(value.as_ref()) {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(15), wait)
-        .await
-        .unwrap_or_else(|_| panic!("view {bucket}/{key} did not reach the expected state"));
-}
 
 const STREAM_FIELDS: &str = "name provenance { version updatedBy lastChange lastChangeExternal } \
     config { name subjects retention storage replicas maxMsgs maxBytes maxAge maxMsgsPerSubject maxMsgSize discard \
@@ -65,8 +17,10 @@ const STREAM_FIELDS: &str = "name provenance { version updatedBy lastChange last
 async fn stream_lifecycle_through_graphql_is_real_on_the_server_and_in_the_history() {
     let app = TestApp::spawn().await;
     let managed = NatsServer::start();
-    let cluster = register(&app, &managed).await;
-    let js = jetstream::new(managed.client().await);
+    let cluster = app
+        .register_cluster(json!({"name": "managed", "urls": [managed.url()]}))
+        .await;
+    let js = managed.jetstream().await;
 
     let created = app
         .data(
@@ -254,7 +208,7 @@ async fn stream_lifecycle_through_graphql_is_real_on_the_server_and_in_the_histo
     assert_eq!(code, "NOT_FOUND");
 
     // Every change is in the history, once, with before and after where it applies.
-    let history = events(&app, "stream").await;
+    let history = app.events(Some("stream")).await;
     let types: Vec<&str> = history.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
         types,
@@ -288,13 +242,11 @@ async fn stream_lifecycle_through_graphql_is_real_on_the_server_and_in_the_histo
 async fn consumer_lifecycle_through_graphql() {
     let app = TestApp::spawn().await;
     let managed = NatsServer::start();
-    let cluster = register(&app, &managed).await;
-    let js = jetstream::new(managed.client().await);
-    app.data(
-        "mutation($c: ID!) { createStream(clusterId: $c, config: {name: \"JOBS\", subjects: [\"jobs.>\"]}) { name } }",
-        json!({"c": cluster}),
-    )
-    .await;
+    let cluster = app
+        .register_cluster(json!({"name": "managed", "urls": [managed.url()]}))
+        .await;
+    let js = managed.jetstream().await;
+    app.create_stream(&cluster, "JOBS", &["jobs.>"]).await;
     for i in 0..3 {
         js.publish(format!("jobs.{i}"), "x".into())
             .await
@@ -431,7 +383,7 @@ async fn consumer_lifecycle_through_graphql() {
         json!({"c": cluster}),
     )
     .await;
-    let history = events(&app, "consumer").await;
+    let history = app.events(Some("consumer")).await;
     let types: Vec<&str> = history.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
         types,
@@ -466,16 +418,14 @@ async fn changes_made_outside_the_console_land_in_the_history_once() {
     })
     .await
     .unwrap();
-    let cluster = register(&app, &managed).await;
+    let cluster = app
+        .register_cluster(json!({"name": "managed", "urls": [managed.url()]}))
+        .await;
     let key = |s: &str| format!("{cluster}.{s}");
-    wait_view(&app, "view_streams_v1", &key("PRE"), |v| v.is_some()).await;
+    app.wait_kv("view_streams_v1", &key("PRE"), |v| v.is_some()).await;
 
     // A stream made by the console: recorded once, not echoed from its advisory.
-    app.data(
-        "mutation($c: ID!) { createStream(clusterId: $c, config: {name: \"MINE\", subjects: [\"mine.>\"]}) { name } }",
-        json!({"c": cluster}),
-    )
-    .await;
+    app.create_stream(&cluster, "MINE", &["mine.>"]).await;
 
     // Created, edited and deleted outside: each shows up, marked external, with the client.
     js.create_stream(jetstream::stream::Config {
@@ -485,7 +435,7 @@ async fn changes_made_outside_the_console_land_in_the_history_once() {
     })
     .await
     .unwrap();
-    wait_view(&app, "view_streams_v1", &key("EXT"), |v| v.is_some()).await;
+    app.wait_kv("view_streams_v1", &key("EXT"), |v| v.is_some()).await;
     js.update_stream(jetstream::stream::Config {
         name: "EXT".into(),
         subjects: vec!["ext.>".into()],
@@ -494,7 +444,7 @@ async fn changes_made_outside_the_console_land_in_the_history_once() {
     })
     .await
     .unwrap();
-    wait_view(&app, "view_streams_v1", &key("EXT"), |v| {
+    app.wait_kv("view_streams_v1", &key("EXT"), |v| {
         v.is_some_and(|v| v["config"]["max_msgs"] == 42)
     })
     .await;
@@ -511,10 +461,8 @@ async fn changes_made_outside_the_console_land_in_the_history_once() {
         })
         .await
         .unwrap();
-    wait_view(&app, "view_consumers_v1", &format!("{cluster}.EXT.outside"), |v| {
-        v.is_some()
-    })
-    .await;
+    app.wait_kv("view_consumers_v1", &format!("{cluster}.EXT.outside"), |v| v.is_some())
+        .await;
     let detail = app
         .data(
             "query($c: ID!) { stream(clusterId: $c, name: \"EXT\") { provenance { updatedBy lastChangeExternal lastChangeClient } config { maxMsgs } consumers { name provenance { updatedBy } } } }",
@@ -539,13 +487,11 @@ async fn changes_made_outside_the_console_land_in_the_history_once() {
     assert_eq!(detail["stream"]["consumers"][0]["name"], "outside");
 
     js.delete_stream("EXT").await.unwrap();
-    wait_view(&app, "view_streams_v1", &key("EXT"), |v| v.is_none()).await;
-    wait_view(&app, "view_consumers_v1", &format!("{cluster}.EXT.outside"), |v| {
-        v.is_none()
-    })
-    .await;
+    app.wait_kv("view_streams_v1", &key("EXT"), |v| v.is_none()).await;
+    app.wait_kv("view_consumers_v1", &format!("{cluster}.EXT.outside"), |v| v.is_none())
+        .await;
 
-    let history = events(&app, "stream").await;
+    let history = app.events(Some("stream")).await;
     let summary: Vec<(String, String, bool)> = history
         .iter()
         .map(|e| {
@@ -573,7 +519,7 @@ async fn changes_made_outside_the_console_land_in_the_history_once() {
     let ext_update = &history[3].payload["Updated"]["origin"];
     assert_eq!(ext_update["observed_via"], "advisory");
     assert!(ext_update["client"].as_str().unwrap().starts_with("nats-cli-test"));
-    let consumer_history = events(&app, "consumer").await;
+    let consumer_history = app.events(Some("consumer")).await;
     let types: Vec<&str> = consumer_history.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(types, vec!["ConsumerCreated", "ConsumerDeleted"]);
 }
@@ -582,8 +528,10 @@ async fn changes_made_outside_the_console_land_in_the_history_once() {
 async fn bad_stream_and_consumer_input_is_refused_clearly() {
     let app = TestApp::spawn().await;
     let managed = NatsServer::start();
-    let cluster = register(&app, &managed).await;
-    let create = "mutation($c: ID!, $cfg: StreamConfigInput!) { createStream(clusterId: $c, config: $cfg) { name } }";
+    let cluster = app
+        .register_cluster(json!({"name": "managed", "urls": [managed.url()]}))
+        .await;
+    let create = gql::CREATE_STREAM;
     let cases = [
         (json!({"name": "a.b", "subjects": ["x"]}), "name:"),
         (json!({"name": "with space"}), "white space"),
@@ -600,11 +548,7 @@ async fn bad_stream_and_consumer_input_is_refused_clearly() {
         assert!(message.contains(expected), "{cfg}: {message}");
     }
     // Overlap with another stream on the server: the server's own words.
-    app.data(
-        create,
-        json!({"c": cluster, "cfg": {"name": "A", "subjects": ["shared.>"]}}),
-    )
-    .await;
+    app.create_stream(&cluster, "A", &["shared.>"]).await;
     let (code, message) = app
         .error(
             create,
@@ -656,19 +600,21 @@ async fn bad_stream_and_consumer_input_is_refused_clearly() {
         )
         .await;
     assert_eq!(code, "NOT_FOUND");
-    assert_eq!(events(&app, "consumer").await.len(), 0, "nothing refused was recorded");
+    assert_eq!(
+        app.events(Some("consumer")).await.len(),
+        0,
+        "nothing refused was recorded"
+    );
 }
 
 #[tokio::test]
 async fn a_cluster_that_is_down_is_unavailable() {
     let app = TestApp::spawn().await;
     let mut managed = NatsServer::start();
-    let cluster = register(&app, &managed).await;
-    app.data(
-        "mutation($c: ID!) { createStream(clusterId: $c, config: {name: \"S\"}) { name } }",
-        json!({"c": cluster}),
-    )
-    .await;
+    let cluster = app
+        .register_cluster(json!({"name": "managed", "urls": [managed.url()]}))
+        .await;
+    app.create_stream(&cluster, "S", &[]).await;
     managed.stop();
     let (code, message) = app
         .error(
@@ -686,24 +632,18 @@ async fn a_cluster_that_is_down_is_unavailable() {
         .await;
     assert_eq!(body["data"]["stream"]["name"], "S");
     assert_eq!(body["data"]["stream"]["config"]["maxMsgs"], -1);
-    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAVAILABLE");
+    assert_eq!(jsc_testkit::code(&body), "UNAVAILABLE");
 }
 
 #[tokio::test]
 async fn pausing_on_a_server_that_cannot_pause_says_which_version_is_needed() {
     let app = TestApp::spawn().await;
     let old = NatsServer::start_2_10();
-    let cluster = register(&app, &old).await;
-    app.data(
-        "mutation($c: ID!) { createStream(clusterId: $c, config: {name: \"OLD\"}) { name } }",
-        json!({"c": cluster}),
-    )
-    .await;
-    app.data(
-        "mutation($c: ID!) { createConsumer(clusterId: $c, stream: \"OLD\", config: {durableName: \"c\"}) { name } }",
-        json!({"c": cluster}),
-    )
-    .await;
+    let cluster = app
+        .register_cluster(json!({"name": "managed", "urls": [old.url()]}))
+        .await;
+    app.create_stream(&cluster, "OLD", &[]).await;
+    app.create_consumer(&cluster, "OLD", "c").await;
     let until = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let (code, message) = app
         .error(
@@ -719,12 +659,10 @@ async fn pausing_on_a_server_that_cannot_pause_says_which_version_is_needed() {
 async fn cluster_detail_shows_server_account_and_streams() {
     let app = TestApp::spawn().await;
     let managed = NatsServer::start();
-    let cluster = register(&app, &managed).await;
-    app.data(
-        "mutation($c: ID!) { createStream(clusterId: $c, config: {name: \"D\", subjects: [\"d.>\"]}) { name } }",
-        json!({"c": cluster}),
-    )
-    .await;
+    let cluster = app
+        .register_cluster(json!({"name": "managed", "urls": [managed.url()]}))
+        .await;
+    app.create_stream(&cluster, "D", &["d.>"]).await;
     let detail = app
         .data(
             "query($c: ID!) { cluster(id: $c) { server { version jetstream healthy rttMs maxPayload } jetstreamAccount { streams maxStreams } streams { totalCount nodes { name state { messages } } } } }",
@@ -743,12 +681,10 @@ async fn cluster_detail_shows_server_account_and_streams() {
 async fn stream_changed_reports_configuration_and_state_changes() {
     let app = TestApp::spawn().await;
     let managed = NatsServer::start();
-    let cluster = register(&app, &managed).await;
-    app.data(
-        "mutation($c: ID!) { createStream(clusterId: $c, config: {name: \"LIVE\", subjects: [\"live.>\"]}) { name } }",
-        json!({"c": cluster}),
-    )
-    .await;
+    let cluster = app
+        .register_cluster(json!({"name": "managed", "urls": [managed.url()]}))
+        .await;
+    app.create_stream(&cluster, "LIVE", &["live.>"]).await;
     let mut sub = app
         .subscribe(
             "graphql-transport-ws",
@@ -757,7 +693,7 @@ async fn stream_changed_reports_configuration_and_state_changes() {
         )
         .await;
     // State: publish from outside and wait for the sampler to notice.
-    let js = jetstream::new(managed.client().await);
+    let js = managed.jetstream().await;
     js.publish("live.1", "x".into()).await.unwrap().await.unwrap();
     // The first STATE is the state at subscription time (0 or, if the sampler was slower
     // than the publish, already 1); a later one must show the message.
@@ -788,7 +724,7 @@ async fn the_consoles_own_streams_are_not_managed_resources() {
     let app = TestApp::spawn().await;
     // A stream of the user's on the console's own server, made before it is registered:
     // the first reconcile records it, after the console's own streams (they sort first).
-    let js = jetstream::new(app.nats.client().await);
+    let js = app.nats.jetstream().await;
     js.create_stream(jetstream::stream::Config {
         name: "USER".into(),
         subjects: vec!["user.>".into()],
@@ -796,10 +732,13 @@ async fn the_consoles_own_streams_are_not_managed_resources() {
     })
     .await
     .unwrap();
-    let cluster = register(&app, &app.nats).await;
-    wait_view(&app, "view_streams_v1", &format!("{cluster}.USER"), |v| v.is_some()).await;
+    let cluster = app
+        .register_cluster(json!({"name": "managed", "urls": [app.nats.url()]}))
+        .await;
+    app.wait_kv("view_streams_v1", &format!("{cluster}.USER"), |v| v.is_some())
+        .await;
     // The console answers from its in-memory copy of the view: let it catch up with the bucket.
-    let js = jetstream::new(app.nats.client().await);
+    let js = app.nats.jetstream().await;
     let entry = js
         .get_key_value("view_streams_v1")
         .await
@@ -830,6 +769,7 @@ async fn the_consoles_own_streams_are_not_managed_resources() {
     assert_eq!(
         names,
         vec!["USER"],
-        "CONSOLE_EVENTS and the KV_* buckets are the console's own"
+        "{} and the KV_* buckets are the console's own",
+        app.event_config().stream
     );
 }

@@ -64,7 +64,14 @@ impl TestApp {
         config.admin_email = Some(OWNER_EMAIL.into());
         config.admin_password = Some(OWNER_PASSWORD.into());
         tweak(&mut config);
-        let config_has_owner = config.admin_password.is_some();
+        // The owner as `tweak` left it configured (OWNER_EMAIL unless changed), signed in below.
+        let owner = config.admin_password.clone().map(|password| {
+            let email = config.admin_email.clone();
+            (
+                email.unwrap_or_else(|| jsc_app::identity::DEFAULT_ADMIN_EMAIL.into()),
+                password,
+            )
+        });
         let app = Application::build(config).await.expect("the console starts");
         let addr = app.local_addr();
         let console = app.console().clone();
@@ -82,15 +89,12 @@ impl TestApp {
             shutdown,
             handle: Some(handle),
         };
-        if config_has_owner {
-            let auth = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+        if let Some((email, password)) = owner {
+            let auth = app.login(&email, &password).await;
             app.token = auth["accessToken"].as_str().map(str::to_string);
             app.owner_id = auth["userId"].as_str().unwrap_or_default().to_string();
         }
-        if let Ok(mut s) = async_nats::jetstream::new(app.nats.client().await)
-            .get_stream(&app.console.event_store().config().stream)
-            .await
-        {
+        if let Ok(mut s) = app.nats.jetstream().await.get_stream(&app.event_config().stream).await {
             app.baseline = s.info().await.map(|i| i.state.last_sequence).unwrap_or(0);
         }
         app
@@ -98,13 +102,7 @@ impl TestApp {
 
     /// Signs in and returns the `AuthPayload` (fails the test on an error).
     pub async fn login(&self, email: &str, password: &str) -> Value {
-        let body = self
-            .graphql_as(
-                None,
-                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken refreshToken userId accessTokenExpiresAt } }",
-                json!({"e": email, "p": password}),
-            )
-            .await;
+        let body = self.try_login(email, password).await;
         assert!(body.get("errors").is_none(), "login failed: {body:#}");
         body["data"]["login"].clone()
     }
@@ -136,6 +134,11 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// GETs `path` (and its query) from the console, without a token.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("GET the console")
     }
 
     /// POSTs a GraphQL request and returns the whole response body.
@@ -237,6 +240,11 @@ pub fn first_error(body: &Value) -> (String, String) {
         err["extensions"]["code"].as_str().unwrap_or_default().to_string(),
         err["message"].as_str().unwrap_or_default().to_string(),
     )
+}
+
+/// The `extensions.code` of the first error in a GraphQL response (fails if there is none).
+pub fn code(body: &Value) -> String {
+    first_error(body).0
 }
 
 impl Subscription {

@@ -2,15 +2,21 @@
 //!
 //! Every test gets its own nats-server (dynamic port, JetStream, its own store directory),
 //! killed and removed when the handle drops, and, for end-to-end tests, the whole console
-//! started in-process on port 0 with typed GraphQL helpers over HTTP and WebSocket.
+//! started in-process on port 0 with typed GraphQL helpers over HTTP and WebSocket, typed
+//! helpers for the steps many tests share (`ops`), and readers of what the console wrote to
+//! its event stream (`events`).
 #![forbid(unsafe_code)]
 
 mod app;
+mod events;
 mod nats;
+mod ops;
 pub mod s3;
 
-pub use app::{OWNER_EMAIL, OWNER_PASSWORD, Subscription, TestApp, first_error};
+pub use app::{OWNER_EMAIL, OWNER_PASSWORD, Subscription, TestApp, code, first_error};
+pub use events::{KV_TIMEOUT, RawEvent};
 pub use nats::NatsServer;
+pub use ops::{Invitation, gql, member_password};
 pub use s3::S3Server;
 
 /// Installs a tracing subscriber once: silent unless `TEST_LOG` is set (then it prints

@@ -76,6 +76,11 @@ impl NatsServer {
             .expect("connect to the test nats-server")
     }
 
+    /// A JetStream context on a plain client.
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(self.client().await)
+    }
+
     /// Stops the server at once (for tests of a NATS server that goes away).
     pub fn stop(&mut self) {
         if let Some(mut p) = self.process.take() {
