@@ -168,8 +168,13 @@ impl ConsumerConfig {
                 "must be greater than the number of backoff durations",
             ));
         }
-        if self.backoff.iter().any(|b| *b <= 0) || self.ack_wait < 0 || self.inactive_threshold < 0 {
+        if self.backoff.iter().any(|b| *b <= 0) {
             return Err(invalid("backoff", "durations must be positive"));
+        }
+        for (field, v) in [("ackWait", self.ack_wait), ("inactiveThreshold", self.inactive_threshold)] {
+            if v < 0 {
+                return Err(invalid(field, "must not be negative (0s takes the server's default)"));
+            }
         }
         if let Some(d) = &self.deliver_subject {
             check_subject(d).map_err(|m| invalid("deliverSubject", m))?;

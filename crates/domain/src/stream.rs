@@ -182,8 +182,14 @@ impl StreamConfig {
                 return Err(invalid(field, "must be -1 (unlimited) or more"));
             }
         }
-        if self.max_age < 0 || self.duplicate_window < 0 || self.subject_delete_marker_ttl.is_some_and(|t| t < 0) {
-            return Err(invalid("maxAge", "durations must not be negative"));
+        for (field, v) in [
+            ("maxAge", self.max_age),
+            ("duplicateWindow", self.duplicate_window),
+            ("subjectDeleteMarkerTtl", self.subject_delete_marker_ttl.unwrap_or(0)),
+        ] {
+            if v < 0 {
+                return Err(invalid(field, "must not be negative (0s is unlimited or off)"));
+            }
         }
         if !(1..=5).contains(&self.num_replicas) {
             return Err(invalid("replicas", "must be between 1 and 5"));

@@ -335,13 +335,13 @@ fn backoff_durations_must_be_positive() {
 
 #[test]
 fn ack_wait_and_inactive_threshold_must_not_be_negative() {
-    // Reported under `backoff`, whichever duration is wrong.
+    // Each reported under its own field.
     let mut c = dispatch();
     c.ack_wait = -1;
-    create_is_refused(c, "backoff: durations must be positive");
+    create_is_refused(c, "ackWait: must not be negative (0s takes the server's default)");
     let mut c = dispatch();
     c.inactive_threshold = -1;
-    create_is_refused(c, "backoff: durations must be positive");
+    create_is_refused(c, "inactiveThreshold: must not be negative (0s takes the server's default)");
 }
 
 #[test]

@@ -320,16 +320,16 @@ fn limits_are_minus_one_or_more() {
 
 #[test]
 fn durations_must_not_be_negative() {
-    // Reported under `maxAge`, whichever duration is wrong.
-    let cases: [Change; 3] = [
-        |c| c.max_age = -1,
-        |c| c.duplicate_window = -1,
-        |c| c.subject_delete_marker_ttl = Some(-1),
+    // Each reported under its own field.
+    let cases: [(Change, &str); 3] = [
+        (|c| c.max_age = -1, "maxAge"),
+        (|c| c.duplicate_window = -1, "duplicateWindow"),
+        (|c| c.subject_delete_marker_ttl = Some(-1), "subjectDeleteMarkerTtl"),
     ];
-    for set in cases {
+    for (set, field) in cases {
         let mut c = orders();
         set(&mut c);
-        create_is_refused(c, "maxAge: durations must not be negative");
+        create_is_refused(c, &format!("{field}: must not be negative (0s is unlimited or off)"));
     }
 }
 
