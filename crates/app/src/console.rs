@@ -51,10 +51,22 @@ pub(crate) struct Repositories {
     pub api_keys: Arc<Repository<ApiKey>>,
 }
 
-/// The application. Cheap to clone; holds nothing another replica could not rebuild from
-/// NATS (login limits excepted, see the scale-out issue).
+/// The application. Cheap to clone (one `Arc`); holds nothing another replica could not
+/// rebuild from NATS (login limits excepted, see the scale-out issue).
 #[derive(Clone)]
-pub struct Console {
+pub struct Console(Arc<Parts>);
+
+impl std::ops::Deref for Console {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+/// What the console is made of; its fields are this crate's own (callers outside it ask
+/// [`Console`] for use cases).
+pub struct Parts {
     pub(crate) home: async_nats::Client,
     pub(crate) store: JetStreamEventStore,
     pub(crate) repos: Repositories,
@@ -206,7 +218,7 @@ impl Console {
             sessions: Arc::new(Repository::new(store.clone(), ())),
             api_keys: Arc::new(Repository::new(store.clone(), ())),
         };
-        let console = Console {
+        let console = Console(Arc::new(Parts {
             home: home.clone(),
             store: store.clone(),
             repos,
@@ -229,7 +241,7 @@ impl Console {
             projector,
             view_wait: options.view_wait,
             wait_for_views: options.wait_for_views,
-        };
+        }));
         {
             let writer = jsc_projections::audit::AuditWriter {
                 client: home,
