@@ -4,6 +4,7 @@
 mod api;
 mod audit;
 mod clusters;
+mod cost;
 mod eventstore;
 mod history;
 mod identity;

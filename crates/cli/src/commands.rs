@@ -247,6 +247,13 @@ struct ServeArgs {
     /// How long an access token is valid, in seconds.
     #[arg(long, default_value_t = 900, env = "JSCONSOLE_ACCESS_TOKEN_TTL")]
     access_token_ttl: u64,
+    /// Each caller's query budget, in points (an operation costs its complexity, about one
+    /// point per field); 0 charges nothing.
+    #[arg(long, default_value_t = 1000, env = "JSCONSOLE_QUERY_BUDGET")]
+    query_budget: u64,
+    /// Points a second each caller's budget refills.
+    #[arg(long, default_value_t = 50, env = "JSCONSOLE_QUERY_REFILL")]
+    query_refill: u64,
     /// Serve the baseline routes the benchmarks compare against.
     #[arg(long, hide = true)]
     bench_routes: bool,
@@ -311,6 +318,10 @@ async fn serve(args: ServeArgs, format: LogFormat, err: &mut (dyn Write + Send))
     config.admin_password = args.admin_password;
     config.auth.access_ttl = std::time::Duration::from_secs(args.access_token_ttl.max(1));
     config.bench_routes = args.bench_routes;
+    config.query_budget = (args.query_budget > 0).then_some(jsc_graphql::Budget {
+        max: args.query_budget,
+        refill_per_second: args.query_refill,
+    });
     let mut app = Application::build(config)
         .await
         .context("the console could not start")?;

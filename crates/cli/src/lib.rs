@@ -55,6 +55,8 @@ pub struct Config {
     pub reconcile_interval: Duration,
     /// Serve the baseline routes `make bench` compares against.
     pub bench_routes: bool,
+    /// Each caller's query budget; `None` charges nothing.
+    pub query_budget: Option<jsc_graphql::Budget>,
     /// Where the Parquet audit table is written (default `<data dir>/audit-store`).
     pub audit_dir: Option<PathBuf>,
     /// Or an object store by URL (`s3://bucket/prefix`, `file:///dir`); wins over `audit_dir`.
@@ -87,6 +89,7 @@ impl Config {
             live_ttl: Duration::from_secs(2),
             reconcile_interval: Duration::from_secs(30),
             bench_routes: false,
+            query_budget: Some(jsc_graphql::Budget::default()),
             audit_dir: None,
             audit_url: None,
             audit_store_options: Vec::new(),
@@ -101,6 +104,7 @@ pub struct Application {
     listener: TcpListener,
     console: Console,
     bench_routes: bool,
+    query_budget: Option<jsc_graphql::Budget>,
     embedded: Option<ServerProcess>,
     shutdown: CancellationToken,
     tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
@@ -195,6 +199,7 @@ impl Application {
             listener,
             console,
             bench_routes: config.bench_routes,
+            query_budget: config.query_budget,
             embedded,
             shutdown,
             tasks,
@@ -231,7 +236,10 @@ impl Application {
     }
 
     pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
-        let router = jsc_server::router_with(self.console.clone(), self.bench_routes);
+        let limits = jsc_graphql::Limits {
+            budget: self.query_budget,
+        };
+        let router = jsc_server::router_with(self.console.clone(), limits, self.bench_routes);
         let token = self.shutdown.clone();
         let addr = self.local_addr();
         tracing::info!(%addr, "JetStream Console is serving: explorer at http://{addr}/");

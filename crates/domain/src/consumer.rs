@@ -171,7 +171,10 @@ impl ConsumerConfig {
         if self.backoff.iter().any(|b| *b <= 0) {
             return Err(invalid("backoff", "durations must be positive"));
         }
-        for (field, v) in [("ackWait", self.ack_wait), ("inactiveThreshold", self.inactive_threshold)] {
+        for (field, v) in [
+            ("ackWait", self.ack_wait),
+            ("inactiveThreshold", self.inactive_threshold),
+        ] {
             if v < 0 {
                 return Err(invalid(field, "must not be negative (0s takes the server's default)"));
             }

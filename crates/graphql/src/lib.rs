@@ -6,6 +6,7 @@
 
 mod clusters;
 mod context;
+mod cost;
 mod history;
 mod identity;
 mod scalars;
@@ -15,6 +16,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema};
 use jsc_app::Console;
 
 pub use context::{AuthState, SubscriptionCount};
+pub use cost::Budget;
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -47,11 +49,32 @@ pub const MAX_DEPTH: usize = 16;
 /// Most expensive query accepted (async-graphql's complexity: one per field by default).
 pub const MAX_COMPLEXITY: usize = 500;
 
-/// Builds the schema with its limits; `console` is absent only when exporting the SDL.
+/// The limits every operation runs under, beyond depth and complexity.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// Each caller's query budget (see `cost`); `None`: operations are not charged (their
+    /// cost is not reported either).
+    pub budget: Option<Budget>,
+}
+
+/// Builds the schema with the default limits; `console` is absent only when exporting the SDL.
 pub fn build_schema(console: Option<Console>) -> ApiSchema {
+    build_schema_with(
+        console,
+        Limits {
+            budget: Some(Budget::default()),
+        },
+    )
+}
+
+/// Builds the schema with `limits`.
+pub fn build_schema_with(console: Option<Console>, limits: Limits) -> ApiSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY);
+    if let Some(budget) = limits.budget {
+        builder = builder.extension(cost::Cost(std::sync::Arc::new(cost::Budgets::new(budget))));
+    }
     if let Some(c) = console {
         builder = builder.data(c);
     }

@@ -34,14 +34,14 @@ pub struct HttpState {
 }
 
 pub fn router(console: Console) -> Router {
-    router_with(console, false)
+    router_with(console, jsc_graphql::Limits::default(), false)
 }
 
 /// The router; `bench_routes` adds `GET /_bench/clusters`, the same data as the
 /// `clusters` query from a bare axum JSON handler: the baseline `make bench` measures the
 /// GraphQL layer against, in the same process.
-pub fn router_with(console: Console, bench_routes: bool) -> Router {
-    let schema = jsc_graphql::build_schema(Some(console.clone()));
+pub fn router_with(console: Console, limits: jsc_graphql::Limits, bench_routes: bool) -> Router {
+    let schema = jsc_graphql::build_schema_with(Some(console.clone()), limits);
     let state = HttpState { schema, console };
     let mut router = Router::new();
     if bench_routes {

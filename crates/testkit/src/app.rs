@@ -63,6 +63,12 @@ impl TestApp {
         config.nats_url = Some(nats.url().to_string());
         config.admin_email = Some(OWNER_EMAIL.into());
         config.admin_password = Some(OWNER_PASSWORD.into());
+        // Tests drive hundreds of operations a second as one caller: charged and reported,
+        // never refused (the cost tests set a small budget).
+        config.query_budget = Some(jsc_graphql::Budget {
+            max: 1_000_000_000,
+            refill_per_second: 1_000_000_000,
+        });
         tweak(&mut config);
         // The owner as `tweak` left it configured (OWNER_EMAIL unless changed), signed in below.
         let owner = config.admin_password.clone().map(|password| {

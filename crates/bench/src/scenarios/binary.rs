@@ -38,6 +38,12 @@ impl Child {
             .args([
                 "serve",
                 "--bench-routes",
+                // One caller drives thousands of operations a second: charged (the cost is
+                // measured) but never refused.
+                "--query-budget",
+                "1000000000",
+                "--query-refill",
+                "1000000000",
                 "--listen",
                 &format!("127.0.0.1:{port}"),
                 "--nats-url",

@@ -341,7 +341,10 @@ fn ack_wait_and_inactive_threshold_must_not_be_negative() {
     create_is_refused(c, "ackWait: must not be negative (0s takes the server's default)");
     let mut c = dispatch();
     c.inactive_threshold = -1;
-    create_is_refused(c, "inactiveThreshold: must not be negative (0s takes the server's default)");
+    create_is_refused(
+        c,
+        "inactiveThreshold: must not be negative (0s takes the server's default)",
+    );
 }
 
 #[test]
