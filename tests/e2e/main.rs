@@ -8,6 +8,7 @@ mod cost;
 mod eventstore;
 mod history;
 mod identity;
+mod persisted;
 mod projections;
 mod readme;
 mod streams;

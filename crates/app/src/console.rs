@@ -74,6 +74,8 @@ pub struct Parts {
     pub(crate) auth: Auth,
     pub(crate) live: Arc<LiveState>,
     pub(crate) audit: jsc_projections::audit::AuditReader,
+    /// Persisted query texts by SHA-256.
+    pub(crate) persisted: async_nats::jetstream::kv::Store,
     pub(crate) fleet: Fleet,
     pub(crate) projector: Projector,
     /// How long a mutation waits for the read model to show its change.
@@ -125,6 +127,8 @@ pub enum StartError {
     },
     #[error("cannot create the API key usage bucket")]
     KeyUsage(#[source] jsc_projector::Error),
+    #[error("cannot create the persisted queries bucket")]
+    PersistedQueries(#[source] jsc_projector::Error),
 }
 
 struct Prepare<'a> {
@@ -182,6 +186,9 @@ impl Console {
         let key_usage = jsc_projector::ensure_bucket(&js, KEY_USAGE_BUCKET, 1)
             .await
             .map_err(StartError::KeyUsage)?;
+        let persisted = jsc_projector::ensure_bucket(&js, crate::persisted::PERSISTED_QUERIES_BUCKET, 1)
+            .await
+            .map_err(StartError::PersistedQueries)?;
         let mut workers = Vec::new();
         {
             // One consumer of the event stream feeds every view.
@@ -237,6 +244,7 @@ impl Console {
                 stream: stream_name.clone(),
                 store: options.audit_store.clone(),
             },
+            persisted,
             fleet,
             projector,
             view_wait: options.view_wait,

@@ -18,6 +18,9 @@ pub enum Code {
     Unauthenticated,
     Forbidden,
     RateLimited,
+    /// A persisted query's hash is not registered: send the query with it (Apollo's
+    /// automatic persisted queries).
+    PersistedQueryNotFound,
     Internal,
 }
 
@@ -31,6 +34,7 @@ impl Code {
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::Forbidden => "FORBIDDEN",
             Self::RateLimited => "RATE_LIMITED",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::Internal => "INTERNAL",
         }
     }

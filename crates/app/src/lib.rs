@@ -22,6 +22,7 @@ mod error;
 mod history;
 pub mod identity;
 mod live;
+pub mod persisted;
 mod resources;
 mod runner;
 mod watch;

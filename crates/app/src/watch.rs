@@ -24,7 +24,7 @@ impl Console {
     /// replay scratch buckets); never recorded as managed resources.
     pub fn is_internal_stream(&self, name: &str) -> bool {
         name == self.store.config().stream
-            || ["KV_view_", "KV_audit_", "KV_scratch_", "KV_auth_"]
+            || ["KV_view_", "KV_audit_", "KV_scratch_", "KV_auth_", "KV_graphql_"]
                 .iter()
                 .any(|p| name.starts_with(p))
     }

@@ -57,6 +57,24 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Persisted queries.
+    Queries {
+        #[command(subcommand)]
+        command: QueriesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueriesCommand {
+    /// Registers each file's text as a persisted query (for `serve --persisted-queries-only`)
+    /// and prints its sha256Hash: clients send exactly that text's hash.
+    Register {
+        #[command(flatten)]
+        home: HomeArgs,
+        /// Files of one GraphQL document each.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -254,6 +272,10 @@ struct ServeArgs {
     /// Points a second each caller's budget refills.
     #[arg(long, default_value_t = 50, env = "JSCONSOLE_QUERY_REFILL")]
     query_refill: u64,
+    /// Run only operations registered as persisted queries (`jsconsole queries register`);
+    /// anything else is refused. The explorer needs this off.
+    #[arg(long, env = "JSCONSOLE_PERSISTED_QUERIES_ONLY")]
+    persisted_queries_only: bool,
     /// Serve the baseline routes the benchmarks compare against.
     #[arg(long, hide = true)]
     bench_routes: bool,
@@ -293,6 +315,9 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
         Command::Users {
             command: UsersCommand::ResetPassword(args),
         } => reset_password(args, out).await,
+        Command::Queries {
+            command: QueriesCommand::Register { home, files },
+        } => register_queries(home, files, out).await,
     };
     match result {
         Ok(code) => code,
@@ -318,6 +343,7 @@ async fn serve(args: ServeArgs, format: LogFormat, err: &mut (dyn Write + Send))
     config.admin_password = args.admin_password;
     config.auth.access_ttl = std::time::Duration::from_secs(args.access_token_ttl.max(1));
     config.bench_routes = args.bench_routes;
+    config.persisted_queries_only = args.persisted_queries_only;
     config.query_budget = (args.query_budget > 0).then_some(jsc_graphql::Budget {
         max: args.query_budget,
         refill_per_second: args.query_refill,
@@ -533,6 +559,32 @@ async fn reset_password(args: ResetPasswordArgs, out: &mut (dyn Write + Send)) -
     writeln!(out, "reset the password of {email}; every session it had has ended")?;
     if generated {
         writeln!(out, "new password (shown once): {password}")?;
+    }
+    Ok(0)
+}
+
+async fn register_queries(home: HomeArgs, files: Vec<PathBuf>, out: &mut (dyn Write + Send)) -> anyhow::Result<i32> {
+    use async_graphql::parser::parse_query;
+    let mut queries = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        parse_query(&text).map_err(|e| anyhow::anyhow!("{} is not a GraphQL document: {e}", f.display()))?;
+        anyhow::ensure!(
+            text.len() <= jsc_app::persisted::MAX_PERSISTED_QUERY,
+            "{} is larger than {} KiB",
+            f.display(),
+            jsc_app::persisted::MAX_PERSISTED_QUERY / 1024
+        );
+        queries.push((f, jsc_domain::sha256_hex(text.as_bytes()), text));
+    }
+    let client = connect(&home).await?;
+    let js = async_nats::jetstream::new(client);
+    let kv = jsc_projector::ensure_bucket(&js, jsc_app::persisted::PERSISTED_QUERIES_BUCKET, 1).await?;
+    for (f, hash, text) in queries {
+        kv.put(&hash, text.into())
+            .await
+            .with_context(|| format!("cannot register {}", f.display()))?;
+        writeln!(out, "{hash}  {}", f.display())?;
     }
     Ok(0)
 }

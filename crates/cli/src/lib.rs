@@ -57,6 +57,8 @@ pub struct Config {
     pub bench_routes: bool,
     /// Each caller's query budget; `None` charges nothing.
     pub query_budget: Option<jsc_graphql::Budget>,
+    /// Run only operations registered as persisted queries.
+    pub persisted_queries_only: bool,
     /// Where the Parquet audit table is written (default `<data dir>/audit-store`).
     pub audit_dir: Option<PathBuf>,
     /// Or an object store by URL (`s3://bucket/prefix`, `file:///dir`); wins over `audit_dir`.
@@ -90,6 +92,7 @@ impl Config {
             reconcile_interval: Duration::from_secs(30),
             bench_routes: false,
             query_budget: Some(jsc_graphql::Budget::default()),
+            persisted_queries_only: false,
             audit_dir: None,
             audit_url: None,
             audit_store_options: Vec::new(),
@@ -104,7 +107,7 @@ pub struct Application {
     listener: TcpListener,
     console: Console,
     bench_routes: bool,
-    query_budget: Option<jsc_graphql::Budget>,
+    limits: jsc_graphql::Limits,
     embedded: Option<ServerProcess>,
     shutdown: CancellationToken,
     tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
@@ -199,7 +202,10 @@ impl Application {
             listener,
             console,
             bench_routes: config.bench_routes,
-            query_budget: config.query_budget,
+            limits: jsc_graphql::Limits {
+                budget: config.query_budget,
+                only_registered: config.persisted_queries_only,
+            },
             embedded,
             shutdown,
             tasks,
@@ -236,10 +242,7 @@ impl Application {
     }
 
     pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
-        let limits = jsc_graphql::Limits {
-            budget: self.query_budget,
-        };
-        let router = jsc_server::router_with(self.console.clone(), limits, self.bench_routes);
+        let router = jsc_server::router_with(self.console.clone(), self.limits, self.bench_routes);
         let token = self.shutdown.clone();
         let addr = self.local_addr();
         tracing::info!(%addr, "JetStream Console is serving: explorer at http://{addr}/");

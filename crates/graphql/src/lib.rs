@@ -9,6 +9,7 @@ mod context;
 mod cost;
 mod history;
 mod identity;
+mod persisted;
 mod scalars;
 mod streams;
 
@@ -17,6 +18,7 @@ use jsc_app::Console;
 
 pub use context::{AuthState, SubscriptionCount};
 pub use cost::Budget;
+pub use persisted::HttpGet;
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -55,6 +57,8 @@ pub struct Limits {
     /// Each caller's query budget (see `cost`); `None`: operations are not charged (their
     /// cost is not reported either).
     pub budget: Option<Budget>,
+    /// Run only operations already registered as persisted queries.
+    pub only_registered: bool,
 }
 
 /// Builds the schema with the default limits; `console` is absent only when exporting the SDL.
@@ -63,6 +67,7 @@ pub fn build_schema(console: Option<Console>) -> ApiSchema {
         console,
         Limits {
             budget: Some(Budget::default()),
+            only_registered: false,
         },
     )
 }
@@ -71,7 +76,11 @@ pub fn build_schema(console: Option<Console>) -> ApiSchema {
 pub fn build_schema_with(console: Option<Console>, limits: Limits) -> ApiSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY);
+        .limit_complexity(MAX_COMPLEXITY)
+        .extension(persisted::PersistedQueries {
+            only_registered: limits.only_registered,
+            parsed: Default::default(),
+        });
     if let Some(budget) = limits.budget {
         builder = builder.extension(cost::Cost(std::sync::Arc::new(cost::Budgets::new(budget))));
     }

@@ -166,8 +166,18 @@ async fn graphql_http(
             );
         }
     };
+    execute(&state, meta, &headers, request).await
+}
+
+/// Runs one GraphQL request and answers it as JSON, with our error codes and headers.
+async fn execute(
+    state: &HttpState,
+    meta: RequestMeta,
+    headers: &axum::http::HeaderMap,
+    request: async_graphql::Request,
+) -> Response {
     let request_id = meta.request_id.clone();
-    let auth = auth_state(&state.console, bearer(&headers).as_deref());
+    let auth = auth_state(&state.console, bearer(headers).as_deref());
     let mut response = state.schema.execute(request.data(meta).data(auth)).await;
     // Parse and validation errors come without a code; give them ours.
     for err in &mut response.errors {
@@ -201,13 +211,36 @@ async fn graphql_ws(
     headers: axum::http::HeaderMap,
     protocol: Result<GraphQLProtocol, StatusCode>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    uri: axum::http::Uri,
 ) -> Response {
     let (Ok(protocol), Ok(upgrade)) = (protocol, upgrade) else {
-        return error_body(
-            StatusCode::BAD_REQUEST,
-            Code::Validation,
-            "GET /graphql is for WebSocket subscriptions (graphql-transport-ws or graphql-ws); send queries and mutations with POST",
-        );
+        // Not an upgrade: a query in the query string (`?query=…` or a persisted query's
+        // `?extensions={"persistedQuery":…}`), queries only.
+        let Some(query) = uri.query().filter(|q| !q.is_empty()) else {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                Code::Validation,
+                "GET /graphql takes a query (?query=…&variables=…, or a persisted query's ?extensions=…) or a \
+                 WebSocket upgrade (graphql-transport-ws or graphql-ws); send mutations with POST",
+            );
+        };
+        if query.len() > MAX_BODY_BYTES {
+            return error_body(
+                StatusCode::URI_TOO_LONG,
+                Code::Validation,
+                "the query string is too long; POST the query",
+            );
+        }
+        return match async_graphql::http::parse_query_string(query) {
+            Ok(request) => execute(&state, meta, &headers, request.data(jsc_graphql::HttpGet)).await,
+            Err(e) => error_body(
+                StatusCode::BAD_REQUEST,
+                Code::Validation,
+                &format!(
+                    "the query string is not a GraphQL request ({e}); send ?query=…&variables=<JSON>&extensions=<JSON>"
+                ),
+            ),
+        };
     };
     let schema = state.schema.clone();
     let console = state.console.clone();
