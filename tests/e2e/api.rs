@@ -166,3 +166,58 @@ fn the_checked_in_schema_matches_the_code() {
         "schema/console.graphql is out of date with the code: run `make schema` and commit the result"
     );
 }
+
+/// Every type, field, argument, input field and enum value the console defines carries a
+/// description, so a client reading the schema (GraphiQL's documentation pane, a generated
+/// client) learns what each means. New fields cannot land without one.
+#[tokio::test]
+async fn every_type_field_argument_and_enum_value_is_described() {
+    let schema = jsc_graphql::build_schema(None);
+    let q = r#"{ __schema { types { name kind description
+        fields(includeDeprecated: true) { name description args { name description } }
+        inputFields { name description }
+        enumValues(includeDeprecated: true) { name description } } } }"#;
+    let res = schema.execute(q).await;
+    assert!(res.errors.is_empty(), "{:?}", res.errors);
+    let v = res.data.into_json().unwrap();
+    let described = |d: &serde_json::Value| d.as_str().is_some_and(|s| !s.trim().is_empty());
+    let builtin = ["String", "Int", "Float", "Boolean", "ID"];
+    let mut missing = Vec::new();
+    for t in v["__schema"]["types"].as_array().unwrap() {
+        let name = t["name"].as_str().unwrap();
+        if name.starts_with("__") || builtin.contains(&name) {
+            continue;
+        }
+        let root = matches!(name, "Query" | "Mutation" | "Subscription");
+        if !root && !described(&t["description"]) {
+            missing.push(name.to_string());
+        }
+        for f in t["fields"].as_array().into_iter().flatten() {
+            let fname = format!("{name}.{}", f["name"].as_str().unwrap());
+            if !described(&f["description"]) {
+                missing.push(fname.clone());
+            }
+            for a in f["args"].as_array().into_iter().flatten() {
+                if !described(&a["description"]) {
+                    missing.push(format!("{fname}({})", a["name"].as_str().unwrap()));
+                }
+            }
+        }
+        for f in t["inputFields"].as_array().into_iter().flatten() {
+            if !described(&f["description"]) {
+                missing.push(format!("{name}.{}", f["name"].as_str().unwrap()));
+            }
+        }
+        for e in t["enumValues"].as_array().into_iter().flatten() {
+            if !described(&e["description"]) {
+                missing.push(format!("{name}.{}", e["name"].as_str().unwrap()));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} schema items have no description; add a doc comment (or #[graphql(desc = ...)] on an argument): {}",
+        missing.len(),
+        missing.join(", ")
+    );
+}

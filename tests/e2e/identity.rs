@@ -1861,3 +1861,31 @@ async fn two_invitations_for_one_new_address_accepted_at_once_make_one_account()
         .await;
     assert_eq!(orgs["organizations"].as_array().unwrap().len(), 2, "{orgs}");
 }
+
+#[tokio::test]
+async fn a_bad_name_does_not_use_up_an_invitation() {
+    let app = TestApp::spawn().await;
+    let invite = app.invite("default", "newcomer@example.com", "VIEWER").await;
+    let password = jsc_testkit::member_password("newcomer@example.com");
+    let bad = app
+        .graphql_as(
+            None,
+            jsc_testkit::gql::ACCEPT,
+            json!({"t": invite.token, "p": password, "n": "bad\u{7}name"}),
+        )
+        .await;
+    assert_eq!(jsc_testkit::code(&bad), "VALIDATION", "{bad}");
+    assert!(
+        bad["errors"][0]["message"].as_str().unwrap().starts_with("name:"),
+        "{bad}"
+    );
+    // The same invitation still works with a good name.
+    let good = app
+        .data_as(
+            None,
+            jsc_testkit::gql::ACCEPT,
+            json!({"t": invite.token, "p": password, "n": "New Comer"}),
+        )
+        .await;
+    assert!(good["acceptInvitation"]["accessToken"].is_string(), "{good}");
+}

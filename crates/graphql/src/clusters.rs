@@ -19,14 +19,19 @@ use crate::context::{caller, console, guarded};
 // Output types
 // ---------------------------------------------------------------------------------------
 
-/// A NATS cluster the console manages. Credentials are never returned.
+/// The GraphQL `Cluster` object; the schema's description is the doc comment on its impl.
 pub struct Cluster(Versioned<ClusterView>);
 
+/// A NATS cluster the console manages: where it is, how the console authenticates to it,
+/// and its labels. Anyone with a role on the cluster (viewer and up) can read it;
+/// credentials are never returned.
 #[Object]
 impl Cluster {
+    /// The cluster's id, chosen by the console (a UUID, or `local` for the embedded server).
     async fn id(&self) -> ID {
         ID(self.0.view.id.clone())
     }
+    /// A short name, unique among the console's clusters (case-insensitive).
     async fn name(&self) -> &str {
         &self.0.view.name
     }
@@ -34,17 +39,20 @@ impl Cluster {
     async fn organization_id(&self) -> ID {
         ID(self.0.view.organization.clone())
     }
-    /// Server URLs the console connects to.
+    /// Server URLs the console connects to, normalized (a bare `host:port` is shown as
+    /// `nats://host:port`).
     async fn urls(&self) -> &[String] {
         &self.0.view.urls
     }
-    /// How the console authenticates; secrets are stored encrypted and never shown.
+    /// How the console authenticates to the cluster; secrets are stored encrypted and never
+    /// shown.
     async fn auth(&self) -> ClusterAuthInfo {
         ClusterAuthInfo {
             kind: auth_kind_from_name(&self.0.view.auth_kind),
             username: self.0.view.auth_username.clone(),
         }
     }
+    /// The TLS settings the console connects with; the client key is never shown.
     async fn tls(&self) -> ClusterTls {
         let t = &self.0.view.tls;
         ClusterTls {
@@ -55,36 +63,47 @@ impl Cluster {
             has_client_key: t.has_client_key,
         }
     }
+    /// Free-form labels for grouping and filtering clusters, sorted and without duplicates.
     async fn tags(&self) -> &[String] {
         &self.0.view.tags
     }
+    /// A free-form description; empty when none was given.
     async fn description(&self) -> &str {
         &self.0.view.description
     }
+    /// When the cluster was registered.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.view.created_at
     }
+    /// Who registered the cluster: the actor recorded in its history (`user:<id>`,
+    /// `apikey:<id>` or `system:<component>`).
     async fn created_by(&self) -> &str {
         &self.0.view.created_by
     }
+    /// When the cluster last changed (including connection tests).
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.view.updated_at
     }
+    /// Who made the last change, as for `createdBy`.
     async fn updated_by(&self) -> &str {
         &self.0.view.updated_by
     }
-    /// Number of events in the cluster's history.
+    /// Number of events in the cluster's history; it grows by one with every change.
     async fn version(&self) -> u64 {
         self.0.view.version
     }
-    /// Stream sequence of the last event this view reflects.
+    /// Sequence, in the console's event stream, of the last event this view reflects;
+    /// compare it with `ClusterChange.sequence` to order changes.
     async fn last_sequence(&self) -> u64 {
         self.0.last_sequence
     }
+    /// The result of the last `testClusterConnection`; null when the connection was never
+    /// tested.
     async fn last_connection_test(&self) -> Option<ConnectionTest> {
         self.0.view.last_test.clone().map(ConnectionTest)
     }
-    /// Live: the server the console is connected to on this cluster, and its health.
+    /// Live: the server the console is connected to on this cluster, and its health. Fails
+    /// with `UNAVAILABLE` when the console cannot reach the cluster.
     async fn server(&self, ctx: &Context<'_>) -> Result<ServerDetail> {
         let d = console(ctx).server_detail(&self.0.view.id).await?;
         Ok(ServerDetail {
@@ -101,66 +120,98 @@ impl Cluster {
             healthy: d.healthy,
         })
     }
-    /// Live: JetStream usage against the account's limits; null without JetStream.
+    /// Live: the JetStream usage of the console's account against its limits; null when the
+    /// server has no JetStream. Fails with `UNAVAILABLE` when the cluster cannot be reached.
     async fn jetstream_account(&self, ctx: &Context<'_>) -> Result<Option<AccountUsage>> {
         Ok(console(ctx).jetstream_account(&self.0.view.id).await?.map(AccountUsage))
     }
-    /// The cluster's streams with their state (see `Query.streams`).
+    /// The cluster's streams by name, one page at a time, as for `Query.streams`.
     async fn streams(
         &self,
         ctx: &Context<'_>,
-        name_contains: Option<String>,
+        #[graphql(desc = "Only streams whose name has this text (case-insensitive).")] name_contains: Option<String>,
+        #[graphql(desc = "Only streams that store this subject (wildcards allowed; overlapping subjects match).")]
         subject: Option<String>,
-        #[graphql(default = 50)] first: usize,
-        after: Option<String>,
+        #[graphql(
+            default = 50,
+            desc = "How many streams to return: at least 1, at most 500 (larger values are capped)."
+        )]
+        first: usize,
+        #[graphql(desc = "The previous page's `pageInfo.endCursor`; left out, the first page.")] after: Option<String>,
     ) -> crate::streams::StreamPage {
         let filter = jsc_app::StreamFilter { name_contains, subject };
         console(ctx).stream_page(&self.0.view.id, filter, first, after).into()
     }
 }
 
-/// The server the console reached on a cluster.
+/// The server the console reached on a cluster, as its INFO describes it, and its health.
 #[derive(SimpleObject)]
 pub struct ServerDetail {
+    /// The server's name (`server_name`).
     name: String,
+    /// The server's unique id, a public nkey (`server_id`).
     id: String,
+    /// The nats-server version, such as `2.11.4`.
     version: String,
+    /// Whether JetStream is enabled on the server.
     jetstream: bool,
+    /// The name of the NATS cluster the server belongs to; null for a standalone server.
     cluster_name: Option<String>,
+    /// The JetStream domain the server belongs to; null when none is set.
     domain: Option<String>,
+    /// Largest message payload the server accepts, in bytes.
     max_payload: u64,
     /// Other servers of the cluster, as announced.
     connect_urls: Vec<String>,
+    /// Whether the server is in lame-duck mode: shutting down and asking clients to move to
+    /// other servers.
     lame_duck_mode: bool,
+    /// Round-trip time of a PING to the server, in milliseconds; null when it did not answer
+    /// within 3 seconds.
     rtt_ms: Option<f64>,
     /// Answering pings, JetStream answering (when enabled), not in lame-duck mode.
     healthy: bool,
 }
 
+/// How the console authenticates to a cluster, without its secrets.
 #[derive(SimpleObject)]
 pub struct ClusterAuthInfo {
+    /// The kind of credentials the console presents.
     kind: ClusterAuthKind,
-    /// The user name, for user/password auth.
+    /// The user name, for user/password auth; null for every other kind.
     username: Option<String>,
 }
 
+/// The TLS settings the console connects to a cluster with. Certificates are public and
+/// shown; the client key is not.
 #[derive(SimpleObject)]
 pub struct ClusterTls {
+    /// Whether the console refuses to connect without TLS.
     required: bool,
+    /// Whether the console starts the TLS handshake before the server's INFO, for servers
+    /// configured with `handshake_first`.
     handshake_first: bool,
+    /// The CA certificate(s), PEM, trusted to verify the server's certificate; null when
+    /// none was given.
     ca_cert_pem: Option<String>,
+    /// The client certificate, PEM, for mutual TLS; null without mutual TLS.
     client_cert_pem: Option<String>,
     /// Whether a client key is stored (it is never returned).
     has_client_key: bool,
 }
 
+/// The kind of credentials the console presents to a cluster.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum ClusterAuthKind {
+    /// No credentials: the server allows anonymous clients.
     None,
+    /// A user name and password.
     UserPassword,
+    /// An authentication token.
     Token,
+    /// A user nkey seed (starts with `SU`); the server checks a signature made with it.
     Nkey,
-    /// A `.creds` file: JWT plus nkey seed.
+    /// A `.creds` file: JWT plus nkey seed, for servers in decentralized (operator) mode.
     Credentials,
 }
 
@@ -174,42 +225,52 @@ fn auth_kind_from_name(name: &str) -> ClusterAuthKind {
     }
 }
 
-/// What a connection test found.
+/// The GraphQL `ConnectionTest` object; the schema's description is the doc comment on its impl.
 pub struct ConnectionTest(DomainTest);
 
+/// What a connection test found, as recorded in the cluster's history.
 #[Object]
 impl ConnectionTest {
+    /// Whether the console connected and the server answered.
     async fn ok(&self) -> bool {
         self.0.ok
     }
+    /// When the test ran.
     async fn tested_at(&self) -> DateTime<Utc> {
         self.0.tested_at
     }
+    /// The nats-server version the server reported; null when it could not be reached.
     async fn server_version(&self) -> Option<&str> {
         self.0.server_version.as_deref()
     }
+    /// The name the server reported; null when it could not be reached.
     async fn server_name(&self) -> Option<&str> {
         self.0.server_name.as_deref()
     }
+    /// Whether the server has JetStream enabled; null when it could not be reached.
     async fn jetstream(&self) -> Option<bool> {
         self.0.jetstream
     }
-    /// Round-trip time of a PING, in milliseconds.
+    /// Round-trip time of a PING, in milliseconds; null when it did not answer.
     async fn rtt_ms(&self) -> Option<f64> {
         self.0.rtt_micros.map(|us| us as f64 / 1000.0)
     }
-    /// JetStream account usage and limits (absent without JetStream).
+    /// JetStream usage and limits of the console's account (null without JetStream).
     async fn account(&self) -> Option<AccountUsage> {
         self.0.account.clone().map(AccountUsage)
     }
-    /// Why the test failed.
+    /// Why the test failed, in words an operator can act on (never with secrets); null when
+    /// it succeeded.
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }
 }
 
+/// The GraphQL `AccountUsage` object; the schema's description is the doc comment on its impl.
 pub struct AccountUsage(DomainAccountUsage);
 
+/// The JetStream usage of the account the console connects as, against the account's
+/// limits. Limits of -1 are unlimited.
 #[Object]
 impl AccountUsage {
     /// Bytes of memory storage used.
@@ -220,46 +281,58 @@ impl AccountUsage {
     async fn storage(&self) -> u64 {
         self.0.storage
     }
+    /// Number of streams in the account.
     async fn streams(&self) -> u64 {
         self.0.streams
     }
+    /// Number of consumers in the account, over all its streams.
     async fn consumers(&self) -> u64 {
         self.0.consumers
     }
-    /// Limit in bytes; -1 is unlimited.
+    /// Most bytes of memory storage the account may use; -1 is unlimited.
     async fn max_memory(&self) -> i64 {
         self.0.max_memory
     }
-    /// Limit in bytes; -1 is unlimited.
+    /// Most bytes of file storage the account may use; -1 is unlimited.
     async fn max_storage(&self) -> i64 {
         self.0.max_storage
     }
+    /// Most streams the account may have; -1 is unlimited.
     async fn max_streams(&self) -> i64 {
         self.0.max_streams
     }
+    /// Most consumers the account may have; -1 is unlimited.
     async fn max_consumers(&self) -> i64 {
         self.0.max_consumers
     }
 }
 
+/// What happened to a cluster, in a `ClusterChange`.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum ClusterChangeKind {
     /// The state when the subscription started (with `includeCurrent`).
     Current,
+    /// The cluster was registered (`registerCluster`).
     Registered,
+    /// The cluster's settings changed (`updateCluster`).
     Updated,
+    /// A connection test ran; its result is `cluster.lastConnectionTest`.
     ConnectionTested,
+    /// The console stopped managing the cluster (`removeCluster`).
     Removed,
 }
 
 /// A change to a cluster, as the clusters view saw it.
 #[derive(SimpleObject)]
 pub struct ClusterChange {
+    /// What happened.
     kind: ClusterChangeKind,
+    /// The id of the cluster that changed.
     cluster_id: ID,
     /// The cluster after the change; absent when it was removed.
     cluster: Option<Cluster>,
-    /// Stream sequence of the event behind the change (absent for removals).
+    /// Sequence, in the console's event stream, of the event behind the change (absent for
+    /// removals); the same as `cluster.lastSequence`.
     sequence: Option<u64>,
 }
 
@@ -272,50 +345,80 @@ pub struct ClusterChange {
 /// when the kind does not change.
 #[derive(InputObject)]
 pub struct ClusterAuthInput {
+    /// The kind of credentials; decides which of the other fields are read.
     kind: ClusterAuthKind,
+    /// The user name, for `USER_PASSWORD` (required there).
     username: Option<String>,
+    /// The password, for `USER_PASSWORD`.
     password: Option<String>,
+    /// The token, for `TOKEN`.
     token: Option<String>,
+    /// A user nkey seed (starts with `SU`), for `NKEY`; generate one with `nsc` or
+    /// `nk -gen user`.
     nkey_seed: Option<String>,
-    /// The whole content of a `.creds` file.
+    /// The whole content of a `.creds` file (user JWT and nkey seed), for `CREDENTIALS`.
     credentials: Option<String>,
 }
 
+/// TLS settings for reaching a cluster. Left out on register, TLS is not required; given on
+/// update, it replaces the stored settings.
 #[derive(InputObject, Default)]
 pub struct ClusterTlsInput {
+    /// Refuse to connect without TLS. Defaults to false.
     #[graphql(default)]
     required: bool,
+    /// Start the TLS handshake before the server's INFO, for servers configured with
+    /// `handshake_first`. Defaults to false.
     #[graphql(default)]
     handshake_first: bool,
+    /// CA certificate(s), PEM, to trust when verifying the server's certificate.
     ca_cert_pem: Option<String>,
+    /// Client certificate, PEM, for mutual TLS; give it together with `clientKeyPem`. On
+    /// update, a certificate given without a key keeps the stored key.
     client_cert_pem: Option<String>,
     /// PEM private key for mutual TLS; encrypted at rest, never returned.
     client_key_pem: Option<String>,
 }
 
+/// A cluster to register for the console to manage.
 #[derive(InputObject)]
 pub struct RegisterClusterInput {
     /// The organization the cluster belongs to; may be left out when you administer exactly one.
     organization_id: Option<ID>,
+    /// A short name, unique among the console's clusters (case-insensitive): at most 64
+    /// letters, digits, spaces, `-`, `_` or `.`.
     name: String,
-    /// `nats://host:port`, `tls://`, `ws://`, `wss://`, or a bare `host:port`.
+    /// Server URLs, 1 to 32: `nats://host:port`, `tls://`, `ws://`, `wss://`, or a bare
+    /// `host:port` (taken as `nats://`). Credentials belong in `auth`, not in a URL.
     urls: Vec<String>,
+    /// The credentials the console presents; left out, it connects without any.
     auth: Option<ClusterAuthInput>,
+    /// TLS settings; left out, TLS is not required and no client certificate is sent.
     tls: Option<ClusterTlsInput>,
+    /// Free-form labels, at most 32 of at most 64 characters each. Defaults to none.
     #[graphql(default)]
     tags: Vec<String>,
+    /// A free-form description of at most 1024 characters. Defaults to empty.
     #[graphql(default)]
     description: String,
 }
 
-/// Fields left out stay as they are.
+/// Changes to a cluster's settings. Fields left out stay as they are.
 #[derive(InputObject, Default)]
 pub struct UpdateClusterInput {
+    /// A new name, with the same rules as on register.
     name: Option<String>,
+    /// New server URLs, replacing the stored list. Stored secrets only go to the servers
+    /// they were given for: changing the URLs needs `auth` (and the TLS client key, if one
+    /// is set) again.
     urls: Option<Vec<String>>,
+    /// New credentials. A secret left out keeps the stored one when the kind does not change.
     auth: Option<ClusterAuthInput>,
+    /// New TLS settings, replacing the stored ones.
     tls: Option<ClusterTlsInput>,
+    /// New labels, replacing the stored ones.
     tags: Option<Vec<String>>,
+    /// A new description.
     description: Option<String>,
 }
 
@@ -400,13 +503,15 @@ pub struct ClusterQuery;
 
 #[Object]
 impl ClusterQuery {
-    /// Managed clusters, by name. Filter by a tag, or by part of the name (case-insensitive).
+    /// The managed clusters the caller has a role on (viewer and up), by name. Filter by a
+    /// tag, by part of the name (case-insensitive), or by organization. Errors:
+    /// `UNAUTHENTICATED`.
     async fn clusters(
         &self,
         ctx: &Context<'_>,
-        tag: Option<String>,
-        name_contains: Option<String>,
-        organization_id: Option<ID>,
+        #[graphql(desc = "Only clusters with this tag (exact match).")] tag: Option<String>,
+        #[graphql(desc = "Only clusters whose name has this text (case-insensitive).")] name_contains: Option<String>,
+        #[graphql(desc = "Only clusters of this organization.")] organization_id: Option<ID>,
     ) -> Result<Vec<Cluster>> {
         let filter = ClusterFilter {
             tag,
@@ -420,8 +525,9 @@ impl ClusterQuery {
             .collect())
     }
 
-    /// One cluster by id; `NOT_FOUND` when there is none.
-    async fn cluster(&self, ctx: &Context<'_>, id: ID) -> Result<Cluster> {
+    /// One cluster by id, for a viewer of it; `NOT_FOUND` when there is none or the caller
+    /// has no role on it.
+    async fn cluster(&self, ctx: &Context<'_>, #[graphql(desc = "The cluster's id.")] id: ID) -> Result<Cluster> {
         Ok(Cluster(console(ctx).cluster(&caller(ctx)?, &id)?))
     }
 }
@@ -431,8 +537,14 @@ pub struct ClusterMutation;
 
 #[Object]
 impl ClusterMutation {
-    /// Registers a NATS cluster for the console to manage.
-    async fn register_cluster(&self, ctx: &Context<'_>, input: RegisterClusterInput) -> Result<Cluster> {
+    /// Registers a NATS cluster for the console to manage; needs the admin role in the
+    /// organization. Errors: `VALIDATION`
+    /// (a bad field, a name in use), `FORBIDDEN`, `NOT_FOUND` (organization), `UNAVAILABLE`.
+    async fn register_cluster(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The cluster to register.")] input: RegisterClusterInput,
+    ) -> Result<Cluster> {
         let c = console(ctx);
         let caller = caller(ctx)?;
         let spec = ClusterSpec {
@@ -450,8 +562,15 @@ impl ClusterMutation {
         Ok(Cluster(c.register_cluster(&caller, org, spec).await?))
     }
 
-    /// Changes a cluster's settings; fields left out stay as they are.
-    async fn update_cluster(&self, ctx: &Context<'_>, id: ID, input: UpdateClusterInput) -> Result<Cluster> {
+    /// Changes a cluster's settings; fields left out stay as they are. Needs the admin role
+    /// on the cluster. Errors: `VALIDATION`, `NOT_FOUND`, `FORBIDDEN`, `CONFLICT` (a
+    /// concurrent change), `UNAVAILABLE`.
+    async fn update_cluster(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The cluster's id.")] id: ID,
+        #[graphql(desc = "The settings to change.")] input: UpdateClusterInput,
+    ) -> Result<Cluster> {
         let c = console(ctx);
         let caller = caller(ctx)?;
         let changes = ClusterChanges {
@@ -465,15 +584,23 @@ impl ClusterMutation {
         Ok(Cluster(c.update_cluster(&caller, &id, changes).await?))
     }
 
-    /// Stops managing a cluster (the cluster itself is not touched). Returns its id.
-    async fn remove_cluster(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+    /// Stops managing a cluster (the cluster itself, its streams and consumers are not
+    /// touched) and forgets its credentials; returns its id. Needs the admin role on the
+    /// cluster. Errors: `NOT_FOUND`, `FORBIDDEN`, `CONFLICT`, `UNAVAILABLE`.
+    async fn remove_cluster(&self, ctx: &Context<'_>, #[graphql(desc = "The cluster's id.")] id: ID) -> Result<ID> {
         console(ctx).remove_cluster(&caller(ctx)?, &id).await?;
         Ok(id)
     }
 
     /// Connects to the cluster and reports what it found; the result is recorded in the
-    /// cluster's history. An unreachable cluster is an `UNAVAILABLE` error saying why.
-    async fn test_cluster_connection(&self, ctx: &Context<'_>, id: ID) -> Result<ConnectionTest> {
+    /// cluster's history. Needs the operator role on the cluster. An unreachable cluster is
+    /// an `UNAVAILABLE` error saying why (the failed attempt is recorded all the same);
+    /// other errors: `NOT_FOUND`, `FORBIDDEN`.
+    async fn test_cluster_connection(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The cluster's id.")] id: ID,
+    ) -> Result<ConnectionTest> {
         Ok(ConnectionTest(
             console(ctx).test_cluster_connection(&caller(ctx)?, &id).await?,
         ))
@@ -485,14 +612,21 @@ pub struct ClusterSubscription;
 
 #[Subscription]
 impl ClusterSubscription {
-    /// Every change to a cluster (or to the one with `id`), as the clusters view applies it.
-    /// With `includeCurrent`, the matching clusters are sent first as `CURRENT`, so a client
-    /// needs no separate query and misses nothing in between.
+    /// Every change to a cluster the caller can see (or to the one with `id`), as the
+    /// clusters view applies it. With `includeCurrent`, the matching clusters are sent first
+    /// as `CURRENT`, so a client needs no separate query and misses nothing in between (a
+    /// change may arrive twice). Ends with `UNAUTHENTICATED` when the caller's credential
+    /// does; `VALIDATION` when the connection has too many subscriptions open.
     async fn cluster_changed(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Only changes to this cluster; left out, changes to every cluster the caller can see.")]
         id: Option<ID>,
-        #[graphql(default)] include_current: bool,
+        #[graphql(
+            default,
+            desc = "Send the matching clusters as they are now, as `CURRENT`, before any change. Defaults to false."
+        )]
+        include_current: bool,
     ) -> Result<impl Stream<Item = Result<ClusterChange>> + use<>> {
         let c = console(ctx).clone();
         let caller = caller(ctx)?;

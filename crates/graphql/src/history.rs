@@ -19,10 +19,15 @@ pub enum AggregateType {
     Stream,
     /// A durable consumer (id: `<cluster id>/<stream>/<consumer>`).
     Consumer,
+    /// An organization, with its members and teams (id: the organization id).
     Organization,
+    /// A user account (id: the user id).
     User,
+    /// An invitation (id: the invitation id).
     Invitation,
+    /// A session (id: the session id).
     Session,
+    /// An API key (id: the key id).
     ApiKey,
 }
 
@@ -31,23 +36,32 @@ pub enum AggregateType {
 pub struct FieldChange {
     /// Dotted path in the aggregate's state, e.g. `spec.description`.
     path: String,
+    /// The value before the event (credentials redacted); null if the field did not exist.
     before: Option<Json<Value>>,
+    /// The value after the event (credentials redacted); null if the event removed it.
     after: Option<Json<Value>>,
 }
 
 /// One event of an aggregate's history and what it changed.
 #[derive(SimpleObject)]
 pub struct HistoryEntry {
-    /// Position in the event stream.
+    /// Position in the event stream (a stream sequence, usable as `stateAt(sequence:)`).
     sequence: u64,
     /// Position in the aggregate's own history (1, 2, ...).
     aggregate_sequence: u64,
+    /// What happened, e.g. `UserDisabled`.
     event_type: String,
+    /// Version of the event's schema, e.g. `1.0`.
     event_version: String,
+    /// When the event was recorded.
     timestamp: DateTime<Utc>,
+    /// Who caused it: `user:<id>`, `apikey:<id>` or `system:<component>`.
     actor: String,
+    /// The ID of the request that caused the event; shared by every event of one request.
     correlation_id: Option<String>,
+    /// The ID of the request or event that directly caused this one.
     causation_id: Option<String>,
+    /// The client address the request came from, if known.
     client_addr: Option<String>,
     /// The event as stored (credentials redacted).
     payload: Json<Value>,
@@ -58,7 +72,9 @@ pub struct HistoryEntry {
 /// An aggregate's state at a point in its history.
 #[derive(SimpleObject)]
 pub struct AggregateState {
+    /// The kind of aggregate, as asked.
     aggregate_type: AggregateType,
+    /// The aggregate's ID, as asked.
     id: ID,
     /// Number of events applied.
     version: u64,
@@ -75,9 +91,16 @@ pub struct HistoryQuery;
 
 #[Object]
 impl HistoryQuery {
-    /// Every event of one aggregate, oldest first, with the change each made to its state.
-    /// Credentials are redacted.
-    async fn history(&self, ctx: &Context<'_>, aggregate_type: AggregateType, id: ID) -> Result<Vec<HistoryEntry>> {
+    /// Every event of one aggregate, oldest first, with the change each made to its state;
+    /// credentials are redacted. Clusters, streams and consumers need viewer; organizations,
+    /// invitations and API keys admin; a user's account and sessions need the user, or admin
+    /// over them. `NOT_FOUND` alike for what has no history and what you may not see.
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The kind of aggregate.")] aggregate_type: AggregateType,
+        #[graphql(desc = "The aggregate's ID, in the form its AggregateType describes.")] id: ID,
+    ) -> Result<Vec<HistoryEntry>> {
         let entries = console(ctx).history(&caller(ctx)?, aggregate_type.into(), &id).await?;
         Ok(entries
             .into_iter()
@@ -109,13 +132,17 @@ impl HistoryQuery {
     }
 
     /// An aggregate's state as it was at time `at`, or just after stream sequence
-    /// `sequence` (give one), replayed from its events.
+    /// `sequence`, replayed from its events; credentials are redacted. Needs the same roles
+    /// as `history`; `VALIDATION` unless exactly one of `at` and `sequence` is given.
     async fn state_at(
         &self,
         ctx: &Context<'_>,
-        aggregate_type: AggregateType,
-        id: ID,
-        at: Option<DateTime<Utc>>,
+        #[graphql(desc = "The kind of aggregate.")] aggregate_type: AggregateType,
+        #[graphql(desc = "The aggregate's ID, in the form its AggregateType describes.")] id: ID,
+        #[graphql(desc = "The moment to look at: events recorded at or before it are applied.")] at: Option<
+            DateTime<Utc>,
+        >,
+        #[graphql(desc = "The stream sequence to look at: events up to and including it are applied.")]
         sequence: Option<u64>,
     ) -> Result<AggregateState> {
         let when = match (at, sequence) {
@@ -143,16 +170,26 @@ impl HistoryQuery {
 // The audit trail
 // ---------------------------------------------------------------------------------------
 
-/// What to look for in the audit trail; every field narrows the result.
+/// What to look for in the audit trail; every field narrows the result, and an omitted or
+/// null field matches everything.
 #[derive(async_graphql::InputObject, Default, Clone)]
 pub struct AuditFilterInput {
+    /// Only events recorded at or after this time.
     from: Option<DateTime<Utc>>,
+    /// Only events recorded at or before this time.
     to: Option<DateTime<Utc>>,
+    /// Only events of this actor, exactly: `user:<id>`, `apikey:<id>` or `system:<component>`.
     actor: Option<String>,
+    /// Only events of this aggregate type, exactly, in its lower-case event name: `cluster`,
+    /// `stream`, `consumer`, `organization`, `user`, `invitation`, `session` or `api_key`.
     aggregate_type: Option<String>,
+    /// Only events of the aggregate with this ID, exactly (see AggregateType for the forms).
     aggregate_id: Option<String>,
+    /// Only events of this type, exactly, e.g. `UserDisabled`.
     event_type: Option<String>,
+    /// Only events of this cluster and its streams and consumers.
     cluster: Option<ID>,
+    /// Only events of the organization with this ID.
     organization: Option<String>,
     /// Text in the summary, case-insensitive.
     text: Option<String>,
@@ -179,48 +216,63 @@ impl From<AuditFilterInput> for AuditFilter {
 /// One event of the audit trail.
 pub struct AuditEntry(AuditRow);
 
+/// One event of the audit trail: who did what to which resource, and when.
 #[Object]
 impl AuditEntry {
     /// Stream sequence: also the cursor to page from.
     async fn sequence(&self) -> u64 {
         self.0.sequence
     }
+    /// When the event was recorded.
     async fn time(&self) -> DateTime<Utc> {
         self.0.time
     }
+    /// The aggregate type in its lower-case event name, e.g. `cluster` or `api_key`.
     async fn aggregate_type(&self) -> &str {
         &self.0.aggregate_type
     }
+    /// The aggregate's ID (see AggregateType for the forms).
     async fn aggregate_id(&self) -> &str {
         &self.0.aggregate_id
     }
+    /// Position in the aggregate's own history (1, 2, ...).
     async fn aggregate_sequence(&self) -> u64 {
         self.0.aggregate_sequence
     }
+    /// What happened, e.g. `UserDisabled`.
     async fn event_type(&self) -> &str {
         &self.0.event_type
     }
+    /// Version of the event's schema, e.g. `1.0`.
     async fn event_version(&self) -> &str {
         &self.0.event_version
     }
+    /// Who caused it: `user:<id>`, `apikey:<id>` or `system:<component>`.
     async fn actor(&self) -> &str {
         &self.0.actor
     }
+    /// The client address the request came from, if known.
     async fn client_addr(&self) -> Option<&str> {
         self.0.client_addr.as_deref()
     }
+    /// The ID of the request that caused the event; shared by every event of one request.
     async fn correlation_id(&self) -> Option<&str> {
         self.0.correlation_id.as_deref()
     }
+    /// The ID of the request or event that directly caused this one.
     async fn causation_id(&self) -> Option<&str> {
         self.0.causation_id.as_deref()
     }
+    /// The ID of the organization the event belongs to; null for installation-wide events
+    /// (accounts, sessions).
     async fn organization(&self) -> Option<&str> {
         self.0.organization.as_deref()
     }
+    /// The ID of the cluster, for events of a cluster or its streams and consumers.
     async fn cluster(&self) -> Option<&str> {
         self.0.cluster.as_deref()
     }
+    /// One readable line: who did what to which resource.
     async fn summary(&self) -> &str {
         &self.0.summary
     }
@@ -230,12 +282,14 @@ impl AuditEntry {
     }
 }
 
+/// One page of the audit trail, newest first.
 #[derive(SimpleObject)]
 pub struct AuditPage {
-    /// Newest first.
+    /// The events of the page, newest first.
     nodes: Vec<AuditEntry>,
+    /// Whether older matching events follow.
     has_next_page: bool,
-    /// Pass as `after` for the next (older) page.
+    /// Pass as `after` for the next (older) page; null for an empty page.
     end_cursor: Option<String>,
 }
 
@@ -246,12 +300,23 @@ pub struct AuditQuery;
 impl AuditQuery {
     /// The audit trail, newest first: `first` (at most 1,000) events matching `filter`,
     /// older than the cursor `after`. Reads the Parquet table (files and row groups pruned
-    /// by their statistics) and the events not yet written to it.
+    /// by their statistics) and the events not yet written to it. Needs admin in an
+    /// organization (`FORBIDDEN` otherwise) and shows only those organizations' events, plus
+    /// installation-wide ones (accounts, sessions) to owners of the default organization.
     async fn audit_trail(
         &self,
         ctx: &Context<'_>,
-        filter: Option<AuditFilterInput>,
-        #[graphql(default = 50)] first: usize,
+        #[graphql(desc = "Which events to return; null matches every event you may see.")] filter: Option<
+            AuditFilterInput,
+        >,
+        #[graphql(
+            default = 50,
+            desc = "How many events to return, 1 to 1,000 (clamped); 50 by default."
+        )]
+        first: usize,
+        #[graphql(
+            desc = "Return events older than this cursor: an `endCursor` of a previous page (`VALIDATION` otherwise)."
+        )]
         after: Option<String>,
     ) -> Result<AuditPage> {
         let before = after
@@ -277,11 +342,18 @@ pub struct AuditSubscription;
 #[async_graphql::Subscription]
 impl AuditSubscription {
     /// Every new event matching `filter`, as it is appended; with `fromSequence`, starting
-    /// at that stream sequence (to resume after a disconnect without a gap).
+    /// at that stream sequence (to resume after a disconnect without a gap). Needs admin
+    /// like auditTrail, checked again for every event; ends with `UNAUTHENTICATED` when
+    /// your credential does.
     async fn audit_events(
         &self,
         ctx: &Context<'_>,
-        filter: Option<AuditFilterInput>,
+        #[graphql(desc = "Which events to deliver; null matches every event you may see.")] filter: Option<
+            AuditFilterInput,
+        >,
+        #[graphql(
+            desc = "The stream sequence to start at (e.g. the last `sequence` seen, plus one); null starts with the next new event."
+        )]
         from_sequence: Option<u64>,
     ) -> Result<impl futures::Stream<Item = Result<AuditEntry>> + use<>> {
         use futures::StreamExt;
@@ -291,10 +363,14 @@ impl AuditSubscription {
     }
 }
 
+/// The file format of an audit export.
 #[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum AuditExportFormat {
+    /// Apache Parquet, columnar and compressed (`.parquet`).
     Parquet,
+    /// Comma-separated values with a header row (`.csv`).
     Csv,
+    /// JSON Lines: one JSON object per event (`.jsonl`).
     Jsonl,
 }
 
@@ -303,8 +379,11 @@ pub enum AuditExportFormat {
 pub struct AuditExport {
     /// Relative download URL, signed; valid until `expiresAt`.
     url: String,
+    /// Number of events written.
     rows: u64,
+    /// Size of the file, in bytes.
     bytes: u64,
+    /// When the download link stops working (an hour after the export).
     expires_at: DateTime<Utc>,
 }
 
@@ -314,12 +393,15 @@ pub struct AuditMutation;
 #[Object]
 impl AuditMutation {
     /// Writes the audit trail (or the part matching `filter`) to the object store, oldest
-    /// first, and returns a signed download link valid for an hour.
+    /// first, and returns a signed download link valid for an hour. Needs admin and exports
+    /// only what auditTrail would show you (`FORBIDDEN` otherwise).
     async fn export_audit(
         &self,
         ctx: &Context<'_>,
-        filter: Option<AuditFilterInput>,
-        format: AuditExportFormat,
+        #[graphql(desc = "Which events to export; null exports every event you may see.")] filter: Option<
+            AuditFilterInput,
+        >,
+        #[graphql(desc = "The file format.")] format: AuditExportFormat,
     ) -> Result<AuditExport> {
         let format = match format {
             AuditExportFormat::Parquet => ExportFormat::Parquet,

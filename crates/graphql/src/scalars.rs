@@ -71,6 +71,9 @@ impl Duration {
     }
 }
 
+/// A length of time, written like `90s`, `1h30m`, `500ms`, `7d` or `0s` (units: d, h, m, s,
+/// ms, us, ns; several may follow each other). JetStream stores it in
+/// nanoseconds; the console shows it in the same notation, such as `1m30s`.
 #[Scalar]
 impl ScalarType for Duration {
     fn parse(value: Value) -> InputValueResult<Self> {

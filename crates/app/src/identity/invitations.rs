@@ -104,6 +104,8 @@ impl Console {
                 } else {
                     name.to_string()
                 };
+                // Checked before the invitation is spent: a bad name must not use it up.
+                let name = jsc_domain::identity::normalize_display_name("name", &name).map_err(super::domain)?;
                 let sealed = self.sealed_password(password, &inv.email, &meta.request_id).await?;
                 (new_id(), Some((name, sealed)))
             }

@@ -13,6 +13,8 @@ use crate::context::{caller, console, principal};
 
 pub use roots::{IdentityMutation, IdentityQuery};
 
+/// A role in an organization, or on one cluster through a team grant. Each role includes
+/// the rights of the ones before it: `VIEWER` < `OPERATOR` < `ADMIN` < `OWNER`.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 #[graphql(remote = "jsc_domain::identity::Role", name = "Role")]
 pub enum RoleGql {
@@ -22,7 +24,9 @@ pub enum RoleGql {
     Operator,
     /// Also manages clusters, members (below owner), teams, invitations, API keys, and reads the audit trail.
     Admin,
-    /// Also manages owners.
+    /// Also makes, changes and removes owners. Owners of the default organization also create
+    /// organizations, administer the accounts of the users they share an organization with,
+    /// and see installation-wide audit events.
     Owner,
 }
 
@@ -30,34 +34,51 @@ pub enum RoleGql {
 /// refresh token for new ones before the access token expires (each refresh token works once).
 #[derive(SimpleObject)]
 pub struct AuthPayload {
+    /// A signed access token, sent as `Authorization: Bearer <token>` (over WebSocket: in
+    /// `connection_init`).
     pub access_token: String,
+    /// When the access token stops working (15 minutes after it is issued by default).
     pub access_token_expires_at: DateTime<Utc>,
+    /// A single-use token for mutation refreshSession; keep it secret.
     pub refresh_token: String,
+    /// When the session ends and its refresh tokens stop working: a fixed time after
+    /// sign-in (30 days by default), not moved by refreshing.
     pub refresh_token_expires_at: DateTime<Utc>,
+    /// The ID of the signed-in user.
     pub user_id: ID,
 }
 
 pub struct UserObj(pub(crate) UserView);
 
+/// An account of the console: a person who signs in with email and password. You see
+/// yourself and the users of the organizations you belong to.
 #[Object(name = "User")]
 impl UserObj {
+    /// The user's unique ID.
     async fn id(&self) -> ID {
         ID(self.0.state.id.clone())
     }
+    /// The email address the user signs in with, lower-cased.
     async fn email(&self) -> &str {
         &self.0.state.email
     }
+    /// The user's display name (1 to 64 characters).
     async fn name(&self) -> &str {
         &self.0.state.name
     }
+    /// Whether the account is disabled: it cannot sign in, and its sessions and API keys
+    /// do not work.
     async fn disabled(&self) -> bool {
         self.0.state.disabled
     }
+    /// When the account was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    /// The user's signed-in sessions (not signed out, revoked or expired): your own, or,
-    /// for an admin of an organization the user belongs to, theirs.
+    /// The user's signed-in sessions (not signed out, revoked or expired), newest first.
+    /// Your own, or another user's if you are admin (owner, for an owner) in every
+    /// organization they belong to, or an owner of the default organization; `FORBIDDEN`
+    /// otherwise.
     async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<SessionObj>> {
         Ok(console(ctx)
             .sessions_of(&caller(ctx)?, &self.0.state.id)?
@@ -65,7 +86,8 @@ impl UserObj {
             .map(|(view, current)| SessionObj { view, current })
             .collect())
     }
-    /// The organizations this user belongs to that you can see, with the user's role.
+    /// The organizations this user belongs to that you also belong to, with the user's role
+    /// in each.
     async fn organizations(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
         Ok(console(ctx)
             .shared_organizations(principal(ctx)?, &self.0.state.id)
@@ -84,28 +106,32 @@ pub struct SessionObj {
     current: bool,
 }
 
+/// One sign-in of a user: the family of refresh tokens it issued. It ends when its user
+/// signs out, it is revoked, the password changes, or it expires.
 #[Object(name = "Session")]
 impl SessionObj {
+    /// The session's unique ID, for mutation revokeSession.
     async fn id(&self) -> ID {
         ID(self.view.state.id.clone())
     }
-    /// When it signed in.
+    /// When the user signed in.
     async fn started_at(&self) -> DateTime<Utc> {
         self.view.created_at
     }
-    /// When it last traded a refresh token (or signed in).
+    /// When the session last traded a refresh token (or signed in, if never).
     async fn last_refreshed_at(&self) -> DateTime<Utc> {
         self.view.updated_at
     }
-    /// When its refresh tokens stop working.
+    /// When its refresh tokens stop working: a fixed time after sign-in (30 days by
+    /// default), not moved by refreshing.
     async fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.view.state.expires_at
     }
-    /// How many times it was refreshed.
+    /// How many times a refresh token was traded for new tokens.
     async fn refreshes(&self) -> u64 {
         self.view.state.generation
     }
-    /// Whether this is the session of the request.
+    /// Whether this is the session making the request.
     async fn current(&self) -> bool {
         self.current
     }
@@ -116,11 +142,14 @@ pub struct Membership {
     role: Role,
 }
 
+/// A user's membership of one organization: the organization and the user's role in it.
 #[Object]
 impl Membership {
+    /// The organization.
     async fn organization(&self) -> &OrganizationObj {
         &self.organization
     }
+    /// The user's role in the organization (team grants on single clusters not counted).
     async fn role(&self) -> RoleGql {
         self.role.into()
     }
@@ -134,21 +163,28 @@ impl OrganizationObj {
     }
 }
 
+/// An organization: the unit that owns clusters, and whose members, teams, invitations and
+/// API keys decide who may do what with them.
 #[Object(name = "Organization")]
 impl OrganizationObj {
+    /// The organization's unique ID.
     async fn id(&self) -> ID {
         ID(self.0.state.id.clone())
     }
+    /// The organization's display name (1 to 64 characters).
     async fn name(&self) -> &str {
         &self.0.state.name
     }
+    /// When the organization was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    /// Your role here.
+    /// Your role in this organization (for an API key, the lower of the key's role and its
+    /// user's role). Team grants can raise it on single clusters.
     async fn my_role(&self, ctx: &Context<'_>) -> Result<RoleGql> {
         Ok(self.require(ctx, Role::Viewer)?.into())
     }
+    /// The organization's members with their roles (viewer).
     async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Member>> {
         Ok(console(ctx)
             .members(&caller(ctx)?, &self.0)?
@@ -156,6 +192,7 @@ impl OrganizationObj {
             .map(|(u, role)| Member { user: UserObj(u), role })
             .collect())
     }
+    /// The organization's teams (viewer).
     async fn teams(&self, ctx: &Context<'_>) -> Result<Vec<TeamObj>> {
         self.require(ctx, Role::Viewer)?;
         Ok(self
@@ -171,7 +208,8 @@ impl OrganizationObj {
             })
             .collect())
     }
-    /// Invitations of this organization, newest first (admin).
+    /// Invitations of this organization in every status, newest first (admin; `FORBIDDEN`
+    /// below).
     async fn invitations(&self, ctx: &Context<'_>) -> Result<Vec<InvitationObj>> {
         Ok(console(ctx)
             .invitations(&caller(ctx)?, &self.0.state.id)?
@@ -179,7 +217,8 @@ impl OrganizationObj {
             .map(InvitationObj)
             .collect())
     }
-    /// API keys of this organization: all of them for admins, your own otherwise.
+    /// API keys of this organization, revoked ones included, newest first: all of them for
+    /// admins, your own otherwise.
     async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKeyObj>> {
         Ok(console(ctx)
             .api_keys(&caller(ctx)?, &self.0)?
@@ -194,11 +233,14 @@ pub struct Member {
     role: Role,
 }
 
+/// A member of an organization and their role in it.
 #[Object]
 impl Member {
+    /// The member's account.
     async fn user(&self) -> &UserObj {
         &self.user
     }
+    /// The member's role in the organization.
     async fn role(&self) -> RoleGql {
         self.role.into()
     }
@@ -215,18 +257,26 @@ impl TeamObj {
 /// A role a team's members get on one cluster.
 #[derive(SimpleObject)]
 pub struct ClusterGrant {
+    /// The ID of the cluster, one of the organization's.
     pub cluster_id: ID,
+    /// The role granted there (at most `ADMIN`); a member with a higher organization role
+    /// keeps it.
     pub role: RoleGql,
 }
 
+/// A named group of an organization's members that can be given roles on single clusters
+/// of the organization.
 #[Object(name = "Team")]
 impl TeamObj {
+    /// The team's unique ID.
     async fn id(&self) -> ID {
         ID(self.0.id.clone())
     }
+    /// The team's name, unique in the organization ignoring case (1 to 64 characters).
     async fn name(&self) -> &str {
         &self.team().name
     }
+    /// The team's members, all of them members of the organization.
     async fn members(&self, ctx: &Context<'_>) -> Vec<UserObj> {
         let c = console(ctx);
         self.team()
@@ -248,39 +298,55 @@ impl TeamObj {
     }
 }
 
+/// Where an invitation stands.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum InvitationStatus {
+    /// Not yet accepted, revoked or expired: its token still works.
     Pending,
+    /// Accepted: the invitee joined the organization.
     Accepted,
+    /// Withdrawn by an admin before it was accepted.
     Revoked,
+    /// Past its expiry time without being accepted.
     Expired,
 }
 
 pub struct InvitationObj(pub(crate) InvitationView);
 
+/// An invitation of an email address into an organization with a role. Only admins of the
+/// organization see its invitations.
 #[Object(name = "Invitation")]
 impl InvitationObj {
+    /// The invitation's unique ID.
     async fn id(&self) -> ID {
         ID(self.0.state.id.clone())
     }
+    /// The ID of the organization the invitation is into.
     async fn organization_id(&self) -> ID {
         ID(self.0.state.organization.clone())
     }
+    /// The invited email address, lower-cased.
     async fn email(&self) -> &str {
         &self.0.state.email
     }
+    /// The role the invitee gets in the organization (a member who already has a higher
+    /// role keeps it).
     async fn role(&self) -> RoleGql {
         self.0.state.role.unwrap_or(Role::Viewer).into()
     }
+    /// When the invitation's token stops working (7 days after it was created by default).
     async fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.0.state.expires_at
     }
+    /// When the invitation was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// Who created it, as an actor: `user:<id>` or `apikey:<id>`.
     async fn created_by(&self) -> &str {
         &self.0.created_by
     }
+    /// Whether the invitation is pending, accepted, revoked or expired, as of now.
     async fn status(&self) -> InvitationStatus {
         let s = &self.0.state;
         if s.accepted_by.is_some() {
@@ -300,23 +366,33 @@ impl InvitationObj {
 /// already has an account.
 #[derive(SimpleObject)]
 pub struct CreatedInvitation {
+    /// The invitation.
     pub invitation: InvitationObj,
+    /// The secret token the invitee passes to mutation acceptInvitation; it is not shown
+    /// again.
     pub token: String,
 }
 
 pub struct ApiKeyObj(pub(crate) ApiKeyView);
 
+/// An API key: a long-lived credential for scripts and services, valid in one organization
+/// with one role. Only its hash is kept.
 #[Object(name = "ApiKey")]
 impl ApiKeyObj {
+    /// The key's unique ID (the actor `apikey:<id>` in events).
     async fn id(&self) -> ID {
         ID(self.0.state.id.clone())
     }
+    /// The key's display name (1 to 64 characters).
     async fn name(&self) -> &str {
         &self.0.state.name
     }
+    /// The ID of the only organization the key works in.
     async fn organization_id(&self) -> ID {
         ID(self.0.state.organization.clone())
     }
+    /// The role the key grants. A personal key never acts above its user's current role
+    /// in the organization.
     async fn role(&self) -> RoleGql {
         self.0.state.role.unwrap_or(Role::Viewer).into()
     }
@@ -334,19 +410,24 @@ impl ApiKeyObj {
             _ => None,
         }
     }
+    /// When the key was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// Who created it, as an actor: `user:<id>`.
     async fn created_by(&self) -> &str {
         &self.0.created_by
     }
+    /// When the key stops working; null if it never expires.
     async fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.0.state.expires_at
     }
+    /// Whether the key was revoked; a revoked key never works again.
     async fn revoked(&self) -> bool {
         self.0.state.revoked
     }
-    /// When the key was last used (recorded at most once a minute).
+    /// When the key was last used to authenticate (recorded at most once a minute); null if
+    /// never.
     async fn last_used_at(&self, ctx: &Context<'_>) -> Option<DateTime<Utc>> {
         console(ctx).key_last_used(&self.0.state.id).await
     }
@@ -355,8 +436,9 @@ impl ApiKeyObj {
 /// A new API key, shown this once: only its hash is kept.
 #[derive(SimpleObject)]
 pub struct CreatedApiKey {
+    /// The new key's details.
     pub api_key: ApiKeyObj,
-    /// Send as `Authorization: Bearer <key>`.
+    /// The secret key itself, sent as `Authorization: Bearer <key>`; it is not shown again.
     pub key: String,
 }
 

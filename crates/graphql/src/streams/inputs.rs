@@ -10,17 +10,26 @@ use jsc_domain::stream::{Placement, Republish, StreamConfig, StreamSource, Subje
 use super::{AckPolicy, Compression, DeliverPolicy, DiscardPolicy, ReplayPolicy, RetentionPolicy, StorageType};
 use crate::scalars::Duration;
 
+/// One entry of a stream's or consumer's metadata: free-form key-value pairs JetStream
+/// stores with the configuration (nats-server 2.10+).
 #[derive(InputObject, Clone)]
 pub struct MetadataEntryInput {
+    /// The key; keys starting with `_nats.` belong to the server.
     key: String,
+    /// The value.
     value: String,
 }
 
+/// Another stream this stream copies messages from, as its mirror or one of its sources.
 #[derive(InputObject, Clone)]
 pub struct StreamSourceInput {
+    /// The name of the stream to copy from.
     name: String,
+    /// Start copying at this stream sequence of the source; left out, from its first message.
     opt_start_seq: Option<u64>,
+    /// Start copying at the first message stored at or after this time.
     opt_start_time: Option<DateTime<Utc>>,
+    /// Copy only messages on this subject (wildcards allowed); left out, every message.
     filter_subject: Option<String>,
 }
 
@@ -36,23 +45,36 @@ impl From<StreamSourceInput> for StreamSource {
     }
 }
 
+/// Rewrites the subject of each message the stream receives before storing it
+/// (nats-server 2.10+).
 #[derive(InputObject, Clone)]
 pub struct SubjectTransformInput {
+    /// The subjects to rewrite (wildcards allowed).
     src: String,
+    /// The subject to store them under; may reuse `src`'s wildcards as `{{wildcard(1)}}`.
     dest: String,
 }
 
+/// Which servers of a JetStream cluster or super-cluster hold the stream's replicas.
 #[derive(InputObject, Clone)]
 pub struct PlacementInput {
+    /// The name of the NATS cluster to place the stream in; left out, JetStream chooses.
     cluster: Option<String>,
+    /// Place replicas only on servers that have all of these server tags. Defaults to none.
     #[graphql(default)]
     tags: Vec<String>,
 }
 
+/// Republishes each message the stream stores to another subject over core NATS, for
+/// lightweight listeners that do not need a consumer.
 #[derive(InputObject, Clone)]
 pub struct RepublishInput {
+    /// The stored subjects to republish (wildcards allowed), within the stream's subjects.
     src: String,
+    /// The subject to republish to; may reuse `src`'s wildcards as `{{wildcard(1)}}`.
     dest: String,
+    /// Republish only the headers (with the payload's size in `Nats-Msg-Size`), not the
+    /// payload. Defaults to false.
     #[graphql(default)]
     headers_only: bool,
 }
@@ -61,38 +83,83 @@ pub struct RepublishInput {
 /// update, fields left out keep their current value.
 #[derive(InputObject, Default)]
 pub struct StreamConfigInput {
-    /// Required on create; must match on update.
+    /// The stream's name: at most 255 characters, without white space, `.`, `*`, `>`, `/` or
+    /// `\`. Required on create; must match on update (a stream cannot be renamed).
     pub(crate) name: Option<String>,
+    /// A free-form description; an empty string removes it.
     description: Option<String>,
-    /// Subjects the stream stores (wildcards allowed); none on a mirror.
+    /// Subjects the stream stores (wildcards allowed, none overlapping); none on a mirror.
+    /// Left out on create of a stream without mirror or sources, JetStream uses its name.
     subjects: Option<Vec<String>>,
+    /// How long messages are kept; defaults to `LIMITS`. Cannot be changed to or from
+    /// `WORK_QUEUE` on an existing stream.
     retention: Option<RetentionPolicy>,
+    /// File or memory; defaults to `FILE`. Cannot be changed on an existing stream.
     storage: Option<StorageType>,
+    /// How many servers keep a copy of the stream, 1 to 5 (more than 1 needs a JetStream
+    /// cluster). Defaults to 1.
     replicas: Option<i64>,
-    /// -1 is unlimited, as for every `max*` limit.
+    /// Most consumers the stream may have. -1 is unlimited, as for every `max*` limit, and
+    /// is the default.
     max_consumers: Option<i64>,
+    /// Most messages the stream keeps; past it, `discard` applies. Defaults to -1
+    /// (unlimited).
     max_msgs: Option<i64>,
+    /// Most bytes of messages the stream keeps; past it, `discard` applies. Defaults to -1
+    /// (unlimited).
     max_bytes: Option<i64>,
-    /// `0s` is unlimited.
+    /// How long a message is kept before JetStream removes it. `0s` is unlimited and the
+    /// default.
     max_age: Option<Duration>,
+    /// Most messages kept per subject; past it, the subject's oldest message goes (or, with
+    /// `discardNewPerSubject`, the new one is refused). Defaults to -1 (unlimited).
     max_msgs_per_subject: Option<i64>,
+    /// Largest message the stream accepts, in bytes. Defaults to -1 (up to the server's
+    /// `max_payload`).
     max_msg_size: Option<i64>,
+    /// What happens when a new message would exceed a limit; defaults to `OLD`.
     discard: Option<DiscardPolicy>,
+    /// With `discard: NEW` and `maxMsgsPerSubject`, refuses a new message on a subject that
+    /// already holds the most messages allowed, even when the stream has room (both are
+    /// required). Defaults to false.
     discard_new_per_subject: Option<bool>,
+    /// How long JetStream remembers each `Nats-Msg-Id` header to drop duplicate publishes.
+    /// `0s` (the default) takes the server's 2 minutes.
     duplicate_window: Option<Duration>,
+    /// How file storage is compressed; defaults to `NONE`.
     compression: Option<Compression>,
+    /// Lets every replica (and mirror) answer direct get requests for a message, which is
+    /// faster than going through the leader but may read slightly stale data. Defaults to
+    /// false.
     allow_direct: Option<bool>,
+    /// Allows the `Nats-Rollup` header, with which one message replaces every earlier one on
+    /// its subject (`sub`) or in the whole stream (`all`). Defaults to false.
     allow_rollup: Option<bool>,
+    /// Refuses deleting single messages through the API. Defaults to false.
     deny_delete: Option<bool>,
+    /// Refuses purging the stream through the API (including `purgeStream`). Defaults to
+    /// false.
     deny_purge: Option<bool>,
+    /// Makes the stream a read-only copy of another stream; a mirror has no subjects and no
+    /// sources, and this cannot be changed on an existing stream.
     mirror: Option<StreamSourceInput>,
+    /// Other streams whose messages are copied into this one; not on a mirror. Given on
+    /// update, the list replaces the current one.
     sources: Option<Vec<StreamSourceInput>>,
+    /// Rewrites the subject of each incoming message before it is stored.
     subject_transform: Option<SubjectTransformInput>,
+    /// Which servers hold the stream's replicas; left out on create, JetStream chooses.
     placement: Option<PlacementInput>,
+    /// Republishes each stored message to another subject.
     republish: Option<RepublishInput>,
+    /// Free-form key-value pairs; given on update, they replace the current ones.
     metadata: Option<Vec<MetadataEntryInput>>,
-    /// Allow a per-message TTL in the `Nats-TTL` header (nats-server 2.11+).
+    /// Allow a per-message TTL in the `Nats-TTL` header (nats-server 2.11+). Defaults to
+    /// false; once enabled it cannot be disabled.
     allow_msg_ttl: Option<bool>,
+    /// When `maxAge` removes the last message of a subject, JetStream leaves a delete marker
+    /// on that subject and keeps it this long (nats-server 2.11+). `0s` (the default) leaves
+    /// no markers.
     subject_delete_marker_ttl: Option<Duration>,
 }
 
@@ -165,36 +232,77 @@ impl StreamConfigInput {
 /// update, fields left out keep their current value.
 #[derive(InputObject, Default)]
 pub struct ConsumerConfigInput {
-    /// Required on create; must match on update.
+    /// The consumer's durable name: at most 255 characters, without white space, `.`, `*`,
+    /// `>`, `/` or `\`. Required on create; must match on update (a consumer cannot be
+    /// renamed).
     pub(crate) durable_name: Option<String>,
+    /// A free-form description; an empty string removes it.
     description: Option<String>,
+    /// Where delivery starts; defaults to `ALL`. Cannot be changed on an existing consumer.
     deliver_policy: Option<DeliverPolicy>,
+    /// The stream sequence to start at; required with, and only allowed with,
+    /// `BY_START_SEQUENCE`.
     opt_start_seq: Option<u64>,
+    /// The time to start at; required with, and only allowed with, `BY_START_TIME`.
     opt_start_time: Option<DateTime<Utc>>,
+    /// How messages are acknowledged; defaults to `EXPLICIT`. Cannot be changed on an
+    /// existing consumer.
     ack_policy: Option<AckPolicy>,
+    /// How long the server waits for an acknowledgement before it redelivers a message.
+    /// `0s` (the default) takes the server's 30 seconds.
     ack_wait: Option<Duration>,
-    /// -1 is unlimited.
+    /// Most times a message is delivered, redeliveries included; then it is given up.
+    /// -1 is unlimited and the default.
     max_deliver: Option<i64>,
-    /// One delay per redelivery.
+    /// One delay per redelivery, used instead of `ackWait` (the last one repeats);
+    /// `maxDeliver`, when set, must be greater than the number of delays.
     backoff: Option<Vec<Duration>>,
+    /// Deliver only messages on this subject (wildcards allowed); give this or
+    /// `filterSubjects`, not both. An empty string removes the filter.
     filter_subject: Option<String>,
+    /// Deliver only messages on these subjects (wildcards allowed, none overlapping;
+    /// nats-server 2.10+). Left out on create, every message is delivered.
     filter_subjects: Option<Vec<String>>,
+    /// How fast stored messages are replayed; defaults to `INSTANT`. Cannot be changed on an
+    /// existing consumer.
     replay_policy: Option<ReplayPolicy>,
-    /// Bits per second (push consumers).
+    /// Most delivery rate in bits per second (push consumers only); 0 removes the limit.
+    /// Left out on create, unlimited.
     rate_limit_bps: Option<u64>,
+    /// The share of acknowledgements the server samples to publish latency advisories, as
+    /// a percentage such as `100%` or `10`; an empty string turns sampling off (the default).
     sample_frequency: Option<String>,
-    /// Most pull requests waiting at once (pull consumers).
+    /// Most pull requests waiting at once (pull consumers only). `0` (the default) takes the
+    /// server's 512.
     max_waiting: Option<i64>,
+    /// Most messages delivered but not yet acknowledged; when reached, delivery pauses until
+    /// acknowledgements come in. `0` (the default) takes the server's 1000; -1 is unlimited.
     max_ack_pending: Option<i64>,
+    /// Deliver only the headers of each message (with its size in `Nats-Msg-Size`), not the
+    /// payload. Defaults to false.
     headers_only: Option<bool>,
+    /// How long the consumer may go without activity before the server deletes it. `0s`
+    /// (the default) keeps a durable consumer until it is deleted.
     inactive_threshold: Option<Duration>,
+    /// How many servers keep the consumer's state; `0` (the default) takes the stream's
+    /// number of replicas.
     replicas: Option<i64>,
+    /// Keep the consumer's state in memory even on a file stream: faster, but lost when the
+    /// server restarts. Defaults to false.
     mem_storage: Option<bool>,
+    /// Free-form key-value pairs; given on update, they replace the current ones.
     metadata: Option<Vec<MetadataEntryInput>>,
-    /// Makes a push consumer.
+    /// Makes a push consumer: the server sends messages to this subject. Left out, a pull
+    /// consumer; a consumer cannot switch between push and pull.
     deliver_subject: Option<String>,
+    /// The queue group that shares a push consumer's messages (push consumers only).
     deliver_group: Option<String>,
+    /// The server asks a push consumer's client to confirm it keeps up and slows delivery
+    /// until it does; needs `idleHeartbeat` (push consumers only). Defaults to false.
     flow_control: Option<bool>,
+    /// When nothing has been delivered for this long, the server sends a heartbeat, so the
+    /// client can tell a quiet consumer from a lost one (push consumers only). `0s` (the
+    /// default) sends none.
     idle_heartbeat: Option<Duration>,
 }
 
@@ -275,8 +383,11 @@ impl ConsumerConfigInput {
     }
 }
 
+/// A NATS header of a message to publish.
 #[derive(InputObject)]
 pub struct HeaderInput {
+    /// The header's name: printable ASCII without spaces or `:`, such as `Nats-Msg-Id`.
     pub(crate) name: String,
+    /// The header's value, on one line.
     pub(crate) value: String,
 }

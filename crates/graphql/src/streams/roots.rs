@@ -18,15 +18,21 @@ pub struct StreamQuery;
 #[Object]
 impl StreamQuery {
     /// Streams of a cluster, by name: `first` (at most 500) after the cursor `after`.
-    /// Filter by part of the name, or by a subject the stream stores.
+    /// Filter by part of the name, or by a subject the stream stores. Needs the viewer role
+    /// on the cluster; `NOT_FOUND` when the caller has none.
     async fn streams(
         &self,
         ctx: &Context<'_>,
-        cluster_id: ID,
-        name_contains: Option<String>,
+        #[graphql(desc = "The id of the cluster whose streams to list.")] cluster_id: ID,
+        #[graphql(desc = "Only streams whose name has this text (case-insensitive).")] name_contains: Option<String>,
+        #[graphql(desc = "Only streams that store this subject (wildcards allowed; overlapping subjects match).")]
         subject: Option<String>,
-        #[graphql(default = 50)] first: usize,
-        after: Option<String>,
+        #[graphql(
+            default = 50,
+            desc = "How many streams to return: at least 1, at most 500 (larger values are capped)."
+        )]
+        first: usize,
+        #[graphql(desc = "The previous page's `pageInfo.endCursor`; left out, the first page.")] after: Option<String>,
     ) -> Result<StreamPage> {
         let filter = StreamFilter { name_contains, subject };
         Ok(console(ctx)
@@ -34,12 +40,26 @@ impl StreamQuery {
             .into())
     }
 
-    /// One stream with its consumers.
-    async fn stream(&self, ctx: &Context<'_>, cluster_id: ID, name: String) -> Result<StreamObj> {
+    /// One stream with its consumers, for a viewer of its cluster; `NOT_FOUND` when there is
+    /// none or the caller has no role on the cluster.
+    async fn stream(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
+        #[graphql(desc = "The stream's name.")] name: String,
+    ) -> Result<StreamObj> {
         Ok(StreamObj(console(ctx).stream(&caller(ctx)?, &cluster_id, &name)?))
     }
 
-    async fn consumer(&self, ctx: &Context<'_>, cluster_id: ID, stream: String, name: String) -> Result<ConsumerObj> {
+    /// One durable consumer, for a viewer of its cluster; `NOT_FOUND` when there is none or
+    /// the caller has no role on the cluster.
+    async fn consumer(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The id of the cluster the consumer is on.")] cluster_id: ID,
+        #[graphql(desc = "The name of the stream the consumer reads.")] stream: String,
+        #[graphql(desc = "The consumer's durable name.")] name: String,
+    ) -> Result<ConsumerObj> {
         Ok(ConsumerObj(console(ctx).consumer(
             &caller(ctx)?,
             &cluster_id,
@@ -54,8 +74,16 @@ pub struct StreamMutation;
 
 #[Object]
 impl StreamMutation {
-    /// Creates a stream on a managed cluster.
-    async fn create_stream(&self, ctx: &Context<'_>, cluster_id: ID, config: StreamConfigInput) -> Result<StreamObj> {
+    /// Creates a stream on a managed cluster; needs the operator role on it. Errors:
+    /// `VALIDATION` (a bad field, or the server refused it), `CONFLICT` (the stream exists),
+    /// `NOT_FOUND`, `FORBIDDEN`, `UNAVAILABLE` (the cluster cannot be reached).
+    async fn create_stream(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The id of the cluster to create the stream on.")] cluster_id: ID,
+        #[graphql(desc = "The stream's configuration; `name` is required, the rest takes JetStream's defaults.")]
+        config: StreamConfigInput,
+    ) -> Result<StreamObj> {
         let Some(name) = config.name.clone() else {
             return Err(ApiError::validation("name: give the stream a name").into());
         };
@@ -68,11 +96,14 @@ impl StreamMutation {
 
     /// Changes a stream's configuration; fields left out keep their value. Fields the
     /// server cannot change (storage, retention to or from workqueue, mirror) are refused.
+    /// Needs the operator role. Errors: `VALIDATION`, `NOT_FOUND`, `FORBIDDEN`, `CONFLICT`
+    /// (a concurrent change), `UNAVAILABLE`.
     async fn update_stream(
         &self,
         ctx: &Context<'_>,
-        cluster_id: ID,
-        name: String,
+        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
+        #[graphql(desc = "The name of the stream to change.")] name: String,
+        #[graphql(desc = "The fields to change; `name`, if given, must be the stream's name.")]
         config: StreamConfigInput,
     ) -> Result<StreamObj> {
         let (c, caller) = (console(ctx), caller(ctx)?);
@@ -84,13 +115,15 @@ impl StreamMutation {
         Ok(StreamObj(c.update_stream(&caller, &cluster_id, &name, full).await?))
     }
 
-    /// Deletes a stream and all its messages; repeat its name in `confirmName`.
+    /// Deletes a stream and all its messages, and with them its consumers; repeat its name
+    /// in `confirmName`. Cannot be undone. Needs the operator role. Errors: `VALIDATION`
+    /// (the names differ), `NOT_FOUND`, `FORBIDDEN`, `UNAVAILABLE`.
     async fn delete_stream(
         &self,
         ctx: &Context<'_>,
-        cluster_id: ID,
-        name: String,
-        confirm_name: String,
+        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
+        #[graphql(desc = "The name of the stream to delete.")] name: String,
+        #[graphql(desc = "The stream's name again, to confirm.")] confirm_name: String,
     ) -> Result<DeletedResource> {
         console(ctx)
             .delete_stream(&caller(ctx)?, &cluster_id, &name, confirm_name)
@@ -99,14 +132,18 @@ impl StreamMutation {
     }
 
     /// Removes messages: all, only those on `subject`, all but the newest `keep`, or those
-    /// below `upToSequence`.
+    /// below `upToSequence`; returns how many. Needs the operator role. Errors: `VALIDATION`
+    /// (the stream denies purges, both `keep` and `upToSequence` given), `NOT_FOUND`,
+    /// `FORBIDDEN`, `UNAVAILABLE`.
     async fn purge_stream(
         &self,
         ctx: &Context<'_>,
-        cluster_id: ID,
-        name: String,
+        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
+        #[graphql(desc = "The name of the stream to purge.")] name: String,
+        #[graphql(desc = "Only messages on this subject (wildcards allowed); left out, every subject.")]
         subject: Option<String>,
-        keep: Option<u64>,
+        #[graphql(desc = "Keep this many of the newest messages; not with `upToSequence`.")] keep: Option<u64>,
+        #[graphql(desc = "Remove messages with a stream sequence below this one (not itself); not with `keep`.")]
         up_to_sequence: Option<u64>,
     ) -> Result<PurgeResult> {
         let request = PurgeRequest {
@@ -120,8 +157,15 @@ impl StreamMutation {
         Ok(PurgeResult { purged })
     }
 
-    /// Seals a stream: no more messages, deletes or purges; cannot be undone.
-    async fn seal_stream(&self, ctx: &Context<'_>, cluster_id: ID, name: String) -> Result<StreamObj> {
+    /// Seals a stream: no more messages, deletes or purges; cannot be undone. Sealing a
+    /// sealed stream changes nothing. Needs the operator role. Errors: `NOT_FOUND`,
+    /// `FORBIDDEN`, `VALIDATION` (the server refused), `UNAVAILABLE`.
+    async fn seal_stream(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
+        #[graphql(desc = "The name of the stream to seal.")] name: String,
+    ) -> Result<StreamObj> {
         Ok(StreamObj(
             console(ctx).seal_stream(&caller(ctx)?, &cluster_id, &name).await?,
         ))
@@ -129,16 +173,24 @@ impl StreamMutation {
 
     /// Publishes a message into a stream and returns JetStream's acknowledgement. Give the
     /// payload as text or as base64, not both. The history records the subject, size,
-    /// header names and a SHA-256 of the payload, never the payload.
+    /// header names and a SHA-256 of the payload, never the payload. Needs the operator
+    /// role. Errors: `VALIDATION` (a bad subject or header, a sealed stream, a refused
+    /// message), `NOT_FOUND`, `FORBIDDEN`, `UNAVAILABLE`.
     #[allow(clippy::too_many_arguments)]
     async fn publish_message(
         &self,
         ctx: &Context<'_>,
-        cluster_id: ID,
-        stream: String,
+        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
+        #[graphql(desc = "The name of the stream to publish into.")] stream: String,
+        #[graphql(desc = "The subject to publish on: concrete (no wildcards) and one the stream stores.")]
         subject: String,
-        #[graphql(default)] headers: Vec<HeaderInput>,
-        payload: Option<String>,
+        #[graphql(
+            default,
+            desc = "NATS headers to send with the message, such as `Nats-Msg-Id`. Defaults to none."
+        )]
+        headers: Vec<HeaderInput>,
+        #[graphql(desc = "The payload as UTF-8 text; not with `payloadBase64`.")] payload: Option<String>,
+        #[graphql(desc = "The payload as standard base64, for binary data; not with `payload`.")]
         payload_base64: Option<String>,
     ) -> Result<PublishAck> {
         let (c, caller) = (console(ctx), caller(ctx)?);
@@ -162,12 +214,17 @@ impl StreamMutation {
         })
     }
 
-    /// Creates a durable consumer (pull, or push with a deliver subject).
+    /// Creates a durable consumer (pull, or push with a deliver subject); needs the operator
+    /// role. Errors: `VALIDATION` (a bad field, or the server refused it), `CONFLICT` (the
+    /// consumer exists), `NOT_FOUND`, `FORBIDDEN`, `UNAVAILABLE`.
     async fn create_consumer(
         &self,
         ctx: &Context<'_>,
-        cluster_id: ID,
-        stream: String,
+        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
+        #[graphql(desc = "The name of the stream to consume.")] stream: String,
+        #[graphql(
+            desc = "The consumer's configuration; `durableName` is required, the rest takes JetStream's defaults."
+        )]
         config: ConsumerConfigInput,
     ) -> Result<ConsumerObj> {
         let (c, caller) = (console(ctx), caller(ctx)?);
@@ -182,13 +239,16 @@ impl StreamMutation {
         ))
     }
 
-    /// Changes a consumer; fields left out keep their value.
+    /// Changes a consumer; fields left out keep their value. Where it starts, how it acks
+    /// and replays, and push or pull cannot change. Needs the operator role. Errors:
+    /// `VALIDATION`, `NOT_FOUND`, `FORBIDDEN`, `CONFLICT` (a concurrent change), `UNAVAILABLE`.
     async fn update_consumer(
         &self,
         ctx: &Context<'_>,
-        cluster_id: ID,
-        stream: String,
-        name: String,
+        #[graphql(desc = "The id of the cluster the consumer is on.")] cluster_id: ID,
+        #[graphql(desc = "The name of the stream the consumer reads.")] stream: String,
+        #[graphql(desc = "The consumer's durable name.")] name: String,
+        #[graphql(desc = "The fields to change; `durableName`, if given, must be the consumer's name.")]
         config: ConsumerConfigInput,
     ) -> Result<ConsumerObj> {
         let (c, caller) = (console(ctx), caller(ctx)?);
@@ -202,12 +262,14 @@ impl StreamMutation {
         ))
     }
 
+    /// Deletes a durable consumer and its delivery state; the stream's messages stay. Needs
+    /// the operator role. Errors: `NOT_FOUND`, `FORBIDDEN`, `UNAVAILABLE`.
     async fn delete_consumer(
         &self,
         ctx: &Context<'_>,
-        cluster_id: ID,
-        stream: String,
-        name: String,
+        #[graphql(desc = "The id of the cluster the consumer is on.")] cluster_id: ID,
+        #[graphql(desc = "The name of the stream the consumer reads.")] stream: String,
+        #[graphql(desc = "The consumer's durable name.")] name: String,
     ) -> Result<DeletedResource> {
         console(ctx)
             .delete_consumer(&caller(ctx)?, &cluster_id, &stream, &name)
@@ -215,14 +277,16 @@ impl StreamMutation {
         Ok(DeletedResource { cluster_id, name })
     }
 
-    /// Stops delivery until `until` (nats-server 2.11+).
+    /// Stops delivery until `until`, then delivery resumes by itself (nats-server 2.11+).
+    /// Needs the operator role. Errors: `VALIDATION` (`until` not in the future, a server
+    /// too old), `NOT_FOUND`, `FORBIDDEN`, `UNAVAILABLE`.
     async fn pause_consumer(
         &self,
         ctx: &Context<'_>,
-        cluster_id: ID,
-        stream: String,
-        name: String,
-        until: DateTime<Utc>,
+        #[graphql(desc = "The id of the cluster the consumer is on.")] cluster_id: ID,
+        #[graphql(desc = "The name of the stream the consumer reads.")] stream: String,
+        #[graphql(desc = "The consumer's durable name.")] name: String,
+        #[graphql(desc = "When delivery resumes; must be in the future.")] until: DateTime<Utc>,
     ) -> Result<ConsumerObj> {
         let until = until.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
         Ok(ConsumerObj(
@@ -232,13 +296,14 @@ impl StreamMutation {
         ))
     }
 
-    /// Resumes a paused consumer now (nats-server 2.11+).
+    /// Resumes a paused consumer now (nats-server 2.11+). Needs the operator role. Errors:
+    /// `VALIDATION`, `NOT_FOUND`, `FORBIDDEN`, `UNAVAILABLE`.
     async fn resume_consumer(
         &self,
         ctx: &Context<'_>,
-        cluster_id: ID,
-        stream: String,
-        name: String,
+        #[graphql(desc = "The id of the cluster the consumer is on.")] cluster_id: ID,
+        #[graphql(desc = "The name of the stream the consumer reads.")] stream: String,
+        #[graphql(desc = "The consumer's durable name.")] name: String,
     ) -> Result<ConsumerObj> {
         Ok(ConsumerObj(
             console(ctx)

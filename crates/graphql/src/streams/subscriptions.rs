@@ -12,14 +12,22 @@ use super::types::{ConsumerObj, ConsumerState, StreamObj, StreamState};
 use crate::context::{caller, console, still_visible};
 use crate::scalars::Duration;
 
+/// What happened to a stream or consumer, in a `StreamChange` or `ConsumerChange`.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum ResourceChangeKind {
+    /// It was created, from the console or outside it.
     Created,
+    /// Its configuration changed, from the console or outside it.
     Updated,
+    /// The stream was sealed (`sealStream`).
     Sealed,
+    /// Messages were purged from the stream (`purgeStream`).
     Purged,
+    /// The consumer was paused (`pauseConsumer`).
     Paused,
+    /// The consumer was resumed (`resumeConsumer`).
     Resumed,
+    /// It was deleted, from the console or outside it (a stream's consumers go with it).
     Deleted,
     /// Live state changed (messages, bytes, lag, acks).
     State,
@@ -36,24 +44,35 @@ fn kind_of(event_type: &str) -> ResourceChangeKind {
     }
 }
 
+/// A change to a stream: to its configuration, or (`STATE`) to its live state.
 #[derive(SimpleObject)]
 pub struct StreamChange {
+    /// What happened.
     kind: ResourceChangeKind,
+    /// The id of the cluster the stream is on.
     cluster_id: ID,
+    /// The stream's name.
     name: String,
-    /// The stream after the change; absent when deleted.
+    /// The stream after the change; absent when deleted, and for `STATE` changes.
     stream: Option<StreamObj>,
     /// Set for `STATE` changes.
     state: Option<StreamState>,
 }
 
+/// A change to a consumer: to its configuration, or (`STATE`) to its live state.
 #[derive(SimpleObject)]
 pub struct ConsumerChange {
+    /// What happened.
     kind: ResourceChangeKind,
+    /// The id of the cluster the consumer is on.
     cluster_id: ID,
+    /// The name of the stream the consumer reads.
     stream: String,
+    /// The consumer's durable name.
     name: String,
+    /// The consumer after the change; absent when deleted, and for `STATE` changes.
     consumer: Option<ConsumerObj>,
+    /// Set for `STATE` changes.
     state: Option<ConsumerState>,
 }
 
@@ -65,14 +84,26 @@ impl StreamSubscription {
     /// Changes to the streams of a cluster (or to the one named): configuration changes
     /// as they are recorded, from the console or from outside it, and, with
     /// `includeState`, the live state of each stream when the subscription starts and
-    /// whenever it changes (`STATE`), polled every `stateInterval`.
+    /// whenever it changes (`STATE`), polled every `stateInterval`. Needs the viewer role
+    /// on the cluster (`NOT_FOUND` otherwise); items stop when the caller loses it, and the
+    /// subscription ends with `UNAUTHENTICATED` when their credential does. `VALIDATION`
+    /// when the connection has too many subscriptions open.
     async fn stream_changed(
         &self,
         ctx: &Context<'_>,
-        cluster_id: ID,
+        #[graphql(desc = "The id of the cluster whose streams to watch.")] cluster_id: ID,
+        #[graphql(desc = "Only changes to the stream with this name; left out, every stream of the cluster.")]
         name: Option<String>,
-        #[graphql(default)] include_state: bool,
-        #[graphql(default_with = "Duration(2_000_000_000)")] state_interval: Duration,
+        #[graphql(
+            default,
+            desc = "Also send each stream's live state at the start and whenever it changes, as `STATE`. Defaults to false."
+        )]
+        include_state: bool,
+        #[graphql(
+            default_with = "Duration(2_000_000_000)",
+            desc = "How often live state is polled with `includeState`; at least 250ms. Defaults to `2s`."
+        )]
+        state_interval: Duration,
     ) -> Result<impl Stream<Item = Result<StreamChange>> + use<>> {
         let c = console(ctx).clone();
         c.cluster(&caller(ctx)?, &cluster_id)?;
@@ -121,15 +152,27 @@ impl StreamSubscription {
         )?)
     }
 
-    /// Changes to the consumers of a stream (or to the one named), as for `streamChanged`.
+    /// Changes to the durable consumers of a stream (or to the one named), as for
+    /// `streamChanged`: configuration changes, and with `includeState` their live state
+    /// (lag, acks pending). Needs the viewer role on the cluster; errors as for
+    /// `streamChanged`.
     async fn consumer_changed(
         &self,
         ctx: &Context<'_>,
-        cluster_id: ID,
-        stream: String,
+        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
+        #[graphql(desc = "The name of the stream whose consumers to watch.")] stream: String,
+        #[graphql(desc = "Only changes to the consumer with this durable name; left out, every consumer.")]
         name: Option<String>,
-        #[graphql(default)] include_state: bool,
-        #[graphql(default_with = "Duration(2_000_000_000)")] state_interval: Duration,
+        #[graphql(
+            default,
+            desc = "Also send each consumer's live state at the start and whenever it changes, as `STATE`. Defaults to false."
+        )]
+        include_state: bool,
+        #[graphql(
+            default_with = "Duration(2_000_000_000)",
+            desc = "How often live state is polled with `includeState`; at least 250ms. Defaults to `2s`."
+        )]
+        state_interval: Duration,
     ) -> Result<impl Stream<Item = Result<ConsumerChange>> + use<>> {
         let c = console(ctx).clone();
         c.cluster(&caller(ctx)?, &cluster_id)?;
