@@ -12,7 +12,7 @@ pub(super) async fn projection_catch_up(sizes: &Sizes) -> anyhow::Result<Vec<Row
     eprintln!("   writing {n} events");
     write_events(&js, &store, n, aggregates).await?;
     let last = js
-        .get_stream("CONSOLE_EVENTS")
+        .get_stream(EventStoreConfig::default().stream)
         .await?
         .get_info()
         .await?
@@ -23,7 +23,7 @@ pub(super) async fn projection_catch_up(sizes: &Sizes) -> anyhow::Result<Vec<Row
     raw_ordered_read(&js, last, None).await?;
     for run in 0..=sizes.runs {
         let r = raw_ordered_read(&js, last, None).await?;
-        let f = raw_ordered_read(&js, last, Some("es.cluster.>")).await?;
+        let f = raw_ordered_read(&js, last, Some(&EventStoreConfig::default().subjects(Some("cluster")))).await?;
         let c = project_all(&client, last).await?;
         if run > 0 {
             raw.push(r);
@@ -76,7 +76,7 @@ pub(super) async fn audit_export(
     let token = CancellationToken::new();
     let writer = AuditWriter {
         client: client.clone(),
-        stream: "CONSOLE_EVENTS".into(),
+        stream: EventStoreConfig::default().stream,
         store: store.clone(),
         max_rows: 50_000,
         max_age: Duration::from_secs(1),
@@ -99,7 +99,7 @@ pub(super) async fn audit_export(
     running.await??;
     let reader = AuditReader {
         client: client.clone(),
-        stream: "CONSOLE_EVENTS".into(),
+        stream: EventStoreConfig::default().stream,
         store,
     };
     let (mut raw, mut con) = (Vec::new(), Vec::new());
@@ -188,7 +188,7 @@ pub(super) async fn write_events(
 
 /// Reads the whole stream with an ordered consumer; events per second.
 pub(super) async fn raw_ordered_read(js: &jetstream::Context, last: u64, filter: Option<&str>) -> anyhow::Result<f64> {
-    let stream = js.get_stream("CONSOLE_EVENTS").await?;
+    let stream = js.get_stream(EventStoreConfig::default().stream).await?;
     let started = Instant::now();
     let consumer = stream
         .create_consumer(jetstream::consumer::pull::OrderedConfig {
