@@ -355,3 +355,31 @@ async fn credentials_work_and_never_appear_in_clear() {
     }
     assert!(raw.contains("v1:"), "the secrets are stored sealed");
 }
+
+#[tokio::test]
+async fn cluster_names_are_unique_within_an_organization_only() {
+    let app = TestApp::spawn().await;
+    let other = app
+        .data("mutation { createOrganization(name: \"Other\") { id } }", json!({}))
+        .await["createOrganization"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let input = |org: &str| json!({"organizationId": org, "name": "shared-name", "urls": ["nats://127.0.0.1:4222"]});
+    let first = app.register_cluster(input("default")).await;
+    // Another organization may use the name: a clash would tell it the first one exists.
+    let second = app.register_cluster(input(&other)).await;
+    assert_ne!(first, second);
+    // Within one organization the name is taken.
+    let (code, message) = app
+        .error(
+            "mutation($i: RegisterClusterInput!) { registerCluster(input: $i) { id } }",
+            json!({"i": input("default")}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    assert!(
+        message.contains("a cluster named 'shared-name' already exists"),
+        "{message}"
+    );
+}

@@ -140,10 +140,10 @@ pub struct ClusterServicesImpl {
 
 #[async_trait::async_trait]
 impl jsc_domain::cluster::ClusterServices for ClusterServicesImpl {
-    async fn name_in_use(&self, name: &str, except_id: &str) -> Result<bool, String> {
+    async fn name_in_use(&self, organization: &str, name: &str, except_id: &str) -> Result<bool, String> {
         Ok(!self
             .view
-            .filter(|v| v.id != except_id && v.name.eq_ignore_ascii_case(name))
+            .filter(|v| v.organization == organization && v.id != except_id && v.name.eq_ignore_ascii_case(name))
             .is_empty())
     }
 

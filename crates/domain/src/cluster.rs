@@ -277,8 +277,10 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ClusterError {
 /// Side effects the cluster aggregate needs, implemented outside the domain.
 #[async_trait]
 pub trait ClusterServices: Send + Sync {
-    /// Whether another live cluster (not `except_id`) already uses `name` (case-insensitive).
-    async fn name_in_use(&self, name: &str, except_id: &str) -> Result<bool, String>;
+    /// Whether another live cluster of `organization` (not `except_id`) already uses `name`
+    /// (case-insensitive). Names are unique within an organization only: a clash must not
+    /// reveal another organization's clusters.
+    async fn name_in_use(&self, organization: &str, name: &str, except_id: &str) -> Result<bool, String>;
     /// Connects to the cluster described by `spec` and reports what it found.
     async fn probe(&self, spec: &ClusterSpec) -> ConnectionTest;
 }
@@ -322,7 +324,7 @@ impl Aggregate for Cluster {
                     return Err(ClusterError::AlreadyRegistered(id));
                 }
                 let spec = normalize_spec(spec)?;
-                ensure_name_free(services, &spec.name, &id).await?;
+                ensure_name_free(services, &organization, &spec.name, &id).await?;
                 sink.write(ClusterEvent::Registered { id, organization, spec }, self)
                     .await;
             }
@@ -357,7 +359,7 @@ impl Aggregate for Cluster {
                     ));
                 }
                 if let Some(name) = &changes.name {
-                    ensure_name_free(services, name, &self.id).await?;
+                    ensure_name_free(services, &self.organization, name, &self.id).await?;
                 }
                 sink.write(ClusterEvent::Updated { changes }, self).await;
             }
@@ -434,8 +436,13 @@ fn keep_auth_secret(auth: ClusterAuth, current: &ClusterAuth) -> Result<ClusterA
     })
 }
 
-async fn ensure_name_free(services: &Arc<dyn ClusterServices>, name: &str, id: &str) -> Result<(), ClusterError> {
-    match services.name_in_use(name, id).await {
+async fn ensure_name_free(
+    services: &Arc<dyn ClusterServices>,
+    organization: &str,
+    name: &str,
+    id: &str,
+) -> Result<(), ClusterError> {
+    match services.name_in_use(organization, name, id).await {
         Ok(false) => Ok(()),
         Ok(true) => Err(ClusterError::NameInUse(name.to_string())),
         Err(e) => Err(ClusterError::Unavailable(format!(

@@ -6,7 +6,7 @@ pub(super) struct NoServices;
 
 #[async_trait]
 impl ClusterServices for NoServices {
-    async fn name_in_use(&self, _: &str, _: &str) -> Result<bool, String> {
+    async fn name_in_use(&self, _: &str, _: &str, _: &str) -> Result<bool, String> {
         Ok(false)
     }
     async fn probe(&self, _: &ClusterSpec) -> ConnectionTest {

@@ -16,7 +16,7 @@ struct FakeServices {
 
 #[async_trait]
 impl ClusterServices for FakeServices {
-    async fn name_in_use(&self, name: &str, _except_id: &str) -> Result<bool, String> {
+    async fn name_in_use(&self, _organization: &str, name: &str, _except_id: &str) -> Result<bool, String> {
         Ok(self.taken.iter().any(|t| t.eq_ignore_ascii_case(name)))
     }
     async fn probe(&self, _spec: &ClusterSpec) -> ConnectionTest {
