@@ -717,6 +717,21 @@ async fn stream_changed_reports_configuration_and_state_changes() {
             break;
         }
     }
+    // A message published through the console is a publish, not a configuration change.
+    app.data(
+        "mutation($c: ID!) { publishMessage(clusterId: $c, stream: \"LIVE\", subject: \"live.2\", payload: \"y\") { sequence } }",
+        json!({"c": cluster}),
+    )
+    .await;
+    loop {
+        let change = sub.next_data().await;
+        let kind = change["streamChanged"]["kind"].as_str().unwrap().to_string();
+        assert_ne!(kind, "UPDATED", "a publish is not an update: {change}");
+        if kind == "PUBLISHED" {
+            assert_eq!(change["streamChanged"]["stream"]["config"]["maxMsgs"], 7);
+            break;
+        }
+    }
 }
 
 #[tokio::test]

@@ -23,6 +23,9 @@ pub enum ResourceChangeKind {
     Sealed,
     /// Messages were purged from the stream (`purgeStream`).
     Purged,
+    /// A message was published into the stream through the console (`publishMessage`); its
+    /// configuration did not change.
+    Published,
     /// The consumer was paused (`pauseConsumer`).
     Paused,
     /// The consumer was resumed (`resumeConsumer`).
@@ -38,6 +41,7 @@ fn kind_of(event_type: &str) -> ResourceChangeKind {
         "StreamCreated" | "ConsumerCreated" => ResourceChangeKind::Created,
         "StreamSealed" => ResourceChangeKind::Sealed,
         "StreamPurged" => ResourceChangeKind::Purged,
+        "MessagePublished" => ResourceChangeKind::Published,
         "ConsumerPaused" => ResourceChangeKind::Paused,
         "ConsumerResumed" => ResourceChangeKind::Resumed,
         _ => ResourceChangeKind::Updated,
