@@ -358,63 +358,61 @@ pub struct Readiness {
     pub projections: Vec<ProjectionStatus>,
 }
 
+/// What tools and tests do with any one view, whatever its type.
+trait AnyView: Send + Sync {
+    fn len(&self) -> usize;
+    fn wait_for(&self, seq: u64, timeout: Duration) -> BoxFuture<'_, bool>;
+    fn changed(&self) -> futures::stream::BoxStream<'static, ()>;
+}
+
+impl<V> AnyView for ViewCache<V>
+where
+    V: serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    fn len(&self) -> usize {
+        ViewCache::len(self)
+    }
+
+    fn wait_for(&self, seq: u64, timeout: Duration) -> BoxFuture<'_, bool> {
+        Box::pin(ViewCache::wait_for(self, seq, timeout))
+    }
+
+    fn changed(&self) -> futures::stream::BoxStream<'static, ()> {
+        use futures::StreamExt;
+        crate::changes::view_changes(self, "view").map(|_| ()).boxed()
+    }
+}
+
+impl Views {
+    /// The view of `projection`: the one place the list meets the typed views.
+    fn of(&self, projection: Projection) -> &dyn AnyView {
+        match projection {
+            Projection::Clusters => &self.clusters,
+            Projection::Streams => &self.streams,
+            Projection::Consumers => &self.consumers,
+            Projection::Users => &self.users,
+            Projection::Organizations => &self.organizations,
+            Projection::Invitations => &self.invitations,
+            Projection::Sessions => &self.sessions,
+            Projection::ApiKeys => &self.api_keys,
+        }
+    }
+}
+
 impl Console {
     /// Waits until the view of `projection` reflects stream sequence `seq` (for tools and
     /// tests that wrote around the API); false after `timeout`.
     pub async fn wait_for_view(&self, projection: Projection, seq: u64, timeout: Duration) -> bool {
-        let v = &self.views;
-        match projection {
-            Projection::Clusters => v.clusters.wait_for(seq, timeout).await,
-            Projection::Streams => v.streams.wait_for(seq, timeout).await,
-            Projection::Consumers => v.consumers.wait_for(seq, timeout).await,
-            Projection::Users => v.users.wait_for(seq, timeout).await,
-            Projection::Organizations => v.organizations.wait_for(seq, timeout).await,
-            Projection::Invitations => v.invitations.wait_for(seq, timeout).await,
-            Projection::Sessions => v.sessions.wait_for(seq, timeout).await,
-            Projection::ApiKeys => v.api_keys.wait_for(seq, timeout).await,
-        }
+        self.views.of(projection).wait_for(seq, timeout).await
     }
 
     /// Entries in the view of `projection`.
     pub fn view_len(&self, projection: Projection) -> usize {
-        let v = &self.views;
-        match projection {
-            Projection::Clusters => v.clusters.len(),
-            Projection::Streams => v.streams.len(),
-            Projection::Consumers => v.consumers.len(),
-            Projection::Users => v.users.len(),
-            Projection::Organizations => v.organizations.len(),
-            Projection::Invitations => v.invitations.len(),
-            Projection::Sessions => v.sessions.len(),
-            Projection::ApiKeys => v.api_keys.len(),
-        }
+        self.views.of(projection).len()
     }
 
     /// One item per change the view of `projection` applies from now on.
     pub fn view_changed(&self, projection: Projection) -> futures::stream::BoxStream<'static, ()> {
-        use futures::StreamExt;
-        let v = &self.views;
-        match projection {
-            Projection::Clusters => crate::changes::view_changes(&v.clusters, "clusters")
-                .map(|_| ())
-                .boxed(),
-            Projection::Streams => crate::changes::view_changes(&v.streams, "streams").map(|_| ()).boxed(),
-            Projection::Consumers => crate::changes::view_changes(&v.consumers, "consumers")
-                .map(|_| ())
-                .boxed(),
-            Projection::Users => crate::changes::view_changes(&v.users, "users").map(|_| ()).boxed(),
-            Projection::Organizations => crate::changes::view_changes(&v.organizations, "organizations")
-                .map(|_| ())
-                .boxed(),
-            Projection::Invitations => crate::changes::view_changes(&v.invitations, "invitations")
-                .map(|_| ())
-                .boxed(),
-            Projection::Sessions => crate::changes::view_changes(&v.sessions, "sessions")
-                .map(|_| ())
-                .boxed(),
-            Projection::ApiKeys => crate::changes::view_changes(&v.api_keys, "api_keys")
-                .map(|_| ())
-                .boxed(),
-        }
+        self.views.of(projection).changed()
     }
 }

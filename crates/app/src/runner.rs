@@ -50,9 +50,10 @@ where
     fn repository(c: &Console) -> &Repository<Self>;
     /// Waits until the view reflects stream sequence `seq`; false on timeout.
     fn wait_view(c: &Console, seq: u64) -> impl Future<Output = bool> + Send;
-    /// After a committed command: caches of live state to forget.
-    fn after_commit(_c: &Console, _state: &Self) -> impl Future<Output = ()> + Send {
-        async {}
+    /// The managed cluster whose live state a change of this aggregate changes, if any:
+    /// the runner forgets that state once the view shows the change.
+    fn cluster_of(_state: &Self) -> Option<&str> {
+        None
     }
 }
 
@@ -122,64 +123,37 @@ impl Console {
                 A::VIEW
             )));
         }
-        A::after_commit(self, &committed.state).await;
+        if let Some(cluster) = A::cluster_of(&committed.state) {
+            self.live.invalidate(cluster).await;
+        }
         Ok(committed)
     }
 }
 
 macro_rules! routed {
-    ($agg:ty, $view:literal, $repo:ident, $views:ident) => {
+    ($agg:ty, $view:literal, $field:ident $(, cluster: |$s:ident| $cluster:expr)?) => {
         impl Routed for $agg {
             const VIEW: &'static str = $view;
             fn repository(c: &Console) -> &Repository<Self> {
-                &c.repos.$repo
+                &c.repos.$field
             }
             fn wait_view(c: &Console, seq: u64) -> impl Future<Output = bool> + Send {
-                wait(c, &c.views.$views, seq)
+                wait(c, &c.views.$field, seq)
             }
+            $(
+                fn cluster_of($s: &Self) -> Option<&str> {
+                    Some($cluster)
+                }
+            )?
         }
     };
 }
 
-routed!(jsc_domain::cluster::Cluster, "clusters", clusters, clusters);
-routed!(jsc_domain::identity::User, "users", users, users);
-routed!(
-    jsc_domain::identity::Organization,
-    "organizations",
-    organizations,
-    organizations
-);
-routed!(
-    jsc_domain::identity::Invitation,
-    "invitations",
-    invitations,
-    invitations
-);
-routed!(jsc_domain::identity::Session, "sessions", sessions, sessions);
-routed!(jsc_domain::identity::ApiKey, "api_keys", api_keys, api_keys);
-
-impl Routed for jsc_domain::stream::Stream {
-    const VIEW: &'static str = "streams";
-    fn repository(c: &Console) -> &Repository<Self> {
-        &c.repos.streams
-    }
-    fn wait_view(c: &Console, seq: u64) -> impl Future<Output = bool> + Send {
-        wait(c, &c.views.streams, seq)
-    }
-    async fn after_commit(c: &Console, state: &Self) {
-        c.live.invalidate(&state.cluster_id).await;
-    }
-}
-
-impl Routed for jsc_domain::consumer::Consumer {
-    const VIEW: &'static str = "consumers";
-    fn repository(c: &Console) -> &Repository<Self> {
-        &c.repos.consumers
-    }
-    fn wait_view(c: &Console, seq: u64) -> impl Future<Output = bool> + Send {
-        wait(c, &c.views.consumers, seq)
-    }
-    async fn after_commit(c: &Console, state: &Self) {
-        c.live.invalidate(&state.cluster_id).await;
-    }
-}
+routed!(jsc_domain::cluster::Cluster, "clusters", clusters);
+routed!(jsc_domain::identity::User, "users", users);
+routed!(jsc_domain::identity::Organization, "organizations", organizations);
+routed!(jsc_domain::identity::Invitation, "invitations", invitations);
+routed!(jsc_domain::identity::Session, "sessions", sessions);
+routed!(jsc_domain::identity::ApiKey, "api_keys", api_keys);
+routed!(jsc_domain::stream::Stream, "streams", streams, cluster: |s| &s.cluster_id);
+routed!(jsc_domain::consumer::Consumer, "consumers", consumers, cluster: |s| &s.cluster_id);

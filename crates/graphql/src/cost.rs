@@ -19,11 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextRequest, NextResolve, NextSubscribe,
-    NextValidation, ResolveInfo,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextRequest, NextResolve, NextValidation, ResolveInfo,
 };
 use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Value};
-use futures::stream::BoxStream;
 use jsc_app::{Code, RequestMeta};
 
 use crate::AuthState;
@@ -155,16 +153,6 @@ impl Extension for CostOfOne {
             response.http_headers.insert("retry-after", v);
         }
         response
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        // A subscription is charged once, when it starts; its events are free.
-        next.run(ctx, stream)
     }
 
     async fn validation(

@@ -112,57 +112,42 @@ impl PersistedQueriesExt {
             })?),
             None => None,
         };
-        let Some(pq) = persisted else {
-            if self.only_registered {
-                let hash = sha256_hex(&request.query);
-                let known = match console {
-                    Some(c) => self.registered(c, &hash).await?,
-                    None => None,
-                };
-                return match known {
-                    Some(doc) => Ok(with_doc(request, doc)),
-                    None => Err(error(
-                        Code::Forbidden,
-                        "this console runs only registered operations; register this one \
-                         (jsconsole queries register) and send its sha256Hash in extensions.persistedQuery",
-                    )),
-                };
+        if let Some(pq) = &persisted {
+            if pq.version != 1 {
+                return Err(error(
+                    Code::Validation,
+                    format!(
+                        "extensions.persistedQuery.version: only version 1 is supported, not {}",
+                        pq.version
+                    ),
+                ));
             }
-            return Ok(request);
-        };
-        if pq.version != 1 {
-            return Err(error(
-                Code::Validation,
-                format!(
-                    "extensions.persistedQuery.version: only version 1 is supported, not {}",
-                    pq.version
-                ),
-            ));
+            if !request.query.is_empty() && sha256_hex(&request.query) != pq.sha256_hash.to_ascii_lowercase() {
+                return Err(error(
+                    Code::Validation,
+                    "extensions.persistedQuery.sha256Hash: not the SHA-256 of the query sent with it",
+                ));
+            }
         }
-        let hash = pq.sha256_hash.to_ascii_lowercase();
+        // The operation's hash: the one sent, or (only registered operations) the text's.
+        let hash = match &persisted {
+            Some(pq) => pq.sha256_hash.to_ascii_lowercase(),
+            None if self.only_registered => sha256_hex(&request.query),
+            None => return Ok(request),
+        };
         let Some(console) = console else {
             return Err(error(Code::Unavailable, "persisted queries need a running console"));
         };
-        if request.query.is_empty() {
+        if request.query.is_empty() || self.only_registered {
             return match self.registered(console, &hash).await? {
                 Some(doc) => Ok(with_doc(request, doc)),
-                None => Err(error(Code::PersistedQueryNotFound, "PersistedQueryNotFound")),
+                None if request.query.is_empty() => Err(error(Code::PersistedQueryNotFound, "PersistedQueryNotFound")),
+                None => Err(error(
+                    Code::Forbidden,
+                    "this console runs only registered operations; register this one \
+                     (jsconsole queries register) and send its sha256Hash in extensions.persistedQuery",
+                )),
             };
-        }
-        if sha256_hex(&request.query) != hash {
-            return Err(error(
-                Code::Validation,
-                "extensions.persistedQuery.sha256Hash: not the SHA-256 of the query sent with it",
-            ));
-        }
-        if self.only_registered {
-            if let Some(doc) = self.registered(console, &hash).await? {
-                return Ok(with_doc(request, doc));
-            }
-            return Err(error(
-                Code::Forbidden,
-                "this console runs only registered operations; register this one (jsconsole queries register)",
-            ));
         }
         let doc = async_graphql::parser::parse_query(&request.query)?;
         console.persist_query(&hash, &request.query).await.map_err(from_app)?;
