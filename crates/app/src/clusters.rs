@@ -6,6 +6,7 @@ use jsc_domain::identity::{DEFAULT_ORGANIZATION, Role};
 use jsc_projections::ClusterView;
 use jsc_projector::{Versioned, kv_token};
 
+use crate::paging::{List, MAX_PAGE, Page, Paging};
 use crate::runner::{Access, Actor};
 use crate::{Caller, Console, Error, Result};
 
@@ -46,18 +47,28 @@ impl Console {
             .map(|c| c.view.organization)
     }
 
-    /// The clusters the caller can see, by name.
-    pub fn clusters(&self, caller: &Caller, filter: ClusterFilter) -> Vec<Versioned<ClusterView>> {
+    /// The clusters the caller can see, by name, one page.
+    pub fn clusters(
+        &self,
+        caller: &Caller,
+        filter: ClusterFilter,
+        paging: &Paging,
+    ) -> Result<Page<Versioned<ClusterView>>> {
+        let list = self.visible_clusters(caller, filter);
+        let by_name = |c: &Versioned<ClusterView>| (c.view.name.to_lowercase(), c.view.id.clone());
+        self.page(List::new("clusters", ""), list, by_name, paging, MAX_PAGE)
+    }
+
+    /// Every cluster the caller can see that matches `filter`, in no order.
+    pub fn visible_clusters(&self, caller: &Caller, filter: ClusterFilter) -> Vec<Versioned<ClusterView>> {
         let needle = filter.name_contains.map(|s| s.to_lowercase());
         let mut visible = self.cluster_roles(&caller.principal);
-        let mut list = self.views.clusters.filter(|v| {
+        self.views.clusters.filter(|v| {
             filter.tag.as_ref().is_none_or(|t| v.tags.contains(t))
                 && needle.as_ref().is_none_or(|n| v.name.to_lowercase().contains(n))
                 && filter.organization_id.as_ref().is_none_or(|o| o == &v.organization)
                 && visible(v).is_some()
-        });
-        list.sort_by_key(|c| c.view.name.to_lowercase());
-        list
+        })
     }
 
     /// One cluster the caller can see; `NOT_FOUND` otherwise.

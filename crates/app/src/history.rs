@@ -8,9 +8,10 @@ use futures::{Stream, StreamExt};
 use jsc_domain::AggregateKind;
 use jsc_domain::identity::{self, DEFAULT_ORGANIZATION, Role};
 use jsc_eventstore::{EventRecord, JetStreamEventStore};
-use jsc_projections::audit::{AuditFilter, AuditRow, ExportFormat};
+use jsc_projections::audit::{AuditFilter, AuditRow, End, ExportFormat, Span};
 use serde_json::Value;
 
+use crate::paging::{Edge, List, MAX_EVENT_PAGE, Page, Paging, Take};
 use crate::{Caller, Code, Console, Error, Principal, Result};
 
 /// One event of an aggregate's history and what it changed (credentials redacted).
@@ -183,8 +184,23 @@ impl Console {
         }
     }
 
+    /// The events of one aggregate, oldest first, with the change each made to its state:
+    /// one page (at most [`MAX_EVENT_PAGE`]).
+    pub async fn history(
+        &self,
+        caller: &Caller,
+        kind: AggregateKind,
+        id: &str,
+        paging: &Paging,
+    ) -> Result<Page<HistoryEntry>> {
+        let scope = format!("{}/{id}", kind.as_str());
+        let all = self.all_history(caller, kind, id).await?;
+        let list = List::new("history", &scope);
+        self.page(list, all, |e| e.record.stream_sequence, paging, MAX_EVENT_PAGE)
+    }
+
     /// Every event of one aggregate, oldest first, with the change each made to its state.
-    pub async fn history(&self, caller: &Caller, kind: AggregateKind, id: &str) -> Result<Vec<HistoryEntry>> {
+    async fn all_history(&self, caller: &Caller, kind: AggregateKind, id: &str) -> Result<Vec<HistoryEntry>> {
         let records = self.records_of(caller, kind, id).await?;
         let states = replay(&self.store, kind, &records)?;
         let mut previous = Value::Null;
@@ -248,18 +264,49 @@ impl Console {
         Ok(filter)
     }
 
-    /// The audit trail, newest first: `first` events matching `filter` below stream
-    /// sequence `before`; whether there are more.
-    pub async fn audit_trail(
-        &self,
-        caller: &Caller,
-        filter: AuditFilter,
-        first: usize,
-        before: Option<u64>,
-    ) -> Result<(Vec<AuditRow>, bool)> {
+    /// The audit trail, newest first, one page (at most [`MAX_EVENT_PAGE`]) of the events
+    /// matching `filter`; cursors are stream sequences.
+    pub async fn audit_trail(&self, caller: &Caller, filter: AuditFilter, paging: &Paging) -> Result<Page<AuditRow>> {
+        let filter = self.restrict(&caller.principal, filter)?;
+        let take = paging.take(MAX_EVENT_PAGE)?;
+        let list = List::new("audit", "");
+        let (after, before) = self.bounds::<u64>(list, paging)?;
+        // Newest first: `after` a cursor means older (lower sequences), `before` newer.
+        let span = Span {
+            above: before.unwrap_or(0),
+            below: after.unwrap_or(u64::MAX),
+        };
+        let failed = |e| Error::internal(&e, caller.correlation_id());
+        let (rows, has_previous_page, has_next_page) = match take {
+            Take::First(n) => {
+                let (rows, more) = self.audit.query(&filter, span, n, End::Newest).await.map_err(failed)?;
+                (rows, before.is_some(), more)
+            }
+            Take::Last(n) => {
+                let (mut rows, more) = self.audit.query(&filter, span, n, End::Oldest).await.map_err(failed)?;
+                rows.reverse();
+                (rows, more, after.is_some())
+            }
+        };
+        Ok(Page {
+            edges: rows
+                .into_iter()
+                .map(|r| Edge {
+                    cursor: self.cursor(list, &r.sequence),
+                    node: r,
+                })
+                .collect(),
+            has_previous_page,
+            has_next_page,
+            total_count: None,
+        })
+    }
+
+    /// How many events of the audit trail match `filter` (of those the caller may see).
+    pub async fn audit_count(&self, caller: &Caller, filter: AuditFilter) -> Result<usize> {
         let filter = self.restrict(&caller.principal, filter)?;
         self.audit
-            .query(&filter, first, before)
+            .count(&filter)
             .await
             .map_err(|e| Error::internal(&e, caller.correlation_id()))
     }

@@ -13,6 +13,7 @@ use jsc_domain::cluster::{
 use jsc_projections::ClusterView;
 use jsc_projector::{ChangeOp, Versioned};
 
+use crate::connection::{connection, paging};
 use crate::context::{caller, console, guarded};
 
 // ---------------------------------------------------------------------------------------
@@ -20,7 +21,10 @@ use crate::context::{caller, console, guarded};
 // ---------------------------------------------------------------------------------------
 
 /// The GraphQL `Cluster` object; the schema's description is the doc comment on its impl.
+#[derive(Clone)]
 pub struct Cluster(Versioned<ClusterView>);
+
+connection!(ClusterConnection, ClusterEdge, Cluster, "clusters");
 
 /// A NATS cluster the console manages: where it is, how the console authenticates to it,
 /// and its labels. Anyone with a role on the cluster (viewer and up) can read it;
@@ -126,21 +130,24 @@ impl Cluster {
         Ok(console(ctx).jetstream_account(&self.0.view.id).await?.map(AccountUsage))
     }
     /// The cluster's streams by name, one page at a time, as for `Query.streams`.
+    #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
     async fn streams(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Only streams whose name has this text (case-insensitive).")] name_contains: Option<String>,
         #[graphql(desc = "Only streams that store this subject (wildcards allowed; overlapping subjects match).")]
         subject: Option<String>,
-        #[graphql(
-            default = 50,
-            desc = "How many streams to return: at least 1, at most 500 (larger values are capped)."
-        )]
-        first: usize,
-        #[graphql(desc = "The previous page's `pageInfo.endCursor`; left out, the first page.")] after: Option<String>,
-    ) -> crate::streams::StreamPage {
+        #[graphql(desc = "The first `first` streams (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        first: Option<i32>,
+        #[graphql(desc = "Only streams after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        after: Option<String>,
+        #[graphql(desc = "The last `last` streams (before `before`): 0 to 500.")] last: Option<i32>,
+        #[graphql(desc = "Only streams before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        before: Option<String>,
+    ) -> Result<crate::streams::StreamConnection> {
         let filter = jsc_app::StreamFilter { name_contains, subject };
-        console(ctx).stream_page(&self.0.view.id, filter, first, after).into()
+        let page = console(ctx).stream_page(&self.0.view.id, filter, &paging(first, after, last, before))?;
+        Ok(crate::streams::StreamConnection::new(page, crate::streams::StreamObj))
     }
 }
 
@@ -504,25 +511,30 @@ pub struct ClusterQuery;
 #[Object]
 impl ClusterQuery {
     /// The managed clusters the caller has a role on (viewer and up), by name. Filter by a
-    /// tag, by part of the name (case-insensitive), or by organization. Errors:
-    /// `UNAUTHENTICATED`.
+    /// tag, by part of the name (case-insensitive), or by organization; one page. Errors:
+    /// `UNAUTHENTICATED`; `VALIDATION` for a bad cursor or page size.
+    #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
     async fn clusters(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Only clusters with this tag (exact match).")] tag: Option<String>,
         #[graphql(desc = "Only clusters whose name has this text (case-insensitive).")] name_contains: Option<String>,
         #[graphql(desc = "Only clusters of this organization.")] organization_id: Option<ID>,
-    ) -> Result<Vec<Cluster>> {
+        #[graphql(desc = "The first `first` clusters (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        first: Option<i32>,
+        #[graphql(desc = "Only clusters after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        after: Option<String>,
+        #[graphql(desc = "The last `last` clusters (before `before`): 0 to 500.")] last: Option<i32>,
+        #[graphql(desc = "Only clusters before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        before: Option<String>,
+    ) -> Result<ClusterConnection> {
         let filter = ClusterFilter {
             tag,
             name_contains,
             organization_id: organization_id.map(|o| o.0),
         };
-        Ok(console(ctx)
-            .clusters(&caller(ctx)?, filter)
-            .into_iter()
-            .map(Cluster)
-            .collect())
+        let page = console(ctx).clusters(&caller(ctx)?, filter, &paging(first, after, last, before))?;
+        Ok(ClusterConnection::new(page, Cluster))
     }
 
     /// One cluster by id, for a viewer of it; `NOT_FOUND` when there is none or the caller
@@ -635,7 +647,7 @@ impl ClusterSubscription {
         let changes = c.cluster_changes();
         let only = id.map(|i| i.0);
         let current: Vec<ClusterChange> = if include_current {
-            c.clusters(&caller, ClusterFilter::default())
+            c.visible_clusters(&caller, ClusterFilter::default())
                 .into_iter()
                 .filter(|v| only.as_ref().is_none_or(|o| o == &v.view.id))
                 .map(|v| ClusterChange {

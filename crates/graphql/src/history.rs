@@ -7,6 +7,7 @@ use jsc_app::{Error as ApiError, PointInTime};
 use jsc_projections::audit::{AuditFilter, AuditRow, ExportFormat};
 use serde_json::Value;
 
+use crate::connection::{Parts, Total, connection, paging};
 use crate::context::{caller, console, guarded};
 
 /// The kinds of aggregate that have a history.
@@ -43,7 +44,7 @@ pub struct FieldChange {
 }
 
 /// One event of an aggregate's history and what it changed.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct HistoryEntry {
     /// Position in the event stream (a stream sequence, usable as `stateAt(sequence:)`).
     sequence: u64,
@@ -68,6 +69,8 @@ pub struct HistoryEntry {
     /// The state change the event made.
     changes: Vec<FieldChange>,
 }
+
+connection!(HistoryEntryConnection, HistoryEntryEdge, HistoryEntry, "events of one aggregate");
 
 /// An aggregate's state at a point in its history.
 #[derive(SimpleObject)]
@@ -94,41 +97,48 @@ impl HistoryQuery {
     /// Every event of one aggregate, oldest first, with the change each made to its state;
     /// credentials are redacted. Clusters, streams and consumers need viewer; organizations,
     /// invitations and API keys admin; a user's account and sessions need the user, or admin
-    /// over them. `NOT_FOUND` alike for what has no history and what you may not see.
+    /// over them. `NOT_FOUND` alike for what has no history and what you may not see. One
+    /// page, oldest first.
+    #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
     async fn history(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The kind of aggregate.")] aggregate_type: AggregateType,
         #[graphql(desc = "The aggregate's ID, in the form its AggregateType describes.")] id: ID,
-    ) -> Result<Vec<HistoryEntry>> {
-        let entries = console(ctx).history(&caller(ctx)?, aggregate_type.into(), &id).await?;
-        Ok(entries
-            .into_iter()
-            .map(|e| {
-                let rec = e.record;
-                HistoryEntry {
-                    sequence: rec.stream_sequence,
-                    aggregate_sequence: rec.aggregate_sequence,
-                    event_type: rec.event_type.clone(),
-                    event_version: rec.event_version.clone(),
-                    timestamp: rec.timestamp,
-                    actor: rec.actor().to_string(),
-                    correlation_id: rec.metadata.get("correlation_id").cloned(),
-                    causation_id: rec.metadata.get("causation_id").cloned(),
-                    client_addr: rec.metadata.get("client_addr").cloned(),
-                    payload: Json(e.payload),
-                    changes: e
-                        .changes
-                        .into_iter()
-                        .map(|(path, before, after)| FieldChange {
-                            path,
-                            before: before.map(Json),
-                            after: after.map(Json),
-                        })
-                        .collect(),
-                }
-            })
-            .collect())
+        #[graphql(desc = "The first `first` events (after `after`): 0 to 1,000; the first 50 when neither `first` nor `last` is given.")]
+        first: Option<i32>,
+        #[graphql(desc = "Only events after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        after: Option<String>,
+        #[graphql(desc = "The last `last` events (before `before`): 0 to 1,000.")] last: Option<i32>,
+        #[graphql(desc = "Only events before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        before: Option<String>,
+    ) -> Result<HistoryEntryConnection> {
+        let paging = paging(first, after, last, before);
+        let page = console(ctx).history(&caller(ctx)?, aggregate_type.into(), &id, &paging).await?;
+        Ok(HistoryEntryConnection::new(page, |e| {
+            let rec = e.record;
+            HistoryEntry {
+                sequence: rec.stream_sequence,
+                aggregate_sequence: rec.aggregate_sequence,
+                event_type: rec.event_type.clone(),
+                event_version: rec.event_version.clone(),
+                timestamp: rec.timestamp,
+                actor: rec.actor().to_string(),
+                correlation_id: rec.metadata.get("correlation_id").cloned(),
+                causation_id: rec.metadata.get("causation_id").cloned(),
+                client_addr: rec.metadata.get("client_addr").cloned(),
+                payload: Json(e.payload),
+                changes: e
+                    .changes
+                    .into_iter()
+                    .map(|(path, before, after)| FieldChange {
+                        path,
+                        before: before.map(Json),
+                        after: after.map(Json),
+                    })
+                    .collect(),
+            }
+        }))
     }
 
     /// An aggregate's state as it was at time `at`, or just after stream sequence
@@ -214,6 +224,7 @@ impl From<AuditFilterInput> for AuditFilter {
 }
 
 /// One event of the audit trail.
+#[derive(Clone)]
 pub struct AuditEntry(AuditRow);
 
 /// One event of the audit trail: who did what to which resource, and when.
@@ -282,57 +293,47 @@ impl AuditEntry {
     }
 }
 
-/// One page of the audit trail, newest first.
-#[derive(SimpleObject)]
-pub struct AuditPage {
-    /// The events of the page, newest first.
-    nodes: Vec<AuditEntry>,
-    /// Whether older matching events follow.
-    has_next_page: bool,
-    /// Pass as `after` for the next (older) page; null for an empty page.
-    end_cursor: Option<String>,
-}
+connection!(AuditEntryConnection, AuditEntryEdge, AuditEntry, "events of the audit trail");
 
 #[derive(Default)]
 pub struct AuditQuery;
 
 #[Object]
 impl AuditQuery {
-    /// The audit trail, newest first: `first` (at most 1,000) events matching `filter`,
-    /// older than the cursor `after`. Reads the Parquet table (files and row groups pruned
+    /// The audit trail, newest first, one page of the events matching `filter` (paging
+    /// forward with `first`/`after` goes to older events). Reads the Parquet table (files and row groups pruned
     /// by their statistics) and the events not yet written to it. Needs admin in an
     /// organization (`FORBIDDEN` otherwise) and shows only those organizations' events, plus
     /// installation-wide ones (accounts, sessions) to owners of the default organization.
+    #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
     async fn audit_trail(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Which events to return; null matches every event you may see.")] filter: Option<
             AuditFilterInput,
         >,
-        #[graphql(
-            default = 50,
-            desc = "How many events to return, 1 to 1,000 (clamped); 50 by default."
-        )]
-        first: usize,
-        #[graphql(
-            desc = "Return events older than this cursor: an `endCursor` of a previous page (`VALIDATION` otherwise)."
-        )]
+        #[graphql(desc = "The first `first` events (after `after`, newest first): 0 to 1,000; the first 50 when neither `first` nor `last` is given.")]
+        first: Option<i32>,
+        #[graphql(desc = "Only events older than this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
         after: Option<String>,
-    ) -> Result<AuditPage> {
-        let before = after
-            .map(|a| {
-                a.parse::<u64>()
-                    .map_err(|_| ApiError::validation("after: not a cursor from a previous page"))
-            })
-            .transpose()?;
-        let first = first.clamp(1, 1000);
+        #[graphql(desc = "The last `last` events (before `before`): 0 to 1,000.")] last: Option<i32>,
+        #[graphql(desc = "Only events newer than this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        before: Option<String>,
+    ) -> Result<AuditEntryConnection> {
         let filter: AuditFilter = filter.unwrap_or_default().into();
-        let (rows, more) = console(ctx).audit_trail(&caller(ctx)?, filter, first, before).await?;
-        Ok(AuditPage {
-            end_cursor: rows.last().map(|r| r.sequence.to_string()),
-            has_next_page: more,
-            nodes: rows.into_iter().map(AuditEntry).collect(),
-        })
+        let (c, who) = (console(ctx).clone(), caller(ctx)?);
+        let page = c.audit_trail(&who, filter.clone(), &paging(first, after, last, before)).await?;
+        // Counting reads every file the filter may match: only when asked for.
+        let count = Total::Later(std::sync::Arc::new(move || {
+            let (c, who, filter) = (c.clone(), who.clone(), filter.clone());
+            Box::pin(async move { c.audit_count(&who, filter).await })
+        }));
+        Ok(AuditEntryConnection(Parts::of(
+            page,
+            AuditEntry,
+            |cursor, node| AuditEntryEdge { cursor, node },
+            Some(count),
+        )))
     }
 }
 

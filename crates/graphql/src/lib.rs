@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod clusters;
+mod connection;
 mod context;
 mod cost;
 mod history;

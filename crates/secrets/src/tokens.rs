@@ -22,6 +22,7 @@ use crate::Error;
 const ISSUER: &str = "jsconsole";
 const REFRESH_PREFIX: &str = "jscr";
 const INVITE_PREFIX: &str = "jsci";
+const CURSOR_PREFIX: &str = "jscp";
 /// Download links sign `link:<message>`: no token prefix can collide with it.
 const LINK_PREFIX: &str = "link:";
 /// API keys look like `jsck_<id>_<secret>`: recognisable by secret scanners.
@@ -173,6 +174,25 @@ impl Keyring {
         self.verify_token::<InvitePayload>(INVITE_PREFIX, token).map(|p| p.inv)
     }
 
+    /// A list cursor: a position `key` in the list `list` of `scope`, signed so that a
+    /// client can neither forge one nor carry it to another list.
+    pub fn cursor<K: Serialize>(&self, list: &str, scope: &str, key: &K) -> String {
+        self.sign_token(
+            CURSOR_PREFIX,
+            &CursorPayload {
+                l: list.into(),
+                s: scope.into(),
+                k: key,
+            },
+        )
+    }
+
+    /// The position a [`Keyring::cursor`] holds, if it was signed here for this list.
+    pub fn verify_cursor<K: serde::de::DeserializeOwned>(&self, list: &str, scope: &str, cursor: &str) -> Option<K> {
+        let c: CursorPayload<K> = self.verify_token(CURSOR_PREFIX, cursor)?;
+        (c.l == list && c.s == scope).then_some(c.k)
+    }
+
     /// HMAC-SHA256 of a link's `message`, hex: any replica with the keyring can check it.
     pub fn sign_link(&self, message: &str) -> String {
         Self::mac(&self.current().1, &format!("{LINK_PREFIX}{message}"))
@@ -192,6 +212,13 @@ impl Keyring {
         };
         self.verified_by_any(&format!("{LINK_PREFIX}{message}"), &bytes)
     }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CursorPayload<K> {
+    l: String,
+    s: String,
+    k: K,
 }
 
 /// A key's public name: the first 12 hex digits of its SHA-256.
@@ -297,6 +324,23 @@ mod tests {
         assert!(!after.verify_link("export:b.csv:1", &sig));
         assert!(!ring(3).verify_link("export:a.csv:1", &sig));
         assert!(!after.verify_link("export:a.csv:1", "zz"));
+    }
+
+    #[test]
+    fn cursors_hold_their_position_for_their_own_list_only() {
+        let a = ring(1);
+        let c = a.cursor("members", "org-1", &("ann".to_string(), 7u64));
+        assert_eq!(
+            a.verify_cursor::<(String, u64)>("members", "org-1", &c),
+            Some(("ann".to_string(), 7))
+        );
+        assert!(a.verify_cursor::<(String, u64)>("members", "org-2", &c).is_none(), "another scope");
+        assert!(a.verify_cursor::<(String, u64)>("teams", "org-1", &c).is_none(), "another list");
+        assert!(ring(2).verify_cursor::<(String, u64)>("members", "org-1", &c).is_none(), "another key");
+        let (body, mac) = c.rsplit_once('.').unwrap();
+        let forged = format!("{}.{mac}", body.replace('a', "b"));
+        assert!(a.verify_cursor::<(String, u64)>("members", "org-1", &forged).is_none(), "edited");
+        assert!(a.verify_cursor::<u64>("members", "org-1", "12").is_none(), "not a cursor");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use super::{AuditFilter, AuditReader, AuditRow, COLUMNS, Error, Result, rows_to_batch, schema};
+use super::{AuditFilter, AuditReader, AuditRow, COLUMNS, Error, Result, Span, rows_to_batch, schema};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
@@ -111,7 +111,7 @@ impl AuditReader {
             source,
         })?;
         let last = info.state.last_sequence;
-        let files = self.files_for(filter, flushed, u64::MAX).await?;
+        let files = self.files_for(filter, flushed, Span::ALL).await?;
 
         enum Out<W: tokio::io::AsyncWrite + Unpin + Send> {
             Text(W),
@@ -163,7 +163,7 @@ impl AuditReader {
             Ok(())
         };
         for path in files {
-            let mut rows = self.file_rows(&path, filter, u64::MAX).await?;
+            let mut rows = self.file_rows(&path, filter, Span::ALL).await?;
             rows.reverse();
             emit(rows, &mut out).await?;
         }

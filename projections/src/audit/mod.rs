@@ -237,6 +237,36 @@ impl AuditRow {
     }
 }
 
+/// A range of stream sequences, both ends excluded: what a page of the trail may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// Only sequences above this one (0: from the first).
+    pub above: u64,
+    /// Only sequences below this one (`u64::MAX`: to the last).
+    pub below: u64,
+}
+
+impl Span {
+    /// Every sequence.
+    pub const ALL: Span = Span {
+        above: 0,
+        below: u64::MAX,
+    };
+
+    pub fn contains(&self, sequence: u64) -> bool {
+        self.above < sequence && sequence < self.below
+    }
+}
+
+/// Which end of a span a page starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The newest events of the span (the trail's own order).
+    Newest,
+    /// The oldest events of the span: paging back towards the newest.
+    Oldest,
+}
+
 /// What to look for in the trail. Every field narrows; none means everything.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -278,8 +308,9 @@ impl AuditFilter {
     }
 
     /// Whether a file of `day` holding `first..=last` can hold a match before `before`.
-    fn may_hold(&self, day: Option<NaiveDate>, first: u64, before: u64) -> bool {
-        first < before
+    fn may_hold(&self, day: Option<NaiveDate>, first: u64, last: u64, span: Span) -> bool {
+        first < span.below
+            && last > span.above
             && day.is_none_or(|d| {
                 self.from.is_none_or(|f| d >= f.date_naive()) && self.to.is_none_or(|t| d <= t.date_naive())
             })

@@ -12,7 +12,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use super::writer::{fetch, live_files};
-use super::{AuditFilter, AuditRow, Error, FLUSHED_KEY, Result, STATE_BUCKET, text_columns};
+use super::{AuditFilter, AuditRow, Error, FLUSHED_KEY, End, Result, STATE_BUCKET, Span, text_columns};
 
 /// Reads the audit trail.
 #[derive(Clone)]
@@ -43,12 +43,12 @@ impl AuditReader {
         })
     }
 
-    /// The files that may hold rows for `filter` below `before`, oldest first.
-    pub(super) async fn files_for(&self, filter: &AuditFilter, flushed: u64, before: u64) -> Result<Vec<Path>> {
+    /// The files that may hold rows for `filter` within `span`, oldest first.
+    pub(super) async fn files_for(&self, filter: &AuditFilter, flushed: u64, span: Span) -> Result<Vec<Path>> {
         Ok(live_files(&self.store, &Path::from("audit"))
             .await?
             .into_iter()
-            .filter(|(first, _, path)| *first <= flushed && filter.may_hold(day_of_path(path), *first, before))
+            .filter(|(first, last, path)| *first <= flushed && filter.may_hold(day_of_path(path), *first, *last, span))
             .map(|(_, _, path)| path)
             .collect())
     }
@@ -65,11 +65,11 @@ impl AuditReader {
             })
     }
 
-    /// The rows of the file at `path` matching `filter` below `before`, newest first.
-    pub(super) async fn file_rows(&self, path: &Path, filter: &AuditFilter, before: u64) -> Result<Vec<AuditRow>> {
+    /// The rows of the file at `path` matching `filter` within `span`, newest first.
+    pub(super) async fn file_rows(&self, path: &Path, filter: &AuditFilter, span: Span) -> Result<Vec<AuditRow>> {
         let bytes = fetch(&self.store, path).await?;
         let (p, filter) = (path.clone(), filter.clone());
-        tokio::task::spawn_blocking(move || read_file(&p, bytes, &filter, before))
+        tokio::task::spawn_blocking(move || read_file(&p, bytes, &filter, span))
             .await
             .map_err(|source| Error::Task {
                 path: path.clone(),
@@ -77,53 +77,66 @@ impl AuditReader {
             })?
     }
 
-    /// The newest `first` rows matching `filter` with a sequence below `before` (all when
-    /// `None`), newest first, and whether more match.
-    pub async fn query(
-        &self,
-        filter: &AuditFilter,
-        first: usize,
-        before: Option<u64>,
-    ) -> Result<(Vec<AuditRow>, bool)> {
-        let before = before.unwrap_or(u64::MAX);
+    /// How many rows match `filter`: every file that may hold one is read.
+    pub async fn count(&self, filter: &AuditFilter) -> Result<usize> {
+        let flushed = self.flushed_sequence().await?;
+        let mut n = 0;
+        for path in self.files_for(filter, flushed, Span::ALL).await? {
+            n += self.file_rows(&path, filter, Span::ALL).await?.len();
+        }
+        let tail = self.tail(flushed + 1, None).await?;
+        Ok(n + tail.iter().map(AuditRow::from_record).filter(|r| filter.matches(r)).count())
+    }
+
+    /// `first` rows matching `filter` within `span`, from its newest end (newest first) or
+    /// its oldest end (oldest first), and whether more match beyond them.
+    pub async fn query(&self, filter: &AuditFilter, span: Span, first: usize, from: End) -> Result<(Vec<AuditRow>, bool)> {
         let want = first + 1;
         let flushed = self.flushed_sequence().await?;
         let mut out = Vec::new();
-        // The tail, newest first.
-        if before > flushed + 1 {
-            let to = (before != u64::MAX).then(|| before - 1);
-            let tail = self.tail(flushed + 1, to).await?;
-            out.extend(
-                tail.iter()
-                    .rev()
-                    .map(AuditRow::from_record)
-                    .filter(|r| filter.matches(r)),
-            );
-        }
-        if out.len() >= want {
-            out.truncate(want);
+        let full = |out: &mut Vec<AuditRow>| {
             let more = out.len() > first;
             out.truncate(first);
-            return Ok((out, more));
-        }
-        // The files, newest first, skipped by name when they cannot match.
-        let mut files = self.files_for(filter, flushed, before).await?;
-        files.reverse();
-        for path in files {
-            out.extend(self.file_rows(&path, filter, before).await?);
-            if out.len() >= want {
-                break;
+            (std::mem::take(out), more)
+        };
+        // The stream's tail (not yet in a file) holds the newest events.
+        let tail = async |out: &mut Vec<AuditRow>| -> Result<()> {
+            if span.below > flushed + 1 {
+                let to = (span.below != u64::MAX).then(|| span.below - 1);
+                let records = self.tail(span.above.max(flushed) + 1, to).await?;
+                let rows = records.iter().map(AuditRow::from_record).filter(|r| filter.matches(r));
+                match from {
+                    End::Newest => out.extend(rows.rev()),
+                    End::Oldest => out.extend(rows),
+                }
             }
+            Ok(())
+        };
+        let mut files = self.files_for(filter, flushed, span).await?;
+        if from == End::Newest {
+            tail(&mut out).await?;
+            files.reverse();
         }
-        let more = out.len() > first;
-        out.truncate(first);
-        Ok((out, more))
+        for path in files {
+            if out.len() >= want {
+                return Ok(full(&mut out));
+            }
+            let mut rows = self.file_rows(&path, filter, span).await?;
+            if from == End::Oldest {
+                rows.reverse();
+            }
+            out.extend(rows);
+        }
+        if from == End::Oldest && out.len() < want {
+            tail(&mut out).await?;
+        }
+        Ok(full(&mut out))
     }
 }
 
 /// Matching rows of one file, newest first, reading only the row groups whose statistics
 /// (sequence, time) allow a match.
-fn read_file(path: &Path, bytes: bytes::Bytes, filter: &AuditFilter, before: u64) -> Result<Vec<AuditRow>> {
+fn read_file(path: &Path, bytes: bytes::Bytes, filter: &AuditFilter, span: Span) -> Result<Vec<AuditRow>> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::file::statistics::Statistics;
     let parquet = |source| Error::Parquet {
@@ -144,7 +157,7 @@ fn read_file(path: &Path, bytes: bytes::Bytes, filter: &AuditFilter, before: u64
     let groups: Vec<usize> = (0..meta.num_row_groups())
         .filter(|&g| {
             let rg = meta.row_group(g);
-            let seq_ok = range(rg, seq_i).is_none_or(|(min, _)| (min as u64) < before);
+            let seq_ok = range(rg, seq_i).is_none_or(|(min, max)| (min as u64) < span.below && (max as u64) > span.above);
             let time_ok = range(rg, time_i).is_none_or(|(min, max)| {
                 filter.from.is_none_or(|f| max >= f.timestamp_micros())
                     && filter.to.is_none_or(|t| min <= t.timestamp_micros())
@@ -162,7 +175,7 @@ fn read_file(path: &Path, bytes: bytes::Bytes, filter: &AuditFilter, before: u64
         rows.extend(
             rows_of(path, &batch)?
                 .into_iter()
-                .filter(|r| r.sequence < before && filter.matches(r)),
+                .filter(|r| span.contains(r.sequence) && filter.matches(r)),
         );
     }
     rows.reverse();
@@ -262,12 +275,12 @@ mod tests {
     }
 
     #[test]
-    fn a_file_reads_back_newest_first_below_before() {
+    fn a_file_reads_back_newest_first_within_the_span() {
         let rows: Vec<AuditRow> = (1..=5).map(row).collect();
         let bytes = parquet_of(&rows_to_batch(&rows).unwrap());
         let path = Path::from("audit/date=2023-11-14/part-1-5.parquet");
-        let got = read_file(&path, bytes, &AuditFilter::default(), 4).unwrap();
-        assert_eq!(got, vec![row(3), row(2), row(1)]);
+        let got = read_file(&path, bytes, &AuditFilter::default(), Span { above: 1, below: 4 }).unwrap();
+        assert_eq!(got, vec![row(3), row(2)]);
     }
 
     #[test]
@@ -278,7 +291,7 @@ mod tests {
             .collect();
         let bytes = parquet_of(&batch.project(&keep).unwrap());
         let path = Path::from("audit/date=2023-11-14/part-1-1.parquet");
-        let err = read_file(&path, bytes, &AuditFilter::default(), u64::MAX).unwrap_err();
+        let err = read_file(&path, bytes, &AuditFilter::default(), Span::ALL).unwrap_err();
         assert!(
             matches!(&err, Error::Malformed { path: p, reason } if *p == path && reason == "no column actor"),
             "{err:?}"
@@ -296,7 +309,7 @@ mod tests {
             &path,
             bytes::Bytes::from_static(b"not parquet"),
             &AuditFilter::default(),
-            1,
+            Span::ALL,
         )
         .unwrap_err();
         assert!(matches!(err, Error::Parquet { .. }), "{err:?}");

@@ -4,7 +4,7 @@
 mod consumers;
 mod streams;
 
-pub use streams::{MAX_PAGE, StreamFilter, StreamPage};
+pub use streams::StreamFilter;
 
 use jsc_domain::consumer::{ConsumerCommand, consumer_id};
 use jsc_domain::stream::ChangeOrigin;

@@ -13,21 +13,9 @@ use jsc_fleet::admin::StreamInfo;
 use jsc_projections::{ConsumerView, StreamView, stream_key};
 use jsc_projector::Versioned;
 
+use crate::paging::{List, MAX_PAGE, Page, Paging};
 use crate::runner::{Access, Actor};
 use crate::{Caller, Console, Error, Result};
-
-/// Most streams one page holds.
-pub const MAX_PAGE: usize = 500;
-
-/// One page of a cluster's streams, by name.
-pub struct StreamPage {
-    pub nodes: Vec<Versioned<StreamView>>,
-    /// Streams matching the filter, on every page.
-    pub total_count: usize,
-    pub has_next_page: bool,
-    /// The cursor of the last stream on the page.
-    pub end_cursor: Option<String>,
-}
 
 /// A cluster's streams to list.
 #[derive(Default)]
@@ -52,18 +40,16 @@ impl Console {
             .ok_or_else(|| Error::not_found(format!("no stream '{name}' on cluster '{cluster_id}'")))
     }
 
-    /// Streams of a cluster by name, filtered: `first` (at most [`MAX_PAGE`]) after the
-    /// cursor `after` (a stream name).
+    /// Streams of a cluster by name, filtered, one page (at most [`MAX_PAGE`]).
     pub fn streams(
         &self,
         caller: &Caller,
         cluster_id: &str,
         filter: StreamFilter,
-        first: usize,
-        after: Option<String>,
-    ) -> Result<StreamPage> {
+        paging: &Paging,
+    ) -> Result<Page<Versioned<StreamView>>> {
         self.require_cluster(&caller.principal, cluster_id, Role::Viewer)?;
-        Ok(self.stream_page(cluster_id, filter, first, after))
+        self.stream_page(cluster_id, filter, paging)
     }
 
     /// [`Self::streams`] for a cluster the caller was already found to see.
@@ -71,11 +57,10 @@ impl Console {
         &self,
         cluster_id: &str,
         filter: StreamFilter,
-        first: usize,
-        after: Option<String>,
-    ) -> StreamPage {
+        paging: &Paging,
+    ) -> Result<Page<Versioned<StreamView>>> {
         let needle = filter.name_contains.map(|n| n.to_lowercase());
-        let mut all = self.views.streams.filter(|s| {
+        let all = self.views.streams.filter(|s| {
             s.cluster_id == cluster_id
                 && needle.as_ref().is_none_or(|n| s.name.to_lowercase().contains(n))
                 && filter.subject.as_ref().is_none_or(|subj| {
@@ -85,20 +70,8 @@ impl Console {
                         .any(|own| jsc_domain::names::subjects_overlap(own, subj))
                 })
         });
-        all.sort_by(|a, b| a.view.name.cmp(&b.view.name));
-        let total_count = all.len();
-        let start = after.map_or(0, |a| all.partition_point(|s| s.view.name <= a));
-        let first = first.clamp(1, MAX_PAGE);
-        let page: Vec<_> = all.into_iter().skip(start).take(first + 1).collect();
-        let has_next_page = page.len() > first;
-        let nodes: Vec<_> = page.into_iter().take(first).collect();
-        let end_cursor = nodes.last().map(|s| s.view.name.clone());
-        StreamPage {
-            nodes,
-            total_count,
-            has_next_page,
-            end_cursor,
-        }
+        let list = List::new("streams", cluster_id);
+        self.page(list, all, |s| s.view.name.clone(), paging, MAX_PAGE)
     }
 
     /// The durable consumers of a stream the caller was already found to see, by name.

@@ -9,6 +9,10 @@ use jsc_app::identity::{Team, Tokens};
 use jsc_domain::identity::{KeyOwner, Role};
 use jsc_projections::identity::{ApiKeyView, InvitationView, OrganizationView, UserView};
 
+use jsc_app::MAX_PAGE;
+use jsc_app::paging::List;
+
+use crate::connection::{connection, paging};
 use crate::context::{caller, console, principal};
 
 pub use roots::{IdentityMutation, IdentityQuery};
@@ -48,6 +52,7 @@ pub struct AuthPayload {
     pub user_id: ID,
 }
 
+#[derive(Clone)]
 pub struct UserObj(pub(crate) UserView);
 
 /// An account of the console: a person who signs in with email and password. You see
@@ -79,12 +84,26 @@ impl UserObj {
     /// Your own, or another user's if you are admin (owner, for an owner) in every
     /// organization they belong to, or an owner of the default organization; `FORBIDDEN`
     /// otherwise.
-    async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<SessionObj>> {
-        Ok(console(ctx)
-            .sessions_of(&caller(ctx)?, &self.0.state.id)?
-            .into_iter()
-            .map(|(view, current)| SessionObj { view, current })
-            .collect())
+    #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
+    async fn sessions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The first `first` sessions (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        first: Option<i32>,
+        #[graphql(desc = "Only sessions after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        after: Option<String>,
+        #[graphql(desc = "The last `last` sessions (before `before`): 0 to 500.")] last: Option<i32>,
+        #[graphql(desc = "Only sessions before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        before: Option<String>,
+    ) -> Result<SessionConnection> {
+        let c = console(ctx);
+        let all = c.sessions_of(&caller(ctx)?, &self.0.state.id)?;
+        let list = List::new("sessions", &self.0.state.id);
+        let newest_first = |(s, _): &(jsc_projections::identity::SessionView, bool)| {
+            (std::cmp::Reverse(s.created_at.timestamp_micros()), s.state.id.clone())
+        };
+        let page = c.page(list, all, newest_first, &paging(first, after, last, before), MAX_PAGE)?;
+        Ok(SessionConnection::new(page, |(view, current)| SessionObj { view, current }))
     }
     /// The organizations this user belongs to that you also belong to, with the user's role
     /// in each.
@@ -101,6 +120,7 @@ impl UserObj {
 }
 
 /// A signed-in session (a refresh-token family).
+#[derive(Clone)]
 pub struct SessionObj {
     view: jsc_projections::identity::SessionView,
     current: bool,
@@ -155,6 +175,7 @@ impl Membership {
     }
 }
 
+#[derive(Clone)]
 pub struct OrganizationObj(pub(crate) OrganizationView);
 
 impl OrganizationObj {
@@ -184,50 +205,101 @@ impl OrganizationObj {
     async fn my_role(&self, ctx: &Context<'_>) -> Result<RoleGql> {
         Ok(self.require(ctx, Role::Viewer)?.into())
     }
-    /// The organization's members with their roles (viewer).
-    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Member>> {
-        Ok(console(ctx)
-            .members(&caller(ctx)?, &self.0)?
-            .into_iter()
-            .map(|(u, role)| Member { user: UserObj(u), role })
-            .collect())
+    /// The organization's members with their roles, by name (viewer).
+    #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The first `first` members (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        first: Option<i32>,
+        #[graphql(desc = "Only members after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        after: Option<String>,
+        #[graphql(desc = "The last `last` members (before `before`): 0 to 500.")] last: Option<i32>,
+        #[graphql(desc = "Only members before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        before: Option<String>,
+    ) -> Result<MemberConnection> {
+        let c = console(ctx);
+        let all = c.members(&caller(ctx)?, &self.0)?;
+        let list = List::new("members", &self.0.state.id);
+        let by_name = |(u, _): &(UserView, Role)| (u.state.name.to_lowercase(), u.state.id.clone());
+        let page = c.page(list, all, by_name, &paging(first, after, last, before), MAX_PAGE)?;
+        Ok(MemberConnection::new(page, |(u, role)| Member { user: UserObj(u), role }))
     }
-    /// The organization's teams (viewer).
-    async fn teams(&self, ctx: &Context<'_>) -> Result<Vec<TeamObj>> {
+    /// The organization's teams, by name (viewer).
+    #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
+    async fn teams(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The first `first` teams (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        first: Option<i32>,
+        #[graphql(desc = "Only teams after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        after: Option<String>,
+        #[graphql(desc = "The last `last` teams (before `before`): 0 to 500.")] last: Option<i32>,
+        #[graphql(desc = "Only teams before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        before: Option<String>,
+    ) -> Result<TeamConnection> {
         self.require(ctx, Role::Viewer)?;
-        Ok(self
-            .0
-            .state
-            .teams
-            .keys()
-            .map(|id| {
-                TeamObj(Team {
-                    organization: self.0.state.clone(),
-                    id: id.clone(),
-                })
-            })
-            .collect())
+        let teams = self.0.state.teams.keys().map(|id| Team {
+            organization: self.0.state.clone(),
+            id: id.clone(),
+        });
+        let list = List::new("teams", &self.0.state.id);
+        let by_name = |t: &Team| (t.team().name.to_lowercase(), t.id.clone());
+        let page = console(ctx).page(list, teams.collect(), by_name, &paging(first, after, last, before), MAX_PAGE)?;
+        Ok(TeamConnection::new(page, TeamObj))
     }
     /// Invitations of this organization in every status, newest first (admin; `FORBIDDEN`
     /// below).
-    async fn invitations(&self, ctx: &Context<'_>) -> Result<Vec<InvitationObj>> {
-        Ok(console(ctx)
-            .invitations(&caller(ctx)?, &self.0.state.id)?
-            .into_iter()
-            .map(InvitationObj)
-            .collect())
+    #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
+    async fn invitations(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The first `first` invitations (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        first: Option<i32>,
+        #[graphql(desc = "Only invitations after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        after: Option<String>,
+        #[graphql(desc = "The last `last` invitations (before `before`): 0 to 500.")] last: Option<i32>,
+        #[graphql(desc = "Only invitations before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        before: Option<String>,
+    ) -> Result<InvitationConnection> {
+        let c = console(ctx);
+        let all = c.invitations(&caller(ctx)?, &self.0.state.id)?;
+        let list = List::new("invitations", &self.0.state.id);
+        let newest_first = |i: &InvitationView| (std::cmp::Reverse(i.created_at.timestamp_micros()), i.state.id.clone());
+        let page = c.page(list, all, newest_first, &paging(first, after, last, before), MAX_PAGE)?;
+        Ok(InvitationConnection::new(page, InvitationObj))
     }
     /// API keys of this organization, revoked ones included, newest first: all of them for
     /// admins, your own otherwise.
-    async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKeyObj>> {
-        Ok(console(ctx)
-            .api_keys(&caller(ctx)?, &self.0)?
-            .into_iter()
-            .map(ApiKeyObj)
-            .collect())
+    #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
+    async fn api_keys(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The first `first` API keys (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        first: Option<i32>,
+        #[graphql(desc = "Only API keys after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        after: Option<String>,
+        #[graphql(desc = "The last `last` API keys (before `before`): 0 to 500.")] last: Option<i32>,
+        #[graphql(desc = "Only API keys before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        before: Option<String>,
+    ) -> Result<ApiKeyConnection> {
+        let c = console(ctx);
+        let all = c.api_keys(&caller(ctx)?, &self.0)?;
+        let list = List::new("api_keys", &self.0.state.id);
+        let newest_first = |k: &ApiKeyView| (std::cmp::Reverse(k.created_at.timestamp_micros()), k.state.id.clone());
+        let page = c.page(list, all, newest_first, &paging(first, after, last, before), MAX_PAGE)?;
+        Ok(ApiKeyConnection::new(page, ApiKeyObj))
     }
 }
 
+connection!(UserConnection, UserEdge, UserObj, "users");
+connection!(SessionConnection, SessionEdge, SessionObj, "sessions");
+connection!(MemberConnection, MemberEdge, Member, "members");
+connection!(TeamConnection, TeamEdge, TeamObj, "teams");
+connection!(InvitationConnection, InvitationEdge, InvitationObj, "invitations");
+connection!(ApiKeyConnection, ApiKeyEdge, ApiKeyObj, "API keys");
+
+#[derive(Clone)]
 pub struct Member {
     user: UserObj,
     role: Role,
@@ -246,6 +318,7 @@ impl Member {
     }
 }
 
+#[derive(Clone)]
 pub struct TeamObj(pub(crate) Team);
 
 impl TeamObj {
@@ -276,14 +349,26 @@ impl TeamObj {
     async fn name(&self) -> &str {
         &self.team().name
     }
-    /// The team's members, all of them members of the organization.
-    async fn members(&self, ctx: &Context<'_>) -> Vec<UserObj> {
+    /// The team's members, all of them members of the organization, by name.
+    #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The first `first` members (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        first: Option<i32>,
+        #[graphql(desc = "Only members after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        after: Option<String>,
+        #[graphql(desc = "The last `last` members (before `before`): 0 to 500.")] last: Option<i32>,
+        #[graphql(desc = "Only members before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        before: Option<String>,
+    ) -> Result<UserConnection> {
         let c = console(ctx);
-        self.team()
-            .members
-            .iter()
-            .filter_map(|u| c.user_view(u).map(UserObj))
-            .collect()
+        let users = self.team().members.iter().filter_map(|u| c.user_view(u)).collect();
+        let scope = format!("{}/{}", self.0.organization.id, self.0.id);
+        let list = List::new("team_members", &scope);
+        let by_name = |u: &UserView| (u.state.name.to_lowercase(), u.state.id.clone());
+        let page = c.page(list, users, by_name, &paging(first, after, last, before), MAX_PAGE)?;
+        Ok(UserConnection::new(page, UserObj))
     }
     /// Roles the team's members get on single clusters (raising their organization role there).
     async fn cluster_roles(&self) -> Vec<ClusterGrant> {
@@ -311,6 +396,7 @@ pub enum InvitationStatus {
     Expired,
 }
 
+#[derive(Clone)]
 pub struct InvitationObj(pub(crate) InvitationView);
 
 /// An invitation of an email address into an organization with a role. Only admins of the
@@ -373,6 +459,7 @@ pub struct CreatedInvitation {
     pub token: String,
 }
 
+#[derive(Clone)]
 pub struct ApiKeyObj(pub(crate) ApiKeyView);
 
 /// An API key: a long-lived credential for scripts and services, valid in one organization

@@ -9,7 +9,8 @@ use jsc_domain::consumer::ConsumerConfig;
 use jsc_domain::stream::{PurgeRequest, StreamConfig};
 
 use super::inputs::{ConsumerConfigInput, HeaderInput, StreamConfigInput};
-use super::types::{ConsumerObj, DeletedResource, PublishAck, PurgeResult, StreamObj, StreamPage};
+use super::types::{ConsumerObj, DeletedResource, PublishAck, PurgeResult, StreamConnection, StreamObj};
+use crate::connection::paging;
 use crate::context::{caller, console};
 
 #[derive(Default)]
@@ -17,9 +18,10 @@ pub struct StreamQuery;
 
 #[Object]
 impl StreamQuery {
-    /// Streams of a cluster, by name: `first` (at most 500) after the cursor `after`.
-    /// Filter by part of the name, or by a subject the stream stores. Needs the viewer role
-    /// on the cluster; `NOT_FOUND` when the caller has none.
+    /// Streams of a cluster, by name, one page. Filter by part of the name, or by a subject
+    /// the stream stores. Needs the viewer role on the cluster; `NOT_FOUND` when the caller
+    /// has none.
+    #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
     async fn streams(
         &self,
         ctx: &Context<'_>,
@@ -27,17 +29,17 @@ impl StreamQuery {
         #[graphql(desc = "Only streams whose name has this text (case-insensitive).")] name_contains: Option<String>,
         #[graphql(desc = "Only streams that store this subject (wildcards allowed; overlapping subjects match).")]
         subject: Option<String>,
-        #[graphql(
-            default = 50,
-            desc = "How many streams to return: at least 1, at most 500 (larger values are capped)."
-        )]
-        first: usize,
-        #[graphql(desc = "The previous page's `pageInfo.endCursor`; left out, the first page.")] after: Option<String>,
-    ) -> Result<StreamPage> {
+        #[graphql(desc = "The first `first` streams (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        first: Option<i32>,
+        #[graphql(desc = "Only streams after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        after: Option<String>,
+        #[graphql(desc = "The last `last` streams (before `before`): 0 to 500.")] last: Option<i32>,
+        #[graphql(desc = "Only streams before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        before: Option<String>,
+    ) -> Result<StreamConnection> {
         let filter = StreamFilter { name_contains, subject };
-        Ok(console(ctx)
-            .streams(&caller(ctx)?, &cluster_id, filter, first, after)?
-            .into())
+        let page = console(ctx).streams(&caller(ctx)?, &cluster_id, filter, &paging(first, after, last, before))?;
+        Ok(StreamConnection::new(page, StreamObj))
     }
 
     /// One stream with its consumers, for a viewer of its cluster; `NOT_FOUND` when there is

@@ -12,6 +12,7 @@ use jsc_projections::{ConsumerView, StreamView};
 use jsc_projector::Versioned;
 
 use super::{AckPolicy, Compression, DeliverPolicy, DiscardPolicy, ReplayPolicy, RetentionPolicy, StorageType};
+use crate::connection::{connection, paging};
 use crate::context::console;
 use crate::scalars::Duration;
 
@@ -433,7 +434,10 @@ impl ProvenanceOut {
 }
 
 /// The GraphQL `Stream` object; the schema's description is the doc comment on its impl.
+#[derive(Clone)]
 pub struct StreamObj(pub(crate) Versioned<StreamView>);
+
+connection!(StreamConnection, StreamEdge, StreamObj, "streams");
 
 /// A JetStream stream on a managed cluster: its configuration and history as the console
 /// recorded them, and its live state. Viewers of the cluster can read it.
@@ -470,19 +474,34 @@ impl StreamObj {
         let live = console(ctx).live_streams(&self.0.view.cluster_id).await?;
         Ok(live.get(&self.0.view.name).map(StreamState::from))
     }
-    /// Durable consumers of the stream, by name.
-    async fn consumers(&self, ctx: &Context<'_>) -> Vec<ConsumerObj> {
+    /// Durable consumers of the stream, by name, one page.
+    #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
+    async fn consumers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The first `first` consumers (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        first: Option<i32>,
+        #[graphql(desc = "Only consumers after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        after: Option<String>,
+        #[graphql(desc = "The last `last` consumers (before `before`): 0 to 500.")] last: Option<i32>,
+        #[graphql(desc = "Only consumers before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        before: Option<String>,
+    ) -> Result<ConsumerConnection> {
         let v = &self.0.view;
-        console(ctx)
-            .consumers_of(&v.cluster_id, &v.name)
-            .into_iter()
-            .map(ConsumerObj)
-            .collect()
+        let c = console(ctx);
+        let scope = format!("{}/{}", v.cluster_id, v.name);
+        let list = jsc_app::paging::List::new("consumers", &scope);
+        let all = c.consumers_of(&v.cluster_id, &v.name);
+        let page = c.page(list, all, |c| c.view.name.clone(), &paging(first, after, last, before), jsc_app::MAX_PAGE)?;
+        Ok(ConsumerConnection::new(page, ConsumerObj))
     }
 }
 
 /// The GraphQL `Consumer` object; the schema's description is the doc comment on its impl.
+#[derive(Clone)]
 pub struct ConsumerObj(pub(crate) Versioned<ConsumerView>);
+
+connection!(ConsumerConnection, ConsumerEdge, ConsumerObj, "consumers");
 
 /// A durable consumer of a stream: its configuration and history as the console recorded
 /// them, and its live state. Viewers of the cluster can read it.
@@ -514,39 +533,6 @@ impl ConsumerObj {
         let v = &self.0.view;
         let live = console(ctx).live_consumers(&v.cluster_id, &v.stream).await?;
         Ok(live.get(&v.name).map(ConsumerState::from))
-    }
-}
-
-/// Where a page sits in a list.
-#[derive(SimpleObject)]
-pub struct PageInfo {
-    /// Whether more items follow this page.
-    has_next_page: bool,
-    /// Pass as `after` to get the next page; null when the page is empty.
-    end_cursor: Option<String>,
-}
-
-/// One page of a cluster's streams, by name.
-#[derive(SimpleObject)]
-pub struct StreamPage {
-    /// The streams on this page.
-    nodes: Vec<StreamObj>,
-    /// How many streams match the filter, on every page.
-    total_count: usize,
-    /// Whether there is a next page, and the cursor to get it.
-    page_info: PageInfo,
-}
-
-impl From<jsc_app::StreamPage> for StreamPage {
-    fn from(p: jsc_app::StreamPage) -> Self {
-        Self {
-            nodes: p.nodes.into_iter().map(StreamObj).collect(),
-            total_count: p.total_count,
-            page_info: PageInfo {
-                has_next_page: p.has_next_page,
-                end_cursor: p.end_cursor,
-            },
-        }
     }
 }
 

@@ -1,0 +1,183 @@
+//! Paging every list the same way (Relay's cursor connections): `first`/`after` forward,
+//! `last`/`before` backward, over a list in one fixed order.
+//!
+//! A cursor is a position in the list (the sort key of an item, not an index, so it stays
+//! valid while items come and go) signed by the keyring together with the list's name and
+//! whose list it is: a client can neither forge one nor carry one to another organization's
+//! list. A cursor that does not check out is `VALIDATION`.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Console, Error, Result};
+
+/// Most items one page of a list holds.
+pub const MAX_PAGE: usize = 500;
+
+/// Most events one page of a history or of the audit trail holds.
+pub const MAX_EVENT_PAGE: usize = 1_000;
+
+/// Items on a page when the caller asks for no size.
+pub const DEFAULT_PAGE: usize = 50;
+
+/// What page of a list the caller asks for.
+#[derive(Debug, Clone, Default)]
+pub struct Paging {
+    /// The first `first` items (after `after`).
+    pub first: Option<i64>,
+    /// Only items after this cursor.
+    pub after: Option<String>,
+    /// The last `last` items (before `before`).
+    pub last: Option<i64>,
+    /// Only items before this cursor.
+    pub before: Option<String>,
+}
+
+/// Which end of the window a page is taken from, and how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    First(usize),
+    Last(usize),
+}
+
+impl Paging {
+    pub fn first(n: i64) -> Self {
+        Self {
+            first: Some(n),
+            ..Self::default()
+        }
+    }
+
+    /// How many items from which end, checked against the list's `max`: a count below 0 or
+    /// above `max`, or both `first` and `last`, is `VALIDATION`. Neither: the first
+    /// [`DEFAULT_PAGE`] (or `max`, if smaller).
+    pub fn take(&self, max: usize) -> Result<Take> {
+        let count = |arg: &str, n: i64| {
+            usize::try_from(n)
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| Error::validation(format!("{arg}: give 0 to {max} (this list's largest page), not {n}")))
+        };
+        match (self.first, self.last) {
+            (Some(_), Some(_)) => Err(Error::validation(
+                "give `first` (paging forward) or `last` (paging backward), not both",
+            )),
+            (Some(n), None) => Ok(Take::First(count("first", n)?)),
+            (None, Some(n)) => Ok(Take::Last(count("last", n)?)),
+            (None, None) => Ok(Take::First(DEFAULT_PAGE.min(max))),
+        }
+    }
+}
+
+/// One item of a page and the cursor that points at it.
+#[derive(Debug, Clone)]
+pub struct Edge<T> {
+    pub cursor: String,
+    pub node: T,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The page's items in the list's order.
+    pub edges: Vec<Edge<T>>,
+    /// Whether items come before the first one of the page.
+    pub has_previous_page: bool,
+    /// Whether items come after the last one of the page.
+    pub has_next_page: bool,
+    /// How many items the whole list holds, when known without more work.
+    pub total_count: Option<usize>,
+}
+
+impl<T> Page<T> {
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            edges: self
+                .edges
+                .into_iter()
+                .map(|e| Edge {
+                    cursor: e.cursor,
+                    node: f(e.node),
+                })
+                .collect(),
+            has_previous_page: self.has_previous_page,
+            has_next_page: self.has_next_page,
+            total_count: self.total_count,
+        }
+    }
+}
+
+/// Which list a cursor belongs to: its name and whose list it is (an organization, a
+/// cluster, a user, a stream...).
+#[derive(Debug, Clone, Copy)]
+pub struct List<'a> {
+    pub name: &'static str,
+    pub scope: &'a str,
+}
+
+impl<'a> List<'a> {
+    pub fn new(name: &'static str, scope: &'a str) -> Self {
+        Self { name, scope }
+    }
+}
+
+impl Console {
+    /// A cursor for position `key` of `list`.
+    pub fn cursor<K: Serialize>(&self, list: List<'_>, key: &K) -> String {
+        self.auth.keys.cursor(list.name, list.scope, key)
+    }
+
+    /// The position in `list` that the cursor given as `arg` points at.
+    pub fn position<K: DeserializeOwned>(&self, list: List<'_>, arg: &str, cursor: &str) -> Result<K> {
+        self.auth.keys.verify_cursor(list.name, list.scope, cursor).ok_or_else(|| {
+            Error::validation(format!(
+                "{arg}: not a cursor of this list; pass a `cursor`, `startCursor` or `endCursor` this list returned"
+            ))
+        })
+    }
+
+    /// The positions `after` and `before` of a request on `list`.
+    pub fn bounds<K: DeserializeOwned>(&self, list: List<'_>, paging: &Paging) -> Result<(Option<K>, Option<K>)> {
+        let at = |arg, c: &Option<String>| c.as_deref().map(|c| self.position(list, arg, c)).transpose();
+        Ok((at("after", &paging.after)?, at("before", &paging.before)?))
+    }
+
+    /// The page `paging` asks for of `items` ordered by `key` (unique per item), at most
+    /// `max` items.
+    pub fn page<T, K>(
+        &self,
+        list: List<'_>,
+        items: Vec<T>,
+        key: impl Fn(&T) -> K,
+        paging: &Paging,
+        max: usize,
+    ) -> Result<Page<T>>
+    where
+        K: Ord + Serialize + DeserializeOwned,
+    {
+        let take = paging.take(max)?;
+        let (after, before) = self.bounds::<K>(list, paging)?;
+        let mut keyed: Vec<(K, T)> = items.into_iter().map(|t| (key(&t), t)).collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let total = keyed.len();
+        let lo = after.map_or(0, |a| keyed.partition_point(|(k, _)| *k <= a));
+        let hi = before.map_or(total, |b| keyed.partition_point(|(k, _)| *k < b)).max(lo);
+        let (start, end) = match take {
+            Take::First(n) => (lo, (lo + n).min(hi)),
+            Take::Last(n) => (hi.saturating_sub(n).max(lo), hi),
+        };
+        let edges = keyed
+            .drain(start..end)
+            .map(|(k, node)| Edge {
+                cursor: self.cursor(list, &k),
+                node,
+            })
+            .collect();
+        Ok(Page {
+            edges,
+            has_previous_page: start > 0,
+            has_next_page: end < total,
+            total_count: Some(total),
+        })
+    }
+}

@@ -1,0 +1,149 @@
+//! Relay cursor connections: one `PageInfo`, and `connection!` for a list's
+//! `…Connection { edges { cursor node } nodes pageInfo totalCount }` and `…Edge` types.
+//! Paging itself (cursors, bounds, counts) is the application's ([`jsc_app::paging`]).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_graphql::SimpleObject;
+use jsc_app::paging::{Page, Paging};
+
+/// Where a page sits in its list, and the cursors to page on from it.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct PageInfo {
+    /// Whether items follow the page: page on with `first` and `after: endCursor`.
+    pub has_next_page: bool,
+    /// Whether items come before the page: page back with `last` and `before: startCursor`.
+    pub has_previous_page: bool,
+    /// The cursor of the page's first item; null when the page is empty.
+    pub start_cursor: Option<String>,
+    /// The cursor of the page's last item; null when the page is empty.
+    pub end_cursor: Option<String>,
+}
+
+type Count = Pin<Box<dyn Future<Output = jsc_app::Result<usize>> + Send>>;
+
+/// How many items a whole list holds: known with the page, or counted when asked.
+#[derive(Clone)]
+pub enum Total {
+    Known(usize),
+    Later(Arc<dyn Fn() -> Count + Send + Sync>),
+}
+
+impl Total {
+    pub async fn get(&self) -> async_graphql::Result<usize> {
+        Ok(match self {
+            Total::Known(n) => *n,
+            Total::Later(count) => count().await?,
+        })
+    }
+}
+
+/// The parts of a page a connection type is made of.
+pub struct Parts<N, E> {
+    pub edges: Vec<E>,
+    pub nodes: Vec<N>,
+    pub page_info: PageInfo,
+    pub total: Total,
+}
+
+impl<N: Clone, E> Parts<N, E> {
+    /// A connection's parts from a page whose items become `N`, counted with `later` when
+    /// the page does not know its total.
+    pub fn of<T>(
+        page: Page<T>,
+        node: impl Fn(T) -> N,
+        edge: impl Fn(String, N) -> E,
+        later: Option<Total>,
+    ) -> Self {
+        let page_info = PageInfo {
+            has_next_page: page.has_next_page,
+            has_previous_page: page.has_previous_page,
+            start_cursor: page.edges.first().map(|e| e.cursor.clone()),
+            end_cursor: page.edges.last().map(|e| e.cursor.clone()),
+        };
+        let total = match (page.total_count, later) {
+            (Some(n), _) => Total::Known(n),
+            (None, Some(t)) => t,
+            (None, None) => Total::Known(page.edges.len()),
+        };
+        let mut nodes = Vec::with_capacity(page.edges.len());
+        let mut edges = Vec::with_capacity(page.edges.len());
+        for e in page.edges {
+            let n = node(e.node);
+            nodes.push(n.clone());
+            edges.push(edge(e.cursor, n));
+        }
+        Self {
+            edges,
+            nodes,
+            page_info,
+            total,
+        }
+    }
+}
+
+/// What the four paging arguments ask for.
+pub fn paging(first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>) -> Paging {
+    Paging {
+        first: first.map(i64::from),
+        after,
+        last: last.map(i64::from),
+        before,
+    }
+}
+
+/// Complexity of a connection field: its children once per item it may return.
+pub fn per_item(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
+    let n = first.or(last).map_or(jsc_app::paging::DEFAULT_PAGE, |n| n.clamp(1, 1_000) as usize);
+    n.saturating_mul(child).max(1)
+}
+
+/// `$conn` and `$edge` types for a connection of `$node`s (`$items` names them in
+/// descriptions, such as "streams").
+macro_rules! connection {
+    ($conn:ident, $edge:ident, $node:ty, $items:literal) => {
+        #[doc = concat!("One of ", $items, " and its cursor.")]
+        #[derive(async_graphql::SimpleObject)]
+        pub struct $edge {
+            /// Where the item sits in the list: pass as `after` (or `before`) to page on
+            /// from it. Opaque; valid for this list only.
+            pub cursor: String,
+            /// The item.
+            pub node: $node,
+        }
+
+        pub struct $conn(pub $crate::connection::Parts<$node, $edge>);
+
+        #[doc = concat!("A page of ", $items, ": each with its cursor (`edges`) or alone (`nodes`), \
+                         where the page sits (`pageInfo`), and how many there are (`totalCount`).")]
+        #[async_graphql::Object]
+        impl $conn {
+            #[doc = concat!("The ", $items, " of the page, each with its cursor.")]
+            async fn edges(&self) -> &[$edge] {
+                &self.0.edges
+            }
+            #[doc = concat!("The ", $items, " of the page, without cursors.")]
+            async fn nodes(&self) -> &[$node] {
+                &self.0.nodes
+            }
+            /// Whether more items come before or after the page, and the cursors to get them.
+            async fn page_info(&self) -> &$crate::connection::PageInfo {
+                &self.0.page_info
+            }
+            #[doc = concat!("How many ", $items, " the whole list holds (every page, with the same filters).")]
+            async fn total_count(&self) -> async_graphql::Result<usize> {
+                self.0.total.get().await
+            }
+        }
+
+        impl $conn {
+            #[allow(dead_code, reason = "a connection whose total is counted later is built from its parts")]
+            pub fn new<T>(page: jsc_app::paging::Page<T>, node: impl Fn(T) -> $node) -> Self {
+                Self($crate::connection::Parts::of(page, node, |cursor, node| $edge { cursor, node }, None))
+            }
+        }
+    };
+}
+pub(crate) use connection;
