@@ -11,4 +11,5 @@ mod identity;
 mod persisted;
 mod projections;
 mod readme;
+mod relay;
 mod streams;

@@ -252,7 +252,7 @@ impl Console {
     /// Narrows an audit filter to what the caller may see: organizations where they are
     /// admin, and installation-wide events (accounts, sessions) for owners of the default
     /// organization.
-    fn restrict(&self, p: &Principal, mut filter: AuditFilter) -> Result<AuditFilter> {
+    pub(crate) fn restrict(&self, p: &Principal, mut filter: AuditFilter) -> Result<AuditFilter> {
         let within = self.organizations_with(p, Role::Admin);
         if within.is_empty() {
             return Err(Error::forbidden(
@@ -277,15 +277,17 @@ impl Console {
             below: after.unwrap_or(u64::MAX),
         };
         let failed = |e| Error::internal(&e, caller.correlation_id());
+        // What lies beyond the cursor the page starts from was on an earlier page: events are
+        // never removed from the trail.
         let (rows, has_previous_page, has_next_page) = match take {
             Take::First(n) => {
                 let (rows, more) = self.audit.query(&filter, span, n, End::Newest).await.map_err(failed)?;
-                (rows, before.is_some(), more)
+                (rows, after.is_some(), more)
             }
             Take::Last(n) => {
                 let (mut rows, more) = self.audit.query(&filter, span, n, End::Oldest).await.map_err(failed)?;
                 rows.reverse();
-                (rows, more, after.is_some())
+                (rows, more, before.is_some())
             }
         };
         Ok(Page {

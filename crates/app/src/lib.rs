@@ -20,6 +20,7 @@ mod clusters;
 mod console;
 mod error;
 mod history;
+pub mod nodes;
 pub mod paging;
 pub mod identity;
 mod live;

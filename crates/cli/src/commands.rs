@@ -266,11 +266,11 @@ struct ServeArgs {
     #[arg(long, default_value_t = 900, env = "JSCONSOLE_ACCESS_TOKEN_TTL")]
     access_token_ttl: u64,
     /// Each caller's query budget, in points (an operation costs its complexity, about one
-    /// point per field); 0 charges nothing.
-    #[arg(long, default_value_t = 1000, env = "JSCONSOLE_QUERY_BUDGET")]
+    /// point per field, a list's fields once per item asked for); 0 charges nothing.
+    #[arg(long, default_value_t = 40_000, env = "JSCONSOLE_QUERY_BUDGET")]
     query_budget: u64,
     /// Points a second each caller's budget refills.
-    #[arg(long, default_value_t = 50, env = "JSCONSOLE_QUERY_REFILL")]
+    #[arg(long, default_value_t = 2_000, env = "JSCONSOLE_QUERY_REFILL")]
     query_refill: u64,
     /// Run only operations registered as persisted queries (`jsconsole queries register`);
     /// anything else is refused. The explorer needs this off.

@@ -22,7 +22,7 @@ use crate::context::{caller, console, guarded};
 
 /// The GraphQL `Cluster` object; the schema's description is the doc comment on its impl.
 #[derive(Clone)]
-pub struct Cluster(Versioned<ClusterView>);
+pub struct Cluster(pub(crate) Versioned<ClusterView>);
 
 connection!(ClusterConnection, ClusterEdge, Cluster, "clusters");
 
@@ -32,7 +32,7 @@ connection!(ClusterConnection, ClusterEdge, Cluster, "clusters");
 #[Object]
 impl Cluster {
     /// The cluster's id, chosen by the console (a UUID, or `local` for the embedded server).
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.view.id.clone())
     }
     /// A short name, unique among the console's clusters (case-insensitive).

@@ -3,7 +3,7 @@
 //! each answer says what it cost in `extensions.cost`:
 //!
 //! ```json
-//! {"cost": {"requested": 12, "actual": 9, "budget": {"max": 1000, "remaining": 991, "refillPerSecond": 50}}}
+//! {"cost": {"requested": 12, "actual": 9, "budget": {"max": 40000, "remaining": 39991, "refillPerSecond": 2000}}}
 //! ```
 //!
 //! `requested` is the operation's complexity, charged before it runs; `actual` is the
@@ -36,8 +36,8 @@ pub struct Budget {
 impl Default for Budget {
     fn default() -> Self {
         Self {
-            max: 1000,
-            refill_per_second: 50,
+            max: 40_000,
+            refill_per_second: 2_000,
         }
     }
 }

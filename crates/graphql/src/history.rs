@@ -225,12 +225,16 @@ impl From<AuditFilterInput> for AuditFilter {
 
 /// One event of the audit trail.
 #[derive(Clone)]
-pub struct AuditEntry(AuditRow);
+pub struct AuditEntry(pub(crate) AuditRow);
 
 /// One event of the audit trail: who did what to which resource, and when.
 #[Object]
 impl AuditEntry {
-    /// Stream sequence: also the cursor to page from.
+    /// The entry's global id, unique across every type: for `node(id)` and client caches.
+    pub(crate) async fn id(&self) -> ID {
+        ID(jsc_app::nodes::PathId::audit_entry(self.0.sequence))
+    }
+    /// The event's position in the event stream (a stream sequence).
     async fn sequence(&self) -> u64 {
         self.0.sequence
     }

@@ -10,6 +10,7 @@ mod context;
 mod cost;
 mod history;
 mod identity;
+mod nodes;
 mod persisted;
 mod scalars;
 mod streams;
@@ -28,6 +29,7 @@ pub struct Query(
     streams::StreamQuery,
     history::HistoryQuery,
     history::AuditQuery,
+    nodes::NodeQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -49,8 +51,9 @@ pub type ApiSchema = Schema<Query, Mutation, Subscription>;
 
 /// Deepest query accepted.
 pub const MAX_DEPTH: usize = 16;
-/// Most expensive query accepted (async-graphql's complexity: one per field by default).
-pub const MAX_COMPLEXITY: usize = 500;
+/// Most expensive query accepted (async-graphql's complexity: one per field, and a
+/// connection's fields once per item it may return: `first`/`last`, 50 when neither).
+pub const MAX_COMPLEXITY: usize = 20_000;
 
 /// The limits every operation runs under, beyond depth and complexity.
 #[derive(Debug, Clone, Copy, Default)]

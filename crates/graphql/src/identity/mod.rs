@@ -60,7 +60,7 @@ pub struct UserObj(pub(crate) UserView);
 #[Object(name = "User")]
 impl UserObj {
     /// The user's unique ID.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.state.id.clone())
     }
     /// The email address the user signs in with, lower-cased.
@@ -122,8 +122,8 @@ impl UserObj {
 /// A signed-in session (a refresh-token family).
 #[derive(Clone)]
 pub struct SessionObj {
-    view: jsc_projections::identity::SessionView,
-    current: bool,
+    pub(crate) view: jsc_projections::identity::SessionView,
+    pub(crate) current: bool,
 }
 
 /// One sign-in of a user: the family of refresh tokens it issued. It ends when its user
@@ -131,7 +131,7 @@ pub struct SessionObj {
 #[Object(name = "Session")]
 impl SessionObj {
     /// The session's unique ID, for mutation revokeSession.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.view.state.id.clone())
     }
     /// When the user signed in.
@@ -189,7 +189,7 @@ impl OrganizationObj {
 #[Object(name = "Organization")]
 impl OrganizationObj {
     /// The organization's unique ID.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.state.id.clone())
     }
     /// The organization's display name (1 to 64 characters).
@@ -342,7 +342,7 @@ pub struct ClusterGrant {
 #[Object(name = "Team")]
 impl TeamObj {
     /// The team's unique ID.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.clone())
     }
     /// The team's name, unique in the organization ignoring case (1 to 64 characters).
@@ -404,7 +404,7 @@ pub struct InvitationObj(pub(crate) InvitationView);
 #[Object(name = "Invitation")]
 impl InvitationObj {
     /// The invitation's unique ID.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.state.id.clone())
     }
     /// The ID of the organization the invitation is into.
@@ -467,7 +467,7 @@ pub struct ApiKeyObj(pub(crate) ApiKeyView);
 #[Object(name = "ApiKey")]
 impl ApiKeyObj {
     /// The key's unique ID (the actor `apikey:<id>` in events).
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.state.id.clone())
     }
     /// The key's display name (1 to 64 characters).

@@ -10,7 +10,7 @@ use async_graphql::Enum;
 
 pub use roots::{StreamMutation, StreamQuery};
 pub use subscriptions::StreamSubscription;
-pub use types::{StreamConnection, StreamObj};
+pub use types::{ConsumerObj, StreamConnection, StreamObj};
 
 /// How long a stream keeps a message. JetStream's default is `LIMITS`.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]

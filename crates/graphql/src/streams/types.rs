@@ -443,6 +443,10 @@ connection!(StreamConnection, StreamEdge, StreamObj, "streams");
 /// recorded them, and its live state. Viewers of the cluster can read it.
 #[Object(name = "Stream")]
 impl StreamObj {
+    /// The stream's global id, unique across every type: for `node(id)` and client caches.
+    pub(crate) async fn id(&self) -> ID {
+        ID(jsc_app::nodes::PathId::stream(&self.0.view.cluster_id, &self.0.view.name))
+    }
     /// The id of the cluster the stream is on.
     async fn cluster_id(&self) -> ID {
         ID(self.0.view.cluster_id.clone())
@@ -507,6 +511,11 @@ connection!(ConsumerConnection, ConsumerEdge, ConsumerObj, "consumers");
 /// them, and its live state. Viewers of the cluster can read it.
 #[Object(name = "Consumer")]
 impl ConsumerObj {
+    /// The consumer's global id, unique across every type: for `node(id)` and client caches.
+    pub(crate) async fn id(&self) -> ID {
+        let v = &self.0.view;
+        ID(jsc_app::nodes::PathId::consumer(&v.cluster_id, &v.stream, &v.name))
+    }
     /// The id of the cluster the consumer is on.
     async fn cluster_id(&self) -> ID {
         ID(self.0.view.cluster_id.clone())
