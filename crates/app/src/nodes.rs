@@ -25,9 +25,18 @@ pub const MAX_NODES: usize = 100;
 /// The id of an object that has no id of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathId {
-    Stream { cluster_id: String, name: String },
-    Consumer { cluster_id: String, stream: String, name: String },
-    AuditEntry { sequence: u64 },
+    Stream {
+        cluster_id: String,
+        name: String,
+    },
+    Consumer {
+        cluster_id: String,
+        stream: String,
+        name: String,
+    },
+    AuditEntry {
+        sequence: u64,
+    },
 }
 
 impl PathId {
@@ -89,7 +98,13 @@ impl Console {
     /// The object with global id `id`, if the caller may see it; `NOT_FOUND` otherwise.
     pub async fn node(&self, caller: &Caller, id: &str) -> Result<Node> {
         let not_found = || Error::not_found(format!("no object with id '{id}' that you may see"));
-        let hidden = |e: Error| if e.code == Code::Unauthenticated { e } else { not_found() };
+        let hidden = |e: Error| {
+            if e.code == Code::Unauthenticated {
+                e
+            } else {
+                not_found()
+            }
+        };
         if let Some(path) = PathId::parse(id) {
             return match path {
                 PathId::Stream { cluster_id, name } => self.stream(caller, &cluster_id, &name).map(Node::Stream),
@@ -130,7 +145,8 @@ impl Console {
         if let Some(k) = v.api_keys.get(&token) {
             let org = &k.view.state.organization;
             let role = self.require_org(p, org, Role::Viewer).map_err(hidden)?;
-            let own = matches!(&k.view.state.owner, Some(KeyOwner::User { user_id }) if Some(user_id) == p.user_id.as_ref());
+            let own =
+                matches!(&k.view.state.owner, Some(KeyOwner::User { user_id }) if Some(user_id) == p.user_id.as_ref());
             return if role >= Role::Admin || own {
                 Ok(Node::ApiKey(k.view))
             } else {
@@ -142,7 +158,11 @@ impl Console {
                 .map_err(hidden)?;
             return Ok(Node::Invitation(i.view));
         }
-        let team = v.organizations.list().into_iter().find(|o| o.view.state.teams.contains_key(id));
+        let team = v
+            .organizations
+            .list()
+            .into_iter()
+            .find(|o| o.view.state.teams.contains_key(id));
         if let Some(o) = team {
             self.require_org(p, &o.view.state.id, Role::Viewer).map_err(hidden)?;
             return Ok(Node::Team(Team {
@@ -206,7 +226,11 @@ mod tests {
             Some(PathId::AuditEntry { sequence: 42 })
         );
         assert_ne!(s, c);
-        assert_eq!(PathId::parse("0193a7c2-8a4e-7c2d-9f1e-1a2b3c4d5e6f"), None, "a UUID is not a path");
+        assert_eq!(
+            PathId::parse("0193a7c2-8a4e-7c2d-9f1e-1a2b3c4d5e6f"),
+            None,
+            "a UUID is not a path"
+        );
         assert_eq!(PathId::parse(&B64.encode("Stream\nc1")), None, "too few parts");
         assert_eq!(PathId::parse(&B64.encode("AuditEntry\nx")), None);
     }

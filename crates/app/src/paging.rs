@@ -129,11 +129,14 @@ impl Console {
 
     /// The position in `list` that the cursor given as `arg` points at.
     pub fn position<K: DeserializeOwned>(&self, list: List<'_>, arg: &str, cursor: &str) -> Result<K> {
-        self.auth.keys.verify_cursor(list.name, list.scope, cursor).ok_or_else(|| {
-            Error::validation(format!(
-                "{arg}: not a cursor of this list; pass a `cursor`, `startCursor` or `endCursor` this list returned"
-            ))
-        })
+        self.auth
+            .keys
+            .verify_cursor(list.name, list.scope, cursor)
+            .ok_or_else(|| {
+                Error::validation(format!(
+                    "{arg}: not a cursor of this list; pass a `cursor`, `startCursor` or `endCursor` this list returned"
+                ))
+            })
     }
 
     /// The positions `after` and `before` of a request on `list`.

@@ -137,12 +137,18 @@ impl Cluster {
         #[graphql(desc = "Only streams whose name has this text (case-insensitive).")] name_contains: Option<String>,
         #[graphql(desc = "Only streams that store this subject (wildcards allowed; overlapping subjects match).")]
         subject: Option<String>,
-        #[graphql(desc = "The first `first` streams (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        #[graphql(
+            desc = "The first `first` streams (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given."
+        )]
         first: Option<i32>,
-        #[graphql(desc = "Only streams after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only streams after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         after: Option<String>,
         #[graphql(desc = "The last `last` streams (before `before`): 0 to 500.")] last: Option<i32>,
-        #[graphql(desc = "Only streams before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only streams before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         before: Option<String>,
     ) -> Result<crate::streams::StreamConnection> {
         let filter = jsc_app::StreamFilter { name_contains, subject };
@@ -520,12 +526,18 @@ impl ClusterQuery {
         #[graphql(desc = "Only clusters with this tag (exact match).")] tag: Option<String>,
         #[graphql(desc = "Only clusters whose name has this text (case-insensitive).")] name_contains: Option<String>,
         #[graphql(desc = "Only clusters of this organization.")] organization_id: Option<ID>,
-        #[graphql(desc = "The first `first` clusters (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        #[graphql(
+            desc = "The first `first` clusters (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given."
+        )]
         first: Option<i32>,
-        #[graphql(desc = "Only clusters after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only clusters after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         after: Option<String>,
         #[graphql(desc = "The last `last` clusters (before `before`): 0 to 500.")] last: Option<i32>,
-        #[graphql(desc = "Only clusters before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only clusters before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         before: Option<String>,
     ) -> Result<ClusterConnection> {
         let filter = ClusterFilter {

@@ -51,12 +51,7 @@ pub struct Parts<N, E> {
 impl<N: Clone, E> Parts<N, E> {
     /// A connection's parts from a page whose items become `N`, counted with `later` when
     /// the page does not know its total.
-    pub fn of<T>(
-        page: Page<T>,
-        node: impl Fn(T) -> N,
-        edge: impl Fn(String, N) -> E,
-        later: Option<Total>,
-    ) -> Self {
+    pub fn of<T>(page: Page<T>, node: impl Fn(T) -> N, edge: impl Fn(String, N) -> E, later: Option<Total>) -> Self {
         let page_info = PageInfo {
             has_next_page: page.has_next_page,
             has_previous_page: page.has_previous_page,
@@ -96,7 +91,9 @@ pub fn paging(first: Option<i32>, after: Option<String>, last: Option<i32>, befo
 
 /// Complexity of a connection field: its children once per item it may return.
 pub fn per_item(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
-    let n = first.or(last).map_or(jsc_app::paging::DEFAULT_PAGE, |n| n.clamp(1, 1_000) as usize);
+    let n = first
+        .or(last)
+        .map_or(jsc_app::paging::DEFAULT_PAGE, |n| n.clamp(1, 1_000) as usize);
     n.saturating_mul(child).max(1)
 }
 
@@ -139,9 +136,17 @@ macro_rules! connection {
         }
 
         impl $conn {
-            #[allow(dead_code, reason = "a connection whose total is counted later is built from its parts")]
+            #[allow(
+                dead_code,
+                reason = "a connection whose total is counted later is built from its parts"
+            )]
             pub fn new<T>(page: jsc_app::paging::Page<T>, node: impl Fn(T) -> $node) -> Self {
-                Self($crate::connection::Parts::of(page, node, |cursor, node| $edge { cursor, node }, None))
+                Self($crate::connection::Parts::of(
+                    page,
+                    node,
+                    |cursor, node| $edge { cursor, node },
+                    None,
+                ))
             }
         }
     };

@@ -199,7 +199,6 @@ impl Extension for CostOfOne {
         }
         response
     }
-
 }
 
 /// How many fields an answer holds: what the operation actually cost, counted once from the

@@ -70,7 +70,12 @@ pub struct HistoryEntry {
     changes: Vec<FieldChange>,
 }
 
-connection!(HistoryEntryConnection, HistoryEntryEdge, HistoryEntry, "events of one aggregate");
+connection!(
+    HistoryEntryConnection,
+    HistoryEntryEdge,
+    HistoryEntry,
+    "events of one aggregate"
+);
 
 /// An aggregate's state at a point in its history.
 #[derive(SimpleObject)]
@@ -105,16 +110,24 @@ impl HistoryQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The kind of aggregate.")] aggregate_type: AggregateType,
         #[graphql(desc = "The aggregate's ID, in the form its AggregateType describes.")] id: ID,
-        #[graphql(desc = "The first `first` events (after `after`): 0 to 1,000; the first 50 when neither `first` nor `last` is given.")]
+        #[graphql(
+            desc = "The first `first` events (after `after`): 0 to 1,000; the first 50 when neither `first` nor `last` is given."
+        )]
         first: Option<i32>,
-        #[graphql(desc = "Only events after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only events after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         after: Option<String>,
         #[graphql(desc = "The last `last` events (before `before`): 0 to 1,000.")] last: Option<i32>,
-        #[graphql(desc = "Only events before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only events before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         before: Option<String>,
     ) -> Result<HistoryEntryConnection> {
         let paging = paging(first, after, last, before);
-        let page = console(ctx).history(&caller(ctx)?, aggregate_type.into(), &id, &paging).await?;
+        let page = console(ctx)
+            .history(&caller(ctx)?, aggregate_type.into(), &id, &paging)
+            .await?;
         Ok(HistoryEntryConnection::new(page, |e| {
             let rec = e.record;
             HistoryEntry {
@@ -297,7 +310,12 @@ impl AuditEntry {
     }
 }
 
-connection!(AuditEntryConnection, AuditEntryEdge, AuditEntry, "events of the audit trail");
+connection!(
+    AuditEntryConnection,
+    AuditEntryEdge,
+    AuditEntry,
+    "events of the audit trail"
+);
 
 #[derive(Default)]
 pub struct AuditQuery;
@@ -316,17 +334,25 @@ impl AuditQuery {
         #[graphql(desc = "Which events to return; null matches every event you may see.")] filter: Option<
             AuditFilterInput,
         >,
-        #[graphql(desc = "The first `first` events (after `after`, newest first): 0 to 1,000; the first 50 when neither `first` nor `last` is given.")]
+        #[graphql(
+            desc = "The first `first` events (after `after`, newest first): 0 to 1,000; the first 50 when neither `first` nor `last` is given."
+        )]
         first: Option<i32>,
-        #[graphql(desc = "Only events older than this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only events older than this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         after: Option<String>,
         #[graphql(desc = "The last `last` events (before `before`): 0 to 1,000.")] last: Option<i32>,
-        #[graphql(desc = "Only events newer than this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only events newer than this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         before: Option<String>,
     ) -> Result<AuditEntryConnection> {
         let filter: AuditFilter = filter.unwrap_or_default().into();
         let (c, who) = (console(ctx).clone(), caller(ctx)?);
-        let page = c.audit_trail(&who, filter.clone(), &paging(first, after, last, before)).await?;
+        let page = c
+            .audit_trail(&who, filter.clone(), &paging(first, after, last, before))
+            .await?;
         // Counting reads every file the filter may match: only when asked for.
         let count = Total::Later(std::sync::Arc::new(move || {
             let (c, who, filter) = (c.clone(), who.clone(), filter.clone());

@@ -56,7 +56,11 @@ impl NodeQuery {
     /// Any object by its global id, with the permission checks of the object's own query
     /// (a stream needs viewer on its cluster, an invitation admin in its organization...).
     /// `NOT_FOUND` alike for an id that names nothing and for an object you may not see.
-    async fn node(&self, ctx: &Context<'_>, #[graphql(desc = "A global id, from any object's `id`.")] id: ID) -> Result<Node> {
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A global id, from any object's `id`.")] id: ID,
+    ) -> Result<Node> {
         Ok(console(ctx).node(&caller(ctx)?, &id).await?.into())
     }
 

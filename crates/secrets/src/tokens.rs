@@ -334,13 +334,28 @@ mod tests {
             a.verify_cursor::<(String, u64)>("members", "org-1", &c),
             Some(("ann".to_string(), 7))
         );
-        assert!(a.verify_cursor::<(String, u64)>("members", "org-2", &c).is_none(), "another scope");
-        assert!(a.verify_cursor::<(String, u64)>("teams", "org-1", &c).is_none(), "another list");
-        assert!(ring(2).verify_cursor::<(String, u64)>("members", "org-1", &c).is_none(), "another key");
+        assert!(
+            a.verify_cursor::<(String, u64)>("members", "org-2", &c).is_none(),
+            "another scope"
+        );
+        assert!(
+            a.verify_cursor::<(String, u64)>("teams", "org-1", &c).is_none(),
+            "another list"
+        );
+        assert!(
+            ring(2).verify_cursor::<(String, u64)>("members", "org-1", &c).is_none(),
+            "another key"
+        );
         let (body, mac) = c.rsplit_once('.').unwrap();
         let forged = format!("{}.{mac}", body.replace('a', "b"));
-        assert!(a.verify_cursor::<(String, u64)>("members", "org-1", &forged).is_none(), "edited");
-        assert!(a.verify_cursor::<u64>("members", "org-1", "12").is_none(), "not a cursor");
+        assert!(
+            a.verify_cursor::<(String, u64)>("members", "org-1", &forged).is_none(),
+            "edited"
+        );
+        assert!(
+            a.verify_cursor::<u64>("members", "org-1", "12").is_none(),
+            "not a cursor"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use super::writer::{fetch, live_files};
-use super::{AuditFilter, AuditRow, Error, FLUSHED_KEY, End, Result, STATE_BUCKET, Span, text_columns};
+use super::{AuditFilter, AuditRow, End, Error, FLUSHED_KEY, Result, STATE_BUCKET, Span, text_columns};
 
 /// Reads the audit trail.
 #[derive(Clone)]
@@ -85,12 +85,22 @@ impl AuditReader {
             n += self.file_rows(&path, filter, Span::ALL).await?.len();
         }
         let tail = self.tail(flushed + 1, None).await?;
-        Ok(n + tail.iter().map(AuditRow::from_record).filter(|r| filter.matches(r)).count())
+        Ok(n + tail
+            .iter()
+            .map(AuditRow::from_record)
+            .filter(|r| filter.matches(r))
+            .count())
     }
 
     /// `first` rows matching `filter` within `span`, from its newest end (newest first) or
     /// its oldest end (oldest first), and whether more match beyond them.
-    pub async fn query(&self, filter: &AuditFilter, span: Span, first: usize, from: End) -> Result<(Vec<AuditRow>, bool)> {
+    pub async fn query(
+        &self,
+        filter: &AuditFilter,
+        span: Span,
+        first: usize,
+        from: End,
+    ) -> Result<(Vec<AuditRow>, bool)> {
         let want = first + 1;
         let flushed = self.flushed_sequence().await?;
         let mut out = Vec::new();
@@ -157,7 +167,8 @@ fn read_file(path: &Path, bytes: bytes::Bytes, filter: &AuditFilter, span: Span)
     let groups: Vec<usize> = (0..meta.num_row_groups())
         .filter(|&g| {
             let rg = meta.row_group(g);
-            let seq_ok = range(rg, seq_i).is_none_or(|(min, max)| (min as u64) < span.below && (max as u64) > span.above);
+            let seq_ok =
+                range(rg, seq_i).is_none_or(|(min, max)| (min as u64) < span.below && (max as u64) > span.above);
             let time_ok = range(rg, time_i).is_none_or(|(min, max)| {
                 filter.from.is_none_or(|f| max >= f.timestamp_micros())
                     && filter.to.is_none_or(|t| min <= t.timestamp_micros())

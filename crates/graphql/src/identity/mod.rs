@@ -88,12 +88,18 @@ impl UserObj {
     async fn sessions(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The first `first` sessions (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        #[graphql(
+            desc = "The first `first` sessions (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given."
+        )]
         first: Option<i32>,
-        #[graphql(desc = "Only sessions after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only sessions after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         after: Option<String>,
         #[graphql(desc = "The last `last` sessions (before `before`): 0 to 500.")] last: Option<i32>,
-        #[graphql(desc = "Only sessions before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only sessions before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         before: Option<String>,
     ) -> Result<SessionConnection> {
         let c = console(ctx);
@@ -103,7 +109,10 @@ impl UserObj {
             (std::cmp::Reverse(s.created_at.timestamp_micros()), s.state.id.clone())
         };
         let page = c.page(list, all, newest_first, &paging(first, after, last, before), MAX_PAGE)?;
-        Ok(SessionConnection::new(page, |(view, current)| SessionObj { view, current }))
+        Ok(SessionConnection::new(page, |(view, current)| SessionObj {
+            view,
+            current,
+        }))
     }
     /// The organizations this user belongs to that you also belong to, with the user's role
     /// in each.
@@ -210,12 +219,18 @@ impl OrganizationObj {
     async fn members(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The first `first` members (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        #[graphql(
+            desc = "The first `first` members (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given."
+        )]
         first: Option<i32>,
-        #[graphql(desc = "Only members after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only members after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         after: Option<String>,
         #[graphql(desc = "The last `last` members (before `before`): 0 to 500.")] last: Option<i32>,
-        #[graphql(desc = "Only members before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only members before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         before: Option<String>,
     ) -> Result<MemberConnection> {
         let c = console(ctx);
@@ -223,19 +238,28 @@ impl OrganizationObj {
         let list = List::new("members", &self.0.state.id);
         let by_name = |(u, _): &(UserView, Role)| (u.state.name.to_lowercase(), u.state.id.clone());
         let page = c.page(list, all, by_name, &paging(first, after, last, before), MAX_PAGE)?;
-        Ok(MemberConnection::new(page, |(u, role)| Member { user: UserObj(u), role }))
+        Ok(MemberConnection::new(page, |(u, role)| Member {
+            user: UserObj(u),
+            role,
+        }))
     }
     /// The organization's teams, by name (viewer).
     #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
     async fn teams(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The first `first` teams (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        #[graphql(
+            desc = "The first `first` teams (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given."
+        )]
         first: Option<i32>,
-        #[graphql(desc = "Only teams after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only teams after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         after: Option<String>,
         #[graphql(desc = "The last `last` teams (before `before`): 0 to 500.")] last: Option<i32>,
-        #[graphql(desc = "Only teams before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only teams before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         before: Option<String>,
     ) -> Result<TeamConnection> {
         self.require(ctx, Role::Viewer)?;
@@ -245,7 +269,13 @@ impl OrganizationObj {
         });
         let list = List::new("teams", &self.0.state.id);
         let by_name = |t: &Team| (t.team().name.to_lowercase(), t.id.clone());
-        let page = console(ctx).page(list, teams.collect(), by_name, &paging(first, after, last, before), MAX_PAGE)?;
+        let page = console(ctx).page(
+            list,
+            teams.collect(),
+            by_name,
+            &paging(first, after, last, before),
+            MAX_PAGE,
+        )?;
         Ok(TeamConnection::new(page, TeamObj))
     }
     /// Invitations of this organization in every status, newest first (admin; `FORBIDDEN`
@@ -254,18 +284,25 @@ impl OrganizationObj {
     async fn invitations(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The first `first` invitations (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        #[graphql(
+            desc = "The first `first` invitations (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given."
+        )]
         first: Option<i32>,
-        #[graphql(desc = "Only invitations after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only invitations after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         after: Option<String>,
         #[graphql(desc = "The last `last` invitations (before `before`): 0 to 500.")] last: Option<i32>,
-        #[graphql(desc = "Only invitations before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only invitations before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         before: Option<String>,
     ) -> Result<InvitationConnection> {
         let c = console(ctx);
         let all = c.invitations(&caller(ctx)?, &self.0.state.id)?;
         let list = List::new("invitations", &self.0.state.id);
-        let newest_first = |i: &InvitationView| (std::cmp::Reverse(i.created_at.timestamp_micros()), i.state.id.clone());
+        let newest_first =
+            |i: &InvitationView| (std::cmp::Reverse(i.created_at.timestamp_micros()), i.state.id.clone());
         let page = c.page(list, all, newest_first, &paging(first, after, last, before), MAX_PAGE)?;
         Ok(InvitationConnection::new(page, InvitationObj))
     }
@@ -275,12 +312,18 @@ impl OrganizationObj {
     async fn api_keys(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The first `first` API keys (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        #[graphql(
+            desc = "The first `first` API keys (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given."
+        )]
         first: Option<i32>,
-        #[graphql(desc = "Only API keys after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only API keys after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         after: Option<String>,
         #[graphql(desc = "The last `last` API keys (before `before`): 0 to 500.")] last: Option<i32>,
-        #[graphql(desc = "Only API keys before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only API keys before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         before: Option<String>,
     ) -> Result<ApiKeyConnection> {
         let c = console(ctx);
@@ -354,12 +397,18 @@ impl TeamObj {
     async fn members(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The first `first` members (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        #[graphql(
+            desc = "The first `first` members (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given."
+        )]
         first: Option<i32>,
-        #[graphql(desc = "Only members after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only members after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         after: Option<String>,
         #[graphql(desc = "The last `last` members (before `before`): 0 to 500.")] last: Option<i32>,
-        #[graphql(desc = "Only members before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only members before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         before: Option<String>,
     ) -> Result<UserConnection> {
         let c = console(ctx);

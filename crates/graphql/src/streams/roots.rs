@@ -29,12 +29,18 @@ impl StreamQuery {
         #[graphql(desc = "Only streams whose name has this text (case-insensitive).")] name_contains: Option<String>,
         #[graphql(desc = "Only streams that store this subject (wildcards allowed; overlapping subjects match).")]
         subject: Option<String>,
-        #[graphql(desc = "The first `first` streams (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        #[graphql(
+            desc = "The first `first` streams (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given."
+        )]
         first: Option<i32>,
-        #[graphql(desc = "Only streams after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only streams after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         after: Option<String>,
         #[graphql(desc = "The last `last` streams (before `before`): 0 to 500.")] last: Option<i32>,
-        #[graphql(desc = "Only streams before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only streams before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         before: Option<String>,
     ) -> Result<StreamConnection> {
         let filter = StreamFilter { name_contains, subject };

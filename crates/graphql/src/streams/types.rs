@@ -445,7 +445,10 @@ connection!(StreamConnection, StreamEdge, StreamObj, "streams");
 impl StreamObj {
     /// The stream's global id, unique across every type: for `node(id)` and client caches.
     pub(crate) async fn id(&self) -> ID {
-        ID(jsc_app::nodes::PathId::stream(&self.0.view.cluster_id, &self.0.view.name))
+        ID(jsc_app::nodes::PathId::stream(
+            &self.0.view.cluster_id,
+            &self.0.view.name,
+        ))
     }
     /// The id of the cluster the stream is on.
     async fn cluster_id(&self) -> ID {
@@ -483,12 +486,18 @@ impl StreamObj {
     async fn consumers(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The first `first` consumers (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given.")]
+        #[graphql(
+            desc = "The first `first` consumers (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given."
+        )]
         first: Option<i32>,
-        #[graphql(desc = "Only consumers after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only consumers after this cursor (an `endCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         after: Option<String>,
         #[graphql(desc = "The last `last` consumers (before `before`): 0 to 500.")] last: Option<i32>,
-        #[graphql(desc = "Only consumers before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise).")]
+        #[graphql(
+            desc = "Only consumers before this cursor (a `startCursor` or edge `cursor` of this list; `VALIDATION` otherwise)."
+        )]
         before: Option<String>,
     ) -> Result<ConsumerConnection> {
         let v = &self.0.view;
@@ -496,7 +505,13 @@ impl StreamObj {
         let scope = format!("{}/{}", v.cluster_id, v.name);
         let list = jsc_app::paging::List::new("consumers", &scope);
         let all = c.consumers_of(&v.cluster_id, &v.name);
-        let page = c.page(list, all, |c| c.view.name.clone(), &paging(first, after, last, before), jsc_app::MAX_PAGE)?;
+        let page = c.page(
+            list,
+            all,
+            |c| c.view.name.clone(),
+            &paging(first, after, last, before),
+            jsc_app::MAX_PAGE,
+        )?;
         Ok(ConsumerConnection::new(page, ConsumerObj))
     }
 }
