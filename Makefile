@@ -22,17 +22,31 @@ export JSC_TEST_MOTO := $(S3VENV)/bin/moto_server
 
 ARGS ?=
 
-.PHONY: run test tools nats-server nextest build lint fmt schema bench clean-data
+.PHONY: run test tools clients nats-server nextest build lint fmt schema bench clean-data
 
 ## Start the console on 127.0.0.1:8080 with an embedded nats-server and data under ./data.
 run: tools
 	cargo run -p jsc-cli --bin jsconsole -- serve $(ARGS)
 
 ## Run the whole test suite against real nats-servers.
-test: tools
+test: tools clients
 	cargo nextest run --workspace --profile ci --no-fail-fast
 
 tools: nats-server nextest pytools
+
+# The typed TypeScript client, generated from the exported schema and compiled (a schema change
+# that breaks it fails here), and the schema linter (descriptions, Relay connections).
+TS_CLIENT := clients/typescript
+TS_DEPS := $(TS_CLIENT)/node_modules/.installed
+SCHEMA_RULES := types-have-descriptions,fields-have-descriptions,arguments-have-descriptions,enum-values-have-descriptions,input-object-values-have-descriptions,deprecations-have-a-reason,defined-types-are-used,relay-connection-types-spec,relay-connection-arguments-spec,relay-page-info-spec
+
+$(TS_DEPS): $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+clients: $(TS_DEPS)
+	cd $(TS_CLIENT) && npx graphql-schema-linter --rules $(SCHEMA_RULES) ../../schema/console.graphql
+	cd $(TS_CLIENT) && npm run --silent build
 
 pytools: $(PYARROW) $(MOTO)
 

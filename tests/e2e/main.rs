@@ -2,6 +2,7 @@
 //! nats-server (and, for the API, its own console on port 0).
 
 mod api;
+mod clients;
 mod audit;
 mod clusters;
 mod cost;

@@ -22,6 +22,8 @@ pub use context::{AuthState, SubscriptionCount};
 pub use cost::Budget;
 pub use persisted::HttpGet;
 
+/// What can be read: the caller, organizations and people, clusters, streams and consumers,
+/// any object by its global id, histories and the audit trail.
 #[derive(MergedObject, Default)]
 pub struct Query(
     identity::IdentityQuery,
@@ -32,6 +34,8 @@ pub struct Query(
     nodes::NodeQuery,
 );
 
+/// What can be changed: each mutation is a command, recorded as events with its actor in
+/// the audit trail before it answers.
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     identity::IdentityMutation,
@@ -40,6 +44,8 @@ pub struct Mutation(
     history::AuditMutation,
 );
 
+/// Live updates over WebSocket (`graphql-transport-ws` or `graphql-ws`): changes to
+/// clusters, streams and consumers, and the audit trail as it is written.
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(
     clusters::ClusterSubscription,

@@ -1,0 +1,76 @@
+// A typed client of the JetStream Console GraphQL API: signs in, creates a stream on the
+// first cluster it may see, subscribes to the stream's changes over WebSocket, publishes one
+// message and prints the change it caused. Every operation is typed from
+// schema/console.graphql (see operations.graphql and `npm run codegen`).
+//
+//   node dist/main.js http://127.0.0.1:8080 owner@example.com 'password' [STREAM]
+
+import { print } from "graphql";
+import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
+import { createClient } from "graphql-ws";
+import WebSocket from "ws";
+
+import {
+  ClustersDocument,
+  CreateStreamDocument,
+  PublishDocument,
+  SignInDocument,
+  StreamChangesDocument,
+  type StreamChangesSubscription,
+} from "./generated/graphql.js";
+
+const [base = "http://127.0.0.1:8080", email = "", password = "", stream = "TS_CLIENT"] = process.argv.slice(2);
+
+/** One GraphQL request over HTTP; throws with the answer's first error. */
+async function request<R, V>(doc: TypedDocumentNode<R, V>, variables: V, token?: string): Promise<R> {
+  const res = await fetch(`${base}/graphql`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ query: print(doc), variables }),
+  });
+  const body = (await res.json()) as { data?: R; errors?: { message: string; extensions?: { code?: string } }[] };
+  const error = body.errors?.[0];
+  if (error || !body.data) {
+    throw new Error(`${error?.extensions?.code ?? res.status}: ${error?.message ?? "no data"}`);
+  }
+  return body.data;
+}
+
+const { login } = await request(SignInDocument, { email, password });
+const token = login.accessToken;
+const { clusters } = await request(ClustersDocument, { first: 1 }, token);
+const cluster = clusters.nodes[0];
+if (!cluster) throw new Error("no cluster to create the stream on: register one first");
+
+const ws = createClient({
+  url: `${base.replace(/^http/, "ws")}/graphql`,
+  webSocketImpl: WebSocket,
+  connectionParams: { authorization: `Bearer ${token}` },
+});
+// Subscribe first, so the change the publish makes cannot be missed.
+const changes = ws.iterate<StreamChangesSubscription>({
+  query: print(StreamChangesDocument),
+  variables: { clusterId: cluster.id, name: stream },
+});
+
+const { createStream } = await request(
+  CreateStreamDocument,
+  { clusterId: cluster.id, config: { name: stream, subjects: [`${stream.toLowerCase()}.>`] } },
+  token,
+);
+console.log(`created ${createStream.name} (${createStream.id}) on ${cluster.name}: ${createStream.config.subjects.join(", ")}`);
+
+const ack = await request(
+  PublishDocument,
+  { clusterId: cluster.id, stream, subject: `${stream.toLowerCase()}.hello`, payload: "hello" },
+  token,
+);
+console.log(`published at sequence ${ack.publishMessage.sequence}`);
+
+for await (const next of changes) {
+  const change = next.data?.streamChanged;
+  if (!change) throw new Error(`subscription error: ${JSON.stringify(next.errors)}`);
+  console.log(`change ${change.kind} ${change.name} version ${change.stream?.version ?? "-"}`);
+  if (change.kind === "PUBLISHED") break;
+}
+await ws.dispose();
