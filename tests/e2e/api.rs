@@ -43,7 +43,7 @@ async fn oversized_and_malformed_requests_get_clear_errors() {
         .http
         .post(app.url("/graphql"))
         .header("content-type", "application/json")
-        .body(json!({"query": format!("{{ clusters {{ id }} }} # {huge}")}).to_string())
+        .body(json!({"query": format!("{{ clusters {{ nodes {{ id }} }} }} # {huge}")}).to_string())
         .send()
         .await
         .unwrap();
@@ -65,7 +65,7 @@ async fn oversized_and_malformed_requests_get_clear_errors() {
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(jsc_testkit::code(&body), "VALIDATION");
 
-    let (code, message) = app.error("{ clusters { id ", json!({})).await;
+    let (code, message) = app.error("{ clusters { nodes { id ", json!({})).await;
     assert_eq!(code, "VALIDATION", "{message}");
     let (code, message) = app.error("{ nope }", json!({})).await;
     assert_eq!(code, "VALIDATION", "{message}");
@@ -83,7 +83,7 @@ async fn oversized_and_malformed_requests_get_clear_errors() {
     deep = format!(
         "{{ {} }}",
         (0..600)
-            .map(|i| format!("a{i}: clusters {{ id }}"))
+            .map(|i| format!("a{i}: clusters {{ nodes {{ id }} }}"))
             .collect::<Vec<_>>()
             .join(" ")
     );

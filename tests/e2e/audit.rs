@@ -317,7 +317,7 @@ async fn the_parquet_audit_table_is_read_by_pyarrow() {
 }
 
 const TRAIL: &str = "query($f: AuditFilterInput, $first: Int, $after: String) {
-    auditTrail(filter: $f, first: $first, after: $after) { hasNextPage endCursor nodes { sequence time actor aggregateId eventType summary cluster } } }";
+    auditTrail(filter: $f, first: $first, after: $after) { pageInfo { hasNextPage endCursor } nodes { sequence time actor aggregateId eventType summary cluster } } }";
 
 #[tokio::test]
 async fn the_trail_shows_written_and_unwritten_events_newest_first() {
@@ -339,7 +339,7 @@ async fn the_trail_shows_written_and_unwritten_events_newest_first() {
         .collect();
     let all: Vec<u64> = (1..=total).rev().collect();
     assert_eq!(seqs, all);
-    assert_eq!(page["hasNextPage"], false);
+    assert_eq!(page["pageInfo"]["hasNextPage"], false);
     assert_eq!(page["nodes"][6]["eventType"], "ClusterRegistered");
     assert_eq!(page["nodes"][0]["cluster"], id.as_str());
     // Pages of two, across the tail and the files.
@@ -482,10 +482,10 @@ async fn page_through(app: &TestApp, filter: Value, page: usize) -> Vec<u64> {
                 .iter()
                 .map(|n| n["sequence"].as_u64().unwrap()),
         );
-        if p["hasNextPage"] != true {
+        if p["pageInfo"]["hasNextPage"] != true {
             return out;
         }
-        after = p["endCursor"].as_str().map(str::to_string);
+        after = p["pageInfo"]["endCursor"].as_str().map(str::to_string);
     }
 }
 

@@ -48,13 +48,16 @@ async fn a_new_user_registers_tests_watches_updates_and_removes_a_cluster() {
     // See it in `clusters` and `cluster(id)`, with the last test.
     let list = app
         .data(
-            "{ clusters { id name lastConnectionTest { ok serverVersion } } }",
+            "{ clusters { nodes { id name lastConnectionTest { ok serverVersion } } } }",
             json!({}),
         )
         .await;
-    assert_eq!(list["clusters"].as_array().unwrap().len(), 1);
-    assert_eq!(list["clusters"][0]["id"], id.as_str());
-    assert_eq!(list["clusters"][0]["lastConnectionTest"]["serverVersion"], "2.15.1");
+    assert_eq!(list["clusters"]["nodes"].as_array().unwrap().len(), 1);
+    assert_eq!(list["clusters"]["nodes"][0]["id"], id.as_str());
+    assert_eq!(
+        list["clusters"]["nodes"][0]["lastConnectionTest"]["serverVersion"],
+        "2.15.1"
+    );
     let one = app
         .data(
             "query($id: ID!) { cluster(id: $id) { name createdBy version } }",
@@ -93,8 +96,8 @@ async fn a_new_user_registers_tests_watches_updates_and_removes_a_cluster() {
     let change = sub.next_data().await;
     assert_eq!(change["clusterChanged"]["kind"], "REMOVED");
     assert!(change["clusterChanged"]["cluster"].is_null());
-    let list = app.data("{ clusters { id } }", json!({})).await;
-    assert_eq!(list["clusters"], json!([]));
+    let list = app.data("{ clusters { nodes { id } } }", json!({})).await;
+    assert_eq!(list["clusters"]["nodes"], json!([]));
 
     // Each step is an event in the stream, with its metadata.
     let events = app.events_since(app.baseline).await;
@@ -343,7 +346,7 @@ async fn credentials_work_and_never_appear_in_clear() {
     }
     let everything = app
         .data(
-            "{ clusters { id name urls auth { kind username } tls { required hasClientKey caCertPem } description lastConnectionTest { error } } }",
+            "{ clusters { nodes { id name urls auth { kind username } tls { required hasClientKey caCertPem } description lastConnectionTest { error } } } }",
             json!({}),
         )
         .await

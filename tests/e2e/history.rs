@@ -5,8 +5,8 @@ use jsc_domain::cluster::{Cluster, ClusterEvent};
 use jsc_testkit::TestApp;
 use serde_json::{Value, json};
 
-const HISTORY: &str = "query($id: ID!) { history(aggregateType: CLUSTER, id: $id) {
-    sequence aggregateSequence eventType actor correlationId timestamp payload changes { path before after } } }";
+const HISTORY: &str = "query($id: ID!) { history(aggregateType: CLUSTER, id: $id) { nodes {
+    sequence aggregateSequence eventType actor correlationId timestamp payload changes { path before after } } } }";
 
 /// A cluster registered with a password, then changed twice (the second time its password):
 /// three events. Returns its id.
@@ -38,7 +38,7 @@ async fn history_lists_every_event_with_what_it_changed_and_no_secret() {
         !text.contains("pw-secret") && !text.contains("v1:"),
         "no credential, not even sealed: {text}"
     );
-    let h = body["data"]["history"].as_array().unwrap().clone();
+    let h = body["data"]["history"]["nodes"].as_array().unwrap().clone();
     let types: Vec<&str> = h.iter().map(|e| e["eventType"].as_str().unwrap()).collect();
     assert_eq!(types, vec!["ClusterRegistered", "ClusterUpdated", "ClusterUpdated"]);
     assert_eq!(h[1]["aggregateSequence"], 2);
@@ -73,7 +73,7 @@ async fn history_lists_every_event_with_what_it_changed_and_no_secret() {
 async fn state_at_a_time_or_sequence_matches_a_replay_by_hand() {
     let app = TestApp::spawn().await;
     let id = setup(&app).await;
-    let h = app.data(HISTORY, json!({"id": id})).await["history"].clone();
+    let h = app.data(HISTORY, json!({"id": id})).await["history"]["nodes"].clone();
 
     // By hand: read the events straight from the stream and apply them.
     let records = app.events(Some("cluster")).await;
@@ -101,13 +101,16 @@ async fn history_input_errors() {
     let app = TestApp::spawn().await;
     let (code, _) = app
         .error(
-            "{ history(aggregateType: CLUSTER, id: \"nope\") { sequence } }",
+            "{ history(aggregateType: CLUSTER, id: \"nope\") { nodes { sequence } } }",
             json!({}),
         )
         .await;
     assert_eq!(code, "NOT_FOUND");
     let (code, message) = app
-        .error("{ history(aggregateType: PLANET, id: \"x\") { sequence } }", json!({}))
+        .error(
+            "{ history(aggregateType: PLANET, id: \"x\") { nodes { sequence } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(code, "VALIDATION", "{message}");
     let (code, _) = app

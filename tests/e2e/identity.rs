@@ -64,11 +64,11 @@ async fn sessions_refresh_once_detect_reuse_and_end_on_logout() {
     );
     let history = app
         .data(
-            "query($id: ID!) { history(aggregateType: SESSION, id: $id) { eventType payload } }",
+            "query($id: ID!) { history(aggregateType: SESSION, id: $id) { nodes { eventType payload } } }",
             json!({"id": session_id(refresh)}),
         )
         .await;
-    let types: Vec<&str> = history["history"]
+    let types: Vec<&str> = history["history"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -183,7 +183,7 @@ async fn forged_none_expired_disabled_revoked_and_foreign_credentials_are_refuse
         "UNAUTHENTICATED"
     );
     assert_eq!(
-        code(&app.graphql_as(None, "{ clusters { id } }", json!({})).await),
+        code(&app.graphql_as(None, "{ clusters { nodes { id } } }", json!({})).await),
         "UNAUTHENTICATED"
     );
 
@@ -249,13 +249,18 @@ async fn forged_none_expired_disabled_revoked_and_foreign_credentials_are_refuse
         json!({"id": key["apiKey"]["id"]}),
     )
     .await;
-    let body = app.graphql_as(Some(&bob_key), "{ clusters { id } }", json!({})).await;
+    let body = app
+        .graphql_as(Some(&bob_key), "{ clusters { nodes { id } } }", json!({}))
+        .await;
     assert_eq!(code(&body), "UNAUTHENTICATED");
     assert!(first_error(&body).1.contains("revoked"), "{body}");
     // A made-up key with a real id is refused too.
     let fake = format!("jsck_{}_AAAA", key["apiKey"]["id"].as_str().unwrap());
     assert_eq!(
-        code(&app.graphql_as(Some(&fake), "{ clusters { id } }", json!({})).await),
+        code(
+            &app.graphql_as(Some(&fake), "{ clusters { nodes { id } } }", json!({}))
+                .await
+        ),
         "UNAUTHENTICATED"
     );
     assert!(app.event_count().await > mid);
@@ -412,11 +417,11 @@ async fn invitations_answer_alike_for_new_and_existing_addresses_and_work_once()
     );
     let invitations = app
         .data(
-            "query($o: ID!) { organization(id: $o) { invitations { email status } } }",
+            "query($o: ID!) { organization(id: $o) { invitations { nodes { email status } } } }",
             json!({"o": org}),
         )
         .await;
-    let statuses: BTreeMap<String, String> = invitations["organization"]["invitations"]
+    let statuses: BTreeMap<String, String> = invitations["organization"]["invitations"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -448,12 +453,12 @@ async fn api_keys_are_shown_once_act_with_their_role_and_record_the_key_as_actor
     // Listed later without the key.
     let listed = app
         .graphql(
-            "{ organization(id: \"default\") { apiKeys { id name role lastUsedAt } } }",
+            "{ organization(id: \"default\") { apiKeys { nodes { id name role lastUsedAt } } } }",
             json!({}),
         )
         .await;
     assert!(!listed.to_string().contains(key));
-    assert!(listed["data"]["organization"]["apiKeys"][0]["lastUsedAt"].is_null());
+    assert!(listed["data"]["organization"]["apiKeys"]["nodes"][0]["lastUsedAt"].is_null());
     // An operator key can change streams but not clusters.
     let cluster = app
         .register_cluster(json!({"name": "k", "urls": [app.nats.url()]}))
@@ -481,11 +486,14 @@ async fn api_keys_are_shown_once_act_with_their_role_and_record_the_key_as_actor
     assert_eq!(code(&minted), "FORBIDDEN");
     let used = app
         .data(
-            "{ organization(id: \"default\") { apiKeys { lastUsedAt } } }",
+            "{ organization(id: \"default\") { apiKeys { nodes { lastUsedAt } } } }",
             json!({}),
         )
         .await;
-    assert!(used["organization"]["apiKeys"][0]["lastUsedAt"].is_string(), "{used}");
+    assert!(
+        used["organization"]["apiKeys"]["nodes"][0]["lastUsedAt"].is_string(),
+        "{used}"
+    );
     // A key never has more rights than its creator.
     let (_, viewer) = app.invite_member("default", "v@example.com", "VIEWER").await;
     let too_much = app
@@ -698,7 +706,8 @@ async fn no_password_token_key_or_hash_reaches_an_event_a_log_line_or_a_response
     let key_secret = key.rsplit('_').next().unwrap().to_string();
     let key_hash = jsc_eventstore::verify::sha256_hex(key_secret.as_bytes());
     secrets.extend([key.clone(), key_secret, key_hash]);
-    app.data_as(Some(&key), "{ clusters { id } }", json!({})).await;
+    app.data_as(Some(&key), "{ clusters { nodes { id } } }", json!({}))
+        .await;
     let changed_password = "the owner's second passphrase";
     secrets.push(changed_password.into());
     let changed = app
@@ -728,7 +737,7 @@ async fn no_password_token_key_or_hash_reaches_an_event_a_log_line_or_a_response
             let h = app
                 .graphql_as(
                     Some(&fresh),
-                    "query($t: AggregateType!, $id: ID!) { history(aggregateType: $t, id: $id) { payload changes { path before after } } stateAt(aggregateType: $t, id: $id, sequence: 100000) { state } }",
+                    "query($t: AggregateType!, $id: ID!) { history(aggregateType: $t, id: $id, first: 1000) { nodes { payload changes { path before after } } } stateAt(aggregateType: $t, id: $id, sequence: 100000) { state } }",
                     json!({"t": t.to_uppercase(), "id": id}),
                 )
                 .await;
@@ -881,18 +890,18 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             json!({"o": o}),
         ),
         "organizationMembers" => (
-            q("query($o: ID!) { organization(id: $o) { members { role user { email } } } }"),
+            q("query($o: ID!) { organization(id: $o) { members { nodes { role user { email } } } } }"),
             json!({"o": o}),
         ),
         "organizationInvitations" => (
-            q("query($o: ID!) { organization(id: $o) { invitations { email } } }"),
+            q("query($o: ID!) { organization(id: $o) { invitations { nodes { email } } } }"),
             json!({"o": o}),
         ),
         "organizationApiKeys" => (
-            q("query($o: ID!) { organization(id: $o) { apiKeys { id } } }"),
+            q("query($o: ID!) { organization(id: $o) { apiKeys { nodes { id } } } }"),
             json!({"o": o}),
         ),
-        "clusters" => (q("{ clusters { id } }"), json!({})),
+        "clusters" => (q("{ clusters { nodes { id } } }"), json!({})),
         "cluster" => (q("query($c: ID!) { cluster(id: $c) { id name } }"), json!({"c": c})),
         "streams" => (
             q("query($c: ID!) { streams(clusterId: $c) { totalCount } }"),
@@ -913,7 +922,7 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             )
         }
         "history" => (
-            q("query($c: ID!) { history(aggregateType: CLUSTER, id: $c) { eventType } }"),
+            q("query($c: ID!) { history(aggregateType: CLUSTER, id: $c) { nodes { eventType } } }"),
             json!({"c": c}),
         ),
         "stateAt" => (
@@ -921,7 +930,7 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             json!({"c": c}),
         ),
         "organizationHistory" => (
-            q("query($o: ID!) { history(aggregateType: ORGANIZATION, id: $o) { eventType } }"),
+            q("query($o: ID!) { history(aggregateType: ORGANIZATION, id: $o) { nodes { eventType } } }"),
             json!({"o": o}),
         ),
         "auditTrail" => (q("{ auditTrail(first: 5) { nodes { sequence } } }"), json!({})),
@@ -957,7 +966,7 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
         ),
         "user" => (q("query($u: ID!) { user(id: $u) { email } }"), json!({"u": org.pawn})),
         "userSessions" => (
-            q("query($u: ID!) { user(id: $u) { sessions { id } } }"),
+            q("query($u: ID!) { user(id: $u) { sessions { nodes { id } } } }"),
             json!({"u": org.pawn}),
         ),
         "revokeSession" => {
@@ -1244,7 +1253,11 @@ async fn the_role_by_operation_matrix_across_two_organizations_matches_the_table
     // Lists never show the other organization's resources.
     for token in &tokens {
         let list = app
-            .data_as(Some(token), "{ clusters { id } organizations { id } }", json!({}))
+            .data_as(
+                Some(token),
+                "{ clusters { nodes { id } } organizations { id } }",
+                json!({}),
+            )
             .await;
         assert!(!list.to_string().contains(&cluster_b), "{list}");
         assert!(!list.to_string().contains(&org_b.id), "{list}");
@@ -1275,7 +1288,7 @@ async fn a_team_raises_a_role_on_one_cluster_only() {
     .await;
     let granted = app
         .data(
-            "mutation($t: ID!, $c: ID!) { setTeamClusterRole(organizationId: \"default\", teamId: $t, clusterId: $c, role: OPERATOR) { clusterRoles { clusterId role } members { email } } }",
+            "mutation($t: ID!, $c: ID!) { setTeamClusterRole(organizationId: \"default\", teamId: $t, clusterId: $c, role: OPERATOR) { clusterRoles { clusterId role } members { nodes { email } } } }",
             json!({"t": team, "c": one}),
         )
         .await;
@@ -1439,8 +1452,8 @@ async fn a_user_sees_and_ends_their_own_sessions() {
     let app = TestApp::spawn().await;
     let other = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
     let sessions = app
-        .data("{ me { sessions { id current refreshes } } }", json!({}))
-        .await["me"]["sessions"]
+        .data("{ me { sessions { nodes { id current refreshes } } } }", json!({}))
+        .await["me"]["sessions"]["nodes"]
         .clone();
     let list = sessions.as_array().unwrap();
     assert_eq!(list.len(), 2, "{sessions}");
@@ -1548,7 +1561,7 @@ async fn an_api_key_stops_working_when_it_expires() {
         .unwrap()
         .to_string();
     assert!(
-        app.graphql_as(Some(&key), "{ clusters { id } }", json!({}))
+        app.graphql_as(Some(&key), "{ clusters { nodes { id } } }", json!({}))
             .await
             .get("errors")
             .is_none()
@@ -1556,7 +1569,9 @@ async fn an_api_key_stops_working_when_it_expires() {
     // Expiry is a moment, not an event: wait it out.
     let left = (expires - chrono::Utc::now()).to_std().unwrap_or_default();
     tokio::time::sleep(left + std::time::Duration::from_millis(50)).await;
-    let body = app.graphql_as(Some(&key), "{ clusters { id } }", json!({})).await;
+    let body = app
+        .graphql_as(Some(&key), "{ clusters { nodes { id } } }", json!({}))
+        .await;
     assert_eq!(code(&body), "UNAUTHENTICATED");
     assert!(first_error(&body).1.contains("expired"), "{body}");
 }
@@ -1650,7 +1665,7 @@ async fn a_websocket_cannot_run_queries_after_its_session_ends() {
     )
     .await;
     assert_eq!(ws.next_frame_raw().await["type"], "connection_ack");
-    ws.start_with_id("q1", "{ clusters { id } }", json!({})).await;
+    ws.start_with_id("q1", "{ clusters { nodes { id } } }", json!({})).await;
     let frame = ws.next_frame_raw().await;
     assert!(
         frame["payload"].get("errors").is_none(),
@@ -1752,7 +1767,7 @@ async fn a_personal_api_key_dies_when_its_users_password_changes() {
         .unwrap()
         .to_string();
     assert!(
-        app.graphql_as(Some(&key), "{ clusters { id } }", json!({}))
+        app.graphql_as(Some(&key), "{ clusters { nodes { id } } }", json!({}))
             .await
             .get("errors")
             .is_none()
@@ -1768,10 +1783,12 @@ async fn a_personal_api_key_dies_when_its_users_password_changes() {
         json!({"c": OWNER_PASSWORD, "n": "a completely new passphrase"}),
     )
     .await;
-    let body = app.graphql_as(Some(&key), "{ clusters { id } }", json!({})).await;
+    let body = app
+        .graphql_as(Some(&key), "{ clusters { nodes { id } } }", json!({}))
+        .await;
     assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
     assert!(
-        app.graphql_as(Some(&service), "{ clusters { id } }", json!({}))
+        app.graphql_as(Some(&service), "{ clusters { nodes { id } } }", json!({}))
             .await
             .get("errors")
             .is_none(),

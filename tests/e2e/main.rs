@@ -2,8 +2,8 @@
 //! nats-server (and, for the API, its own console on port 0).
 
 mod api;
-mod clients;
 mod audit;
+mod clients;
 mod clusters;
 mod cost;
 mod eventstore;

@@ -4,7 +4,7 @@
 use jsc_testkit::{NatsServer, TestApp, code};
 use serde_json::{Value, json};
 
-const CLUSTERS: &str = "query Clusters { clusters { id name } }";
+const CLUSTERS: &str = "query Clusters { clusters { nodes { id name } } }";
 
 fn sha256(text: &str) -> String {
     jsc_domain::sha256_hex(text.as_bytes())
@@ -56,7 +56,7 @@ async fn a_persisted_query_misses_registers_and_then_runs_by_hash_over_post() {
 
     let register = post(&app, json!({"query": CLUSTERS, "extensions": persisted(&hash)})).await;
     assert!(register.get("errors").is_none(), "{register}");
-    assert!(register["data"]["clusters"].is_array());
+    assert!(register["data"]["clusters"]["nodes"].is_array());
 
     let hit = post(&app, json!({"extensions": persisted(&hash)})).await;
     assert!(hit.get("errors").is_none(), "{hit}");
@@ -89,7 +89,7 @@ async fn over_get_persisted_queries_run_and_mutations_are_refused() {
     assert_eq!(hit["data"], register["data"]);
 
     // A plain query over GET runs too; a mutation does not, and changes nothing.
-    let (_, plain) = get(&app, &[("query", "{ clusters { name } }".into())]).await;
+    let (_, plain) = get(&app, &[("query", "{ clusters { nodes { name } } }".into())]).await;
     assert!(plain.get("errors").is_none(), "{plain}");
     let events = app.event_count().await;
     let mutation = "mutation { registerCluster(input: {name: \"via-get\", urls: [\"nats://127.0.0.1:1\"]}) { id } }";
@@ -108,7 +108,7 @@ async fn over_get_persisted_queries_run_and_mutations_are_refused() {
 #[tokio::test]
 async fn over_websocket_persisted_queries_miss_register_and_hit() {
     let app = TestApp::spawn().await;
-    let query = "query WsClusters { clusters { id } }";
+    let query = "query WsClusters { clusters { nodes { id } } }";
     let hash = sha256(query);
     let token = app.token.clone().unwrap();
     let mut ws = jsc_testkit::Subscription::connect(
@@ -131,7 +131,10 @@ async fn over_websocket_persisted_queries_miss_register_and_hit() {
         .await;
     let registered = ws.next_frame_raw().await;
     assert_eq!(registered["type"], "next", "{registered}");
-    assert!(registered["payload"]["data"]["clusters"].is_array(), "{registered}");
+    assert!(
+        registered["payload"]["data"]["clusters"]["nodes"].is_array(),
+        "{registered}"
+    );
     assert_eq!(ws.next_frame_raw().await["type"], "complete");
 
     ws.send_raw(json!({"id": "3", "type": "subscribe", "payload": {"query": "", "extensions": persisted(&hash)}}))

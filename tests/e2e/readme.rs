@@ -96,7 +96,7 @@ async fn the_readme_walkthrough_runs_as_written() {
         .iter()
         .find(|s| s["name"] == "ORDERS")
         .expect("ORDERS was created");
-    assert_eq!(orders["consumers"][0]["name"], "billing");
+    assert_eq!(orders["consumers"]["nodes"][0]["name"], "billing");
     assert_eq!(
         answers
             .iter()

@@ -355,12 +355,12 @@ async fn consumer_lifecycle_through_graphql() {
     // The stream shows its consumers; one consumer by name.
     let detail = app
         .data(
-            "query($c: ID!) { stream(clusterId: $c, name: \"JOBS\") { consumers { name } } consumer(clusterId: $c, stream: \"JOBS\", name: \"workers\") { config { description } } }",
+            "query($c: ID!) { stream(clusterId: $c, name: \"JOBS\") { consumers { nodes { name } } } consumer(clusterId: $c, stream: \"JOBS\", name: \"workers\") { config { description } } }",
             json!({"c": cluster}),
         )
         .await;
     assert_eq!(
-        detail["stream"]["consumers"],
+        detail["stream"]["consumers"]["nodes"],
         json!([{"name": "pusher"}, {"name": "workers"}])
     );
     assert_eq!(detail["consumer"]["config"]["description"], "v2");
@@ -465,7 +465,7 @@ async fn changes_made_outside_the_console_land_in_the_history_once() {
         .await;
     let detail = app
         .data(
-            "query($c: ID!) { stream(clusterId: $c, name: \"EXT\") { provenance { updatedBy lastChangeExternal lastChangeClient } config { maxMsgs } consumers { name provenance { updatedBy } } } }",
+            "query($c: ID!) { stream(clusterId: $c, name: \"EXT\") { provenance { updatedBy lastChangeExternal lastChangeClient } config { maxMsgs } consumers { nodes { name provenance { updatedBy } } } } }",
             json!({"c": cluster}),
         )
         .await;
@@ -484,7 +484,7 @@ async fn changes_made_outside_the_console_land_in_the_history_once() {
             .unwrap()
             .starts_with("nats-cli-test")
     );
-    assert_eq!(detail["stream"]["consumers"][0]["name"], "outside");
+    assert_eq!(detail["stream"]["consumers"]["nodes"][0]["name"], "outside");
 
     js.delete_stream("EXT").await.unwrap();
     app.wait_kv("view_streams_v1", &key("EXT"), |v| v.is_none()).await;

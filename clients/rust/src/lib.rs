@@ -64,7 +64,10 @@ impl Client {
         Q::Variables: Serialize,
         Q::ResponseData: DeserializeOwned,
     {
-        let mut req = self.http.post(format!("{}/graphql", self.base)).json(&Q::build_query(variables));
+        let mut req = self
+            .http
+            .post(format!("{}/graphql", self.base))
+            .json(&Q::build_query(variables));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -108,8 +111,15 @@ impl Client {
             .headers_mut()
             .insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
         let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
-        let auth = self.token.as_ref().map(|t| json!({"authorization": format!("Bearer {t}")}));
-        send(&mut ws, json!({"type": "connection_init", "payload": auth.unwrap_or(json!({}))})).await?;
+        let auth = self
+            .token
+            .as_ref()
+            .map(|t| json!({"authorization": format!("Bearer {t}")}));
+        send(
+            &mut ws,
+            json!({"type": "connection_init", "payload": auth.unwrap_or(json!({}))}),
+        )
+        .await?;
         match ws.next().await {
             Some(Ok(Message::Text(t))) if serde_json::from_str::<Value>(&t)?["type"] == "connection_ack" => {}
             other => bail!("the console did not accept the connection: {other:?}"),

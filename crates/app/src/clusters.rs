@@ -38,6 +38,11 @@ pub struct ServerDetail {
     pub healthy: bool,
 }
 
+/// Clusters' order in every list: by name ignoring case, then id.
+fn by_name(c: &Versioned<ClusterView>) -> (String, String) {
+    (c.view.name.to_lowercase(), c.view.id.clone())
+}
+
 impl Console {
     /// The organization a managed cluster belongs to.
     pub fn cluster_organization(&self, cluster_id: &str) -> Option<String> {
@@ -55,20 +60,21 @@ impl Console {
         paging: &Paging,
     ) -> Result<Page<Versioned<ClusterView>>> {
         let list = self.visible_clusters(caller, filter);
-        let by_name = |c: &Versioned<ClusterView>| (c.view.name.to_lowercase(), c.view.id.clone());
         self.page(List::new("clusters", ""), list, by_name, paging, MAX_PAGE)
     }
 
-    /// Every cluster the caller can see that matches `filter`, in no order.
+    /// Every cluster the caller can see that matches `filter`, by name.
     pub fn visible_clusters(&self, caller: &Caller, filter: ClusterFilter) -> Vec<Versioned<ClusterView>> {
         let needle = filter.name_contains.map(|s| s.to_lowercase());
         let mut visible = self.cluster_roles(&caller.principal);
-        self.views.clusters.filter(|v| {
+        let mut list = self.views.clusters.filter(|v| {
             filter.tag.as_ref().is_none_or(|t| v.tags.contains(t))
                 && needle.as_ref().is_none_or(|n| v.name.to_lowercase().contains(n))
                 && filter.organization_id.as_ref().is_none_or(|o| o == &v.organization)
                 && visible(v).is_some()
-        })
+        });
+        list.sort_by_cached_key(by_name);
+        list
     }
 
     /// One cluster the caller can see; `NOT_FOUND` otherwise.
