@@ -431,7 +431,7 @@ async fn trail_filters_and_pagination_over_thousands_of_events_and_several_days(
         |f: &dyn Fn(&Expected) -> bool| -> Vec<u64> { expected.iter().rev().filter(|e| f(e)).map(|e| e.0).collect() };
     // Every cluster event (all the test wrote), in pages of 250; the rest are the owner's
     // sign-ins and account.
-    assert_eq!(collect(json!({"aggregateType": "cluster"}), 250).await, want(&|_| true));
+    assert_eq!(collect(json!({"aggregateType": "CLUSTER"}), 250).await, want(&|_| true));
     let everything = collect(json!({}), 500).await;
     assert!(
         everything.len() > expected.len(),

@@ -203,9 +203,8 @@ pub struct AuditFilterInput {
     to: Option<DateTime<Utc>>,
     /// Only events of this actor, exactly: `user:<id>`, `apikey:<id>` or `system:<component>`.
     actor: Option<String>,
-    /// Only events of this aggregate type, exactly, in its lower-case event name: `cluster`,
-    /// `stream`, `consumer`, `organization`, `user`, `invitation`, `session` or `api_key`.
-    aggregate_type: Option<String>,
+    /// Only events of this kind of aggregate.
+    aggregate_type: Option<AggregateType>,
     /// Only events of the aggregate with this ID, exactly (see AggregateType for the forms).
     aggregate_id: Option<String>,
     /// Only events of this type, exactly, e.g. `UserDisabled`.
@@ -224,7 +223,9 @@ impl From<AuditFilterInput> for AuditFilter {
             from: f.from,
             to: f.to,
             actor: f.actor,
-            aggregate_type: f.aggregate_type,
+            aggregate_type: f
+                .aggregate_type
+                .map(|t| jsc_domain::AggregateKind::from(t).as_str().to_string()),
             aggregate_id: f.aggregate_id,
             event_type: f.event_type,
             cluster: f.cluster.map(|c| c.0),
@@ -255,9 +256,11 @@ impl AuditEntry {
     async fn time(&self) -> DateTime<Utc> {
         self.0.time
     }
-    /// The aggregate type in its lower-case event name, e.g. `cluster` or `api_key`.
-    async fn aggregate_type(&self) -> &str {
-        &self.0.aggregate_type
+    /// The kind of aggregate the event belongs to.
+    async fn aggregate_type(&self) -> Result<AggregateType> {
+        jsc_domain::AggregateKind::parse(&self.0.aggregate_type)
+            .map(AggregateType::from)
+            .map_err(|e| ApiError::new(jsc_app::Code::Internal, e).into())
     }
     /// The aggregate's ID (see AggregateType for the forms).
     async fn aggregate_id(&self) -> &str {
