@@ -27,6 +27,8 @@ async function request<R, V>(doc: TypedDocumentNode<R, V>, variables: V, token?:
     method: "POST",
     headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify({ query: print(doc), variables }),
+  }).catch((e: unknown) => {
+    throw new Error(`the console at ${base} did not answer (${e instanceof Error ? e.message : e}); is it running?`);
   });
   const body = (await res.json()) as { data?: R; errors?: { message: string; extensions?: { code?: string } }[] };
   const error = body.errors?.[0];
@@ -36,41 +38,49 @@ async function request<R, V>(doc: TypedDocumentNode<R, V>, variables: V, token?:
   return body.data;
 }
 
-const { login } = await request(SignInDocument, { email, password });
-const token = login.accessToken;
-const { clusters } = await request(ClustersDocument, { first: 1 }, token);
-const cluster = clusters.nodes[0];
-if (!cluster) throw new Error("no cluster to create the stream on: register one first");
+async function main(): Promise<void> {
+  const { login } = await request(SignInDocument, { email, password });
+  const token = login.accessToken;
+  const { clusters } = await request(ClustersDocument, { first: 1 }, token);
+  const cluster = clusters.nodes[0];
+  if (!cluster) throw new Error("no cluster to create the stream on: register one first");
 
-const ws = createClient({
-  url: `${base.replace(/^http/, "ws")}/graphql`,
-  webSocketImpl: WebSocket,
-  connectionParams: { authorization: `Bearer ${token}` },
-});
-// Subscribe first, so the change the publish makes cannot be missed.
-const changes = ws.iterate<StreamChangesSubscription>({
-  query: print(StreamChangesDocument),
-  variables: { clusterId: cluster.id, name: stream },
-});
+  const ws = createClient({
+    url: `${base.replace(/^http/, "ws")}/graphql`,
+    webSocketImpl: WebSocket,
+    connectionParams: { authorization: `Bearer ${token}` },
+  });
+  // Subscribe first, so the change the publish makes cannot be missed.
+  const changes = ws.iterate<StreamChangesSubscription>({
+    query: print(StreamChangesDocument),
+    variables: { clusterId: cluster.id, name: stream },
+  });
 
-const { createStream } = await request(
-  CreateStreamDocument,
-  { clusterId: cluster.id, config: { name: stream, subjects: [`${stream.toLowerCase()}.>`] } },
-  token,
-);
-console.log(`created ${createStream.name} (${createStream.id}) on ${cluster.name}: ${createStream.config.subjects.join(", ")}`);
+  const { createStream } = await request(
+    CreateStreamDocument,
+    { clusterId: cluster.id, config: { name: stream, subjects: [`${stream.toLowerCase()}.>`] } },
+    token,
+  );
+  console.log(`created ${createStream.name} (${createStream.id}) on ${cluster.name}: ${createStream.config.subjects.join(", ")}`);
 
-const ack = await request(
-  PublishDocument,
-  { clusterId: cluster.id, stream, subject: `${stream.toLowerCase()}.hello`, payload: "hello" },
-  token,
-);
-console.log(`published at sequence ${ack.publishMessage.sequence}`);
+  const ack = await request(
+    PublishDocument,
+    { clusterId: cluster.id, stream, subject: `${stream.toLowerCase()}.hello`, payload: "hello" },
+    token,
+  );
+  console.log(`published at sequence ${ack.publishMessage.sequence}`);
 
-for await (const next of changes) {
-  const change = next.data?.streamChanged;
-  if (!change) throw new Error(`subscription error: ${JSON.stringify(next.errors)}`);
-  console.log(`change ${change.kind} ${change.name} version ${change.stream?.version ?? "-"}`);
-  if (change.kind === "PUBLISHED") break;
+  for await (const next of changes) {
+    const change = next.data?.streamChanged;
+    if (!change) throw new Error(`subscription error: ${JSON.stringify(next.errors)}`);
+    console.log(`change ${change.kind} ${change.name} version ${change.stream?.version ?? "-"}`);
+    if (change.kind === "PUBLISHED") break;
+  }
+  await ws.dispose();
 }
-await ws.dispose();
+
+// A failure is one line saying what went wrong (the console's code and message), exit 1.
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : String(e));
+  process.exit(1);
+});

@@ -89,12 +89,12 @@ pub fn paging(first: Option<i32>, after: Option<String>, last: Option<i32>, befo
     }
 }
 
-/// Complexity of a connection field: its children once per item it may return.
+/// Complexity of a connection field: itself, and its children once per item it may return.
 pub fn per_item(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
     let n = first
         .or(last)
         .map_or(jsc_app::paging::DEFAULT_PAGE, |n| n.clamp(1, 1_000) as usize);
-    n.saturating_mul(child).max(1)
+    n.saturating_mul(child).saturating_add(1)
 }
 
 /// `$conn` and `$edge` types for a connection of `$node`s (`$items` names them in

@@ -203,9 +203,14 @@ impl Extension for CostOfOne {
 
 /// How many fields an answer holds: what the operation actually cost, counted once from the
 /// answer rather than by a hook on every resolver (which costs a boxed future per field).
+/// `__typename` is free, as in the complexity.
 fn fields_in(v: &Value) -> u64 {
     match v {
-        Value::Object(o) => o.values().map(|c| 1 + fields_in(c)).sum(),
+        Value::Object(o) => o
+            .iter()
+            .filter(|(k, _)| k.as_str() != "__typename")
+            .map(|(_, c)| 1 + fields_in(c))
+            .sum(),
         Value::List(l) => l.iter().map(fields_in).sum(),
         _ => 0,
     }
@@ -214,6 +219,17 @@ fn fields_in(v: &Value) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_actual_cost_counts_each_field_of_the_answer_once_per_item() {
+        let answer = async_graphql::value!({
+            "streams": {"__typename": "StreamConnection", "nodes": [{"name": "A"}, {"name": "B"}], "totalCount": 2},
+            "me": null,
+        });
+        // streams, nodes, 2 × name, totalCount, me; __typename is free.
+        assert_eq!(fields_in(&answer), 6);
+        assert_eq!(fields_in(&Value::Null), 0);
+    }
 
     #[test]
     fn a_budget_is_spent_refused_when_short_and_refunded() {
