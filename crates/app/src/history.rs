@@ -290,13 +290,12 @@ impl Console {
                 (rows, more, before.is_some())
             }
         };
+        let positions = Self::positions(list, rows.iter().map(|r| r.sequence));
         Ok(Page {
-            edges: rows
+            edges: positions
                 .into_iter()
-                .map(|r| Edge {
-                    cursor: self.cursor(list, &r.sequence),
-                    node: r,
-                })
+                .zip(rows)
+                .map(|(position, node)| Edge { position, node })
                 .collect(),
             has_previous_page,
             has_next_page,

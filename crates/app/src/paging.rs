@@ -6,6 +6,8 @@
 //! whose list it is: a client can neither forge one nor carry one to another organization's
 //! list. A cursor that does not check out is `VALIDATION`.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -69,10 +71,19 @@ impl Paging {
     }
 }
 
-/// One item of a page and the cursor that points at it.
+/// Where an item sits in its list. It becomes a cursor ([`Console::cursor_at`]) only when a
+/// client asks for one: signing costs more than anything else about a list's item.
+#[derive(Debug, Clone)]
+pub struct Position {
+    list: &'static str,
+    scope: Arc<str>,
+    key: serde_json::Value,
+}
+
+/// One item of a page and where it sits.
 #[derive(Debug, Clone)]
 pub struct Edge<T> {
-    pub cursor: String,
+    pub position: Position,
     pub node: T,
 }
 
@@ -96,7 +107,7 @@ impl<T> Page<T> {
                 .edges
                 .into_iter()
                 .map(|e| Edge {
-                    cursor: e.cursor,
+                    position: e.position,
                     node: f(e.node),
                 })
                 .collect(),
@@ -122,9 +133,20 @@ impl<'a> List<'a> {
 }
 
 impl Console {
-    /// A cursor for position `key` of `list`.
-    pub fn cursor<K: Serialize>(&self, list: List<'_>, key: &K) -> String {
-        self.auth.keys.cursor(list.name, list.scope, key)
+    /// The cursor of an item's position.
+    pub fn cursor_at(&self, p: &Position) -> String {
+        self.auth.keys.cursor(p.list, &p.scope, &p.key)
+    }
+
+    /// The positions in `list` of items with these keys.
+    pub(crate) fn positions<K: Serialize>(list: List<'_>, keys: impl Iterator<Item = K>) -> Vec<Position> {
+        let scope: Arc<str> = list.scope.into();
+        keys.map(|k| Position {
+            list: list.name,
+            scope: scope.clone(),
+            key: serde_json::to_value(&k).expect("list keys serialize"),
+        })
+        .collect()
     }
 
     /// The position in `list` that the cursor given as `arg` points at.
@@ -169,12 +191,12 @@ impl Console {
             Take::First(n) => (lo, (lo + n).min(hi)),
             Take::Last(n) => (hi.saturating_sub(n).max(lo), hi),
         };
-        let edges = keyed
-            .drain(start..end)
-            .map(|(k, node)| Edge {
-                cursor: self.cursor(list, &k),
-                node,
-            })
+        let page: Vec<(K, T)> = keyed.drain(start..end).collect();
+        let (keys, nodes): (Vec<K>, Vec<T>) = page.into_iter().unzip();
+        let edges = Self::positions(list, keys.into_iter())
+            .into_iter()
+            .zip(nodes)
+            .map(|(position, node)| Edge { position, node })
             .collect();
         Ok(Page {
             edges,

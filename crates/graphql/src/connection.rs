@@ -6,20 +6,44 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use async_graphql::SimpleObject;
-use jsc_app::paging::{Page, Paging};
+use async_graphql::{Context, Object};
+use jsc_app::paging::{Page, Paging, Position};
+
+use crate::context::console;
+
+/// The `PageInfo` object; the schema's description is the doc comment on its impl.
+#[derive(Clone, Debug)]
+pub struct PageInfo {
+    has_next_page: bool,
+    has_previous_page: bool,
+    start: Option<Position>,
+    end: Option<Position>,
+}
 
 /// Where a page sits in its list, and the cursors to page on from it.
-#[derive(SimpleObject, Clone, Debug)]
-pub struct PageInfo {
+#[Object]
+impl PageInfo {
     /// Whether items follow the page: page on with `first` and `after: endCursor`.
-    pub has_next_page: bool,
+    async fn has_next_page(&self) -> bool {
+        self.has_next_page
+    }
     /// Whether items come before the page: page back with `last` and `before: startCursor`.
-    pub has_previous_page: bool,
+    async fn has_previous_page(&self) -> bool {
+        self.has_previous_page
+    }
     /// The cursor of the page's first item; null when the page is empty.
-    pub start_cursor: Option<String>,
+    async fn start_cursor(&self, ctx: &Context<'_>) -> Option<String> {
+        self.start.as_ref().map(|p| console(ctx).cursor_at(p))
+    }
     /// The cursor of the page's last item; null when the page is empty.
-    pub end_cursor: Option<String>,
+    async fn end_cursor(&self, ctx: &Context<'_>) -> Option<String> {
+        self.end.as_ref().map(|p| console(ctx).cursor_at(p))
+    }
+}
+
+/// The cursor of an item, signed when asked for.
+pub fn cursor(ctx: &Context<'_>, position: &Position) -> String {
+    console(ctx).cursor_at(position)
 }
 
 type Count = Pin<Box<dyn Future<Output = jsc_app::Result<usize>> + Send>>;
@@ -51,12 +75,12 @@ pub struct Parts<N, E> {
 impl<N: Clone, E> Parts<N, E> {
     /// A connection's parts from a page whose items become `N`, counted with `later` when
     /// the page does not know its total.
-    pub fn of<T>(page: Page<T>, node: impl Fn(T) -> N, edge: impl Fn(String, N) -> E, later: Option<Total>) -> Self {
+    pub fn of<T>(page: Page<T>, node: impl Fn(T) -> N, edge: impl Fn(Position, N) -> E, later: Option<Total>) -> Self {
         let page_info = PageInfo {
             has_next_page: page.has_next_page,
             has_previous_page: page.has_previous_page,
-            start_cursor: page.edges.first().map(|e| e.cursor.clone()),
-            end_cursor: page.edges.last().map(|e| e.cursor.clone()),
+            start: page.edges.first().map(|e| e.position.clone()),
+            end: page.edges.last().map(|e| e.position.clone()),
         };
         let total = match (page.total_count, later) {
             (Some(n), _) => Total::Known(n),
@@ -68,7 +92,7 @@ impl<N: Clone, E> Parts<N, E> {
         for e in page.edges {
             let n = node(e.node);
             nodes.push(n.clone());
-            edges.push(edge(e.cursor, n));
+            edges.push(edge(e.position, n));
         }
         Self {
             edges,
@@ -101,14 +125,23 @@ pub fn per_item(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
 /// descriptions, such as "streams").
 macro_rules! connection {
     ($conn:ident, $edge:ident, $node:ty, $items:literal) => {
-        #[doc = concat!("One of ", $items, " and its cursor.")]
-        #[derive(async_graphql::SimpleObject)]
         pub struct $edge {
+            pub position: jsc_app::paging::Position,
+            pub node: $node,
+        }
+
+        #[doc = concat!("One of ", $items, " and its cursor.")]
+        #[async_graphql::Object]
+        impl $edge {
             /// Where the item sits in the list: pass as `after` (or `before`) to page on
             /// from it. Opaque; valid for this list only.
-            pub cursor: String,
+            async fn cursor(&self, ctx: &async_graphql::Context<'_>) -> String {
+                $crate::connection::cursor(ctx, &self.position)
+            }
             /// The item.
-            pub node: $node,
+            async fn node(&self) -> &$node {
+                &self.node
+            }
         }
 
         pub struct $conn(pub $crate::connection::Parts<$node, $edge>);
@@ -144,7 +177,7 @@ macro_rules! connection {
                 Self($crate::connection::Parts::of(
                     page,
                     node,
-                    |cursor, node| $edge { cursor, node },
+                    |position, node| $edge { position, node },
                     None,
                 ))
             }

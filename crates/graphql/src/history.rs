@@ -364,7 +364,7 @@ impl AuditQuery {
         Ok(AuditEntryConnection(Parts::of(
             page,
             AuditEntry,
-            |cursor, node| AuditEntryEdge { cursor, node },
+            |position, node| AuditEntryEdge { position, node },
             Some(count),
         )))
     }
