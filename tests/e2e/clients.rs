@@ -55,11 +55,14 @@ async fn the_typed_typescript_client_creates_a_stream_and_sees_its_changes() {
         "{} is missing: `make test` builds the TypeScript client (npm ci, codegen, tsc) before the tests",
         main.display()
     );
-    let out = tokio::process::Command::new("node")
+    let run = tokio::process::Command::new("node")
         .arg(&main)
         .args([app.url("").as_str(), OWNER_EMAIL, OWNER_PASSWORD, "TS_CLIENT"])
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), run)
         .await
+        .expect("the TypeScript client finishes within a minute")
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -598,6 +598,11 @@ async fn node_fetches_every_type_again_and_nothing_across_organizations() {
     assert_eq!(back, all);
     assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
     assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    assert_eq!(
+        body["errors"][0]["path"],
+        json!(["nodes", 2]),
+        "the error names the id it is about"
+    );
     let many: Vec<Value> = (0..101).map(|_| json!(f.cluster)).collect();
     assert_eq!(
         code(
@@ -633,6 +638,36 @@ async fn node_fetches_every_type_again_and_nothing_across_organizations() {
         )
         .await;
     assert_eq!(code(&hidden), code(&nothing));
+    // A viewer (admin nowhere) reads no audit entry: NOT_FOUND, as for anything hidden.
+    let (_, viewer) = app.invite_member("default", "viewer-only@example.com", "VIEWER").await;
+    let entry = &ids.iter().find(|(t, _)| *t == "AuditEntry").unwrap().1;
+    let body = app.graphql_as(Some(&viewer), NODE, json!({"id": entry})).await;
+    assert_eq!(code(&body), "NOT_FOUND", "{body}");
+    // A session that ended is gone, as from `User.sessions`.
+    let fresh = app.login(jsc_testkit::OWNER_EMAIL, jsc_testkit::OWNER_PASSWORD).await;
+    let fresh = fresh["accessToken"].as_str().unwrap().to_string();
+    let mine = app
+        .data_as(
+            Some(&fresh),
+            "{ me { sessions(first: 1) { nodes { id current } } } }",
+            json!({}),
+        )
+        .await;
+    let session = mine["me"]["sessions"]["nodes"][0].clone();
+    assert_eq!(session["current"], true, "{mine}");
+    assert_eq!(
+        app.data(NODE, json!({"id": session["id"]})).await["node"]["__typename"],
+        "Session"
+    );
+    app.data(
+        "mutation($id: ID!) { revokeSession(id: $id) }",
+        json!({"id": session["id"]}),
+    )
+    .await;
+    assert_eq!(
+        code(&app.graphql(NODE, json!({"id": session["id"]})).await),
+        "NOT_FOUND"
+    );
     // Without credentials, node says to sign in.
     assert_eq!(
         code(&app.graphql_as(None, NODE, json!({"id": f.cluster})).await),

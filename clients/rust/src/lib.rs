@@ -148,6 +148,7 @@ impl Client {
                     payload.data.map(Ok)
                 }
                 Some("error") => Some(Err(anyhow!("subscription refused: {}", frame["payload"]))),
+                Some("complete") => Some(Err(anyhow!("the console ended the subscription"))),
                 _ => None,
             }
         }))
@@ -201,24 +202,29 @@ pub async fn walkthrough(base: &str, email: &str, password: &str, stream: &str) 
         cluster.name,
         created.config.subjects.join(", ")
     ));
-    let ack = client
-        .run::<Publish>(publish::Variables {
-            cluster_id: cluster.id,
-            stream: stream.into(),
-            subject: format!("{}.hello", stream.to_lowercase()),
-            payload: "hello".into(),
-        })
-        .await?
-        .publish_message;
-    out.push(format!("published at sequence {}", ack.sequence));
+    // The subscription starts as the server gets to it: a change made before then is not
+    // sent. So publish, wait a second for the change, and publish again if it did not come.
     let mut changes = Box::pin(changes);
-    while let Some(change) = changes.next().await {
-        let c = change?.stream_changed;
-        let version = c.stream.as_ref().map_or("-".to_string(), |s| s.version.to_string());
-        out.push(format!("change {:?} {} version {version}", c.kind, c.name));
-        if matches!(c.kind, stream_changes::ResourceChangeKind::PUBLISHED) {
-            break;
+    for _ in 0..10 {
+        let ack = client
+            .run::<Publish>(publish::Variables {
+                cluster_id: cluster.id.clone(),
+                stream: stream.into(),
+                subject: format!("{}.hello", stream.to_lowercase()),
+                payload: "hello".into(),
+            })
+            .await?
+            .publish_message;
+        out.push(format!("published at sequence {}", ack.sequence));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        while let Ok(change) = tokio::time::timeout_at(deadline, changes.next()).await {
+            let c = change.ok_or_else(|| anyhow!("the subscription ended"))??.stream_changed;
+            let version = c.stream.as_ref().map_or("-".to_string(), |s| s.version.to_string());
+            out.push(format!("change {:?} {} version {version}", c.kind, c.name));
+            if matches!(c.kind, stream_changes::ResourceChangeKind::PUBLISHED) {
+                return Ok(out);
+            }
         }
     }
-    Ok(out)
+    bail!("no PUBLISHED change arrived after 10 messages: {out:?}")
 }

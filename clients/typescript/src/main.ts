@@ -63,18 +63,31 @@ async function main(): Promise<void> {
   );
   console.log(`created ${createStream.name} (${createStream.id}) on ${cluster.name}: ${createStream.config.subjects.join(", ")}`);
 
-  const ack = await request(
-    PublishDocument,
-    { clusterId: cluster.id, stream, subject: `${stream.toLowerCase()}.hello`, payload: "hello" },
-    token,
-  );
-  console.log(`published at sequence ${ack.publishMessage.sequence}`);
-
-  for await (const next of changes) {
-    const change = next.data?.streamChanged;
-    if (!change) throw new Error(`subscription error: ${JSON.stringify(next.errors)}`);
-    console.log(`change ${change.kind} ${change.name} version ${change.stream?.version ?? "-"}`);
-    if (change.kind === "PUBLISHED") break;
+  // The subscription starts as the server gets to it: a change made before then is not
+  // sent. So publish, wait a second for the change, and publish again if it did not come.
+  const it = changes[Symbol.asyncIterator]();
+  let next = it.next();
+  const timeout = (ms: number) => new Promise<null>((resolve) => setTimeout(() => resolve(null), ms));
+  let seen = false;
+  for (let attempt = 1; !seen; attempt++) {
+    if (attempt > 10) throw new Error("no PUBLISHED change arrived after 10 messages");
+    const ack = await request(
+      PublishDocument,
+      { clusterId: cluster.id, stream, subject: `${stream.toLowerCase()}.hello`, payload: "hello" },
+      token,
+    );
+    console.log(`published at sequence ${ack.publishMessage.sequence}`);
+    const deadline = Date.now() + 1000;
+    while (!seen) {
+      const r = await Promise.race([next, timeout(Math.max(0, deadline - Date.now()))]);
+      if (r === null) break;
+      if (r.done) throw new Error("the subscription ended");
+      next = it.next();
+      const change = r.value.data?.streamChanged;
+      if (!change) throw new Error(`subscription error: ${JSON.stringify(r.value.errors)}`);
+      console.log(`change ${change.kind} ${change.name} version ${change.stream?.version ?? "-"}`);
+      seen = change.kind === "PUBLISHED";
+    }
   }
   await ws.dispose();
 }

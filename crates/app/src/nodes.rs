@@ -115,9 +115,8 @@ impl Console {
                 } => self.consumer(caller, &cluster_id, &stream, &name).map(Node::Consumer),
                 PathId::AuditEntry { sequence } => self
                     .audit_entry(caller, sequence)
-                    .await?
-                    .map(Node::AuditEntry)
-                    .ok_or_else(not_found),
+                    .await
+                    .and_then(|row| row.map(Node::AuditEntry).ok_or_else(not_found)),
             }
             .map_err(hidden);
         }
@@ -134,6 +133,10 @@ impl Console {
             return self.organization(caller, id).map(Node::Organization).map_err(hidden);
         }
         if let Some(s) = v.sessions.get(&token) {
+            // As `User.sessions`: a session that ended is gone.
+            if !s.view.state.active_at(chrono::Utc::now()) {
+                return Err(not_found());
+            }
             let user_id = &s.view.state.user_id;
             let own = p.user_id.as_ref() == Some(user_id);
             if !own {

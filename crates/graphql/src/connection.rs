@@ -64,18 +64,18 @@ impl Total {
     }
 }
 
-/// The parts of a page a connection type is made of.
-pub struct Parts<N, E> {
-    pub edges: Vec<E>,
-    pub nodes: Vec<N>,
+/// The parts of a page a connection type is made of: each item once, with its position
+/// (`edges` and `nodes` both borrow them).
+pub struct Parts<N> {
+    pub items: Vec<(Position, N)>,
     pub page_info: PageInfo,
     pub total: Total,
 }
 
-impl<N: Clone, E> Parts<N, E> {
+impl<N> Parts<N> {
     /// A connection's parts from a page whose items become `N`, counted with `later` when
     /// the page does not know its total.
-    pub fn of<T>(page: Page<T>, node: impl Fn(T) -> N, edge: impl Fn(Position, N) -> E, later: Option<Total>) -> Self {
+    pub fn of<T>(page: Page<T>, node: impl Fn(T) -> N, later: Option<Total>) -> Self {
         let page_info = PageInfo {
             has_next_page: page.has_next_page,
             has_previous_page: page.has_previous_page,
@@ -87,16 +87,9 @@ impl<N: Clone, E> Parts<N, E> {
             (None, Some(t)) => t,
             (None, None) => Total::Known(page.edges.len()),
         };
-        let mut nodes = Vec::with_capacity(page.edges.len());
-        let mut edges = Vec::with_capacity(page.edges.len());
-        for e in page.edges {
-            let n = node(e.node);
-            nodes.push(n.clone());
-            edges.push(edge(e.position, n));
-        }
+        let items = page.edges.into_iter().map(|e| (e.position, node(e.node))).collect();
         Self {
-            edges,
-            nodes,
+            items,
             page_info,
             total,
         }
@@ -125,38 +118,42 @@ pub fn per_item(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
 /// descriptions, such as "streams").
 macro_rules! connection {
     ($conn:ident, $edge:ident, $node:ty, $items:literal) => {
-        pub struct $edge {
-            pub position: jsc_app::paging::Position,
-            pub node: $node,
+        pub struct $edge<'a> {
+            position: &'a jsc_app::paging::Position,
+            node: &'a $node,
         }
 
         #[doc = concat!("One of ", $items, " and its cursor.")]
         #[async_graphql::Object]
-        impl $edge {
+        impl<'a> $edge<'a> {
             /// Where the item sits in the list: pass as `after` (or `before`) to page on
             /// from it. Opaque; valid for this list only.
             async fn cursor(&self, ctx: &async_graphql::Context<'_>) -> String {
-                $crate::connection::cursor(ctx, &self.position)
+                $crate::connection::cursor(ctx, self.position)
             }
             /// The item.
             async fn node(&self) -> &$node {
-                &self.node
+                self.node
             }
         }
 
-        pub struct $conn(pub $crate::connection::Parts<$node, $edge>);
+        pub struct $conn(pub $crate::connection::Parts<$node>);
 
         #[doc = concat!("A page of ", $items, ": each with its cursor (`edges`) or alone (`nodes`), \
                          where the page sits (`pageInfo`), and how many there are (`totalCount`).")]
         #[async_graphql::Object]
         impl $conn {
             #[doc = concat!("The ", $items, " of the page, each with its cursor.")]
-            async fn edges(&self) -> &[$edge] {
-                &self.0.edges
+            async fn edges(&self) -> Vec<$edge<'_>> {
+                self.0
+                    .items
+                    .iter()
+                    .map(|(position, node)| $edge { position, node })
+                    .collect()
             }
             #[doc = concat!("The ", $items, " of the page, without cursors.")]
-            async fn nodes(&self) -> &[$node] {
-                &self.0.nodes
+            async fn nodes(&self) -> Vec<&$node> {
+                self.0.items.iter().map(|(_, n)| n).collect()
             }
             /// Whether more items come before or after the page, and the cursors to get them.
             async fn page_info(&self) -> &$crate::connection::PageInfo {
@@ -174,12 +171,7 @@ macro_rules! connection {
                 reason = "a connection whose total is counted later is built from its parts"
             )]
             pub fn new<T>(page: jsc_app::paging::Page<T>, node: impl Fn(T) -> $node) -> Self {
-                Self($crate::connection::Parts::of(
-                    page,
-                    node,
-                    |position, node| $edge { position, node },
-                    None,
-                ))
+                Self($crate::connection::Parts::of(page, node, None))
             }
         }
     };

@@ -203,12 +203,13 @@ impl Extension for CostOfOne {
 
 /// How many fields an answer holds: what the operation actually cost, counted once from the
 /// answer rather than by a hook on every resolver (which costs a boxed future per field).
-/// `__typename` is free, as in the complexity.
+/// `__typename` is free, as in the complexity (only the real one: a string, not an object or
+/// list a client aliased as `__typename`).
 fn fields_in(v: &Value) -> u64 {
     match v {
         Value::Object(o) => o
             .iter()
-            .filter(|(k, _)| k.as_str() != "__typename")
+            .filter(|(k, c)| !(k.as_str() == "__typename" && matches!(c, Value::String(_))))
             .map(|(_, c)| 1 + fields_in(c))
             .sum(),
         Value::List(l) => l.iter().map(fields_in).sum(),
@@ -228,6 +229,9 @@ mod tests {
         });
         // streams, nodes, 2 × name, totalCount, me; __typename is free.
         assert_eq!(fields_in(&answer), 6);
+        // ...but not a list aliased as `__typename` to hide what it cost.
+        let aliased = async_graphql::value!({"__typename": {"nodes": [{"payload": "x"}, {"payload": "y"}]}});
+        assert_eq!(fields_in(&aliased), 4);
         assert_eq!(fields_in(&Value::Null), 0);
     }
 

@@ -361,12 +361,7 @@ impl AuditQuery {
             let (c, who, filter) = (c.clone(), who.clone(), filter.clone());
             Box::pin(async move { c.audit_count(&who, filter).await })
         }));
-        Ok(AuditEntryConnection(Parts::of(
-            page,
-            AuditEntry,
-            |position, node| AuditEntryEdge { position, node },
-            Some(count),
-        )))
+        Ok(AuditEntryConnection(Parts::of(page, AuditEntry, Some(count))))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Global object identification over GraphQL: the `Node` interface and `node(id)` /
 //! `nodes(ids)`, resolved by the application ([`jsc_app::nodes`]) with its permission checks.
 
-use async_graphql::{Context, ID, Interface, Object, Result};
+use async_graphql::{Context, ID, Interface, Object, PathSegment, Result};
 use jsc_app::nodes::Node as Found;
 
 use crate::clusters::Cluster;
@@ -75,12 +75,17 @@ impl NodeQuery {
     ) -> Result<Vec<Option<Node>>> {
         let ids: Vec<String> = ids.into_iter().map(|i| i.0).collect();
         let found = console(ctx).nodes(&caller(ctx)?, &ids).await?;
+        let field = ctx.item.node.response_key().node.to_string();
         Ok(found
             .into_iter()
-            .map(|r| match r {
+            .enumerate()
+            .map(|(i, r)| match r {
                 Ok(n) => Some(n.into()),
                 Err(e) => {
-                    ctx.add_error(async_graphql::Error::from(e).into_server_error(ctx.item.pos));
+                    // Each error says which id it is about: `path` is ["nodes", index].
+                    let mut e = async_graphql::Error::from(e).into_server_error(ctx.item.pos);
+                    e.path = vec![PathSegment::Field(field.clone()), PathSegment::Index(i)];
+                    ctx.add_error(e);
                     None
                 }
             })
