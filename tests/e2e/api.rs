@@ -132,7 +132,54 @@ async fn the_explorer_is_served_from_the_binary_under_a_strict_csp() {
         .status()
         .unwrap();
     assert!(status.success(), "explorer/init.js has a syntax error");
+
+    // Its preloaded operations are valid against the exported schema (graphql-js, from the
+    // TypeScript client's dependencies): a schema change cannot leave them behind.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let modules = root.join("clients/typescript/node_modules");
+    assert!(
+        modules.exists(),
+        "{} is missing: `make test` installs it",
+        modules.display()
+    );
+    let out = std::process::Command::new("node")
+        .env("NODE_PATH", &modules)
+        .arg("-e")
+        .arg(VALIDATE_EXPLORER)
+        .arg(&path)
+        .arg(root.join("schema/console.graphql"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let names: Vec<&str> = stdout.lines().collect();
+    for op in ["Login", "Clusters", "Streams", "Node", "CreateStream"] {
+        assert!(names.contains(&op), "the explorer preloads {op}: {names:?}");
+    }
 }
+
+/// Runs the explorer's script with the browser stubbed out, takes the operations it preloads,
+/// and validates them against the schema; prints the operations' names.
+const VALIDATE_EXPLORER: &str = r#"
+const fs = require('fs');
+const { buildSchema, parse, validate } = require('graphql');
+const [script, sdl] = process.argv.slice(1);
+let query = null;
+const sandbox = {
+  window: { location: { protocol: 'http:', host: 'x' }, localStorage: { getItem: () => null } },
+  graphqlWs: { createClient: () => ({}) },
+  GraphiQL: { createFetcher: () => ({}) },
+  React: { createElement: (_, props) => { query = props.defaultQuery; } },
+  ReactDOM: { createRoot: () => ({ render: () => {} }) },
+  document: { getElementById: () => ({}) },
+};
+new Function(...Object.keys(sandbox), fs.readFileSync(script, 'utf8'))(...Object.values(sandbox));
+if (!query) { console.error('no defaultQuery'); process.exit(1); }
+const doc = parse(query);
+const errors = validate(buildSchema(fs.readFileSync(sdl, 'utf8')), doc);
+if (errors.length) { console.error(errors.map(String).join(String.fromCharCode(10))); process.exit(1); }
+for (const d of doc.definitions) console.log(d.name ? d.name.value : '(anonymous)');
+"#;
 
 /// The introspection query GraphiQL sends (graphql-js 16 `getIntrospectionQuery`) passes
 /// the depth and complexity limits.
