@@ -3,7 +3,7 @@ import type { CodegenConfig } from "@graphql-codegen/cli";
 
 const config: CodegenConfig = {
   schema: "../../schema/console.graphql",
-  documents: ["src/**/*.graphql"],
+  documents: ["../operations.graphql"],
   generates: {
     "src/generated/graphql.ts": {
       plugins: ["typescript-operations", "typed-document-node"],

@@ -1,7 +1,7 @@
 //! A typed client of the JetStream Console GraphQL API. Each operation in
-//! `queries/operations.graphql` becomes a module of Rust types checked against
-//! `schema/console.graphql` when this crate compiles: a schema change that breaks an
-//! operation breaks the build.
+//! `clients/operations.graphql` (shared with the TypeScript client) becomes a module of Rust
+//! types checked against `schema/console.graphql` when this crate compiles: a schema change
+//! that breaks an operation breaks the build.
 //!
 //! [`walkthrough`] signs in, creates a stream on the first cluster the user may see,
 //! subscribes to the stream's changes over WebSocket (`graphql-transport-ws`), publishes a
@@ -27,7 +27,7 @@ macro_rules! operation {
         #[derive(GraphQLQuery)]
         #[graphql(
             schema_path = "../../schema/console.graphql",
-            query_path = "queries/operations.graphql",
+            query_path = "../operations.graphql",
             response_derives = "Debug, Clone",
             variables_derives = "Debug, Clone, Default",
             skip_serializing_none

@@ -1,7 +1,7 @@
 // A typed client of the JetStream Console GraphQL API: signs in, creates a stream on the
 // first cluster it may see, subscribes to the stream's changes over WebSocket, publishes one
 // message and prints the change it caused. Every operation is typed from
-// schema/console.graphql (see operations.graphql and `npm run codegen`).
+// schema/console.graphql (see clients/operations.graphql and `npm run codegen`).
 //
 //   node dist/main.js http://127.0.0.1:8080 owner@example.com 'password' [STREAM]
 

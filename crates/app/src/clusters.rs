@@ -6,7 +6,7 @@ use jsc_domain::identity::{DEFAULT_ORGANIZATION, Role};
 use jsc_projections::ClusterView;
 use jsc_projector::{Versioned, kv_token};
 
-use crate::paging::{List, MAX_PAGE, Page, Paging};
+use crate::paging::{List, MAX_PAGE, Page, Paging, by_name};
 use crate::runner::{Access, Actor};
 use crate::{Caller, Console, Error, Result};
 
@@ -39,8 +39,8 @@ pub struct ServerDetail {
 }
 
 /// Clusters' order in every list: by name ignoring case, then id.
-fn by_name(c: &Versioned<ClusterView>) -> (String, String) {
-    (c.view.name.to_lowercase(), c.view.id.clone())
+fn cluster_order(c: &Versioned<ClusterView>) -> (String, String) {
+    by_name(&c.view.name, &c.view.id)
 }
 
 impl Console {
@@ -59,22 +59,27 @@ impl Console {
         filter: ClusterFilter,
         paging: &Paging,
     ) -> Result<Page<Versioned<ClusterView>>> {
-        let list = self.visible_clusters(caller, filter);
-        self.page(List::new("clusters", ""), list, by_name, paging, MAX_PAGE)
+        let list = self.matching_clusters(caller, filter);
+        self.page(List::new("clusters", ""), list, cluster_order, paging, MAX_PAGE)
     }
 
     /// Every cluster the caller can see that matches `filter`, by name.
     pub fn visible_clusters(&self, caller: &Caller, filter: ClusterFilter) -> Vec<Versioned<ClusterView>> {
+        let mut list = self.matching_clusters(caller, filter);
+        list.sort_by_cached_key(cluster_order);
+        list
+    }
+
+    /// Every cluster the caller can see that matches `filter`, in no order.
+    fn matching_clusters(&self, caller: &Caller, filter: ClusterFilter) -> Vec<Versioned<ClusterView>> {
         let needle = filter.name_contains.map(|s| s.to_lowercase());
         let mut visible = self.cluster_roles(&caller.principal);
-        let mut list = self.views.clusters.filter(|v| {
+        self.views.clusters.filter(|v| {
             filter.tag.as_ref().is_none_or(|t| v.tags.contains(t))
                 && needle.as_ref().is_none_or(|n| v.name.to_lowercase().contains(n))
                 && filter.organization_id.as_ref().is_none_or(|o| o == &v.organization)
                 && visible(v).is_some()
-        });
-        list.sort_by_cached_key(by_name);
-        list
+        })
     }
 
     /// One cluster the caller can see; `NOT_FOUND` otherwise.

@@ -43,13 +43,6 @@ pub enum Take {
 }
 
 impl Paging {
-    pub fn first(n: i64) -> Self {
-        Self {
-            first: Some(n),
-            ..Self::default()
-        }
-    }
-
     /// How many items from which end, checked against the list's `max`: a count below 0 or
     /// above `max`, or both `first` and `last`, is `VALIDATION`. Neither: the first
     /// [`DEFAULT_PAGE`] (or `max`, if smaller).
@@ -118,6 +111,16 @@ impl<T> Page<T> {
     }
 }
 
+/// The order of lists by name: ignoring case, then by id (names may repeat).
+pub(crate) fn by_name(name: &str, id: &str) -> (String, String) {
+    (name.to_lowercase(), id.to_string())
+}
+
+/// The order of lists newest first, then by id.
+pub(crate) fn newest_first(created: chrono::DateTime<chrono::Utc>, id: &str) -> (std::cmp::Reverse<i64>, String) {
+    (std::cmp::Reverse(created.timestamp_micros()), id.to_string())
+}
+
 /// Which list a cursor belongs to: its name and whose list it is (an organization, a
 /// cluster, a user, a stream...).
 #[derive(Debug, Clone, Copy)]
@@ -150,7 +153,7 @@ impl Console {
     }
 
     /// The position in `list` that the cursor given as `arg` points at.
-    pub fn position<K: DeserializeOwned>(&self, list: List<'_>, arg: &str, cursor: &str) -> Result<K> {
+    pub(crate) fn position<K: DeserializeOwned>(&self, list: List<'_>, arg: &str, cursor: &str) -> Result<K> {
         self.auth
             .keys
             .verify_cursor(list.name, list.scope, cursor)
@@ -162,14 +165,18 @@ impl Console {
     }
 
     /// The positions `after` and `before` of a request on `list`.
-    pub fn bounds<K: DeserializeOwned>(&self, list: List<'_>, paging: &Paging) -> Result<(Option<K>, Option<K>)> {
+    pub(crate) fn bounds<K: DeserializeOwned>(
+        &self,
+        list: List<'_>,
+        paging: &Paging,
+    ) -> Result<(Option<K>, Option<K>)> {
         let at = |arg, c: &Option<String>| c.as_deref().map(|c| self.position(list, arg, c)).transpose();
         Ok((at("after", &paging.after)?, at("before", &paging.before)?))
     }
 
     /// The page `paging` asks for of `items` ordered by `key` (unique per item), at most
-    /// `max` items.
-    pub fn page<T, K>(
+    /// `max` items. The items come in any order: this sorts them.
+    pub(crate) fn page<T, K>(
         &self,
         list: List<'_>,
         items: Vec<T>,

@@ -6,6 +6,7 @@ use jsc_domain::identity::{ApiKey, ApiKeyCommand, KeyOwner, NewApiKey, Role};
 use jsc_projections::identity::{ApiKeyView, OrganizationView};
 
 use super::get;
+use crate::paging::{List, MAX_PAGE, Page, Paging, newest_first};
 use crate::runner::{Access, Actor};
 use crate::{Caller, Console, Error, Result};
 
@@ -21,17 +22,24 @@ pub struct NewKey {
 
 impl Console {
     /// The API keys of an organization: all of them for its admins, the caller's own otherwise.
-    pub fn api_keys(&self, caller: &Caller, org: &OrganizationView) -> Result<Vec<ApiKeyView>> {
+    pub fn api_keys(&self, caller: &Caller, org: &OrganizationView, paging: &Paging) -> Result<Page<ApiKeyView>> {
         let p = &caller.principal;
         let role = self.require_org(p, &org.state.id, Role::Viewer)?;
         let id = &org.state.id;
-        let mut list = self.views.api_keys.filter(|k| {
+        let all = self.views.api_keys.filter(|k| {
             &k.state.organization == id
                 && (role >= Role::Admin
                     || matches!(&k.state.owner, Some(KeyOwner::User { user_id }) if Some(user_id) == p.user_id.as_ref()))
         });
-        list.sort_by_key(|v| std::cmp::Reverse(v.view.created_at));
-        Ok(list.into_iter().map(|v| v.view).collect())
+        let list = List::new("api_keys", id);
+        let page = self.page(
+            list,
+            all,
+            |v| newest_first(v.view.created_at, &v.view.state.id),
+            paging,
+            MAX_PAGE,
+        )?;
+        Ok(page.map(|v| v.view))
     }
 
     /// Creates an API key; returns it with the key itself, to be shown once.

@@ -10,6 +10,7 @@ use jsc_domain::identity::{
 use jsc_projections::identity::InvitationView;
 
 use super::{Tokens, get, new_id};
+use crate::paging::{List, MAX_PAGE, Page, Paging, newest_first};
 use crate::runner::{Access, Actor};
 use crate::{Caller, Console, Error, RequestMeta, Result};
 
@@ -57,11 +58,18 @@ impl Console {
     }
 
     /// The invitations of an organization, newest first (admin).
-    pub fn invitations(&self, caller: &Caller, organization: &str) -> Result<Vec<InvitationView>> {
+    pub fn invitations(&self, caller: &Caller, organization: &str, paging: &Paging) -> Result<Page<InvitationView>> {
         self.require_org(&caller.principal, organization, Role::Admin)?;
-        let mut list = self.views.invitations.filter(|i| i.state.organization == organization);
-        list.sort_by_key(|v| std::cmp::Reverse(v.view.created_at));
-        Ok(list.into_iter().map(|v| v.view).collect())
+        let all = self.views.invitations.filter(|i| i.state.organization == organization);
+        let list = List::new("invitations", organization);
+        let page = self.page(
+            list,
+            all,
+            |v| newest_first(v.view.created_at, &v.view.state.id),
+            paging,
+            MAX_PAGE,
+        )?;
+        Ok(page.map(|v| v.view))
     }
 
     /// Accepts an invitation. Without an account for the invited address, this creates one

@@ -6,6 +6,7 @@ use jsc_projections::identity::{OrganizationView, UserView};
 use jsc_projector::kv_token;
 
 use super::{get, new_id};
+use crate::paging::{List, MAX_PAGE, Page, Paging, by_name};
 use crate::runner::{Access, Actor};
 use crate::{Caller, Console, Error, Result};
 
@@ -42,15 +43,48 @@ impl Console {
             .ok_or_else(|| Error::not_found(format!("no organization with id '{id}'")))
     }
 
-    /// The members of an organization the caller belongs to, with their roles.
-    pub fn members(&self, caller: &Caller, org: &OrganizationView) -> Result<Vec<(UserView, Role)>> {
+    /// The members of an organization the caller belongs to, with their roles, by name, one
+    /// page.
+    pub fn members(&self, caller: &Caller, org: &OrganizationView, paging: &Paging) -> Result<Page<(UserView, Role)>> {
         self.require_org(&caller.principal, &org.state.id, Role::Viewer)?;
-        Ok(org
+        let members = org
             .state
             .members
             .iter()
             .filter_map(|(uid, role)| self.user_view(uid).map(|u| (u, *role)))
-            .collect())
+            .collect();
+        let list = List::new("members", &org.state.id);
+        self.page(
+            list,
+            members,
+            |(u, _)| by_name(&u.state.name, &u.state.id),
+            paging,
+            MAX_PAGE,
+        )
+    }
+
+    /// The teams of an organization the caller belongs to, by name, one page.
+    pub fn teams(&self, caller: &Caller, org: &OrganizationView, paging: &Paging) -> Result<Page<Team>> {
+        self.require_org(&caller.principal, &org.state.id, Role::Viewer)?;
+        let teams = org
+            .state
+            .teams
+            .keys()
+            .map(|id| Team {
+                organization: org.state.clone(),
+                id: id.clone(),
+            })
+            .collect();
+        let list = List::new("teams", &org.state.id);
+        self.page(list, teams, |t| by_name(&t.team().name, &t.id), paging, MAX_PAGE)
+    }
+
+    /// The members of a team the caller was already found to see, by name, one page.
+    pub fn team_members(&self, team: &Team, paging: &Paging) -> Result<Page<UserView>> {
+        let users = team.team().members.iter().filter_map(|u| self.user_view(u)).collect();
+        let scope = format!("{}/{}", team.organization.id, team.id);
+        let list = List::new("team_members", &scope);
+        self.page(list, users, |u| by_name(&u.state.name, &u.state.id), paging, MAX_PAGE)
     }
 
     /// Creates an organization; the caller (an owner of the default organization) owns it.

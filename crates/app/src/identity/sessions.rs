@@ -10,6 +10,7 @@ use jsc_secrets::AccessClaims;
 use tokio_util::sync::CancellationToken;
 
 use super::{Tokens, get, new_id};
+use crate::paging::{List, MAX_PAGE, Page, Paging, newest_first};
 use crate::runner::{Access, Actor};
 use crate::{Caller, Code, Console, Error, RequestMeta, Result};
 
@@ -154,24 +155,25 @@ impl Console {
         &self,
         caller: &Caller,
         user_id: &str,
-    ) -> Result<Vec<(jsc_projections::identity::SessionView, bool)>> {
+        paging: &Paging,
+    ) -> Result<Page<(jsc_projections::identity::SessionView, bool)>> {
         let p = &caller.principal;
         if p.user_id.as_deref() != Some(user_id) {
             self.require_admin_over(p, user_id)?;
         }
         let now = Utc::now();
-        let mut list = self
+        let list = self
             .views
             .sessions
-            .filter(|s| s.state.user_id == user_id && s.state.active_at(now));
-        list.sort_by_key(|s| std::cmp::Reverse(s.view.created_at));
-        Ok(list
+            .filter(|s| s.state.user_id == user_id && s.state.active_at(now))
             .into_iter()
             .map(|s| {
                 let current = p.session_id.as_ref() == Some(&s.view.state.id);
                 (s.view, current)
             })
-            .collect())
+            .collect();
+        let order = |(s, _): &(jsc_projections::identity::SessionView, bool)| newest_first(s.created_at, &s.state.id);
+        self.page(List::new("sessions", user_id), list, order, paging, MAX_PAGE)
     }
 
     /// Changes the caller's password. Every session and token issued before ends; the

@@ -74,14 +74,26 @@ impl Console {
         self.page(list, all, |s| s.view.name.clone(), paging, MAX_PAGE)
     }
 
-    /// The durable consumers of a stream the caller was already found to see, by name.
-    pub fn consumers_of(&self, cluster_id: &str, stream: &str) -> Vec<Versioned<ConsumerView>> {
-        let mut list = self
+    /// The durable consumers of a stream the caller was already found to see, by name, one
+    /// page.
+    pub fn consumers_of(
+        &self,
+        cluster_id: &str,
+        stream: &str,
+        paging: &Paging,
+    ) -> Result<Page<Versioned<ConsumerView>>> {
+        let list = self
             .views
             .consumers
             .filter(|c| c.cluster_id == cluster_id && c.stream == stream);
-        list.sort_by(|a, b| a.view.name.cmp(&b.view.name));
-        list
+        let scope = format!("{cluster_id}/{stream}");
+        self.page(
+            List::new("consumers", &scope),
+            list,
+            |c| c.view.name.clone(),
+            paging,
+            MAX_PAGE,
+        )
     }
 
     /// Live: every stream of a cluster with its state, by name (shared for a moment).

@@ -9,9 +9,6 @@ use jsc_app::identity::{Team, Tokens};
 use jsc_domain::identity::{KeyOwner, Role};
 use jsc_projections::identity::{ApiKeyView, InvitationView, OrganizationView, UserView};
 
-use jsc_app::MAX_PAGE;
-use jsc_app::paging::List;
-
 use crate::connection::{connection, paging};
 use crate::context::{caller, console, principal};
 
@@ -102,13 +99,8 @@ impl UserObj {
         )]
         before: Option<String>,
     ) -> Result<SessionConnection> {
-        let c = console(ctx);
-        let all = c.sessions_of(&caller(ctx)?, &self.0.state.id)?;
-        let list = List::new("sessions", &self.0.state.id);
-        let newest_first = |(s, _): &(jsc_projections::identity::SessionView, bool)| {
-            (std::cmp::Reverse(s.created_at.timestamp_micros()), s.state.id.clone())
-        };
-        let page = c.page(list, all, newest_first, &paging(first, after, last, before), MAX_PAGE)?;
+        let paging = paging(first, after, last, before);
+        let page = console(ctx).sessions_of(&caller(ctx)?, &self.0.state.id, &paging)?;
         Ok(SessionConnection::new(page, |(view, current)| SessionObj {
             view,
             current,
@@ -233,11 +225,7 @@ impl OrganizationObj {
         )]
         before: Option<String>,
     ) -> Result<MemberConnection> {
-        let c = console(ctx);
-        let all = c.members(&caller(ctx)?, &self.0)?;
-        let list = List::new("members", &self.0.state.id);
-        let by_name = |(u, _): &(UserView, Role)| (u.state.name.to_lowercase(), u.state.id.clone());
-        let page = c.page(list, all, by_name, &paging(first, after, last, before), MAX_PAGE)?;
+        let page = console(ctx).members(&caller(ctx)?, &self.0, &paging(first, after, last, before))?;
         Ok(MemberConnection::new(page, |(u, role)| Member {
             user: UserObj(u),
             role,
@@ -262,20 +250,7 @@ impl OrganizationObj {
         )]
         before: Option<String>,
     ) -> Result<TeamConnection> {
-        self.require(ctx, Role::Viewer)?;
-        let teams = self.0.state.teams.keys().map(|id| Team {
-            organization: self.0.state.clone(),
-            id: id.clone(),
-        });
-        let list = List::new("teams", &self.0.state.id);
-        let by_name = |t: &Team| (t.team().name.to_lowercase(), t.id.clone());
-        let page = console(ctx).page(
-            list,
-            teams.collect(),
-            by_name,
-            &paging(first, after, last, before),
-            MAX_PAGE,
-        )?;
+        let page = console(ctx).teams(&caller(ctx)?, &self.0, &paging(first, after, last, before))?;
         Ok(TeamConnection::new(page, TeamObj))
     }
     /// Invitations of this organization in every status, newest first (admin; `FORBIDDEN`
@@ -298,12 +273,8 @@ impl OrganizationObj {
         )]
         before: Option<String>,
     ) -> Result<InvitationConnection> {
-        let c = console(ctx);
-        let all = c.invitations(&caller(ctx)?, &self.0.state.id)?;
-        let list = List::new("invitations", &self.0.state.id);
-        let newest_first =
-            |i: &InvitationView| (std::cmp::Reverse(i.created_at.timestamp_micros()), i.state.id.clone());
-        let page = c.page(list, all, newest_first, &paging(first, after, last, before), MAX_PAGE)?;
+        let paging = paging(first, after, last, before);
+        let page = console(ctx).invitations(&caller(ctx)?, &self.0.state.id, &paging)?;
         Ok(InvitationConnection::new(page, InvitationObj))
     }
     /// API keys of this organization, revoked ones included, newest first: all of them for
@@ -326,11 +297,7 @@ impl OrganizationObj {
         )]
         before: Option<String>,
     ) -> Result<ApiKeyConnection> {
-        let c = console(ctx);
-        let all = c.api_keys(&caller(ctx)?, &self.0)?;
-        let list = List::new("api_keys", &self.0.state.id);
-        let newest_first = |k: &ApiKeyView| (std::cmp::Reverse(k.created_at.timestamp_micros()), k.state.id.clone());
-        let page = c.page(list, all, newest_first, &paging(first, after, last, before), MAX_PAGE)?;
+        let page = console(ctx).api_keys(&caller(ctx)?, &self.0, &paging(first, after, last, before))?;
         Ok(ApiKeyConnection::new(page, ApiKeyObj))
     }
 }
@@ -411,12 +378,7 @@ impl TeamObj {
         )]
         before: Option<String>,
     ) -> Result<UserConnection> {
-        let c = console(ctx);
-        let users = self.team().members.iter().filter_map(|u| c.user_view(u)).collect();
-        let scope = format!("{}/{}", self.0.organization.id, self.0.id);
-        let list = List::new("team_members", &scope);
-        let by_name = |u: &UserView| (u.state.name.to_lowercase(), u.state.id.clone());
-        let page = c.page(list, users, by_name, &paging(first, after, last, before), MAX_PAGE)?;
+        let page = console(ctx).team_members(&self.0, &paging(first, after, last, before))?;
         Ok(UserConnection::new(page, UserObj))
     }
     /// Roles the team's members get on single clusters (raising their organization role there).

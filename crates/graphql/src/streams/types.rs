@@ -501,17 +501,7 @@ impl StreamObj {
         before: Option<String>,
     ) -> Result<ConsumerConnection> {
         let v = &self.0.view;
-        let c = console(ctx);
-        let scope = format!("{}/{}", v.cluster_id, v.name);
-        let list = jsc_app::paging::List::new("consumers", &scope);
-        let all = c.consumers_of(&v.cluster_id, &v.name);
-        let page = c.page(
-            list,
-            all,
-            |c| c.view.name.clone(),
-            &paging(first, after, last, before),
-            jsc_app::MAX_PAGE,
-        )?;
+        let page = console(ctx).consumers_of(&v.cluster_id, &v.name, &paging(first, after, last, before))?;
         Ok(ConsumerConnection::new(page, ConsumerObj))
     }
 }
