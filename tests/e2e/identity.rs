@@ -703,8 +703,15 @@ async fn no_password_token_key_or_hash_reaches_an_event_a_log_line_or_a_response
         .as_str()
         .unwrap()
         .to_string();
-    let key_secret = key.rsplit('_').next().unwrap().to_string();
+    // `jsck_<id>_<secret>`: the id has no `_`, the secret (base64url) may.
+    let key_secret = key.splitn(3, '_').nth(2).unwrap().to_string();
     let key_hash = jsc_eventstore::verify::sha256_hex(key_secret.as_bytes());
+    assert_eq!(
+        jsc_secrets::parse_api_key(&key).map(|(_, h)| h).as_deref(),
+        Some(key_hash.as_str()),
+        "the secret is what the console hashes"
+    );
+    assert!(key_secret.len() >= 40, "the whole secret: {key_secret}");
     secrets.extend([key.clone(), key_secret, key_hash]);
     app.data_as(Some(&key), "{ clusters { nodes { id } } }", json!({}))
         .await;
