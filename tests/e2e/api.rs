@@ -23,7 +23,7 @@ async fn a_home_nats_that_goes_away_is_unavailable_and_nothing_is_half_written()
     app.nats.stop();
     let (code, message) = app
         .error(
-            "mutation { registerCluster(input: {name: \"x\", urls: [\"nats://127.0.0.1:4222\"]}) { id } }",
+            "mutation { registerCluster(input: {name: \"x\", urls: [\"nats://127.0.0.1:4222\"]}) { cluster { id } } }",
             json!({}),
         )
         .await;

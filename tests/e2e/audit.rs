@@ -612,7 +612,7 @@ async fn export_audit_over_graphql_gives_a_signed_link() {
     some_history(&app).await;
     let export = app
         .data(
-            "mutation { exportAudit(format: JSONL) { url rows bytes expiresAt } }",
+            "mutation { exportAudit(input: {format: JSONL}) { url rows bytes expiresAt } }",
             json!({}),
         )
         .await["exportAudit"]
@@ -719,7 +719,7 @@ async fn the_audit_table_goes_to_an_s3_compatible_store_by_url() {
     assert_eq!(seqs, (1..=total).rev().collect::<Vec<u64>>());
     // An export is written to the bucket and downloaded through the console.
     let export = app
-        .data("mutation { exportAudit(format: CSV) { url rows } }", json!({}))
+        .data("mutation { exportAudit(input: {format: CSV}) { url rows } }", json!({}))
         .await["exportAudit"]
         .clone();
     assert_eq!(export["rows"], total);

@@ -19,12 +19,21 @@ fn check(lines: &[String], stream: &str) {
         lines.len() >= 3,
         "created, published, then at least the PUBLISHED change: {lines:?}"
     );
-    assert!(
-        lines[0].starts_with(&format!("created {stream} ("))
-            && lines[0].ends_with(&format!("on aaa-clients: {}.>", stream.to_lowercase())),
-        "{lines:?}"
-    );
-    assert_eq!(lines[1], "published at sequence 1", "{lines:?}");
+    // Each payload names the event it committed: the publish's comes after the creation's.
+    let event = |line: &str, before: &str| -> u64 {
+        let rest = line
+            .strip_prefix(before)
+            .unwrap_or_else(|| panic!("{line:?} starts with {before:?}: {lines:?}"));
+        rest.strip_prefix(" (event ")
+            .and_then(|r| r.strip_suffix(')'))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("an event sequence after {before:?}: {lines:?}"))
+    };
+    assert!(lines[0].starts_with(&format!("created {stream} (")), "{lines:?}");
+    let (_, tail) = lines[0].split_once(") ").expect("created NAME (ID) on ...");
+    let created = event(tail, &format!("on aaa-clients: {}.>", stream.to_lowercase()));
+    let published = event(&lines[1], "published at sequence 1");
+    assert!(created > 0 && published > created, "{lines:?}");
     let last = lines.last().unwrap();
     assert!(
         last.starts_with(&format!("change PUBLISHED {stream} version ")),

@@ -6,11 +6,11 @@ use jsc_testkit::{NatsServer, TestApp};
 use serde_json::json;
 
 const REGISTER: &str = r#"mutation($input: RegisterClusterInput!) {
-  registerCluster(input: $input) { id name urls tags description version auth { kind username } tls { required hasClientKey } }
+  registerCluster(input: $input) { cluster { id name urls tags description version auth { kind username } tls { required hasClientKey } } }
 }"#;
 
 const TEST: &str = r#"mutation($id: ID!) {
-  testClusterConnection(id: $id) { ok serverVersion serverName jetstream rttMs error account { streams consumers storage memory maxStorage maxStreams } }
+  testClusterConnection(input: {id: $id}) { test { ok serverVersion serverName jetstream rttMs error account { streams consumers storage memory maxStorage maxStreams } } }
 }"#;
 
 #[tokio::test]
@@ -28,7 +28,7 @@ async fn a_new_user_registers_tests_watches_updates_and_removes_a_cluster() {
         )
         .await;
     assert!(body.get("errors").is_none(), "{body:#}");
-    let cluster = &body["data"]["registerCluster"];
+    let cluster = &body["data"]["registerCluster"]["cluster"];
     let id = cluster["id"].as_str().unwrap().to_string();
     assert_eq!(cluster["name"], "edge-1");
     assert_eq!(cluster["urls"], json!([managed.url()]));
@@ -37,7 +37,7 @@ async fn a_new_user_registers_tests_watches_updates_and_removes_a_cluster() {
     assert_eq!(cluster["version"], 1);
 
     // Test its connection: what the real server says about itself.
-    let test = app.data(TEST, json!({"id": id})).await["testClusterConnection"].clone();
+    let test = app.data(TEST, json!({"id": id})).await["testClusterConnection"]["test"].clone();
     assert_eq!(test["ok"], true);
     assert_eq!(test["serverVersion"], "2.15.1");
     assert_eq!(test["jetstream"], true);
@@ -79,12 +79,12 @@ async fn a_new_user_registers_tests_watches_updates_and_removes_a_cluster() {
     assert_eq!(current["clusterChanged"]["kind"], "CURRENT");
     let updated = app
         .data(
-            "mutation($id: ID!) { updateCluster(id: $id, input: { description: \"second\", tags: [\"edge\"] }) { description tags version } }",
+            "mutation($id: ID!) { updateCluster(input: {id: $id, description: \"second\", tags: [\"edge\"]}) { cluster { description tags version } } }",
             json!({"id": id}),
         )
         .await;
-    assert_eq!(updated["updateCluster"]["description"], "second");
-    assert_eq!(updated["updateCluster"]["tags"], json!(["edge"]));
+    assert_eq!(updated["updateCluster"]["cluster"]["description"], "second");
+    assert_eq!(updated["updateCluster"]["cluster"]["tags"], json!(["edge"]));
     let change = sub.next_data().await;
     assert_eq!(change["clusterChanged"]["kind"], "UPDATED");
     assert_eq!(change["clusterChanged"]["clusterId"], id.as_str());
@@ -134,7 +134,7 @@ async fn legacy_graphql_ws_subscriptions_see_registrations() {
             REGISTER,
             json!({"input": {"name": "a", "urls": ["nats://127.0.0.1:4222"]}}),
         )
-        .await["registerCluster"]
+        .await["registerCluster"]["cluster"]
         .clone();
     let mut sub = app
         .subscribe(
@@ -218,7 +218,7 @@ async fn unknown_ids_are_not_found() {
     assert_eq!(code, "NOT_FOUND");
     let (code, _) = app
         .error(
-            "mutation($id: ID!) { updateCluster(id: $id, input: {description: \"x\"}) { name } }",
+            "mutation($id: ID!) { updateCluster(input: {id: $id, description: \"x\"}) { cluster { name } } }",
             missing.clone(),
         )
         .await;
@@ -230,7 +230,10 @@ async fn unknown_ids_are_not_found() {
         .await;
     app.remove_cluster(&c).await;
     let (code, _) = app
-        .error("mutation($id: ID!) { removeCluster(id: $id) }", json!({"id": c}))
+        .error(
+            "mutation($id: ID!) { removeCluster(input: {id: $id}) { clusterId } }",
+            json!({"id": c}),
+        )
         .await;
     assert_eq!(code, "NOT_FOUND", "removing twice");
     // The name of a removed cluster is free again.
@@ -289,11 +292,11 @@ async fn credentials_work_and_never_appear_in_clear() {
                "auth": {"kind": "USER_PASSWORD", "username": "alice", "password": password}}}),
         )
         .await;
-    let good = &registered["registerCluster"];
+    let good = &registered["registerCluster"]["cluster"];
     assert_eq!(good["auth"], json!({"kind": "USER_PASSWORD", "username": "alice"}));
     let good = good["id"].as_str().unwrap();
     let test = app.data(TEST, json!({"id": good})).await;
-    assert_eq!(test["testClusterConnection"]["ok"], true);
+    assert_eq!(test["testClusterConnection"]["test"]["ok"], true);
 
     let tok = app
         .register_cluster(
@@ -301,7 +304,7 @@ async fn credentials_work_and_never_appear_in_clear() {
         )
         .await;
     let test = app.data(TEST, json!({"id": tok})).await;
-    assert_eq!(test["testClusterConnection"]["ok"], true);
+    assert_eq!(test["testClusterConnection"]["test"]["ok"], true);
 
     // A wrong password is refused by the server, and said so.
     let bad = app
@@ -317,12 +320,12 @@ async fn credentials_work_and_never_appear_in_clear() {
 
     // Changing only the user name keeps the stored password (no need to type it again).
     app.data(
-        "mutation($id: ID!) { updateCluster(id: $id, input: {auth: {kind: USER_PASSWORD, username: \"alice\"}, description: \"kept\"}) { description } }",
+        "mutation($id: ID!) { updateCluster(input: {id: $id, auth: {kind: USER_PASSWORD, username: \"alice\"}, description: \"kept\"}) { cluster { description } } }",
         json!({"id": good}),
     )
     .await;
     let test = app.data(TEST, json!({"id": good})).await;
-    assert_eq!(test["testClusterConnection"]["ok"], true);
+    assert_eq!(test["testClusterConnection"]["test"]["ok"], true);
 
     // No secret in any event, in the views, or in any response.
     let mut raw = Vec::new();
@@ -363,8 +366,11 @@ async fn credentials_work_and_never_appear_in_clear() {
 async fn cluster_names_are_unique_within_an_organization_only() {
     let app = TestApp::spawn().await;
     let other = app
-        .data("mutation { createOrganization(name: \"Other\") { id } }", json!({}))
-        .await["createOrganization"]["id"]
+        .data(
+            "mutation { createOrganization(input: {name: \"Other\"}) { organization { id } } }",
+            json!({}),
+        )
+        .await["createOrganization"]["organization"]["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -376,7 +382,7 @@ async fn cluster_names_are_unique_within_an_organization_only() {
     // Within one organization the name is taken.
     let (code, message) = app
         .error(
-            "mutation($i: RegisterClusterInput!) { registerCluster(input: $i) { id } }",
+            "mutation($i: RegisterClusterInput!) { registerCluster(input: $i) { cluster { id } } }",
             json!({"i": input("default")}),
         )
         .await;

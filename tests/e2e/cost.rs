@@ -80,7 +80,7 @@ async fn a_spent_budget_is_rate_limited_with_retry_after_and_nothing_runs() {
     let events = app.event_count().await;
     let mutation = app
         .graphql(
-            "mutation { registerCluster(input: {name: \"x\", urls: [\"nats://127.0.0.1:1\"]}) { id name urls tags description createdAt createdBy updatedAt updatedBy version } }",
+            "mutation { registerCluster(input: {name: \"x\", urls: [\"nats://127.0.0.1:1\"]}) { cluster { id name urls tags description createdAt createdBy updatedAt updatedBy version } } }",
             json!({}),
         )
         .await;

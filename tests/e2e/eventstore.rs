@@ -85,6 +85,7 @@ fn ctx() -> CommandContext {
         client_addr: Some("127.0.0.1".into()),
         user_agent: Some("e2e".into()),
         organization: Some("acme".into()),
+        receipt: Default::default(),
     }
 }
 

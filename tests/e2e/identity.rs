@@ -11,8 +11,9 @@ use jsc_testkit::{OWNER_EMAIL, OWNER_PASSWORD, TestApp, cli, code, first_error, 
 use serde_json::{Value, json};
 
 const ME: &str = "{ me { id email organizations { organization { id } role } } }";
-const REFRESH: &str = "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken refreshToken } }";
-const CREATE_KEY: &str = "mutation($o: ID!, $n: String!, $r: Role!, $x: DateTime, $s: String) { createApiKey(organizationId: $o, name: $n, role: $r, expiresAt: $x, serviceAccount: $s) { key apiKey { id role revoked userId serviceAccount } } }";
+const REFRESH: &str =
+    "mutation($t: String!) { refreshSession(input: {refreshToken: $t}) { accessToken refreshToken } }";
+const CREATE_KEY: &str = "mutation($o: ID!, $n: String!, $r: Role!, $x: DateTime, $s: String) { createApiKey(input: {organizationId: $o, name: $n, role: $r, expiresAt: $x, serviceAccount: $s}) { key apiKey { id role revoked userId serviceAccount } } }";
 const SIGNING_KEY: [u8; 32] = [42; 32];
 
 async fn spawn_with_key() -> TestApp {
@@ -79,9 +80,19 @@ async fn sessions_refresh_once_detect_reuse_and_end_on_logout() {
     // Logout ends a session at once.
     let auth = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
     let access = auth["accessToken"].as_str().unwrap();
-    assert_eq!(
-        app.data_as(Some(access), "mutation { logout }", json!({})).await["logout"],
-        true
+    let sessions = app
+        .data_as(Some(access), "{ me { sessions { nodes { id } } } }", json!({}))
+        .await["me"]["sessions"]["nodes"]
+        .to_string();
+    let ended = app
+        .data_as(Some(access), "mutation { logout { sessionId } }", json!({}))
+        .await["logout"]["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        sessions.contains(&format!("\"{ended}\"")),
+        "logout names the session it ended: {ended} in {sessions}"
     );
     assert_eq!(
         code(&app.graphql_as(Some(access), ME, json!({})).await),
@@ -108,21 +119,21 @@ async fn changing_the_password_ends_every_other_session() {
     let other = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
     let changed = app
         .graphql(
-            "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { accessToken } }",
+            "mutation($c: String!, $n: String!) { changePassword(input: {currentPassword: $c, newPassword: $n}) { accessToken } }",
             json!({"c": "wrong password here", "n": "a brand new password"}),
         )
         .await;
     assert_eq!(code(&changed), "UNAUTHENTICATED");
     let short = app
         .graphql(
-            "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { accessToken } }",
+            "mutation($c: String!, $n: String!) { changePassword(input: {currentPassword: $c, newPassword: $n}) { accessToken } }",
             json!({"c": OWNER_PASSWORD, "n": "short"}),
         )
         .await;
     assert_eq!(code(&short), "VALIDATION");
     let changed = app
         .data(
-            "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { accessToken } }",
+            "mutation($c: String!, $n: String!) { changePassword(input: {currentPassword: $c, newPassword: $n}) { accessToken } }",
             json!({"c": OWNER_PASSWORD, "n": "a brand new password"}),
         )
         .await;
@@ -141,7 +152,8 @@ async fn forged_none_expired_disabled_revoked_and_foreign_credentials_are_refuse
     use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
     let app = spawn_with_key().await;
     let (bob, bob_token) = app.invite_member("default", "bob@example.com", "ADMIN").await;
-    let register = "mutation { registerCluster(input: {name: \"x\", urls: [\"nats://127.0.0.1:4222\"]}) { id } }";
+    let register =
+        "mutation { registerCluster(input: {name: \"x\", urls: [\"nats://127.0.0.1:4222\"]}) { cluster { id } } }";
     let before = app.event_count().await;
     let now = chrono::Utc::now().timestamp();
     let claims = |exp: i64| json!({"sub": bob, "sid": "s", "iat": now - 100, "exp": exp, "iss": "jsconsole", "jti": "j", "typ": "access"});
@@ -205,7 +217,7 @@ async fn forged_none_expired_disabled_revoked_and_foreign_credentials_are_refuse
     let bob_key = key["key"].as_str().unwrap().to_string();
     let mid = app.event_count().await;
     app.data(
-        "mutation($id: ID!) { disableUser(id: $id) { disabled } }",
+        "mutation($id: ID!) { disableUser(input: {id: $id}) { user { disabled } } }",
         json!({"id": bob}),
     )
     .await;
@@ -232,7 +244,7 @@ async fn forged_none_expired_disabled_revoked_and_foreign_credentials_are_refuse
     assert_eq!(code(&accepted), "UNAUTHENTICATED");
     assert_eq!(app.event_count().await, before_accept);
     app.data(
-        "mutation($id: ID!) { enableUser(id: $id) { disabled } }",
+        "mutation($id: ID!) { enableUser(input: {id: $id}) { user { disabled } } }",
         json!({"id": bob}),
     )
     .await;
@@ -245,7 +257,7 @@ async fn forged_none_expired_disabled_revoked_and_foreign_credentials_are_refuse
 
     // A revoked API key stops working at once.
     app.data(
-        "mutation($id: ID!) { revokeApiKey(id: $id) { revoked } }",
+        "mutation($id: ID!) { revokeApiKey(input: {id: $id}) { apiKey { revoked } } }",
         json!({"id": key["apiKey"]["id"]}),
     )
     .await;
@@ -400,7 +412,7 @@ async fn invitations_answer_alike_for_new_and_existing_addresses_and_work_once()
     // Revoked invitations cannot be accepted.
     let third = app.invite(&org, "third@example.com", "ADMIN").await;
     app.data(
-        "mutation($id: ID!) { revokeInvitation(id: $id) { status } }",
+        "mutation($id: ID!) { revokeInvitation(input: {id: $id}) { invitation { status } } }",
         json!({"id": third.id}),
     )
     .await;
@@ -466,15 +478,18 @@ async fn api_keys_are_shown_once_act_with_their_role_and_record_the_key_as_actor
     let made = app
         .data_as(
             Some(key),
-            "mutation($c: ID!) { createStream(clusterId: $c, config: {name: \"KEYED\", subjects: [\"keyed.>\"]}) { provenance { createdBy } } }",
+            "mutation($c: ID!) { createStream(input: {clusterId: $c, config: {name: \"KEYED\", subjects: [\"keyed.>\"]}}) { stream { provenance { createdBy } } } }",
             json!({"c": cluster}),
         )
         .await;
-    assert_eq!(made["createStream"]["provenance"]["createdBy"], format!("apikey:{id}"));
+    assert_eq!(
+        made["createStream"]["stream"]["provenance"]["createdBy"],
+        format!("apikey:{id}")
+    );
     let denied = app
         .graphql_as(
             Some(key),
-            "mutation($c: ID!) { removeCluster(id: $c) }",
+            "mutation($c: ID!) { removeCluster(input: {id: $c}) { clusterId } }",
             json!({"c": cluster}),
         )
         .await;
@@ -519,7 +534,7 @@ async fn events_name_the_actor_organization_address_agent_and_request() {
     let (admin, token) = app.invite_member("default", "ann@example.com", "ADMIN").await;
     let auth = format!("Bearer {token}");
     app.graphql_with_headers(
-        "mutation($u: String!) { registerCluster(input: {name: \"who\", urls: [$u]}) { id } }",
+        "mutation($u: String!) { registerCluster(input: {name: \"who\", urls: [$u]}) { cluster { id } } }",
         json!({"u": app.nats.url()}),
         &[
             ("authorization", auth.as_str()),
@@ -613,7 +628,8 @@ async fn websocket_needs_a_token_in_connection_init_and_ends_when_the_session_do
     app.register_cluster(json!({"name": "ws", "urls": [app.nats.url()]}))
         .await;
     assert_eq!(sub.next_data().await["clusterChanged"]["kind"], "REGISTERED");
-    app.data_as(Some(access), "mutation { logout }", json!({})).await;
+    app.data_as(Some(access), "mutation { logout { sessionId } }", json!({}))
+        .await;
     let frame = sub.next_frame_raw().await;
     assert_eq!(frame["type"], "next", "{frame}");
     assert_eq!(code(&frame["payload"]), "UNAUTHENTICATED", "{frame}");
@@ -719,7 +735,7 @@ async fn no_password_token_key_or_hash_reaches_an_event_a_log_line_or_a_response
     secrets.push(changed_password.into());
     let changed = app
         .data(
-            "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { accessToken } }",
+            "mutation($c: String!, $n: String!) { changePassword(input: {currentPassword: $c, newPassword: $n}) { accessToken } }",
             json!({"c": OWNER_PASSWORD, "n": changed_password}),
         )
         .await;
@@ -870,10 +886,10 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
         let t = as_owner(
             app,
             org,
-            "mutation($o: ID!, $n: String!) { createTeam(organizationId: $o, name: $n) { id } }",
+            "mutation($o: ID!, $n: String!) { createTeam(input: {organizationId: $o, name: $n}) { team { id } } }",
             json!({"o": o, "n": jsc_testkit::unique("team")}),
         )
-        .await["createTeam"]["id"]
+        .await["createTeam"]["team"]["id"]
             .as_str()
             .unwrap()
             .to_string();
@@ -881,7 +897,7 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             as_owner(
                 app,
                 org,
-                "mutation($o: ID!, $t: ID!, $u: ID!) { addTeamMember(organizationId: $o, teamId: $t, userId: $u) { id } }",
+                "mutation($o: ID!, $t: ID!, $u: ID!) { addTeamMember(input: {organizationId: $o, teamId: $t, userId: $u}) { team { id } } }",
                 json!({"o": o, "t": t, "u": org.pawn}),
             )
             .await;
@@ -941,8 +957,14 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             json!({"o": o}),
         ),
         "auditTrail" => (q("{ auditTrail(first: 5) { nodes { sequence } } }"), json!({})),
-        "exportAudit" => (q("mutation { exportAudit(format: JSONL) { rows } }"), json!({})),
-        "createOrganization" => (q("mutation { createOrganization(name: \"New\") { id } }"), json!({})),
+        "exportAudit" => (
+            q("mutation { exportAudit(input: {format: JSONL}) { rows } }"),
+            json!({}),
+        ),
+        "createOrganization" => (
+            q("mutation { createOrganization(input: {name: \"New\"}) { organization { id } } }"),
+            json!({}),
+        ),
         "inviteUser" | "inviteOwner" => (
             q(INVITE),
             json!({"o": o, "e": format!("{n}@example.com").to_lowercase(), "r": if op == "inviteUser" { "VIEWER" } else { "OWNER" }}),
@@ -951,24 +973,28 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             let email = format!("{n}@example.com").to_lowercase();
             let inv = app.invite_as(owner, o, &email, "VIEWER").await;
             (
-                q("mutation($id: ID!) { revokeInvitation(id: $id) { status } }"),
+                q("mutation($id: ID!) { revokeInvitation(input: {id: $id}) { invitation { status } } }"),
                 json!({"id": inv.id}),
             )
         }
         "setMemberRole" => (
-            q("mutation($o: ID!, $u: ID!) { setMemberRole(organizationId: $o, userId: $u, role: OPERATOR) { id } }"),
+            q(
+                "mutation($o: ID!, $u: ID!) { setMemberRole(input: {organizationId: $o, userId: $u, role: OPERATOR}) { organization { id } } }",
+            ),
             json!({"o": o, "u": org.pawn}),
         ),
         "removeMember" => {
             let email = format!("{n}@example.com").to_lowercase();
             let (user, _) = app.invite_member_as(owner, o, &email, "VIEWER").await;
             (
-                q("mutation($o: ID!, $u: ID!) { removeMember(organizationId: $o, userId: $u) { id } }"),
+                q(
+                    "mutation($o: ID!, $u: ID!) { removeMember(input: {organizationId: $o, userId: $u}) { organization { id } } }",
+                ),
                 json!({"o": o, "u": user}),
             )
         }
         "disableUser" => (
-            q("mutation($u: ID!) { disableUser(id: $u) { id } }"),
+            q("mutation($u: ID!) { disableUser(input: {id: $u}) { user { id } } }"),
             json!({"u": org.pawn}),
         ),
         "user" => (q("query($u: ID!) { user(id: $u) { email } }"), json!({"u": org.pawn})),
@@ -979,20 +1005,23 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
         "revokeSession" => {
             let auth = app.login(&org.pawn_email, &member_password(&org.pawn_email)).await;
             let sid = session_id(auth["refreshToken"].as_str().unwrap());
-            (q("mutation($s: ID!) { revokeSession(id: $s) }"), json!({"s": sid}))
+            (
+                q("mutation($s: ID!) { revokeSession(input: {id: $s}) { sessionId } }"),
+                json!({"s": sid}),
+            )
         }
         "enableUser" => (
-            q("mutation($u: ID!) { enableUser(id: $u) { id } }"),
+            q("mutation($u: ID!) { enableUser(input: {id: $u}) { user { id } } }"),
             json!({"u": org.pawn}),
         ),
         "createTeam" => (
-            q("mutation($o: ID!, $n: String!) { createTeam(organizationId: $o, name: $n) { id } }"),
+            q("mutation($o: ID!, $n: String!) { createTeam(input: {organizationId: $o, name: $n}) { team { id } } }"),
             json!({"o": o, "n": n}),
         ),
         "deleteTeam" => {
             let t = team(false).await;
             (
-                q("mutation($o: ID!, $t: ID!) { deleteTeam(organizationId: $o, teamId: $t) }"),
+                q("mutation($o: ID!, $t: ID!) { deleteTeam(input: {organizationId: $o, teamId: $t}) { teamId } }"),
                 json!({"o": o, "t": t}),
             )
         }
@@ -1000,7 +1029,7 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             let t = team(false).await;
             (
                 q(
-                    "mutation($o: ID!, $t: ID!, $u: ID!) { addTeamMember(organizationId: $o, teamId: $t, userId: $u) { id } }",
+                    "mutation($o: ID!, $t: ID!, $u: ID!) { addTeamMember(input: {organizationId: $o, teamId: $t, userId: $u}) { team { id } } }",
                 ),
                 json!({"o": o, "t": t, "u": org.pawn}),
             )
@@ -1009,7 +1038,7 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             let t = team(true).await;
             (
                 q(
-                    "mutation($o: ID!, $t: ID!, $u: ID!) { removeTeamMember(organizationId: $o, teamId: $t, userId: $u) { id } }",
+                    "mutation($o: ID!, $t: ID!, $u: ID!) { removeTeamMember(input: {organizationId: $o, teamId: $t, userId: $u}) { team { id } } }",
                 ),
                 json!({"o": o, "t": t, "u": org.pawn}),
             )
@@ -1018,7 +1047,7 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             let t = team(false).await;
             (
                 q(
-                    "mutation($o: ID!, $t: ID!, $c: ID!) { setTeamClusterRole(organizationId: $o, teamId: $t, clusterId: $c, role: OPERATOR) { id } }",
+                    "mutation($o: ID!, $t: ID!, $c: ID!) { setTeamClusterRole(input: {organizationId: $o, teamId: $t, clusterId: $c, role: OPERATOR}) { team { id } } }",
                 ),
                 json!({"o": o, "t": t, "c": c}),
             )
@@ -1034,33 +1063,36 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             )
             .await;
             (
-                q("mutation($id: ID!) { revokeApiKey(id: $id) { revoked } }"),
+                q("mutation($id: ID!) { revokeApiKey(input: {id: $id}) { apiKey { revoked } } }"),
                 json!({"id": k["createApiKey"]["apiKey"]["id"]}),
             )
         }
         "registerCluster" => (
             q(
-                "mutation($o: ID!, $n: String!, $u: String!) { registerCluster(input: {organizationId: $o, name: $n, urls: [$u]}) { id } }",
+                "mutation($o: ID!, $n: String!, $u: String!) { registerCluster(input: {organizationId: $o, name: $n, urls: [$u]}) { cluster { id } } }",
             ),
             json!({"o": o, "n": n, "u": app.nats.url()}),
         ),
         "updateCluster" => (
-            q("mutation($c: ID!, $n: String!) { updateCluster(id: $c, input: {description: $n}) { id } }"),
+            q("mutation($c: ID!, $n: String!) { updateCluster(input: {id: $c, description: $n}) { cluster { id } } }"),
             json!({"c": c, "n": n}),
         ),
         "removeCluster" => {
             let id = app
                 .register_cluster_as(owner, json!({"organizationId": o, "name": n, "urls": [app.nats.url()]}))
                 .await;
-            (q("mutation($c: ID!) { removeCluster(id: $c) }"), json!({"c": id}))
+            (
+                q("mutation($c: ID!) { removeCluster(input: {id: $c}) { clusterId } }"),
+                json!({"c": id}),
+            )
         }
         "testClusterConnection" => (
-            q("mutation($c: ID!) { testClusterConnection(id: $c) { ok } }"),
+            q("mutation($c: ID!) { testClusterConnection(input: {id: $c}) { test { ok } } }"),
             json!({"c": c}),
         ),
         "createStream" => (
             q(
-                "mutation($c: ID!, $n: String!, $s: String!) { createStream(clusterId: $c, config: {name: $n, subjects: [$s]}) { name } }",
+                "mutation($c: ID!, $n: String!, $s: String!) { createStream(input: {clusterId: $c, config: {name: $n, subjects: [$s]}}) { stream { name } } }",
             ),
             json!({"c": c, "n": n, "s": format!("{}.>", n.to_lowercase())}),
         ),
@@ -1068,7 +1100,7 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             stream().await;
             (
                 q(
-                    "mutation($c: ID!, $n: String!) { updateStream(clusterId: $c, name: $n, config: {description: \"changed\"}) { name } }",
+                    "mutation($c: ID!, $n: String!) { updateStream(input: {clusterId: $c, name: $n, config: {description: \"changed\"}}) { stream { name } } }",
                 ),
                 json!({"c": c, "n": n}),
             )
@@ -1076,21 +1108,25 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
         "deleteStream" => {
             stream().await;
             (
-                q("mutation($c: ID!, $n: String!) { deleteStream(clusterId: $c, name: $n, confirmName: $n) { name } }"),
+                q(
+                    "mutation($c: ID!, $n: String!) { deleteStream(input: {clusterId: $c, name: $n, confirmName: $n}) { name } }",
+                ),
                 json!({"c": c, "n": n}),
             )
         }
         "purgeStream" => {
             stream().await;
             (
-                q("mutation($c: ID!, $n: String!) { purgeStream(clusterId: $c, name: $n) { purged } }"),
+                q("mutation($c: ID!, $n: String!) { purgeStream(input: {clusterId: $c, name: $n}) { purged } }"),
                 json!({"c": c, "n": n}),
             )
         }
         "sealStream" => {
             stream().await;
             (
-                q("mutation($c: ID!, $n: String!) { sealStream(clusterId: $c, name: $n) { sealed: name } }"),
+                q(
+                    "mutation($c: ID!, $n: String!) { sealStream(input: {clusterId: $c, name: $n}) { stream { sealed: name } } }",
+                ),
                 json!({"c": c, "n": n}),
             )
         }
@@ -1098,7 +1134,7 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             stream().await;
             (
                 q(
-                    "mutation($c: ID!, $n: String!, $s: String!) { publishMessage(clusterId: $c, stream: $n, subject: $s, payload: \"hi\") { sequence } }",
+                    "mutation($c: ID!, $n: String!, $s: String!) { publishMessage(input: {clusterId: $c, stream: $n, subject: $s, payload: \"hi\"}) { ack { sequence } } }",
                 ),
                 json!({"c": c, "n": n, "s": format!("{}.x", n.to_lowercase())}),
             )
@@ -1107,7 +1143,7 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             stream().await;
             (
                 q(
-                    "mutation($c: ID!, $n: String!) { createConsumer(clusterId: $c, stream: $n, config: {durableName: \"new\"}) { name } }",
+                    "mutation($c: ID!, $n: String!) { createConsumer(input: {clusterId: $c, stream: $n, config: {durableName: \"new\"}}) { consumer { name } } }",
                 ),
                 json!({"c": c, "n": n}),
             )
@@ -1116,7 +1152,7 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             consumer().await;
             (
                 q(
-                    "mutation($c: ID!, $n: String!) { updateConsumer(clusterId: $c, stream: $n, name: \"work\", config: {description: \"d\"}) { name } }",
+                    "mutation($c: ID!, $n: String!) { updateConsumer(input: {clusterId: $c, stream: $n, name: \"work\", config: {description: \"d\"}}) { consumer { name } } }",
                 ),
                 json!({"c": c, "n": n}),
             )
@@ -1125,7 +1161,7 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             consumer().await;
             (
                 q(
-                    "mutation($c: ID!, $n: String!) { deleteConsumer(clusterId: $c, stream: $n, name: \"work\") { name } }",
+                    "mutation($c: ID!, $n: String!) { deleteConsumer(input: {clusterId: $c, stream: $n, name: \"work\"}) { name } }",
                 ),
                 json!({"c": c, "n": n}),
             )
@@ -1134,7 +1170,7 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             consumer().await;
             (
                 q(
-                    "mutation($c: ID!, $n: String!) { pauseConsumer(clusterId: $c, stream: $n, name: \"work\", until: \"2099-01-01T00:00:00Z\") { name } }",
+                    "mutation($c: ID!, $n: String!) { pauseConsumer(input: {clusterId: $c, stream: $n, name: \"work\", until: \"2099-01-01T00:00:00Z\"}) { consumer { name } } }",
                 ),
                 json!({"c": c, "n": n}),
             )
@@ -1143,7 +1179,7 @@ async fn prepare(app: &TestApp, org: &Org, op: &str) -> (String, Value) {
             consumer().await;
             (
                 q(
-                    "mutation($c: ID!, $n: String!) { resumeConsumer(clusterId: $c, stream: $n, name: \"work\") { name } }",
+                    "mutation($c: ID!, $n: String!) { resumeConsumer(input: {clusterId: $c, stream: $n, name: \"work\"}) { consumer { name } } }",
                 ),
                 json!({"c": c, "n": n}),
             )
@@ -1201,7 +1237,7 @@ async fn the_role_by_operation_matrix_across_two_organizations_matches_the_table
     let me = app.data(ME, json!({})).await["me"]["id"].clone();
     app.data_as(
         Some(&owner_b),
-        "mutation($o: ID!, $u: ID!) { removeMember(organizationId: $o, userId: $u) { id } }",
+        "mutation($o: ID!, $u: ID!) { removeMember(input: {organizationId: $o, userId: $u}) { organization { id } } }",
         json!({"o": b, "u": me}),
     )
     .await;
@@ -1283,27 +1319,27 @@ async fn a_team_raises_a_role_on_one_cluster_only() {
     let (viewer, token) = app.invite_member("default", "t@example.com", "VIEWER").await;
     let team = app
         .data(
-            "mutation { createTeam(organizationId: \"default\", name: \"payments\") { id } }",
+            "mutation { createTeam(input: {organizationId: \"default\", name: \"payments\"}) { team { id } } }",
             json!({}),
         )
-        .await["createTeam"]["id"]
+        .await["createTeam"]["team"]["id"]
         .clone();
     app.data(
-        "mutation($t: ID!, $u: ID!) { addTeamMember(organizationId: \"default\", teamId: $t, userId: $u) { id } }",
+        "mutation($t: ID!, $u: ID!) { addTeamMember(input: {organizationId: \"default\", teamId: $t, userId: $u}) { team { id } } }",
         json!({"t": team, "u": viewer}),
     )
     .await;
     let granted = app
         .data(
-            "mutation($t: ID!, $c: ID!) { setTeamClusterRole(organizationId: \"default\", teamId: $t, clusterId: $c, role: OPERATOR) { clusterRoles { clusterId role } members { nodes { email } } } }",
+            "mutation($t: ID!, $c: ID!) { setTeamClusterRole(input: {organizationId: \"default\", teamId: $t, clusterId: $c, role: OPERATOR}) { team { clusterRoles { clusterId role } members { nodes { email } } } } }",
             json!({"t": team, "c": one}),
         )
         .await;
     assert_eq!(
-        granted["setTeamClusterRole"]["clusterRoles"],
+        granted["setTeamClusterRole"]["team"]["clusterRoles"],
         json!([{"clusterId": one, "role": "OPERATOR"}])
     );
-    let create = "mutation($c: ID!, $n: String!, $s: String!) { createStream(clusterId: $c, config: {name: $n, subjects: [$s]}) { name } }";
+    let create = "mutation($c: ID!, $n: String!, $s: String!) { createStream(input: {clusterId: $c, config: {name: $n, subjects: [$s]}}) { stream { name } } }";
     let ok = app
         .graphql_as(
             Some(&token),
@@ -1322,7 +1358,7 @@ async fn a_team_raises_a_role_on_one_cluster_only() {
     assert_eq!(code(&denied), "FORBIDDEN");
     // Taking the grant away takes the right away.
     app.data(
-        "mutation($t: ID!, $c: ID!) { setTeamClusterRole(organizationId: \"default\", teamId: $t, clusterId: $c, role: null) { id } }",
+        "mutation($t: ID!, $c: ID!) { setTeamClusterRole(input: {organizationId: \"default\", teamId: $t, clusterId: $c, role: null}) { team { id } } }",
         json!({"t": team, "c": one}),
     )
     .await;
@@ -1466,8 +1502,11 @@ async fn a_user_sees_and_ends_their_own_sessions() {
     assert_eq!(list.len(), 2, "{sessions}");
     assert_eq!(list.iter().filter(|s| s["current"] == true).count(), 1);
     let theirs = list.iter().find(|s| s["current"] == false).unwrap()["id"].clone();
-    app.data("mutation($s: ID!) { revokeSession(id: $s) }", json!({"s": theirs}))
-        .await;
+    app.data(
+        "mutation($s: ID!) { revokeSession(input: {id: $s}) { sessionId } }",
+        json!({"s": theirs}),
+    )
+    .await;
     assert_eq!(
         code(&app.graphql_as(other["accessToken"].as_str(), ME, json!({})).await),
         "UNAUTHENTICATED"
@@ -1592,7 +1631,7 @@ async fn a_member_removed_mid_subscription_stops_receiving() {
         .await;
     let register = |n: &str| app.register_cluster(json!({"name": n, "urls": [app.nats.url()]}));
     app.data(
-        "mutation($u: ID!) { removeMember(organizationId: \"default\", userId: $u) { id } }",
+        "mutation($u: ID!) { removeMember(input: {organizationId: \"default\", userId: $u}) { organization { id } } }",
         json!({"u": member_id}),
     )
     .await;
@@ -1645,7 +1684,7 @@ async fn behind_a_trusted_proxy_limits_and_events_use_the_forwarded_client_addre
     );
     let auth = format!("Bearer {}", app.token.as_deref().unwrap());
     app.graphql_with_headers(
-        "mutation($u: String!) { registerCluster(input: {name: \"proxied\", urls: [$u]}) { id } }",
+        "mutation($u: String!) { registerCluster(input: {name: \"proxied\", urls: [$u]}) { cluster { id } } }",
         json!({"u": app.nats.url()}),
         &[
             ("authorization", auth.as_str()),
@@ -1678,11 +1717,12 @@ async fn a_websocket_cannot_run_queries_after_its_session_ends() {
         frame["payload"].get("errors").is_none(),
         "works while signed in: {frame}"
     );
-    app.data_as(Some(access), "mutation { logout }", json!({})).await;
+    app.data_as(Some(access), "mutation { logout { sessionId } }", json!({}))
+        .await;
     // Queries and mutations over the same socket are refused from then on.
     ws.start_with_id(
         "q2",
-        "mutation { createOrganization(name: \"late\") { id } }",
+        "mutation { createOrganization(input: {name: \"late\"}) { organization { id } } }",
         json!({}),
     )
     .await;
@@ -1703,19 +1743,19 @@ async fn an_admin_of_one_organization_cannot_lock_a_user_out_of_another() {
     // The same account joins B too.
     app.invite_member(&b, "x@example.com", "VIEWER").await;
     let (_, admin_b) = app.invite_member(&b, "y@example.com", "ADMIN").await;
-    let disable = "mutation($u: ID!) { disableUser(id: $u) { disabled } }";
+    let disable = "mutation($u: ID!) { disableUser(input: {id: $u}) { user { disabled } } }";
     let body = app.graphql_as(Some(&admin_b), disable, json!({"u": x})).await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
     // B's admin can still take the user out of B.
     app.data_as(
         Some(&admin_b),
-        "mutation($o: ID!, $u: ID!) { removeMember(organizationId: $o, userId: $u) { id } }",
+        "mutation($o: ID!, $u: ID!) { removeMember(input: {organizationId: $o, userId: $u}) { organization { id } } }",
         json!({"o": b, "u": x}),
     )
     .await;
     // The installation's owners can act on any account.
     assert_eq!(
-        app.data(disable, json!({"u": x})).await["disableUser"]["disabled"],
+        app.data(disable, json!({"u": x})).await["disableUser"]["user"]["disabled"],
         true
     );
 }
@@ -1736,7 +1776,8 @@ async fn the_client_address_is_read_from_the_right_of_every_forwarded_line() {
         c.auth.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     })
     .await;
-    let register = "mutation($n: String!, $u: String!) { registerCluster(input: {name: $n, urls: [$u]}) { id } }";
+    let register =
+        "mutation($n: String!, $u: String!) { registerCluster(input: {name: $n, urls: [$u]}) { cluster { id } } }";
     let auth = format!("Bearer {}", app.token.as_deref().unwrap());
     // A client pads its own header so that a cut would leave its chosen address last…
     let padded = format!("{}1.2.3.4, 203.0.113.5", " ".repeat(300));
@@ -1786,7 +1827,7 @@ async fn a_personal_api_key_dies_when_its_users_password_changes() {
     ))
     .await;
     app.data(
-        "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { accessToken } }",
+        "mutation($c: String!, $n: String!) { changePassword(input: {currentPassword: $c, newPassword: $n}) { accessToken } }",
         json!({"c": OWNER_PASSWORD, "n": "a completely new passphrase"}),
     )
     .await;
@@ -1813,7 +1854,7 @@ async fn moving_a_cluster_to_other_servers_needs_its_credentials_again() {
         .await;
     let moved = app
         .graphql(
-            "mutation($id: ID!) { updateCluster(id: $id, input: {urls: [\"nats://attacker.example:4222\"]}) { id } }",
+            "mutation($id: ID!) { updateCluster(input: {id: $id, urls: [\"nats://attacker.example:4222\"]}) { cluster { id } } }",
             json!({"id": id}),
         )
         .await;
@@ -1821,7 +1862,7 @@ async fn moving_a_cluster_to_other_servers_needs_its_credentials_again() {
     assert!(first_error(&moved).1.contains("needs the credentials again"), "{moved}");
     let with_creds = app
         .graphql(
-            "mutation($id: ID!) { updateCluster(id: $id, input: {urls: [\"nats://elsewhere.example:4222\"], auth: {kind: TOKEN, token: \"another-token\"}}) { urls } }",
+            "mutation($id: ID!) { updateCluster(input: {id: $id, urls: [\"nats://elsewhere.example:4222\"], auth: {kind: TOKEN, token: \"another-token\"}}) { cluster { urls } } }",
             json!({"id": id}),
         )
         .await;
@@ -1841,10 +1882,10 @@ async fn registered_from(app: &TestApp) -> Value {
 /// Creates an organization as the owner and returns its id.
 async fn create_org(app: &TestApp, name: &str) -> String {
     app.data(
-        "mutation($n: String!) { createOrganization(name: $n) { id } }",
+        "mutation($n: String!) { createOrganization(input: {name: $n}) { organization { id } } }",
         json!({"n": name}),
     )
-    .await["createOrganization"]["id"]
+    .await["createOrganization"]["organization"]["id"]
         .as_str()
         .unwrap()
         .to_string()

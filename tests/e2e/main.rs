@@ -9,6 +9,7 @@ mod cost;
 mod eventstore;
 mod history;
 mod identity;
+mod mutations;
 mod persisted;
 mod projections;
 mod readme;

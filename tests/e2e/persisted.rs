@@ -92,7 +92,8 @@ async fn over_get_persisted_queries_run_and_mutations_are_refused() {
     let (_, plain) = get(&app, &[("query", "{ clusters { nodes { name } } }".into())]).await;
     assert!(plain.get("errors").is_none(), "{plain}");
     let events = app.event_count().await;
-    let mutation = "mutation { registerCluster(input: {name: \"via-get\", urls: [\"nats://127.0.0.1:1\"]}) { id } }";
+    let mutation =
+        "mutation { registerCluster(input: {name: \"via-get\", urls: [\"nats://127.0.0.1:1\"]}) { cluster { id } } }";
     let (_, refused) = get(&app, &[("query", mutation.into())]).await;
     assert_eq!(code(&refused), "VALIDATION", "{refused}");
     assert!(

@@ -100,8 +100,8 @@ async fn the_readme_walkthrough_runs_as_written() {
     assert_eq!(
         answers
             .iter()
-            .find(|a| a["data"]["testClusterConnection"].is_object())
-            .unwrap()["data"]["testClusterConnection"]["ok"],
+            .find(|a| a["data"]["testClusterConnection"]["test"].is_object())
+            .unwrap()["data"]["testClusterConnection"]["test"]["ok"],
         true
     );
 }

@@ -168,15 +168,15 @@ async fn fleet() -> Fleet {
     for name in ["Platform", "data", "Edge"] {
         let t = app
             .data(
-                "mutation($o: ID!, $n: String!) { createTeam(organizationId: $o, name: $n) { id } }",
+                "mutation($o: ID!, $n: String!) { createTeam(input: {organizationId: $o, name: $n}) { team { id } } }",
                 json!({"o": "default", "n": name}),
             )
             .await;
-        team = t["createTeam"]["id"].as_str().unwrap().to_string();
+        team = t["createTeam"]["team"]["id"].as_str().unwrap().to_string();
     }
     for m in &members {
         app.data(
-            "mutation($o: ID!, $t: ID!, $u: ID!) { addTeamMember(organizationId: $o, teamId: $t, userId: $u) { id } }",
+            "mutation($o: ID!, $t: ID!, $u: ID!) { addTeamMember(input: {organizationId: $o, teamId: $t, userId: $u}) { team { id } } }",
             json!({"o": "default", "t": team, "u": m}),
         )
         .await;
@@ -190,7 +190,7 @@ async fn fleet() -> Fleet {
     for name in ["ci", "deploy", "backup"] {
         let k = app
             .data(
-                "mutation($o: ID!, $n: String!) { createApiKey(organizationId: $o, name: $n, role: VIEWER) { apiKey { id } } }",
+                "mutation($o: ID!, $n: String!) { createApiKey(input: {organizationId: $o, name: $n, role: VIEWER}) { apiKey { id } } }",
                 json!({"o": "default", "n": name}),
             )
             .await;
@@ -615,10 +615,10 @@ async fn node_fetches_every_type_again_and_nothing_across_organizations() {
     // An admin of another organization sees none of the default organization's objects.
     let org = app
         .data(
-            "mutation($n: String!) { createOrganization(name: $n) { id } }",
+            "mutation($n: String!) { createOrganization(input: {name: $n}) { organization { id } } }",
             json!({"n": unique("other")}),
         )
-        .await["createOrganization"]["id"]
+        .await["createOrganization"]["organization"]["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -660,7 +660,7 @@ async fn node_fetches_every_type_again_and_nothing_across_organizations() {
         "Session"
     );
     app.data(
-        "mutation($id: ID!) { revokeSession(id: $id) }",
+        "mutation($id: ID!) { revokeSession(input: {id: $id}) { sessionId } }",
         json!({"id": session["id"]}),
     )
     .await;

@@ -25,16 +25,16 @@ async fn stream_lifecycle_through_graphql_is_real_on_the_server_and_in_the_histo
     let created = app
         .data(
             &format!(
-                "mutation($c: ID!) {{ createStream(clusterId: $c, config: {{
+                "mutation($c: ID!) {{ createStream(input: {{clusterId: $c, config: {{
                     name: \"ORDERS\", subjects: [\"orders.>\"], description: \"all orders\",
                     retention: LIMITS, storage: FILE, maxMsgs: 1000, maxBytes: 1048576, maxAge: \"1h\",
                     maxMsgsPerSubject: 100, maxMsgSize: 4096, discard: OLD, duplicateWindow: \"2m\",
                     compression: S2, allowDirect: true, allowRollup: true, allowMsgTtl: true,
-                    metadata: [{{key: \"team\", value: \"core\"}}] }}) {{ {STREAM_FIELDS} }} }}"
+                    metadata: [{{key: \"team\", value: \"core\"}}] }}}}) {{ stream {{ {STREAM_FIELDS} }} }} }}"
             ),
             json!({"c": cluster}),
         )
-        .await["createStream"]
+        .await["createStream"]["stream"]
         .clone();
     assert_eq!(created["config"]["maxAge"], "1h");
     assert_eq!(created["config"]["compression"], "S2");
@@ -58,12 +58,12 @@ async fn stream_lifecycle_through_graphql_is_real_on_the_server_and_in_the_histo
     // Update: only the fields given change.
     let updated = app
         .data(
-            "mutation($c: ID!) { updateStream(clusterId: $c, name: \"ORDERS\", config: {maxMsgs: 2000, description: \"v2\"}) { config { maxMsgs maxAge description } provenance { version } } }",
+            "mutation($c: ID!) { updateStream(input: {clusterId: $c, name: \"ORDERS\", config: {maxMsgs: 2000, description: \"v2\"}}) { stream { config { maxMsgs maxAge description } provenance { version } } } }",
             json!({"c": cluster}),
         )
         .await;
-    assert_eq!(updated["updateStream"]["config"]["maxMsgs"], 2000);
-    assert_eq!(updated["updateStream"]["config"]["maxAge"], "1h");
+    assert_eq!(updated["updateStream"]["stream"]["config"]["maxMsgs"], 2000);
+    assert_eq!(updated["updateStream"]["stream"]["config"]["maxAge"], "1h");
     let cfg = stream.info().await.unwrap().config.clone();
     assert_eq!(cfg.max_messages, 2000);
     assert_eq!(cfg.description.as_deref(), Some("v2"));
@@ -71,7 +71,7 @@ async fn stream_lifecycle_through_graphql_is_real_on_the_server_and_in_the_histo
     // A field the server cannot change is refused first, naming it.
     let (code, message) = app
         .error(
-            "mutation($c: ID!) { updateStream(clusterId: $c, name: \"ORDERS\", config: {storage: MEMORY}) { name } }",
+            "mutation($c: ID!) { updateStream(input: {clusterId: $c, name: \"ORDERS\", config: {storage: MEMORY}}) { stream { name } } }",
             json!({"c": cluster}),
         )
         .await;
@@ -85,34 +85,34 @@ async fn stream_lifecycle_through_graphql_is_real_on_the_server_and_in_the_histo
     // Publish, as text with a header and as base64.
     let ack = app
         .data(
-            "mutation($c: ID!) { publishMessage(clusterId: $c, stream: \"ORDERS\", subject: \"orders.eu\", payload: \"hello\", headers: [{name: \"X-Trace\", value: \"t1\"}]) { stream sequence duplicate } }",
+            "mutation($c: ID!) { publishMessage(input: {clusterId: $c, stream: \"ORDERS\", subject: \"orders.eu\", payload: \"hello\", headers: [{name: \"X-Trace\", value: \"t1\"}]}) { ack { stream sequence duplicate } } }",
             json!({"c": cluster}),
         )
         .await;
     assert_eq!(
-        ack["publishMessage"],
+        ack["publishMessage"]["ack"],
         json!({"stream": "ORDERS", "sequence": 1, "duplicate": false})
     );
     let ack = app
         .data(
-            "mutation($c: ID!) { publishMessage(clusterId: $c, stream: \"ORDERS\", subject: \"orders.us\", payloadBase64: \"AAEC\") { sequence } }",
+            "mutation($c: ID!) { publishMessage(input: {clusterId: $c, stream: \"ORDERS\", subject: \"orders.us\", payloadBase64: \"AAEC\"}) { ack { sequence } } }",
             json!({"c": cluster}),
         )
         .await;
-    assert_eq!(ack["publishMessage"]["sequence"], 2);
+    assert_eq!(ack["publishMessage"]["ack"]["sequence"], 2);
     let first = stream.direct_get(1).await.unwrap();
     assert_eq!(&first.payload[..], b"hello");
     assert_eq!(first.headers.get("X-Trace").unwrap().as_str(), "t1");
     assert_eq!(&stream.direct_get(2).await.unwrap().payload[..], &[0u8, 1, 2]);
     app.data(
-        "mutation($c: ID!) { publishMessage(clusterId: $c, stream: \"ORDERS\", subject: \"orders.eu\", payload: \"again\") { sequence } }",
+        "mutation($c: ID!) { publishMessage(input: {clusterId: $c, stream: \"ORDERS\", subject: \"orders.eu\", payload: \"again\"}) { ack { sequence } } }",
         json!({"c": cluster}),
     )
     .await;
     // A header NATS cannot carry is refused, not a crash.
     let (code, message) = app
         .error(
-            "mutation($c: ID!) { publishMessage(clusterId: $c, stream: \"ORDERS\", subject: \"orders.eu\", payload: \"x\", headers: [{name: \"X Trace\", value: \"1\"}]) { sequence } }",
+            "mutation($c: ID!) { publishMessage(input: {clusterId: $c, stream: \"ORDERS\", subject: \"orders.eu\", payload: \"x\", headers: [{name: \"X Trace\", value: \"1\"}]}) { ack { sequence } } }",
             json!({"c": cluster}),
         )
         .await;
@@ -121,7 +121,7 @@ async fn stream_lifecycle_through_graphql_is_real_on_the_server_and_in_the_histo
     // A subject the stream does not hold is refused by the server.
     let (code, _) = app
         .error(
-            "mutation($c: ID!) { publishMessage(clusterId: $c, stream: \"ORDERS\", subject: \"invoices.1\", payload: \"x\") { sequence } }",
+            "mutation($c: ID!) { publishMessage(input: {clusterId: $c, stream: \"ORDERS\", subject: \"invoices.1\", payload: \"x\"}) { ack { sequence } } }",
             json!({"c": cluster}),
         )
         .await;
@@ -140,14 +140,14 @@ async fn stream_lifecycle_through_graphql_is_real_on_the_server_and_in_the_histo
     // Purge by subject, then keep 1.
     let purged = app
         .data(
-            "mutation($c: ID!) { purgeStream(clusterId: $c, name: \"ORDERS\", subject: \"orders.us\") { purged } }",
+            "mutation($c: ID!) { purgeStream(input: {clusterId: $c, name: \"ORDERS\", subject: \"orders.us\"}) { purged } }",
             json!({"c": cluster}),
         )
         .await;
     assert_eq!(purged["purgeStream"]["purged"], 1);
     let purged = app
         .data(
-            "mutation($c: ID!) { purgeStream(clusterId: $c, name: \"ORDERS\", keep: 1) { purged } }",
+            "mutation($c: ID!) { purgeStream(input: {clusterId: $c, name: \"ORDERS\", keep: 1}) { purged } }",
             json!({"c": cluster}),
         )
         .await;
@@ -155,7 +155,7 @@ async fn stream_lifecycle_through_graphql_is_real_on_the_server_and_in_the_histo
     assert_eq!(stream.info().await.unwrap().state.messages, 1);
     let purged = app
         .data(
-            "mutation($c: ID!) { purgeStream(clusterId: $c, name: \"ORDERS\", upToSequence: 4) { purged } }",
+            "mutation($c: ID!) { purgeStream(input: {clusterId: $c, name: \"ORDERS\", upToSequence: 4}) { purged } }",
             json!({"c": cluster}),
         )
         .await;
@@ -165,15 +165,15 @@ async fn stream_lifecycle_through_graphql_is_real_on_the_server_and_in_the_histo
     // Seal: no more messages.
     let sealed = app
         .data(
-            "mutation($c: ID!) { sealStream(clusterId: $c, name: \"ORDERS\") { config { sealed } provenance { lastChange } } }",
+            "mutation($c: ID!) { sealStream(input: {clusterId: $c, name: \"ORDERS\"}) { stream { config { sealed } provenance { lastChange } } } }",
             json!({"c": cluster}),
         )
         .await;
-    assert_eq!(sealed["sealStream"]["config"]["sealed"], true);
+    assert_eq!(sealed["sealStream"]["stream"]["config"]["sealed"], true);
     assert!(stream.info().await.unwrap().config.sealed);
     let (code, message) = app
         .error(
-            "mutation($c: ID!) { publishMessage(clusterId: $c, stream: \"ORDERS\", subject: \"orders.eu\", payload: \"x\") { sequence } }",
+            "mutation($c: ID!) { publishMessage(input: {clusterId: $c, stream: \"ORDERS\", subject: \"orders.eu\", payload: \"x\"}) { ack { sequence } } }",
             json!({"c": cluster}),
         )
         .await;
@@ -183,7 +183,7 @@ async fn stream_lifecycle_through_graphql_is_real_on_the_server_and_in_the_histo
     // Delete needs the name repeated.
     let (code, message) = app
         .error(
-            "mutation($c: ID!) { deleteStream(clusterId: $c, name: \"ORDERS\", confirmName: \"orders\") { name } }",
+            "mutation($c: ID!) { deleteStream(input: {clusterId: $c, name: \"ORDERS\", confirmName: \"orders\"}) { name } }",
             json!({"c": cluster}),
         )
         .await;
@@ -191,7 +191,7 @@ async fn stream_lifecycle_through_graphql_is_real_on_the_server_and_in_the_histo
     assert!(message.contains("confirm"), "{message}");
     assert!(js.get_stream("ORDERS").await.is_ok());
     app.data(
-        "mutation($c: ID!) { deleteStream(clusterId: $c, name: \"ORDERS\", confirmName: \"ORDERS\") { name } }",
+        "mutation($c: ID!) { deleteStream(input: {clusterId: $c, name: \"ORDERS\", confirmName: \"ORDERS\"}) { name } }",
         json!({"c": cluster}),
     )
     .await;
@@ -257,16 +257,16 @@ async fn consumer_lifecycle_through_graphql() {
 
     let pull = app
         .data(
-            "mutation($c: ID!) { createConsumer(clusterId: $c, stream: \"JOBS\", config: {
+            "mutation($c: ID!) { createConsumer(input: {clusterId: $c, stream: \"JOBS\", config: {
                 durableName: \"workers\", description: \"pull\", deliverPolicy: BY_START_SEQUENCE, optStartSeq: 2,
                 ackPolicy: EXPLICIT, maxDeliver: 5, backoff: [\"1s\", \"2s\"],
                 filterSubjects: [\"jobs.1\", \"jobs.2\"], replayPolicy: INSTANT, maxAckPending: 50, maxWaiting: 16,
-                headersOnly: false, metadata: [{key: \"owner\", value: \"ops\"}] })
-              { name config { deliverPolicy optStartSeq ackWait backoff filterSubjects maxAckPending isPush }
-                state { pending ackPending waiting } } }",
+                headersOnly: false, metadata: [{key: \"owner\", value: \"ops\"}] }})
+              { consumer { name config { deliverPolicy optStartSeq ackWait backoff filterSubjects maxAckPending isPush }
+                state { pending ackPending waiting } } } }",
             json!({"c": cluster}),
         )
-        .await["createConsumer"]
+        .await["createConsumer"]["consumer"]
         .clone();
     // With a backoff, JetStream waits the first backoff delay for the first ack.
     assert_eq!(pull["config"]["ackWait"], "1s");
@@ -291,14 +291,14 @@ async fn consumer_lifecycle_through_graphql() {
 
     let push = app
         .data(
-            "mutation($c: ID!) { createConsumer(clusterId: $c, stream: \"JOBS\", config: {
+            "mutation($c: ID!) { createConsumer(input: {clusterId: $c, stream: \"JOBS\", config: {
                 durableName: \"pusher\", deliverSubject: \"deliver.pusher\", deliverGroup: \"g\", flowControl: true,
-                idleHeartbeat: \"5s\", deliverPolicy: LAST, ackPolicy: EXPLICIT, rateLimitBps: 1000000 })
-              { config { isPush deliverSubject idleHeartbeat flowControl rateLimitBps } } }",
+                idleHeartbeat: \"5s\", deliverPolicy: LAST, ackPolicy: EXPLICIT, rateLimitBps: 1000000 }})
+              { consumer { config { isPush deliverSubject idleHeartbeat flowControl rateLimitBps } } } }",
             json!({"c": cluster}),
         )
         .await;
-    assert_eq!(push["createConsumer"]["config"]["isPush"], true);
+    assert_eq!(push["createConsumer"]["consumer"]["config"]["isPush"], true);
     let push_info = stream
         .get_consumer::<jetstream::consumer::push::Config>("pusher")
         .await
@@ -310,16 +310,16 @@ async fn consumer_lifecycle_through_graphql() {
     // Update what may change; what may not is refused.
     let updated = app
         .data(
-            "mutation($c: ID!) { updateConsumer(clusterId: $c, stream: \"JOBS\", name: \"workers\", config: {maxAckPending: 80, description: \"v2\"}) { config { maxAckPending description ackWait } } }",
+            "mutation($c: ID!) { updateConsumer(input: {clusterId: $c, stream: \"JOBS\", name: \"workers\", config: {maxAckPending: 80, description: \"v2\"}}) { consumer { config { maxAckPending description ackWait } } } }",
             json!({"c": cluster}),
         )
         .await;
-    assert_eq!(updated["updateConsumer"]["config"]["maxAckPending"], 80);
-    assert_eq!(updated["updateConsumer"]["config"]["ackWait"], "1s");
+    assert_eq!(updated["updateConsumer"]["consumer"]["config"]["maxAckPending"], 80);
+    assert_eq!(updated["updateConsumer"]["consumer"]["config"]["ackWait"], "1s");
     assert_eq!(consumer.info().await.unwrap().config.max_ack_pending, 80);
     let (code, message) = app
         .error(
-            "mutation($c: ID!) { updateConsumer(clusterId: $c, stream: \"JOBS\", name: \"workers\", config: {ackPolicy: NONE}) { name } }",
+            "mutation($c: ID!) { updateConsumer(input: {clusterId: $c, stream: \"JOBS\", name: \"workers\", config: {ackPolicy: NONE}}) { consumer { name } } }",
             json!({"c": cluster}),
         )
         .await;
@@ -330,23 +330,23 @@ async fn consumer_lifecycle_through_graphql() {
     let until = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let paused = app
         .data(
-            "mutation($c: ID!, $u: DateTime!) { pauseConsumer(clusterId: $c, stream: \"JOBS\", name: \"workers\", until: $u) { config { pauseUntil } state { paused } } }",
+            "mutation($c: ID!, $u: DateTime!) { pauseConsumer(input: {clusterId: $c, stream: \"JOBS\", name: \"workers\", until: $u}) { consumer { config { pauseUntil } state { paused } } } }",
             json!({"c": cluster, "u": until}),
         )
         .await;
-    assert_eq!(paused["pauseConsumer"]["state"]["paused"], true);
+    assert_eq!(paused["pauseConsumer"]["consumer"]["state"]["paused"], true);
     assert!(consumer.info().await.unwrap().paused);
     let resumed = app
         .data(
-            "mutation($c: ID!) { resumeConsumer(clusterId: $c, stream: \"JOBS\", name: \"workers\") { config { pauseUntil } state { paused } } }",
+            "mutation($c: ID!) { resumeConsumer(input: {clusterId: $c, stream: \"JOBS\", name: \"workers\"}) { consumer { config { pauseUntil } state { paused } } } }",
             json!({"c": cluster}),
         )
         .await;
-    assert_eq!(resumed["resumeConsumer"]["state"]["paused"], false);
+    assert_eq!(resumed["resumeConsumer"]["consumer"]["state"]["paused"], false);
     assert!(!consumer.info().await.unwrap().paused);
     let (code, _) = app
         .error(
-            "mutation($c: ID!) { pauseConsumer(clusterId: $c, stream: \"JOBS\", name: \"workers\", until: \"2001-01-01T00:00:00Z\") { name } }",
+            "mutation($c: ID!) { pauseConsumer(input: {clusterId: $c, stream: \"JOBS\", name: \"workers\", until: \"2001-01-01T00:00:00Z\"}) { consumer { name } } }",
             json!({"c": cluster}),
         )
         .await;
@@ -366,7 +366,7 @@ async fn consumer_lifecycle_through_graphql() {
     assert_eq!(detail["consumer"]["config"]["description"], "v2");
 
     app.data(
-        "mutation($c: ID!) { deleteConsumer(clusterId: $c, stream: \"JOBS\", name: \"pusher\") { name } }",
+        "mutation($c: ID!) { deleteConsumer(input: {clusterId: $c, stream: \"JOBS\", name: \"pusher\"}) { name } }",
         json!({"c": cluster}),
     )
     .await;
@@ -379,7 +379,7 @@ async fn consumer_lifecycle_through_graphql() {
 
     // Deleting the stream records its consumers' end too.
     app.data(
-        "mutation($c: ID!) { deleteStream(clusterId: $c, name: \"JOBS\", confirmName: \"JOBS\") { name } }",
+        "mutation($c: ID!) { deleteStream(input: {clusterId: $c, name: \"JOBS\", confirmName: \"JOBS\"}) { name } }",
         json!({"c": cluster}),
     )
     .await;
@@ -566,7 +566,7 @@ async fn bad_stream_and_consumer_input_is_refused_clearly() {
         .await;
     assert_eq!(code, "CONFLICT");
 
-    let consumer = "mutation($c: ID!, $cfg: ConsumerConfigInput!) { createConsumer(clusterId: $c, stream: \"A\", config: $cfg) { name } }";
+    let consumer = "mutation($c: ID!, $cfg: ConsumerConfigInput!) { createConsumer(input: {clusterId: $c, stream: \"A\", config: $cfg}) { consumer { name } } }";
     for (cfg, expected) in [
         (json!({"durableName": "c.1"}), "durableName"),
         (
@@ -595,7 +595,7 @@ async fn bad_stream_and_consumer_input_is_refused_clearly() {
     assert_eq!(code, "NOT_FOUND");
     let (code, _) = app
         .error(
-            "mutation($c: ID!) { createConsumer(clusterId: $c, stream: \"NOPE\", config: {durableName: \"c\"}) { name } }",
+            "mutation($c: ID!) { createConsumer(input: {clusterId: $c, stream: \"NOPE\", config: {durableName: \"c\"}}) { consumer { name } } }",
             json!({"c": cluster}),
         )
         .await;
@@ -618,7 +618,7 @@ async fn a_cluster_that_is_down_is_unavailable() {
     managed.stop();
     let (code, message) = app
         .error(
-            "mutation($c: ID!) { updateStream(clusterId: $c, name: \"S\", config: {maxMsgs: 5}) { name } }",
+            "mutation($c: ID!) { updateStream(input: {clusterId: $c, name: \"S\", config: {maxMsgs: 5}}) { stream { name } } }",
             json!({"c": cluster}),
         )
         .await;
@@ -647,7 +647,7 @@ async fn pausing_on_a_server_that_cannot_pause_says_which_version_is_needed() {
     let until = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let (code, message) = app
         .error(
-            "mutation($c: ID!, $u: DateTime!) { pauseConsumer(clusterId: $c, stream: \"OLD\", name: \"c\", until: $u) { name } }",
+            "mutation($c: ID!, $u: DateTime!) { pauseConsumer(input: {clusterId: $c, stream: \"OLD\", name: \"c\", until: $u}) { consumer { name } } }",
             json!({"c": cluster, "u": until}),
         )
         .await;
@@ -706,7 +706,7 @@ async fn stream_changed_reports_configuration_and_state_changes() {
     }
     // Configuration.
     app.data(
-        "mutation($c: ID!) { updateStream(clusterId: $c, name: \"LIVE\", config: {maxMsgs: 7}) { name } }",
+        "mutation($c: ID!) { updateStream(input: {clusterId: $c, name: \"LIVE\", config: {maxMsgs: 7}}) { stream { name } } }",
         json!({"c": cluster}),
     )
     .await;
@@ -719,7 +719,7 @@ async fn stream_changed_reports_configuration_and_state_changes() {
     }
     // A message published through the console is a publish, not a configuration change.
     app.data(
-        "mutation($c: ID!) { publishMessage(clusterId: $c, stream: \"LIVE\", subject: \"live.2\", payload: \"y\") { sequence } }",
+        "mutation($c: ID!) { publishMessage(input: {clusterId: $c, stream: \"LIVE\", subject: \"live.2\", payload: \"y\"}) { ack { sequence } } }",
         json!({"c": cluster}),
     )
     .await;

@@ -88,8 +88,11 @@ impl Client {
     pub async fn sign_in(&mut self, email: &str, password: &str) -> anyhow::Result<()> {
         let data = self
             .run::<SignIn>(sign_in::Variables {
-                email: email.into(),
-                password: password.into(),
+                input: sign_in::LoginInput {
+                    email: email.into(),
+                    password: password.into(),
+                    ..Default::default()
+                },
             })
             .await?;
         self.token = Some(data.login.access_token);
@@ -186,17 +189,22 @@ pub async fn walkthrough(base: &str, email: &str, password: &str, stream: &str) 
     let subject = format!("{}.>", stream.to_lowercase());
     let created = client
         .run::<CreateStream>(create_stream::Variables {
-            cluster_id: cluster.id.clone(),
-            config: create_stream::StreamConfigInput {
-                name: Some(stream.into()),
-                subjects: Some(vec![subject]),
+            input: create_stream::CreateStreamInput {
+                cluster_id: cluster.id.clone(),
+                config: create_stream::StreamConfigInput {
+                    name: Some(stream.into()),
+                    subjects: Some(vec![subject]),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         })
         .await?
         .create_stream;
+    let event = created.sequence.map_or("-".to_string(), |s| s.to_string());
+    let created = created.stream;
     out.push(format!(
-        "created {} ({}) on {}: {}",
+        "created {} ({}) on {}: {} (event {event})",
         created.name,
         created.id,
         cluster.name,
@@ -208,14 +216,18 @@ pub async fn walkthrough(base: &str, email: &str, password: &str, stream: &str) 
     for _ in 0..10 {
         let ack = client
             .run::<Publish>(publish::Variables {
-                cluster_id: cluster.id.clone(),
-                stream: stream.into(),
-                subject: format!("{}.hello", stream.to_lowercase()),
-                payload: "hello".into(),
+                input: publish::PublishMessageInput {
+                    cluster_id: cluster.id.clone(),
+                    stream: stream.into(),
+                    subject: format!("{}.hello", stream.to_lowercase()),
+                    payload: Some("hello".into()),
+                    ..Default::default()
+                },
             })
             .await?
             .publish_message;
-        out.push(format!("published at sequence {}", ack.sequence));
+        let event = ack.sequence.map_or("-".to_string(), |s| s.to_string());
+        out.push(format!("published at sequence {} (event {event})", ack.ack.sequence));
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
         while let Ok(change) = tokio::time::timeout_at(deadline, changes.next()).await {
             let c = change.ok_or_else(|| anyhow!("the subscription ended"))??.stream_changed;

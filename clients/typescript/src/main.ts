@@ -39,7 +39,7 @@ async function request<R, V>(doc: TypedDocumentNode<R, V>, variables: V, token?:
 }
 
 async function main(): Promise<void> {
-  const { login } = await request(SignInDocument, { email, password });
+  const { login } = await request(SignInDocument, { input: { email, password } });
   const token = login.accessToken;
   const { clusters } = await request(ClustersDocument, { first: 1 }, token);
   const cluster = clusters.nodes[0];
@@ -56,12 +56,15 @@ async function main(): Promise<void> {
     variables: { clusterId: cluster.id, name: stream },
   });
 
-  const { createStream } = await request(
+  const { createStream: created } = await request(
     CreateStreamDocument,
-    { clusterId: cluster.id, config: { name: stream, subjects: [`${stream.toLowerCase()}.>`] } },
+    { input: { clusterId: cluster.id, config: { name: stream, subjects: [`${stream.toLowerCase()}.>`] } } },
     token,
   );
-  console.log(`created ${createStream.name} (${createStream.id}) on ${cluster.name}: ${createStream.config.subjects.join(", ")}`);
+  const made = created.stream;
+  console.log(
+    `created ${made.name} (${made.id}) on ${cluster.name}: ${made.config.subjects.join(", ")} (event ${created.sequence ?? "-"})`,
+  );
 
   // The subscription starts as the server gets to it: a change made before then is not
   // sent. So publish, wait a second for the change, and publish again if it did not come.
@@ -71,12 +74,12 @@ async function main(): Promise<void> {
   let seen = false;
   for (let attempt = 1; !seen; attempt++) {
     if (attempt > 10) throw new Error("no PUBLISHED change arrived after 10 messages");
-    const ack = await request(
+    const { publishMessage: published } = await request(
       PublishDocument,
-      { clusterId: cluster.id, stream, subject: `${stream.toLowerCase()}.hello`, payload: "hello" },
+      { input: { clusterId: cluster.id, stream, subject: `${stream.toLowerCase()}.hello`, payload: "hello" } },
       token,
     );
-    console.log(`published at sequence ${ack.publishMessage.sequence}`);
+    console.log(`published at sequence ${published.ack.sequence} (event ${published.sequence ?? "-"})`);
     const deadline = Date.now() + 1000;
     while (!seen) {
       const r = await Promise.race([next, timeout(Math.max(0, deadline - Date.now()))]);

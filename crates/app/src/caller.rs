@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use jsc_domain::identity::Role;
-use jsc_eventstore::CommandContext;
+use jsc_eventstore::{CommandContext, Receipt};
 
 /// Where a request came from; attached to every request and WebSocket connection.
 #[derive(Debug, Clone)]
@@ -12,6 +12,9 @@ pub struct RequestMeta {
     pub request_id: String,
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
+    /// The stream sequence of the last event this request's commands committed (shared by
+    /// the request's clones; [`Self::fresh_receipt`] starts a new count).
+    pub receipt: Receipt,
 }
 
 impl RequestMeta {
@@ -21,6 +24,15 @@ impl RequestMeta {
             request_id: uuid::Uuid::now_v7().to_string(),
             client_addr: None,
             user_agent: None,
+            receipt: Receipt::default(),
+        }
+    }
+
+    /// The same request with a receipt of its own: what one mutation of a document commits.
+    pub fn fresh_receipt(&self) -> Self {
+        Self {
+            receipt: Receipt::default(),
+            ..self.clone()
         }
     }
 
@@ -34,6 +46,7 @@ impl RequestMeta {
             causation_id: self.request_id.clone(),
             client_addr: self.client_addr.clone(),
             user_agent: self.user_agent.clone(),
+            receipt: self.receipt.clone(),
         }
     }
 }

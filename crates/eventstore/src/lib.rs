@@ -20,7 +20,7 @@ mod store;
 mod subject;
 pub mod verify;
 
-pub use metadata::CommandContext;
+pub use metadata::{CommandContext, Receipt};
 pub use reader::EventReader;
 pub use record::{EventRecord, headers};
 pub use repository::{CommandError, Committed, Repository};

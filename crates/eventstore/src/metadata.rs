@@ -1,6 +1,8 @@
 //! Who and what caused a command: the metadata every event carries.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use uuid::Uuid;
 
@@ -19,7 +21,35 @@ pub struct CommandContext {
     /// The organization the command's resource belongs to (none for installation-wide
     /// resources: user accounts and sessions).
     pub organization: Option<String>,
+    /// Where the repository notes the stream sequence of what this context committed, so
+    /// that a request can tell its client (contexts cloned from one share it).
+    pub receipt: Receipt,
 }
+
+/// The event stream sequence of the last event committed through a context: zero until
+/// one is. Not part of what a context means, so every receipt compares equal.
+#[derive(Debug, Clone, Default)]
+pub struct Receipt(Arc<AtomicU64>);
+
+impl Receipt {
+    /// Notes that events up to `stream_sequence` were committed.
+    pub fn record(&self, stream_sequence: u64) {
+        self.0.fetch_max(stream_sequence, Ordering::AcqRel);
+    }
+
+    /// The sequence of the last event committed, if any was.
+    pub fn last(&self) -> Option<u64> {
+        Some(self.0.load(Ordering::Acquire)).filter(|s| *s > 0)
+    }
+}
+
+impl PartialEq for Receipt {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Receipt {}
 
 impl CommandContext {
     /// A command issued by a component of the console itself.
@@ -32,6 +62,7 @@ impl CommandContext {
             client_addr: None,
             user_agent: None,
             organization: None,
+            receipt: Receipt::default(),
         }
     }
 

@@ -131,6 +131,7 @@ where
                         stream_sequence: committed.stream_sequence,
                     };
                     self.put_cache(committed);
+                    ctx.receipt.record(result.stream_sequence);
                     return Ok(result);
                 }
                 Err(Error::Conflict) => {

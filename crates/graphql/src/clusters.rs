@@ -15,6 +15,7 @@ use jsc_projector::{ChangeOp, Versioned};
 
 use crate::connection::{connection, paging};
 use crate::context::{caller, console, guarded};
+use crate::mutation::{Outcome, input, payload};
 
 // ---------------------------------------------------------------------------------------
 // Output types
@@ -393,9 +394,9 @@ pub struct ClusterTlsInput {
     client_key_pem: Option<String>,
 }
 
-/// A cluster to register for the console to manage.
-#[derive(InputObject)]
-pub struct RegisterClusterInput {
+input! {
+/// A cluster to register for the console to manage (mutation registerCluster).
+RegisterClusterInput {
     /// The organization the cluster belongs to; may be left out when you administer exactly one.
     organization_id: Option<ID>,
     /// A short name, unique among the console's clusters (case-insensitive): at most 64
@@ -415,10 +416,14 @@ pub struct RegisterClusterInput {
     #[graphql(default)]
     description: String,
 }
+}
 
-/// Changes to a cluster's settings. Fields left out stay as they are.
-#[derive(InputObject, Default)]
-pub struct UpdateClusterInput {
+input! {
+/// Changes to a cluster's settings (mutation updateCluster). Fields left out stay as they
+/// are.
+UpdateClusterInput {
+    /// The cluster's id.
+    id: ID,
     /// A new name, with the same rules as on register.
     name: Option<String>,
     /// New server URLs, replacing the stored list. Stored secrets only go to the servers
@@ -433,6 +438,7 @@ pub struct UpdateClusterInput {
     tags: Option<Vec<String>>,
     /// A new description.
     description: Option<String>,
+}
 }
 
 /// Seals a given secret; a left-out one becomes "keep the stored one" on update (the
@@ -568,7 +574,7 @@ impl ClusterMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The cluster to register.")] input: RegisterClusterInput,
-    ) -> Result<Cluster> {
+    ) -> Result<RegisterClusterPayload> {
         let c = console(ctx);
         let caller = caller(ctx)?;
         let spec = ClusterSpec {
@@ -583,7 +589,11 @@ impl ClusterMutation {
             description: input.description,
         };
         let org = input.organization_id.map(|o| o.0);
-        Ok(Cluster(c.register_cluster(&caller, org, spec).await?))
+        let cluster = c.register_cluster(&caller, org, spec).await?;
+        Ok(RegisterClusterPayload {
+            cluster: Cluster(cluster),
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
     }
 
     /// Changes a cluster's settings; fields left out stay as they are. Needs the admin role
@@ -592,9 +602,8 @@ impl ClusterMutation {
     async fn update_cluster(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The cluster's id.")] id: ID,
-        #[graphql(desc = "The settings to change.")] input: UpdateClusterInput,
-    ) -> Result<Cluster> {
+        #[graphql(desc = "The cluster and the settings to change.")] input: UpdateClusterInput,
+    ) -> Result<UpdateClusterPayload> {
         let c = console(ctx);
         let caller = caller(ctx)?;
         let changes = ClusterChanges {
@@ -605,15 +614,27 @@ impl ClusterMutation {
             tags: input.tags,
             description: input.description,
         };
-        Ok(Cluster(c.update_cluster(&caller, &id, changes).await?))
+        let cluster = c.update_cluster(&caller, &input.id, changes).await?;
+        Ok(UpdateClusterPayload {
+            cluster: Cluster(cluster),
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
     }
 
     /// Stops managing a cluster (the cluster itself, its streams and consumers are not
-    /// touched) and forgets its credentials; returns its id. Needs the admin role on the
-    /// cluster. Errors: `NOT_FOUND`, `FORBIDDEN`, `CONFLICT`, `UNAVAILABLE`.
-    async fn remove_cluster(&self, ctx: &Context<'_>, #[graphql(desc = "The cluster's id.")] id: ID) -> Result<ID> {
-        console(ctx).remove_cluster(&caller(ctx)?, &id).await?;
-        Ok(id)
+    /// touched) and forgets its credentials. Needs the admin role on the cluster. Errors:
+    /// `NOT_FOUND`, `FORBIDDEN`, `CONFLICT`, `UNAVAILABLE`.
+    async fn remove_cluster(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The cluster to stop managing.")] input: RemoveClusterInput,
+    ) -> Result<RemoveClusterPayload> {
+        let caller = caller(ctx)?;
+        console(ctx).remove_cluster(&caller, &input.id).await?;
+        Ok(RemoveClusterPayload {
+            cluster_id: input.id,
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
     }
 
     /// Connects to the cluster and reports what it found; the result is recorded in the
@@ -623,11 +644,62 @@ impl ClusterMutation {
     async fn test_cluster_connection(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The cluster's id.")] id: ID,
-    ) -> Result<ConnectionTest> {
-        Ok(ConnectionTest(
-            console(ctx).test_cluster_connection(&caller(ctx)?, &id).await?,
-        ))
+        #[graphql(desc = "The cluster to connect to.")] input: TestClusterConnectionInput,
+    ) -> Result<TestClusterConnectionPayload> {
+        let caller = caller(ctx)?;
+        let test = console(ctx).test_cluster_connection(&caller, &input.id).await?;
+        Ok(TestClusterConnectionPayload {
+            test: ConnectionTest(test),
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
+    }
+}
+
+payload! {
+    /// What mutation registerCluster answers.
+    RegisterClusterPayload {
+        /// The cluster as registered.
+        cluster: Cluster,
+    }
+}
+
+payload! {
+    /// What mutation updateCluster answers.
+    UpdateClusterPayload {
+        /// The cluster with its new settings.
+        cluster: Cluster,
+    }
+}
+
+input! {
+    /// Stops managing a cluster (mutation removeCluster).
+    RemoveClusterInput {
+        /// The cluster's id.
+        id: ID,
+    }
+}
+
+payload! {
+    /// What mutation removeCluster answers.
+    RemoveClusterPayload {
+        /// The id of the cluster the console no longer manages.
+        cluster_id: ID,
+    }
+}
+
+input! {
+    /// Tests the connection to a cluster (mutation testClusterConnection).
+    TestClusterConnectionInput {
+        /// The cluster's id.
+        id: ID,
+    }
+}
+
+payload! {
+    /// What mutation testClusterConnection answers.
+    TestClusterConnectionPayload {
+        /// What the console found when it connected.
+        test: ConnectionTest,
     }
 }
 

@@ -20,9 +20,11 @@ pub(crate) fn console<'a>(ctx: &Context<'a>) -> &'a Console {
     ctx.data_unchecked::<Console>()
 }
 
+/// The request, with a receipt of the resolver's own: a mutation's payload tells what that
+/// mutation committed, not what others of the same document did.
 pub(crate) fn meta(ctx: &Context<'_>) -> RequestMeta {
     ctx.data_opt::<RequestMeta>()
-        .cloned()
+        .map(RequestMeta::fresh_receipt)
         .unwrap_or_else(RequestMeta::local)
 }
 
@@ -123,4 +125,42 @@ pub(crate) fn still_visible<T: Send + 'static, S: futures::Stream<Item = T> + Se
     let (vc, vp, cluster) = (console(ctx).clone(), principal(ctx)?.clone(), cluster_id.to_string());
     let visible = stream.filter(move |_| futures::future::ready(vc.cluster_role(&vp, &cluster).is_some()));
     guarded(ctx, visible)
+}
+
+/// Counts the operations of one WebSocket connection (connection data), so that each gets
+/// a correlation id of its own: `<connection's request id>.<n>`. Without it every mutation
+/// sent over a socket that lives for hours would share the upgrade request's id.
+#[derive(Clone, Default)]
+pub struct ConnectionOperations(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+/// Gives each operation over a WebSocket its own [`RequestMeta`] (see
+/// [`ConnectionOperations`]); HTTP requests already have one each.
+pub(crate) struct OperationIds;
+
+impl async_graphql::extensions::ExtensionFactory for OperationIds {
+    fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
+        std::sync::Arc::new(OperationIds)
+    }
+}
+
+#[async_trait::async_trait]
+impl async_graphql::extensions::Extension for OperationIds {
+    async fn prepare_request(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        request: async_graphql::Request,
+        next: async_graphql::extensions::NextPrepareRequest<'_>,
+    ) -> async_graphql::ServerResult<async_graphql::Request> {
+        let request = match (ctx.data_opt::<ConnectionOperations>(), ctx.data_opt::<RequestMeta>()) {
+            (Some(ops), Some(meta)) => {
+                let n = ops.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                request.data(RequestMeta {
+                    request_id: format!("{}.{n}", meta.request_id),
+                    ..meta.fresh_receipt()
+                })
+            }
+            _ => request,
+        };
+        next.run(ctx, request).await
+    }
 }

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::connection::{Parts, Total, connection, paging};
 use crate::context::{caller, console, guarded};
+use crate::mutation::{Outcome, input, payload};
 
 /// The kinds of aggregate that have a history.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -427,24 +428,43 @@ impl AuditMutation {
     async fn export_audit(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Which events to export; null exports every event you may see.")] filter: Option<
-            AuditFilterInput,
-        >,
-        #[graphql(desc = "The file format.")] format: AuditExportFormat,
-    ) -> Result<AuditExport> {
-        let format = match format {
+        #[graphql(desc = "Which events to export, and in which format.")] input: ExportAuditInput,
+    ) -> Result<ExportAuditPayload> {
+        let format = match input.format {
             AuditExportFormat::Parquet => ExportFormat::Parquet,
             AuditExportFormat::Csv => ExportFormat::Csv,
             AuditExportFormat::Jsonl => ExportFormat::Jsonl,
         };
+        let caller = caller(ctx)?;
         let e = console(ctx)
-            .export_audit(&caller(ctx)?, filter.unwrap_or_default().into(), format)
+            .export_audit(&caller, input.filter.unwrap_or_default().into(), format)
             .await?;
-        Ok(AuditExport {
-            url: e.url,
-            rows: e.rows,
-            bytes: e.bytes,
-            expires_at: e.expires_at,
+        Ok(ExportAuditPayload {
+            export: AuditExport {
+                url: e.url,
+                rows: e.rows,
+                bytes: e.bytes,
+                expires_at: e.expires_at,
+            },
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
         })
+    }
+}
+
+input! {
+    /// Exports the audit trail (mutation exportAudit).
+    ExportAuditInput {
+        /// Which events to export; left out or null exports every event you may see.
+        filter: Option<AuditFilterInput>,
+        /// The file format.
+        format: AuditExportFormat,
+    }
+}
+
+payload! {
+    /// What mutation exportAudit answers: the finished export and where to download it.
+    ExportAuditPayload {
+        #[graphql(flatten)]
+        export: AuditExport,
     }
 }

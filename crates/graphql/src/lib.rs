@@ -10,6 +10,7 @@ mod context;
 mod cost;
 mod history;
 mod identity;
+mod mutation;
 mod nodes;
 mod persisted;
 mod scalars;
@@ -18,7 +19,7 @@ mod streams;
 use async_graphql::{MergedObject, MergedSubscription, Schema};
 use jsc_app::Console;
 
-pub use context::{AuthState, SubscriptionCount};
+pub use context::{AuthState, ConnectionOperations, SubscriptionCount};
 pub use cost::Budget;
 pub use persisted::HttpGet;
 
@@ -35,7 +36,8 @@ pub struct Query(
 );
 
 /// What can be changed: each mutation is a command, recorded as events with its actor in
-/// the audit trail before it answers.
+/// the audit trail before it answers. Each takes one `input` and answers a payload of its
+/// own: what changed, `clientMutationId`, `correlationId` and the event stream `sequence`.
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     identity::IdentityMutation,
@@ -87,6 +89,7 @@ pub fn build_schema_with(console: Option<Console>, limits: Limits) -> ApiSchema 
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
+        .extension(context::OperationIds)
         .extension(persisted::PersistedQueries {
             only_registered: limits.only_registered,
             parsed: Default::default(),

@@ -105,6 +105,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
             request_id,
             client_addr,
             user_agent: header("user-agent"),
+            receipt: Default::default(),
         }))
     }
 }
@@ -250,6 +251,7 @@ async fn graphql_ws(
         let mut data = Data::default();
         data.insert(meta);
         data.insert(SubscriptionCount::default());
+        data.insert(jsc_graphql::ConnectionOperations::default());
         let (sink, stream) = futures::StreamExt::split(socket);
         GraphQLWebSocket::new_with_pair(sink, init_within(stream, init_timeout), schema, protocol)
             .with_data(data)

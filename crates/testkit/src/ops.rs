@@ -9,17 +9,16 @@ use crate::TestApp;
 /// The GraphQL documents the helpers send, for tests that send them themselves (to see
 /// them refused).
 pub mod gql {
-    pub const LOGIN: &str = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken refreshToken userId accessTokenExpiresAt } }";
-    pub const INVITE: &str = "mutation($o: ID!, $e: String!, $r: Role!) { inviteUser(organizationId: $o, email: $e, role: $r) { token invitation { id email role status } } }";
-    pub const ACCEPT: &str = "mutation($t: String!, $p: String!, $n: String!) { acceptInvitation(token: $t, password: $p, name: $n) { accessToken refreshToken userId } }";
+    pub const LOGIN: &str = "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { accessToken refreshToken userId accessTokenExpiresAt } }";
+    pub const INVITE: &str = "mutation($o: ID!, $e: String!, $r: Role!) { inviteUser(input: {organizationId: $o, email: $e, role: $r}) { token invitation { id email role status } } }";
+    pub const ACCEPT: &str = "mutation($t: String!, $p: String!, $n: String!) { acceptInvitation(input: {token: $t, password: $p, name: $n}) { accessToken refreshToken userId } }";
     pub const REGISTER_CLUSTER: &str =
-        "mutation($input: RegisterClusterInput!) { registerCluster(input: $input) { id } }";
+        "mutation($input: RegisterClusterInput!) { registerCluster(input: $input) { cluster { id } } }";
     pub const UPDATE_CLUSTER: &str =
-        "mutation($id: ID!, $input: UpdateClusterInput!) { updateCluster(id: $id, input: $input) { id } }";
-    pub const REMOVE_CLUSTER: &str = "mutation($id: ID!) { removeCluster(id: $id) }";
-    pub const CREATE_STREAM: &str =
-        "mutation($c: ID!, $cfg: StreamConfigInput!) { createStream(clusterId: $c, config: $cfg) { name } }";
-    pub const CREATE_CONSUMER: &str = "mutation($c: ID!, $s: String!, $cfg: ConsumerConfigInput!) { createConsumer(clusterId: $c, stream: $s, config: $cfg) { name } }";
+        "mutation($input: UpdateClusterInput!) { updateCluster(input: $input) { cluster { id } } }";
+    pub const REMOVE_CLUSTER: &str = "mutation($id: ID!) { removeCluster(input: {id: $id}) { clusterId } }";
+    pub const CREATE_STREAM: &str = "mutation($c: ID!, $cfg: StreamConfigInput!) { createStream(input: {clusterId: $c, config: $cfg}) { stream { name } } }";
+    pub const CREATE_CONSUMER: &str = "mutation($c: ID!, $s: String!, $cfg: ConsumerConfigInput!) { createConsumer(input: {clusterId: $c, stream: $s, config: $cfg}) { consumer { name } } }";
 }
 
 /// An invitation as [`TestApp::invite`] made it.
@@ -57,18 +56,19 @@ impl TestApp {
         let data = self
             .data_as(token, gql::REGISTER_CLUSTER, json!({"input": input}))
             .await;
-        string(&data["registerCluster"]["id"], "a cluster id")
+        string(&data["registerCluster"]["cluster"]["id"], "a cluster id")
     }
 
     /// Changes a cluster (`input` is an `UpdateClusterInput`).
-    pub async fn update_cluster(&self, id: &str, input: Value) {
-        self.data(gql::UPDATE_CLUSTER, json!({"id": id, "input": input})).await;
+    pub async fn update_cluster(&self, id: &str, mut input: Value) {
+        input["id"] = json!(id);
+        self.data(gql::UPDATE_CLUSTER, json!({"input": input})).await;
     }
 
     /// Removes a cluster; returns the id the console answers with.
     pub async fn remove_cluster(&self, id: &str) -> String {
         let data = self.data(gql::REMOVE_CLUSTER, json!({"id": id})).await;
-        string(&data["removeCluster"], "the removed cluster's id")
+        string(&data["removeCluster"]["clusterId"], "the removed cluster's id")
     }
 
     /// Creates the stream `name` on `cluster`, on `subjects` (none: the server's default).

@@ -77,7 +77,7 @@ impl Child {
         let login = gql(
             &http,
             &base,
-            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",
+            "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { accessToken } }",
             json!({"e": BENCH_EMAIL, "p": BENCH_PASSWORD}),
         )
         .await?;
@@ -137,7 +137,7 @@ pub(super) async fn gql(http: &reqwest::Client, base: &str, query: &str, variabl
 const READ_QUERY: &str = "{ clusters(first: 64) { nodes { id name } } }";
 
 pub(super) const UPDATE: &str =
-    "mutation($id: ID!, $d: String!) { updateCluster(id: $id, input: {description: $d}) { version } }";
+    "mutation($id: ID!, $d: String!) { updateCluster(input: {id: $id, description: $d}) { cluster { version } } }";
 
 pub(super) async fn graphql_concurrent(
     http: &reqwest::Client,
@@ -206,11 +206,16 @@ pub(super) async fn through_the_binary(args: &Args, sizes: &Sizes) -> anyhow::Re
         let d = gql(
             &http,
             &base,
-            "mutation($n: String!) { registerCluster(input: {name: $n, urls: [\"nats://127.0.0.1:4222\"]}) { id } }",
+            "mutation($n: String!) { registerCluster(input: {name: $n, urls: [\"nats://127.0.0.1:4222\"]}) { cluster { id } } }",
             json!({"n": format!("bench-{i}")}),
         )
         .await?;
-        ids.push(d["registerCluster"]["id"].as_str().unwrap_or_default().to_string());
+        ids.push(
+            d["registerCluster"]["cluster"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
     }
     let mut rows = Vec::new();
     let nats_pid = server.process.pid();

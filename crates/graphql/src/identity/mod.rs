@@ -458,18 +458,6 @@ impl InvitationObj {
     }
 }
 
-/// A new invitation and its token, shown this once: hand it to the invitee, who accepts it
-/// with mutation acceptInvitation. The answer is the same whether or not the address
-/// already has an account.
-#[derive(SimpleObject)]
-pub struct CreatedInvitation {
-    /// The invitation.
-    pub invitation: InvitationObj,
-    /// The secret token the invitee passes to mutation acceptInvitation; it is not shown
-    /// again.
-    pub token: String,
-}
-
 #[derive(Clone)]
 pub struct ApiKeyObj(pub(crate) ApiKeyView);
 
@@ -529,15 +517,6 @@ impl ApiKeyObj {
     async fn last_used_at(&self, ctx: &Context<'_>) -> Option<DateTime<Utc>> {
         console(ctx).key_last_used(&self.0.state.id).await
     }
-}
-
-/// A new API key, shown this once: only its hash is kept.
-#[derive(SimpleObject)]
-pub struct CreatedApiKey {
-    /// The new key's details.
-    pub api_key: ApiKeyObj,
-    /// The secret key itself, sent as `Authorization: Bearer <key>`; it is not shown again.
-    pub key: String,
 }
 
 impl From<Tokens> for AuthPayload {

@@ -9,9 +9,10 @@ use jsc_domain::consumer::ConsumerConfig;
 use jsc_domain::stream::{PurgeRequest, StreamConfig};
 
 use super::inputs::{ConsumerConfigInput, HeaderInput, StreamConfigInput};
-use super::types::{ConsumerObj, DeletedResource, PublishAck, PurgeResult, StreamConnection, StreamObj};
+use super::types::{ConsumerObj, DeletedResource, PublishAck, StreamConnection, StreamObj};
 use crate::connection::paging;
 use crate::context::{caller, console};
+use crate::mutation::{Outcome, input, payload};
 
 #[derive(Default)]
 pub struct StreamQuery;
@@ -88,18 +89,19 @@ impl StreamMutation {
     async fn create_stream(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The id of the cluster to create the stream on.")] cluster_id: ID,
-        #[graphql(desc = "The stream's configuration; `name` is required, the rest takes JetStream's defaults.")]
-        config: StreamConfigInput,
-    ) -> Result<StreamObj> {
-        let Some(name) = config.name.clone() else {
-            return Err(ApiError::validation("name: give the stream a name").into());
+        #[graphql(desc = "The cluster and the new stream's configuration.")] input: CreateStreamInput,
+    ) -> Result<CreateStreamPayload> {
+        let Some(name) = input.config.name.clone() else {
+            return Err(ApiError::validation("config.name: give the stream a name").into());
         };
         let mut full = StreamConfig::named(name);
-        config.apply_to(&mut full);
-        Ok(StreamObj(
-            console(ctx).create_stream(&caller(ctx)?, &cluster_id, full).await?,
-        ))
+        input.config.apply_to(&mut full);
+        let caller = caller(ctx)?;
+        let stream = console(ctx).create_stream(&caller, &input.cluster_id, full).await?;
+        Ok(CreateStreamPayload {
+            stream: StreamObj(stream),
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
     }
 
     /// Changes a stream's configuration; fields left out keep their value. Fields the
@@ -109,18 +111,20 @@ impl StreamMutation {
     async fn update_stream(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
-        #[graphql(desc = "The name of the stream to change.")] name: String,
-        #[graphql(desc = "The fields to change; `name`, if given, must be the stream's name.")]
-        config: StreamConfigInput,
-    ) -> Result<StreamObj> {
+        #[graphql(desc = "The stream and the fields to change.")] input: UpdateStreamInput,
+    ) -> Result<UpdateStreamPayload> {
         let (c, caller) = (console(ctx), caller(ctx)?);
-        let mut full = c.stream(&caller, &cluster_id, &name)?.view.config;
-        if config.name.as_ref().is_some_and(|n| n != &name) {
-            return Err(ApiError::validation("name: a stream cannot be renamed; create a new stream").into());
+        let name = &input.name;
+        let mut full = c.stream(&caller, &input.cluster_id, name)?.view.config;
+        if input.config.name.as_ref().is_some_and(|n| n != name) {
+            return Err(ApiError::validation("config.name: a stream cannot be renamed; create a new stream").into());
         }
-        config.apply_to(&mut full);
-        Ok(StreamObj(c.update_stream(&caller, &cluster_id, &name, full).await?))
+        input.config.apply_to(&mut full);
+        let stream = c.update_stream(&caller, &input.cluster_id, name, full).await?;
+        Ok(UpdateStreamPayload {
+            stream: StreamObj(stream),
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
     }
 
     /// Deletes a stream and all its messages, and with them its consumers; repeat its name
@@ -129,40 +133,43 @@ impl StreamMutation {
     async fn delete_stream(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
-        #[graphql(desc = "The name of the stream to delete.")] name: String,
-        #[graphql(desc = "The stream's name again, to confirm.")] confirm_name: String,
-    ) -> Result<DeletedResource> {
+        #[graphql(desc = "The stream to delete, named twice.")] input: DeleteStreamInput,
+    ) -> Result<DeleteStreamPayload> {
+        let caller = caller(ctx)?;
         console(ctx)
-            .delete_stream(&caller(ctx)?, &cluster_id, &name, confirm_name)
+            .delete_stream(&caller, &input.cluster_id, &input.name, input.confirm_name)
             .await?;
-        Ok(DeletedResource { cluster_id, name })
+        Ok(DeleteStreamPayload {
+            deleted: DeletedResource {
+                cluster_id: input.cluster_id,
+                name: input.name,
+            },
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
     }
 
     /// Removes messages: all, only those on `subject`, all but the newest `keep`, or those
-    /// below `upToSequence`; returns how many. Needs the operator role. Errors: `VALIDATION`
-    /// (the stream denies purges, both `keep` and `upToSequence` given), `NOT_FOUND`,
-    /// `FORBIDDEN`, `UNAVAILABLE`.
+    /// below `upToSequence`. Needs the operator role. Errors: `VALIDATION` (the stream
+    /// denies purges, both `keep` and `upToSequence` given), `NOT_FOUND`, `FORBIDDEN`,
+    /// `UNAVAILABLE`.
     async fn purge_stream(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
-        #[graphql(desc = "The name of the stream to purge.")] name: String,
-        #[graphql(desc = "Only messages on this subject (wildcards allowed); left out, every subject.")]
-        subject: Option<String>,
-        #[graphql(desc = "Keep this many of the newest messages; not with `upToSequence`.")] keep: Option<u64>,
-        #[graphql(desc = "Remove messages with a stream sequence below this one (not itself); not with `keep`.")]
-        up_to_sequence: Option<u64>,
-    ) -> Result<PurgeResult> {
+        #[graphql(desc = "The stream and which of its messages to remove.")] input: PurgeStreamInput,
+    ) -> Result<PurgeStreamPayload> {
         let request = PurgeRequest {
-            filter: subject,
-            keep,
-            seq: up_to_sequence,
+            filter: input.subject,
+            keep: input.keep,
+            seq: input.up_to_sequence,
         };
+        let caller = caller(ctx)?;
         let purged = console(ctx)
-            .purge_stream(&caller(ctx)?, &cluster_id, &name, request)
+            .purge_stream(&caller, &input.cluster_id, &input.name, request)
             .await?;
-        Ok(PurgeResult { purged })
+        Ok(PurgeStreamPayload {
+            purged,
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
     }
 
     /// Seals a stream: no more messages, deletes or purges; cannot be undone. Sealing a
@@ -171,12 +178,16 @@ impl StreamMutation {
     async fn seal_stream(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
-        #[graphql(desc = "The name of the stream to seal.")] name: String,
-    ) -> Result<StreamObj> {
-        Ok(StreamObj(
-            console(ctx).seal_stream(&caller(ctx)?, &cluster_id, &name).await?,
-        ))
+        #[graphql(desc = "The stream to seal.")] input: SealStreamInput,
+    ) -> Result<SealStreamPayload> {
+        let caller = caller(ctx)?;
+        let stream = console(ctx)
+            .seal_stream(&caller, &input.cluster_id, &input.name)
+            .await?;
+        Ok(SealStreamPayload {
+            stream: StreamObj(stream),
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
     }
 
     /// Publishes a message into a stream and returns JetStream's acknowledgement. Give the
@@ -184,26 +195,14 @@ impl StreamMutation {
     /// header names and a SHA-256 of the payload, never the payload. Needs the operator
     /// role. Errors: `VALIDATION` (a bad subject or header, a sealed stream, a refused
     /// message), `NOT_FOUND`, `FORBIDDEN`, `UNAVAILABLE`.
-    #[allow(clippy::too_many_arguments)]
     async fn publish_message(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
-        #[graphql(desc = "The name of the stream to publish into.")] stream: String,
-        #[graphql(desc = "The subject to publish on: concrete (no wildcards) and one the stream stores.")]
-        subject: String,
-        #[graphql(
-            default,
-            desc = "NATS headers to send with the message, such as `Nats-Msg-Id`. Defaults to none."
-        )]
-        headers: Vec<HeaderInput>,
-        #[graphql(desc = "The payload as UTF-8 text; not with `payloadBase64`.")] payload: Option<String>,
-        #[graphql(desc = "The payload as standard base64, for binary data; not with `payload`.")]
-        payload_base64: Option<String>,
-    ) -> Result<PublishAck> {
+        #[graphql(desc = "The stream, the subject, and the message.")] input: PublishMessageInput,
+    ) -> Result<PublishMessagePayload> {
         let (c, caller) = (console(ctx), caller(ctx)?);
-        c.stream(&caller, &cluster_id, &stream)?;
-        let payload = match (payload, payload_base64) {
+        c.stream(&caller, &input.cluster_id, &input.stream)?;
+        let payload = match (input.payload, input.payload_base64) {
             (Some(_), Some(_)) => return Err(ApiError::validation("give payload or payloadBase64, not both").into()),
             (Some(t), None) => t.into_bytes(),
             (None, Some(b)) => base64::engine::general_purpose::STANDARD
@@ -211,14 +210,24 @@ impl StreamMutation {
                 .map_err(|_| ApiError::validation("payloadBase64: not valid base64"))?,
             (None, None) => Vec::new(),
         };
-        let headers = headers.into_iter().map(|h| (h.name, h.value)).collect();
+        let headers = input.headers.into_iter().map(|h| (h.name, h.value)).collect();
         let message = c
-            .publish(&caller, &cluster_id, &stream, subject, headers, payload)
+            .publish(
+                &caller,
+                &input.cluster_id,
+                &input.stream,
+                input.subject,
+                headers,
+                payload,
+            )
             .await?;
-        Ok(PublishAck {
-            stream,
-            sequence: message.sequence,
-            duplicate: message.duplicate,
+        Ok(PublishMessagePayload {
+            ack: PublishAck {
+                stream: input.stream,
+                sequence: message.sequence,
+                duplicate: message.duplicate,
+            },
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
         })
     }
 
@@ -228,23 +237,22 @@ impl StreamMutation {
     async fn create_consumer(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
-        #[graphql(desc = "The name of the stream to consume.")] stream: String,
-        #[graphql(
-            desc = "The consumer's configuration; `durableName` is required, the rest takes JetStream's defaults."
-        )]
-        config: ConsumerConfigInput,
-    ) -> Result<ConsumerObj> {
+        #[graphql(desc = "The stream and the new consumer's configuration.")] input: CreateConsumerInput,
+    ) -> Result<CreateConsumerPayload> {
         let (c, caller) = (console(ctx), caller(ctx)?);
-        c.stream(&caller, &cluster_id, &stream)?;
-        let Some(name) = config.durable_name.clone() else {
-            return Err(ApiError::validation("durableName: give the consumer a durable name").into());
+        c.stream(&caller, &input.cluster_id, &input.stream)?;
+        let Some(name) = input.config.durable_name.clone() else {
+            return Err(ApiError::validation("config.durableName: give the consumer a durable name").into());
         };
         let mut full = ConsumerConfig::durable(name);
-        config.apply_to(&mut full);
-        Ok(ConsumerObj(
-            c.create_consumer(&caller, &cluster_id, &stream, full).await?,
-        ))
+        input.config.apply_to(&mut full);
+        let consumer = c
+            .create_consumer(&caller, &input.cluster_id, &input.stream, full)
+            .await?;
+        Ok(CreateConsumerPayload {
+            consumer: ConsumerObj(consumer),
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
     }
 
     /// Changes a consumer; fields left out keep their value. Where it starts, how it acks
@@ -253,21 +261,20 @@ impl StreamMutation {
     async fn update_consumer(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The id of the cluster the consumer is on.")] cluster_id: ID,
-        #[graphql(desc = "The name of the stream the consumer reads.")] stream: String,
-        #[graphql(desc = "The consumer's durable name.")] name: String,
-        #[graphql(desc = "The fields to change; `durableName`, if given, must be the consumer's name.")]
-        config: ConsumerConfigInput,
-    ) -> Result<ConsumerObj> {
+        #[graphql(desc = "The consumer and the fields to change.")] input: UpdateConsumerInput,
+    ) -> Result<UpdateConsumerPayload> {
         let (c, caller) = (console(ctx), caller(ctx)?);
-        let mut full = c.consumer(&caller, &cluster_id, &stream, &name)?.view.config;
-        if config.durable_name.as_ref().is_some_and(|n| n != &name) {
-            return Err(ApiError::validation("durableName: a consumer cannot be renamed").into());
+        let (cluster, stream, name) = (&input.cluster_id, &input.stream, &input.name);
+        let mut full = c.consumer(&caller, cluster, stream, name)?.view.config;
+        if input.config.durable_name.as_ref().is_some_and(|n| n != name) {
+            return Err(ApiError::validation("config.durableName: a consumer cannot be renamed").into());
         }
-        config.apply_to(&mut full);
-        Ok(ConsumerObj(
-            c.update_consumer(&caller, &cluster_id, &stream, &name, full).await?,
-        ))
+        input.config.apply_to(&mut full);
+        let consumer = c.update_consumer(&caller, cluster, stream, name, full).await?;
+        Ok(UpdateConsumerPayload {
+            consumer: ConsumerObj(consumer),
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
     }
 
     /// Deletes a durable consumer and its delivery state; the stream's messages stay. Needs
@@ -275,14 +282,19 @@ impl StreamMutation {
     async fn delete_consumer(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The id of the cluster the consumer is on.")] cluster_id: ID,
-        #[graphql(desc = "The name of the stream the consumer reads.")] stream: String,
-        #[graphql(desc = "The consumer's durable name.")] name: String,
-    ) -> Result<DeletedResource> {
+        #[graphql(desc = "The consumer to delete.")] input: DeleteConsumerInput,
+    ) -> Result<DeleteConsumerPayload> {
+        let caller = caller(ctx)?;
         console(ctx)
-            .delete_consumer(&caller(ctx)?, &cluster_id, &stream, &name)
+            .delete_consumer(&caller, &input.cluster_id, &input.stream, &input.name)
             .await?;
-        Ok(DeletedResource { cluster_id, name })
+        Ok(DeleteConsumerPayload {
+            deleted: DeletedResource {
+                cluster_id: input.cluster_id,
+                name: input.name,
+            },
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
     }
 
     /// Stops delivery until `until`, then delivery resumes by itself (nats-server 2.11+).
@@ -291,17 +303,17 @@ impl StreamMutation {
     async fn pause_consumer(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The id of the cluster the consumer is on.")] cluster_id: ID,
-        #[graphql(desc = "The name of the stream the consumer reads.")] stream: String,
-        #[graphql(desc = "The consumer's durable name.")] name: String,
-        #[graphql(desc = "When delivery resumes; must be in the future.")] until: DateTime<Utc>,
-    ) -> Result<ConsumerObj> {
-        let until = until.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-        Ok(ConsumerObj(
-            console(ctx)
-                .pause_consumer(&caller(ctx)?, &cluster_id, &stream, &name, Some(until))
-                .await?,
-        ))
+        #[graphql(desc = "The consumer and when it resumes.")] input: PauseConsumerInput,
+    ) -> Result<PauseConsumerPayload> {
+        let until = input.until.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        let caller = caller(ctx)?;
+        let consumer = console(ctx)
+            .pause_consumer(&caller, &input.cluster_id, &input.stream, &input.name, Some(until))
+            .await?;
+        Ok(PauseConsumerPayload {
+            consumer: ConsumerObj(consumer),
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
     }
 
     /// Resumes a paused consumer now (nats-server 2.11+). Needs the operator role. Errors:
@@ -309,14 +321,251 @@ impl StreamMutation {
     async fn resume_consumer(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The id of the cluster the consumer is on.")] cluster_id: ID,
-        #[graphql(desc = "The name of the stream the consumer reads.")] stream: String,
-        #[graphql(desc = "The consumer's durable name.")] name: String,
-    ) -> Result<ConsumerObj> {
-        Ok(ConsumerObj(
-            console(ctx)
-                .pause_consumer(&caller(ctx)?, &cluster_id, &stream, &name, None)
-                .await?,
-        ))
+        #[graphql(desc = "The consumer to resume.")] input: ResumeConsumerInput,
+    ) -> Result<ResumeConsumerPayload> {
+        let caller = caller(ctx)?;
+        let consumer = console(ctx)
+            .pause_consumer(&caller, &input.cluster_id, &input.stream, &input.name, None)
+            .await?;
+        Ok(ResumeConsumerPayload {
+            consumer: ConsumerObj(consumer),
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
+    }
+}
+
+input! {
+    /// Creates a stream (mutation createStream).
+    CreateStreamInput {
+        /// The id of the cluster to create the stream on.
+        cluster_id: ID,
+        /// The stream's configuration; `name` is required, the rest takes JetStream's
+        /// defaults.
+        config: StreamConfigInput,
+    }
+}
+
+payload! {
+    /// What mutation createStream answers.
+    CreateStreamPayload {
+        /// The stream as created.
+        stream: StreamObj,
+    }
+}
+
+input! {
+    /// Changes a stream's configuration (mutation updateStream).
+    UpdateStreamInput {
+        /// The id of the cluster the stream is on.
+        cluster_id: ID,
+        /// The name of the stream to change.
+        name: String,
+        /// The fields to change; `name`, if given, must be the stream's name.
+        config: StreamConfigInput,
+    }
+}
+
+payload! {
+    /// What mutation updateStream answers.
+    UpdateStreamPayload {
+        /// The stream with its new configuration.
+        stream: StreamObj,
+    }
+}
+
+input! {
+    /// Deletes a stream (mutation deleteStream).
+    DeleteStreamInput {
+        /// The id of the cluster the stream is on.
+        cluster_id: ID,
+        /// The name of the stream to delete.
+        name: String,
+        /// The stream's name again, to confirm.
+        confirm_name: String,
+    }
+}
+
+payload! {
+    /// What mutation deleteStream answers: which stream is gone.
+    DeleteStreamPayload {
+        #[graphql(flatten)]
+        deleted: DeletedResource,
+    }
+}
+
+input! {
+    /// Removes messages from a stream (mutation purgeStream).
+    PurgeStreamInput {
+        /// The id of the cluster the stream is on.
+        cluster_id: ID,
+        /// The name of the stream to purge.
+        name: String,
+        /// Only messages on this subject (wildcards allowed); left out, every subject.
+        subject: Option<String>,
+        /// Keep this many of the newest messages; not with `upToSequence`.
+        keep: Option<u64>,
+        /// Remove messages with a stream sequence below this one (not itself); not with
+        /// `keep`.
+        up_to_sequence: Option<u64>,
+    }
+}
+
+payload! {
+    /// What mutation purgeStream answers.
+    PurgeStreamPayload {
+        /// How many messages were removed.
+        purged: u64,
+    }
+}
+
+input! {
+    /// Seals a stream (mutation sealStream).
+    SealStreamInput {
+        /// The id of the cluster the stream is on.
+        cluster_id: ID,
+        /// The name of the stream to seal.
+        name: String,
+    }
+}
+
+payload! {
+    /// What mutation sealStream answers.
+    SealStreamPayload {
+        /// The stream, now sealed.
+        stream: StreamObj,
+    }
+}
+
+input! {
+    /// Publishes a message into a stream (mutation publishMessage).
+    PublishMessageInput {
+        /// The id of the cluster the stream is on.
+        cluster_id: ID,
+        /// The name of the stream to publish into.
+        stream: String,
+        /// The subject to publish on: concrete (no wildcards) and one the stream stores.
+        subject: String,
+        /// NATS headers to send with the message, such as `Nats-Msg-Id`. Defaults to none.
+        #[graphql(default)]
+        headers: Vec<HeaderInput>,
+        /// The payload as UTF-8 text; not with `payloadBase64`.
+        payload: Option<String>,
+        /// The payload as standard base64, for binary data; not with `payload`.
+        payload_base64: Option<String>,
+    }
+}
+
+payload! {
+    /// What mutation publishMessage answers. `sequence` is the event that recorded the
+    /// publish in the console's event stream; `ack.sequence` is the message's place in its
+    /// own stream.
+    PublishMessagePayload {
+        /// JetStream's acknowledgement of the message.
+        ack: PublishAck,
+    }
+}
+
+input! {
+    /// Creates a durable consumer (mutation createConsumer).
+    CreateConsumerInput {
+        /// The id of the cluster the stream is on.
+        cluster_id: ID,
+        /// The name of the stream to consume.
+        stream: String,
+        /// The consumer's configuration; `durableName` is required, the rest takes
+        /// JetStream's defaults.
+        config: ConsumerConfigInput,
+    }
+}
+
+payload! {
+    /// What mutation createConsumer answers.
+    CreateConsumerPayload {
+        /// The consumer as created.
+        consumer: ConsumerObj,
+    }
+}
+
+input! {
+    /// Changes a consumer (mutation updateConsumer).
+    UpdateConsumerInput {
+        /// The id of the cluster the consumer is on.
+        cluster_id: ID,
+        /// The name of the stream the consumer reads.
+        stream: String,
+        /// The consumer's durable name.
+        name: String,
+        /// The fields to change; `durableName`, if given, must be the consumer's name.
+        config: ConsumerConfigInput,
+    }
+}
+
+payload! {
+    /// What mutation updateConsumer answers.
+    UpdateConsumerPayload {
+        /// The consumer with its new configuration.
+        consumer: ConsumerObj,
+    }
+}
+
+input! {
+    /// Deletes a durable consumer (mutation deleteConsumer).
+    DeleteConsumerInput {
+        /// The id of the cluster the consumer is on.
+        cluster_id: ID,
+        /// The name of the stream the consumer reads.
+        stream: String,
+        /// The consumer's durable name.
+        name: String,
+    }
+}
+
+payload! {
+    /// What mutation deleteConsumer answers: which consumer is gone.
+    DeleteConsumerPayload {
+        #[graphql(flatten)]
+        deleted: DeletedResource,
+    }
+}
+
+input! {
+    /// Pauses a consumer (mutation pauseConsumer).
+    PauseConsumerInput {
+        /// The id of the cluster the consumer is on.
+        cluster_id: ID,
+        /// The name of the stream the consumer reads.
+        stream: String,
+        /// The consumer's durable name.
+        name: String,
+        /// When delivery resumes; must be in the future.
+        until: DateTime<Utc>,
+    }
+}
+
+payload! {
+    /// What mutation pauseConsumer answers.
+    PauseConsumerPayload {
+        /// The consumer, paused.
+        consumer: ConsumerObj,
+    }
+}
+
+input! {
+    /// Resumes a paused consumer (mutation resumeConsumer).
+    ResumeConsumerInput {
+        /// The id of the cluster the consumer is on.
+        cluster_id: ID,
+        /// The name of the stream the consumer reads.
+        stream: String,
+        /// The consumer's durable name.
+        name: String,
+    }
+}
+
+payload! {
+    /// What mutation resumeConsumer answers.
+    ResumeConsumerPayload {
+        /// The consumer, delivering again.
+        consumer: ConsumerObj,
     }
 }

@@ -550,13 +550,6 @@ impl ConsumerObj {
     }
 }
 
-/// What a purge removed.
-#[derive(SimpleObject)]
-pub struct PurgeResult {
-    /// How many messages were removed.
-    pub purged: u64,
-}
-
 /// JetStream's acknowledgement of a published message.
 #[derive(SimpleObject)]
 pub struct PublishAck {
