@@ -9,6 +9,7 @@ mod cost;
 mod eventstore;
 mod history;
 mod identity;
+mod messages;
 mod mutations;
 mod persisted;
 mod projections;

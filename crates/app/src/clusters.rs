@@ -188,7 +188,7 @@ impl Console {
         self.run(Actor::Caller(caller), Access::Cluster(id, min), id, cmd).await
     }
 
-    async fn admin(&self, cluster_id: &str) -> Result<jsc_fleet::Admin> {
+    pub(crate) async fn admin(&self, cluster_id: &str) -> Result<jsc_fleet::Admin> {
         self.live
             .managed()
             .admin(cluster_id)

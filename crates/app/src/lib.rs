@@ -22,6 +22,7 @@ mod error;
 mod history;
 pub mod identity;
 mod live;
+pub mod messages;
 pub mod nodes;
 pub mod paging;
 pub mod persisted;

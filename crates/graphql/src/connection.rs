@@ -108,16 +108,37 @@ pub fn paging(first: Option<i32>, after: Option<String>, last: Option<i32>, befo
 
 /// Complexity of a connection field: itself, and its children once per item it may return.
 pub fn per_item(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
-    let n = first
-        .or(last)
-        .map_or(jsc_app::paging::DEFAULT_PAGE, |n| n.clamp(1, 1_000) as usize);
+    // A count no list takes is charged as one: the resolver refuses it with `VALIDATION`
+    // naming the argument, which says more than "too complex".
+    let n = first.or(last).map_or(jsc_app::paging::DEFAULT_PAGE, |n| {
+        if (0..=jsc_app::paging::MAX_EVENT_PAGE as i32).contains(&n) {
+            n.max(1) as usize
+        } else {
+            1
+        }
+    });
     n.saturating_mul(child).saturating_add(1)
 }
 
 /// `$conn` and `$edge` types for a connection of `$node`s (`$items` names them in
 /// descriptions, such as "streams").
+/// `, $extra { fields }` adds a second part of type `$extra` to the connection (`self.1`)
+/// and the resolvers given to its fields.
 macro_rules! connection {
     ($conn:ident, $edge:ident, $node:ty, $items:literal) => {
+        $crate::connection::connection!($conn, $edge, $node, $items, () {});
+
+        impl $conn {
+            #[allow(
+                dead_code,
+                reason = "a connection whose total is counted later is built from its parts"
+            )]
+            pub fn new<T>(page: jsc_app::paging::Page<T>, node: impl Fn(T) -> $node) -> Self {
+                Self($crate::connection::Parts::of(page, node, None), ())
+            }
+        }
+    };
+    ($conn:ident, $edge:ident, $node:ty, $items:literal, $extra:ty { $($fields:tt)* }) => {
         pub struct $edge<'a> {
             position: &'a jsc_app::paging::Position,
             node: &'a $node,
@@ -137,7 +158,7 @@ macro_rules! connection {
             }
         }
 
-        pub struct $conn(pub $crate::connection::Parts<$node>);
+        pub struct $conn(pub $crate::connection::Parts<$node>, pub $extra);
 
         #[doc = concat!("A page of ", $items, ": each with its cursor (`edges`) or alone (`nodes`), \
                          where the page sits (`pageInfo`), and how many there are (`totalCount`).")]
@@ -163,16 +184,7 @@ macro_rules! connection {
             async fn total_count(&self) -> async_graphql::Result<usize> {
                 self.0.total.get().await
             }
-        }
-
-        impl $conn {
-            #[allow(
-                dead_code,
-                reason = "a connection whose total is counted later is built from its parts"
-            )]
-            pub fn new<T>(page: jsc_app::paging::Page<T>, node: impl Fn(T) -> $node) -> Self {
-                Self($crate::connection::Parts::of(page, node, None))
-            }
+            $($fields)*
         }
     };
 }

@@ -362,7 +362,7 @@ impl AuditQuery {
             let (c, who, filter) = (c.clone(), who.clone(), filter.clone());
             Box::pin(async move { c.audit_count(&who, filter).await })
         }));
-        Ok(AuditEntryConnection(Parts::of(page, AuditEntry, Some(count))))
+        Ok(AuditEntryConnection(Parts::of(page, AuditEntry, Some(count)), ()))
     }
 }
 

@@ -10,6 +10,7 @@ mod context;
 mod cost;
 mod history;
 mod identity;
+mod messages;
 mod mutation;
 mod nodes;
 mod persisted;
@@ -24,7 +25,7 @@ pub use cost::Budget;
 pub use persisted::HttpGet;
 
 /// What can be read: the caller, organizations and people, clusters, streams and consumers,
-/// any object by its global id, histories and the audit trail.
+/// the messages streams hold, any object by its global id, histories and the audit trail.
 #[derive(MergedObject, Default)]
 pub struct Query(
     identity::IdentityQuery,
@@ -32,6 +33,7 @@ pub struct Query(
     streams::StreamQuery,
     history::HistoryQuery,
     history::AuditQuery,
+    messages::MessageQueryRoot,
     nodes::NodeQuery,
 );
 

@@ -1,0 +1,340 @@
+//! Messages: what streams hold, for a viewer of their cluster. Reading is an observation,
+//! not a change: nothing is recorded and nothing is consumed (see `jsc_messages`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use jsc_domain::names::check_subject;
+use jsc_messages::{Batch, ReadError, Reader, StreamFacts};
+use serde_json::json;
+
+pub use jsc_messages::decode::{Decoded, Encoding, decode};
+pub use jsc_messages::{ReadPath, StoredMessage};
+
+use crate::paging::{Edge, List, MAX_PAGE, Page, Paging};
+use crate::{Caller, Console, Error, Result};
+
+/// Most messages one page holds.
+pub const MAX_MESSAGE_PAGE: usize = 1_000;
+
+/// Where a page of messages starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MessageStart {
+    /// At this stream sequence (forward: it and after; backward: it and before).
+    Sequence(u64),
+    /// At the first message stored at or after this time (backward: before it).
+    Time(DateTime<Utc>),
+    /// The oldest message.
+    First,
+    /// The newest message.
+    Last,
+}
+
+/// Which way a page reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Oldest first.
+    #[default]
+    Forward,
+    /// Newest first.
+    Backward,
+}
+
+/// A page of messages to read.
+#[derive(Debug, Clone, Default)]
+pub struct MessageQuery {
+    /// Where to start; left out, at the oldest message forward and the newest backward.
+    pub start: Option<MessageStart>,
+    pub direction: Direction,
+    /// Only messages on subjects matching this filter (wildcards allowed).
+    pub subject: Option<String>,
+    /// `first` and `after` (`last`/`before` are not used: `direction` says which way).
+    pub paging: Paging,
+}
+
+/// A page of messages and how it was read.
+#[derive(Clone)]
+pub struct MessagePage {
+    pub page: Page<StoredMessage>,
+    pub path: ReadPath,
+    /// The cursor pointed at messages that are gone: everything up to this sequence was
+    /// purged, expired or deleted since the cursor was made.
+    pub purged_through: Option<u64>,
+    /// What a count of the matching messages needs, when the page does not know it.
+    pub count: Option<MessageCount>,
+}
+
+/// Counts the messages matching a filter, when asked (`totalCount`).
+#[derive(Clone)]
+pub struct MessageCount {
+    reader: Reader,
+    admin: jsc_fleet::Admin,
+    filter: String,
+}
+
+impl MessageCount {
+    pub async fn count(&self) -> Result<usize> {
+        let first = self.reader.facts().first_seq;
+        if let Some(n) = self.reader.count_from(first, &self.filter).await.map_err(read_error)? {
+            return Ok(n as usize);
+        }
+        let counts = subject_counts(&self.admin, &self.reader.facts().name, &self.filter).await?;
+        Ok(counts.values().sum::<u64>() as usize)
+    }
+}
+
+/// One message by where it is.
+#[derive(Debug, Clone)]
+pub enum MessageAt {
+    Sequence(u64),
+    /// The last message on this subject.
+    LastBySubject(String),
+}
+
+/// A failed look at a stream on its cluster: gone is `NOT_FOUND` (the view has not seen it
+/// go yet), a refusal `VALIDATION`, the rest `UNAVAILABLE`.
+fn service_error(e: jsc_domain::stream::ServiceError) -> Error {
+    use jsc_domain::stream::ServiceError as S;
+    match e {
+        S::NotFound(why) => Error::not_found(why),
+        S::Rejected { description, .. } => Error::validation(description),
+        other => Error::unavailable(other.to_string()),
+    }
+}
+
+fn read_error(e: ReadError) -> Error {
+    match e {
+        ReadError::Rejected(why) => Error::validation(why),
+        ReadError::Unavailable(why) => Error::unavailable(why),
+    }
+}
+
+fn filter_of(subject: &Option<String>) -> Result<String> {
+    match subject {
+        Some(s) => {
+            check_subject(s).map_err(|e| Error::validation(format!("subject: {e}")))?;
+            Ok(s.clone())
+        }
+        None => Ok(">".to_string()),
+    }
+}
+
+impl Console {
+    /// A reader of `stream` on `cluster`, from a fresh look at the stream's state.
+    async fn reader(&self, cluster_id: &str, stream: &str) -> Result<(Reader, jsc_fleet::Admin)> {
+        let admin = self.admin(cluster_id).await?;
+        let info = admin.stream_info(stream).await.map_err(service_error)?;
+        let facts = StreamFacts {
+            name: stream.to_string(),
+            first_seq: info.state.first_seq,
+            last_seq: info.state.last_seq,
+            messages: info.state.messages,
+            allow_direct: info.config.allow_direct,
+            server: admin.server_version(),
+        };
+        Ok((Reader::new(admin.client().clone(), facts), admin))
+    }
+
+    /// A page of a stream's messages, for a viewer of its cluster. The cursors are stream
+    /// sequences, signed for this stream, filter and direction; they stay valid while the
+    /// stream grows, and a page after a purge says what went (`purged_through`).
+    pub async fn messages(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        stream: &str,
+        q: MessageQuery,
+    ) -> Result<MessagePage> {
+        self.stream(caller, cluster_id, stream)?;
+        let filter = filter_of(&q.subject)?;
+        if q.paging.last.is_some() || q.paging.before.is_some() {
+            return Err(Error::validation(
+                "messages page with `first` and `after`; give `direction: BACKWARD` to read newest first",
+            ));
+        }
+        let crate::paging::Take::First(n) = q.paging.take(MAX_MESSAGE_PAGE)? else {
+            unreachable!("no `last` was given")
+        };
+        let scope = format!("{cluster_id}\n{stream}\n{filter}\n{:?}", q.direction);
+        let list = List::new("messages", &scope);
+        let (after, _) = self.bounds::<u64>(list, &q.paging)?;
+        if after.is_some() && q.start.is_some() {
+            return Err(Error::validation(
+                "give `from` to start a read or `after` to go on from a cursor, not both",
+            ));
+        }
+        let (reader, admin) = self.reader(cluster_id, stream).await?;
+        let facts = reader.facts().clone();
+        let first = facts.first_seq.max(1);
+        if let Some(MessageStart::Sequence(s)) = q.start
+            && (s == 0 || s > facts.last_seq + 1)
+        {
+            return Err(Error::validation(format!(
+                "from.sequence: the stream's sequences run from {first} to {}; give one of them",
+                facts.last_seq
+            )));
+        }
+        if let Some(MessageStart::Time(t)) = q.start
+            && t > Utc::now()
+        {
+            return Err(Error::validation(format!(
+                "from.time: {} is in the future; give a time before now",
+                t.to_rfc3339()
+            )));
+        }
+        let at_time = |t| reader.sequence_at(t, &filter);
+        let mut purged_through = None;
+        let (batch, has_previous) = match q.direction {
+            Direction::Forward => {
+                let from = match (after, q.start) {
+                    (Some(c), _) => c + 1,
+                    (None, Some(MessageStart::Sequence(s))) => s,
+                    (None, Some(MessageStart::Time(t))) => {
+                        at_time(t).await.map_err(read_error)?.unwrap_or(facts.last_seq + 1)
+                    }
+                    (None, Some(MessageStart::Last)) => facts.last_seq,
+                    (None, Some(MessageStart::First) | None) => first,
+                };
+                if after.is_some() && from < first {
+                    purged_through = Some(first - 1);
+                }
+                let batch = reader.forward(from, &filter, n, None).await.map_err(read_error)?;
+                (batch, from > first)
+            }
+            Direction::Backward => {
+                let end = match (after, q.start) {
+                    (Some(c), _) => c.checked_sub(1),
+                    (None, Some(MessageStart::Sequence(s))) => Some(s),
+                    (None, Some(MessageStart::Time(t))) => match at_time(t).await.map_err(read_error)? {
+                        Some(s) => s.checked_sub(1),
+                        None => Some(facts.last_seq),
+                    },
+                    (None, Some(MessageStart::First)) => Some(first),
+                    (None, Some(MessageStart::Last) | None) => Some(facts.last_seq),
+                };
+                if let Some(c) = after
+                    && c > 1
+                    && c - 1 < first
+                {
+                    purged_through = Some(first - 1);
+                }
+                let batch = match end {
+                    Some(e) => reader.backward(e, &filter, n).await.map_err(read_error)?,
+                    None => Batch::default(),
+                };
+                (batch, end.is_some_and(|e| e < facts.last_seq))
+            }
+        };
+        let has_previous = has_previous || after.is_some();
+        let keys = batch.messages.iter().map(|m| m.sequence);
+        let edges = Self::positions(list, keys)
+            .into_iter()
+            .zip(batch.messages)
+            .map(|(position, node)| Edge { position, node })
+            .collect();
+        let unfiltered = filter == ">";
+        Ok(MessagePage {
+            page: Page {
+                edges,
+                has_previous_page: has_previous,
+                has_next_page: batch.more,
+                total_count: unfiltered.then_some(facts.messages as usize),
+            },
+            path: reader.path(),
+            purged_through,
+            count: (!unfiltered).then(|| MessageCount { reader, admin, filter }),
+        })
+    }
+
+    /// One message of a stream, for a viewer of its cluster; `NOT_FOUND` when the stream
+    /// does not hold it.
+    pub async fn message(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        stream: &str,
+        at: MessageAt,
+    ) -> Result<StoredMessage> {
+        self.stream(caller, cluster_id, stream)?;
+        let (reader, _) = self.reader(cluster_id, stream).await?;
+        let found = match &at {
+            MessageAt::Sequence(s) => reader.get(*s).await,
+            MessageAt::LastBySubject(subject) => {
+                check_subject(subject).map_err(|e| Error::validation(format!("lastBySubject: {e}")))?;
+                if subject.contains('*') || subject.contains('>') {
+                    return Err(Error::validation(
+                        "lastBySubject: give a subject without wildcards (use messages(subject:) to filter)",
+                    ));
+                }
+                reader.last_by_subject(subject).await
+            }
+        }
+        .map_err(read_error)?;
+        found.ok_or_else(|| {
+            Error::not_found(match at {
+                MessageAt::Sequence(s) => format!(
+                    "stream '{stream}' holds no message at sequence {s} (it holds {} to {})",
+                    reader.facts().first_seq,
+                    reader.facts().last_seq
+                ),
+                MessageAt::LastBySubject(subject) => format!("stream '{stream}' holds no message on '{subject}'"),
+            })
+        })
+    }
+
+    /// The subjects a stream holds messages on, matching `filter`, with how many each, by
+    /// subject; one page (at most [`MAX_PAGE`]).
+    pub async fn subjects(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        stream: &str,
+        filter: Option<String>,
+        paging: &Paging,
+    ) -> Result<Page<(String, u64)>> {
+        self.stream(caller, cluster_id, stream)?;
+        let filter = filter_of(&filter)?;
+        let admin = self.admin(cluster_id).await?;
+        let counts = subject_counts(&admin, stream, &filter).await?;
+        let scope = format!("{cluster_id}\n{stream}\n{filter}");
+        self.page(
+            List::new("subjects", &scope),
+            counts.into_iter().collect(),
+            |(s, _)| s.clone(),
+            paging,
+            MAX_PAGE,
+        )
+    }
+}
+
+/// Messages per subject matching `filter`, from `STREAM.INFO` (the server pages them).
+async fn subject_counts(admin: &jsc_fleet::Admin, stream: &str, filter: &str) -> Result<BTreeMap<String, u64>> {
+    #[derive(serde::Deserialize)]
+    struct Info {
+        #[serde(default)]
+        total: usize,
+        #[serde(default)]
+        limit: usize,
+        state: State,
+    }
+    #[derive(serde::Deserialize)]
+    struct State {
+        #[serde(default)]
+        subjects: BTreeMap<String, u64>,
+    }
+    let mut all = BTreeMap::new();
+    loop {
+        let info: Info = admin
+            .api(
+                &format!("STREAM.INFO.{stream}"),
+                &json!({"subjects_filter": filter, "offset": all.len()}),
+            )
+            .await
+            .map_err(service_error)?;
+        let got = info.state.subjects.len();
+        all.extend(info.state.subjects);
+        if got == 0 || info.limit == 0 || all.len() >= info.total {
+            return Ok(all);
+        }
+    }
+}

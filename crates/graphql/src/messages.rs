@@ -1,0 +1,329 @@
+//! Messages: pages of what a stream holds, one message, and the subjects it holds them on.
+//! Each resolver translates its arguments into one use case of `jsc_app::messages`.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use jsc_app::Error as ApiError;
+use jsc_app::messages::{self as uc, MessageAt, MessageQuery, MessageStart, StoredMessage};
+
+use crate::connection::{Parts, Total, connection, paging};
+use crate::context::{caller, console};
+
+/// Most bytes of payload text one message may show.
+const MAX_PAYLOAD_BYTES: i32 = 8 * 1024 * 1024;
+
+/// Which way a page of messages reads.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "jsc_app::messages::Direction")]
+pub enum MessageDirection {
+    /// Oldest first: from the start on, towards the newest message.
+    Forward,
+    /// Newest first: from the start back, towards the oldest message.
+    Backward,
+}
+
+/// An end of a stream.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum StreamEnd {
+    /// The oldest message the stream holds.
+    First,
+    /// The newest message the stream holds.
+    Last,
+}
+
+/// How a payload is shown.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "jsc_app::messages::Encoding")]
+pub enum PayloadEncoding {
+    /// UTF-8 text as it is.
+    Text,
+    /// JSON, pretty-printed.
+    Json,
+    /// Standard base64 of the bytes.
+    #[graphql(name = "BASE64")]
+    Base64,
+    /// Lower-case hex of the bytes, two digits a byte.
+    Hex,
+    /// MessagePack, shown as pretty JSON.
+    #[graphql(name = "MSGPACK")]
+    MsgPack,
+    /// CBOR, shown as pretty JSON.
+    Cbor,
+}
+
+/// How the console read a page of messages (never by consuming them).
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "jsc_app::messages::ReadPath")]
+pub enum MessageReadPath {
+    /// Batch direct get: the page in one request (nats-server 2.11+ and `allowDirect` on the
+    /// stream).
+    DirectBatch,
+    /// One message get a request: older servers, and streams without `allowDirect`.
+    MessageGet,
+}
+
+/// Where a page of messages starts: exactly one of the fields.
+#[derive(InputObject, Default)]
+pub struct MessageStartInput {
+    /// At this stream sequence, itself included (forward: it and after; backward: it and
+    /// before). 1 to the stream's last sequence + 1 (`VALIDATION` otherwise).
+    pub sequence: Option<u64>,
+    /// At the first message stored at or after this time (backward: the messages before
+    /// it). Not in the future (`VALIDATION`).
+    pub time: Option<DateTime<Utc>>,
+    /// At an end of the stream.
+    pub end: Option<StreamEnd>,
+}
+
+impl MessageStartInput {
+    fn start(self) -> Result<Option<MessageStart>, ApiError> {
+        Ok(match (self.sequence, self.time, self.end) {
+            (None, None, None) => None,
+            (Some(s), None, None) => Some(MessageStart::Sequence(s)),
+            (None, Some(t), None) => Some(MessageStart::Time(t)),
+            (None, None, Some(StreamEnd::First)) => Some(MessageStart::First),
+            (None, None, Some(StreamEnd::Last)) => Some(MessageStart::Last),
+            _ => {
+                return Err(ApiError::validation(
+                    "from: give one of `sequence`, `time` or `end`, not several",
+                ));
+            }
+        })
+    }
+}
+
+/// A header of a message.
+#[derive(SimpleObject)]
+pub struct MessageHeader {
+    /// The header's name, as published.
+    pub name: String,
+    /// Its value (a name that repeats has a header for each value).
+    pub value: String,
+}
+
+/// A message's payload as text.
+#[derive(SimpleObject)]
+pub struct MessagePayload {
+    /// How the text shows the payload: the encoding asked for, or the one detected.
+    pub encoding: PayloadEncoding,
+    /// The payload shown in `encoding`, at most `maxBytes` bytes of it.
+    pub text: String,
+    /// The text was cut at `maxBytes`: ask again with a larger one to see the rest.
+    pub truncated: bool,
+    /// Size of the payload itself, in bytes (before any encoding).
+    pub size: u64,
+}
+
+/// A message a stream holds, read without consuming it.
+pub struct MessageObj(pub(crate) StoredMessage);
+
+/// A message a stream holds, as read without consuming it (no consumer saw it, nothing was
+/// acknowledged).
+#[Object(name = "StreamMessage")]
+impl MessageObj {
+    /// Its stream sequence.
+    async fn sequence(&self) -> u64 {
+        self.0.sequence
+    }
+    /// The subject it was published on.
+    async fn subject(&self) -> &str {
+        &self.0.subject
+    }
+    /// When the stream stored it.
+    async fn time(&self) -> DateTime<Utc> {
+        self.0.time
+    }
+    /// Its headers, by name (none: an empty list).
+    async fn headers(&self) -> Vec<MessageHeader> {
+        self.0
+            .headers
+            .iter()
+            .map(|(name, value)| MessageHeader {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect()
+    }
+    /// Bytes the message takes as JetStream counts them: subject, headers and payload.
+    async fn size(&self) -> u64 {
+        self.0.size() as u64
+    }
+    /// The payload, decoded only when asked for. `VALIDATION` when it is not in the encoding
+    /// asked for (the message says which to ask for instead).
+    async fn payload(
+        &self,
+        #[graphql(
+            desc = "How to show the payload; left out, as what it looks like (JSON, text, MessagePack, CBOR, else base64)."
+        )]
+        encoding: Option<PayloadEncoding>,
+        #[graphql(
+            default = 65536,
+            desc = "Most bytes of text to return: 1 to 8,388,608, 65,536 by default. Longer text is cut and says so (`truncated`)."
+        )]
+        max_bytes: i32,
+    ) -> Result<MessagePayload> {
+        if !(1..=MAX_PAYLOAD_BYTES).contains(&max_bytes) {
+            return Err(
+                ApiError::validation(format!("maxBytes: give 1 to {MAX_PAYLOAD_BYTES}, not {max_bytes}")).into(),
+            );
+        }
+        let d = uc::decode(&self.0.payload, encoding.map(Into::into), max_bytes as usize)
+            .map_err(|e| ApiError::validation(format!("encoding: {e}")))?;
+        Ok(MessagePayload {
+            encoding: d.encoding.into(),
+            text: d.text,
+            truncated: d.truncated,
+            size: self.0.payload.len() as u64,
+        })
+    }
+}
+
+/// What a page of messages tells besides its messages.
+pub struct MessagePageExtra {
+    purged_through: Option<u64>,
+    path: uc::ReadPath,
+}
+
+connection!(MessageConnection, MessageEdge, MessageObj, "messages", MessagePageExtra {
+    /// The cursor (`after`) pointed at messages that are gone: every message up to this
+    /// sequence was purged, expired or deleted since the cursor was made, and the page goes
+    /// on from the oldest one left. Null when nothing the cursor pointed at is gone.
+    async fn purged_through(&self) -> Option<u64> {
+        self.1.purged_through
+    }
+    /// How the console read the page.
+    async fn read_path(&self) -> MessageReadPath {
+        self.1.path.into()
+    }
+});
+
+/// A subject a stream holds messages on.
+#[derive(SimpleObject)]
+pub struct SubjectCount {
+    /// The subject.
+    pub subject: String,
+    /// How many messages the stream holds on it.
+    pub messages: u64,
+}
+
+connection!(SubjectConnection, SubjectEdge, SubjectCount, "subjects");
+
+#[derive(Default)]
+pub struct MessageQueryRoot;
+
+#[Object]
+impl MessageQueryRoot {
+    /// A page of a stream's messages, read without consuming them: browsing a work-queue or
+    /// interest stream leaves it and its consumers exactly as they were. Cursors are the
+    /// messages' sequences, valid for this stream, subject and direction while it grows; after
+    /// a purge the page says what went (`purgedThrough`). Needs the viewer role on the
+    /// cluster. Errors: `VALIDATION` (a bad subject filter, a sequence past the end, a time in
+    /// the future, a bad cursor), `NOT_FOUND`, `UNAVAILABLE`.
+    #[graphql(complexity = "crate::connection::per_item(first, None, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
+        #[graphql(desc = "The stream's name.")] stream: String,
+        #[graphql(
+            desc = "Where to start; left out, at the oldest message (forward) or the newest (backward). Not with `after`."
+        )]
+        from: Option<MessageStartInput>,
+        #[graphql(
+            default_with = "MessageDirection::Forward",
+            desc = "Which way to read; FORWARD by default."
+        )]
+        direction: MessageDirection,
+        #[graphql(
+            desc = "Only messages on subjects matching this filter (`*` and `>` wildcards); left out, every subject."
+        )]
+        subject: Option<String>,
+        #[graphql(desc = "The first `first` messages in `direction` (after `after`): 0 to 1,000; 50 when left out.")]
+        first: Option<i32>,
+        #[graphql(
+            desc = "Only messages after this cursor in `direction` (an `endCursor` or edge `cursor` of the same stream, subject and direction; `VALIDATION` otherwise)."
+        )]
+        after: Option<String>,
+    ) -> Result<MessageConnection> {
+        let query = MessageQuery {
+            start: from.unwrap_or_default().start()?,
+            direction: direction.into(),
+            subject,
+            paging: paging(first, after, None, None),
+        };
+        let page = console(ctx)
+            .messages(&caller(ctx)?, &cluster_id, &stream, query)
+            .await?;
+        let extra = MessagePageExtra {
+            purged_through: page.purged_through,
+            path: page.path,
+        };
+        let later = page.count.map(|count| {
+            Total::Later(std::sync::Arc::new(move || {
+                let count = count.clone();
+                Box::pin(async move { count.count().await })
+            }))
+        });
+        Ok(MessageConnection(Parts::of(page.page, MessageObj, later), extra))
+    }
+
+    /// One message of a stream, by sequence or as the last on a subject (exactly one of
+    /// them). Needs the viewer role on the cluster. Errors: `NOT_FOUND` (no such message),
+    /// `VALIDATION`, `UNAVAILABLE`.
+    async fn message(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
+        #[graphql(desc = "The stream's name.")] stream: String,
+        #[graphql(desc = "The message's stream sequence.")] sequence: Option<u64>,
+        #[graphql(desc = "The last message on this subject (no wildcards).")] last_by_subject: Option<String>,
+    ) -> Result<MessageObj> {
+        let at = match (sequence, last_by_subject) {
+            (Some(s), None) => MessageAt::Sequence(s),
+            (None, Some(subject)) => MessageAt::LastBySubject(subject),
+            _ => return Err(ApiError::validation("give `sequence` or `lastBySubject`, one of them").into()),
+        };
+        Ok(MessageObj(
+            console(ctx).message(&caller(ctx)?, &cluster_id, &stream, at).await?,
+        ))
+    }
+
+    /// The subjects a stream holds messages on, with how many each, by subject. Needs the
+    /// viewer role on the cluster. Errors: `VALIDATION` (a bad filter or cursor),
+    /// `NOT_FOUND`, `UNAVAILABLE`.
+    #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn subjects(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
+        #[graphql(desc = "The stream's name.")] stream: String,
+        #[graphql(desc = "Only subjects matching this filter (`*` and `>` wildcards); left out, every subject.")]
+        filter: Option<String>,
+        #[graphql(
+            desc = "The first `first` subjects (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Only subjects after this cursor (`VALIDATION` for a cursor of another list).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "The last `last` subjects (before `before`): 0 to 500.")] last: Option<i32>,
+        #[graphql(desc = "Only subjects before this cursor (`VALIDATION` for a cursor of another list).")]
+        before: Option<String>,
+    ) -> Result<SubjectConnection> {
+        let page = console(ctx)
+            .subjects(
+                &caller(ctx)?,
+                &cluster_id,
+                &stream,
+                filter,
+                &paging(first, after, last, before),
+            )
+            .await?;
+        Ok(SubjectConnection::new(page, |(subject, messages)| SubjectCount {
+            subject,
+            messages,
+        }))
+    }
+}

@@ -1,0 +1,518 @@
+//! Messages through GraphQL against real managed nats-servers (2.15 and 2.10): pages both
+//! ways on both read paths, starts by sequence, time and end, cursors across a purge,
+//! decoding, one message, subjects, and streams left exactly as they were.
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer};
+use jsc_testkit::{NatsServer, TestApp, code, gql};
+use serde_json::{Value, json};
+
+const PAGE: &str = "query($c: ID!, $s: String!, $from: MessageStartInput, $d: MessageDirection!, $subj: String, $n: Int, $after: String) {
+  messages(clusterId: $c, stream: $s, from: $from, direction: $d, subject: $subj, first: $n, after: $after) {
+    edges { cursor node { sequence subject time headers { name value } size payload { text encoding truncated size } } }
+    pageInfo { hasNextPage hasPreviousPage endCursor } totalCount purgedThrough readPath } }";
+
+/// A console managing `managed`, and the cluster's id.
+async fn console_on(managed: &NatsServer) -> (TestApp, String) {
+    let app = TestApp::spawn().await;
+    let cluster = app
+        .register_cluster(json!({"name": "managed", "urls": [managed.url()]}))
+        .await;
+    (app, cluster)
+}
+
+/// Creates stream `name` on `<name lower>.>` through the console, with `extra` config.
+async fn create(app: &TestApp, cluster: &str, name: &str, extra: Value) {
+    let mut cfg = json!({"name": name, "subjects": [format!("{}.>", name.to_lowercase())]});
+    for (k, v) in extra.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    app.data(gql::CREATE_STREAM, json!({"c": cluster, "cfg": cfg})).await;
+}
+
+/// Publishes `payloads` on `subject` and returns their sequences.
+async fn publish(js: &jetstream::Context, subject: &str, payloads: &[&[u8]]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for p in payloads {
+        let ack = js
+            .publish(subject.to_string(), p.to_vec().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        out.push(ack.sequence);
+    }
+    out
+}
+
+async fn page(app: &TestApp, vars: Value) -> Value {
+    app.data(PAGE, vars).await["messages"].clone()
+}
+
+fn seqs(page: &Value) -> Vec<u64> {
+    page["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["sequence"].as_u64().unwrap())
+        .collect()
+}
+
+/// Every sequence of a read, `n` at a time, checking the read path on every page.
+async fn walk(app: &TestApp, base: Value, n: i64, path: &str) -> Vec<u64> {
+    let mut all = Vec::new();
+    let mut after = Value::Null;
+    for _ in 0..100 {
+        let mut vars = base.clone();
+        vars["n"] = json!(n);
+        vars["after"] = after.clone();
+        let p = page(app, vars).await;
+        assert_eq!(p["readPath"], path, "{p}");
+        let got = seqs(&p);
+        assert!(got.len() as i64 <= n, "at most `first`: {p}");
+        all.extend(got);
+        if !p["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+            return all;
+        }
+        after = p["pageInfo"]["endCursor"].clone();
+    }
+    panic!("a walk that does not end: {all:?}");
+}
+
+/// 23 messages alternating `<s>.eu` and `<s>.us`, the fifth deleted. Returns every sequence
+/// left and those on `.eu`.
+async fn fill(js: &jetstream::Context, stream: &str) -> (Vec<u64>, Vec<u64>) {
+    let lower = stream.to_lowercase();
+    let mut all = Vec::new();
+    let mut eu = Vec::new();
+    for i in 0..23u64 {
+        let region = if i % 2 == 0 { "eu" } else { "us" };
+        let seq = publish(js, &format!("{lower}.{region}"), &[format!("m{i}").as_bytes()]).await[0];
+        all.push(seq);
+        if region == "eu" {
+            eu.push(seq);
+        }
+    }
+    js.get_stream(stream).await.unwrap().delete_message(5).await.unwrap();
+    all.retain(|s| *s != 5);
+    eu.retain(|s| *s != 5);
+    (all, eu)
+}
+
+async fn pages_both_ways_match(app: &TestApp, cluster: &str, stream: &str, all: &[u64], eu: &[u64], path: &str) {
+    let lower = stream.to_lowercase();
+    let base = |d: &str, subj: Option<String>| json!({"c": cluster, "s": stream, "d": d, "subj": subj});
+    let reversed = |v: &[u64]| v.iter().rev().copied().collect::<Vec<_>>();
+    assert_eq!(walk(app, base("FORWARD", None), 4, path).await, all, "forward");
+    assert_eq!(
+        walk(app, base("BACKWARD", None), 4, path).await,
+        reversed(all),
+        "backward"
+    );
+    let eu_filter = Some(format!("{lower}.eu"));
+    assert_eq!(
+        walk(app, base("FORWARD", eu_filter.clone()), 3, path).await,
+        eu,
+        "forward, filtered"
+    );
+    assert_eq!(
+        walk(app, base("BACKWARD", eu_filter.clone()), 3, path).await,
+        reversed(eu),
+        "backward, filtered"
+    );
+    assert_eq!(
+        walk(app, base("FORWARD", Some(format!("{lower}.*"))), 50, path).await,
+        all,
+        "one page"
+    );
+
+    let whole = page(app, base("FORWARD", None)).await;
+    assert_eq!(whole["totalCount"], all.len(), "{whole}");
+    let first = &whole["edges"][0]["node"];
+    assert_eq!(first["subject"], format!("{lower}.eu"));
+    assert_eq!(first["payload"]["text"], "m0");
+    assert_eq!(first["payload"]["encoding"], "TEXT");
+    assert_eq!(whole["pageInfo"]["hasPreviousPage"], false);
+    let filtered = page(app, base("FORWARD", eu_filter)).await;
+    assert_eq!(filtered["totalCount"], eu.len(), "counted when asked: {filtered}");
+
+    // Starts: a sequence, either end.
+    let mut from10 = base("FORWARD", None);
+    from10["from"] = json!({"sequence": 10});
+    from10["n"] = json!(3);
+    assert_eq!(seqs(&page(app, from10.clone()).await), vec![10, 11, 12]);
+    from10["d"] = json!("BACKWARD");
+    let back = page(app, from10).await;
+    assert_eq!(seqs(&back), vec![10, 9, 8]);
+    assert_eq!(
+        back["pageInfo"]["hasPreviousPage"], true,
+        "newer messages come before it"
+    );
+    let mut from4 = base("BACKWARD", None);
+    from4["from"] = json!({"sequence": 6});
+    from4["n"] = json!(3);
+    assert_eq!(
+        seqs(&page(app, from4).await),
+        vec![6, 4, 3],
+        "the deleted fifth is skipped"
+    );
+    let mut last = base("FORWARD", None);
+    last["from"] = json!({"end": "LAST"});
+    let tail = page(app, last).await;
+    assert_eq!(seqs(&tail), vec![*all.last().unwrap()]);
+    assert_eq!(tail["pageInfo"]["hasNextPage"], false);
+    let mut oldest = base("BACKWARD", None);
+    oldest["from"] = json!({"end": "FIRST"});
+    assert_eq!(seqs(&page(app, oldest).await), vec![1]);
+}
+
+#[tokio::test]
+async fn pages_forward_and_backward_on_both_read_paths_match_the_whole_stream() {
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    for (stream, direct, path) in [("DIRECT", true, "DIRECT_BATCH"), ("GETS", false, "MESSAGE_GET")] {
+        create(&app, &cluster, stream, json!({"allowDirect": direct})).await;
+        let (all, eu) = fill(&js, stream).await;
+        pages_both_ways_match(&app, &cluster, stream, &all, &eu, path).await;
+    }
+}
+
+#[tokio::test]
+async fn a_2_10_server_is_read_one_message_at_a_time_with_the_same_pages() {
+    let managed = NatsServer::start_2_10();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    create(&app, &cluster, "OLD", json!({"allowDirect": true})).await;
+    let (all, eu) = fill(&js, "OLD").await;
+    pages_both_ways_match(&app, &cluster, "OLD", &all, &eu, "MESSAGE_GET").await;
+}
+
+/// What a read could change: the stream's state and every consumer's.
+async fn snapshot(js: &jetstream::Context, stream: &str) -> Value {
+    let mut s = js.get_stream(stream).await.unwrap();
+    let info = s.info().await.unwrap().clone();
+    let mut consumers = Vec::new();
+    let mut names = s.consumer_names();
+    while let Some(name) = futures::StreamExt::next(&mut names).await {
+        let name = name.unwrap();
+        let c: consumer::PullConsumer = s.get_consumer(&name).await.unwrap();
+        let mut c = c;
+        let i = c.info().await.unwrap().clone();
+        consumers.push(json!({
+            "name": name, "pending": i.num_pending, "ackPending": i.num_ack_pending,
+            "delivered": i.delivered.stream_sequence, "ackFloor": i.ack_floor.stream_sequence,
+            "redelivered": i.num_redelivered, "waiting": i.num_waiting,
+        }));
+    }
+    json!({
+        "messages": info.state.messages, "first": info.state.first_sequence, "last": info.state.last_sequence,
+        "consumers": info.state.consumer_count, "each": consumers,
+    })
+}
+
+#[tokio::test]
+async fn browsing_leaves_work_queue_and_interest_streams_and_their_consumers_as_they_were() {
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    for (stream, retention, direct) in [
+        ("WORK", "WORK_QUEUE", true),
+        ("WORKGET", "WORK_QUEUE", false),
+        ("INTEREST", "INTEREST", true),
+    ] {
+        create(
+            &app,
+            &cluster,
+            stream,
+            json!({"retention": retention, "allowDirect": direct}),
+        )
+        .await;
+        let lower = stream.to_lowercase();
+        app.create_consumer(&cluster, stream, "worker").await;
+        let payloads: Vec<Vec<u8>> = (0..12).map(|i| format!("job {i}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        publish(&js, &format!("{lower}.jobs"), &refs).await;
+        // The worker has taken two and acknowledged one: some state to keep.
+        let mut worker: consumer::PullConsumer = js
+            .get_stream(stream)
+            .await
+            .unwrap()
+            .get_consumer("worker")
+            .await
+            .unwrap();
+        let mut batch = worker.fetch().max_messages(2).messages().await.unwrap();
+        let first = futures::StreamExt::next(&mut batch).await.unwrap().unwrap();
+        first.ack().await.unwrap();
+        futures::StreamExt::next(&mut batch).await.unwrap().unwrap();
+        let _ = worker.info().await.unwrap();
+        let before = snapshot(&js, stream).await;
+        assert_eq!(before["messages"], 11, "{stream}: the acknowledged job left: {before}");
+
+        let base = json!({"c": cluster, "s": stream, "d": "FORWARD"});
+        let all = walk(
+            &app,
+            base.clone(),
+            5,
+            if direct { "DIRECT_BATCH" } else { "MESSAGE_GET" },
+        )
+        .await;
+        assert_eq!(all, (2..=12).collect::<Vec<u64>>(), "{stream}");
+        let mut back = base.clone();
+        back["d"] = json!("BACKWARD");
+        walk(&app, back, 4, if direct { "DIRECT_BATCH" } else { "MESSAGE_GET" }).await;
+        let mut at_time = base.clone();
+        at_time["from"] = json!({"time": "2020-01-01T00:00:00Z"});
+        assert_eq!(seqs(&page(&app, at_time).await)[0], 2);
+        app.data(
+            "query($c: ID!, $s: String!, $subj: String!) { message(clusterId: $c, stream: $s, sequence: 3) { sequence }
+              last: message(clusterId: $c, stream: $s, lastBySubject: $subj) { sequence }
+              subjects(clusterId: $c, stream: $s) { nodes { subject messages } } }",
+            json!({"c": cluster, "s": stream, "subj": format!("{lower}.jobs")}),
+        )
+        .await;
+
+        assert_eq!(
+            snapshot(&js, stream).await,
+            before,
+            "{stream}: browsing changed nothing"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_page_starts_at_a_time_and_a_cursor_survives_a_purge() {
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    for (stream, direct) in [("TIMED", true), ("TIMEDGET", false)] {
+        create(&app, &cluster, stream, json!({"allowDirect": direct})).await;
+        let lower = stream.to_lowercase();
+        let payloads: Vec<Vec<u8>> = (1..=20).map(|i| format!("{i}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        publish(&js, &format!("{lower}.x"), &refs).await;
+        let base = json!({"c": cluster, "s": stream, "d": "FORWARD", "n": 20});
+        let whole = page(&app, base.clone()).await;
+        let time_of = |seq: usize| whole["edges"][seq - 1]["node"]["time"].clone();
+        // Messages stored in the same instant share a time: start at the first of them.
+        let t = time_of(8);
+        let first_at_t = (1..=20).find(|s| time_of(*s) == t).unwrap() as u64;
+        let mut at = base.clone();
+        at["from"] = json!({"time": t});
+        at["n"] = json!(2);
+        assert_eq!(seqs(&page(&app, at.clone()).await)[0], first_at_t, "{stream}");
+        at["d"] = json!("BACKWARD");
+        let before_t = seqs(&page(&app, at).await);
+        assert!(
+            before_t.is_empty() || before_t[0] == first_at_t - 1,
+            "{stream}: {before_t:?}"
+        );
+
+        // A cursor made before a purge goes on from the oldest message left, and says so.
+        let mut first5 = base.clone();
+        first5["n"] = json!(5);
+        let p = page(&app, first5.clone()).await;
+        assert_eq!(seqs(&p), vec![1, 2, 3, 4, 5]);
+        assert_eq!(p["purgedThrough"], Value::Null);
+        app.data(
+            "mutation($c: ID!, $s: String!) { purgeStream(input: {clusterId: $c, name: $s, upToSequence: 11}) { purged } }",
+            json!({"c": cluster, "s": stream}),
+        )
+        .await;
+        let mut on = first5.clone();
+        on["after"] = p["pageInfo"]["endCursor"].clone();
+        let after_purge = page(&app, on).await;
+        assert_eq!(after_purge["purgedThrough"], 10, "{after_purge}");
+        assert_eq!(seqs(&after_purge), vec![11, 12, 13, 14, 15]);
+        // Backward from the newest, on down to the oldest left.
+        let old = page(&app, json!({"c": cluster, "s": stream, "d": "BACKWARD", "n": 2})).await;
+        assert_eq!(seqs(&old), vec![20, 19]);
+        let mut down = json!({"c": cluster, "s": stream, "d": "BACKWARD", "n": 20});
+        down["after"] = old["pageInfo"]["endCursor"].clone();
+        assert_eq!(seqs(&page(&app, down).await), (11..=18).rev().collect::<Vec<u64>>());
+    }
+}
+
+#[tokio::test]
+async fn payloads_are_decoded_as_asked_or_detected_and_cut_at_the_limit() {
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    create(&app, &cluster, "CODECS", json!({})).await;
+    let value = json!({"order": 7, "items": ["a", "b"]});
+    let msgpack = rmp_serde::to_vec_named(&value).unwrap();
+    let mut cbor = Vec::new();
+    ciborium::ser::into_writer(&value, &mut cbor).unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert("X-Trace", "t-1");
+    js.publish_with_headers("codecs.json", headers, value.to_string().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    publish(
+        &js,
+        "codecs.text",
+        &[b"plain words", &msgpack, &cbor, &[0xff, 0x00, 0x7f]],
+    )
+    .await;
+    let q = "query($c: ID!, $e: PayloadEncoding, $max: Int!) { messages(clusterId: $c, stream: \"CODECS\") { nodes {
+        sequence headers { name value } payload(encoding: $e, maxBytes: $max) { encoding text truncated size } } } }";
+    let read = |e: Value, max: i64| app.graphql(q, json!({"c": cluster, "e": e, "max": max}));
+    let auto = read(Value::Null, 65536).await;
+    let nodes = auto["data"]["messages"]["nodes"].as_array().unwrap().clone();
+    let shown: Vec<(&str, &str)> = nodes
+        .iter()
+        .map(|n| {
+            (
+                n["payload"]["encoding"].as_str().unwrap(),
+                n["payload"]["text"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(shown[0].0, "JSON");
+    assert_eq!(serde_json::from_str::<Value>(shown[0].1).unwrap(), value);
+    assert!(shown[0].1.contains("\n  \"order\": 7"), "pretty: {}", shown[0].1);
+    assert_eq!(nodes[0]["headers"], json!([{"name": "X-Trace", "value": "t-1"}]));
+    assert_eq!(shown[1], ("TEXT", "plain words"));
+    assert_eq!(shown[2].0, "MSGPACK");
+    assert_eq!(serde_json::from_str::<Value>(shown[2].1).unwrap(), value);
+    assert_eq!(shown[3].0, "CBOR");
+    assert_eq!(serde_json::from_str::<Value>(shown[3].1).unwrap(), value);
+    assert_eq!(shown[4], ("BASE64", "/wB/"));
+    assert_eq!(nodes[4]["payload"]["size"], 3);
+
+    let hex = read(json!("HEX"), 65536).await;
+    assert_eq!(hex["data"]["messages"]["nodes"][4]["payload"]["text"], "ff007f");
+    assert_eq!(
+        hex["data"]["messages"]["nodes"][1]["payload"]["text"],
+        "706c61696e20776f726473"
+    );
+    let cut = read(json!("TEXT"), 5).await;
+    let second = &cut["data"]["messages"]["nodes"][1]["payload"];
+    assert_eq!(
+        (second["text"].as_str().unwrap(), second["truncated"].as_bool().unwrap()),
+        ("plain", true)
+    );
+    // Binary as text: that message's payload is an error saying what to ask for instead.
+    assert_eq!(code(&cut), "VALIDATION", "{cut}");
+    assert!(
+        cut["errors"][0]["message"].as_str().unwrap().contains("BASE64"),
+        "{cut}"
+    );
+    let too_big = read(json!("TEXT"), 9_000_000).await;
+    assert_eq!(code(&too_big), "VALIDATION");
+}
+
+#[tokio::test]
+async fn one_message_and_the_subjects_with_their_counts() {
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    create(&app, &cluster, "SUBJ", json!({})).await;
+    for (subject, n) in [("subj.a", 3), ("subj.b", 1), ("subj.c.x", 2)] {
+        for i in 0..n {
+            publish(&js, subject, &[format!("{subject}-{i}").as_bytes()]).await;
+        }
+    }
+    let one = app
+        .data(
+            "query($c: ID!) { bySeq: message(clusterId: $c, stream: \"SUBJ\", sequence: 2) { sequence subject payload { text } }
+              last: message(clusterId: $c, stream: \"SUBJ\", lastBySubject: \"subj.a\") { sequence payload { text } } }",
+            json!({"c": cluster}),
+        )
+        .await;
+    assert_eq!(one["bySeq"]["payload"]["text"], "subj.a-1");
+    assert_eq!(one["last"]["sequence"], 3);
+    let missing = app
+        .graphql(
+            "query($c: ID!) { message(clusterId: $c, stream: \"SUBJ\", sequence: 99) { sequence } }",
+            json!({"c": cluster}),
+        )
+        .await;
+    assert_eq!(code(&missing), "NOT_FOUND", "{missing}");
+    let q = "query($c: ID!, $f: String, $n: Int, $a: String) { subjects(clusterId: $c, stream: \"SUBJ\", filter: $f, first: $n, after: $a) {
+        nodes { subject messages } totalCount pageInfo { hasNextPage endCursor } } }";
+    let all = app.data(q, json!({"c": cluster})).await["subjects"].clone();
+    assert_eq!(
+        all["nodes"],
+        json!([{"subject": "subj.a", "messages": 3}, {"subject": "subj.b", "messages": 1}, {"subject": "subj.c.x", "messages": 2}])
+    );
+    let first = app.data(q, json!({"c": cluster, "n": 2})).await["subjects"].clone();
+    let rest = app
+        .data(q, json!({"c": cluster, "n": 2, "a": first["pageInfo"]["endCursor"]}))
+        .await["subjects"]
+        .clone();
+    assert_eq!(rest["nodes"], json!([{"subject": "subj.c.x", "messages": 2}]));
+    let star = app.data(q, json!({"c": cluster, "f": "subj.*"})).await["subjects"].clone();
+    assert_eq!(star["totalCount"], 2, "one token only: {star}");
+}
+
+#[tokio::test]
+async fn bad_reads_answer_validation_with_what_to_fix_and_other_organizations_see_nothing() {
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    create(&app, &cluster, "BAD", json!({})).await;
+    publish(&js, "bad.x", &[b"1", b"2", b"3"]).await;
+    let base = json!({"c": cluster, "s": "BAD", "d": "FORWARD"});
+    let eu = page(
+        &app,
+        json!({"c": cluster, "s": "BAD", "d": "FORWARD", "n": 1, "subj": "bad.x"}),
+    )
+    .await;
+    for (change, says) in [
+        (json!({"subj": "bad..x"}), "subject"),
+        (json!({"from": {"sequence": 99}}), "from.sequence"),
+        (json!({"from": {"time": "2999-01-01T00:00:00Z"}}), "from.time"),
+        (json!({"from": {"sequence": 1, "end": "LAST"}}), "from"),
+        (json!({"n": 1001}), "first"),
+        (json!({"after": "not-a-cursor"}), "after"),
+        (json!({"after": eu["pageInfo"]["endCursor"]}), "after"),
+        (
+            json!({"d": "BACKWARD", "subj": "bad.x", "after": eu["pageInfo"]["endCursor"]}),
+            "after",
+        ),
+    ] {
+        let mut vars = base.clone();
+        for (k, v) in change.as_object().unwrap() {
+            vars[k] = v.clone();
+        }
+        let body = app.graphql(PAGE, vars.clone()).await;
+        assert_eq!(code(&body), "VALIDATION", "{vars}: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(says) || message.contains(says),
+            "{vars}: names `{says}`: {message}"
+        );
+    }
+    let gone = app
+        .graphql(PAGE, json!({"c": cluster, "s": "NOPE", "d": "FORWARD"}))
+        .await;
+    assert_eq!(code(&gone), "NOT_FOUND");
+
+    // A viewer reads; another organization's admin gets NOT_FOUND; no credential, nothing.
+    let (_, viewer) = app.invite_member("default", "viewer@example.com", "VIEWER").await;
+    let seen = app.graphql_as(Some(&viewer), PAGE, base.clone()).await;
+    assert_eq!(seqs(&seen["data"]["messages"]), vec![1, 2, 3], "{seen}");
+    let org = app
+        .data(
+            "mutation { createOrganization(input: {name: \"elsewhere\"}) { organization { id } } }",
+            json!({}),
+        )
+        .await["createOrganization"]["organization"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, outsider) = app.invite_member(&org, "outsider@example.com", "ADMIN").await;
+    for q in [
+        PAGE,
+        "query($c: ID!, $s: String!) { message(clusterId: $c, stream: $s, sequence: 1) { sequence } }",
+        "query($c: ID!, $s: String!) { subjects(clusterId: $c, stream: $s) { totalCount } }",
+    ] {
+        let body = app.graphql_as(Some(&outsider), q, base.clone()).await;
+        assert_eq!(code(&body), "NOT_FOUND", "{body}");
+        let anonymous = app.graphql_as(None, q, base.clone()).await;
+        assert_eq!(code(&anonymous), "UNAUTHENTICATED", "{anonymous}");
+    }
+}
