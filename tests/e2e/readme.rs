@@ -90,13 +90,30 @@ async fn the_readme_walkthrough_runs_as_written() {
             "an example failed: {a}"
         );
     }
-    let last = answers.last().unwrap();
-    let streams = last["data"]["streams"]["nodes"].as_array().unwrap();
+    let find = |field: &str| {
+        answers
+            .iter()
+            .find(|a| a["data"].get(field).is_some())
+            .unwrap_or_else(|| panic!("an answer with {field}: {answers:?}"))
+    };
+    let streams = find("streams")["data"]["streams"]["nodes"].as_array().unwrap();
     let orders = streams
         .iter()
         .find(|s| s["name"] == "ORDERS")
         .expect("ORDERS was created");
     assert_eq!(orders["consumers"]["nodes"][0]["name"], "billing");
+    // The message published is what the stream holds, newest first, shown as JSON.
+    let messages = &find("messages")["data"]["messages"];
+    // A stream created without `allowDirect` is read one message get at a time.
+    assert_eq!(messages["readPath"], "MESSAGE_GET", "{messages}");
+    let newest = &messages["nodes"][0];
+    assert_eq!(newest["subject"], "orders.eu");
+    assert_eq!(newest["payload"]["encoding"], "JSON");
+    assert_eq!(newest["payload"]["text"], "{\n  \"id\": 1\n}");
+    assert_eq!(
+        find("subjects")["data"]["subjects"]["nodes"],
+        serde_json::json!([{"subject": "orders.eu", "messages": 1}])
+    );
     assert_eq!(
         answers
             .iter()
