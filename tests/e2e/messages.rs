@@ -516,3 +516,101 @@ async fn bad_reads_answer_validation_with_what_to_fix_and_other_organizations_se
         assert_eq!(code(&anonymous), "UNAUTHENTICATED", "{anonymous}");
     }
 }
+
+const TAIL: &str = "subscription($c: ID!, $s: String!, $subj: String, $from: Int, $max: Int!) {
+  messageTail(clusterId: $c, stream: $s, subject: $subj, fromSequence: $from, maxBehind: $max) {
+    kind skippedFrom skippedTo message { sequence subject payload { text } } } }";
+
+#[tokio::test]
+async fn a_tail_sends_new_messages_resumes_from_a_sequence_and_skips_ahead_when_far_behind() {
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    for (stream, extra) in [
+        ("TAIL", json!({"allowDirect": true})),
+        ("TAILWQ", json!({"retention": "WORK_QUEUE"})),
+    ] {
+        create(&app, &cluster, stream, extra).await;
+        let lower = stream.to_lowercase();
+        if stream == "TAILWQ" {
+            app.create_consumer(&cluster, stream, "worker").await;
+        }
+        publish(&js, &format!("{lower}.a"), &[b"before"]).await;
+        let before = snapshot(&js, stream).await;
+        // From the newest on, only what matches.
+        let vars = json!({"c": cluster, "s": stream, "subj": format!("{lower}.a"), "max": 1000});
+        let mut tail = app.subscribe("graphql-transport-ws", TAIL, vars).await;
+        // The tail has started once a first message can reach it: publish until one does.
+        let mut first = None;
+        for i in 0..50 {
+            publish(&js, &format!("{lower}.b"), &[b"other"]).await;
+            let seq = publish(&js, &format!("{lower}.a"), &[format!("new {i}").as_bytes()]).await[0];
+            if let Ok(frame) = tokio::time::timeout(std::time::Duration::from_millis(300), tail.next_data()).await {
+                first = Some((seq, frame));
+                break;
+            }
+        }
+        let (seq, frame) = first.expect("the tail delivers a new message");
+        let event = &frame["messageTail"];
+        assert_eq!(event["kind"], "MESSAGE", "{event}");
+        assert!(event["message"]["sequence"].as_u64().unwrap() <= seq, "{event}");
+        assert_eq!(
+            event["message"]["subject"],
+            format!("{lower}.a"),
+            "only the filter: {event}"
+        );
+        let next = publish(&js, &format!("{lower}.a"), &[b"and this"]).await[0];
+        loop {
+            let e = tail.next_data().await["messageTail"].clone();
+            assert_eq!(e["message"]["subject"], format!("{lower}.a"), "{e}");
+            if e["message"]["sequence"] == next {
+                assert_eq!(e["message"]["payload"]["text"], "and this");
+                break;
+            }
+        }
+        drop(tail);
+        if stream == "TAILWQ" {
+            let after = snapshot(&js, stream).await;
+            assert_eq!(
+                after["consumers"], before["consumers"],
+                "no consumer was added: {after}"
+            );
+            assert_eq!(after["each"][0]["delivered"], before["each"][0]["delivered"], "{after}");
+        }
+    }
+
+    // Starting far back: a SKIPPED event, then the newest `maxBehind` messages, in order.
+    let payloads: Vec<Vec<u8>> = (0..40).map(|i| format!("{i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    let last = *publish(&js, "tail.c", &refs).await.last().unwrap();
+    let vars = json!({"c": cluster, "s": "TAIL", "from": 1, "max": 10});
+    let mut behind = app.subscribe("graphql-transport-ws", TAIL, vars).await;
+    let skipped = behind.next_data().await["messageTail"].clone();
+    assert_eq!(skipped["kind"], "SKIPPED", "{skipped}");
+    assert_eq!(skipped["skippedFrom"], 1);
+    assert_eq!(skipped["skippedTo"], last - 10, "{skipped}");
+    for expected in last - 9..=last {
+        let e = behind.next_data().await["messageTail"].clone();
+        assert_eq!(e["message"]["sequence"], expected, "{e}");
+    }
+
+    // Bad starts are refused before anything is sent.
+    for (vars, says) in [
+        (json!({"c": cluster, "s": "TAIL", "max": 0}), "maxBehind"),
+        (
+            json!({"c": cluster, "s": "TAIL", "from": last + 5, "max": 10}),
+            "fromSequence",
+        ),
+        (
+            json!({"c": cluster, "s": "TAIL", "subj": "tail..x", "max": 10}),
+            "subject",
+        ),
+    ] {
+        let mut bad = app.subscribe("graphql-transport-ws", TAIL, vars.clone()).await;
+        let frame = bad.next_frame_raw().await;
+        assert_eq!(frame["type"], "next", "{frame}");
+        let error = &frame["payload"]["errors"][0];
+        assert_eq!(error["extensions"]["code"], "VALIDATION", "{vars}: {frame}");
+        assert!(error["message"].as_str().unwrap().contains(says), "{frame}");
+    }
+}

@@ -338,3 +338,171 @@ async fn subject_counts(admin: &jsc_fleet::Admin, stream: &str, filter: &str) ->
         }
     }
 }
+
+/// What a tail delivers.
+#[derive(Debug, Clone)]
+pub enum TailItem {
+    /// The next message matching the tail's filter.
+    Message(StoredMessage),
+    /// The tail fell more than its `max_behind` behind the newest message (a slow client,
+    /// or a start far back) and went on from there: these sequences were passed over.
+    Skipped { from: u64, to: u64 },
+}
+
+/// Messages one read of a tail takes.
+const TAIL_BATCH: usize = 100;
+
+/// Longest a tail waits for a sign of a new message before it looks anyway (for messages
+/// that reach the stream on another subject: sources, mirrors, transforms).
+const TAIL_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Where a tail starts and how far behind it may fall.
+#[derive(Debug, Clone, Copy)]
+pub struct TailStart {
+    /// After the newest message (`None`), or at this sequence (say, the one after the last a
+    /// reconnecting client saw).
+    pub sequence: Option<u64>,
+    /// How far behind the newest message the tail may fall before it skips ahead.
+    pub max_behind: u64,
+}
+
+impl Console {
+    /// A live tail of a stream's messages matching `subject`, for a viewer of its cluster.
+    /// It reads the stream (never a consumer) as messages arrive, woken by a plain
+    /// subscription on the subjects and by a poll each second. It holds one read of at most
+    /// [`TAIL_BATCH`] messages for its client, never more: a client that falls more than
+    /// `max_behind` behind gets [`TailItem::Skipped`] and the newest messages.
+    pub async fn message_tail(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        stream: &str,
+        subject: Option<String>,
+        start: TailStart,
+    ) -> Result<impl futures::Stream<Item = Result<TailItem>> + Send + 'static + use<>> {
+        use futures::StreamExt;
+        let view = self.stream(caller, cluster_id, stream)?;
+        let filter = filter_of(&subject)?;
+        if !(1..=100_000).contains(&start.max_behind) {
+            return Err(Error::validation(format!(
+                "maxBehind: give 1 to 100000, not {}",
+                start.max_behind
+            )));
+        }
+        let (reader, admin) = self.reader(cluster_id, stream).await?;
+        let last = reader.facts().last_seq;
+        let next = match start.sequence {
+            None => last + 1,
+            Some(0) => return Err(Error::validation("fromSequence: sequences start at 1")),
+            Some(s) if s > last + 1 => {
+                return Err(Error::validation(format!(
+                    "fromSequence: the stream's last sequence is {last}; give at most {}",
+                    last + 1
+                )));
+            }
+            Some(s) => s,
+        };
+        // The doorbell: a plain subscription on what the tail wants (or the stream's own
+        // subjects), so a new message wakes it at once.
+        let bells: Vec<String> = if filter == ">" {
+            view.view.config.subjects.clone()
+        } else {
+            vec![filter.clone()]
+        };
+        let mut doorbells = Vec::new();
+        for subject in bells {
+            let sub = admin
+                .client()
+                .subscribe(subject)
+                .await
+                .map_err(|e| Error::unavailable(format!("the cluster is unreachable: {e}")))?;
+            doorbells.push(sub);
+        }
+        let doorbell = futures::stream::select_all(doorbells);
+        struct Tail {
+            reader: Reader,
+            admin: jsc_fleet::Admin,
+            filter: String,
+            next: u64,
+            max_behind: u64,
+            ready: std::collections::VecDeque<TailItem>,
+            doorbell: futures::stream::SelectAll<async_nats::Subscriber>,
+            done: bool,
+        }
+        let tail = Tail {
+            reader,
+            admin,
+            filter,
+            next,
+            max_behind: start.max_behind,
+            ready: Default::default(),
+            doorbell,
+            done: false,
+        };
+        Ok(futures::stream::unfold(tail, |mut t| async move {
+            loop {
+                if t.done {
+                    return None;
+                }
+                if let Some(item) = t.ready.pop_front() {
+                    return Some((Ok(item), t));
+                }
+                let batch = match t.reader.forward(t.next, &t.filter, TAIL_BATCH, None).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        t.done = true;
+                        return Some((Err(read_error(e)), t));
+                    }
+                };
+                if batch.messages.is_empty() {
+                    // Nothing new: wait for a sign (or the poll), then look again. Signs
+                    // that came meanwhile are spent at once.
+                    use futures::FutureExt;
+                    match tokio::time::timeout(TAIL_POLL, t.doorbell.next()).await {
+                        Ok(Some(_)) => while let Some(Some(_)) = t.doorbell.next().now_or_never() {},
+                        // No subjects to watch, or the subscription closed: the poll alone.
+                        Ok(None) => tokio::time::sleep(TAIL_POLL).await,
+                        Err(_) => {}
+                    }
+                    continue;
+                }
+                // The newest sequence the tail knows of: the batch's last, or the stream's
+                // when more are waiting.
+                let newest = if batch.more {
+                    match t.admin.stream_info(&t.reader.facts().name).await {
+                        Ok(info) => info.state.last_seq,
+                        Err(e) => {
+                            t.done = true;
+                            return Some((Err(service_error(e)), t));
+                        }
+                    }
+                } else {
+                    batch.messages.last().map_or(t.next, |m| m.sequence)
+                };
+                if newest + 1 > t.next + t.max_behind {
+                    let resume = newest + 1 - t.max_behind;
+                    t.ready.push_back(TailItem::Skipped {
+                        from: t.next,
+                        to: resume - 1,
+                    });
+                    t.next = resume;
+                    if !batch.more {
+                        // The batch holds the rest: keep what is not skipped.
+                        let kept: Vec<StoredMessage> =
+                            batch.messages.into_iter().filter(|m| m.sequence >= resume).collect();
+                        if let Some(m) = kept.last() {
+                            t.next = m.sequence + 1;
+                        }
+                        t.ready.extend(kept.into_iter().map(TailItem::Message));
+                    }
+                    continue;
+                }
+                if let Some(m) = batch.messages.last() {
+                    t.next = m.sequence + 1;
+                }
+                t.ready.extend(batch.messages.into_iter().map(TailItem::Message));
+            }
+        })
+        .boxed())
+    }
+}

@@ -49,12 +49,14 @@ pub struct Mutation(
 );
 
 /// Live updates over WebSocket (`graphql-transport-ws` or `graphql-ws`): changes to
-/// clusters, streams and consumers, and the audit trail as it is written.
+/// clusters, streams and consumers, the audit trail as it is written, and the messages
+/// arriving in a stream.
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(
     clusters::ClusterSubscription,
     streams::StreamSubscription,
     history::AuditSubscription,
+    messages::MessageSubscription,
 );
 
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;

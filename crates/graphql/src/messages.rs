@@ -327,3 +327,84 @@ impl MessageQueryRoot {
         }))
     }
 }
+
+/// What a tail sent.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum TailEventKind {
+    /// The next message (`message`).
+    Message,
+    /// The tail fell more than `maxBehind` behind the newest message and went on from there:
+    /// `skippedFrom` to `skippedTo` were passed over (read them with `messages`).
+    Skipped,
+}
+
+/// One event of a tail: a message, or the sequences it skipped.
+#[derive(SimpleObject)]
+pub struct MessageTailEvent {
+    /// What happened.
+    pub kind: TailEventKind,
+    /// The message, for `MESSAGE`.
+    pub message: Option<MessageObj>,
+    /// The first sequence passed over, for `SKIPPED`.
+    pub skipped_from: Option<u64>,
+    /// The last sequence passed over, for `SKIPPED`.
+    pub skipped_to: Option<u64>,
+}
+
+#[derive(Default)]
+pub struct MessageSubscription;
+
+#[async_graphql::Subscription]
+impl MessageSubscription {
+    /// The messages arriving in a stream, as it stores them, read without consuming them
+    /// (no consumer is created, so this works on work-queue streams too). Starts after the
+    /// newest message, or at `fromSequence` (say, after the last one a reconnecting client
+    /// saw). A client that falls more than `maxBehind` behind (or starts further back) gets
+    /// a `SKIPPED` event and goes on with the newest messages; the server holds at most one
+    /// read of 100 messages for it. Needs the viewer role on the cluster. Errors:
+    /// `VALIDATION`, `NOT_FOUND`, `UNAVAILABLE` (which ends the tail), `UNAUTHENTICATED` when
+    /// the credential ends.
+    async fn message_tail(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
+        #[graphql(desc = "The stream's name.")] stream: String,
+        #[graphql(
+            desc = "Only messages on subjects matching this filter (`*` and `>` wildcards); left out, every subject."
+        )]
+        subject: Option<String>,
+        #[graphql(desc = "Start at this sequence (1 to the last + 1) instead of after the newest message.")]
+        from_sequence: Option<u64>,
+        #[graphql(
+            default = 1000,
+            desc = "How many messages behind the newest the tail may fall before it skips ahead: 1 to 100,000; 1,000 by default."
+        )]
+        max_behind: u64,
+    ) -> Result<impl futures::Stream<Item = Result<MessageTailEvent>> + use<>> {
+        use futures::StreamExt;
+        let start = uc::TailStart {
+            sequence: from_sequence,
+            max_behind,
+        };
+        let tail = console(ctx)
+            .message_tail(&caller(ctx)?, &cluster_id, &stream, subject, start)
+            .await?;
+        let events = tail.map(|item| {
+            item.map(|i| match i {
+                uc::TailItem::Message(m) => MessageTailEvent {
+                    kind: TailEventKind::Message,
+                    message: Some(MessageObj(m)),
+                    skipped_from: None,
+                    skipped_to: None,
+                },
+                uc::TailItem::Skipped { from, to } => MessageTailEvent {
+                    kind: TailEventKind::Skipped,
+                    message: None,
+                    skipped_from: Some(from),
+                    skipped_to: Some(to),
+                },
+            })
+        });
+        Ok(crate::context::guarded(ctx, events)?.map(|r| r.and_then(|inner| inner.map_err(Into::into))))
+    }
+}
