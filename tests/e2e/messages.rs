@@ -614,3 +614,188 @@ async fn a_tail_sends_new_messages_resumes_from_a_sequence_and_skips_ahead_when_
         assert!(error["message"].as_str().unwrap().contains(says), "{frame}");
     }
 }
+
+const SEARCH: &str = "subscription($c: ID!, $s: String!, $q: MessageSearchInput) {
+  messageSearch(clusterId: $c, stream: $s, search: $q) {
+    kind stop message { sequence subject }
+    progress { scanned matched bytes position elapsedMs estimatedRemainingMs } } }";
+
+/// Every event of a search until `DONE`: the matches' sequences, the progress events, and
+/// the last event.
+async fn search(app: &TestApp, cluster: &str, stream: &str, q: Value) -> (Vec<u64>, Vec<Value>, Value) {
+    let mut sub = app
+        .subscribe(
+            "graphql-transport-ws",
+            SEARCH,
+            json!({"c": cluster, "s": stream, "q": q}),
+        )
+        .await;
+    let (mut matches, mut progress) = (Vec::new(), Vec::new());
+    loop {
+        let e = sub.next_data().await["messageSearch"].clone();
+        match e["kind"].as_str().unwrap() {
+            "MATCH" => matches.push(e["message"]["sequence"].as_u64().unwrap()),
+            "PROGRESS" => progress.push(e["progress"].clone()),
+            "DONE" => {
+                assert_eq!(sub.next_frame_raw().await["type"], "complete", "nothing after DONE");
+                return (matches, progress, e);
+            }
+            other => panic!("an event of kind {other}: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_search_streams_matches_and_progress_within_its_bounds_with_each_filter_kind() {
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    for (stream, direct) in [("FIND", true), ("FINDGET", false)] {
+        create(&app, &cluster, stream, json!({"allowDirect": direct})).await;
+        let lower = stream.to_lowercase();
+        // 60 messages: every third from eu (a header), every fifth with a big total.
+        for i in 1..=60u64 {
+            let mut headers = HeaderMap::new();
+            headers.insert("X-Region", if i % 3 == 0 { "eu-west" } else { "us-east" });
+            if i % 4 == 0 {
+                headers.insert("X-Flag", "1");
+            }
+            let total = if i % 5 == 0 { 1000 + i } else { i };
+            let body = json!({"order": i, "total": total}).to_string();
+            let subject = format!("{lower}.{}", if i % 2 == 0 { "even" } else { "odd" });
+            js.publish_with_headers(subject, headers, body.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        let all: Vec<u64> = (1..=60).collect();
+        let pick = |f: &dyn Fn(u64) -> bool| all.iter().copied().filter(|i| f(*i)).collect::<Vec<u64>>();
+        let cases: Vec<(Value, Vec<u64>)> = vec![
+            (json!({}), all.clone()),
+            (json!({"subject": format!("{lower}.even")}), pick(&|i| i % 2 == 0)),
+            (
+                json!({"headers": [{"name": "x-region", "equals": "eu-west"}]}),
+                pick(&|i| i % 3 == 0),
+            ),
+            (
+                json!({"headers": [{"name": "X-Region", "contains": "east"}]}),
+                pick(&|i| i % 3 != 0),
+            ),
+            (
+                json!({"headers": [{"name": "X-Region", "regex": "^eu-"}]}),
+                pick(&|i| i % 3 == 0),
+            ),
+            (
+                json!({"headers": [{"name": "X-Flag", "present": true}]}),
+                pick(&|i| i % 4 == 0),
+            ),
+            (json!({"payloadContains": "\"total\":10"}), pick(&|i| i % 5 == 0)),
+            (json!({"payloadRegex": "\"total\":1\\d{3}\\}"}), pick(&|i| i % 5 == 0)),
+            (
+                json!({"subject": format!("{lower}.odd"), "headers": [{"name": "X-Region", "equals": "eu-west"}], "payloadRegex": "order"}),
+                pick(&|i| i % 2 == 1 && i % 3 == 0),
+            ),
+            (json!({"fromSequence": 10, "toSequence": 20}), (10..=20).collect()),
+        ];
+        for (q, expected) in cases {
+            let (matches, progress, done) = search(&app, &cluster, stream, q.clone()).await;
+            assert_eq!(matches, expected, "{stream} {q}");
+            assert_eq!(done["stop"], "END", "{done}");
+            let p = &done["progress"];
+            assert_eq!(p["matched"], expected.len(), "{p}");
+            assert_eq!(p["estimatedRemainingMs"], 0, "{p}");
+            assert!(p["bytes"].as_u64().unwrap() > 0, "{p}");
+            for w in progress.windows(2) {
+                assert!(
+                    w[0]["scanned"].as_u64() <= w[1]["scanned"].as_u64(),
+                    "progress only grows"
+                );
+            }
+        }
+        let (matches, _, done) = search(&app, &cluster, stream, json!({"maxResults": 4})).await;
+        assert_eq!(
+            (matches, done["stop"].clone()),
+            (vec![1, 2, 3, 4], json!("MAX_RESULTS"))
+        );
+        let (matches, _, done) = search(&app, &cluster, stream, json!({"maxScanned": 7, "payloadRegex": "."})).await;
+        assert_eq!(done["stop"], "MAX_SCANNED", "{done}");
+        assert_eq!((matches.len(), done["progress"]["scanned"].clone()), (7, json!(7)));
+        assert_eq!(done["progress"]["position"], 7);
+    }
+
+    // Bad searches are refused before anything is read.
+    for (q, says) in [
+        (json!({"payloadRegex": "(unclosed"}), "payloadRegex"),
+        (json!({"headers": [{"name": "X", "regex": "[z-a]"}]}), "headers.X.regex"),
+        (
+            json!({"headers": [{"name": "X", "equals": "a", "contains": "b"}]}),
+            "one test",
+        ),
+        (json!({"subject": "find..x"}), "subject"),
+        (json!({"maxResults": 0}), "maxResults"),
+        (json!({"timeBudgetSeconds": 601}), "timeBudgetSeconds"),
+        (json!({"fromTime": "2999-01-01T00:00:00Z"}), "fromTime"),
+    ] {
+        let mut bad = app
+            .subscribe(
+                "graphql-transport-ws",
+                SEARCH,
+                json!({"c": cluster, "s": "FIND", "q": q}),
+            )
+            .await;
+        let frame = bad.next_frame_raw().await;
+        let error = &frame["payload"]["errors"][0];
+        assert_eq!(error["extensions"]["code"], "VALIDATION", "{q}: {frame}");
+        assert!(error["message"].as_str().unwrap().contains(says), "{q}: {frame}");
+    }
+}
+
+#[tokio::test]
+async fn completing_a_search_stops_its_reads_on_the_server_at_once() {
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    // Read one message a request (no `allowDirect`): a scan of 5,000 takes thousands of
+    // requests, each one seen below.
+    create(&app, &cluster, "HUGE", json!({"allowDirect": false})).await;
+    for _ in 0..10 {
+        let mut acks = Vec::new();
+        for _ in 0..500 {
+            acks.push(js.publish("huge.x", b"x".to_vec().into()).await.unwrap());
+        }
+        for a in acks {
+            a.await.unwrap();
+        }
+    }
+    // Watch the reads the console sends to the managed server.
+    let watcher = managed.client().await;
+    let mut reads = watcher.subscribe("$JS.API.STREAM.MSG.GET.HUGE").await.unwrap();
+    watcher.flush().await.unwrap();
+    let q = json!({"payloadContains": "never there"});
+    let mut sub = app
+        .subscribe(
+            "graphql-transport-ws",
+            SEARCH,
+            json!({"c": cluster, "s": "HUGE", "q": q}),
+        )
+        .await;
+    for _ in 0..10 {
+        futures::StreamExt::next(&mut reads).await.expect("the search reads");
+    }
+    sub.send_raw(json!({"type": "complete", "id": "1"})).await;
+    // Reads in flight (and those the watcher has not seen yet) still arrive; then none,
+    // though 4,990 were left to read.
+    let mut after_stop = 0;
+    while tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        futures::StreamExt::next(&mut reads),
+    )
+    .await
+    .is_ok()
+    {
+        after_stop += 1;
+        assert!(after_stop < 500, "the search went on reading after it was completed");
+    }
+    assert_eq!(sub.next_frame_raw().await["type"], "complete");
+}

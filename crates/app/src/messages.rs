@@ -506,3 +506,131 @@ impl Console {
         .boxed())
     }
 }
+
+use jsc_messages::search::{Bounds, HeaderTest, Predicates};
+pub use jsc_messages::search::{Progress as SearchProgress, ScanEvent, Stop as SearchStop};
+
+/// What a header must be, as a search asks it.
+#[derive(Debug, Clone)]
+pub enum HeaderPredicate {
+    Present,
+    Equals(String),
+    Contains(String),
+    Regex(String),
+}
+
+/// A search of a stream's messages.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    pub subject: Option<String>,
+    pub from_sequence: Option<u64>,
+    pub to_sequence: Option<u64>,
+    pub from_time: Option<DateTime<Utc>>,
+    pub to_time: Option<DateTime<Utc>>,
+    pub headers: Vec<(String, HeaderPredicate)>,
+    pub payload_contains: Option<String>,
+    pub payload_regex: Option<String>,
+    pub max_scanned: Option<u64>,
+    pub max_results: Option<u64>,
+    pub time_budget_seconds: Option<u64>,
+}
+
+/// Messages a search reads when it names no limit, and the most it may.
+pub const SEARCH_SCAN: (u64, u64) = (1_000_000, 100_000_000);
+/// Matches a search sends when it names no limit, and the most it may.
+pub const SEARCH_RESULTS: (u64, u64) = (100, 10_000);
+/// Seconds a search runs when it names no budget, and the most it may.
+pub const SEARCH_SECONDS: (u64, u64) = (60, 600);
+
+fn within(arg: &str, given: Option<u64>, (default, max): (u64, u64)) -> Result<u64> {
+    match given {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(Error::validation(format!("{arg}: give 1 to {max}, not {n}"))),
+    }
+}
+
+impl Console {
+    /// Searches a stream's messages, for a viewer of its cluster: matches as they are found,
+    /// progress as it goes, and how it ended. It reads the stream (never a consumer), from the
+    /// range's start to what was its end when the search began; dropping the stream stops it.
+    pub async fn search_messages(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        stream: &str,
+        req: SearchRequest,
+    ) -> Result<impl futures::Stream<Item = Result<ScanEvent>> + Send + 'static + use<>> {
+        use futures::StreamExt;
+        self.stream(caller, cluster_id, stream)?;
+        let subject = filter_of(&req.subject)?;
+        let max_scanned = within("maxScanned", req.max_scanned, SEARCH_SCAN)?;
+        let max_results = within("maxResults", req.max_results, SEARCH_RESULTS)?;
+        let seconds = within("timeBudgetSeconds", req.time_budget_seconds, SEARCH_SECONDS)?;
+        for (arg, t) in [("fromTime", req.from_time), ("toTime", req.to_time)] {
+            if t.is_some_and(|t| t > Utc::now()) {
+                return Err(Error::validation(format!("{arg}: give a time before now")));
+            }
+        }
+        if req.from_sequence.is_some() && req.from_time.is_some() {
+            return Err(Error::validation("give fromSequence or fromTime, not both"));
+        }
+        if req.to_sequence.is_some() && req.to_time.is_some() {
+            return Err(Error::validation("give toSequence or toTime, not both"));
+        }
+        let mut headers = Vec::new();
+        for (name, test) in req.headers {
+            if name.trim().is_empty() {
+                return Err(Error::validation("headers.name: name the header"));
+            }
+            let test = match test {
+                HeaderPredicate::Present => HeaderTest::Present,
+                HeaderPredicate::Equals(v) => HeaderTest::Equals(v),
+                HeaderPredicate::Contains(v) => HeaderTest::Contains(v),
+                HeaderPredicate::Regex(r) => HeaderTest::Matches(
+                    jsc_messages::search::regex(&format!("headers.{name}.regex"), &r).map_err(Error::validation)?,
+                ),
+            };
+            headers.push((name, test));
+        }
+        let predicates = Predicates {
+            headers,
+            payload_contains: req.payload_contains.map(String::into_bytes),
+            payload_matches: req
+                .payload_regex
+                .map(|r| jsc_messages::search::regex("payloadRegex", &r))
+                .transpose()
+                .map_err(Error::validation)?,
+        };
+        let (reader, _) = self.reader(cluster_id, stream).await?;
+        let facts = reader.facts().clone();
+        let from = match (req.from_sequence, req.from_time) {
+            (Some(s), _) => s,
+            (None, Some(t)) => reader
+                .sequence_at(t, ">")
+                .await
+                .map_err(read_error)?
+                .unwrap_or(facts.last_seq + 1),
+            (None, None) => facts.first_seq.max(1),
+        };
+        let to = match (req.to_sequence, req.to_time) {
+            (Some(s), _) => s.min(facts.last_seq),
+            (None, Some(t)) => match reader.sequence_at(t, ">").await.map_err(read_error)? {
+                Some(s) => s.saturating_sub(1),
+                None => facts.last_seq,
+            },
+            (None, None) => facts.last_seq,
+        };
+        let bounds = Bounds {
+            from: from.max(1),
+            to,
+            subject,
+            max_scanned,
+            max_results,
+            time_budget: std::time::Duration::from_secs(seconds),
+        };
+        Ok(jsc_messages::search::scan(reader, bounds, predicates)
+            .map(|r| r.map_err(read_error))
+            .boxed())
+    }
+}

@@ -351,6 +351,121 @@ pub struct MessageTailEvent {
     pub skipped_to: Option<u64>,
 }
 
+/// What a header must be: `name` and exactly one of the tests.
+#[derive(InputObject)]
+pub struct HeaderPredicateInput {
+    /// The header's name (compared ignoring case).
+    pub name: String,
+    /// `true`: the message has the header, with any value.
+    pub present: Option<bool>,
+    /// One of the header's values is exactly this.
+    pub equals: Option<String>,
+    /// One of the header's values contains this text.
+    pub contains: Option<String>,
+    /// One of the header's values matches this regular expression (Rust `regex` syntax,
+    /// linear time; a pattern too large to build is `VALIDATION`).
+    pub regex: Option<String>,
+}
+
+/// A search of a stream: the range to read, what a message must meet to match (every
+/// predicate given), and when to stop.
+#[derive(InputObject, Default)]
+pub struct MessageSearchInput {
+    /// Only messages on subjects matching this filter (`*` and `>` wildcards).
+    pub subject: Option<String>,
+    /// Start at this sequence; left out, at the oldest message (or `fromTime`).
+    pub from_sequence: Option<u64>,
+    /// Stop after this sequence; left out, at the newest message when the search began (or
+    /// `toTime`).
+    pub to_sequence: Option<u64>,
+    /// Start at the first message stored at or after this time.
+    pub from_time: Option<DateTime<Utc>>,
+    /// Stop before the first message stored at or after this time.
+    pub to_time: Option<DateTime<Utc>>,
+    /// Tests on headers, all of which must hold.
+    #[graphql(default)]
+    pub headers: Vec<HeaderPredicateInput>,
+    /// The payload contains these bytes (as UTF-8).
+    pub payload_contains: Option<String>,
+    /// The payload matches this regular expression (Rust `regex` syntax, linear time).
+    pub payload_regex: Option<String>,
+    /// Most messages to read: 1 to 100,000,000; 1,000,000 by default.
+    pub max_scanned: Option<u64>,
+    /// Most matches to send: 1 to 10,000; 100 by default.
+    pub max_results: Option<u64>,
+    /// Most seconds to run: 1 to 600; 60 by default.
+    pub time_budget_seconds: Option<u64>,
+}
+
+/// What a search event is.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum SearchEventKind {
+    /// A message that matched (`message`).
+    Match,
+    /// How far the search has come (`progress`), at most every 250 ms.
+    Progress,
+    /// The search ended (`progress` and `stop`); nothing follows.
+    Done,
+}
+
+/// Why a search ended.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "jsc_app::messages::SearchStop")]
+pub enum SearchStop {
+    /// It read the whole range.
+    End,
+    /// It read `maxScanned` messages.
+    MaxScanned,
+    /// It found `maxResults` matches.
+    MaxResults,
+    /// It ran `timeBudgetSeconds`.
+    TimeBudget,
+}
+
+/// How far a search has come.
+#[derive(SimpleObject)]
+pub struct SearchProgress {
+    /// Messages read (on the subject filter).
+    pub scanned: u64,
+    /// Messages that matched.
+    pub matched: u64,
+    /// Bytes read: subjects, headers and payloads.
+    pub bytes: u64,
+    /// The last sequence read.
+    pub position: u64,
+    /// Milliseconds since the search began.
+    pub elapsed_ms: u64,
+    /// Milliseconds left at the pace so far, until the end of the range or `maxScanned`;
+    /// null until the search has read something.
+    pub estimated_remaining_ms: Option<u64>,
+}
+
+impl From<uc::SearchProgress> for SearchProgress {
+    fn from(p: uc::SearchProgress) -> Self {
+        Self {
+            scanned: p.scanned,
+            matched: p.matched,
+            bytes: p.bytes,
+            position: p.position,
+            elapsed_ms: p.elapsed.as_millis() as u64,
+            estimated_remaining_ms: p.remaining.map(|r| r.as_millis() as u64),
+        }
+    }
+}
+
+/// One event of a search.
+#[derive(SimpleObject)]
+pub struct MessageSearchEvent {
+    /// What happened.
+    pub kind: SearchEventKind,
+    /// The message, for `MATCH`.
+    pub message: Option<MessageObj>,
+    /// How far the search has come, for `PROGRESS` and `DONE`.
+    pub progress: Option<SearchProgress>,
+    /// Why it ended, for `DONE`.
+    pub stop: Option<SearchStop>,
+}
+
 #[derive(Default)]
 pub struct MessageSubscription;
 
@@ -402,6 +517,80 @@ impl MessageSubscription {
                     message: None,
                     skipped_from: Some(from),
                     skipped_to: Some(to),
+                },
+            })
+        });
+        Ok(crate::context::guarded(ctx, events)?.map(|r| r.and_then(|inner| inner.map_err(Into::into))))
+    }
+    /// Searches a stream's messages: each match as it is found, progress at most every
+    /// 250 ms, and `DONE` with why it ended. It reads the stream without consuming it (no
+    /// consumer), and stops at once when the client completes the subscription. Needs the
+    /// viewer role on the cluster. Errors: `VALIDATION` (a bad filter, regex, bound or
+    /// limit), `NOT_FOUND`, `UNAVAILABLE`.
+    async fn message_search(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
+        #[graphql(desc = "The stream's name.")] stream: String,
+        #[graphql(
+            desc = "What to look for, where, and when to stop; left out, every message, within the default limits."
+        )]
+        search: Option<MessageSearchInput>,
+    ) -> Result<impl futures::Stream<Item = Result<MessageSearchEvent>> + use<>> {
+        use futures::StreamExt;
+        let s = search.unwrap_or_default();
+        let mut headers = Vec::new();
+        for h in s.headers {
+            let test = match (h.present, h.equals, h.contains, h.regex) {
+                (Some(true), None, None, None) => uc::HeaderPredicate::Present,
+                (None, Some(v), None, None) => uc::HeaderPredicate::Equals(v),
+                (None, None, Some(v), None) => uc::HeaderPredicate::Contains(v),
+                (None, None, None, Some(r)) => uc::HeaderPredicate::Regex(r),
+                _ => {
+                    return Err(ApiError::validation(format!(
+                        "headers: give header '{}' one test: `present: true`, `equals`, `contains` or `regex`",
+                        h.name
+                    ))
+                    .into());
+                }
+            };
+            headers.push((h.name, test));
+        }
+        let request = uc::SearchRequest {
+            subject: s.subject,
+            from_sequence: s.from_sequence,
+            to_sequence: s.to_sequence,
+            from_time: s.from_time,
+            to_time: s.to_time,
+            headers,
+            payload_contains: s.payload_contains,
+            payload_regex: s.payload_regex,
+            max_scanned: s.max_scanned,
+            max_results: s.max_results,
+            time_budget_seconds: s.time_budget_seconds,
+        };
+        let scan = console(ctx)
+            .search_messages(&caller(ctx)?, &cluster_id, &stream, request)
+            .await?;
+        let events = scan.map(|e| {
+            e.map(|e| match e {
+                uc::ScanEvent::Match(m) => MessageSearchEvent {
+                    kind: SearchEventKind::Match,
+                    message: Some(MessageObj(m)),
+                    progress: None,
+                    stop: None,
+                },
+                uc::ScanEvent::Progress(p) => MessageSearchEvent {
+                    kind: SearchEventKind::Progress,
+                    message: None,
+                    progress: Some(p.into()),
+                    stop: None,
+                },
+                uc::ScanEvent::Done(p, stop) => MessageSearchEvent {
+                    kind: SearchEventKind::Done,
+                    message: None,
+                    progress: Some(p.into()),
+                    stop: Some(stop.into()),
                 },
             })
         });

@@ -13,6 +13,7 @@
 
 pub mod decode;
 mod read;
+pub mod search;
 
 pub use read::{ReadError, ReadPath, Reader, StreamFacts};
 
