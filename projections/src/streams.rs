@@ -137,7 +137,7 @@ impl KvProjection for StreamsProjection {
                 v.last_purge = Some(event.timestamp);
                 Some(v)
             }
-            (v @ Some(_), StreamEvent::MessagePublished { .. }) => v,
+            (v @ Some(_), StreamEvent::MessagePublished { .. } | StreamEvent::MessagesReadUnmasked { .. }) => v,
             (None, _) => return Err(format!("{} for a stream the view does not have", event.event_type)),
         };
         Ok(next.map(|mut v| {

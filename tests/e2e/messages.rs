@@ -799,3 +799,151 @@ async fn completing_a_search_stops_its_reads_on_the_server_at_once() {
     }
     assert_eq!(sub.next_frame_raw().await["type"], "complete");
 }
+
+const SET_RULES: &str =
+    "mutation($o: ID!, $r: [MaskingRuleInput!]!) { setMaskingRules(input: {organizationId: $o, rules: $r}) {
+    organization { maskingRules { name stream target pattern action replaceWith } } sequence } }";
+
+#[tokio::test]
+async fn masking_hides_values_in_every_read_and_unmasked_reads_are_for_admins_and_audited() {
+    use base64::Engine;
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    create(&app, &cluster, "MASKED", json!({"allowDirect": true})).await;
+    let secrets = ["4111111111111111", "s3cr3t-token", "123-45-6789"];
+    let body = json!({"card": {"number": secrets[0]}, "note": format!("ssn {}", secrets[2]), "total": 9});
+    let mut headers = HeaderMap::new();
+    headers.insert("Authorization", format!("Bearer {}", secrets[1]).as_str());
+    js.publish_with_headers("masked.pay", headers, body.to_string().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let rules = json!([
+        {"name": "auth", "header": "authorization", "action": "MASK"},
+        {"name": "card", "jsonPath": "card.number", "action": "REPLACE", "replaceWith": "[card]"},
+        {"name": "ssn", "regex": "\\d{3}-\\d{2}-\\d{4}", "action": "MASK"},
+        {"name": "elsewhere", "stream": "OTHER", "jsonPath": "total", "action": "REMOVE"},
+    ]);
+    let set = app.data(SET_RULES, json!({"o": "default", "r": rules})).await["setMaskingRules"].clone();
+    assert!(set["sequence"].as_u64().is_some(), "{set}");
+    assert_eq!(set["organization"]["maskingRules"][1]["replaceWith"], "[card]");
+    assert_eq!(set["organization"]["maskingRules"][2]["target"], "REGEX");
+
+    // A viewer reads through the rules, in every encoding and every read.
+    let (_, viewer) = app
+        .invite_member("default", "masked-viewer@example.com", "VIEWER")
+        .await;
+    let mut seen = String::new();
+    for encoding in ["TEXT", "JSON", "BASE64", "HEX"] {
+        let q = format!(
+            "query($c: ID!) {{ messages(clusterId: $c, stream: \"MASKED\") {{ nodes {{ headers {{ name value }} payload(encoding: {encoding}) {{ text }} }} }}
+              message(clusterId: $c, stream: \"MASKED\", sequence: 1) {{ headers {{ value }} payload(encoding: {encoding}) {{ text }} }} }}"
+        );
+        let body = app.graphql_as(Some(&viewer), &q, json!({"c": cluster})).await;
+        assert!(body.get("errors").is_none(), "{body}");
+        let text = body["data"]["messages"]["nodes"][0]["payload"]["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let decoded = match encoding {
+            "BASE64" => String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&text).unwrap()).unwrap(),
+            "HEX" => String::from_utf8(
+                (0..text.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+                    .collect(),
+            )
+            .unwrap(),
+            _ => text,
+        };
+        seen.push_str(&decoded);
+        seen.push_str(&body.to_string());
+    }
+    assert!(
+        seen.contains("[card]") && seen.contains("ssn ***"),
+        "the rules applied: {seen}"
+    );
+    assert!(seen.contains("\"value\":\"***\""), "the header is masked: {seen}");
+    assert!(
+        seen.contains("\"total\":9") || seen.contains("\"total\": 9"),
+        "the rule for another stream does not apply: {seen}"
+    );
+    let mut tail = app
+        .subscribe_as(
+            Some(&viewer),
+            "graphql-transport-ws",
+            TAIL,
+            json!({"c": cluster, "s": "MASKED", "from": 1, "max": 10}),
+        )
+        .await;
+    seen.push_str(&tail.next_data().await.to_string());
+    let (found, _, _) = search(&app, &cluster, "MASKED", json!({"payloadContains": secrets[0]})).await;
+    assert!(found.is_empty(), "a search cannot find what masking hides");
+    let (found, _, _) = search(&app, &cluster, "MASKED", json!({"payloadContains": "[card]"})).await;
+    assert_eq!(found, vec![1], "it finds what the reader sees");
+    for s in secrets {
+        assert!(!seen.contains(s), "{s} reached a viewer: {seen}");
+    }
+
+    // Unmasked: not for a viewer; for an admin, recorded before it is shown.
+    let refused = app
+        .graphql_as(
+            Some(&viewer),
+            "query($c: ID!) { message(clusterId: $c, stream: \"MASKED\", sequence: 1, unmasked: true) { sequence } }",
+            json!({"c": cluster}),
+        )
+        .await;
+    assert_eq!(code(&refused), "FORBIDDEN", "{refused}");
+    let plain = app
+        .data(
+            "query($c: ID!) { messages(clusterId: $c, stream: \"MASKED\", unmasked: true) { nodes { headers { value } payload { text } } } }",
+            json!({"c": cluster}),
+        )
+        .await
+        .to_string();
+    for s in secrets {
+        assert!(plain.contains(s), "an admin reads {s} unmasked: {plain}");
+    }
+    let trail = app
+        .data(
+            "{ auditTrail(filter: {eventType: \"MessagesReadUnmasked\"}) { nodes { actor aggregateId payload } } }",
+            json!({}),
+        )
+        .await;
+    let entries = trail["auditTrail"]["nodes"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "only the admin's read was recorded: {trail}");
+    assert_eq!(entries[0]["actor"], app.owner_actor());
+    assert_eq!(
+        entries[0]["payload"]["MessagesReadUnmasked"]["read"], "messages",
+        "{trail}"
+    );
+
+    // Rules are checked, and set by admins only.
+    let bad = app
+        .graphql(
+            SET_RULES,
+            json!({"o": "default", "r": [{"name": "x", "regex": "(", "action": "MASK"}]}),
+        )
+        .await;
+    assert_eq!(code(&bad), "VALIDATION");
+    assert!(
+        bad["errors"][0]["message"].as_str().unwrap().contains("rules[0].regex"),
+        "{bad}"
+    );
+    let two = app
+        .graphql(
+            SET_RULES,
+            json!({"o": "default", "r": [{"name": "x", "header": "a", "regex": "b", "action": "MASK"}]}),
+        )
+        .await;
+    assert!(
+        two["errors"][0]["message"].as_str().unwrap().contains("exactly one"),
+        "{two}"
+    );
+    let by_viewer = app
+        .graphql_as(Some(&viewer), SET_RULES, json!({"o": "default", "r": []}))
+        .await;
+    assert_eq!(code(&by_viewer), "FORBIDDEN", "{by_viewer}");
+}

@@ -11,7 +11,10 @@ use serde_json::json;
 pub use jsc_messages::decode::{Decoded, Encoding, decode};
 pub use jsc_messages::{ReadPath, StoredMessage};
 
+pub use jsc_messages::mask::Masker;
+
 use crate::paging::{Edge, List, MAX_PAGE, Page, Paging};
+use crate::runner::{Access, Actor};
 use crate::{Caller, Console, Error, Result};
 
 /// Most messages one page holds.
@@ -50,6 +53,8 @@ pub struct MessageQuery {
     pub subject: Option<String>,
     /// `first` and `after` (`last`/`before` are not used: `direction` says which way).
     pub paging: Paging,
+    /// Without masking (admin; recorded).
+    pub unmasked: bool,
 }
 
 /// A page of messages and how it was read.
@@ -120,6 +125,33 @@ fn filter_of(subject: &Option<String>) -> Result<String> {
 }
 
 impl Console {
+    /// How `caller` sees the messages of `stream`: under the organization's masking rules, or
+    /// as they are (`unmasked`) — which needs the admin role on the cluster and is recorded in
+    /// the stream's history (`MessagesReadUnmasked`: who, which read, from where) before
+    /// anything is read.
+    pub async fn masker(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        stream: &str,
+        unmasked: Option<(&str, &str)>,
+    ) -> Result<Masker> {
+        let Some((read, subject)) = unmasked else {
+            return Ok(Masker::new(&self.masking_rules_of_cluster(cluster_id), stream));
+        };
+        self.run::<jsc_domain::stream::Stream>(
+            Actor::Caller(caller),
+            Access::Cluster(cluster_id, jsc_domain::identity::Role::Admin),
+            &jsc_domain::stream::stream_id(cluster_id, stream),
+            jsc_domain::stream::StreamCommand::RecordUnmaskedRead {
+                read: read.to_string(),
+                subject: subject.to_string(),
+            },
+        )
+        .await?;
+        Ok(Masker::default())
+    }
+
     /// A reader of `stream` on `cluster`, from a fresh look at the stream's state.
     async fn reader(&self, cluster_id: &str, stream: &str) -> Result<(Reader, jsc_fleet::Admin)> {
         let admin = self.admin(cluster_id).await?;
@@ -163,6 +195,14 @@ impl Console {
                 "give `from` to start a read or `after` to go on from a cursor, not both",
             ));
         }
+        let masker = self
+            .masker(
+                caller,
+                cluster_id,
+                stream,
+                q.unmasked.then_some(("messages", filter.as_str())),
+            )
+            .await?;
         let (reader, admin) = self.reader(cluster_id, stream).await?;
         let facts = reader.facts().clone();
         let first = facts.first_seq.max(1);
@@ -230,7 +270,10 @@ impl Console {
         let edges = Self::positions(list, keys)
             .into_iter()
             .zip(batch.messages)
-            .map(|(position, node)| Edge { position, node })
+            .map(|(position, node)| Edge {
+                position,
+                node: masker.apply(node),
+            })
             .collect();
         let unfiltered = filter == ">";
         Ok(MessagePage {
@@ -254,8 +297,21 @@ impl Console {
         cluster_id: &str,
         stream: &str,
         at: MessageAt,
+        unmasked: bool,
     ) -> Result<StoredMessage> {
         self.stream(caller, cluster_id, stream)?;
+        let what = match &at {
+            MessageAt::Sequence(s) => format!("sequence {s}"),
+            MessageAt::LastBySubject(subject) => subject.clone(),
+        };
+        let masker = self
+            .masker(
+                caller,
+                cluster_id,
+                stream,
+                unmasked.then_some(("message", what.as_str())),
+            )
+            .await?;
         let (reader, _) = self.reader(cluster_id, stream).await?;
         let found = match &at {
             MessageAt::Sequence(s) => reader.get(*s).await,
@@ -270,7 +326,7 @@ impl Console {
             }
         }
         .map_err(read_error)?;
-        found.ok_or_else(|| {
+        found.map(|m| masker.apply(m)).ok_or_else(|| {
             Error::not_found(match at {
                 MessageAt::Sequence(s) => format!(
                     "stream '{stream}' holds no message at sequence {s} (it holds {} to {})",
@@ -364,6 +420,8 @@ pub struct TailStart {
     pub sequence: Option<u64>,
     /// How far behind the newest message the tail may fall before it skips ahead.
     pub max_behind: u64,
+    /// Without masking (admin; recorded).
+    pub unmasked: bool,
 }
 
 impl Console {
@@ -389,6 +447,14 @@ impl Console {
                 start.max_behind
             )));
         }
+        let masker = self
+            .masker(
+                caller,
+                cluster_id,
+                stream,
+                start.unmasked.then_some(("tail", filter.as_str())),
+            )
+            .await?;
         let (reader, admin) = self.reader(cluster_id, stream).await?;
         let last = reader.facts().last_seq;
         let next = match start.sequence {
@@ -421,6 +487,7 @@ impl Console {
         let doorbell = futures::stream::select_all(doorbells);
         struct Tail {
             reader: Reader,
+            masker: Masker,
             admin: jsc_fleet::Admin,
             filter: String,
             next: u64,
@@ -431,6 +498,7 @@ impl Console {
         }
         let tail = Tail {
             reader,
+            masker,
             admin,
             filter,
             next,
@@ -493,14 +561,16 @@ impl Console {
                         if let Some(m) = kept.last() {
                             t.next = m.sequence + 1;
                         }
-                        t.ready.extend(kept.into_iter().map(TailItem::Message));
+                        let shown = kept.into_iter().map(|m| TailItem::Message(t.masker.apply(m)));
+                        t.ready.extend(shown);
                     }
                     continue;
                 }
                 if let Some(m) = batch.messages.last() {
                     t.next = m.sequence + 1;
                 }
-                t.ready.extend(batch.messages.into_iter().map(TailItem::Message));
+                let shown = batch.messages.into_iter().map(|m| TailItem::Message(t.masker.apply(m)));
+                t.ready.extend(shown);
             }
         })
         .boxed())
@@ -533,6 +603,8 @@ pub struct SearchRequest {
     pub max_scanned: Option<u64>,
     pub max_results: Option<u64>,
     pub time_budget_seconds: Option<u64>,
+    /// Without masking (admin; recorded).
+    pub unmasked: bool,
 }
 
 /// Messages a search reads when it names no limit, and the most it may.
@@ -602,6 +674,14 @@ impl Console {
                 .transpose()
                 .map_err(Error::validation)?,
         };
+        let masker = self
+            .masker(
+                caller,
+                cluster_id,
+                stream,
+                req.unmasked.then_some(("search", subject.as_str())),
+            )
+            .await?;
         let (reader, _) = self.reader(cluster_id, stream).await?;
         let facts = reader.facts().clone();
         let from = match (req.from_sequence, req.from_time) {
@@ -629,7 +709,7 @@ impl Console {
             max_results,
             time_budget: std::time::Duration::from_secs(seconds),
         };
-        Ok(jsc_messages::search::scan(reader, bounds, predicates)
+        Ok(jsc_messages::search::scan(reader, bounds, predicates, masker)
             .map(|r| r.map_err(read_error))
             .boxed())
     }

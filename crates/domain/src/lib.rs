@@ -10,6 +10,7 @@ pub mod consumer;
 pub mod digest;
 pub mod identity;
 pub mod ids;
+pub mod masking;
 pub mod names;
 pub mod policy;
 pub mod secret;

@@ -309,6 +309,12 @@ pub enum StreamCommand {
         headers: Vec<(String, String)>,
         payload: Vec<u8>,
     },
+    /// Records that the caller reads the stream's messages without masking (`read`: which
+    /// read, such as `messages`; `subject`: its filter).
+    RecordUnmaskedRead {
+        read: String,
+        subject: String,
+    },
     /// Reads the stream from its server and records what differs from what the console
     /// knows (created, changed or gone): a change made outside the console. The read
     /// happens inside the command, so it cannot interleave with the console's own changes.
@@ -357,6 +363,13 @@ pub enum StreamEvent {
         stream: String,
         message: PublishedMessage,
     },
+    /// Someone read the stream's messages without masking.
+    MessagesReadUnmasked {
+        cluster_id: String,
+        stream: String,
+        read: String,
+        subject: String,
+    },
 }
 
 impl DomainEvent for StreamEvent {
@@ -368,6 +381,7 @@ impl DomainEvent for StreamEvent {
             Self::Purged { .. } => "StreamPurged",
             Self::Sealed { .. } => "StreamSealed",
             Self::MessagePublished { .. } => "MessagePublished",
+            Self::MessagesReadUnmasked { .. } => "MessagesReadUnmasked",
         }
         .to_string()
     }
@@ -629,6 +643,16 @@ impl Aggregate for Stream {
                 };
                 sink.write(ev, self).await;
             }
+            StreamCommand::RecordUnmaskedRead { read, subject } => {
+                self.live()?;
+                let ev = StreamEvent::MessagesReadUnmasked {
+                    cluster_id: self.cluster_id.clone(),
+                    stream: self.name.clone(),
+                    read,
+                    subject,
+                };
+                sink.write(ev, self).await;
+            }
             StreamCommand::Observe {
                 cluster_id,
                 name,
@@ -695,7 +719,9 @@ impl Aggregate for Stream {
                 self.name = name;
                 self.config = None;
             }
-            StreamEvent::Purged { .. } | StreamEvent::MessagePublished { .. } => {}
+            StreamEvent::Purged { .. }
+            | StreamEvent::MessagePublished { .. }
+            | StreamEvent::MessagesReadUnmasked { .. } => {}
         }
     }
 }

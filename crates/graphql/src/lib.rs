@@ -46,6 +46,7 @@ pub struct Mutation(
     clusters::ClusterMutation,
     streams::StreamMutation,
     history::AuditMutation,
+    messages::MessageMutation,
 );
 
 /// Live updates over WebSocket (`graphql-transport-ws` or `graphql-ws`): changes to

@@ -8,6 +8,8 @@ use jsc_app::messages::{self as uc, MessageAt, MessageQuery, MessageStart, Store
 
 use crate::connection::{Parts, Total, connection, paging};
 use crate::context::{caller, console};
+use crate::mutation::{Outcome, input, payload};
+use jsc_domain::masking::{MaskAction, MaskTarget, MaskingRule};
 
 /// Most bytes of payload text one message may show.
 const MAX_PAYLOAD_BYTES: i32 = 8 * 1024 * 1024;
@@ -245,12 +247,18 @@ impl MessageQueryRoot {
             desc = "Only messages after this cursor in `direction` (an `endCursor` or edge `cursor` of the same stream, subject and direction; `VALIDATION` otherwise)."
         )]
         after: Option<String>,
+        #[graphql(
+            default,
+            desc = "Show the messages as they are, not as the organization's masking rules show them: needs the admin role on the cluster (`FORBIDDEN` otherwise), and is recorded in the stream's history and the audit trail (`MessagesReadUnmasked`) before anything is read."
+        )]
+        unmasked: bool,
     ) -> Result<MessageConnection> {
         let query = MessageQuery {
             start: from.unwrap_or_default().start()?,
             direction: direction.into(),
             subject,
             paging: paging(first, after, None, None),
+            unmasked,
         };
         let page = console(ctx)
             .messages(&caller(ctx)?, &cluster_id, &stream, query)
@@ -278,6 +286,11 @@ impl MessageQueryRoot {
         #[graphql(desc = "The stream's name.")] stream: String,
         #[graphql(desc = "The message's stream sequence.")] sequence: Option<u64>,
         #[graphql(desc = "The last message on this subject (no wildcards).")] last_by_subject: Option<String>,
+        #[graphql(
+            default,
+            desc = "Show the messages as they are, not as the organization's masking rules show them: needs the admin role on the cluster (`FORBIDDEN` otherwise), and is recorded in the stream's history and the audit trail (`MessagesReadUnmasked`) before anything is read."
+        )]
+        unmasked: bool,
     ) -> Result<MessageObj> {
         let at = match (sequence, last_by_subject) {
             (Some(s), None) => MessageAt::Sequence(s),
@@ -285,7 +298,9 @@ impl MessageQueryRoot {
             _ => return Err(ApiError::validation("give `sequence` or `lastBySubject`, one of them").into()),
         };
         Ok(MessageObj(
-            console(ctx).message(&caller(ctx)?, &cluster_id, &stream, at).await?,
+            console(ctx)
+                .message(&caller(ctx)?, &cluster_id, &stream, at, unmasked)
+                .await?,
         ))
     }
 
@@ -395,6 +410,10 @@ pub struct MessageSearchInput {
     pub max_results: Option<u64>,
     /// Most seconds to run: 1 to 600; 60 by default.
     pub time_budget_seconds: Option<u64>,
+    /// Search the messages as they are, not as masking shows them: needs the admin role on
+    /// the cluster, and is recorded in the stream's history before anything is read.
+    #[graphql(default)]
+    pub unmasked: bool,
 }
 
 /// What a search event is.
@@ -495,11 +514,17 @@ impl MessageSubscription {
             desc = "How many messages behind the newest the tail may fall before it skips ahead: 1 to 100,000; 1,000 by default."
         )]
         max_behind: u64,
+        #[graphql(
+            default,
+            desc = "Show the messages as they are, not as the organization's masking rules show them: needs the admin role on the cluster (`FORBIDDEN` otherwise), and is recorded in the stream's history and the audit trail (`MessagesReadUnmasked`) before anything is read."
+        )]
+        unmasked: bool,
     ) -> Result<impl futures::Stream<Item = Result<MessageTailEvent>> + use<>> {
         use futures::StreamExt;
         let start = uc::TailStart {
             sequence: from_sequence,
             max_behind,
+            unmasked,
         };
         let tail = console(ctx)
             .message_tail(&caller(ctx)?, &cluster_id, &stream, subject, start)
@@ -568,6 +593,7 @@ impl MessageSubscription {
             max_scanned: s.max_scanned,
             max_results: s.max_results,
             time_budget_seconds: s.time_budget_seconds,
+            unmasked: s.unmasked,
         };
         let scan = console(ctx)
             .search_messages(&caller(ctx)?, &cluster_id, &stream, request)
@@ -595,5 +621,183 @@ impl MessageSubscription {
             })
         });
         Ok(crate::context::guarded(ctx, events)?.map(|r| r.and_then(|inner| inner.map_err(Into::into))))
+    }
+}
+
+/// What a masking rule finds.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum MaskTargetKind {
+    /// A header, by name (ignoring case).
+    Header,
+    /// A field of a JSON payload: keys separated by `.`, `*` for any key or array item.
+    JsonPath,
+    /// Payload text matching a regular expression.
+    Regex,
+}
+
+/// What a masking rule does with what it finds.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum MaskActionKind {
+    /// Takes it out: the header or field is gone, matched text removed.
+    Remove,
+    /// Shows `***` in its place.
+    Mask,
+    /// Shows `replaceWith` in its place.
+    Replace,
+}
+
+/// A masking rule of an organization.
+pub struct MaskingRuleObj(pub(crate) MaskingRule);
+
+/// What readers of an organization's streams do not see: on which streams, what, and how
+/// it is hidden.
+#[Object(name = "MaskingRule")]
+impl MaskingRuleObj {
+    /// The rule's label.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// The only stream it applies to (on any of the organization's clusters); null for every
+    /// stream.
+    async fn stream(&self) -> Option<&str> {
+        self.0.stream.as_deref()
+    }
+    /// What it finds.
+    async fn target(&self) -> MaskTargetKind {
+        match self.0.target {
+            MaskTarget::Header { .. } => MaskTargetKind::Header,
+            MaskTarget::JsonPath { .. } => MaskTargetKind::JsonPath,
+            MaskTarget::Regex { .. } => MaskTargetKind::Regex,
+        }
+    }
+    /// The header's name, the JSON path or the pattern.
+    async fn pattern(&self) -> &str {
+        match &self.0.target {
+            MaskTarget::Header { name } => name,
+            MaskTarget::JsonPath { path } => path,
+            MaskTarget::Regex { pattern } => pattern,
+        }
+    }
+    /// What it does with what it finds.
+    async fn action(&self) -> MaskActionKind {
+        match self.0.action {
+            MaskAction::Remove => MaskActionKind::Remove,
+            MaskAction::Mask => MaskActionKind::Mask,
+            MaskAction::Replace { .. } => MaskActionKind::Replace,
+        }
+    }
+    /// The text shown instead, for `REPLACE`.
+    async fn replace_with(&self) -> Option<&str> {
+        match &self.0.action {
+            MaskAction::Replace { with } => Some(with),
+            _ => None,
+        }
+    }
+}
+
+/// A masking rule to set: a name, at most one stream, exactly one of `header`, `jsonPath`
+/// and `regex`, and an action.
+#[derive(InputObject)]
+pub struct MaskingRuleInput {
+    /// A label, 1 to 64 characters.
+    pub name: String,
+    /// Only this stream (by name, on any cluster of the organization); left out, every
+    /// stream.
+    pub stream: Option<String>,
+    /// Hide this header (by name, ignoring case).
+    pub header: Option<String>,
+    /// Hide this field of JSON payloads: keys separated by `.`, `*` for any key or array
+    /// item (`card.number`, `items.*.price`).
+    pub json_path: Option<String>,
+    /// Hide payload text matching this regular expression (Rust `regex` syntax).
+    pub regex: Option<String>,
+    /// What to do with what the rule finds.
+    pub action: MaskActionKind,
+    /// The text to show instead, for `REPLACE`.
+    pub replace_with: Option<String>,
+}
+
+impl MaskingRuleInput {
+    fn into_rule(self, i: usize) -> Result<MaskingRule, ApiError> {
+        let target = match (self.header, self.json_path, self.regex) {
+            (Some(name), None, None) => MaskTarget::Header { name },
+            (None, Some(path), None) => MaskTarget::JsonPath { path },
+            (None, None, Some(pattern)) => MaskTarget::Regex { pattern },
+            _ => {
+                return Err(ApiError::validation(format!(
+                    "rules[{i}]: give exactly one of `header`, `jsonPath` and `regex`"
+                )));
+            }
+        };
+        let action = match (self.action, self.replace_with) {
+            (MaskActionKind::Remove, None) => MaskAction::Remove,
+            (MaskActionKind::Mask, None) => MaskAction::Mask,
+            (MaskActionKind::Replace, Some(with)) => MaskAction::Replace { with },
+            (MaskActionKind::Replace, None) => {
+                return Err(ApiError::validation(format!(
+                    "rules[{i}].replaceWith: give the text to show instead"
+                )));
+            }
+            (_, Some(_)) => {
+                return Err(ApiError::validation(format!(
+                    "rules[{i}].replaceWith: only for action REPLACE"
+                )));
+            }
+        };
+        Ok(MaskingRule {
+            name: self.name,
+            stream: self.stream,
+            target,
+            action,
+        })
+    }
+}
+
+input! {
+    /// Replaces an organization's masking rules (mutation setMaskingRules).
+    SetMaskingRulesInput {
+        /// The ID of the organization.
+        organization_id: ID,
+        /// The rules, applied in this order; an empty list removes them all. At most 100.
+        rules: Vec<MaskingRuleInput>,
+    }
+}
+
+payload! {
+    /// What mutation setMaskingRules answers.
+    SetMaskingRulesPayload {
+        /// The organization with its new rules.
+        organization: crate::identity::OrganizationObj,
+    }
+}
+
+#[derive(Default)]
+pub struct MessageMutation;
+
+#[Object]
+impl MessageMutation {
+    /// Replaces an organization's masking rules: from the next read on, every page, message,
+    /// tail and search of its streams shows messages through them (admin). Errors:
+    /// `VALIDATION` (a rule without a name or target, a pattern that does not compile),
+    /// `FORBIDDEN`, `NOT_FOUND`.
+    async fn set_masking_rules(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The organization and its rules.")] input: SetMaskingRulesInput,
+    ) -> Result<SetMaskingRulesPayload> {
+        let caller = caller(ctx)?;
+        let rules = input
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.into_rule(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let org = console(ctx)
+            .set_masking_rules(&caller, &input.organization_id, rules)
+            .await?;
+        Ok(SetMaskingRulesPayload {
+            organization: crate::identity::OrganizationObj(org),
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
     }
 }

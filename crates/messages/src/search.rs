@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use futures::Stream;
 use regex::bytes::{Regex, RegexBuilder};
 
+use crate::mask::Masker;
 use crate::{ReadError, Reader, StoredMessage};
 
 /// Messages one read of a scan takes.
@@ -126,6 +127,7 @@ struct Scan {
     reader: Reader,
     bounds: Bounds,
     predicates: Predicates,
+    masker: Masker,
     started: Instant,
     last_report: Instant,
     next: u64,
@@ -163,12 +165,14 @@ impl Scan {
     }
 }
 
-/// Scans the stream `reader` reads within `bounds` for messages meeting `predicates`:
-/// matches as they are found, progress at most every 250 ms, and one `Done` last.
+/// Scans the stream `reader` reads within `bounds` for messages meeting `predicates`, as
+/// `masker` shows them (a reader cannot find what they may not see): matches as they are
+/// found, progress at most every 250 ms, and one `Done` last.
 pub fn scan(
     reader: Reader,
     bounds: Bounds,
     predicates: Predicates,
+    masker: Masker,
 ) -> impl Stream<Item = Result<ScanEvent, ReadError>> + Send + 'static {
     let now = Instant::now();
     let next = bounds.from;
@@ -176,6 +180,7 @@ pub fn scan(
         reader,
         bounds,
         predicates,
+        masker,
         started: now,
         last_report: now,
         next,
@@ -215,6 +220,7 @@ pub fn scan(
                 continue;
             }
             for m in batch.messages {
+                let m = s.masker.apply(m);
                 s.progress.scanned += 1;
                 s.progress.bytes += m.size() as u64;
                 s.progress.position = m.sequence;

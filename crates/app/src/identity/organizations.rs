@@ -208,6 +208,30 @@ impl Console {
         self.team_command(caller, org, team_id, cmd).await
     }
 
+    /// Replaces the organization's masking rules (admin). Every pattern must compile.
+    pub async fn set_masking_rules(
+        &self,
+        caller: &Caller,
+        org: &str,
+        rules: Vec<jsc_domain::masking::MaskingRule>,
+    ) -> Result<OrganizationView> {
+        self.require_org(&caller.principal, org, Role::Admin)?;
+        for (i, r) in rules.iter().enumerate() {
+            r.check(i, |p| jsc_messages::search::regex("pattern", p).map(|_| ()))
+                .map_err(Error::validation)?;
+        }
+        self.org_command(caller, org, OrganizationCommand::SetMaskingRules { rules })
+            .await
+    }
+
+    /// The masking rules of the organization that owns `cluster_id`.
+    pub(crate) fn masking_rules_of_cluster(&self, cluster_id: &str) -> Vec<jsc_domain::masking::MaskingRule> {
+        self.cluster_organization(cluster_id)
+            .and_then(|org| get(&self.views.organizations, &org))
+            .map(|o| o.view.state.masking)
+            .unwrap_or_default()
+    }
+
     fn member_role(&self, org: &str, user_id: &str) -> Result<Role> {
         get(&self.views.organizations, org)
             .and_then(|o| o.view.state.members.get(user_id).copied())

@@ -17,6 +17,9 @@ pub struct Organization {
     pub created: bool,
     pub members: BTreeMap<String, Role>,
     pub teams: BTreeMap<String, Team>,
+    /// What readers of the organization's streams do not see of their messages.
+    #[serde(default)]
+    pub masking: Vec<crate::masking::MaskingRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +54,10 @@ pub enum OrganizationCommand {
         team_id: String,
         cluster_id: String,
         role: Option<Role>,
+    },
+    /// Replaces the organization's masking rules (checked by the caller: patterns compile).
+    SetMaskingRules {
+        rules: Vec<crate::masking::MaskingRule>,
     },
 }
 
@@ -91,6 +98,10 @@ pub enum OrganizationEvent {
         role: Option<Role>,
         previous: Option<Role>,
     },
+    MaskingRulesSet {
+        rules: Vec<crate::masking::MaskingRule>,
+        previous: Vec<crate::masking::MaskingRule>,
+    },
 }
 
 impl DomainEvent for OrganizationEvent {
@@ -104,6 +115,7 @@ impl DomainEvent for OrganizationEvent {
             Self::TeamMemberAdded { .. } => "TeamMemberAdded",
             Self::TeamMemberRemoved { .. } => "TeamMemberRemoved",
             Self::TeamClusterRoleSet { .. } => "TeamClusterRoleSet",
+            Self::MaskingRulesSet { .. } => "MaskingRulesSet",
         }
         .to_string()
     }
@@ -238,6 +250,19 @@ impl Aggregate for Organization {
                     previous,
                 }
             }
+            C::SetMaskingRules { rules } => {
+                self.live()?;
+                if rules.len() > crate::masking::MAX_RULES {
+                    return Err(invalid("rules", format!("at most {} rules", crate::masking::MAX_RULES)));
+                }
+                if rules == self.masking {
+                    return Ok(());
+                }
+                E::MaskingRulesSet {
+                    rules,
+                    previous: self.masking.clone(),
+                }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -294,6 +319,9 @@ impl Aggregate for Organization {
                         None => t.clusters.remove(&cluster_id),
                     };
                 }
+            }
+            E::MaskingRulesSet { rules, .. } => {
+                self.masking = rules;
             }
         }
     }

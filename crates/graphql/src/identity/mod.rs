@@ -197,6 +197,17 @@ impl OrganizationObj {
     async fn name(&self) -> &str {
         &self.0.state.name
     }
+    /// What readers of the organization's streams do not see of their messages, applied in
+    /// order to every page, message, tail and search (set with setMaskingRules).
+    async fn masking_rules(&self) -> Vec<crate::messages::MaskingRuleObj> {
+        self.0
+            .state
+            .masking
+            .iter()
+            .cloned()
+            .map(crate::messages::MaskingRuleObj)
+            .collect()
+    }
     /// When the organization was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

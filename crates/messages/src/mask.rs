@@ -1,0 +1,233 @@
+//! Applying an organization's masking rules to a message before it leaves the console: in
+//! pages, single messages, tails and searches (a search matches what the reader may see).
+
+use jsc_domain::masking::{MASK, MaskAction, MaskTarget, MaskingRule};
+use regex::bytes::Regex;
+
+use crate::StoredMessage;
+
+/// The rules that cover one stream, ready to apply.
+#[derive(Debug, Clone, Default)]
+pub struct Masker {
+    rules: Vec<(MaskingRule, Option<Regex>)>,
+}
+
+impl Masker {
+    /// The rules of `rules` that cover `stream`; a pattern that does not compile (checked
+    /// when the rule was set) masks the whole payload rather than nothing.
+    pub fn new(rules: &[MaskingRule], stream: &str) -> Self {
+        let rules = rules
+            .iter()
+            .filter(|r| r.covers(stream))
+            .map(|r| {
+                let re = match &r.target {
+                    MaskTarget::Regex { pattern } => {
+                        Some(crate::search::regex("regex", pattern).unwrap_or_else(|_| Regex::new("(?s).+").unwrap()))
+                    }
+                    _ => None,
+                };
+                (r.clone(), re)
+            })
+            .collect();
+        Self { rules }
+    }
+
+    /// Whether no rule applies: what is read is shown as it is.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The message as a reader under these rules sees it.
+    pub fn apply(&self, mut m: StoredMessage) -> StoredMessage {
+        if self.rules.is_empty() {
+            return m;
+        }
+        let mut json: Option<serde_json::Value> = None;
+        let mut payload = m.payload.to_vec();
+        for (rule, re) in &self.rules {
+            match (&rule.target, &rule.action) {
+                (MaskTarget::Header { name }, MaskAction::Remove) => {
+                    m.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+                }
+                (MaskTarget::Header { name }, action) => {
+                    for (k, v) in m.headers.iter_mut() {
+                        if k.eq_ignore_ascii_case(name) {
+                            *v = replacement(action).to_string();
+                        }
+                    }
+                }
+                (MaskTarget::JsonPath { path }, action) => {
+                    if json.is_none() {
+                        json = serde_json::from_slice(&payload).ok();
+                    }
+                    if let Some(v) = json.as_mut() {
+                        let keys: Vec<&str> = path.split('.').collect();
+                        mask_path(v, &keys, action);
+                        payload = serde_json::to_vec(v).expect("a JSON value prints");
+                    }
+                }
+                (MaskTarget::Regex { .. }, action) => {
+                    if let Some(re) = re {
+                        payload = re.replace_all(&payload, replacement(action).as_bytes()).into_owned();
+                        json = None;
+                    }
+                }
+            }
+        }
+        m.payload = payload.into();
+        m
+    }
+}
+
+fn replacement(action: &MaskAction) -> &str {
+    match action {
+        MaskAction::Remove => "",
+        MaskAction::Mask => MASK,
+        MaskAction::Replace { with } => with,
+    }
+}
+
+/// Masks what `keys` reach in `v` (`*`: every key or item).
+fn mask_path(v: &mut serde_json::Value, keys: &[&str], action: &MaskAction) {
+    let Some((key, rest)) = keys.split_first() else { return };
+    let last = rest.is_empty();
+    match v {
+        serde_json::Value::Object(map) => {
+            let names: Vec<String> = if *key == "*" {
+                map.keys().cloned().collect()
+            } else {
+                map.contains_key(*key).then(|| key.to_string()).into_iter().collect()
+            };
+            for name in names {
+                if last {
+                    match action {
+                        MaskAction::Remove => {
+                            map.remove(&name);
+                        }
+                        a => {
+                            map.insert(name, serde_json::Value::String(replacement(a).to_string()));
+                        }
+                    }
+                } else if let Some(child) = map.get_mut(&name) {
+                    mask_path(child, rest, action);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            let index = key.parse::<usize>().ok();
+            if *key != "*" && index.is_none() {
+                return;
+            }
+            if last {
+                if matches!(action, MaskAction::Remove) {
+                    match index {
+                        Some(i) if i < items.len() => {
+                            items.remove(i);
+                        }
+                        Some(_) => {}
+                        None => items.clear(),
+                    }
+                    return;
+                }
+                for (i, item) in items.iter_mut().enumerate() {
+                    if index.is_none_or(|x| x == i) {
+                        *item = serde_json::Value::String(replacement(action).to_string());
+                    }
+                }
+            } else {
+                for (i, item) in items.iter_mut().enumerate() {
+                    if index.is_none_or(|x| x == i) {
+                        mask_path(item, rest, action);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rule(target: MaskTarget, action: MaskAction) -> MaskingRule {
+        MaskingRule {
+            name: "r".into(),
+            stream: None,
+            target,
+            action,
+        }
+    }
+
+    fn message(payload: &serde_json::Value) -> StoredMessage {
+        StoredMessage {
+            sequence: 1,
+            subject: "s".into(),
+            time: chrono::Utc::now(),
+            headers: vec![
+                ("Authorization".into(), "Bearer abc".into()),
+                ("X-Trace".into(), "t".into()),
+            ],
+            payload: payload.to_string().into_bytes().into(),
+        }
+    }
+
+    #[test]
+    fn rules_mask_headers_json_fields_and_text() {
+        let m = message(
+            &json!({"card": {"number": "4111111111111111", "cvc": "123"}, "items": [{"price": 3}, {"price": 4}], "note": "call 555-1234"}),
+        );
+        let masker = Masker::new(
+            &[
+                rule(
+                    MaskTarget::Header {
+                        name: "authorization".into(),
+                    },
+                    MaskAction::Mask,
+                ),
+                rule(MaskTarget::Header { name: "X-Trace".into() }, MaskAction::Remove),
+                rule(
+                    MaskTarget::JsonPath {
+                        path: "card.number".into(),
+                    },
+                    MaskAction::Mask,
+                ),
+                rule(
+                    MaskTarget::JsonPath {
+                        path: "card.cvc".into(),
+                    },
+                    MaskAction::Remove,
+                ),
+                rule(
+                    MaskTarget::JsonPath {
+                        path: "items.*.price".into(),
+                    },
+                    MaskAction::Replace { with: "?".into() },
+                ),
+                rule(
+                    MaskTarget::Regex {
+                        pattern: r"\d{3}-\d{4}".into(),
+                    },
+                    MaskAction::Replace { with: "[phone]".into() },
+                ),
+            ],
+            "S",
+        );
+        let out = masker.apply(m);
+        assert_eq!(out.headers, vec![("Authorization".to_string(), "***".to_string())]);
+        let v: serde_json::Value = serde_json::from_slice(&out.payload).unwrap();
+        assert_eq!(
+            v,
+            json!({"card": {"number": "***"}, "items": [{"price": "?"}, {"price": "?"}], "note": "call [phone]"})
+        );
+    }
+
+    #[test]
+    fn a_rule_for_another_stream_changes_nothing() {
+        let mut r = rule(MaskTarget::JsonPath { path: "a".into() }, MaskAction::Remove);
+        r.stream = Some("OTHER".into());
+        let m = message(&json!({"a": 1}));
+        assert_eq!(Masker::new(&[r], "S").apply(m.clone()), m);
+    }
+}
