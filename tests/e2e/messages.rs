@@ -947,3 +947,113 @@ async fn masking_hides_values_in_every_read_and_unmasked_reads_are_for_admins_an
         .await;
     assert_eq!(code(&by_viewer), "FORBIDDEN", "{by_viewer}");
 }
+
+#[tokio::test]
+async fn empty_streams_sparse_filters_and_a_stream_gone_from_the_server() {
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    for (stream, direct, path) in [("EDGE", true, "DIRECT_BATCH"), ("EDGEGET", false, "MESSAGE_GET")] {
+        create(&app, &cluster, stream, json!({"allowDirect": direct})).await;
+        let lower = stream.to_lowercase();
+        let base = json!({"c": cluster, "s": stream, "d": "FORWARD"});
+        // Never stored anything: empty pages both ways, and a search that ends at once.
+        for d in ["FORWARD", "BACKWARD"] {
+            let mut v = base.clone();
+            v["d"] = json!(d);
+            let p = page(&app, v).await;
+            assert_eq!(seqs(&p), Vec::<u64>::new(), "{p}");
+            assert_eq!(p["pageInfo"]["hasNextPage"], false);
+        }
+        let (found, _, done) = search(&app, &cluster, stream, json!({})).await;
+        assert!(found.is_empty() && done["stop"] == "END", "{done}");
+        let mut past = base.clone();
+        past["from"] = json!({"sequence": 2});
+        let refused = app.graphql(PAGE, past).await;
+        assert!(
+            refused["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("never stored"),
+            "{refused}"
+        );
+
+        // Five on eu, then 400 on us: a filtered page back from the newest must reach far back.
+        for i in 1..=5 {
+            publish(&js, &format!("{lower}.eu"), &[format!("eu {i}").as_bytes()]).await;
+        }
+        let payloads: Vec<Vec<u8>> = (0..400).map(|i| format!("us {i}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        publish(&js, &format!("{lower}.us"), &refs).await;
+        let eu = json!({"c": cluster, "s": stream, "d": "BACKWARD", "subj": format!("{lower}.eu")});
+        assert_eq!(walk(&app, eu.clone(), 3, path).await, vec![5, 4, 3, 2, 1], "{stream}");
+        let mut newest_eu = eu.clone();
+        newest_eu["d"] = json!("FORWARD");
+        newest_eu["from"] = json!({"end": "LAST"});
+        assert_eq!(
+            seqs(&page(&app, newest_eu).await),
+            vec![5],
+            "the newest on the filter, not the stream's"
+        );
+        let mut oldest_us = json!({"c": cluster, "s": stream, "d": "BACKWARD", "subj": format!("{lower}.us")});
+        oldest_us["from"] = json!({"end": "FIRST"});
+        assert_eq!(seqs(&page(&app, oldest_us).await), vec![6]);
+        let none = json!({"c": cluster, "s": stream, "d": "BACKWARD", "subj": format!("{lower}.none")});
+        assert_eq!(walk(&app, none, 10, path).await, Vec::<u64>::new());
+
+        // A tail far behind with more waiting than one read: skipped, then the newest ten.
+        let mut behind = app
+            .subscribe(
+                "graphql-transport-ws",
+                TAIL,
+                json!({"c": cluster, "s": stream, "from": 1, "max": 10}),
+            )
+            .await;
+        let skipped = behind.next_data().await["messageTail"].clone();
+        assert_eq!(
+            (skipped["kind"].clone(), skipped["skippedTo"].clone()),
+            (json!("SKIPPED"), json!(395)),
+            "{skipped}"
+        );
+        assert_eq!(behind.next_data().await["messageTail"]["message"]["sequence"], 396);
+
+        // A search cannot run backwards.
+        let mut bad = app
+            .subscribe(
+                "graphql-transport-ws",
+                SEARCH,
+                json!({"c": cluster, "s": stream, "q": {"fromSequence": 9, "toSequence": 3}}),
+            )
+            .await;
+        let frame = bad.next_frame_raw().await;
+        assert_eq!(
+            frame["payload"]["errors"][0]["extensions"]["code"], "VALIDATION",
+            "{frame}"
+        );
+
+        // Purged below a backward cursor: the page says what went.
+        let two = page(
+            &app,
+            json!({"c": cluster, "s": stream, "d": "BACKWARD", "n": 2, "from": {"sequence": 3}}),
+        )
+        .await;
+        assert_eq!(seqs(&two), vec![3, 2]);
+        app.data(
+            "mutation($c: ID!, $s: String!) { purgeStream(input: {clusterId: $c, name: $s, upToSequence: 100}) { purged } }",
+            json!({"c": cluster, "s": stream}),
+        )
+        .await;
+        let mut on = json!({"c": cluster, "s": stream, "d": "BACKWARD", "n": 2});
+        on["after"] = two["pageInfo"]["endCursor"].clone();
+        let gone = page(&app, on).await;
+        assert_eq!(seqs(&gone), Vec::<u64>::new());
+        assert_eq!(gone["purgedThrough"], 1, "everything below the cursor (2) went: {gone}");
+    }
+
+    // Deleted on the server, behind the console's back: NOT_FOUND, not an empty page.
+    js.delete_stream("EDGEGET").await.unwrap();
+    let body = app
+        .graphql(PAGE, json!({"c": cluster, "s": "EDGEGET", "d": "FORWARD"}))
+        .await;
+    assert_eq!(code(&body), "NOT_FOUND", "{body}");
+}

@@ -111,6 +111,7 @@ fn read_error(e: ReadError) -> Error {
     match e {
         ReadError::Rejected(why) => Error::validation(why),
         ReadError::Unavailable(why) => Error::unavailable(why),
+        ReadError::NotFound(why) => Error::not_found(why),
     }
 }
 
@@ -195,25 +196,6 @@ impl Console {
                 "give `from` to start a read or `after` to go on from a cursor, not both",
             ));
         }
-        let masker = self
-            .masker(
-                caller,
-                cluster_id,
-                stream,
-                q.unmasked.then_some(("messages", filter.as_str())),
-            )
-            .await?;
-        let (reader, admin) = self.reader(cluster_id, stream).await?;
-        let facts = reader.facts().clone();
-        let first = facts.first_seq.max(1);
-        if let Some(MessageStart::Sequence(s)) = q.start
-            && (s == 0 || s > facts.last_seq + 1)
-        {
-            return Err(Error::validation(format!(
-                "from.sequence: the stream's sequences run from {first} to {}; give one of them",
-                facts.last_seq
-            )));
-        }
         if let Some(MessageStart::Time(t)) = q.start
             && t > Utc::now()
         {
@@ -222,6 +204,31 @@ impl Console {
                 t.to_rfc3339()
             )));
         }
+        let (reader, admin) = self.reader(cluster_id, stream).await?;
+        let facts = reader.facts().clone();
+        let first = facts.first_seq.max(1);
+        if let Some(MessageStart::Sequence(s)) = q.start
+            && (s == 0 || s > facts.last_seq + 1)
+        {
+            return Err(Error::validation(if facts.last_seq == 0 {
+                "from.sequence: the stream has never stored a message; give 1 to wait at its start".to_string()
+            } else {
+                format!(
+                    "from.sequence: the stream's sequences run from {first} to {}; give one of them (or {} for what comes next)",
+                    facts.last_seq,
+                    facts.last_seq + 1
+                )
+            }));
+        }
+        // Recorded only once the read is known to go ahead.
+        let masker = self
+            .masker(
+                caller,
+                cluster_id,
+                stream,
+                q.unmasked.then_some(("messages", filter.as_str())),
+            )
+            .await?;
         let at_time = |t| reader.sequence_at(t, &filter);
         let mut purged_through = None;
         let (batch, has_previous) = match q.direction {
@@ -232,7 +239,10 @@ impl Console {
                     (None, Some(MessageStart::Time(t))) => {
                         at_time(t).await.map_err(read_error)?.unwrap_or(facts.last_seq + 1)
                     }
-                    (None, Some(MessageStart::Last)) => facts.last_seq,
+                    (None, Some(MessageStart::Last)) => {
+                        let newest = reader.backward(facts.last_seq, &filter, 1).await.map_err(read_error)?;
+                        newest.messages.first().map_or(facts.last_seq + 1, |m| m.sequence)
+                    }
                     (None, Some(MessageStart::First) | None) => first,
                 };
                 if after.is_some() && from < first {
@@ -249,14 +259,17 @@ impl Console {
                         Some(s) => s.checked_sub(1),
                         None => Some(facts.last_seq),
                     },
-                    (None, Some(MessageStart::First)) => Some(first),
+                    (None, Some(MessageStart::First)) => {
+                        let oldest = reader.forward(first, &filter, 1, None).await.map_err(read_error)?;
+                        oldest.messages.first().map(|m| m.sequence)
+                    }
                     (None, Some(MessageStart::Last) | None) => Some(facts.last_seq),
                 };
                 if let Some(c) = after
                     && c > 1
                     && c - 1 < first
                 {
-                    purged_through = Some(first - 1);
+                    purged_through = Some((first - 1).min(c - 1));
                 }
                 let batch = match end {
                     Some(e) => reader.backward(e, &filter, n).await.map_err(read_error)?,
@@ -300,10 +313,19 @@ impl Console {
         unmasked: bool,
     ) -> Result<StoredMessage> {
         self.stream(caller, cluster_id, stream)?;
+        if let MessageAt::LastBySubject(subject) = &at {
+            check_subject(subject).map_err(|e| Error::validation(format!("lastBySubject: {e}")))?;
+            if subject.contains('*') || subject.contains('>') {
+                return Err(Error::validation(
+                    "lastBySubject: give a subject without wildcards (use messages(subject:) to filter)",
+                ));
+            }
+        }
         let what = match &at {
             MessageAt::Sequence(s) => format!("sequence {s}"),
             MessageAt::LastBySubject(subject) => subject.clone(),
         };
+        let (reader, _) = self.reader(cluster_id, stream).await?;
         let masker = self
             .masker(
                 caller,
@@ -312,18 +334,9 @@ impl Console {
                 unmasked.then_some(("message", what.as_str())),
             )
             .await?;
-        let (reader, _) = self.reader(cluster_id, stream).await?;
         let found = match &at {
             MessageAt::Sequence(s) => reader.get(*s).await,
-            MessageAt::LastBySubject(subject) => {
-                check_subject(subject).map_err(|e| Error::validation(format!("lastBySubject: {e}")))?;
-                if subject.contains('*') || subject.contains('>') {
-                    return Err(Error::validation(
-                        "lastBySubject: give a subject without wildcards (use messages(subject:) to filter)",
-                    ));
-                }
-                reader.last_by_subject(subject).await
-            }
+            MessageAt::LastBySubject(subject) => reader.last_by_subject(subject).await,
         }
         .map_err(read_error)?;
         found.map(|m| masker.apply(m)).ok_or_else(|| {
@@ -363,7 +376,11 @@ impl Console {
     }
 }
 
-/// Messages per subject matching `filter`, from `STREAM.INFO` (the server pages them).
+/// Most subjects a count or a list of subjects reads.
+pub const MAX_SUBJECTS: usize = 100_000;
+
+/// Messages per subject matching `filter`, from `STREAM.INFO` (the server pages them); a
+/// filter that matches more than [`MAX_SUBJECTS`] is `VALIDATION`.
 async fn subject_counts(admin: &jsc_fleet::Admin, stream: &str, filter: &str) -> Result<BTreeMap<String, u64>> {
     #[derive(serde::Deserialize)]
     struct Info {
@@ -387,9 +404,15 @@ async fn subject_counts(admin: &jsc_fleet::Admin, stream: &str, filter: &str) ->
             )
             .await
             .map_err(service_error)?;
-        let got = info.state.subjects.len();
+        if info.total > MAX_SUBJECTS {
+            return Err(Error::validation(format!(
+                "the stream holds messages on {} subjects matching '{filter}'; narrow the filter to at most {MAX_SUBJECTS}",
+                info.total
+            )));
+        }
+        let before = all.len();
         all.extend(info.state.subjects);
-        if got == 0 || info.limit == 0 || all.len() >= info.total {
+        if all.len() == before || info.limit == 0 || all.len() >= info.total {
             return Ok(all);
         }
     }
@@ -408,9 +431,10 @@ pub enum TailItem {
 /// Messages one read of a tail takes.
 const TAIL_BATCH: usize = 100;
 
-/// Longest a tail waits for a sign of a new message before it looks anyway (for messages
-/// that reach the stream on another subject: sources, mirrors, transforms).
-const TAIL_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often an idle tail looks for new messages: at first soon, then less often, up to
+/// once a second (reset by each message).
+const TAIL_POLL: (std::time::Duration, std::time::Duration) =
+    (std::time::Duration::from_millis(20), std::time::Duration::from_secs(1));
 
 /// Where a tail starts and how far behind it may fall.
 #[derive(Debug, Clone, Copy)]
@@ -426,10 +450,13 @@ pub struct TailStart {
 
 impl Console {
     /// A live tail of a stream's messages matching `subject`, for a viewer of its cluster.
-    /// It reads the stream (never a consumer) as messages arrive, woken by a plain
-    /// subscription on the subjects and by a poll each second. It holds one read of at most
-    /// [`TAIL_BATCH`] messages for its client, never more: a client that falls more than
-    /// `max_behind` behind gets [`TailItem::Skipped`] and the newest messages.
+    /// It reads the stream (never a consumer, never a subscription that copies what is
+    /// published): each read asks for what follows the last message sent, at once after a
+    /// message and then less and less often, up to once a second, while nothing arrives. It
+    /// holds one read of at most [`TAIL_BATCH`] messages for its client, never more: a client
+    /// that falls more than `max_behind` sequences behind gets [`TailItem::Skipped`] and the
+    /// newest messages. Each read applies the organization's masking rules as they are then,
+    /// and ends the tail with `NOT_FOUND` once the caller may no longer see the cluster.
     pub async fn message_tail(
         &self,
         caller: &Caller,
@@ -439,7 +466,7 @@ impl Console {
         start: TailStart,
     ) -> Result<impl futures::Stream<Item = Result<TailItem>> + Send + 'static + use<>> {
         use futures::StreamExt;
-        let view = self.stream(caller, cluster_id, stream)?;
+        self.stream(caller, cluster_id, stream)?;
         let filter = filter_of(&subject)?;
         if !(1..=100_000).contains(&start.max_behind) {
             return Err(Error::validation(format!(
@@ -447,14 +474,6 @@ impl Console {
                 start.max_behind
             )));
         }
-        let masker = self
-            .masker(
-                caller,
-                cluster_id,
-                stream,
-                start.unmasked.then_some(("tail", filter.as_str())),
-            )
-            .await?;
         let (reader, admin) = self.reader(cluster_id, stream).await?;
         let last = reader.facts().last_seq;
         let next = match start.sequence {
@@ -468,43 +487,40 @@ impl Console {
             }
             Some(s) => s,
         };
-        // The doorbell: a plain subscription on what the tail wants (or the stream's own
-        // subjects), so a new message wakes it at once.
-        let bells: Vec<String> = if filter == ">" {
-            view.view.config.subjects.clone()
-        } else {
-            vec![filter.clone()]
-        };
-        let mut doorbells = Vec::new();
-        for subject in bells {
-            let sub = admin
-                .client()
-                .subscribe(subject)
-                .await
-                .map_err(|e| Error::unavailable(format!("the cluster is unreachable: {e}")))?;
-            doorbells.push(sub);
-        }
-        let doorbell = futures::stream::select_all(doorbells);
+        // Unmasked reads are recorded once, when the tail starts.
+        self.masker(
+            caller,
+            cluster_id,
+            stream,
+            start.unmasked.then_some(("tail", filter.as_str())),
+        )
+        .await?;
         struct Tail {
+            console: Console,
+            principal: crate::Principal,
+            cluster: String,
+            unmasked: bool,
             reader: Reader,
-            masker: Masker,
             admin: jsc_fleet::Admin,
             filter: String,
             next: u64,
             max_behind: u64,
+            idle: std::time::Duration,
             ready: std::collections::VecDeque<TailItem>,
-            doorbell: futures::stream::SelectAll<async_nats::Subscriber>,
             done: bool,
         }
         let tail = Tail {
+            console: self.clone(),
+            principal: caller.principal.clone(),
+            cluster: cluster_id.to_string(),
+            unmasked: start.unmasked,
             reader,
-            masker,
             admin,
             filter,
             next,
             max_behind: start.max_behind,
+            idle: TAIL_POLL.0,
             ready: Default::default(),
-            doorbell,
             done: false,
         };
         Ok(futures::stream::unfold(tail, |mut t| async move {
@@ -515,6 +531,11 @@ impl Console {
                 if let Some(item) = t.ready.pop_front() {
                     return Some((Ok(item), t));
                 }
+                if t.console.cluster_role(&t.principal, &t.cluster).is_none() {
+                    t.done = true;
+                    let gone = Error::not_found(format!("no cluster with id '{}' for you any more", t.cluster));
+                    return Some((Err(gone), t));
+                }
                 let batch = match t.reader.forward(t.next, &t.filter, TAIL_BATCH, None).await {
                     Ok(b) => b,
                     Err(e) => {
@@ -523,17 +544,16 @@ impl Console {
                     }
                 };
                 if batch.messages.is_empty() {
-                    // Nothing new: wait for a sign (or the poll), then look again. Signs
-                    // that came meanwhile are spent at once.
-                    use futures::FutureExt;
-                    match tokio::time::timeout(TAIL_POLL, t.doorbell.next()).await {
-                        Ok(Some(_)) => while let Some(Some(_)) = t.doorbell.next().now_or_never() {},
-                        // No subjects to watch, or the subscription closed: the poll alone.
-                        Ok(None) => tokio::time::sleep(TAIL_POLL).await,
-                        Err(_) => {}
-                    }
+                    tokio::time::sleep(t.idle).await;
+                    t.idle = (t.idle * 2).min(TAIL_POLL.1);
                     continue;
                 }
+                t.idle = TAIL_POLL.0;
+                let masker = if t.unmasked {
+                    Masker::default()
+                } else {
+                    Masker::new(&t.console.masking_rules_of_cluster(&t.cluster), &t.reader.facts().name)
+                };
                 // The newest sequence the tail knows of: the batch's last, or the stream's
                 // when more are waiting.
                 let newest = if batch.more {
@@ -547,6 +567,7 @@ impl Console {
                 } else {
                     batch.messages.last().map_or(t.next, |m| m.sequence)
                 };
+                let mut messages = batch.messages;
                 if newest + 1 > t.next + t.max_behind {
                     let resume = newest + 1 - t.max_behind;
                     t.ready.push_back(TailItem::Skipped {
@@ -554,23 +575,17 @@ impl Console {
                         to: resume - 1,
                     });
                     t.next = resume;
-                    if !batch.more {
-                        // The batch holds the rest: keep what is not skipped.
-                        let kept: Vec<StoredMessage> =
-                            batch.messages.into_iter().filter(|m| m.sequence >= resume).collect();
-                        if let Some(m) = kept.last() {
-                            t.next = m.sequence + 1;
-                        }
-                        let shown = kept.into_iter().map(|m| TailItem::Message(t.masker.apply(m)));
-                        t.ready.extend(shown);
+                    if batch.more {
+                        continue;
                     }
-                    continue;
+                    // The batch holds the rest: keep what is not skipped.
+                    messages.retain(|m| m.sequence >= resume);
                 }
-                if let Some(m) = batch.messages.last() {
+                if let Some(m) = messages.last() {
                     t.next = m.sequence + 1;
                 }
-                let shown = batch.messages.into_iter().map(|m| TailItem::Message(t.masker.apply(m)));
-                t.ready.extend(shown);
+                t.ready
+                    .extend(messages.into_iter().map(|m| TailItem::Message(masker.apply(m))));
             }
         })
         .boxed())
@@ -650,6 +665,28 @@ impl Console {
         if req.to_sequence.is_some() && req.to_time.is_some() {
             return Err(Error::validation("give toSequence or toTime, not both"));
         }
+        if let (Some(a), Some(b)) = (req.from_sequence, req.to_sequence)
+            && a > b
+        {
+            return Err(Error::validation(format!(
+                "fromSequence: {a} is after toSequence {b}; give a range that runs forward"
+            )));
+        }
+        if let (Some(a), Some(b)) = (req.from_time, req.to_time)
+            && a >= b
+        {
+            return Err(Error::validation("fromTime: give a time before toTime"));
+        }
+        if req
+            .payload_contains
+            .as_ref()
+            .is_some_and(|n| n.len() > jsc_messages::search::MAX_NEEDLE)
+        {
+            return Err(Error::validation(format!(
+                "payloadContains: at most {} bytes; use payloadRegex for patterns",
+                jsc_messages::search::MAX_NEEDLE
+            )));
+        }
         let mut headers = Vec::new();
         for (name, test) in req.headers {
             if name.trim().is_empty() {
@@ -674,14 +711,6 @@ impl Console {
                 .transpose()
                 .map_err(Error::validation)?,
         };
-        let masker = self
-            .masker(
-                caller,
-                cluster_id,
-                stream,
-                req.unmasked.then_some(("search", subject.as_str())),
-            )
-            .await?;
         let (reader, _) = self.reader(cluster_id, stream).await?;
         let facts = reader.facts().clone();
         let from = match (req.from_sequence, req.from_time) {
@@ -709,6 +738,15 @@ impl Console {
             max_results,
             time_budget: std::time::Duration::from_secs(seconds),
         };
+        // Recorded only once the search is known to go ahead.
+        let masker = self
+            .masker(
+                caller,
+                cluster_id,
+                stream,
+                req.unmasked.then_some(("search", bounds.subject.as_str())),
+            )
+            .await?;
         Ok(jsc_messages::search::scan(reader, bounds, predicates, masker)
             .map(|r| r.map_err(read_error))
             .boxed())

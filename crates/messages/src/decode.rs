@@ -52,8 +52,12 @@ pub fn decode(payload: &[u8], wanted: Option<Encoding>, limit: usize) -> Result<
                 .map_err(|e| DecodeError(format!("the payload is not JSON ({e}); show it as TEXT or BASE64")))?;
             pretty(&value)
         }
-        Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(payload),
-        Encoding::Hex => hex(payload),
+        // Only what the limit can show is encoded (base64: 4 characters for 3 bytes; hex: 2
+        // for 1), so a large payload costs no more than its shown part.
+        Encoding::Base64 => {
+            base64::engine::general_purpose::STANDARD.encode(&payload[..payload.len().min(limit / 4 * 3 + 3)])
+        }
+        Encoding::Hex => hex(&payload[..payload.len().min(limit / 2 + 1)]),
         Encoding::MsgPack => pretty(
             &from_msgpack(payload)
                 .ok_or_else(|| DecodeError("the payload is not MessagePack; show it as BASE64 or HEX".into()))?,
@@ -105,14 +109,14 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// MessagePack that parses whole.
-fn from_msgpack(payload: &[u8]) -> Option<serde_json::Value> {
+pub(crate) fn from_msgpack(payload: &[u8]) -> Option<serde_json::Value> {
     let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(payload));
     let value: serde_json::Value = serde::Deserialize::deserialize(&mut de).ok()?;
     (de.position() as usize == payload.len()).then_some(value)
 }
 
 /// CBOR that parses whole.
-fn from_cbor(payload: &[u8]) -> Option<serde_json::Value> {
+pub(crate) fn from_cbor(payload: &[u8]) -> Option<serde_json::Value> {
     let mut rest = payload;
     let value: serde_json::Value = ciborium::de::from_reader(&mut rest).ok()?;
     rest.is_empty().then_some(value)

@@ -57,14 +57,9 @@ impl Masker {
                     }
                 }
                 (MaskTarget::JsonPath { path }, action) => {
-                    if json.is_none() {
-                        json = serde_json::from_slice(&payload).ok();
-                    }
-                    if let Some(v) = json.as_mut() {
-                        let keys: Vec<&str> = path.split('.').collect();
-                        mask_path(v, &keys, action);
-                        payload = serde_json::to_vec(v).expect("a JSON value prints");
-                    }
+                    let keys: Vec<&str> = path.split('.').collect();
+                    payload = mask_structured(&payload, json.take(), &keys, action);
+                    json = serde_json::from_slice(&payload).ok();
                 }
                 (MaskTarget::Regex { .. }, action) => {
                     if let Some(re) = re {
@@ -77,6 +72,32 @@ impl Masker {
         m.payload = payload.into();
         m
     }
+}
+
+/// `payload` with `keys` masked: JSON, MessagePack and CBOR payloads keep their encoding;
+/// anything else that a JSON-path rule cannot read is hidden whole (the rule fails closed).
+fn mask_structured(payload: &[u8], parsed: Option<serde_json::Value>, keys: &[&str], action: &MaskAction) -> Vec<u8> {
+    if let Some(mut v) = parsed.or_else(|| serde_json::from_slice(payload).ok()) {
+        mask_path(&mut v, keys, action);
+        return serde_json::to_vec(&v).expect("a JSON value prints");
+    }
+    if let Some(mut v) = crate::decode::from_msgpack(payload).filter(|v| v.is_object() || v.is_array()) {
+        mask_path(&mut v, keys, action);
+        if let Ok(bytes) = rmp_serde::to_vec_named(&v) {
+            return bytes;
+        }
+    }
+    if let Some(mut v) = crate::decode::from_cbor(payload).filter(|v| v.is_object() || v.is_array()) {
+        mask_path(&mut v, keys, action);
+        let mut bytes = Vec::new();
+        if ciborium::ser::into_writer(&v, &mut bytes).is_ok() {
+            return bytes;
+        }
+    }
+    if payload.is_empty() {
+        return Vec::new();
+    }
+    MASK.as_bytes().to_vec()
 }
 
 fn replacement(action: &MaskAction) -> &str {
@@ -221,6 +242,25 @@ mod tests {
             v,
             json!({"card": {"number": "***"}, "items": [{"price": "?"}, {"price": "?"}], "note": "call [phone]"})
         );
+    }
+
+    #[test]
+    fn json_paths_reach_into_messagepack_and_fail_closed_on_what_they_cannot_read() {
+        let r = rule(
+            MaskTarget::JsonPath {
+                path: "card.number".into(),
+            },
+            MaskAction::Mask,
+        );
+        let masker = Masker::new(&[r], "S");
+        let packed = rmp_serde::to_vec_named(&json!({"card": {"number": "4111"}, "n": 1})).unwrap();
+        let mut m = message(&json!({}));
+        m.payload = packed.into();
+        let out = masker.apply(m.clone());
+        let v = crate::decode::from_msgpack(&out.payload).unwrap();
+        assert_eq!(v, json!({"card": {"number": "***"}, "n": 1}));
+        m.payload = b"card.number=4111 in plain text".to_vec().into();
+        assert_eq!(&masker.apply(m).payload[..], b"***");
     }
 
     #[test]

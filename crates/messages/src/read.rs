@@ -46,10 +46,20 @@ pub enum ReadError {
     /// The server refused the request (a bad filter, say): its description.
     #[error("the server refused the read: {0}")]
     Rejected(String),
-    /// The cluster did not answer, or not in time.
+    /// The cluster did not answer, or not in time, or cannot right now.
     #[error("{0}")]
     Unavailable(String),
+    /// The stream is gone.
+    #[error("{0}")]
+    NotFound(String),
 }
+
+/// JetStream's error code for "no message found" (other 404s, such as a missing stream,
+/// are errors).
+const NO_MESSAGE: u64 = 10037;
+
+/// Most bytes one read holds: a batch stops there, and says more follow.
+pub const MAX_READ_BYTES: usize = 16 * 1024 * 1024;
 
 /// Reads one stream's messages.
 #[derive(Debug, Clone)]
@@ -112,7 +122,7 @@ impl Reader {
                 // `up_to_seq` bounds only `multi_last` reads: a batch stops where asked by
                 // its size, and anything past `up_to` is dropped here.
                 let batch = up_to.map_or(limit as u64, |u| (u - from + 1).min(limit as u64));
-                let body = json!({"seq": from, "batch": batch, "next_by_subj": filter});
+                let body = json!({"seq": from, "batch": batch, "next_by_subj": filter, "max_bytes": MAX_READ_BYTES});
                 let (mut messages, pending) = self.direct_batch(&body).await?;
                 let mut more = match pending {
                     Some(p) => p > 0,
@@ -133,8 +143,12 @@ impl Reader {
             ReadPath::MessageGet => {
                 let mut messages = Vec::new();
                 let mut next = from;
+                let mut bytes = 0;
                 // One more than asked, to know whether more follow.
                 while messages.len() <= limit {
+                    if bytes >= MAX_READ_BYTES {
+                        return Ok(Batch { messages, more: true });
+                    }
                     let Some(m) = self.get_next(next, filter).await? else {
                         break;
                     };
@@ -142,6 +156,7 @@ impl Reader {
                         break;
                     }
                     next = m.sequence + 1;
+                    bytes += m.size();
                     messages.push(m);
                 }
                 let more = messages.len() > limit;
@@ -177,57 +192,90 @@ impl Reader {
     /// request (a batch of one tells what is pending), so a binary search finds the sequence
     /// of the `limit`-th match before `end`.
     async fn backward_by_count(&self, first: u64, end: u64, filter: &str, limit: usize) -> Result<Batch, ReadError> {
-        let beyond = if end >= self.facts.last_seq {
-            0
-        } else {
-            self.count_from(end + 1, filter).await?.unwrap_or(0)
+        // Counts from a server that does not count (an older replica answering) fall back
+        // to scanning.
+        let (Some(beyond), Some(all)) = (
+            self.count_from(end + 1, filter).await?,
+            self.count_from(first, filter).await?,
+        ) else {
+            return self.backward_by_scan(first, end, filter, limit).await;
         };
         let within = |n: u64| n.saturating_sub(beyond);
-        let total = within(self.count_from(first, filter).await?.unwrap_or(0));
-        if total <= limit as u64 {
-            let all = self.forward(first, filter, limit, Some(end)).await?;
-            return Ok(reversed(all.messages, false));
-        }
-        let (mut lo, mut hi) = (first, end);
-        while lo < hi {
-            let mid = lo + (hi - lo).div_ceil(2);
-            if within(self.count_from(mid, filter).await?.unwrap_or(0)) >= limit as u64 {
-                lo = mid;
-            } else {
-                hi = mid - 1;
+        let total = within(all);
+        let lo = if total <= limit as u64 {
+            first
+        } else {
+            let (mut lo, mut hi) = (first, end);
+            while lo < hi {
+                let mid = lo + (hi - lo).div_ceil(2);
+                let Some(n) = self.count_from(mid, filter).await? else {
+                    return self.backward_by_scan(first, end, filter, limit).await;
+                };
+                if within(n) >= limit as u64 {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            lo
+        };
+        // Messages may come and go between the counts: read on to `end`, keeping the last.
+        let found = self.read_to(lo, end, filter, limit).await?;
+        Ok(reversed(found.0, found.1 || lo > first))
+    }
+
+    /// Every message matching `filter` from `from` to `end`, keeping the last `limit`, and
+    /// whether any were dropped.
+    async fn read_to(
+        &self,
+        from: u64,
+        end: u64,
+        filter: &str,
+        limit: usize,
+    ) -> Result<(Vec<StoredMessage>, bool), ReadError> {
+        let mut found: Vec<StoredMessage> = Vec::new();
+        let mut dropped = false;
+        let mut next = from;
+        let mut read = 0;
+        while next <= end && read < MAX_SCAN {
+            let batch = self.forward(next, filter, limit.max(1), Some(end)).await?;
+            read += batch.messages.len();
+            let Some(last) = batch.messages.last() else { break };
+            next = last.sequence + 1;
+            found.extend(batch.messages);
+            if found.len() > limit {
+                found.drain(..found.len() - limit);
+                dropped = true;
+            }
+            if !batch.more {
+                break;
             }
         }
-        let page = self.forward(lo, filter, limit, Some(end)).await?;
-        Ok(reversed(page.messages, true))
+        Ok((found, dropped))
     }
 
     /// The start found by reading windows that double, back from `end`, at most
     /// [`MAX_SCAN`] messages.
     async fn backward_by_scan(&self, first: u64, end: u64, filter: &str, limit: usize) -> Result<Batch, ReadError> {
         let mut window = (limit as u64).max(16) * 4;
+        let mut read_end = end;
+        let mut found: Vec<StoredMessage> = Vec::new();
         let mut read = 0;
         loop {
+            // Only what the last window did not read: from `start` to below it.
             let start = end.saturating_sub(window - 1).max(first);
-            let mut found = Vec::new();
-            let mut dropped = false;
-            let mut next = start;
-            loop {
-                let batch = self.forward(next, filter, MAX_SCAN.min(1_000), Some(end)).await?;
-                read += batch.messages.len();
-                let Some(last) = batch.messages.last() else { break };
-                next = last.sequence + 1;
-                found.extend(batch.messages);
-                if found.len() > limit {
-                    found.drain(..found.len() - limit);
-                    dropped = true;
-                }
-                if !batch.more {
-                    break;
-                }
+            let (older, dropped) = self.read_to(start, read_end, filter, limit).await?;
+            read += older.len();
+            let mut older = older;
+            older.extend(found);
+            if older.len() > limit {
+                older.drain(..older.len() - limit);
             }
+            found = older;
             if found.len() == limit || start == first || read >= MAX_SCAN {
                 return Ok(reversed(found, dropped || start > first));
             }
+            read_end = start - 1;
             window *= 2;
         }
     }
@@ -299,14 +347,24 @@ impl Reader {
         let value: Value = serde_json::from_slice(&reply.payload)
             .map_err(|e| ReadError::Unavailable(format!("unreadable answer from the cluster: {e}")))?;
         if let Some(err) = value.get("error") {
-            if err.get("code").and_then(Value::as_u64) == Some(404) {
-                return Ok(None);
-            }
+            let code = err.get("code").and_then(Value::as_u64).unwrap_or(0);
+            let err_code = err.get("err_code").and_then(Value::as_u64).unwrap_or(0);
             let description = err
                 .get("description")
                 .and_then(Value::as_str)
                 .unwrap_or("unknown error");
-            return Err(ReadError::Rejected(description.to_string()));
+            return match code {
+                404 if err_code == NO_MESSAGE || err_code == 0 => Ok(None),
+                404 => Err(ReadError::NotFound(format!(
+                    "stream '{}': {description}",
+                    self.facts.name
+                ))),
+                400 => Err(ReadError::Rejected(description.to_string())),
+                _ => Err(ReadError::Unavailable(format!(
+                    "stream '{}' cannot be read right now ({code} {description}); retry shortly",
+                    self.facts.name
+                ))),
+            };
         }
         let m = &value["message"];
         let b64 = |v: &Value| {
@@ -319,9 +377,14 @@ impl Reader {
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc))
             .ok_or_else(|| ReadError::Unavailable("a message without a time from the cluster".into()))?;
+        let (Some(sequence), Some(subject)) = (m["seq"].as_u64().filter(|s| *s > 0), m["subject"].as_str()) else {
+            return Err(ReadError::Unavailable(
+                "a message without its sequence or subject from the cluster".into(),
+            ));
+        };
         Ok(Some(StoredMessage {
-            sequence: m["seq"].as_u64().unwrap_or_default(),
-            subject: m["subject"].as_str().unwrap_or_default().to_string(),
+            sequence,
+            subject: subject.to_string(),
             time,
             headers: parse_header_block(&b64(&m["hdrs"])?),
             payload: b64(&m["data"])?.into(),
@@ -356,11 +419,14 @@ impl Reader {
                     204 => Ok((messages, pending.or(Some(0)))),
                     404 => Ok((messages, Some(0))),
                     503 => Err(ReadError::Unavailable(format!(
-                        "stream '{}' does not answer direct gets (no responders)",
+                        "stream '{}' does not answer direct gets (no responders): it may be gone, or `allowDirect` was \
+                         turned off; retry",
                         self.facts.name
                     ))),
-                    code => Err(ReadError::Rejected(format!(
-                        "{code} {}",
+                    400 => Err(ReadError::Rejected(reply.description.unwrap_or_default())),
+                    code => Err(ReadError::Unavailable(format!(
+                        "stream '{}' cannot be read right now ({code} {}); retry shortly",
+                        self.facts.name,
                         reply.description.unwrap_or_default()
                     ))),
                 };

@@ -16,8 +16,11 @@ const SCAN_BATCH: usize = 1_000;
 /// Most often a scan reports its progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// Largest compiled regex accepted (the `regex` crate runs in linear time; this bounds its
-/// memory).
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// memory and the cost of its slower engines per byte).
+const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
+/// Longest text `payloadContains` may look for.
+pub const MAX_NEEDLE: usize = 4096;
 
 /// What a header must be.
 #[derive(Debug, Clone)]
@@ -71,7 +74,7 @@ impl Predicates {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// Where a scan runs and when it stops.
@@ -143,7 +146,9 @@ impl Scan {
         let done = self.next.saturating_sub(self.bounds.from).min(range);
         let remaining = (done > 0).then(|| {
             let left = (range - done).min(self.bounds.max_scanned.saturating_sub(self.progress.scanned));
-            elapsed.mul_f64(left as f64 / done as f64)
+            elapsed
+                .mul_f64(left as f64 / done as f64)
+                .min(self.bounds.time_budget.saturating_sub(elapsed))
         });
         Progress {
             elapsed,
@@ -220,6 +225,10 @@ pub fn scan(
                 continue;
             }
             for m in batch.messages {
+                if s.started.elapsed() >= s.bounds.time_budget {
+                    s.finish(Stop::TimeBudget);
+                    break;
+                }
                 let m = s.masker.apply(m);
                 s.progress.scanned += 1;
                 s.progress.bytes += m.size() as u64;

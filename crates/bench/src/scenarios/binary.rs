@@ -5,9 +5,9 @@ use super::*;
 /// `jsconsole serve` as a child process, against the scenario's nats-server.
 pub(super) struct Child {
     child: std::process::Child,
-    base: String,
+    pub(super) base: String,
     /// The owner's access token (valid for the whole run).
-    token: String,
+    pub(super) token: String,
     _data: tempfile::TempDir,
 }
 
@@ -25,7 +25,7 @@ pub(super) fn authed_client(token: &str) -> anyhow::Result<reqwest::Client> {
 }
 
 impl Child {
-    async fn start(bin: &std::path::Path, nats_url: &str) -> anyhow::Result<Self> {
+    pub(super) async fn start(bin: &std::path::Path, nats_url: &str) -> anyhow::Result<Self> {
         if !bin.is_file() {
             bail!(
                 "{} not found: `make bench` builds it (cargo build --release)",

@@ -3,10 +3,12 @@
 mod binary;
 mod commands;
 mod events;
+mod messages;
 
 use binary::*;
 use commands::*;
 use events::*;
+use messages::*;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -102,6 +104,10 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Row>> {
     if wants(args, "graphql") || wants(args, "fanout") || wants(args, "reads") {
         eprintln!("2, 4, 5, 7. through the jsconsole binary");
         rows.extend(through_the_binary(args, &sizes).await.context("scenarios 2, 4, 5, 7")?);
+    }
+    if wants(args, "messages") {
+        eprintln!("8. a page of messages");
+        rows.extend(message_pages(args, &sizes).await.context("scenario 8")?);
     }
     if wants(args, "catch-up") {
         eprintln!("3. projection catch-up");
