@@ -500,6 +500,8 @@ impl Console {
             principal: crate::Principal,
             cluster: String,
             unmasked: bool,
+            rules: Vec<jsc_domain::masking::MaskingRule>,
+            masker: Masker,
             reader: Reader,
             admin: jsc_fleet::Admin,
             filter: String,
@@ -514,6 +516,8 @@ impl Console {
             principal: caller.principal.clone(),
             cluster: cluster_id.to_string(),
             unmasked: start.unmasked,
+            rules: Vec::new(),
+            masker: Masker::default(),
             reader,
             admin,
             filter,
@@ -549,11 +553,15 @@ impl Console {
                     continue;
                 }
                 t.idle = TAIL_POLL.0;
-                let masker = if t.unmasked {
-                    Masker::default()
-                } else {
-                    Masker::new(&t.console.masking_rules_of_cluster(&t.cluster), &t.reader.facts().name)
-                };
+                // The rules as they are now; compiled again only when they changed.
+                if !t.unmasked {
+                    let rules = t.console.masking_rules_of_cluster(&t.cluster);
+                    if rules != t.rules {
+                        t.masker = Masker::new(&rules, &t.reader.facts().name);
+                        t.rules = rules;
+                    }
+                }
+                let masker = &t.masker;
                 // The newest sequence the tail knows of: the batch's last, or the stream's
                 // when more are waiting.
                 let newest = if batch.more {

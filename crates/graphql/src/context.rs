@@ -114,6 +114,20 @@ where
     ))
 }
 
+/// [`guarded`] for a stream whose items may fail: a failed item is the subscription's
+/// error (the use case ends its stream after it).
+pub(crate) fn guarded_results<S, T>(
+    ctx: &Context<'_>,
+    stream: S,
+) -> Result<impl futures::Stream<Item = async_graphql::Result<T>> + use<S, T>>
+where
+    S: futures::Stream<Item = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    use futures::StreamExt;
+    Ok(guarded(ctx, stream)?.map(|r| r.and_then(|item| item.map_err(Into::into))))
+}
+
 /// A cluster-scoped subscription: items only while the caller may still see the cluster,
 /// and the end when their credential does.
 pub(crate) fn still_visible<T: Send + 'static, S: futures::Stream<Item = T> + Send + 'static>(

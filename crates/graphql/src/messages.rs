@@ -545,7 +545,7 @@ impl MessageSubscription {
                 },
             })
         });
-        Ok(crate::context::guarded(ctx, events)?.map(|r| r.and_then(|inner| inner.map_err(Into::into))))
+        Ok(crate::context::guarded_results(ctx, events)?)
     }
     /// Searches a stream's messages: each match as it is found, progress at most every
     /// 250 ms, and `DONE` with why it ended. It reads the stream without consuming it (no
@@ -620,7 +620,7 @@ impl MessageSubscription {
                 },
             })
         });
-        Ok(crate::context::guarded(ctx, events)?.map(|r| r.and_then(|inner| inner.map_err(Into::into))))
+        Ok(crate::context::guarded_results(ctx, events)?)
     }
 }
 

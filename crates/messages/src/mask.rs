@@ -58,8 +58,7 @@ impl Masker {
                 }
                 (MaskTarget::JsonPath { path }, action) => {
                     let keys: Vec<&str> = path.split('.').collect();
-                    payload = mask_structured(&payload, json.take(), &keys, action);
-                    json = serde_json::from_slice(&payload).ok();
+                    (payload, json) = mask_structured(&payload, json.take(), &keys, action);
                 }
                 (MaskTarget::Regex { .. }, action) => {
                     if let Some(re) = re {
@@ -74,30 +73,38 @@ impl Masker {
     }
 }
 
-/// `payload` with `keys` masked: JSON, MessagePack and CBOR payloads keep their encoding;
-/// anything else that a JSON-path rule cannot read is hidden whole (the rule fails closed).
-fn mask_structured(payload: &[u8], parsed: Option<serde_json::Value>, keys: &[&str], action: &MaskAction) -> Vec<u8> {
+/// `payload` with `keys` masked, and its JSON value when it is JSON (kept for the next
+/// rule, so a payload is parsed once): JSON, MessagePack and CBOR payloads keep their
+/// encoding; anything else that a JSON-path rule cannot read is hidden whole (the rule fails
+/// closed).
+fn mask_structured(
+    payload: &[u8],
+    parsed: Option<serde_json::Value>,
+    keys: &[&str],
+    action: &MaskAction,
+) -> (Vec<u8>, Option<serde_json::Value>) {
     if let Some(mut v) = parsed.or_else(|| serde_json::from_slice(payload).ok()) {
         mask_path(&mut v, keys, action);
-        return serde_json::to_vec(&v).expect("a JSON value prints");
+        let bytes = serde_json::to_vec(&v).expect("a JSON value prints");
+        return (bytes, Some(v));
     }
     if let Some(mut v) = crate::decode::from_msgpack(payload).filter(|v| v.is_object() || v.is_array()) {
         mask_path(&mut v, keys, action);
         if let Ok(bytes) = rmp_serde::to_vec_named(&v) {
-            return bytes;
+            return (bytes, None);
         }
     }
     if let Some(mut v) = crate::decode::from_cbor(payload).filter(|v| v.is_object() || v.is_array()) {
         mask_path(&mut v, keys, action);
         let mut bytes = Vec::new();
         if ciborium::ser::into_writer(&v, &mut bytes).is_ok() {
-            return bytes;
+            return (bytes, None);
         }
     }
     if payload.is_empty() {
-        return Vec::new();
+        return (Vec::new(), None);
     }
-    MASK.as_bytes().to_vec()
+    (MASK.as_bytes().to_vec(), None)
 }
 
 fn replacement(action: &MaskAction) -> &str {
