@@ -181,7 +181,7 @@ async fn events_dump_prints_the_history_as_json_lines() {
     assert!(err.contains("cannot reach the console's NATS"), "{err}");
 }
 
-fn test_python() -> std::path::PathBuf {
+pub(crate) fn test_python() -> std::path::PathBuf {
     let default = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/py/bin/python");
     let python = std::env::var_os("JSC_TEST_PYTHON")
         .map(std::path::PathBuf::from)

@@ -359,17 +359,40 @@ impl Console {
     /// Writes the audit trail (or the part matching `filter`) to the object store, oldest
     /// first, and returns a signed download link valid for [`EXPORT_LINK_TTL`].
     pub async fn export_audit(&self, caller: &Caller, filter: AuditFilter, format: ExportFormat) -> Result<Export> {
-        use object_store::ObjectStoreExt;
         let filter = self.restrict(&caller.principal, filter)?;
-        let file = format!("{}.{}", uuid::Uuid::now_v7(), format.extension());
-        let path = object_store::path::Path::from(format!("exports/{file}"));
-        let sink = object_store::buffered::BufWriter::new(self.audit.store.clone(), path.clone());
+        let (file, _, sink) = self.new_export(format);
         let correlation = caller.correlation_id();
         let rows = self
             .audit
             .export(&filter, format, sink, &mut |_, _| {})
             .await
             .map_err(|e| Error::internal(&e, correlation))?;
+        self.signed_export(&file, rows, correlation).await
+    }
+
+    /// Where a new export of `format` goes: its file name and its path on the object store
+    /// (`exports/<uuid v7>.<extension>`), and a writer to it.
+    pub(crate) fn new_export(
+        &self,
+        format: ExportFormat,
+    ) -> (String, object_store::path::Path, object_store::buffered::BufWriter) {
+        let file = format!("{}.{}", uuid::Uuid::now_v7(), format.extension());
+        let path = object_store::path::Path::from(format!("exports/{file}"));
+        let sink = object_store::buffered::BufWriter::new(self.audit.store.clone(), path.clone());
+        (file, path, sink)
+    }
+
+    /// Removes what a failed export wrote (best effort: the file may never have been made).
+    pub(crate) async fn discard_export(&self, path: &object_store::path::Path) {
+        use object_store::ObjectStoreExt;
+        let _ = self.audit.store.delete(path).await;
+    }
+
+    /// The download link of a finished export `file` of `rows` rows, valid for
+    /// [`EXPORT_LINK_TTL`].
+    pub(crate) async fn signed_export(&self, file: &str, rows: u64, correlation: &str) -> Result<Export> {
+        use object_store::ObjectStoreExt;
+        let path = object_store::path::Path::from(format!("exports/{file}"));
         let bytes = self
             .audit
             .store
@@ -379,7 +402,7 @@ impl Console {
             .size;
         let expires_at = Utc::now() + EXPORT_LINK_TTL;
         let expires = expires_at.timestamp();
-        let signature = self.auth.keys.sign_link(&export_link_message(&file, expires));
+        let signature = self.auth.keys.sign_link(&export_link_message(file, expires));
         Ok(Export {
             url: format!("/exports/{file}?expires={expires}&signature={signature}"),
             rows,

@@ -630,12 +630,28 @@ pub struct SearchRequest {
     pub unmasked: bool,
 }
 
-/// Messages a search reads when it names no limit, and the most it may.
-pub const SEARCH_SCAN: (u64, u64) = (1_000_000, 100_000_000);
-/// Matches a search sends when it names no limit, and the most it may.
-pub const SEARCH_RESULTS: (u64, u64) = (100, 10_000);
-/// Seconds a search runs when it names no budget, and the most it may.
-pub const SEARCH_SECONDS: (u64, u64) = (60, 600);
+/// How far a scan may go when it names no limit, and the most it may: messages read,
+/// matches, seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanLimits {
+    pub scanned: (u64, u64),
+    pub results: (u64, u64),
+    pub seconds: (u64, u64),
+}
+
+/// The limits of a search: it sends its matches to a client.
+pub const SEARCH_LIMITS: ScanLimits = ScanLimits {
+    scanned: (1_000_000, 100_000_000),
+    results: (100, 10_000),
+    seconds: (60, 600),
+};
+
+/// The limits of an export: it writes its matches to a file, as many as there are.
+pub const EXPORT_LIMITS: ScanLimits = ScanLimits {
+    scanned: (u64::MAX, u64::MAX),
+    results: (u64::MAX, u64::MAX),
+    seconds: (3_600, 86_400),
+};
 
 fn within(arg: &str, given: Option<u64>, (default, max): (u64, u64)) -> Result<u64> {
     match given {
@@ -656,12 +672,27 @@ impl Console {
         stream: &str,
         req: SearchRequest,
     ) -> Result<impl futures::Stream<Item = Result<ScanEvent>> + Send + 'static + use<>> {
+        self.scan_messages(caller, cluster_id, stream, req, SEARCH_LIMITS, "search")
+            .await
+    }
+
+    /// A scan of a stream for a search or an export (`what`), once its request is checked
+    /// (and an unmasked scan recorded).
+    async fn scan_messages(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        stream: &str,
+        req: SearchRequest,
+        limits: ScanLimits,
+        what: &str,
+    ) -> Result<impl futures::Stream<Item = Result<ScanEvent>> + Send + 'static + use<>> {
         use futures::StreamExt;
         self.stream(caller, cluster_id, stream)?;
         let subject = filter_of(&req.subject)?;
-        let max_scanned = within("maxScanned", req.max_scanned, SEARCH_SCAN)?;
-        let max_results = within("maxResults", req.max_results, SEARCH_RESULTS)?;
-        let seconds = within("timeBudgetSeconds", req.time_budget_seconds, SEARCH_SECONDS)?;
+        let max_scanned = within("maxScanned", req.max_scanned, limits.scanned)?;
+        let max_results = within("maxResults", req.max_results, limits.results)?;
+        let seconds = within("timeBudgetSeconds", req.time_budget_seconds, limits.seconds)?;
         for (arg, t) in [("fromTime", req.from_time), ("toTime", req.to_time)] {
             if t.is_some_and(|t| t > Utc::now()) {
                 return Err(Error::validation(format!("{arg}: give a time before now")));
@@ -752,11 +783,131 @@ impl Console {
                 caller,
                 cluster_id,
                 stream,
-                req.unmasked.then_some(("search", bounds.subject.as_str())),
+                req.unmasked.then_some((what, bounds.subject.as_str())),
             )
             .await?;
         Ok(jsc_messages::search::scan(reader, bounds, predicates, masker)
             .map(|r| r.map_err(read_error))
             .boxed())
+    }
+}
+
+/// A finished export of messages: its download link, how far the scan came and why it ended.
+pub struct MessageExport {
+    pub export: crate::history::Export,
+    pub progress: SearchProgress,
+    pub stop: SearchStop,
+}
+
+/// Messages an export holds in memory before it writes them.
+const EXPORT_BATCH: usize = 1_000;
+
+impl Console {
+    /// Writes a stream's messages — a range, or what a search finds in it — to a file on the
+    /// object store, oldest first, under the organization's masking rules (or unmasked, for an
+    /// admin, recorded first), and returns a signed download link valid for an hour. It holds
+    /// one read of the stream and one batch of rows at a time, however many it writes, and
+    /// reports progress to `progress` as it goes. For a viewer of the cluster.
+    pub async fn export_messages(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        stream: &str,
+        req: SearchRequest,
+        format: jsc_domain::export::ExportFormat,
+        progress: &mut (dyn FnMut(SearchProgress) + Send),
+    ) -> Result<MessageExport> {
+        use futures::StreamExt;
+        let scan = self
+            .scan_messages(caller, cluster_id, stream, req, EXPORT_LIMITS, "export")
+            .await?;
+        let correlation = caller.correlation_id();
+        let (file, path, sink) = self.new_export(format);
+        let written = async {
+            let internal = |e: jsc_messages::export::ExportError| Error::internal(&e, correlation);
+            let mut writer = jsc_messages::export::ExportWriter::new(format, sink)
+                .await
+                .map_err(internal)?;
+            let mut pending = Vec::with_capacity(EXPORT_BATCH);
+            let mut end = None;
+            let mut scan = std::pin::pin!(scan);
+            while let Some(event) = scan.next().await {
+                match event? {
+                    ScanEvent::Match(m) => {
+                        pending.push(m);
+                        if pending.len() >= EXPORT_BATCH {
+                            writer.write(&pending).await.map_err(internal)?;
+                            pending.clear();
+                        }
+                    }
+                    ScanEvent::Progress(p) => progress(p),
+                    ScanEvent::Done(p, stop) => end = Some((p, stop)),
+                }
+            }
+            writer.write(&pending).await.map_err(internal)?;
+            let rows = writer.finish().await.map_err(internal)?;
+            let (p, stop) =
+                end.ok_or_else(|| Error::unavailable("the read of the stream ended early; export again"))?;
+            Ok::<_, Error>((rows, p, stop))
+        }
+        .await;
+        let (rows, p, stop) = match written {
+            Ok(w) => w,
+            Err(e) => {
+                self.discard_export(&path).await;
+                return Err(e);
+            }
+        };
+        let export = self.signed_export(&file, rows, correlation).await?;
+        Ok(MessageExport {
+            export,
+            progress: p,
+            stop,
+        })
+    }
+}
+
+/// What a live export sends: progress, then the finished export.
+pub enum ExportEvent {
+    Progress(SearchProgress),
+    Done(MessageExport),
+}
+
+/// Progress reports a live export holds for a client that is slow to read them (the newest
+/// are dropped, not queued: each report says all there is to know).
+const EXPORT_PROGRESS_QUEUE: usize = 16;
+
+impl Console {
+    /// [`Console::export_messages`], reporting as it goes: progress, then the finished export
+    /// (or the error that ended it). Dropping the stream stops the export at once.
+    pub fn export_messages_live(
+        &self,
+        caller: Caller,
+        cluster_id: String,
+        stream: String,
+        req: SearchRequest,
+        format: jsc_domain::export::ExportFormat,
+    ) -> impl futures::Stream<Item = Result<ExportEvent>> + Send + 'static + use<> {
+        struct AbortOnDrop(tokio::task::JoinHandle<()>);
+        impl Drop for AbortOnDrop {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(EXPORT_PROGRESS_QUEUE);
+        let console = self.clone();
+        let task = tokio::spawn(async move {
+            let reports = tx.clone();
+            let mut progress = move |p| {
+                let _ = reports.try_send(Ok(ExportEvent::Progress(p)));
+            };
+            let out = console
+                .export_messages(&caller, &cluster_id, &stream, req, format, &mut progress)
+                .await;
+            let _ = tx.send(out.map(ExportEvent::Done)).await;
+        });
+        futures::stream::unfold((rx, AbortOnDrop(task)), |(mut rx, task)| async move {
+            rx.recv().await.map(|item| (item, (rx, task)))
+        })
     }
 }

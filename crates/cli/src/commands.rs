@@ -57,11 +57,23 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// The messages in a stream, through a running console (masking and permissions apply).
+    Messages {
+        #[command(subcommand)]
+        command: MessagesCommand,
+    },
     /// Persisted queries.
     Queries {
         #[command(subcommand)]
         command: QueriesCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum MessagesCommand {
+    /// Exports a range of a stream, or what a search finds in it, to a Parquet, CSV or JSON
+    /// lines file, with progress; memory stays flat however many messages.
+    Export(Box<crate::remote::MessageExportArgs>),
 }
 
 #[derive(Subcommand)]
@@ -315,6 +327,9 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
         Command::Users {
             command: UsersCommand::ResetPassword(args),
         } => reset_password(args, out).await,
+        Command::Messages {
+            command: MessagesCommand::Export(args),
+        } => crate::remote::export_messages(*args, out).await,
         Command::Queries {
             command: QueriesCommand::Register { home, files },
         } => register_queries(home, files, out).await,

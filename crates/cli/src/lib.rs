@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod commands;
+mod remote;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -8,6 +8,7 @@
 pub mod cluster;
 pub mod consumer;
 pub mod digest;
+pub mod export;
 pub mod identity;
 pub mod ids;
 pub mod masking;

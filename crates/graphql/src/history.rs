@@ -4,7 +4,7 @@
 use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use jsc_app::{Error as ApiError, PointInTime};
-use jsc_projections::audit::{AuditFilter, AuditRow, ExportFormat};
+use jsc_projections::audit::{AuditFilter, AuditRow};
 use serde_json::Value;
 
 use crate::connection::{Parts, Total, connection, paging};
@@ -393,28 +393,40 @@ impl AuditSubscription {
     }
 }
 
-/// The file format of an audit export.
+/// The file format of an export.
 #[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum AuditExportFormat {
+#[graphql(remote = "jsc_domain::export::ExportFormat")]
+pub enum ExportFileFormat {
     /// Apache Parquet, columnar and compressed (`.parquet`).
     Parquet,
     /// Comma-separated values with a header row (`.csv`).
     Csv,
-    /// JSON Lines: one JSON object per event (`.jsonl`).
+    /// JSON Lines: one JSON object per row, an event or a message (`.jsonl`).
     Jsonl,
 }
 
 /// A finished export and where to download it.
 #[derive(SimpleObject)]
-pub struct AuditExport {
+pub struct ExportFile {
     /// Relative download URL, signed; valid until `expiresAt`.
     url: String,
-    /// Number of events written.
+    /// Number of rows written: events, or messages.
     rows: u64,
     /// Size of the file, in bytes.
     bytes: u64,
     /// When the download link stops working (an hour after the export).
     expires_at: DateTime<Utc>,
+}
+
+impl From<jsc_app::Export> for ExportFile {
+    fn from(e: jsc_app::Export) -> Self {
+        Self {
+            url: e.url,
+            rows: e.rows,
+            bytes: e.bytes,
+            expires_at: e.expires_at,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -430,22 +442,12 @@ impl AuditMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "Which events to export, and in which format.")] input: ExportAuditInput,
     ) -> Result<ExportAuditPayload> {
-        let format = match input.format {
-            AuditExportFormat::Parquet => ExportFormat::Parquet,
-            AuditExportFormat::Csv => ExportFormat::Csv,
-            AuditExportFormat::Jsonl => ExportFormat::Jsonl,
-        };
         let caller = caller(ctx)?;
         let e = console(ctx)
-            .export_audit(&caller, input.filter.unwrap_or_default().into(), format)
+            .export_audit(&caller, input.filter.unwrap_or_default().into(), input.format.into())
             .await?;
         Ok(ExportAuditPayload {
-            export: AuditExport {
-                url: e.url,
-                rows: e.rows,
-                bytes: e.bytes,
-                expires_at: e.expires_at,
-            },
+            export: e.into(),
             outcome: Outcome::of(&caller.meta, input.client_mutation_id),
         })
     }
@@ -457,7 +459,7 @@ input! {
         /// Which events to export; left out or null exports every event you may see.
         filter: Option<AuditFilterInput>,
         /// The file format.
-        format: AuditExportFormat,
+        format: ExportFileFormat,
     }
 }
 
@@ -465,6 +467,6 @@ payload! {
     /// What mutation exportAudit answers: the finished export and where to download it.
     ExportAuditPayload {
         #[graphql(flatten)]
-        export: AuditExport,
+        export: ExportFile,
     }
 }

@@ -404,16 +404,56 @@ pub struct MessageSearchInput {
     pub payload_contains: Option<String>,
     /// The payload matches this regular expression (Rust `regex` syntax, linear time).
     pub payload_regex: Option<String>,
-    /// Most messages to read: 1 to 100,000,000; 1,000,000 by default.
+    /// Most messages to read: for a search 1 to 100,000,000, 1,000,000 by default; an
+    /// export reads the whole range by default.
     pub max_scanned: Option<u64>,
-    /// Most matches to send: 1 to 10,000; 100 by default.
+    /// Most matches to send: for a search 1 to 10,000, 100 by default; an export writes
+    /// every match by default.
     pub max_results: Option<u64>,
-    /// Most seconds to run: 1 to 600; 60 by default.
+    /// Most seconds to run: for a search 1 to 600, 60 by default; for an export 1 to 86,400,
+    /// 3,600 by default.
     pub time_budget_seconds: Option<u64>,
     /// Search the messages as they are, not as masking shows them: needs the admin role on
     /// the cluster, and is recorded in the stream's history before anything is read.
     #[graphql(default)]
     pub unmasked: bool,
+}
+
+impl MessageSearchInput {
+    /// The use case's request, once each header names exactly one test.
+    fn into_request(self) -> Result<uc::SearchRequest, ApiError> {
+        let s = self;
+        let mut headers = Vec::new();
+        for h in s.headers {
+            let test = match (h.present, h.equals, h.contains, h.regex) {
+                (Some(true), None, None, None) => uc::HeaderPredicate::Present,
+                (None, Some(v), None, None) => uc::HeaderPredicate::Equals(v),
+                (None, None, Some(v), None) => uc::HeaderPredicate::Contains(v),
+                (None, None, None, Some(r)) => uc::HeaderPredicate::Regex(r),
+                _ => {
+                    return Err(ApiError::validation(format!(
+                        "headers: give header '{}' one test: `present: true`, `equals`, `contains` or `regex`",
+                        h.name
+                    )));
+                }
+            };
+            headers.push((h.name, test));
+        }
+        Ok(uc::SearchRequest {
+            subject: s.subject,
+            from_sequence: s.from_sequence,
+            to_sequence: s.to_sequence,
+            from_time: s.from_time,
+            to_time: s.to_time,
+            headers,
+            payload_contains: s.payload_contains,
+            payload_regex: s.payload_regex,
+            max_scanned: s.max_scanned,
+            max_results: s.max_results,
+            time_budget_seconds: s.time_budget_seconds,
+            unmasked: s.unmasked,
+        })
+    }
 }
 
 /// What a search event is.
@@ -483,6 +523,42 @@ pub struct MessageSearchEvent {
     pub progress: Option<SearchProgress>,
     /// Why it ended, for `DONE`.
     pub stop: Option<SearchStop>,
+}
+
+/// Which messages to export, and how.
+#[derive(InputObject)]
+pub struct MessageExportInput {
+    /// The id of the cluster the stream is on.
+    pub cluster_id: ID,
+    /// The stream's name.
+    pub stream: String,
+    /// Which messages: a range, filters, limits (as a search takes them); left out, every
+    /// message the stream holds now.
+    pub search: Option<MessageSearchInput>,
+    /// The file format.
+    pub format: crate::history::ExportFileFormat,
+}
+
+/// What a message export event is.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ExportEventKind {
+    /// How far the export has come (`progress`), at most every 250 ms.
+    Progress,
+    /// The export is written (`progress`, `stop`, `export`); nothing follows.
+    Done,
+}
+
+/// One event of a message export.
+#[derive(SimpleObject)]
+pub struct MessageExportEvent {
+    /// What happened.
+    pub kind: ExportEventKind,
+    /// How far the export has come: `matched` messages are written.
+    pub progress: SearchProgress,
+    /// Why the read ended, for `DONE` (`END`: the whole range).
+    pub stop: Option<SearchStop>,
+    /// The file and its download link, for `DONE`.
+    pub export: Option<crate::history::ExportFile>,
 }
 
 #[derive(Default)]
@@ -563,38 +639,7 @@ impl MessageSubscription {
         search: Option<MessageSearchInput>,
     ) -> Result<impl futures::Stream<Item = Result<MessageSearchEvent>> + use<>> {
         use futures::StreamExt;
-        let s = search.unwrap_or_default();
-        let mut headers = Vec::new();
-        for h in s.headers {
-            let test = match (h.present, h.equals, h.contains, h.regex) {
-                (Some(true), None, None, None) => uc::HeaderPredicate::Present,
-                (None, Some(v), None, None) => uc::HeaderPredicate::Equals(v),
-                (None, None, Some(v), None) => uc::HeaderPredicate::Contains(v),
-                (None, None, None, Some(r)) => uc::HeaderPredicate::Regex(r),
-                _ => {
-                    return Err(ApiError::validation(format!(
-                        "headers: give header '{}' one test: `present: true`, `equals`, `contains` or `regex`",
-                        h.name
-                    ))
-                    .into());
-                }
-            };
-            headers.push((h.name, test));
-        }
-        let request = uc::SearchRequest {
-            subject: s.subject,
-            from_sequence: s.from_sequence,
-            to_sequence: s.to_sequence,
-            from_time: s.from_time,
-            to_time: s.to_time,
-            headers,
-            payload_contains: s.payload_contains,
-            payload_regex: s.payload_regex,
-            max_scanned: s.max_scanned,
-            max_results: s.max_results,
-            time_budget_seconds: s.time_budget_seconds,
-            unmasked: s.unmasked,
-        };
+        let request = search.unwrap_or_default().into_request()?;
         let scan = console(ctx)
             .search_messages(&caller(ctx)?, &cluster_id, &stream, request)
             .await?;
@@ -617,6 +662,43 @@ impl MessageSubscription {
                     message: None,
                     progress: Some(p.into()),
                     stop: Some(stop.into()),
+                },
+            })
+        });
+        Ok(crate::context::guarded_results(ctx, events)?)
+    }
+
+    /// Exports a stream's messages as mutation exportMessages does, reporting as it goes:
+    /// `PROGRESS` at most every 250 ms, then `DONE` with the download link (or the error
+    /// that ended it). Completing the subscription stops the export at once. `jsconsole
+    /// messages export` uses it. Needs the viewer role on the cluster.
+    async fn message_export(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which messages to export, and in which format.")] input: MessageExportInput,
+    ) -> Result<impl futures::Stream<Item = Result<MessageExportEvent>> + use<>> {
+        use futures::StreamExt;
+        let request = input.search.unwrap_or_default().into_request()?;
+        let live = console(ctx).export_messages_live(
+            caller(ctx)?,
+            input.cluster_id.to_string(),
+            input.stream,
+            request,
+            input.format.into(),
+        );
+        let events = live.map(|e| {
+            e.map(|e| match e {
+                uc::ExportEvent::Progress(p) => MessageExportEvent {
+                    kind: ExportEventKind::Progress,
+                    progress: p.into(),
+                    stop: None,
+                    export: None,
+                },
+                uc::ExportEvent::Done(done) => MessageExportEvent {
+                    kind: ExportEventKind::Done,
+                    progress: done.progress.into(),
+                    stop: Some(done.stop.into()),
+                    export: Some(done.export.into()),
                 },
             })
         });
@@ -774,8 +856,53 @@ payload! {
 #[derive(Default)]
 pub struct MessageMutation;
 
+input! {
+    /// Exports a stream's messages (mutation exportMessages).
+    ExportMessagesInput {
+        /// Which messages, and the file format.
+        #[graphql(flatten)]
+        export: MessageExportInput,
+    }
+}
+
+payload! {
+    /// What mutation exportMessages answers: the file, how far the read came and why it ended.
+    ExportMessagesPayload {
+        #[graphql(flatten)]
+        file: crate::history::ExportFile,
+        /// How far the read came: `matched` messages are in the file.
+        progress: SearchProgress,
+        /// Why the read ended (`END`: the whole range; otherwise a limit cut it short).
+        stop: SearchStop,
+    }
+}
+
 #[Object]
 impl MessageMutation {
+    /// Writes a stream's messages — a range, or what a search finds in it — to a file
+    /// (Parquet, CSV or JSON lines), oldest first, and returns a signed download link valid
+    /// for an hour. Masking applies; `search.unmasked` needs admin and is recorded first.
+    /// The read never consumes (no consumer). Needs the viewer role on the cluster. Errors:
+    /// `VALIDATION` (as messageSearch), `NOT_FOUND`, `UNAVAILABLE`.
+    async fn export_messages(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which messages to export, and in which format.")] input: ExportMessagesInput,
+    ) -> Result<ExportMessagesPayload> {
+        let caller = caller(ctx)?;
+        let e = input.export;
+        let request = e.search.unwrap_or_default().into_request()?;
+        let done = console(ctx)
+            .export_messages(&caller, &e.cluster_id, &e.stream, request, e.format.into(), &mut |_| {})
+            .await?;
+        Ok(ExportMessagesPayload {
+            file: done.export.into(),
+            progress: done.progress.into(),
+            stop: done.stop.into(),
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
+    }
+
     /// Replaces an organization's masking rules: from the next read on, every page, message,
     /// tail and search of its streams shows messages through them (admin). Errors:
     /// `VALIDATION` (a rule without a name or target, a pattern that does not compile),

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod decode;
+pub mod export;
 pub mod mask;
 mod read;
 pub mod search;

@@ -7,51 +7,9 @@ use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+pub use jsc_domain::export::ExportFormat;
+
 use super::{AuditFilter, AuditReader, AuditRow, COLUMNS, Error, Result, Span, rows_to_batch, schema};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportFormat {
-    Parquet,
-    Csv,
-    Jsonl,
-}
-
-impl ExportFormat {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "parquet" => Some(Self::Parquet),
-            "csv" => Some(Self::Csv),
-            "jsonl" => Some(Self::Jsonl),
-            _ => None,
-        }
-    }
-
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Parquet => "parquet",
-            Self::Csv => "csv",
-            Self::Jsonl => "jsonl",
-        }
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Self::Parquet => "application/vnd.apache.parquet",
-            Self::Csv => "text/csv; charset=utf-8",
-            Self::Jsonl => "application/x-ndjson",
-        }
-    }
-}
-
-fn csv_field(out: &mut String, v: &str) {
-    if v.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&v.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(v);
-    }
-}
 
 fn csv_line(r: &AuditRow) -> String {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -75,13 +33,7 @@ fn csv_line(r: &AuditRow) -> String {
         opt(&r.prev_hash),
     ];
     let mut line = String::new();
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
-            line.push(',');
-        }
-        csv_field(&mut line, f);
-    }
-    line.push('\n');
+    jsc_domain::export::csv_line(&mut line, &fields);
     line
 }
 
