@@ -137,7 +137,14 @@ impl KvProjection for StreamsProjection {
                 v.last_purge = Some(event.timestamp);
                 Some(v)
             }
-            (v @ Some(_), StreamEvent::MessagePublished { .. } | StreamEvent::MessagesReadUnmasked { .. }) => v,
+            (
+                v @ Some(_),
+                StreamEvent::MessagePublished { .. }
+                | StreamEvent::MessagesReadUnmasked { .. }
+                | StreamEvent::MessageDeleted { .. }
+                | StreamEvent::RepublishStarted { .. }
+                | StreamEvent::RepublishFinished { .. },
+            ) => v,
             (None, _) => return Err(format!("{} for a stream the view does not have", event.event_type)),
         };
         Ok(next.map(|mut v| {

@@ -1274,3 +1274,239 @@ async fn exports_write_ranges_and_search_results_to_parquet_csv_and_json_lines_m
         "{trail}"
     );
 }
+
+const REPUBLISH: &str = "mutation($input: RepublishMessagesInput!) { republishMessages(input: $input) {
+  jobId sequence dryRun { scanned matched stop sample { sequence subject targetSubject size } } } }";
+const PROGRESS: &str = "subscription($j: ID!) { republishProgress(jobId: $j) {
+  jobId stream scanned published duplicates lastSequence done stop error } }";
+
+/// Follows a republish job to its end; returns its last progress.
+async fn follow(app: &TestApp, job: &Value) -> Value {
+    let mut sub = app.subscribe("graphql-transport-ws", PROGRESS, json!({"j": job})).await;
+    loop {
+        let p = sub.next_data().await["republishProgress"].clone();
+        if p["done"] == true {
+            return p;
+        }
+    }
+}
+
+#[tokio::test]
+async fn republish_previews_then_sends_each_message_once_across_a_retry_and_is_recorded() {
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    create(&app, &cluster, "SRC", json!({"allowDirect": true})).await;
+    create(&app, &cluster, "DST", json!({"allowDirect": true})).await;
+    let mut acks = Vec::new();
+    for i in 0..50u64 {
+        let subject = if i % 5 == 0 { "src.b" } else { "src.a" };
+        let mut h = HeaderMap::new();
+        h.insert("X-K", i.to_string().as_str());
+        h.insert("Nats-Msg-Id", format!("orig-{i}").as_str());
+        acks.push(
+            js.publish_with_headers(subject, h, format!("m{i}").into())
+                .await
+                .unwrap(),
+        );
+    }
+    for a in acks {
+        a.await.unwrap();
+    }
+    let input = |extra: Value| {
+        let mut i = json!({"clusterId": cluster, "stream": "SRC", "search": {"subject": "src.a"},
+            "target": {"subject": "dst.copy", "stream": "DST"}});
+        for (k, v) in extra.as_object().unwrap() {
+            i[k] = v.clone();
+        }
+        json!({"input": i})
+    };
+
+    // A dry run says what would go, and sends and records nothing.
+    let before = app.last_sequence().await;
+    let dry = app.data(REPUBLISH, input(json!({"dryRun": true}))).await["republishMessages"].clone();
+    assert_eq!(dry["jobId"], Value::Null);
+    assert_eq!(dry["sequence"], Value::Null, "nothing recorded: {dry}");
+    assert_eq!(dry["dryRun"]["matched"], 40);
+    assert_eq!(dry["dryRun"]["scanned"], 40);
+    assert_eq!(dry["dryRun"]["stop"], "END");
+    let sample = dry["dryRun"]["sample"].as_array().unwrap();
+    assert_eq!(sample.len(), 20);
+    assert_eq!(sample[0]["sequence"], 2);
+    assert_eq!(sample[0]["subject"], "src.a");
+    assert_eq!(sample[0]["targetSubject"], "dst.copy");
+    assert_eq!(app.last_sequence().await, before);
+    let dst = || async {
+        js.get_stream("DST")
+            .await
+            .unwrap()
+            .get_info()
+            .await
+            .unwrap()
+            .state
+            .messages
+    };
+    assert_eq!(dst().await, 0);
+
+    // The run: every message once; the retry doubles none.
+    let run = app.data(REPUBLISH, input(json!({"clientMutationId": "r1"}))).await["republishMessages"].clone();
+    assert!(run["sequence"].as_u64().is_some(), "RepublishStarted recorded: {run}");
+    let done = follow(&app, &run["jobId"]).await;
+    assert_eq!(done["stop"], "END", "{done}");
+    assert_eq!(done["published"], 40);
+    assert_eq!(done["duplicates"], 0);
+    assert_eq!(done["lastSequence"], 50);
+    assert_eq!(dst().await, 40);
+    let retry = app.data(REPUBLISH, input(json!({}))).await["republishMessages"].clone();
+    let again = follow(&app, &retry["jobId"]).await;
+    assert_eq!(again["published"], 0, "{again}");
+    assert_eq!(again["duplicates"], 40);
+    assert_eq!(dst().await, 40, "a retry doubled nothing");
+
+    // What arrived: the payload, the headers, a message id from source and sequence.
+    let page = app
+        .data(
+            "query($c: ID!) { messages(clusterId: $c, stream: \"DST\", first: 1) { nodes { subject headers { name value } payload { text } } } }",
+            json!({"c": cluster}),
+        )
+        .await;
+    let first = &page["messages"]["nodes"][0];
+    assert_eq!(first["subject"], "dst.copy");
+    assert_eq!(first["payload"]["text"], "m1");
+    let headers: Vec<(String, String)> = first["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap().to_string(),
+                h["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let value = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    assert_eq!(value("X-K").as_deref(), Some("1"));
+    assert_eq!(value("Nats-Msg-Id"), Some(format!("jsc:{cluster}:SRC:2")));
+    assert_eq!(value("Jsc-Source").as_deref(), Some("SRC:2"));
+
+    // Chosen sequences only, back to their own subjects in another stream's space: refused
+    // by the expected stream.
+    let wrong = app
+        .data(
+            REPUBLISH,
+            json!({"input": {"clusterId": cluster, "stream": "SRC", "sequences": [1, 6], "target": {"stream": "DST"}}}),
+        )
+        .await["republishMessages"]
+        .clone();
+    let failed = follow(&app, &wrong["jobId"]).await;
+    assert_eq!(failed["stop"], "FAILED", "{failed}");
+    assert!(failed["error"].as_str().unwrap().contains("sequence 1"), "{failed}");
+
+    // Recorded: who started what, and how each ended.
+    let trail = app
+        .data(
+            "{ auditTrail(filter: {eventType: \"RepublishFinished\"}) { nodes { actor payload } } }",
+            json!({}),
+        )
+        .await;
+    let ends = trail["auditTrail"]["nodes"].as_array().unwrap();
+    assert_eq!(ends.len(), 3, "{trail}");
+    assert_eq!(ends[0]["actor"], app.owner_actor());
+    let outcomes: Vec<(u64, u64)> = ends
+        .iter()
+        .map(|e| {
+            let o = &e["payload"]["RepublishFinished"]["outcome"];
+            (o["published"].as_u64().unwrap(), o["duplicates"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(outcomes, vec![(0, 0), (0, 40), (40, 0)], "newest first");
+    let started = app
+        .data(
+            "{ auditTrail(filter: {eventType: \"RepublishStarted\"}) { nodes { correlationId payload } } }",
+            json!({}),
+        )
+        .await;
+    let last = &started["auditTrail"]["nodes"][2]["payload"]["RepublishStarted"];
+    assert_eq!(last["selection"]["subject"], "src.a", "{started}");
+    assert_eq!(last["target"]["subject"], "dst.copy");
+    assert_eq!(last["rate_per_second"], 1000);
+
+    // A slow run, cancelled.
+    let slow = app.data(REPUBLISH, input(json!({"ratePerSecond": 2}))).await["republishMessages"].clone();
+    let cancel = app
+        .data(
+            "mutation($j: ID!) { cancelRepublish(input: {jobId: $j}) { jobId } }",
+            json!({"j": slow["jobId"]}),
+        )
+        .await;
+    assert_eq!(cancel["cancelRepublish"]["jobId"], slow["jobId"]);
+    let stopped = follow(&app, &slow["jobId"]).await;
+    assert_eq!(stopped["stop"], "CANCELLED", "{stopped}");
+    assert!(stopped["published"].as_u64().unwrap() + stopped["duplicates"].as_u64().unwrap() < 40);
+
+    // Bad input, and roles.
+    for (extra, field) in [
+        (json!({"target": {"subject": "dst.*"}}), "target.subject"),
+        (json!({"ratePerSecond": 0}), "ratePerSecond"),
+        (json!({"sequences": [0]}), "sequences"),
+        (json!({"search": {"subject": "src..a"}}), "subject"),
+    ] {
+        let body = app.graphql(REPUBLISH, input(extra)).await;
+        assert_eq!(code(&body), "VALIDATION", "{body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains(field), "{body}");
+    }
+    let (_, viewer) = app
+        .invite_member("default", "republish-viewer@example.com", "VIEWER")
+        .await;
+    let refused = app
+        .graphql_as(Some(&viewer), REPUBLISH, input(json!({"dryRun": true})))
+        .await;
+    assert_eq!(code(&refused), "FORBIDDEN", "{refused}");
+    let mut missing = app
+        .subscribe("graphql-transport-ws", PROGRESS, json!({"j": "nope"}))
+        .await;
+    let frame = missing.next_frame_raw().await;
+    assert!(frame.to_string().contains("no republish job"), "{frame}");
+}
+
+const DELETE_MESSAGE: &str =
+    "mutation($input: DeleteMessageInput!) { deleteMessage(input: $input) { messageSequence sequence } }";
+
+#[tokio::test]
+async fn deleting_a_message_is_a_command_for_operators_with_an_event() {
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    create(&app, &cluster, "DEL", json!({})).await;
+    publish(&js, "del.x", &[b"a", b"b", b"c"]).await;
+    let input = |seq: u64, erase: bool| json!({"input": {"clusterId": cluster, "stream": "DEL", "messageSequence": seq, "erase": erase}});
+    let done = app.data(DELETE_MESSAGE, input(2, true)).await["deleteMessage"].clone();
+    assert_eq!(done["messageSequence"], 2);
+    assert!(done["sequence"].as_u64().is_some());
+    let info = js.get_stream("DEL").await.unwrap().get_info().await.unwrap();
+    assert_eq!(info.state.messages, 2);
+    let gone = app
+        .graphql(
+            "query($c: ID!) { message(clusterId: $c, stream: \"DEL\", sequence: 2) { sequence } }",
+            json!({"c": cluster}),
+        )
+        .await;
+    assert_eq!(code(&gone), "NOT_FOUND");
+    let again = app.graphql(DELETE_MESSAGE, input(2, false)).await;
+    assert_eq!(code(&again), "NOT_FOUND", "{again}");
+    assert!(
+        again["errors"][0]["message"].as_str().unwrap().contains("sequence 2"),
+        "{again}"
+    );
+    assert_eq!(code(&app.graphql(DELETE_MESSAGE, input(0, false)).await), "VALIDATION");
+    let events = app.events_of("stream", &format!("{cluster}/DEL")).await;
+    let deleted: Vec<_> = events.iter().filter(|e| e.event_type == "MessageDeleted").collect();
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].payload["MessageDeleted"]["sequence"], 2);
+    assert_eq!(deleted[0].payload["MessageDeleted"]["erased"], true);
+    let (_, viewer) = app
+        .invite_member("default", "delete-viewer@example.com", "VIEWER")
+        .await;
+    let refused = app.graphql_as(Some(&viewer), DELETE_MESSAGE, input(1, false)).await;
+    assert_eq!(code(&refused), "FORBIDDEN");
+}

@@ -80,6 +80,19 @@ impl StreamServices for ManagedClusters {
             .publish(stream, subject, headers, payload)
             .await
     }
+
+    async fn delete_message(
+        &self,
+        cluster_id: &str,
+        stream: &str,
+        sequence: u64,
+        erase: bool,
+    ) -> Result<(), ServiceError> {
+        self.admin(cluster_id)
+            .await?
+            .delete_message(stream, sequence, erase)
+            .await
+    }
 }
 
 #[async_trait]

@@ -83,6 +83,8 @@ pub struct Parts {
     /// Whether commands wait for their views (read-your-writes); off for a console opened
     /// by a command-line tool that runs no projections.
     pub(crate) wait_for_views: bool,
+    /// Republish jobs running (and lately ended) in this process.
+    pub(crate) jobs: crate::republish::Jobs,
 }
 
 /// What the console is started with.
@@ -249,6 +251,7 @@ impl Console {
             projector,
             view_wait: options.view_wait,
             wait_for_views: options.wait_for_views,
+            jobs: Default::default(),
         }));
         {
             let writer = jsc_projections::audit::AuditWriter {

@@ -26,6 +26,7 @@ pub mod messages;
 pub mod nodes;
 pub mod paging;
 pub mod persisted;
+pub mod republish;
 mod resources;
 mod runner;
 mod watch;

@@ -687,7 +687,47 @@ impl Console {
         limits: ScanLimits,
         what: &str,
     ) -> Result<impl futures::Stream<Item = Result<ScanEvent>> + Send + 'static + use<>> {
-        use futures::StreamExt;
+        let (reader, bounds, predicates) = self.scan_request(caller, cluster_id, stream, &req, limits).await?;
+        // Recorded only once the scan is known to go ahead.
+        let masker = self
+            .masker(
+                caller,
+                cluster_id,
+                stream,
+                req.unmasked.then_some((what, bounds.subject.as_str())),
+            )
+            .await?;
+        Ok(scanning(reader, bounds, predicates, masker))
+    }
+
+    /// A scan of a stream's messages as they are, for a use case that moves them and shows
+    /// none (a republish).
+    pub(crate) async fn raw_scan(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        stream: &str,
+        req: &SearchRequest,
+        limits: ScanLimits,
+    ) -> Result<(
+        Bounds,
+        impl futures::Stream<Item = Result<ScanEvent>> + Send + 'static + use<>,
+    )> {
+        let (reader, bounds, predicates) = self.scan_request(caller, cluster_id, stream, req, limits).await?;
+        let scan = scanning(reader, bounds.clone(), predicates, Masker::default());
+        Ok((bounds, scan))
+    }
+
+    /// What a scan request reads (a reader, its bounds) and looks for, once checked.
+    async fn scan_request(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        stream: &str,
+        req: &SearchRequest,
+        limits: ScanLimits,
+    ) -> Result<(Reader, Bounds, Predicates)> {
+        let req = req.clone();
         self.stream(caller, cluster_id, stream)?;
         let subject = filter_of(&req.subject)?;
         let max_scanned = within("maxScanned", req.max_scanned, limits.scanned)?;
@@ -777,19 +817,21 @@ impl Console {
             max_results,
             time_budget: std::time::Duration::from_secs(seconds),
         };
-        // Recorded only once the search is known to go ahead.
-        let masker = self
-            .masker(
-                caller,
-                cluster_id,
-                stream,
-                req.unmasked.then_some((what, bounds.subject.as_str())),
-            )
-            .await?;
-        Ok(jsc_messages::search::scan(reader, bounds, predicates, masker)
-            .map(|r| r.map_err(read_error))
-            .boxed())
+        Ok((reader, bounds, predicates))
     }
+}
+
+/// A scan as the use cases send it: its errors theirs.
+fn scanning(
+    reader: Reader,
+    bounds: Bounds,
+    predicates: Predicates,
+    masker: Masker,
+) -> futures::stream::BoxStream<'static, Result<ScanEvent>> {
+    use futures::StreamExt;
+    jsc_messages::search::scan(reader, bounds, predicates, masker)
+        .map(|r| r.map_err(read_error))
+        .boxed()
 }
 
 /// A finished export of messages: its download link, how far the scan came and why it ended.

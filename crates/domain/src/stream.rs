@@ -288,6 +288,63 @@ pub struct PublishedMessage {
     pub payload_sha256: String,
 }
 
+/// Where a republish sends messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepublishTarget {
+    /// The cluster to publish on (the source's own, or another).
+    pub cluster_id: String,
+    /// The subject to publish to; `None`: each message's own subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The stream that must store them (`Nats-Expected-Stream`); `None`: whichever stream
+    /// captures the subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+}
+
+/// Which messages a republish reads, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepublishSelection {
+    /// The first and last sequence read.
+    pub from_sequence: u64,
+    pub to_sequence: u64,
+    /// Only subjects matching this filter.
+    pub subject: String,
+    /// The search's other predicates, as the caller gave them (for the record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicates: Option<String>,
+    /// Exactly these sequences (a selection, say of dead letters), when given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sequences: Vec<u64>,
+    /// Why: `republish`, or `redrive` of a consumer's dead letters.
+    pub purpose: String,
+}
+
+/// Most sequences one republish may name.
+pub const MAX_REPUBLISH_SEQUENCES: usize = 10_000;
+/// Most messages per second a republish may send.
+pub const MAX_REPUBLISH_RATE: u32 = 100_000;
+
+/// How a republish ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RepublishOutcome {
+    /// Messages read from the source.
+    pub scanned: u64,
+    /// Messages the target stored.
+    pub published: u64,
+    /// Messages the target had already stored (the same message id): a retry that doubled
+    /// nothing.
+    pub duplicates: u64,
+    /// The last source sequence sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sequence: Option<u64>,
+    /// `end`, `max_scanned`, `max_results`, `time_budget`, `cancelled` or `failed`.
+    pub stop: String,
+    /// What went wrong, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamCommand {
     Create {
@@ -308,6 +365,24 @@ pub enum StreamCommand {
         subject: String,
         headers: Vec<(String, String)>,
         payload: Vec<u8>,
+    },
+    /// Removes one message from the stream; `erase` overwrites its bytes too.
+    DeleteMessage {
+        sequence: u64,
+        erase: bool,
+    },
+    /// Records the start of a republish of this stream's messages (the messages follow; see
+    /// `FinishRepublish`).
+    StartRepublish {
+        job: String,
+        selection: RepublishSelection,
+        target: RepublishTarget,
+        rate_per_second: u32,
+    },
+    /// Records how a republish ended (even if the stream has gone since it began).
+    FinishRepublish {
+        job: String,
+        outcome: RepublishOutcome,
     },
     /// Records that the caller reads the stream's messages without masking (`read`: which
     /// read, such as `messages`; `subject`: its filter).
@@ -363,6 +438,29 @@ pub enum StreamEvent {
         stream: String,
         message: PublishedMessage,
     },
+    /// One message was removed (and its bytes overwritten, if `erased`).
+    MessageDeleted {
+        cluster_id: String,
+        stream: String,
+        sequence: u64,
+        erased: bool,
+    },
+    /// A republish of the stream's messages began.
+    RepublishStarted {
+        cluster_id: String,
+        stream: String,
+        job: String,
+        selection: RepublishSelection,
+        target: RepublishTarget,
+        rate_per_second: u32,
+    },
+    /// A republish ended: how many messages went where, and why it stopped.
+    RepublishFinished {
+        cluster_id: String,
+        stream: String,
+        job: String,
+        outcome: RepublishOutcome,
+    },
     /// Someone read the stream's messages without masking.
     MessagesReadUnmasked {
         cluster_id: String,
@@ -382,6 +480,9 @@ impl DomainEvent for StreamEvent {
             Self::Sealed { .. } => "StreamSealed",
             Self::MessagePublished { .. } => "MessagePublished",
             Self::MessagesReadUnmasked { .. } => "MessagesReadUnmasked",
+            Self::MessageDeleted { .. } => "MessageDeleted",
+            Self::RepublishStarted { .. } => "RepublishStarted",
+            Self::RepublishFinished { .. } => "RepublishFinished",
         }
         .to_string()
     }
@@ -467,6 +568,14 @@ pub trait StreamServices: Send + Sync {
         headers: &[(String, String)],
         payload: &[u8],
     ) -> Result<(u64, bool), ServiceError>;
+    /// Removes message `sequence` (`erase`: overwriting it); `NotFound` when it is not there.
+    async fn delete_message(
+        &self,
+        cluster_id: &str,
+        stream: &str,
+        sequence: u64,
+        erase: bool,
+    ) -> Result<(), ServiceError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -643,6 +752,87 @@ impl Aggregate for Stream {
                 };
                 sink.write(ev, self).await;
             }
+            StreamCommand::DeleteMessage { sequence, erase } => {
+                let current = self.live()?;
+                if sequence == 0 {
+                    return Err(invalid("sequence", "sequences start at 1"));
+                }
+                if current.deny_delete {
+                    return Err(invalid("stream", "this stream denies deleting messages (deny_delete)"));
+                }
+                if current.sealed {
+                    return Err(invalid(
+                        "stream",
+                        "the stream is sealed: its messages cannot be deleted",
+                    ));
+                }
+                svc.delete_message(&self.cluster_id, &self.name, sequence, erase)
+                    .await
+                    .map_err(StreamError::Service)?;
+                let ev = StreamEvent::MessageDeleted {
+                    cluster_id: self.cluster_id.clone(),
+                    stream: self.name.clone(),
+                    sequence,
+                    erased: erase,
+                };
+                sink.write(ev, self).await;
+            }
+            StreamCommand::StartRepublish {
+                job,
+                selection,
+                target,
+                rate_per_second,
+            } => {
+                self.live()?;
+                if !(1..=MAX_REPUBLISH_RATE).contains(&rate_per_second) {
+                    return Err(invalid(
+                        "ratePerSecond",
+                        format!("give 1 to {MAX_REPUBLISH_RATE} messages a second"),
+                    ));
+                }
+                if let Some(subject) = &target.subject {
+                    check_subject(subject).map_err(|m| invalid("target.subject", m))?;
+                    if subject.contains(['*', '>']) {
+                        return Err(invalid(
+                            "target.subject",
+                            "publish to a concrete subject, without wildcards",
+                        ));
+                    }
+                }
+                if let Some(stream) = &target.stream {
+                    check_name("stream", stream).map_err(|m| invalid("target.stream", m))?;
+                }
+                if selection.sequences.len() > MAX_REPUBLISH_SEQUENCES {
+                    return Err(invalid(
+                        "sequences",
+                        format!("name at most {MAX_REPUBLISH_SEQUENCES} sequences; use a range and filters for more"),
+                    ));
+                }
+                if selection.from_sequence > selection.to_sequence {
+                    return Err(invalid(
+                        "fromSequence",
+                        "the range runs backward; give fromSequence ≤ toSequence",
+                    ));
+                }
+                let ev = StreamEvent::RepublishStarted {
+                    cluster_id: self.cluster_id.clone(),
+                    stream: self.name.clone(),
+                    job,
+                    selection,
+                    target,
+                    rate_per_second,
+                };
+                sink.write(ev, self).await;
+            }
+            StreamCommand::FinishRepublish { job, outcome } => {
+                let ev = StreamEvent::RepublishFinished {
+                    cluster_id: self.cluster_id.clone(),
+                    stream: self.name.clone(),
+                    job,
+                    outcome,
+                };
+                sink.write(ev, self).await;
+            }
             StreamCommand::RecordUnmaskedRead { read, subject } => {
                 self.live()?;
                 let ev = StreamEvent::MessagesReadUnmasked {
@@ -721,7 +911,10 @@ impl Aggregate for Stream {
             }
             StreamEvent::Purged { .. }
             | StreamEvent::MessagePublished { .. }
-            | StreamEvent::MessagesReadUnmasked { .. } => {}
+            | StreamEvent::MessagesReadUnmasked { .. }
+            | StreamEvent::MessageDeleted { .. }
+            | StreamEvent::RepublishStarted { .. }
+            | StreamEvent::RepublishFinished { .. } => {}
         }
     }
 }

@@ -20,6 +20,9 @@ pub mod codes {
     pub const STREAM_NAME_IN_USE: u64 = 10058;
     pub const CONSUMER_ALREADY_EXISTS: u64 = 10148;
     pub const SUBJECTS_OVERLAP: u64 = 10065;
+    /// `STREAM.MSG.DELETE` of a message that is not there: "sequence not found", or (with
+    /// erase) "no message found".
+    pub const MESSAGE_NOT_THERE: [u64; 2] = [10043, 10057];
     /// The cluster cannot serve the request right now (no leader, no peers, no resources).
     pub const TEMPORARY: [u64; 6] = [10008, 10005, 10023, 10047, 10028, 10076];
 }
@@ -321,11 +324,26 @@ impl Admin {
             let value: async_nats::HeaderValue = v.parse().map_err(|_| bad("value of"))?;
             h.append(name, value);
         }
-        h.insert("Nats-Expected-Stream", stream);
+        self.publish_message(Some(stream), subject, h, payload.to_vec().into())
+            .await
+    }
+
+    /// Publishes one message with `headers` to `subject` and waits for the stream's
+    /// acknowledgement: `(sequence, duplicate)`. With `expected_stream`, only that stream may
+    /// store it. Many may be in flight on the one connection at once.
+    pub async fn publish_message(
+        &self,
+        expected_stream: Option<&str>,
+        subject: &str,
+        mut headers: HeaderMap,
+        payload: bytes::Bytes,
+    ) -> Result<(u64, bool), ServiceError> {
+        if let Some(stream) = expected_stream {
+            headers.insert("Nats-Expected-Stream", stream);
+        }
         let reply = tokio::time::timeout(
             API_TIMEOUT,
-            self.client
-                .request_with_headers(subject.to_string(), h, payload.to_vec().into()),
+            self.client.request_with_headers(subject.to_string(), headers, payload),
         )
         .await
         .map_err(|_| {
@@ -364,6 +382,23 @@ impl Admin {
             });
         }
         Ok((ack.seq, ack.duplicate))
+    }
+
+    /// Removes message `seq` of `stream` (`erase`: overwriting its bytes); `NotFound` when
+    /// the stream does not hold it.
+    pub async fn delete_message(&self, stream: &str, seq: u64, erase: bool) -> Result<(), ServiceError> {
+        match self
+            .api::<Value>(
+                &format!("STREAM.MSG.DELETE.{stream}"),
+                &json!({"seq": seq, "no_erase": !erase}),
+            )
+            .await
+        {
+            Err(ServiceError::Rejected { code, .. }) if codes::MESSAGE_NOT_THERE.contains(&code) => Err(
+                ServiceError::NotFound(format!("stream '{stream}' holds no message at sequence {seq}")),
+            ),
+            other => other.map(|_| ()),
+        }
     }
 
     /// JetStream account usage and limits.

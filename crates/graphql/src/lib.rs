@@ -47,6 +47,7 @@ pub struct Mutation(
     streams::StreamMutation,
     history::AuditMutation,
     messages::MessageMutation,
+    messages::RepublishMutation,
 );
 
 /// Live updates over WebSocket (`graphql-transport-ws` or `graphql-ws`): changes to
@@ -58,6 +59,7 @@ pub struct Subscription(
     streams::StreamSubscription,
     history::AuditSubscription,
     messages::MessageSubscription,
+    messages::RepublishSubscription,
 );
 
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;

@@ -928,3 +928,318 @@ impl MessageMutation {
         })
     }
 }
+
+input! {
+    /// Removes one message from a stream (mutation deleteMessage).
+    DeleteMessageInput {
+        /// The id of the cluster the stream is on.
+        cluster_id: ID,
+        /// The stream's name.
+        stream: String,
+        /// The message's stream sequence.
+        message_sequence: u64,
+        /// Also overwrite its bytes in the store (slower); by default it is only removed.
+        #[graphql(default)]
+        erase: bool,
+    }
+}
+
+payload! {
+    /// What mutation deleteMessage answers.
+    DeleteMessagePayload {
+        /// The sequence of the message removed.
+        message_sequence: u64,
+    }
+}
+
+/// Where republished messages go.
+#[derive(InputObject, Default)]
+pub struct RepublishTargetInput {
+    /// Another cluster to publish on; left out, the source's own.
+    pub cluster_id: Option<ID>,
+    /// One subject for every message; left out, each message's own subject.
+    pub subject: Option<String>,
+    /// Only this stream may store them (`Nats-Expected-Stream`); left out, whichever stream
+    /// captures the subject.
+    pub stream: Option<String>,
+}
+
+input! {
+    /// Republishes a stream's messages (mutation republishMessages).
+    RepublishMessagesInput {
+        /// The id of the cluster the source stream is on.
+        cluster_id: ID,
+        /// The source stream's name.
+        stream: String,
+        /// Which messages: a range, filters and limits, as a search takes them (its
+        /// `unmasked` is not used: messages go as they are, and none is shown); left out,
+        /// every message the stream holds now.
+        search: Option<MessageSearchInput>,
+        /// Only these sequences (at most 10,000), say a consumer's dead letters.
+        #[graphql(default)]
+        sequences: Vec<u64>,
+        /// Where they go; left out, back to their own subjects on the same cluster.
+        target: Option<RepublishTargetInput>,
+        /// Most messages a second: 1 to 100,000; 1,000 by default.
+        rate_per_second: Option<u32>,
+        /// Only say what would be sent (a count and the first 20), send nothing and record
+        /// nothing.
+        #[graphql(default)]
+        dry_run: bool,
+    }
+}
+
+/// One message a dry run would send.
+#[derive(SimpleObject)]
+pub struct PlannedMessage {
+    /// Its sequence in the source stream.
+    pub sequence: u64,
+    /// Its subject in the source stream.
+    pub subject: String,
+    /// The subject it would be published to.
+    pub target_subject: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// What a dry run of a republish found.
+#[derive(SimpleObject)]
+pub struct RepublishDryRun {
+    /// Messages read.
+    pub scanned: u64,
+    /// Messages it would send.
+    pub matched: u64,
+    /// Why the read ended.
+    pub stop: SearchStop,
+    /// The first (up to 20) messages it would send.
+    pub sample: Vec<PlannedMessage>,
+}
+
+payload! {
+    /// What mutation republishMessages answers: the job that runs on (follow it with
+    /// republishProgress), or for a dry run what it would send.
+    RepublishMessagesPayload {
+        /// The job's id; null for a dry run.
+        job_id: Option<ID>,
+        /// What would be sent, for a dry run.
+        dry_run: Option<RepublishDryRun>,
+    }
+}
+
+input! {
+    /// Stops a republish (mutation cancelRepublish).
+    CancelRepublishInput {
+        /// The job's id, from republishMessages.
+        job_id: ID,
+    }
+}
+
+payload! {
+    /// What mutation cancelRepublish answers.
+    CancelRepublishPayload {
+        /// The job asked to stop; its end (`CANCELLED`) follows on republishProgress.
+        job_id: ID,
+    }
+}
+
+/// Why a republish ended.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum RepublishStop {
+    /// It sent every message of its range.
+    End,
+    /// It read `maxScanned` messages.
+    MaxScanned,
+    /// It sent `maxResults` messages.
+    MaxResults,
+    /// It ran `timeBudgetSeconds`.
+    TimeBudget,
+    /// Someone cancelled it.
+    Cancelled,
+    /// The source or the target failed (`error` says how).
+    Failed,
+}
+
+impl RepublishStop {
+    fn of(stop: &str) -> Self {
+        match stop {
+            "end" => Self::End,
+            "max_scanned" => Self::MaxScanned,
+            "max_results" => Self::MaxResults,
+            "time_budget" => Self::TimeBudget,
+            "cancelled" => Self::Cancelled,
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// How far a republish has come.
+#[derive(SimpleObject)]
+pub struct RepublishProgress {
+    /// The job's id.
+    pub job_id: ID,
+    /// The source cluster's id.
+    pub cluster_id: ID,
+    /// The source stream.
+    pub stream: String,
+    /// When it began.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Messages read from the source.
+    pub scanned: u64,
+    /// Messages the target stored.
+    pub published: u64,
+    /// Messages the target already held (the same message id): a retry that doubled nothing.
+    pub duplicates: u64,
+    /// The last source sequence acknowledged.
+    pub last_sequence: Option<u64>,
+    /// Whether it has ended (this is then the last event).
+    pub done: bool,
+    /// Why it ended, once it has.
+    pub stop: Option<RepublishStop>,
+    /// What went wrong, when it failed.
+    pub error: Option<String>,
+}
+
+impl From<uc_republish::JobProgress> for RepublishProgress {
+    fn from(p: uc_republish::JobProgress) -> Self {
+        let scanned = p.outcome.as_ref().map_or(p.scanned, |o| o.scanned.max(p.scanned));
+        Self {
+            job_id: ID(p.job),
+            cluster_id: ID(p.cluster_id),
+            stream: p.stream,
+            started_at: p.started_at,
+            scanned,
+            published: p.published,
+            duplicates: p.duplicates,
+            last_sequence: p.last_sequence,
+            done: p.outcome.is_some(),
+            stop: p.outcome.as_ref().map(|o| RepublishStop::of(&o.stop)),
+            error: p.outcome.and_then(|o| o.error),
+        }
+    }
+}
+
+use jsc_app::republish as uc_republish;
+
+#[derive(Default)]
+pub struct RepublishMutation;
+
+#[Object]
+impl RepublishMutation {
+    /// Removes one message from a stream, as a command with an event (`MessageDeleted`: which
+    /// message, never its content). Needs the operator role on the cluster. Errors:
+    /// `NOT_FOUND` (no such stream or message), `VALIDATION` (a stream that denies deletes or
+    /// is sealed), `UNAVAILABLE`.
+    async fn delete_message(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The message to remove.")] input: DeleteMessageInput,
+    ) -> Result<DeleteMessagePayload> {
+        let caller = caller(ctx)?;
+        console(ctx)
+            .delete_message(
+                &caller,
+                &input.cluster_id,
+                &input.stream,
+                input.message_sequence,
+                input.erase,
+            )
+            .await?;
+        Ok(DeleteMessagePayload {
+            message_sequence: input.message_sequence,
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
+    }
+
+    /// Republishes a stream's messages — a range, what a search finds, or chosen sequences —
+    /// to a subject, a stream on another cluster, or back to their own subjects, at most
+    /// `ratePerSecond`. A dry run says what it would send. A real run records
+    /// `RepublishStarted` (who, which messages, where) and answers at once with the job's id;
+    /// `RepublishFinished` records how it ended. Each message carries `Nats-Msg-Id:
+    /// jsc:<cluster>:<stream>:<sequence>`, so a retry within the target's duplicate window
+    /// doubles nothing. Needs the operator role on both clusters. Errors: `VALIDATION`,
+    /// `FORBIDDEN`, `NOT_FOUND`, `UNAVAILABLE`.
+    async fn republish_messages(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which messages, where to, how fast.")] input: RepublishMessagesInput,
+    ) -> Result<RepublishMessagesPayload> {
+        let caller = caller(ctx)?;
+        let target = input.target.unwrap_or_default();
+        let req = uc_republish::RepublishRequest {
+            search: input.search.unwrap_or_default().into_request()?,
+            sequences: input.sequences,
+            target: uc_republish::Target {
+                cluster_id: target.cluster_id.map(|c| c.to_string()),
+                subject: target.subject,
+                stream: target.stream,
+            },
+            rate_per_second: input.rate_per_second,
+            dry_run: input.dry_run,
+            purpose: "republish".into(),
+        };
+        let started = console(ctx)
+            .republish(&caller, &input.cluster_id, &input.stream, req)
+            .await?;
+        let (job_id, dry_run) = match started {
+            uc_republish::Started::Job { job, .. } => (Some(ID(job)), None),
+            uc_republish::Started::DryRun(d) => (
+                None,
+                Some(RepublishDryRun {
+                    scanned: d.scanned,
+                    matched: d.matched,
+                    stop: d.stop.into(),
+                    sample: d
+                        .sample
+                        .into_iter()
+                        .map(|p| PlannedMessage {
+                            sequence: p.sequence,
+                            subject: p.subject,
+                            target_subject: p.target_subject,
+                            size: p.size as u64,
+                        })
+                        .collect(),
+                }),
+            ),
+        };
+        Ok(RepublishMessagesPayload {
+            job_id,
+            dry_run,
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
+    }
+
+    /// Stops a republish after the messages in flight; its end (`CANCELLED`) is recorded
+    /// and sent on republishProgress. Needs the operator role on its cluster. Errors:
+    /// `NOT_FOUND` (no such job on this console), `FORBIDDEN`.
+    async fn cancel_republish(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The job to stop.")] input: CancelRepublishInput,
+    ) -> Result<CancelRepublishPayload> {
+        let caller = caller(ctx)?;
+        console(ctx).cancel_republish(&caller, &input.job_id)?;
+        Ok(CancelRepublishPayload {
+            job_id: input.job_id,
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct RepublishSubscription;
+
+#[async_graphql::Subscription]
+impl RepublishSubscription {
+    /// How far a republish has come, as it goes (at most every 250 ms), until its last event
+    /// (`done: true`). Needs the viewer role on its cluster. Errors: `NOT_FOUND` for a job
+    /// this console does not run or no longer remembers (its end is in the stream's history).
+    async fn republish_progress(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The job's id, from republishMessages.")] job_id: ID,
+    ) -> Result<impl futures::Stream<Item = Result<RepublishProgress>> + use<>> {
+        use futures::StreamExt;
+        let progress = console(ctx).republish_progress(&caller(ctx)?, &job_id)?;
+        Ok(crate::context::guarded(ctx, progress.map(RepublishProgress::from))?)
+    }
+}

@@ -218,7 +218,29 @@ impl Console {
             .ok_or_else(|| Error::bug("publish recorded no event", caller.correlation_id()))
     }
 
-    async fn stream_command(
+    /// Removes one message from a stream (operator); `erase` overwrites its bytes too. The
+    /// history records which message, never its content.
+    pub async fn delete_message(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        stream: &str,
+        sequence: u64,
+        erase: bool,
+    ) -> Result<u64> {
+        self.stream(caller, cluster_id, stream)?;
+        let committed = self
+            .stream_command(
+                caller,
+                cluster_id,
+                stream,
+                StreamCommand::DeleteMessage { sequence, erase },
+            )
+            .await?;
+        Ok(committed.stream_sequence)
+    }
+
+    pub(crate) async fn stream_command(
         &self,
         caller: &Caller,
         cluster_id: &str,

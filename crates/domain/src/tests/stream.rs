@@ -93,6 +93,10 @@ impl StreamServices for FakeServer {
         self.call(format!("publish {cluster_id}/{stream} {subject}"))?;
         Ok((7, self.duplicate))
     }
+
+    async fn delete_message(&self, cluster_id: &str, stream: &str, seq: u64, erase: bool) -> Result<(), ServiceError> {
+        self.call(format!("delete message {cluster_id}/{stream} {seq} erase={erase}"))
+    }
 }
 
 fn framework(fake: &Arc<FakeServer>) -> TestFramework<Stream> {

@@ -47,6 +47,10 @@ impl StreamServices for FakeServer {
     ) -> Result<(u64, bool), ServiceError> {
         Ok((7, false))
     }
+
+    async fn delete_message(&self, _: &str, _: &str, _: u64, _: bool) -> Result<(), ServiceError> {
+        Ok(())
+    }
 }
 
 fn fw() -> TestFramework<Stream> {
