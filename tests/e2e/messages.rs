@@ -1510,3 +1510,135 @@ async fn deleting_a_message_is_a_command_for_operators_with_an_event() {
     let refused = app.graphql_as(Some(&viewer), DELETE_MESSAGE, input(1, false)).await;
     assert_eq!(code(&refused), "FORBIDDEN");
 }
+
+const DEAD_LETTERS: &str = "query($c: ID!, $s: String!, $n: String!) { consumer(clusterId: $c, stream: $s, name: $n) {
+  deadLetters { totalCount nodes { streamSequence deliveries reason detail time consumer message { subject payload { text } } } } } }";
+
+#[tokio::test]
+async fn dead_letters_come_from_advisories_and_are_redriven_once() {
+    use futures::StreamExt;
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    create(&app, &cluster, "JOBS", json!({"allowDirect": true})).await;
+    app.data(
+        gql::CREATE_CONSUMER,
+        json!({"c": cluster, "s": "JOBS", "cfg": {"durableName": "worker", "ackPolicy": "EXPLICIT", "maxDeliver": 2, "ackWait": "30s"}}),
+    )
+    .await;
+    publish(&js, "jobs.a", &[b"poison", b"fine", b"broken"]).await;
+
+    // The handler: acks "fine", terminates "broken", naks "poison" until the server gives up.
+    let consumer: consumer::PullConsumer = js
+        .get_stream("JOBS")
+        .await
+        .unwrap()
+        .get_consumer("worker")
+        .await
+        .unwrap();
+    let mut seen_poison = 0;
+    for _ in 0..10 {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(3)
+            .expires(std::time::Duration::from_millis(300))
+            .messages()
+            .await
+            .unwrap();
+        while let Some(m) = batch.next().await {
+            let m = m.unwrap();
+            match &m.payload[..] {
+                b"fine" => m.ack().await.unwrap(),
+                b"broken" => m.ack_with(jetstream::AckKind::Term).await.unwrap(),
+                _ => {
+                    seen_poison += 1;
+                    m.ack_with(jetstream::AckKind::Nak(None)).await.unwrap();
+                }
+            }
+        }
+        if seen_poison >= 2 {
+            // One more pull makes the server give up on it (and say so).
+            let _ = consumer
+                .fetch()
+                .max_messages(1)
+                .expires(std::time::Duration::from_millis(300))
+                .messages()
+                .await
+                .unwrap()
+                .next()
+                .await;
+            break;
+        }
+    }
+    assert_eq!(seen_poison, 2, "max_deliver 2");
+
+    // The console saw both advisories.
+    let vars = json!({"c": cluster, "s": "JOBS", "n": "worker"});
+    let mut letters = Value::Null;
+    for _ in 0..200 {
+        letters = app.data(DEAD_LETTERS, vars.clone()).await["consumer"]["deadLetters"].clone();
+        if letters["totalCount"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(letters["totalCount"], 2, "{letters}");
+    let nodes = letters["nodes"].as_array().unwrap();
+    assert_eq!(nodes[0]["streamSequence"], 1);
+    assert_eq!(nodes[0]["reason"], "MAX_DELIVERIES");
+    assert_eq!(nodes[0]["deliveries"], 2);
+    assert_eq!(nodes[0]["message"]["payload"]["text"], "poison");
+    assert_eq!(nodes[1]["streamSequence"], 3);
+    assert_eq!(nodes[1]["reason"], "TERMINATED");
+    assert_eq!(nodes[1]["message"]["subject"], "jobs.a");
+
+    // Redriven back to their subject, exactly once across a retry.
+    let redrive =
+        "mutation($input: RedriveDeadLettersInput!) { redriveDeadLetters(input: $input) { jobId dryRun { matched } } }";
+    let input = |extra: Value| {
+        let mut i = json!({"clusterId": cluster, "stream": "JOBS", "consumer": "worker"});
+        for (k, v) in extra.as_object().unwrap() {
+            i[k] = v.clone();
+        }
+        json!({"input": i})
+    };
+    let dry = app.data(redrive, input(json!({"dryRun": true}))).await;
+    assert_eq!(dry["redriveDeadLetters"]["dryRun"]["matched"], 2, "{dry}");
+    let only = app.graphql(redrive, input(json!({"sequences": [2]}))).await;
+    assert_eq!(code(&only), "VALIDATION", "2 was acked, not a dead letter: {only}");
+    let job = app.data(redrive, input(json!({"sequences": [1]}))).await["redriveDeadLetters"]["jobId"].clone();
+    let done = follow(&app, &job).await;
+    assert_eq!(
+        (done["published"].clone(), done["stop"].clone()),
+        (json!(1), json!("END")),
+        "{done}"
+    );
+    let job = app.data(redrive, input(json!({}))).await["redriveDeadLetters"]["jobId"].clone();
+    let done = follow(&app, &job).await;
+    assert_eq!(done["published"], 1, "only sequence 3 is new: {done}");
+    assert_eq!(done["duplicates"], 1, "sequence 1 was redriven already: {done}");
+    // The redriven copies wait for the worker at the end of the stream.
+    let copies = app
+        .data(
+            "query($c: ID!) { messages(clusterId: $c, stream: \"JOBS\", from: {sequence: 4}) { nodes { sequence payload { text } headers { name value } } } }",
+            json!({"c": cluster}),
+        )
+        .await;
+    let texts: Vec<&str> = copies["messages"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["payload"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["poison", "broken"]);
+    let started = app
+        .data(
+            "{ auditTrail(filter: {eventType: \"RepublishStarted\"}) { nodes { payload } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        started["auditTrail"]["nodes"][0]["payload"]["RepublishStarted"]["selection"]["purpose"], "redrive worker",
+        "{started}"
+    );
+}

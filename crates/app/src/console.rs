@@ -131,6 +131,8 @@ pub enum StartError {
     KeyUsage(#[source] jsc_projector::Error),
     #[error("cannot create the persisted queries bucket")]
     PersistedQueries(#[source] jsc_projector::Error),
+    #[error("cannot create the dead letters stream: {0}")]
+    DeadLetters(String),
 }
 
 struct Prepare<'a> {
@@ -191,6 +193,9 @@ impl Console {
         let persisted = jsc_projector::ensure_bucket(&js, crate::persisted::PERSISTED_QUERIES_BUCKET, 1)
             .await
             .map_err(StartError::PersistedQueries)?;
+        crate::deadletters::ensure_stream(&js)
+            .await
+            .map_err(StartError::DeadLetters)?;
         let mut workers = Vec::new();
         {
             // One consumer of the event stream feeds every view.

@@ -18,6 +18,7 @@ mod caller;
 pub mod changes;
 mod clusters;
 mod console;
+pub mod deadletters;
 mod error;
 mod history;
 pub mod identity;

@@ -24,6 +24,7 @@ impl Console {
     /// replay scratch buckets); never recorded as managed resources.
     pub fn is_internal_stream(&self, name: &str) -> bool {
         name == self.store.config().stream
+            || name == crate::deadletters::DEAD_LETTERS_STREAM
             || ["KV_view_", "KV_audit_", "KV_scratch_", "KV_auth_", "KV_graphql_"]
                 .iter()
                 .any(|p| name.starts_with(p))
@@ -101,6 +102,14 @@ async fn watch_cluster(console: Console, cluster_id: String, interval: Duration,
                 continue;
             }
         };
+        let mut dead_letters = Vec::new();
+        for subject in crate::deadletters::ADVISORIES {
+            match admin.client().subscribe(subject).await {
+                Ok(s) => dead_letters.push(s),
+                Err(e) => tracing::warn!(cluster = %cluster_id, error = %e, "cannot follow dead letters"),
+            }
+        }
+        let mut dead_letters = futures::stream::select_all(dead_letters);
         let _ = admin.client().flush().await;
         reconcile(&console, &cluster_id).await;
         let mut tick = tokio::time::interval(interval);
@@ -113,6 +122,7 @@ async fn watch_cluster(console: Console, cluster_id: String, interval: Duration,
                     Some(m) => on_advisory(&console, &cluster_id, &m.payload).await,
                     None => break,
                 },
+                Some(m) = dead_letters.next() => console.record_dead_letter(&cluster_id, &m.payload).await,
             }
         }
     }

@@ -48,6 +48,7 @@ pub struct Mutation(
     history::AuditMutation,
     messages::MessageMutation,
     messages::RepublishMutation,
+    messages::DeadLetterMutation,
 );
 
 /// Live updates over WebSocket (`graphql-transport-ws` or `graphql-ws`): changes to

@@ -964,6 +964,16 @@ pub struct RepublishTargetInput {
     pub stream: Option<String>,
 }
 
+impl From<RepublishTargetInput> for uc_republish::Target {
+    fn from(t: RepublishTargetInput) -> Self {
+        Self {
+            cluster_id: t.cluster_id.map(|c| c.to_string()),
+            subject: t.subject,
+            stream: t.stream,
+        }
+    }
+}
+
 input! {
     /// Republishes a stream's messages (mutation republishMessages).
     RepublishMessagesInput {
@@ -1168,11 +1178,7 @@ impl RepublishMutation {
         let req = uc_republish::RepublishRequest {
             search: input.search.unwrap_or_default().into_request()?,
             sequences: input.sequences,
-            target: uc_republish::Target {
-                cluster_id: target.cluster_id.map(|c| c.to_string()),
-                subject: target.subject,
-                stream: target.stream,
-            },
+            target: target.into(),
             rate_per_second: input.rate_per_second,
             dry_run: input.dry_run,
             purpose: "republish".into(),
@@ -1180,32 +1186,10 @@ impl RepublishMutation {
         let started = console(ctx)
             .republish(&caller, &input.cluster_id, &input.stream, req)
             .await?;
-        let (job_id, dry_run) = match started {
-            uc_republish::Started::Job { job, .. } => (Some(ID(job)), None),
-            uc_republish::Started::DryRun(d) => (
-                None,
-                Some(RepublishDryRun {
-                    scanned: d.scanned,
-                    matched: d.matched,
-                    stop: d.stop.into(),
-                    sample: d
-                        .sample
-                        .into_iter()
-                        .map(|p| PlannedMessage {
-                            sequence: p.sequence,
-                            subject: p.subject,
-                            target_subject: p.target_subject,
-                            size: p.size as u64,
-                        })
-                        .collect(),
-                }),
-            ),
-        };
-        Ok(RepublishMessagesPayload {
-            job_id,
-            dry_run,
-            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
-        })
+        Ok(RepublishMessagesPayload::of(
+            started,
+            Outcome::of(&caller.meta, input.client_mutation_id),
+        ))
     }
 
     /// Stops a republish after the messages in flight; its end (`CANCELLED`) is recorded
@@ -1241,5 +1225,189 @@ impl RepublishSubscription {
         use futures::StreamExt;
         let progress = console(ctx).republish_progress(&caller(ctx)?, &job_id)?;
         Ok(crate::context::guarded(ctx, progress.map(RepublishProgress::from))?)
+    }
+}
+
+/// Why a consumer gave up on a message.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "jsc_app::deadletters::DeadLetterReason")]
+pub enum DeadLetterReason {
+    /// It was delivered `maxDeliver` times without an ack (`MAX_DELIVERIES` advisory).
+    MaxDeliveries,
+    /// A client terminated it (`+TERM`, `MSG_TERMINATED` advisory).
+    Terminated,
+}
+
+/// A message a consumer gave up on, as JetStream's advisory reported it while the console
+/// watched the cluster. The message itself is read on demand (`message`).
+pub struct DeadLetterObj(pub(crate) jsc_app::deadletters::DeadLetter);
+
+connection!(DeadLetterConnection, DeadLetterEdge, DeadLetterObj, "dead letters");
+
+/// A message a consumer gave up on (after `maxDeliver` deliveries, or terminated by a
+/// client), as JetStream's advisory reported it while the console watched the cluster.
+#[Object(name = "DeadLetter")]
+impl DeadLetterObj {
+    /// The message's sequence in its stream.
+    async fn stream_sequence(&self) -> u64 {
+        self.0.stream_sequence
+    }
+    /// How many times it was delivered.
+    async fn deliveries(&self) -> u64 {
+        self.0.deliveries
+    }
+    /// Why the consumer gave up on it.
+    async fn reason(&self) -> DeadLetterReason {
+        self.0.reason.into()
+    }
+    /// The reason the client gave when it terminated the message, if any.
+    async fn detail(&self) -> Option<&str> {
+        self.0.detail.as_deref()
+    }
+    /// When the server gave up on it.
+    async fn time(&self) -> DateTime<Utc> {
+        self.0.time
+    }
+    /// The consumer that gave up on it.
+    async fn consumer(&self) -> &str {
+        &self.0.consumer
+    }
+    /// The message, read now from its stream under the masking rules; null when the stream
+    /// no longer holds it.
+    async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageObj>> {
+        let d = &self.0;
+        let found = console(ctx)
+            .message(
+                &caller(ctx)?,
+                &d.cluster_id,
+                &d.stream,
+                MessageAt::Sequence(d.stream_sequence),
+                false,
+            )
+            .await;
+        match found {
+            Ok(m) => Ok(Some(MessageObj(m))),
+            Err(e) if e.code == jsc_app::Code::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+input! {
+    /// Redrives a consumer's dead letters (mutation redriveDeadLetters).
+    RedriveDeadLettersInput {
+        /// The id of the cluster the consumer is on.
+        cluster_id: ID,
+        /// The consumer's stream.
+        stream: String,
+        /// The consumer's name.
+        consumer: String,
+        /// Only these dead letters (their stream sequences); left out, all of them.
+        sequences: Option<Vec<u64>>,
+        /// Where they go; left out, back to their own subjects on the same cluster.
+        target: Option<RepublishTargetInput>,
+        /// Most messages a second: 1 to 100,000; 1,000 by default.
+        rate_per_second: Option<u32>,
+        /// Only say what would be sent, send nothing and record nothing.
+        #[graphql(default)]
+        dry_run: bool,
+    }
+}
+
+#[derive(Default)]
+pub struct DeadLetterMutation;
+
+#[Object]
+impl DeadLetterMutation {
+    /// Redrives a consumer's dead letters — chosen ones or all — through republishMessages
+    /// (recorded as `RepublishStarted` with purpose `redrive <consumer>`, then
+    /// `RepublishFinished`; message ids from source and sequence, so a retry doubles
+    /// nothing). Follow the job with republishProgress. Needs the operator role. Errors:
+    /// `VALIDATION` (a sequence that is not a dead letter, none to redrive), `FORBIDDEN`,
+    /// `NOT_FOUND`, `UNAVAILABLE`.
+    async fn redrive_dead_letters(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which dead letters, where to, how fast.")] input: RedriveDeadLettersInput,
+    ) -> Result<RedriveDeadLettersPayload> {
+        let caller = caller(ctx)?;
+        let target = input.target.unwrap_or_default();
+        let how = uc_republish::RepublishRequest {
+            target: target.into(),
+            rate_per_second: input.rate_per_second,
+            dry_run: input.dry_run,
+            ..Default::default()
+        };
+        let started = console(ctx)
+            .redrive_dead_letters(
+                &caller,
+                &input.cluster_id,
+                &input.stream,
+                &input.consumer,
+                input.sequences,
+                how,
+            )
+            .await?;
+        Ok(RedriveDeadLettersPayload::of(
+            started,
+            Outcome::of(&caller.meta, input.client_mutation_id),
+        ))
+    }
+}
+
+payload! {
+    /// What mutation redriveDeadLetters answers: the republish job that runs on (follow it
+    /// with republishProgress), or for a dry run what it would send.
+    RedriveDeadLettersPayload {
+        /// The job's id; null for a dry run.
+        job_id: Option<ID>,
+        /// What would be sent, for a dry run.
+        dry_run: Option<RepublishDryRun>,
+    }
+}
+
+impl RedriveDeadLettersPayload {
+    fn of(started: uc_republish::Started, outcome: Outcome) -> Self {
+        let RepublishMessagesPayload {
+            job_id,
+            dry_run,
+            outcome,
+        } = RepublishMessagesPayload::of(started, outcome);
+        Self {
+            job_id,
+            dry_run,
+            outcome,
+        }
+    }
+}
+
+impl RepublishMessagesPayload {
+    fn of(started: uc_republish::Started, outcome: Outcome) -> Self {
+        let (job_id, dry_run) = match started {
+            uc_republish::Started::Job { job, .. } => (Some(ID(job)), None),
+            uc_republish::Started::DryRun(d) => (
+                None,
+                Some(RepublishDryRun {
+                    scanned: d.scanned,
+                    matched: d.matched,
+                    stop: d.stop.into(),
+                    sample: d
+                        .sample
+                        .into_iter()
+                        .map(|p| PlannedMessage {
+                            sequence: p.sequence,
+                            subject: p.subject,
+                            target_subject: p.target_subject,
+                            size: p.size as u64,
+                        })
+                        .collect(),
+                }),
+            ),
+        };
+        Self {
+            job_id,
+            dry_run,
+            outcome,
+        }
     }
 }

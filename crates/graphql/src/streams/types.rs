@@ -548,6 +548,38 @@ impl ConsumerObj {
         let live = console(ctx).live_consumers(&v.cluster_id, &v.stream).await?;
         Ok(live.get(&v.name).map(ConsumerState::from))
     }
+    /// The messages this consumer gave up on (after `maxDeliver` deliveries, or terminated
+    /// by a client), oldest message first, as the console saw their advisories (kept 30 days,
+    /// at most 10,000). Redrive them with redriveDeadLetters. Errors: `UNAVAILABLE`.
+    #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
+    async fn dead_letters(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The first `first` dead letters (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Only dead letters after this cursor (`VALIDATION` for a cursor of another list).")]
+        after: Option<String>,
+        #[graphql(desc = "The last `last` dead letters (before `before`): 0 to 500.")] last: Option<i32>,
+        #[graphql(desc = "Only dead letters before this cursor (`VALIDATION` for a cursor of another list).")]
+        before: Option<String>,
+    ) -> Result<crate::messages::DeadLetterConnection> {
+        let v = &self.0.view;
+        let page = console(ctx)
+            .dead_letters(
+                &crate::context::caller(ctx)?,
+                &v.cluster_id,
+                &v.stream,
+                &v.name,
+                &paging(first, after, last, before),
+            )
+            .await?;
+        Ok(crate::messages::DeadLetterConnection::new(
+            page,
+            crate::messages::DeadLetterObj,
+        ))
+    }
 }
 
 /// JetStream's acknowledgement of a published message.
