@@ -697,6 +697,14 @@ async fn a_search_streams_matches_and_progress_within_its_bounds_with_each_filte
                 pick(&|i| i % 2 == 1 && i % 3 == 0),
             ),
             (json!({"fromSequence": 10, "toSequence": 20}), (10..=20).collect()),
+            (
+                json!({"expression": "payload.total > 1000 && headers['X-Region'].startsWith('eu')"}),
+                pick(&|i| i % 5 == 0 && i % 3 == 0),
+            ),
+            (
+                json!({"expression": format!("subject == '{lower}.even' && payload.order in [2, 4, 7] || sequence == 60")}),
+                vec![2, 4, 60],
+            ),
         ];
         for (q, expected) in cases {
             let (matches, progress, done) = search(&app, &cluster, stream, q.clone()).await;
@@ -736,6 +744,11 @@ async fn a_search_streams_matches_and_progress_within_its_bounds_with_each_filte
         (json!({"maxResults": 0}), "maxResults"),
         (json!({"timeBudgetSeconds": 601}), "timeBudgetSeconds"),
         (json!({"fromTime": "2999-01-01T00:00:00Z"}), "fromTime"),
+        (
+            json!({"expression": "payload.total >"}),
+            "expression: at 15: the expression ends too soon",
+        ),
+        (json!({"expression": "env.HOME == ''"}), "unknown name 'env'"),
     ] {
         let mut bad = app
             .subscribe(

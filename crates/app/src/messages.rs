@@ -623,6 +623,8 @@ pub struct SearchRequest {
     pub headers: Vec<(String, HeaderPredicate)>,
     pub payload_contains: Option<String>,
     pub payload_regex: Option<String>,
+    /// An expression over the message (see `jsc_messages::expr`).
+    pub expression: Option<String>,
     pub max_scanned: Option<u64>,
     pub max_results: Option<u64>,
     pub time_budget_seconds: Option<u64>,
@@ -789,6 +791,12 @@ impl Console {
                 .map(|r| jsc_messages::search::regex("payloadRegex", &r))
                 .transpose()
                 .map_err(Error::validation)?,
+            expression: req
+                .expression
+                .map(|e| {
+                    jsc_messages::expr::Expr::compile(&e).map_err(|why| Error::validation(format!("expression: {why}")))
+                })
+                .transpose()?,
         };
         let (reader, _) = self.reader(cluster_id, stream).await?;
         let facts = reader.facts().clone();

@@ -335,6 +335,9 @@ fn describe(s: &SearchRequest) -> Option<String> {
     if let Some(r) = &s.payload_regex {
         parts.push(format!("payload matches /{r}/"));
     }
+    if let Some(e) = &s.expression {
+        parts.push(format!("expression {e}"));
+    }
     if let Some(t) = s.from_time {
         parts.push(format!("from {}", t.to_rfc3339()));
     }

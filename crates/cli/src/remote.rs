@@ -52,6 +52,10 @@ pub struct MessageExportArgs {
     /// Only messages whose payload matches this regular expression.
     #[arg(long)]
     pub payload_regex: Option<String>,
+    /// Only messages meeting this expression (a safe subset of CEL), say
+    /// `payload.total > 100 && headers["X-Region"] == "eu"`.
+    #[arg(long)]
+    pub expression: Option<String>,
     /// Only messages with this header: `NAME` (present) or `NAME=VALUE` (equal); repeatable.
     #[arg(long = "header")]
     pub headers: Vec<String>,
@@ -187,6 +191,7 @@ pub async fn export_messages(args: MessageExportArgs, out: &mut (dyn Write + Sen
         "toTime": args.to_time,
         "payloadContains": args.payload_contains,
         "payloadRegex": args.payload_regex,
+        "expression": args.expression,
         "headers": header_predicates(&args.headers),
         "maxResults": args.max_messages,
         "timeBudgetSeconds": args.time_budget_seconds,

@@ -404,6 +404,12 @@ pub struct MessageSearchInput {
     pub payload_contains: Option<String>,
     /// The payload matches this regular expression (Rust `regex` syntax, linear time).
     pub payload_regex: Option<String>,
+    /// An expression the message must meet, a safe subset of CEL over `subject`, `headers`
+    /// (each name's first value), `payload` (parsed JSON), `text`, `time` (epoch ms),
+    /// `sequence` and `size`: say `payload.total > 100 && headers["X-Region"] == "eu"`. It
+    /// has no loops and reaches nothing outside the message; one larger than 512 parts is
+    /// `VALIDATION`, as is one that does not compile (with where).
+    pub expression: Option<String>,
     /// Most messages to read: for a search 1 to 100,000,000, 1,000,000 by default; an
     /// export reads the whole range by default.
     pub max_scanned: Option<u64>,
@@ -448,6 +454,7 @@ impl MessageSearchInput {
             headers,
             payload_contains: s.payload_contains,
             payload_regex: s.payload_regex,
+            expression: s.expression,
             max_scanned: s.max_scanned,
             max_results: s.max_results,
             time_budget_seconds: s.time_budget_seconds,

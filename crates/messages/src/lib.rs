@@ -13,6 +13,7 @@
 
 pub mod decode;
 pub mod export;
+pub mod expr;
 pub mod mask;
 mod read;
 pub mod search;

@@ -38,6 +38,8 @@ pub struct Predicates {
     pub headers: Vec<(String, HeaderTest)>,
     pub payload_contains: Option<Vec<u8>>,
     pub payload_matches: Option<Regex>,
+    /// An expression over the message (see [`crate::expr`]).
+    pub expression: Option<crate::expr::Expr>,
 }
 
 /// A regex for a search, or what is wrong with it.
@@ -70,6 +72,7 @@ impl Predicates {
                 .as_ref()
                 .is_none_or(|needle| contains(&m.payload, needle))
             && self.payload_matches.as_ref().is_none_or(|re| re.is_match(&m.payload))
+            && self.expression.as_ref().is_none_or(|e| e.matches(m))
     }
 }
 
@@ -280,6 +283,7 @@ mod tests {
             headers,
             payload_contains: contains.map(|c| c.as_bytes().to_vec()),
             payload_matches: re.map(|r| regex("payloadRegex", r).unwrap()),
+            expression: None,
         };
         let h = |n: &str, t: HeaderTest| vec![(n.to_string(), t)];
         assert!(p(vec![], None, None).matches(&m));
