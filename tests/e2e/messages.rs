@@ -1655,3 +1655,90 @@ async fn dead_letters_come_from_advisories_and_are_redriven_once() {
         "{started}"
     );
 }
+
+const SCHEMA: &str = "query($c: ID!, $s: String!, $subj: String, $w: TimeWindowInput, $n: Int) {
+  messageSchema(clusterId: $c, stream: $s, subject: $subj, window: $w, sample: $n) {
+    sampled notJson truncated fields { path types count presence example } } }";
+const SCHEMA_CHANGES: &str = "query($c: ID!, $s: String!, $b: TimeWindowInput!, $a: TimeWindowInput!) {
+  messageSchemaChanges(clusterId: $c, stream: $s, before: $b, after: $a) {
+    added removed changed { path before { types presence } after { types presence } } before { sampled } after { sampled } } }";
+
+#[tokio::test]
+async fn the_inferred_schema_of_a_subject_is_masked_and_compared_between_windows() {
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    create(&app, &cluster, "SHAPES", json!({"allowDirect": true})).await;
+    let card = "4111111111111111";
+    for i in 0..10 {
+        let body = json!({"id": i, "card": card, "total": i}).to_string();
+        publish(&js, "shapes.orders", &[body.as_bytes()]).await;
+    }
+    publish(&js, "shapes.other", &[b"not json"]).await;
+    // Stored times are the server's, on this same machine: everything acked so far was
+    // stored before this, everything published next after it.
+    let between = chrono::Utc::now();
+    for i in 0..10 {
+        let body = json!({"id": format!("s-{i}"), "card": card, "amount": {"value": i}}).to_string();
+        publish(&js, "shapes.orders", &[body.as_bytes()]).await;
+    }
+    let rules = json!([{"name": "card", "jsonPath": "card", "action": "REPLACE", "replaceWith": "[card]"}]);
+    app.data(SET_RULES, json!({"o": "default", "r": rules})).await;
+
+    let all = app
+        .data(SCHEMA, json!({"c": cluster, "s": "SHAPES", "subj": "shapes.orders"}))
+        .await["messageSchema"]
+        .clone();
+    assert_eq!((all["sampled"].clone(), all["notJson"].clone()), (json!(20), json!(0)));
+    let field = |schema: &Value, path: &str| {
+        schema["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path)
+            .cloned()
+            .unwrap_or_else(|| panic!("{path} in {schema}"))
+    };
+    assert_eq!(field(&all, "id")["types"], json!(["integer", "string"]));
+    assert_eq!(field(&all, "total")["presence"], 50.0);
+    assert_eq!(field(&all, "amount.value")["types"], json!(["integer"]));
+    assert_eq!(field(&all, "card")["example"], "[card]", "examples are masked");
+    assert!(!all.to_string().contains(card));
+    let newest = app.data(SCHEMA, json!({"c": cluster, "s": "SHAPES", "n": 3})).await["messageSchema"].clone();
+    assert_eq!(newest["sampled"], 3, "the newest three");
+    assert!(
+        newest["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["path"] != "total"),
+        "{newest}"
+    );
+    let with_text = app.data(SCHEMA, json!({"c": cluster, "s": "SHAPES"})).await["messageSchema"].clone();
+    assert_eq!(with_text["notJson"], 1);
+
+    let changes = app
+        .data(
+            SCHEMA_CHANGES,
+            json!({"c": cluster, "s": "SHAPES", "b": {"to": between}, "a": {"from": between}}),
+        )
+        .await["messageSchemaChanges"]
+        .clone();
+    assert_eq!(changes["before"]["sampled"], 11, "{changes}");
+    assert_eq!(changes["after"]["sampled"], 10);
+    assert_eq!(changes["added"], json!(["amount", "amount.value"]));
+    assert_eq!(changes["removed"], json!(["total"]));
+    assert_eq!(changes["changed"][0]["path"], "id");
+    assert_eq!(changes["changed"][0]["before"]["types"], json!(["integer"]));
+    assert_eq!(changes["changed"][0]["after"]["types"], json!(["string"]));
+
+    let bad = app.graphql(SCHEMA, json!({"c": cluster, "s": "SHAPES", "n": 0})).await;
+    assert_eq!(code(&bad), "VALIDATION");
+    let later = app
+        .graphql(
+            SCHEMA,
+            json!({"c": cluster, "s": "SHAPES", "w": {"from": between, "to": "2020-01-01T00:00:00Z"}}),
+        )
+        .await;
+    assert_eq!(code(&later), "VALIDATION", "{later}");
+}

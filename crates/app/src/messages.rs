@@ -961,3 +961,109 @@ impl Console {
         })
     }
 }
+
+/// Messages a schema sample reads when it names no size, and the most it may.
+pub const SCHEMA_SAMPLE: (u64, u64) = (500, 10_000);
+
+/// A time window of a stream, for a sample: its newest messages from `from` up to (not
+/// including) `to`; either end left out is the stream's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+pub use jsc_messages::schema::{Field as ShapeField, Shape, ShapeChanges};
+
+impl Console {
+    /// The JSON shape of a sample of a stream's messages on `subject` (the newest within
+    /// `window`), as masking shows them: every field path with its types, presence and a
+    /// (masked) example. For a viewer of the cluster.
+    pub async fn message_schema(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        stream: &str,
+        subject: Option<String>,
+        window: Window,
+        sample: Option<u64>,
+    ) -> Result<Shape> {
+        self.stream(caller, cluster_id, stream)?;
+        let filter = filter_of(&subject)?;
+        let n = within("sample", sample, SCHEMA_SAMPLE)?;
+        let (reader, _) = self.reader(cluster_id, stream).await?;
+        let masker = Masker::new(&self.masking_rules_of_cluster(cluster_id), stream);
+        let messages = sample_window(&reader, &filter, window, n).await?;
+        let masked: Vec<StoredMessage> = messages.into_iter().map(|m| masker.apply(m)).collect();
+        Ok(jsc_messages::schema::infer(&masked))
+    }
+
+    /// How the shape of a stream's messages on `subject` changed from one window to another:
+    /// both shapes, and the fields added, removed or changed (types, or presence by 10
+    /// points or more).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn message_schema_changes(
+        &self,
+        caller: &Caller,
+        cluster_id: &str,
+        stream: &str,
+        subject: Option<String>,
+        before: Window,
+        after: Window,
+        sample: Option<u64>,
+    ) -> Result<(Shape, Shape, ShapeChanges)> {
+        let a = self
+            .message_schema(caller, cluster_id, stream, subject.clone(), before, sample)
+            .await?;
+        let b = self
+            .message_schema(caller, cluster_id, stream, subject, after, sample)
+            .await?;
+        let changes = jsc_messages::schema::compare(&a, &b);
+        Ok((a, b, changes))
+    }
+}
+
+/// The newest `n` messages on `filter` within `window`, oldest first.
+async fn sample_window(reader: &Reader, filter: &str, window: Window, n: u64) -> Result<Vec<StoredMessage>> {
+    for (arg, t) in [("from", window.from), ("to", window.to)] {
+        if t.is_some_and(|t| t > Utc::now()) {
+            return Err(Error::validation(format!("{arg}: give a time before now")));
+        }
+    }
+    if let (Some(a), Some(b)) = (window.from, window.to)
+        && a >= b
+    {
+        return Err(Error::validation("from: give a time before `to`"));
+    }
+    let facts = reader.facts();
+    let start = match window.from {
+        Some(t) => match reader.sequence_at(t, filter).await.map_err(read_error)? {
+            Some(s) => s,
+            None => return Ok(Vec::new()),
+        },
+        None => facts.first_seq.max(1),
+    };
+    let end = match window.to {
+        Some(t) => match reader.sequence_at(t, filter).await.map_err(read_error)? {
+            Some(s) => s.saturating_sub(1),
+            None => facts.last_seq,
+        },
+        None => facts.last_seq,
+    };
+    let mut out: Vec<StoredMessage> = Vec::new();
+    let mut at = end;
+    while at >= start && at > 0 && (out.len() as u64) < n {
+        let want = (n - out.len() as u64).min(1_000) as usize;
+        let batch = reader.backward(at, filter, want).await.map_err(read_error)?;
+        let Some(oldest) = batch.messages.last().map(|m| m.sequence) else {
+            break;
+        };
+        out.extend(batch.messages.into_iter().filter(|m| m.sequence >= start));
+        if !batch.more || oldest <= start {
+            break;
+        }
+        at = oldest - 1;
+    }
+    out.reverse();
+    Ok(out)
+}

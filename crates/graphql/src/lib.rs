@@ -34,6 +34,7 @@ pub struct Query(
     history::HistoryQuery,
     history::AuditQuery,
     messages::MessageQueryRoot,
+    messages::SchemaQuery,
     nodes::NodeQuery,
 );
 

@@ -1418,3 +1418,175 @@ impl RepublishMessagesPayload {
         }
     }
 }
+
+/// A time window of a stream: from `from` up to (not including) `to`; either end left out
+/// is the stream's.
+#[derive(InputObject, Default, Clone, Copy)]
+pub struct TimeWindowInput {
+    /// The window's start.
+    pub from: Option<DateTime<Utc>>,
+    /// The window's end (not included).
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl From<TimeWindowInput> for uc::Window {
+    fn from(w: TimeWindowInput) -> Self {
+        Self { from: w.from, to: w.to }
+    }
+}
+
+/// One field path of an inferred message shape.
+#[derive(SimpleObject)]
+pub struct SchemaField {
+    /// `a.b`, with `[]` for the items of an array (`items[].sku`).
+    pub path: String,
+    /// The JSON types seen at it: `string`, `integer`, `number`, `boolean`, `null`,
+    /// `object`, `array`.
+    pub types: Vec<String>,
+    /// JSON messages of the sample in which it is present.
+    pub count: u64,
+    /// `count` as a percentage of the sample's JSON messages.
+    pub presence: f64,
+    /// A value seen there (scalars only, as masking shows it), cut to 100 characters.
+    pub example: Option<String>,
+}
+
+impl From<uc::ShapeField> for SchemaField {
+    fn from(f: uc::ShapeField) -> Self {
+        Self {
+            path: f.path,
+            types: f.types.into_iter().map(str::to_string).collect(),
+            count: f.count,
+            presence: f.presence,
+            example: f.example,
+        }
+    }
+}
+
+/// The JSON shape of a sample of messages.
+#[derive(SimpleObject)]
+pub struct MessageSchema {
+    /// Messages read.
+    pub sampled: u64,
+    /// Of those, messages whose payload is not a JSON object or array.
+    pub not_json: u64,
+    /// Every field path seen, by path (at most 1,000).
+    pub fields: Vec<SchemaField>,
+    /// Paths left out past 1,000.
+    pub truncated: u64,
+}
+
+impl From<uc::Shape> for MessageSchema {
+    fn from(s: uc::Shape) -> Self {
+        Self {
+            sampled: s.sampled,
+            not_json: s.not_json,
+            fields: s.fields.into_iter().map(Into::into).collect(),
+            truncated: s.truncated,
+        }
+    }
+}
+
+/// A field whose types or presence changed between two windows.
+#[derive(SimpleObject)]
+pub struct SchemaFieldChange {
+    /// The field's path.
+    pub path: String,
+    /// The field in the earlier window.
+    pub before: SchemaField,
+    /// The field in the later window.
+    pub after: SchemaField,
+}
+
+/// How the shape of a stream's messages changed from one window to another.
+#[derive(SimpleObject)]
+pub struct MessageSchemaChanges {
+    /// The shape in the earlier window.
+    pub before: MessageSchema,
+    /// The shape in the later window.
+    pub after: MessageSchema,
+    /// Paths only in the later window.
+    pub added: Vec<String>,
+    /// Paths only in the earlier window.
+    pub removed: Vec<String>,
+    /// Paths in both whose types differ, or whose presence moved by 10 points or more.
+    pub changed: Vec<SchemaFieldChange>,
+}
+
+#[derive(Default)]
+pub struct SchemaQuery;
+
+#[Object]
+impl SchemaQuery {
+    /// The JSON shape of a sample of a stream's messages (the newest in the window, on the
+    /// subject): every field path with its types, presence and an example, as masking shows
+    /// it. Needs the viewer role on the cluster. Errors: `VALIDATION` (a bad subject, window or
+    /// sample size), `NOT_FOUND`, `UNAVAILABLE`.
+    async fn message_schema(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
+        #[graphql(desc = "The stream's name.")] stream: String,
+        #[graphql(desc = "Only messages on subjects matching this filter; left out, every subject.")] subject: Option<
+            String,
+        >,
+        #[graphql(desc = "The window to sample; left out, the whole stream.")] window: Option<TimeWindowInput>,
+        #[graphql(desc = "Messages to sample: 1 to 10,000; 500 by default.")] sample: Option<u64>,
+    ) -> Result<MessageSchema> {
+        let shape = console(ctx)
+            .message_schema(
+                &caller(ctx)?,
+                &cluster_id,
+                &stream,
+                subject,
+                window.unwrap_or_default().into(),
+                sample,
+            )
+            .await?;
+        Ok(shape.into())
+    }
+
+    /// How the shape of a stream's messages changed between two windows: both shapes and the
+    /// fields added, removed or changed. Needs the viewer role on the cluster. Errors as
+    /// messageSchema.
+    #[allow(clippy::too_many_arguments)]
+    async fn message_schema_changes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The id of the cluster the stream is on.")] cluster_id: ID,
+        #[graphql(desc = "The stream's name.")] stream: String,
+        #[graphql(desc = "Only messages on subjects matching this filter; left out, every subject.")] subject: Option<
+            String,
+        >,
+        #[graphql(desc = "The earlier window.")] before: TimeWindowInput,
+        #[graphql(desc = "The later window.")] after: TimeWindowInput,
+        #[graphql(desc = "Messages to sample in each window: 1 to 10,000; 500 by default.")] sample: Option<u64>,
+    ) -> Result<MessageSchemaChanges> {
+        let (b, a, c) = console(ctx)
+            .message_schema_changes(
+                &caller(ctx)?,
+                &cluster_id,
+                &stream,
+                subject,
+                before.into(),
+                after.into(),
+                sample,
+            )
+            .await?;
+        Ok(MessageSchemaChanges {
+            before: b.into(),
+            after: a.into(),
+            added: c.added,
+            removed: c.removed,
+            changed: c
+                .changed
+                .into_iter()
+                .map(|c| SchemaFieldChange {
+                    path: c.path,
+                    before: c.before.into(),
+                    after: c.after.into(),
+                })
+                .collect(),
+        })
+    }
+}

@@ -16,6 +16,7 @@ pub mod export;
 pub mod expr;
 pub mod mask;
 mod read;
+pub mod schema;
 pub mod search;
 
 pub use read::{ReadError, ReadPath, Reader, StreamFacts};
