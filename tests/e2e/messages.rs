@@ -1742,3 +1742,105 @@ async fn the_inferred_schema_of_a_subject_is_masked_and_compared_between_windows
         .await;
     assert_eq!(code(&later), "VALIDATION", "{later}");
 }
+
+const SAVED_SEARCH: &str = "subscription($c: ID!, $s: String!, $saved: String) {
+  messageSearch(clusterId: $c, stream: $s, saved: $saved) { kind message { sequence } } }";
+const SAVE_SEARCH: &str =
+    "mutation($input: SaveSearchInput!) { saveSearch(input: $input) { sequence savedSearch { name stream savedAt } } }";
+
+#[tokio::test]
+async fn saved_searches_belong_to_their_user_and_run_again_by_name() {
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    create(&app, &cluster, "SAVED", json!({})).await;
+    create(&app, &cluster, "ELSEWHERE", json!({})).await;
+    for i in 1..=6 {
+        publish(&js, "saved.x", &[json!({"n": i}).to_string().as_bytes()]).await;
+    }
+    let input = |name: &str, stream: &str, search: Value| json!({"input": {"name": name, "clusterId": cluster, "stream": stream, "search": search}});
+    let saved = app
+        .data(
+            SAVE_SEARCH,
+            input("  big ones ", "SAVED", json!({"expression": "payload.n > 3"})),
+        )
+        .await["saveSearch"]
+        .clone();
+    assert_eq!(saved["savedSearch"]["name"], "big ones", "the name is trimmed");
+    assert!(saved["sequence"].as_u64().is_some());
+    let run = |name: &'static str, stream: &'static str| {
+        let app = &app;
+        let cluster = cluster.clone();
+        async move {
+            let mut sub = app
+                .subscribe(
+                    "graphql-transport-ws",
+                    SAVED_SEARCH,
+                    json!({"c": cluster, "s": stream, "saved": name}),
+                )
+                .await;
+            let mut found = Vec::new();
+            loop {
+                let frame = sub.next_frame_raw().await;
+                if frame["type"] != "next" || frame["payload"]["errors"].is_array() {
+                    return Err(frame);
+                }
+                let e = &frame["payload"]["data"]["messageSearch"];
+                match e["kind"].as_str().unwrap() {
+                    "MATCH" => found.push(e["message"]["sequence"].as_u64().unwrap()),
+                    "DONE" => return Ok(found),
+                    _ => {}
+                }
+            }
+        }
+    };
+    assert_eq!(run("big ones", "SAVED").await.unwrap(), vec![4, 5, 6]);
+    let elsewhere = run("big ones", "ELSEWHERE").await.unwrap_err();
+    assert!(elsewhere.to_string().contains("searches stream 'SAVED'"), "{elsewhere}");
+    let missing = run("nope", "SAVED").await.unwrap_err();
+    assert!(
+        missing.to_string().contains("no saved search named 'nope'"),
+        "{missing}"
+    );
+
+    // Replaced under the same name; listed for their user only.
+    app.data(
+        SAVE_SEARCH,
+        input("big ones", "SAVED", json!({"expression": "payload.n > 5"})),
+    )
+    .await;
+    assert_eq!(run("big ones", "SAVED").await.unwrap(), vec![6]);
+    let mine = app
+        .data("{ me { savedSearches { name stream search } } }", json!({}))
+        .await;
+    assert_eq!(mine["me"]["savedSearches"].as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!(mine["me"]["savedSearches"][0]["search"]["expression"], "payload.n > 5");
+    let (_, viewer) = app.invite_member("default", "saved-viewer@example.com", "VIEWER").await;
+    let theirs = app
+        .data_as(Some(&viewer), "{ me { savedSearches { name } } }", json!({}))
+        .await;
+    assert_eq!(theirs["me"]["savedSearches"], json!([]), "each user has their own");
+
+    // Checked like a search; deleted by name; every change recorded.
+    let bad = app
+        .graphql(SAVE_SEARCH, input("broken", "SAVED", json!({"payloadRegex": "("})))
+        .await;
+    assert_eq!(code(&bad), "VALIDATION", "{bad}");
+    let delete = "mutation($n: String!) { deleteSavedSearch(input: {name: $n}) { name } }";
+    app.data(delete, json!({"n": "big ones"})).await;
+    assert_eq!(code(&app.graphql(delete, json!({"n": "big ones"})).await), "NOT_FOUND");
+    let trail = app
+        .data(
+            "{ auditTrail(filter: {aggregateType: USER}) { nodes { eventType } } }",
+            json!({}),
+        )
+        .await;
+    let kinds: Vec<&str> = trail["auditTrail"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["eventType"].as_str().unwrap())
+        .filter(|k| k.contains("Search"))
+        .collect();
+    assert_eq!(kinds, ["SavedSearchDeleted", "SearchSaved", "SearchSaved"]);
+}

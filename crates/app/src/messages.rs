@@ -604,7 +604,7 @@ use jsc_messages::search::{Bounds, HeaderTest, Predicates};
 pub use jsc_messages::search::{Progress as SearchProgress, ScanEvent, Stop as SearchStop};
 
 /// What a header must be, as a search asks it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum HeaderPredicate {
     Present,
     Equals(String),
@@ -613,7 +613,8 @@ pub enum HeaderPredicate {
 }
 
 /// A search of a stream's messages.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SearchRequest {
     pub subject: Option<String>,
     pub from_sequence: Option<u64>,
@@ -729,75 +730,14 @@ impl Console {
         req: &SearchRequest,
         limits: ScanLimits,
     ) -> Result<(Reader, Bounds, Predicates)> {
-        let req = req.clone();
         self.stream(caller, cluster_id, stream)?;
-        let subject = filter_of(&req.subject)?;
-        let max_scanned = within("maxScanned", req.max_scanned, limits.scanned)?;
-        let max_results = within("maxResults", req.max_results, limits.results)?;
-        let seconds = within("timeBudgetSeconds", req.time_budget_seconds, limits.seconds)?;
-        for (arg, t) in [("fromTime", req.from_time), ("toTime", req.to_time)] {
-            if t.is_some_and(|t| t > Utc::now()) {
-                return Err(Error::validation(format!("{arg}: give a time before now")));
-            }
-        }
-        if req.from_sequence.is_some() && req.from_time.is_some() {
-            return Err(Error::validation("give fromSequence or fromTime, not both"));
-        }
-        if req.to_sequence.is_some() && req.to_time.is_some() {
-            return Err(Error::validation("give toSequence or toTime, not both"));
-        }
-        if let (Some(a), Some(b)) = (req.from_sequence, req.to_sequence)
-            && a > b
-        {
-            return Err(Error::validation(format!(
-                "fromSequence: {a} is after toSequence {b}; give a range that runs forward"
-            )));
-        }
-        if let (Some(a), Some(b)) = (req.from_time, req.to_time)
-            && a >= b
-        {
-            return Err(Error::validation("fromTime: give a time before toTime"));
-        }
-        if req
-            .payload_contains
-            .as_ref()
-            .is_some_and(|n| n.len() > jsc_messages::search::MAX_NEEDLE)
-        {
-            return Err(Error::validation(format!(
-                "payloadContains: at most {} bytes; use payloadRegex for patterns",
-                jsc_messages::search::MAX_NEEDLE
-            )));
-        }
-        let mut headers = Vec::new();
-        for (name, test) in req.headers {
-            if name.trim().is_empty() {
-                return Err(Error::validation("headers.name: name the header"));
-            }
-            let test = match test {
-                HeaderPredicate::Present => HeaderTest::Present,
-                HeaderPredicate::Equals(v) => HeaderTest::Equals(v),
-                HeaderPredicate::Contains(v) => HeaderTest::Contains(v),
-                HeaderPredicate::Regex(r) => HeaderTest::Matches(
-                    jsc_messages::search::regex(&format!("headers.{name}.regex"), &r).map_err(Error::validation)?,
-                ),
-            };
-            headers.push((name, test));
-        }
-        let predicates = Predicates {
-            headers,
-            payload_contains: req.payload_contains.map(String::into_bytes),
-            payload_matches: req
-                .payload_regex
-                .map(|r| jsc_messages::search::regex("payloadRegex", &r))
-                .transpose()
-                .map_err(Error::validation)?,
-            expression: req
-                .expression
-                .map(|e| {
-                    jsc_messages::expr::Expr::compile(&e).map_err(|why| Error::validation(format!("expression: {why}")))
-                })
-                .transpose()?,
-        };
+        let Checked {
+            subject,
+            max_scanned,
+            max_results,
+            seconds,
+            predicates,
+        } = check_search(req, limits)?;
         let (reader, _) = self.reader(cluster_id, stream).await?;
         let facts = reader.facts().clone();
         let from = match (req.from_sequence, req.from_time) {
@@ -827,6 +767,95 @@ impl Console {
         };
         Ok((reader, bounds, predicates))
     }
+}
+
+/// A search request once checked on its own (before anything is read).
+struct Checked {
+    subject: String,
+    max_scanned: u64,
+    max_results: u64,
+    seconds: u64,
+    predicates: Predicates,
+}
+
+/// Checks a search request on its own: its filter, limits, range and predicates (regexes and
+/// expression compiled).
+fn check_search(req: &SearchRequest, limits: ScanLimits) -> Result<Checked> {
+    let req = req.clone();
+    let subject = filter_of(&req.subject)?;
+    let max_scanned = within("maxScanned", req.max_scanned, limits.scanned)?;
+    let max_results = within("maxResults", req.max_results, limits.results)?;
+    let seconds = within("timeBudgetSeconds", req.time_budget_seconds, limits.seconds)?;
+    for (arg, t) in [("fromTime", req.from_time), ("toTime", req.to_time)] {
+        if t.is_some_and(|t| t > Utc::now()) {
+            return Err(Error::validation(format!("{arg}: give a time before now")));
+        }
+    }
+    if req.from_sequence.is_some() && req.from_time.is_some() {
+        return Err(Error::validation("give fromSequence or fromTime, not both"));
+    }
+    if req.to_sequence.is_some() && req.to_time.is_some() {
+        return Err(Error::validation("give toSequence or toTime, not both"));
+    }
+    if let (Some(a), Some(b)) = (req.from_sequence, req.to_sequence)
+        && a > b
+    {
+        return Err(Error::validation(format!(
+            "fromSequence: {a} is after toSequence {b}; give a range that runs forward"
+        )));
+    }
+    if let (Some(a), Some(b)) = (req.from_time, req.to_time)
+        && a >= b
+    {
+        return Err(Error::validation("fromTime: give a time before toTime"));
+    }
+    if req
+        .payload_contains
+        .as_ref()
+        .is_some_and(|n| n.len() > jsc_messages::search::MAX_NEEDLE)
+    {
+        return Err(Error::validation(format!(
+            "payloadContains: at most {} bytes; use payloadRegex for patterns",
+            jsc_messages::search::MAX_NEEDLE
+        )));
+    }
+    let mut headers = Vec::new();
+    for (name, test) in req.headers {
+        if name.trim().is_empty() {
+            return Err(Error::validation("headers.name: name the header"));
+        }
+        let test = match test {
+            HeaderPredicate::Present => HeaderTest::Present,
+            HeaderPredicate::Equals(v) => HeaderTest::Equals(v),
+            HeaderPredicate::Contains(v) => HeaderTest::Contains(v),
+            HeaderPredicate::Regex(r) => HeaderTest::Matches(
+                jsc_messages::search::regex(&format!("headers.{name}.regex"), &r).map_err(Error::validation)?,
+            ),
+        };
+        headers.push((name, test));
+    }
+    let predicates = Predicates {
+        headers,
+        payload_contains: req.payload_contains.map(String::into_bytes),
+        payload_matches: req
+            .payload_regex
+            .map(|r| jsc_messages::search::regex("payloadRegex", &r))
+            .transpose()
+            .map_err(Error::validation)?,
+        expression: req
+            .expression
+            .map(|e| {
+                jsc_messages::expr::Expr::compile(&e).map_err(|why| Error::validation(format!("expression: {why}")))
+            })
+            .transpose()?,
+    };
+    Ok(Checked {
+        subject,
+        max_scanned,
+        max_results,
+        seconds,
+        predicates,
+    })
 }
 
 /// A scan as the use cases send it: its errors theirs.
@@ -1066,4 +1095,81 @@ async fn sample_window(reader: &Reader, filter: &str, window: Window, n: u64) ->
     }
     out.reverse();
     Ok(out)
+}
+
+pub use jsc_domain::identity::SavedSearch;
+
+impl Console {
+    /// Saves a search of a stream under `name` for the signed-in caller (replacing one of
+    /// the same name), once it checks out as a search would; recorded as `SearchSaved`.
+    pub async fn save_search(
+        &self,
+        caller: &Caller,
+        name: &str,
+        cluster_id: &str,
+        stream: &str,
+        req: SearchRequest,
+    ) -> Result<SavedSearch> {
+        let uid = caller.require_user("save searches")?.to_string();
+        self.stream(caller, cluster_id, stream)?;
+        check_search(&req, SEARCH_LIMITS)?;
+        let saved = SavedSearch {
+            name: name.to_string(),
+            cluster_id: cluster_id.to_string(),
+            stream: stream.to_string(),
+            search: serde_json::to_value(&req).expect("a search serializes"),
+            saved_at: Utc::now(),
+        };
+        let cmd = jsc_domain::identity::UserCommand::SaveSearch(saved);
+        let done = self
+            .run::<jsc_domain::identity::User>(Actor::Caller(caller), Access::Checked(None), &uid, cmd)
+            .await?;
+        let name = name.trim();
+        done.state
+            .saved_searches
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::bug("a saved search is missing", caller.correlation_id()))
+    }
+
+    /// Deletes one of the caller's saved searches; recorded as `SavedSearchDeleted`.
+    pub async fn delete_saved_search(&self, caller: &Caller, name: &str) -> Result<()> {
+        let uid = caller.require_user("delete saved searches")?.to_string();
+        let cmd = jsc_domain::identity::UserCommand::DeleteSavedSearch { name: name.to_string() };
+        self.run::<jsc_domain::identity::User>(Actor::Caller(caller), Access::Checked(None), &uid, cmd)
+            .await?;
+        Ok(())
+    }
+
+    /// The caller's saved searches, by name (none for an API key), only those of clusters the
+    /// caller may still see.
+    pub fn saved_searches(&self, caller: &Caller) -> Vec<SavedSearch> {
+        let Some(uid) = caller.user_id() else {
+            return Vec::new();
+        };
+        self.user_view(uid)
+            .map(|u| u.state.saved_searches.into_values().collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| self.cluster_role(&caller.principal, &s.cluster_id).is_some())
+            .collect()
+    }
+
+    /// The request of the caller's saved search `name`, for a search of `cluster_id`'s
+    /// `stream` (`VALIDATION` when it was saved for another stream).
+    pub fn saved_search(&self, caller: &Caller, cluster_id: &str, stream: &str, name: &str) -> Result<SearchRequest> {
+        let saved = self
+            .saved_searches(caller)
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| Error::not_found(format!("you have no saved search named '{name}'")))?;
+        if saved.cluster_id != cluster_id || saved.stream != stream {
+            return Err(Error::validation(format!(
+                "saved: '{name}' searches stream '{}' of cluster '{}'; run it there",
+                saved.stream, saved.cluster_id
+            )));
+        }
+        serde_json::from_value(saved.search)
+            .map_err(|e| Error::validation(format!("saved: '{name}' cannot be read any more ({e}); save it again")))
+    }
 }

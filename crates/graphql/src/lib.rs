@@ -50,6 +50,7 @@ pub struct Mutation(
     messages::MessageMutation,
     messages::RepublishMutation,
     messages::DeadLetterMutation,
+    messages::SavedSearchMutation,
 );
 
 /// Live updates over WebSocket (`graphql-transport-ws` or `graphql-ws`): changes to

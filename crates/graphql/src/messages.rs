@@ -644,9 +644,16 @@ impl MessageSubscription {
             desc = "What to look for, where, and when to stop; left out, every message, within the default limits."
         )]
         search: Option<MessageSearchInput>,
+        #[graphql(desc = "Run your saved search of this name (instead of `search`).")] saved: Option<String>,
     ) -> Result<impl futures::Stream<Item = Result<MessageSearchEvent>> + use<>> {
         use futures::StreamExt;
-        let request = search.unwrap_or_default().into_request()?;
+        let request = match (search, saved) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::validation("give `search` or `saved`, not both").into());
+            }
+            (None, Some(name)) => console(ctx).saved_search(&caller(ctx)?, &cluster_id, &stream, &name)?,
+            (search, None) => search.unwrap_or_default().into_request()?,
+        };
         let scan = console(ctx)
             .search_messages(&caller(ctx)?, &cluster_id, &stream, request)
             .await?;
@@ -1587,6 +1594,112 @@ impl SchemaQuery {
                     after: c.after.into(),
                 })
                 .collect(),
+        })
+    }
+}
+
+/// A search of a stream's messages you saved, to run again with `messageSearch(saved:)`.
+#[derive(SimpleObject)]
+pub struct SavedSearchObj {
+    /// Its name, unique among your saved searches.
+    pub name: String,
+    /// The id of the cluster the stream is on.
+    pub cluster_id: ID,
+    /// The stream it searches.
+    pub stream: String,
+    /// The search as saved: its range, filters and limits.
+    pub search: async_graphql::Json<serde_json::Value>,
+    /// When it was saved.
+    pub saved_at: DateTime<Utc>,
+}
+
+impl From<uc::SavedSearch> for SavedSearchObj {
+    fn from(s: uc::SavedSearch) -> Self {
+        Self {
+            name: s.name,
+            cluster_id: ID(s.cluster_id),
+            stream: s.stream,
+            search: async_graphql::Json(s.search),
+            saved_at: s.saved_at,
+        }
+    }
+}
+
+input! {
+    /// Saves a search of a stream's messages (mutation saveSearch).
+    SaveSearchInput {
+        /// Its name (1 to 64 characters); a search of yours with this name is replaced.
+        name: String,
+        /// The id of the cluster the stream is on.
+        cluster_id: ID,
+        /// The stream it searches.
+        stream: String,
+        /// The search, checked as messageSearch checks it.
+        search: MessageSearchInput,
+    }
+}
+
+payload! {
+    /// What mutation saveSearch answers.
+    SaveSearchPayload {
+        /// The search as saved.
+        saved_search: SavedSearchObj,
+    }
+}
+
+input! {
+    /// Deletes one of your saved searches (mutation deleteSavedSearch).
+    DeleteSavedSearchInput {
+        /// Its name.
+        name: String,
+    }
+}
+
+payload! {
+    /// What mutation deleteSavedSearch answers.
+    DeleteSavedSearchPayload {
+        /// The name of the search deleted.
+        name: String,
+    }
+}
+
+#[derive(Default)]
+pub struct SavedSearchMutation;
+
+#[Object]
+impl SavedSearchMutation {
+    /// Saves a search of a stream's messages for you (signed in as a user), to run again
+    /// with `messageSearch(saved: name)`; recorded as `SearchSaved`. Needs the viewer role on
+    /// the cluster. Errors: `VALIDATION` (as messageSearch; a bad name; 100 saved already),
+    /// `FORBIDDEN` (an API key), `NOT_FOUND`.
+    async fn save_search(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The search and its name.")] input: SaveSearchInput,
+    ) -> Result<SaveSearchPayload> {
+        let caller = caller(ctx)?;
+        let req = input.search.into_request()?;
+        let saved = console(ctx)
+            .save_search(&caller, &input.name, &input.cluster_id, &input.stream, req)
+            .await?;
+        Ok(SaveSearchPayload {
+            saved_search: saved.into(),
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
+    }
+
+    /// Deletes one of your saved searches; recorded as `SavedSearchDeleted`. Errors:
+    /// `NOT_FOUND`, `FORBIDDEN` (an API key).
+    async fn delete_saved_search(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The search to delete.")] input: DeleteSavedSearchInput,
+    ) -> Result<DeleteSavedSearchPayload> {
+        let caller = caller(ctx)?;
+        console(ctx).delete_saved_search(&caller, &input.name).await?;
+        Ok(DeleteSavedSearchPayload {
+            name: input.name,
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
         })
     }
 }

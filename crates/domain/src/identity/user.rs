@@ -13,7 +13,24 @@ pub struct User {
     pub disabled: bool,
     /// Sessions and tokens issued before this moment are no longer valid (password change).
     pub sessions_valid_after: Option<DateTime<Utc>>,
+    /// The user's saved searches of stream messages, by name.
+    #[serde(default)]
+    pub saved_searches: BTreeMap<String, SavedSearch>,
 }
+
+/// A search of a stream's messages a user saved to run again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedSearch {
+    pub name: String,
+    pub cluster_id: String,
+    pub stream: String,
+    /// The search as the console checked it (its range, filters and limits).
+    pub search: serde_json::Value,
+    pub saved_at: DateTime<Utc>,
+}
+
+/// Most searches one user may save.
+pub const MAX_SAVED_SEARCHES: usize = 100;
 
 /// An account as registered (the command's input, and the event once normalized).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,9 +45,16 @@ pub struct NewUser {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UserCommand {
     Register(NewUser),
-    ChangePassword { password: Sealed },
+    ChangePassword {
+        password: Sealed,
+    },
     Disable,
     Enable,
+    /// Saves a search under its name, replacing one of the same name.
+    SaveSearch(SavedSearch),
+    DeleteSavedSearch {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +63,8 @@ pub enum UserEvent {
     PasswordChanged { password: Sealed, at: DateTime<Utc> },
     Disabled,
     Enabled,
+    SearchSaved { search: SavedSearch, replaced: bool },
+    SavedSearchDeleted { name: String },
 }
 
 impl DomainEvent for UserEvent {
@@ -48,6 +74,8 @@ impl DomainEvent for UserEvent {
             Self::PasswordChanged { .. } => "UserPasswordChanged",
             Self::Disabled => "UserDisabled",
             Self::Enabled => "UserEnabled",
+            Self::SearchSaved { .. } => "SearchSaved",
+            Self::SavedSearchDeleted { .. } => "SavedSearchDeleted",
         }
         .to_string()
     }
@@ -89,6 +117,28 @@ impl Aggregate for User {
                     UserCommand::Disable => UserEvent::Disabled,
                     UserCommand::Enable if !self.disabled => return Ok(()),
                     UserCommand::Enable => UserEvent::Enabled,
+                    UserCommand::SaveSearch(search) => {
+                        let name = normalize_display_name("name", &search.name)?;
+                        let replaced = self.saved_searches.contains_key(&name);
+                        if !replaced && self.saved_searches.len() >= MAX_SAVED_SEARCHES {
+                            return Err(IdentityError::Invalid {
+                                field: "name",
+                                message: format!(
+                                    "you have {MAX_SAVED_SEARCHES} saved searches; delete one or save under a name you have"
+                                ),
+                            });
+                        }
+                        UserEvent::SearchSaved {
+                            search: SavedSearch { name, ..search },
+                            replaced,
+                        }
+                    }
+                    UserCommand::DeleteSavedSearch { name } => {
+                        if !self.saved_searches.contains_key(&name) {
+                            return Err(IdentityError::NotFound("saved search"));
+                        }
+                        UserEvent::SavedSearchDeleted { name }
+                    }
                     UserCommand::Register(_) => unreachable!("handled above"),
                 }
             }
@@ -112,6 +162,12 @@ impl Aggregate for User {
             }
             UserEvent::Disabled => self.disabled = true,
             UserEvent::Enabled => self.disabled = false,
+            UserEvent::SearchSaved { search, .. } => {
+                self.saved_searches.insert(search.name.clone(), search);
+            }
+            UserEvent::SavedSearchDeleted { name } => {
+                self.saved_searches.remove(&name);
+            }
         }
     }
 }

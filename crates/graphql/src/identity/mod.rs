@@ -106,6 +106,21 @@ impl UserObj {
             current,
         }))
     }
+    /// Your saved searches of stream messages, by name (of clusters you may still see); null
+    /// for another user's.
+    async fn saved_searches(&self, ctx: &Context<'_>) -> Result<Option<Vec<crate::messages::SavedSearchObj>>> {
+        let caller = caller(ctx)?;
+        if caller.user_id() != Some(self.0.state.id.as_str()) {
+            return Ok(None);
+        }
+        Ok(Some(
+            console(ctx)
+                .saved_searches(&caller)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        ))
+    }
     /// The organizations this user belongs to that you also belong to, with the user's role
     /// in each.
     async fn organizations(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
