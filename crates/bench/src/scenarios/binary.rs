@@ -94,7 +94,7 @@ impl Child {
     }
 
     /// Peak and current resident memory, MiB.
-    fn memory(&self) -> (f64, f64) {
+    pub(super) fn memory(&self) -> (f64, f64) {
         memory_of(self.child.id())
     }
 }

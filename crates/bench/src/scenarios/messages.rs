@@ -149,9 +149,163 @@ pub(super) async fn message_pages(args: &Args, sizes: &Sizes) -> anyhow::Result<
         target: Target::RatioAtMost { value: 1.5 },
         note: note.clone(),
     };
-    Ok(vec![
+    let mut rows = vec![
         row("latency p50, 100 messages at a random position", con50, raw50),
         row("latency p99, 100 messages at a random position", con99, raw99),
         memory_row("after scenario 8", &console, server.process.pid()),
+    ];
+    rows.extend(scans(&js, &console, &http, &cluster, total, sizes.runs.min(3)).await?);
+    Ok(rows)
+}
+
+/// Messages a second of a raw ordered-consumer read of the whole stream: the ceiling of
+/// any scan (memory, no acks).
+async fn raw_read(js: &jetstream::Context, total: u64) -> anyhow::Result<f64> {
+    let stream = js.get_stream("MSGS").await?;
+    let t = Instant::now();
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+        .await?;
+    let mut messages = consumer.messages().await?;
+    let mut got = 0u64;
+    while got < total {
+        match messages.next().await {
+            Some(m) => {
+                m?;
+                got += 1;
+            }
+            None => bail!("the ordered consumer ended after {got} of {total}"),
+        }
+    }
+    Ok(total as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Runs `f` while sampling the console's RSS every 50 ms; returns its output and the peak
+/// (MiB).
+async fn with_peak_rss<F: std::future::Future>(console: &Child, f: F) -> (F::Output, f64) {
+    let mut f = std::pin::pin!(f);
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut peak = console.memory().1;
+    loop {
+        tokio::select! {
+            out = &mut f => return (out, peak.max(console.memory().1)),
+            _ = tick.tick() => peak = peak.max(console.memory().1),
+        }
+    }
+}
+
+const SEARCH: &str = "subscription($c: ID!) { messageSearch(clusterId: $c, stream: \"MSGS\",
+  search: {payloadContains: \"needle\", maxScanned: 100000000, timeBudgetSeconds: 600}) { kind progress { scanned matched } } }";
+
+/// A whole-stream search over WebSocket until `DONE`; returns messages scanned.
+async fn search_once(base: &str, token: &str, cluster: &str) -> anyhow::Result<u64> {
+    let url = format!("{}/graphql", base.replace("http://", "ws://"));
+    let mut req = url.into_client_request()?;
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+    let send = |v: Value| Message::text(v.to_string());
+    ws.send(send(
+        json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}}),
+    ))
+    .await?;
+    while let Some(frame) = ws.next().await {
+        let Message::Text(text) = frame? else { continue };
+        let v: Value = serde_json::from_str(&text)?;
+        match v["type"].as_str() {
+            Some("connection_ack") => {
+                ws.send(send(json!({"id": "1", "type": "subscribe",
+                    "payload": {"query": SEARCH, "variables": {"c": cluster}}})))
+                    .await?;
+            }
+            Some("next") => {
+                let e = &v["payload"]["data"]["messageSearch"];
+                if e["kind"] == "DONE" {
+                    return Ok(e["progress"]["scanned"].as_u64().unwrap_or(0));
+                }
+                if v["payload"]["errors"].is_array() {
+                    bail!("search failed: {v}");
+                }
+            }
+            Some("error") => bail!("search refused: {v}"),
+            _ => {}
+        }
+    }
+    bail!("the search ended without DONE")
+}
+
+const EXPORT: &str = "mutation($c: ID!) { exportMessages(input: {clusterId: $c, stream: \"MSGS\", format: PARQUET}) { rows bytes stop } }";
+
+/// Scenarios 9 and 10: a whole-stream search with a payload filter and an export of the
+/// whole stream to Parquet, each in messages a second beside a raw ordered-consumer read,
+/// and the console's peak RSS during each beside its RSS before.
+async fn scans(
+    js: &jetstream::Context,
+    console: &Child,
+    http: &reqwest::Client,
+    cluster: &str,
+    total: u64,
+    runs: usize,
+) -> anyhow::Result<Vec<Row>> {
+    let (mut raw, mut search, mut export) = (Vec::new(), Vec::new(), Vec::new());
+    let before = console.memory().1;
+    let (mut search_peak, mut export_peak) = (0f64, 0f64);
+    for _ in 0..runs {
+        raw.push(raw_read(js, total).await?);
+        let t = Instant::now();
+        let (scanned, peak) = with_peak_rss(console, search_once(&console.base, &console.token, cluster)).await;
+        let scanned = scanned?;
+        anyhow::ensure!(scanned == total, "the search read {scanned} of {total}");
+        search.push(total as f64 / t.elapsed().as_secs_f64());
+        search_peak = search_peak.max(peak);
+        let t = Instant::now();
+        let (done, peak) = with_peak_rss(console, gql(http, &console.base, EXPORT, json!({"c": cluster}))).await;
+        let rows = done?["exportMessages"]["rows"].as_u64().unwrap_or(0);
+        anyhow::ensure!(rows == total, "the export wrote {rows} of {total}");
+        export.push(total as f64 / t.elapsed().as_secs_f64());
+        export_peak = export_peak.max(peak);
+    }
+    let raw_label = "ordered consumer (memory, no acks) reading the whole stream, same machine";
+    let rate = |scenario: &str, metric: &str, console: Vec<f64>, note: String| Row {
+        scenario: scenario.into(),
+        metric: metric.into(),
+        unit: "msg/s".into(),
+        console: Measured::of(console),
+        raw: Some(Measured::of(raw.clone())),
+        raw_label: raw_label.into(),
+        better: Better::Higher,
+        target: Target::RatioAtLeast { value: 0.5 },
+        note,
+    };
+    let memory = |scenario: &str, peak: f64| Row {
+        scenario: scenario.into(),
+        metric: "peak RSS of `jsconsole serve` during the scan".into(),
+        unit: "MiB".into(),
+        console: Measured::of(vec![peak]),
+        raw: Some(Measured::of(vec![before])),
+        raw_label: "its RSS before the scans".into(),
+        better: Better::Lower,
+        target: Target::None,
+        note: String::new(),
+    };
+    Ok(vec![
+        rate(
+            "9. search with a payload filter",
+            "messages scanned per second, whole stream",
+            search,
+            format!(
+                "messageSearch over WebSocket with payloadContains matching nothing, {total} messages of {PAYLOAD} bytes, batch direct get of 1,000 per read"
+            ),
+        ),
+        memory("9. search with a payload filter", search_peak),
+        rate(
+            "10. export to Parquet",
+            "messages written per second, whole stream",
+            export,
+            format!(
+                "exportMessages(format: PARQUET) of {total} messages of {PAYLOAD} bytes to the local object store, until the link is returned"
+            ),
+        ),
+        memory("10. export to Parquet", export_peak),
     ])
 }
