@@ -1844,3 +1844,122 @@ async fn saved_searches_belong_to_their_user_and_run_again_by_name() {
         .collect();
     assert_eq!(kinds, ["SavedSearchDeleted", "SearchSaved", "SearchSaved"]);
 }
+
+use jsc_messages::protobuf::example::{order, order_descriptor_set};
+
+const REGISTER_PROTO: &str = "mutation($input: RegisterProtobufSchemaInput!) { registerProtobufSchema(input: $input) {
+  sequence schema { name subjects messageType sha256 } } }";
+
+#[tokio::test]
+async fn protobuf_payloads_are_read_through_a_registered_schema_in_every_read() {
+    use base64::Engine;
+    let managed = NatsServer::start();
+    let (app, cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    create(&app, &cluster, "PB", json!({"allowDirect": true})).await;
+    let card = "4111111111111111";
+    publish(&js, "pb.orders.eu", &[&order("o-1", 42, card), &order("o-2", 7, card)]).await;
+    publish(&js, "pb.other", &[b"\x08\x01"]).await;
+    let set = base64::engine::general_purpose::STANDARD.encode(order_descriptor_set());
+    let input = |message_type: &str, descriptor: &str| {
+        json!({"input": {"organizationId": "default", "name": "orders", "subjects": "pb.orders.*",
+            "messageType": message_type, "descriptorSet": descriptor}})
+    };
+    let done = app.data(REGISTER_PROTO, input("shop.v1.Order", &set)).await["registerProtobufSchema"].clone();
+    assert_eq!(done["schema"]["messageType"], "shop.v1.Order");
+    assert_eq!(done["schema"]["sha256"].as_str().unwrap().len(), 64);
+    let rules = json!([{"name": "card", "jsonPath": "card", "action": "REPLACE", "replaceWith": "[card]"}]);
+    app.data(SET_RULES, json!({"o": "default", "r": rules})).await;
+
+    // Pages show the JSON of each message, masked.
+    let page = app
+        .data(
+            "query($c: ID!) { messages(clusterId: $c, stream: \"PB\") { nodes { subject payload { text encoding protobufType } } } }",
+            json!({"c": cluster}),
+        )
+        .await;
+    let nodes = page["messages"]["nodes"].as_array().unwrap();
+    let first: Value = serde_json::from_str(nodes[0]["payload"]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(first, json!({"id": "o-1", "total": "42", "card": "[card]"}));
+    assert_eq!(nodes[0]["payload"]["encoding"], "JSON");
+    assert_eq!(nodes[0]["payload"]["protobufType"], "shop.v1.Order");
+    assert_eq!(
+        nodes[2]["payload"]["protobufType"],
+        Value::Null,
+        "another subject: as stored"
+    );
+    assert!(!page.to_string().contains(card));
+
+    // Searched, inferred and exported as JSON.
+    let (found, _, _) = search(&app, &cluster, "PB", json!({"expression": "payload.id == 'o-2'"})).await;
+    assert_eq!(found, vec![2]);
+    let shape = app
+        .data(SCHEMA, json!({"c": cluster, "s": "PB", "subj": "pb.orders.*"}))
+        .await["messageSchema"]
+        .clone();
+    let paths: Vec<&str> = shape["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["card", "id", "total"]);
+    let export = app
+        .data(
+            EXPORT_MUTATION,
+            json!({"input": {"clusterId": cluster, "stream": "PB", "format": "JSONL", "search": {"subject": "pb.orders.*"}}}),
+        )
+        .await["exportMessages"]
+        .clone();
+    let lines = app.get(export["url"].as_str().unwrap()).await.text().await.unwrap();
+    assert!(lines.contains(r#"\"id\":\"o-1\""#) && !lines.contains(card), "{lines}");
+
+    // An admin reads unmasked, still decoded.
+    let plain = app
+        .data(
+            "query($c: ID!) { message(clusterId: $c, stream: \"PB\", sequence: 1, unmasked: true) { payload { text } } }",
+            json!({"c": cluster}),
+        )
+        .await;
+    assert!(plain.to_string().contains(card), "{plain}");
+
+    // Bad schemas say what to do; viewers cannot register; the history has who and which.
+    let bad = app
+        .graphql(REGISTER_PROTO, input("shop.v1.Order", "Z2FyYmFnZQ=="))
+        .await;
+    assert_eq!(code(&bad), "VALIDATION");
+    assert!(bad.to_string().contains("protoc"), "{bad}");
+    let wrong = app.graphql(REGISTER_PROTO, input("shop.v1.Refund", &set)).await;
+    assert!(wrong.to_string().contains("it has: shop.v1.Order"), "{wrong}");
+    let (_, viewer) = app.invite_member("default", "pb-viewer@example.com", "VIEWER").await;
+    let refused = app
+        .graphql_as(Some(&viewer), REGISTER_PROTO, input("shop.v1.Order", &set))
+        .await;
+    assert_eq!(code(&refused), "FORBIDDEN");
+    let trail = app
+        .data(
+            "{ auditTrail(filter: {eventType: \"ProtobufSchemaRegistered\"}) { nodes { actor payload } } }",
+            json!({}),
+        )
+        .await;
+    let entry = &trail["auditTrail"]["nodes"][0];
+    assert_eq!(entry["actor"], app.owner_actor());
+    assert_eq!(
+        entry["payload"]["ProtobufSchemaRegistered"]["schema"]["sha256"],
+        done["schema"]["sha256"]
+    );
+
+    // Removed: payloads are as stored again.
+    app.data(
+        "mutation { removeProtobufSchema(input: {organizationId: \"default\", name: \"orders\"}) { name } }",
+        json!({}),
+    )
+    .await;
+    let raw = app
+        .data(
+            "query($c: ID!) { message(clusterId: $c, stream: \"PB\", sequence: 1) { payload { protobufType } } }",
+            json!({"c": cluster}),
+        )
+        .await;
+    assert_eq!(raw["message"]["payload"]["protobufType"], Value::Null);
+}

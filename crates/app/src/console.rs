@@ -85,6 +85,8 @@ pub struct Parts {
     pub(crate) wait_for_views: bool,
     /// Republish jobs running (and lately ended) in this process.
     pub(crate) jobs: crate::republish::Jobs,
+    /// Protobuf decoders, compiled once each.
+    pub(crate) decoders: crate::messages::Decoders,
 }
 
 /// What the console is started with.
@@ -257,6 +259,7 @@ impl Console {
             view_wait: options.view_wait,
             wait_for_views: options.wait_for_views,
             jobs: Default::default(),
+            decoders: Default::default(),
         }));
         {
             let writer = jsc_projections::audit::AuditWriter {

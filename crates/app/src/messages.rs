@@ -138,7 +138,7 @@ impl Console {
         unmasked: Option<(&str, &str)>,
     ) -> Result<Masker> {
         let Some((read, subject)) = unmasked else {
-            return Ok(Masker::new(&self.masking_rules_of_cluster(cluster_id), stream));
+            return Ok(self.masker_now(cluster_id, stream, true));
         };
         self.run::<jsc_domain::stream::Stream>(
             Actor::Caller(caller),
@@ -150,7 +150,45 @@ impl Console {
             },
         )
         .await?;
-        Ok(Masker::default())
+        Ok(self.masker_now(cluster_id, stream, false))
+    }
+
+    /// What decides how a cluster's messages are shown now: the organization's masking rules
+    /// (when `masked`) and its Protobuf schemas.
+    pub(crate) fn showing(
+        &self,
+        cluster_id: &str,
+        masked: bool,
+    ) -> (
+        Vec<jsc_domain::masking::MaskingRule>,
+        Vec<jsc_domain::identity::ProtobufSchema>,
+    ) {
+        let rules = if masked {
+            self.masking_rules_of_cluster(cluster_id)
+        } else {
+            Vec::new()
+        };
+        (rules, self.protobuf_schemas_of_cluster(cluster_id))
+    }
+
+    /// The masker of `stream` as things are now: the rules (when `masked`) and a decoder for
+    /// each Protobuf schema (each compiled once, then kept by its digest).
+    pub(crate) fn masker_now(&self, cluster_id: &str, stream: &str, masked: bool) -> Masker {
+        let (rules, schemas) = self.showing(cluster_id, masked);
+        self.masker_of(&rules, &schemas, stream)
+    }
+
+    fn masker_of(
+        &self,
+        rules: &[jsc_domain::masking::MaskingRule],
+        schemas: &[jsc_domain::identity::ProtobufSchema],
+        stream: &str,
+    ) -> Masker {
+        let decoders = schemas
+            .iter()
+            .filter_map(|s| Some((s.subjects.clone(), self.decoders.get(s)?)))
+            .collect();
+        Masker::new(rules, stream).with_decoders(decoders)
     }
 
     /// A reader of `stream` on `cluster`, from a fresh look at the stream's state.
@@ -500,7 +538,10 @@ impl Console {
             principal: crate::Principal,
             cluster: String,
             unmasked: bool,
-            rules: Vec<jsc_domain::masking::MaskingRule>,
+            showing: Option<(
+                Vec<jsc_domain::masking::MaskingRule>,
+                Vec<jsc_domain::identity::ProtobufSchema>,
+            )>,
             masker: Masker,
             reader: Reader,
             admin: jsc_fleet::Admin,
@@ -516,7 +557,7 @@ impl Console {
             principal: caller.principal.clone(),
             cluster: cluster_id.to_string(),
             unmasked: start.unmasked,
-            rules: Vec::new(),
+            showing: None,
             masker: Masker::default(),
             reader,
             admin,
@@ -553,13 +594,11 @@ impl Console {
                     continue;
                 }
                 t.idle = TAIL_POLL.0;
-                // The rules as they are now; compiled again only when they changed.
-                if !t.unmasked {
-                    let rules = t.console.masking_rules_of_cluster(&t.cluster);
-                    if rules != t.rules {
-                        t.masker = Masker::new(&rules, &t.reader.facts().name);
-                        t.rules = rules;
-                    }
+                // The rules and schemas as they are now; compiled again only when they changed.
+                let showing = t.console.showing(&t.cluster, !t.unmasked);
+                if t.showing.as_ref() != Some(&showing) {
+                    t.masker = t.console.masker_of(&showing.0, &showing.1, &t.reader.facts().name);
+                    t.showing = Some(showing);
                 }
                 let masker = &t.masker;
                 // The newest sequence the tail knows of: the batch's last, or the stream's
@@ -1021,7 +1060,7 @@ impl Console {
         let filter = filter_of(&subject)?;
         let n = within("sample", sample, SCHEMA_SAMPLE)?;
         let (reader, _) = self.reader(cluster_id, stream).await?;
-        let masker = Masker::new(&self.masking_rules_of_cluster(cluster_id), stream);
+        let masker = self.masker_now(cluster_id, stream, true);
         let messages = sample_window(&reader, &filter, window, n).await?;
         let masked: Vec<StoredMessage> = messages.into_iter().map(|m| masker.apply(m)).collect();
         Ok(jsc_messages::schema::infer(&masked))
@@ -1171,5 +1210,87 @@ impl Console {
         }
         serde_json::from_value(saved.search)
             .map_err(|e| Error::validation(format!("saved: '{name}' cannot be read any more ({e}); save it again")))
+    }
+}
+
+/// Protobuf decoders, compiled once per descriptor set and message type.
+#[derive(Default)]
+pub(crate) struct Decoders(
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<jsc_messages::protobuf::ProtoDecoder>>>,
+);
+
+impl Decoders {
+    /// The decoder of `schema` (`None` for one that no longer compiles: it was checked when
+    /// registered).
+    fn get(
+        &self,
+        schema: &jsc_domain::identity::ProtobufSchema,
+    ) -> Option<std::sync::Arc<jsc_messages::protobuf::ProtoDecoder>> {
+        use base64::Engine;
+        let key = format!("{}:{}", schema.sha256, schema.message_type);
+        let mut cache = self.0.lock().expect("decoders lock");
+        if let Some(d) = cache.get(&key) {
+            return Some(d.clone());
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&schema.descriptor_set)
+            .ok()?;
+        let d = std::sync::Arc::new(jsc_messages::protobuf::ProtoDecoder::new(&bytes, &schema.message_type).ok()?);
+        cache.insert(key, d.clone());
+        Some(d)
+    }
+}
+
+impl Console {
+    /// Registers (or replaces) a Protobuf schema for the messages on `subjects` of the
+    /// organization's streams (admin): from the next read on, their payloads are shown as
+    /// JSON (and masked, searched and exported as such). Recorded as
+    /// `ProtobufSchemaRegistered` with the descriptor set itself and its digest.
+    pub async fn register_protobuf_schema(
+        &self,
+        caller: &Caller,
+        org: &str,
+        name: &str,
+        subjects: &str,
+        message_type: &str,
+        descriptor_set_base64: &str,
+    ) -> Result<jsc_domain::identity::ProtobufSchema> {
+        use base64::Engine;
+        use jsc_domain::identity::MAX_DESCRIPTOR_SET;
+        self.require_org(&caller.principal, org, jsc_domain::identity::Role::Admin)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(descriptor_set_base64.trim())
+            .map_err(|e| Error::validation(format!("descriptorSet: not base64 ({e})")))?;
+        if bytes.len() > MAX_DESCRIPTOR_SET {
+            return Err(Error::validation(format!(
+                "descriptorSet: {} bytes; at most {MAX_DESCRIPTOR_SET} (leave out what the type does not import)",
+                bytes.len()
+            )));
+        }
+        jsc_messages::protobuf::ProtoDecoder::new(&bytes, message_type)
+            .map_err(|e| Error::validation(format!("descriptorSet: {e}")))?;
+        let schema = jsc_domain::identity::ProtobufSchema {
+            name: name.trim().to_string(),
+            subjects: subjects.to_string(),
+            message_type: message_type.to_string(),
+            descriptor_set: base64::engine::general_purpose::STANDARD.encode(&bytes),
+            sha256: jsc_domain::sha256_hex(&bytes),
+        };
+        let view = self
+            .organization_command(
+                caller,
+                org,
+                jsc_domain::identity::OrganizationCommand::RegisterProtobufSchema { schema: schema.clone() },
+            )
+            .await?;
+        Ok(view.state.protobuf.get(&schema.name).cloned().unwrap_or(schema))
+    }
+
+    /// Removes a Protobuf schema (admin); recorded as `ProtobufSchemaRemoved`.
+    pub async fn remove_protobuf_schema(&self, caller: &Caller, org: &str, name: &str) -> Result<()> {
+        self.require_org(&caller.principal, org, jsc_domain::identity::Role::Admin)?;
+        let cmd = jsc_domain::identity::OrganizationCommand::RemoveProtobufSchema { name: name.to_string() };
+        self.organization_command(caller, org, cmd).await?;
+        Ok(())
     }
 }

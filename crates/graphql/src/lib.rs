@@ -51,6 +51,7 @@ pub struct Mutation(
     messages::RepublishMutation,
     messages::DeadLetterMutation,
     messages::SavedSearchMutation,
+    messages::ProtobufMutation,
 );
 
 /// Live updates over WebSocket (`graphql-transport-ws` or `graphql-ws`): changes to

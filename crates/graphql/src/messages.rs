@@ -114,6 +114,9 @@ pub struct MessagePayload {
     pub truncated: bool,
     /// Size of the payload itself, in bytes (before any encoding).
     pub size: u64,
+    /// The Protobuf message type the payload was decoded from, through a schema registered
+    /// for its subject (the text is then that message's JSON); null for a payload as stored.
+    pub protobuf_type: Option<String>,
 }
 
 /// A message a stream holds, read without consuming it.
@@ -176,6 +179,7 @@ impl MessageObj {
             text: d.text,
             truncated: d.truncated,
             size: self.0.payload.len() as u64,
+            protobuf_type: self.0.decoded_as.clone(),
         })
     }
 }
@@ -1698,6 +1702,124 @@ impl SavedSearchMutation {
         let caller = caller(ctx)?;
         console(ctx).delete_saved_search(&caller, &input.name).await?;
         Ok(DeleteSavedSearchPayload {
+            name: input.name,
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
+    }
+}
+
+/// A Protobuf schema: how the payloads on some subjects are read.
+#[derive(SimpleObject)]
+pub struct ProtobufSchemaObj {
+    /// Its name, unique in the organization.
+    pub name: String,
+    /// The subjects whose payloads are this message type (wildcards allowed).
+    pub subjects: String,
+    /// The message type's full name.
+    pub message_type: String,
+    /// SHA-256 of the descriptor set, hex (the set itself is in the history's event).
+    pub sha256: String,
+}
+
+impl From<jsc_domain::identity::ProtobufSchema> for ProtobufSchemaObj {
+    fn from(s: jsc_domain::identity::ProtobufSchema) -> Self {
+        Self {
+            name: s.name,
+            subjects: s.subjects,
+            message_type: s.message_type,
+            sha256: s.sha256,
+        }
+    }
+}
+
+input! {
+    /// Registers a Protobuf schema (mutation registerProtobufSchema).
+    RegisterProtobufSchemaInput {
+        /// The organization whose streams it is for.
+        organization_id: ID,
+        /// Its name (a schema of the same name is replaced).
+        name: String,
+        /// The subjects whose payloads are this message type (wildcards allowed).
+        subjects: String,
+        /// The message type's full name, such as `shop.v1.Order`.
+        message_type: String,
+        /// The compiled descriptor set, base64 (`protoc --include_imports
+        /// --descriptor_set_out=set.pb`; at most 512 KiB).
+        descriptor_set: String,
+    }
+}
+
+payload! {
+    /// What mutation registerProtobufSchema answers.
+    RegisterProtobufSchemaPayload {
+        /// The schema as registered.
+        schema: ProtobufSchemaObj,
+    }
+}
+
+input! {
+    /// Removes a Protobuf schema (mutation removeProtobufSchema).
+    RemoveProtobufSchemaInput {
+        /// The organization.
+        organization_id: ID,
+        /// The schema's name.
+        name: String,
+    }
+}
+
+payload! {
+    /// What mutation removeProtobufSchema answers.
+    RemoveProtobufSchemaPayload {
+        /// The name of the schema removed.
+        name: String,
+    }
+}
+
+#[derive(Default)]
+pub struct ProtobufMutation;
+
+#[Object]
+impl ProtobufMutation {
+    /// Registers (or replaces) a Protobuf schema for the payloads on some subjects of the
+    /// organization's streams (admin): from the next read on they are shown as that
+    /// message's JSON, and masked, searched, inferred and exported as such (republish sends
+    /// them as stored). Recorded as `ProtobufSchemaRegistered` with the descriptor set and its
+    /// digest. Errors: `VALIDATION` (not base64, not a descriptor set, no such message type, a
+    /// bad subject), `FORBIDDEN`, `NOT_FOUND`.
+    async fn register_protobuf_schema(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The schema.")] input: RegisterProtobufSchemaInput,
+    ) -> Result<RegisterProtobufSchemaPayload> {
+        let caller = caller(ctx)?;
+        let schema = console(ctx)
+            .register_protobuf_schema(
+                &caller,
+                &input.organization_id,
+                &input.name,
+                &input.subjects,
+                &input.message_type,
+                &input.descriptor_set,
+            )
+            .await?;
+        Ok(RegisterProtobufSchemaPayload {
+            schema: schema.into(),
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
+    }
+
+    /// Removes a Protobuf schema (admin); recorded as `ProtobufSchemaRemoved`. Errors:
+    /// `NOT_FOUND`, `FORBIDDEN`.
+    async fn remove_protobuf_schema(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The schema to remove.")] input: RemoveProtobufSchemaInput,
+    ) -> Result<RemoveProtobufSchemaPayload> {
+        let caller = caller(ctx)?;
+        console(ctx)
+            .remove_protobuf_schema(&caller, &input.organization_id, &input.name)
+            .await?;
+        Ok(RemoveProtobufSchemaPayload {
             name: input.name,
             outcome: Outcome::of(&caller.meta, input.client_mutation_id),
         })

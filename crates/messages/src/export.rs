@@ -245,6 +245,7 @@ mod tests {
             time: chrono::DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
             headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             payload: payload.to_vec().into(),
+            decoded_as: None,
         }
     }
 

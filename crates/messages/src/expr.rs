@@ -627,6 +627,7 @@ mod tests {
                 .into(),
             headers: vec![("X-Region".into(), "eu".into()), ("X-Region".into(), "us".into())],
             payload: payload.as_bytes().to_vec().into(),
+            decoded_as: None,
         }
     }
 

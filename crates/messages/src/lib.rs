@@ -15,6 +15,7 @@ pub mod decode;
 pub mod export;
 pub mod expr;
 pub mod mask;
+pub mod protobuf;
 mod read;
 pub mod schema;
 pub mod search;
@@ -34,6 +35,9 @@ pub struct StoredMessage {
     /// Its headers in order, as published (a name may repeat).
     pub headers: Vec<(String, String)>,
     pub payload: bytes::Bytes,
+    /// The Protobuf message type the payload was decoded from (it now holds that message's
+    /// JSON); `None` for a payload as stored.
+    pub decoded_as: Option<String>,
 }
 
 impl StoredMessage {

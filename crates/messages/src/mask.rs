@@ -10,6 +10,9 @@ use crate::StoredMessage;
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
     rules: Vec<(MaskingRule, Option<Regex>)>,
+    /// Protobuf decoders by subject pattern: a payload on a matching subject is read as that
+    /// message's JSON before any rule applies.
+    decoders: Vec<(String, std::sync::Arc<crate::protobuf::ProtoDecoder>)>,
 }
 
 impl Masker {
@@ -29,16 +32,36 @@ impl Masker {
                 (r.clone(), re)
             })
             .collect();
-        Self { rules }
+        Self {
+            rules,
+            decoders: Vec::new(),
+        }
     }
 
-    /// Whether no rule applies: what is read is shown as it is.
+    /// The same, reading payloads on subjects matching a pattern through its Protobuf decoder.
+    pub fn with_decoders(mut self, decoders: Vec<(String, std::sync::Arc<crate::protobuf::ProtoDecoder>)>) -> Self {
+        self.decoders = decoders;
+        self
+    }
+
+    /// Whether no rule or decoder applies: what is read is shown as it is.
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.rules.is_empty() && self.decoders.is_empty()
     }
 
-    /// The message as a reader under these rules sees it.
+    /// The message as a reader under these rules sees it: decoded from Protobuf when a
+    /// decoder covers its subject (a payload that does not decode stays as it is), then
+    /// masked.
     pub fn apply(&self, mut m: StoredMessage) -> StoredMessage {
+        if let Some((_, d)) = self
+            .decoders
+            .iter()
+            .find(|(pattern, _)| jsc_domain::names::subjects_overlap(pattern, &m.subject))
+            && let Ok(json) = d.to_json(&m.payload)
+        {
+            m.payload = json.into();
+            m.decoded_as = Some(d.type_name().to_string());
+        }
         if self.rules.is_empty() {
             return m;
         }
@@ -198,6 +221,7 @@ mod tests {
                 ("X-Trace".into(), "t".into()),
             ],
             payload: payload.to_string().into_bytes().into(),
+            decoded_as: None,
         }
     }
 

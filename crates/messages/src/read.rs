@@ -388,6 +388,7 @@ impl Reader {
             time,
             headers: parse_header_block(&b64(&m["hdrs"])?),
             payload: b64(&m["data"])?.into(),
+            decoded_as: None,
         }))
     }
 
@@ -490,6 +491,7 @@ fn direct_message(m: &async_nats::Message) -> Option<StoredMessage> {
         time,
         headers,
         payload: m.payload.clone(),
+        decoded_as: None,
     })
 }
 

@@ -194,6 +194,7 @@ mod tests {
             time: chrono::Utc::now(),
             headers: vec![],
             payload: payload.as_bytes().to_vec().into(),
+            decoded_as: None,
         }
     }
 

@@ -129,7 +129,21 @@ pub enum ScanEvent {
     Done(Progress, Stop),
 }
 
+/// The next read of a scan, under way while the current batch is matched (and stopped if
+/// the scan is dropped first).
+struct Ahead {
+    from: u64,
+    task: tokio::task::JoinHandle<Result<crate::Batch, ReadError>>,
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 struct Scan {
+    ahead: Option<Ahead>,
     reader: Reader,
     bounds: Bounds,
     predicates: Predicates,
@@ -143,6 +157,12 @@ struct Scan {
 }
 
 impl Scan {
+    /// Messages the read from `from` asks for, `scanned` read so far.
+    fn want(&self, from: u64, scanned: u64) -> usize {
+        let room = self.bounds.max_scanned - scanned;
+        (SCAN_BATCH as u64).min(room).min(self.bounds.to - from + 1) as usize
+    }
+
     fn snapshot(&self) -> Progress {
         let elapsed = self.started.elapsed();
         let range = self.bounds.to.saturating_sub(self.bounds.from) + 1;
@@ -185,6 +205,7 @@ pub fn scan(
     let now = Instant::now();
     let next = bounds.from;
     let state = Scan {
+        ahead: None,
         reader,
         bounds,
         predicates,
@@ -213,19 +234,39 @@ pub fn scan(
                 s.finish(Stop::TimeBudget);
                 continue;
             }
-            let room = s.bounds.max_scanned - s.progress.scanned;
-            let want = (SCAN_BATCH as u64).min(room).min(s.bounds.to - s.next + 1) as usize;
-            let batch = match s
-                .reader
-                .forward(s.next, &s.bounds.subject, want, Some(s.bounds.to))
-                .await
-            {
+            let read = match s.ahead.take() {
+                Some(mut a) if a.from == s.next => match (&mut a.task).await {
+                    Ok(r) => r,
+                    Err(e) => Err(ReadError::Unavailable(format!("the read was stopped: {e}"))),
+                },
+                _ => {
+                    let want = s.want(s.next, s.progress.scanned);
+                    s.reader
+                        .forward(s.next, &s.bounds.subject, want, Some(s.bounds.to))
+                        .await
+                }
+            };
+            let batch = match read {
                 Ok(b) => b,
                 Err(e) => return Some((Err(e), None)),
             };
             if batch.messages.is_empty() {
                 s.next = s.bounds.to + 1;
                 continue;
+            }
+            // Read ahead while this batch is matched: the server works while we do.
+            if batch.more
+                && let Some(last) = batch.messages.last()
+            {
+                let (from, scanned) = (last.sequence + 1, s.progress.scanned + batch.messages.len() as u64);
+                if from <= s.bounds.to && scanned < s.bounds.max_scanned {
+                    let want = s.want(from, scanned);
+                    let (reader, subject, to) = (s.reader.clone(), s.bounds.subject.clone(), s.bounds.to);
+                    s.ahead = Some(Ahead {
+                        from,
+                        task: tokio::spawn(async move { reader.forward(from, &subject, want, Some(to)).await }),
+                    });
+                }
             }
             for m in batch.messages {
                 if s.started.elapsed() >= s.bounds.time_budget {
@@ -273,6 +314,7 @@ mod tests {
             time: chrono::Utc::now(),
             headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             payload: payload.as_bytes().to_vec().into(),
+            decoded_as: None,
         }
     }
 

@@ -224,6 +224,24 @@ impl Console {
             .await
     }
 
+    /// The Protobuf schemas of the organization that owns `cluster_id`.
+    pub(crate) fn protobuf_schemas_of_cluster(&self, cluster_id: &str) -> Vec<jsc_domain::identity::ProtobufSchema> {
+        self.cluster_organization(cluster_id)
+            .and_then(|org| get(&self.views.organizations, &org))
+            .map(|o| o.view.state.protobuf.into_values().collect())
+            .unwrap_or_default()
+    }
+
+    /// Runs a command on organization `org` as its admin; its view after.
+    pub(crate) async fn organization_command(
+        &self,
+        caller: &Caller,
+        org: &str,
+        cmd: OrganizationCommand,
+    ) -> Result<OrganizationView> {
+        self.org_command(caller, org, cmd).await
+    }
+
     /// The masking rules of the organization that owns `cluster_id`.
     pub(crate) fn masking_rules_of_cluster(&self, cluster_id: &str) -> Vec<jsc_domain::masking::MaskingRule> {
         self.cluster_organization(cluster_id)

@@ -20,7 +20,30 @@ pub struct Organization {
     /// What readers of the organization's streams do not see of their messages.
     #[serde(default)]
     pub masking: Vec<crate::masking::MaskingRule>,
+    /// How to read Protobuf payloads of the organization's streams, by schema name.
+    #[serde(default)]
+    pub protobuf: BTreeMap<String, ProtobufSchema>,
 }
+
+/// A Protobuf schema for the messages on some subjects: a compiled descriptor set
+/// (`protoc --descriptor_set_out --include_imports`) and the message type in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtobufSchema {
+    pub name: String,
+    /// The subjects whose payloads are this message type (wildcards allowed).
+    pub subjects: String,
+    /// The full name of the message type, such as `shop.v1.Order`.
+    pub message_type: String,
+    /// The descriptor set, base64.
+    pub descriptor_set: String,
+    /// SHA-256 of the descriptor set's bytes, hex: which schema, in the history.
+    pub sha256: String,
+}
+
+/// Most Protobuf schemas an organization may register.
+pub const MAX_PROTOBUF_SCHEMAS: usize = 100;
+/// Largest descriptor set accepted, in bytes (it is kept in the event).
+pub const MAX_DESCRIPTOR_SET: usize = 512 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrganizationCommand {
@@ -58,6 +81,14 @@ pub enum OrganizationCommand {
     /// Replaces the organization's masking rules (checked by the caller: patterns compile).
     SetMaskingRules {
         rules: Vec<crate::masking::MaskingRule>,
+    },
+    /// Registers (or replaces) a Protobuf schema (checked by the caller: the descriptor set
+    /// parses and holds the message type).
+    RegisterProtobufSchema {
+        schema: ProtobufSchema,
+    },
+    RemoveProtobufSchema {
+        name: String,
     },
 }
 
@@ -102,6 +133,15 @@ pub enum OrganizationEvent {
         rules: Vec<crate::masking::MaskingRule>,
         previous: Vec<crate::masking::MaskingRule>,
     },
+    ProtobufSchemaRegistered {
+        schema: ProtobufSchema,
+        /// The SHA-256 of the descriptor set it replaced, if any.
+        previous_sha256: Option<String>,
+    },
+    ProtobufSchemaRemoved {
+        name: String,
+        sha256: String,
+    },
 }
 
 impl DomainEvent for OrganizationEvent {
@@ -116,6 +156,8 @@ impl DomainEvent for OrganizationEvent {
             Self::TeamMemberRemoved { .. } => "TeamMemberRemoved",
             Self::TeamClusterRoleSet { .. } => "TeamClusterRoleSet",
             Self::MaskingRulesSet { .. } => "MaskingRulesSet",
+            Self::ProtobufSchemaRegistered { .. } => "ProtobufSchemaRegistered",
+            Self::ProtobufSchemaRemoved { .. } => "ProtobufSchemaRemoved",
         }
         .to_string()
     }
@@ -263,6 +305,37 @@ impl Aggregate for Organization {
                     previous: self.masking.clone(),
                 }
             }
+            C::RegisterProtobufSchema { schema } => {
+                self.live()?;
+                crate::names::check_subject(&schema.subjects).map_err(|m| invalid("subjects", m))?;
+                if schema.name.trim().is_empty() || schema.name.len() > 64 {
+                    return Err(invalid("name", "give the schema a name of 1 to 64 characters"));
+                }
+                let previous = self.protobuf.get(&schema.name);
+                if previous.is_none() && self.protobuf.len() >= MAX_PROTOBUF_SCHEMAS {
+                    return Err(invalid(
+                        "name",
+                        format!("at most {MAX_PROTOBUF_SCHEMAS} schemas; remove one first"),
+                    ));
+                }
+                if previous == Some(&schema) {
+                    return Ok(());
+                }
+                E::ProtobufSchemaRegistered {
+                    previous_sha256: previous.map(|p| p.sha256.clone()),
+                    schema,
+                }
+            }
+            C::RemoveProtobufSchema { name } => {
+                self.live()?;
+                let Some(old) = self.protobuf.get(&name) else {
+                    return Err(IdentityError::NotFound("Protobuf schema"));
+                };
+                E::ProtobufSchemaRemoved {
+                    sha256: old.sha256.clone(),
+                    name,
+                }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -322,6 +395,12 @@ impl Aggregate for Organization {
             }
             E::MaskingRulesSet { rules, .. } => {
                 self.masking = rules;
+            }
+            E::ProtobufSchemaRegistered { schema, .. } => {
+                self.protobuf.insert(schema.name.clone(), schema);
+            }
+            E::ProtobufSchemaRemoved { name, .. } => {
+                self.protobuf.remove(&name);
             }
         }
     }

@@ -223,6 +223,17 @@ impl OrganizationObj {
             .map(crate::messages::MaskingRuleObj)
             .collect()
     }
+    /// How Protobuf payloads of the organization's streams are read, by name (registered
+    /// with registerProtobufSchema).
+    async fn protobuf_schemas(&self) -> Vec<crate::messages::ProtobufSchemaObj> {
+        self.0
+            .state
+            .protobuf
+            .values()
+            .cloned()
+            .map(crate::messages::ProtobufSchemaObj::from)
+            .collect()
+    }
     /// When the organization was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
