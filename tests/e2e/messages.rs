@@ -1402,6 +1402,34 @@ async fn republish_previews_then_sends_each_message_once_across_a_retry_and_is_r
     assert_eq!(value("Nats-Msg-Id"), Some(format!("jsc:{cluster}:SRC:2")));
     assert_eq!(value("Jsc-Source").as_deref(), Some("SRC:2"));
 
+    // To a stream on another cluster: chosen sequences, one message id each there too.
+    let other = NatsServer::start();
+    let other_id = app
+        .register_cluster(json!({"name": "other", "urls": [other.url()]}))
+        .await;
+    create(&app, &other_id, "COPY", json!({})).await;
+    let across = json!({"input": {"clusterId": cluster, "stream": "SRC", "sequences": [2, 3, 4],
+        "target": {"clusterId": other_id, "subject": "copy.in", "stream": "COPY"}}});
+    for _ in 0..2 {
+        let job = app.data(REPUBLISH, across.clone()).await["republishMessages"]["jobId"].clone();
+        let done = follow(&app, &job).await;
+        assert_eq!(done["stop"], "END", "{done}");
+        assert_eq!(
+            done["published"].as_u64().unwrap() + done["duplicates"].as_u64().unwrap(),
+            3
+        );
+    }
+    let copied = other
+        .jetstream()
+        .await
+        .get_stream("COPY")
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap();
+    assert_eq!(copied.state.messages, 3, "sent once across a retry");
+
     // Chosen sequences only, back to their own subjects in another stream's space: refused
     // by the expected stream.
     let wrong = app
@@ -1423,7 +1451,7 @@ async fn republish_previews_then_sends_each_message_once_across_a_retry_and_is_r
         )
         .await;
     let ends = trail["auditTrail"]["nodes"].as_array().unwrap();
-    assert_eq!(ends.len(), 3, "{trail}");
+    assert_eq!(ends.len(), 5, "{trail}");
     assert_eq!(ends[0]["actor"], app.owner_actor());
     let outcomes: Vec<(u64, u64)> = ends
         .iter()
@@ -1432,14 +1460,14 @@ async fn republish_previews_then_sends_each_message_once_across_a_retry_and_is_r
             (o["published"].as_u64().unwrap(), o["duplicates"].as_u64().unwrap())
         })
         .collect();
-    assert_eq!(outcomes, vec![(0, 0), (0, 40), (40, 0)], "newest first");
+    assert_eq!(outcomes, vec![(0, 0), (0, 3), (3, 0), (0, 40), (40, 0)], "newest first");
     let started = app
         .data(
             "{ auditTrail(filter: {eventType: \"RepublishStarted\"}) { nodes { correlationId payload } } }",
             json!({}),
         )
         .await;
-    let last = &started["auditTrail"]["nodes"][2]["payload"]["RepublishStarted"];
+    let last = &started["auditTrail"]["nodes"][4]["payload"]["RepublishStarted"];
     assert_eq!(last["selection"]["subject"], "src.a", "{started}");
     assert_eq!(last["target"]["subject"], "dst.copy");
     assert_eq!(last["rate_per_second"], 1000);
