@@ -1744,7 +1744,8 @@ input! {
         /// The message type's full name, such as `shop.v1.Order`.
         message_type: String,
         /// The compiled descriptor set, base64 (`protoc --include_imports
-        /// --descriptor_set_out=set.pb`; at most 512 KiB).
+        /// --descriptor_set_out=set.pb`): at most 256 KiB, and 512 KiB of base64 across the
+        /// organization's schemas.
         descriptor_set: String,
     }
 }

@@ -43,7 +43,10 @@ pub struct ProtobufSchema {
 /// Most Protobuf schemas an organization may register.
 pub const MAX_PROTOBUF_SCHEMAS: usize = 100;
 /// Largest descriptor set accepted, in bytes (it is kept in the event).
-pub const MAX_DESCRIPTOR_SET: usize = 512 * 1024;
+pub const MAX_DESCRIPTOR_SET: usize = 256 * 1024;
+/// Most descriptor-set text (base64) an organization holds across its schemas: its state is
+/// one value in the organizations view (a KV entry), under NATS's 1 MiB payload.
+pub const MAX_DESCRIPTOR_TEXT: usize = 512 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrganizationCommand {
@@ -320,6 +323,22 @@ impl Aggregate for Organization {
                 }
                 if previous == Some(&schema) {
                     return Ok(());
+                }
+                let others: usize = self
+                    .protobuf
+                    .values()
+                    .filter(|s| s.name != schema.name)
+                    .map(|s| s.descriptor_set.len())
+                    .sum();
+                if others + schema.descriptor_set.len() > MAX_DESCRIPTOR_TEXT {
+                    return Err(invalid(
+                        "descriptorSet",
+                        format!(
+                            "the organization's schemas would hold {} KiB of descriptor sets, at most {} KiB in all; remove a schema, or leave out of the set what its type does not import",
+                            (others + schema.descriptor_set.len()) / 1024,
+                            MAX_DESCRIPTOR_TEXT / 1024
+                        ),
+                    ));
                 }
                 E::ProtobufSchemaRegistered {
                     previous_sha256: previous.map(|p| p.sha256.clone()),

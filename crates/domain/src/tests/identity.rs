@@ -1148,3 +1148,42 @@ fn revoking_a_missing_key_is_not_found() {
         .when(ApiKeyCommand::Revoke)
         .then_expect_error_message("API key not found");
 }
+
+#[test]
+fn an_organization_holds_a_bounded_amount_of_protobuf_descriptors() {
+    let schema = |name: &str, kib: usize| ProtobufSchema {
+        name: name.into(),
+        subjects: "orders.>".into(),
+        message_type: "shop.v1.Order".into(),
+        descriptor_set: "A".repeat(kib * 1024),
+        sha256: format!("{name}{kib}"),
+    };
+    let registered = |s: ProtobufSchema| OrganizationEvent::ProtobufSchemaRegistered {
+        schema: s,
+        previous_sha256: None,
+    };
+    let given = vec![org_created(), registered(schema("a", 300))];
+    let err = error_of::<Organization>(
+        orgs()
+            .given(given.clone())
+            .when(OrganizationCommand::RegisterProtobufSchema {
+                schema: schema("b", 300),
+            })
+            .inspect_result(),
+    );
+    assert_eq!(err.kind(), ErrorKind::Validation);
+    assert!(
+        err.to_string().contains("600 KiB of descriptor sets, at most 512 KiB"),
+        "{err}"
+    );
+    // Replacing a schema counts its new set, not both.
+    orgs()
+        .given(given)
+        .when(OrganizationCommand::RegisterProtobufSchema {
+            schema: schema("a", 400),
+        })
+        .then_expect_events(vec![OrganizationEvent::ProtobufSchemaRegistered {
+            schema: schema("a", 400),
+            previous_sha256: Some("a300".into()),
+        }]);
+}
