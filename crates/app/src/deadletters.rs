@@ -142,18 +142,13 @@ impl Console {
             .info()
             .await
             .map_err(|e| Error::unavailable(format!("cannot read the dead letters: {e}")))?;
-        let version = self.home.server_info().version;
-        let mut parts = version
-            .trim_start_matches('v')
-            .split('.')
-            .map(|p| p.parse().unwrap_or(0));
         let facts = StreamFacts {
             name: DEAD_LETTERS_STREAM.to_string(),
             first_seq: info.state.first_sequence,
             last_seq: info.state.last_sequence,
             messages: info.state.messages,
             allow_direct: info.config.allow_direct,
-            server: (parts.next().unwrap_or(0), parts.next().unwrap_or(0)),
+            server: jsc_fleet::admin::server_version(&self.home),
         };
         let reader = Reader::new(self.home.clone(), facts);
         let filter = subject(cluster_id, stream, consumer);

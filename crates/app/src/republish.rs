@@ -29,6 +29,8 @@ pub const DEFAULT_RATE: u32 = 1_000;
 const IN_FLIGHT: usize = 64;
 /// Messages a dry run lists.
 const SAMPLE: usize = 20;
+/// Most often `republishProgress` reports.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// Ended jobs this process remembers (for a late `republishProgress`).
 const ENDED_KEPT: usize = 100;
 
@@ -201,7 +203,7 @@ impl Console {
             subject: req.target.subject.clone(),
             stream: req.target.stream.clone(),
         };
-        let target_subject = |m: &crate::messages::StoredMessage| target.subject.clone().unwrap_or(m.subject.clone());
+        let target_subject = |m: &crate::messages::StoredMessage| target.subject_for(&m.subject);
         if req.dry_run {
             return Ok(Started::DryRun(dry_run(scan, &wanted, &target_subject).await?));
         }
@@ -296,18 +298,25 @@ impl Console {
         if self.cluster_role(&caller.principal, &cluster).is_none() {
             return Err(missing());
         }
-        Ok(futures::stream::unfold((rx, false), |(mut rx, done)| async move {
-            if done {
-                return None;
-            }
-            let p = rx.borrow_and_update().clone();
-            let ended = p.outcome.is_some();
-            if !ended {
-                // Wait for the next change; a dropped sender means the job is gone.
-                let _ = tokio::time::timeout(Duration::from_millis(250), rx.changed()).await;
-            }
-            Some((p, (rx, ended)))
-        }))
+        // The state now, then at most every 250 ms (at once when the job ends): a job acks
+        // thousands of messages a second, its client needs a few reports.
+        Ok(futures::stream::unfold(
+            (rx, true, false),
+            |(mut rx, first, done)| async move {
+                if done {
+                    return None;
+                }
+                // A job gone without an outcome (it cannot record one) ends the stream too.
+                let mut gone = false;
+                if !first {
+                    let waited = tokio::time::timeout(PROGRESS_EVERY, rx.wait_for(|p| p.outcome.is_some())).await;
+                    gone = matches!(waited, Ok(Err(_)));
+                }
+                let p = rx.borrow_and_update().clone();
+                let ended = gone || p.outcome.is_some();
+                Some((p, (rx, false, ended)))
+            },
+        ))
     }
 
     /// Stops republish job `job` after the messages in flight (operator on its cluster).
@@ -442,7 +451,7 @@ impl Run<'_> {
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
-            let subject = self.target.subject.clone().unwrap_or_else(|| m.subject.clone());
+            let subject = self.target.subject_for(&m.subject);
             let headers = republished_headers(self.source_cluster, self.source_stream, &m);
             let seq = m.sequence;
             let admin = self.admin;

@@ -302,6 +302,13 @@ pub struct RepublishTarget {
     pub stream: Option<String>,
 }
 
+impl RepublishTarget {
+    /// The subject a message first published on `subject` goes to.
+    pub fn subject_for(&self, subject: &str) -> String {
+        self.subject.clone().unwrap_or_else(|| subject.to_string())
+    }
+}
+
 /// Which messages a republish reads, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepublishSelection {

@@ -27,6 +27,16 @@ pub mod codes {
     pub const TEMPORARY: [u64; 6] = [10008, 10005, 10023, 10047, 10028, 10076];
 }
 
+/// `major.minor` of the server `client` reached.
+pub fn server_version(client: &async_nats::Client) -> (u64, u64) {
+    let v = client.server_info().version;
+    let mut parts = v
+        .trim_start_matches('v')
+        .split('.')
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
 /// How long an admin request may take (deleting a large stream or placing an R3 one can
 /// take seconds).
 pub const API_TIMEOUT: Duration = Duration::from_secs(10);
@@ -114,12 +124,7 @@ impl Admin {
 
     /// `major.minor` of the server this connection reached.
     pub fn server_version(&self) -> (u64, u64) {
-        let v = self.client.server_info().version;
-        let mut parts = v
-            .trim_start_matches('v')
-            .split('.')
-            .map(|p| p.parse::<u64>().unwrap_or(0));
-        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+        server_version(&self.client)
     }
 
     /// One JetStream API request; the server's error, if any, becomes a [`ServiceError`].
