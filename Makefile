@@ -22,7 +22,7 @@ export JSC_TEST_MOTO := $(S3VENV)/bin/moto_server
 
 ARGS ?=
 
-.PHONY: run test tools clients nats-server nextest build lint fmt schema bench clean-data
+.PHONY: run test tools clients nats-server nextest prometheus build lint fmt schema bench clean-data
 
 ## Start the console on 127.0.0.1:8080 with an embedded nats-server and data under ./data.
 run: tools
@@ -32,7 +32,16 @@ run: tools
 test: tools clients
 	cargo nextest run --workspace --profile ci --no-fail-fast
 
-tools: nats-server nextest pytools
+tools: nats-server nextest pytools prometheus
+
+# Prometheus and promtool (Debian's package): the monitoring tests scrape the console with a
+# real Prometheus and lint its exposition. Where apt cannot install it, those checks say so
+# and are skipped.
+prometheus:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "installing prometheus (promtool) from Debian's packages"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
+	  || echo "could not install prometheus: the tests that scrape with it will say they skipped"; }
 
 # The typed TypeScript client, generated from the exported schema and compiled (a schema change
 # that breaks it fails here), and the schema linter (descriptions, Relay connections).

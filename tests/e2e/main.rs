@@ -10,6 +10,7 @@ mod eventstore;
 mod history;
 mod identity;
 mod messages;
+mod monitoring;
 mod mutations;
 mod persisted;
 mod projections;

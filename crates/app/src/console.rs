@@ -87,6 +87,8 @@ pub struct Parts {
     pub(crate) jobs: crate::republish::Jobs,
     /// Protobuf decoders, compiled once each.
     pub(crate) decoders: crate::messages::Decoders,
+    /// The metrics stream and the latest sample of every cluster.
+    pub(crate) monitoring: crate::monitoring::Monitoring,
 }
 
 /// What the console is started with.
@@ -110,6 +112,8 @@ pub struct Options {
     pub audit_max_rows: usize,
     pub audit_max_age: Duration,
     pub audit_compact_after: usize,
+    /// How the clusters are sampled, and how long raw samples are kept.
+    pub monitoring: crate::monitoring::MonitoringOptions,
 }
 
 /// A long-running part of the console, to be run until the shutdown token fires.
@@ -135,6 +139,8 @@ pub enum StartError {
     PersistedQueries(#[source] jsc_projector::Error),
     #[error("cannot create the dead letters stream: {0}")]
     DeadLetters(String),
+    #[error("{0}")]
+    Metrics(#[from] jsc_metrics::store::StoreError),
 }
 
 struct Prepare<'a> {
@@ -168,6 +174,8 @@ impl Console {
         options: Options,
         shutdown: &CancellationToken,
     ) -> Result<(Self, Vec<Worker>), StartError> {
+        // The console's own metrics are recorded from here on.
+        jsc_metrics::prom::console_recorder();
         let stream_name = store.config().stream.clone();
         let projector = Projector::new(home.clone(), store.config());
         let js = async_nats::jetstream::new(home.clone());
@@ -198,6 +206,7 @@ impl Console {
         crate::deadletters::ensure_stream(&js)
             .await
             .map_err(StartError::DeadLetters)?;
+        let metrics_stream = jsc_metrics::store::ensure_stream(&home, options.monitoring.raw).await?;
         let mut workers = Vec::new();
         {
             // One consumer of the event stream feeds every view.
@@ -260,7 +269,35 @@ impl Console {
             wait_for_views: options.wait_for_views,
             jobs: Default::default(),
             decoders: Default::default(),
+            monitoring: crate::monitoring::Monitoring {
+                latest: Default::default(),
+                stream: metrics_stream,
+                options: options.monitoring,
+            },
         }));
+        {
+            let latest = console.monitoring.latest.clone();
+            let js = async_nats::jetstream::new(console.home.clone());
+            let token = shutdown.clone();
+            workers.push(Worker {
+                name: "metrics-latest",
+                run: Box::pin(async move {
+                    latest.run(js, token).await;
+                    Ok(())
+                }),
+            });
+        }
+        {
+            let c = console.clone();
+            let token = shutdown.clone();
+            workers.push(Worker {
+                name: "metrics-collector",
+                run: Box::pin(async move {
+                    crate::monitoring::run_collector(c, token).await;
+                    Ok(())
+                }),
+            });
+        }
         {
             let writer = jsc_projections::audit::AuditWriter {
                 client: home,

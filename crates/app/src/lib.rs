@@ -24,6 +24,7 @@ mod history;
 pub mod identity;
 mod live;
 pub mod messages;
+pub mod monitoring;
 pub mod nodes;
 pub mod paging;
 pub mod persisted;

@@ -110,10 +110,25 @@ impl Console {
         A::Command: Clone,
         A::Error: DomainError + 'static,
     {
-        let committed = A::repository(self)
-            .execute(id, command, ctx)
-            .await
-            .map_err(|e| Error::from_command(e, &ctx.correlation_id))?;
+        let started = std::time::Instant::now();
+        let executed = A::repository(self).execute(id, command, ctx).await;
+        let labels = [("aggregate", A::VIEW)];
+        metrics::histogram!("jsconsole_command_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+        let committed = match executed {
+            Ok(c) => {
+                metrics::counter!("jsconsole_commits_total", &labels).increment(1);
+                c
+            }
+            Err(e) => {
+                let e = Error::from_command(e, &ctx.correlation_id);
+                if e.code == crate::Code::Conflict {
+                    metrics::counter!("jsconsole_command_conflicts_total", &labels).increment(1);
+                }
+                metrics::counter!("jsconsole_command_failures_total", "aggregate" => A::VIEW, "code" => e.code.as_str())
+                    .increment(1);
+                return Err(e);
+            }
+        };
         if self.wait_for_views && !A::wait_view(self, committed.stream_sequence).await {
             let seq = committed.stream_sequence;
             tracing::warn!(seq, view = A::VIEW, correlation_id = %ctx.correlation_id, "view lagging");

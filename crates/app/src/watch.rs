@@ -25,6 +25,7 @@ impl Console {
     pub fn is_internal_stream(&self, name: &str) -> bool {
         name == self.store.config().stream
             || name == crate::deadletters::DEAD_LETTERS_STREAM
+            || name == jsc_metrics::store::METRICS_STREAM
             || ["KV_view_", "KV_audit_", "KV_scratch_", "KV_auth_", "KV_graphql_"]
                 .iter()
                 .any(|p| name.starts_with(p))

@@ -288,6 +288,13 @@ struct ServeArgs {
     /// anything else is refused. The explorer needs this off.
     #[arg(long, env = "JSCONSOLE_PERSISTED_QUERIES_ONLY")]
     persisted_queries_only: bool,
+    /// How often every managed cluster is sampled (server, account, streams, consumers), in
+    /// seconds: at least 1.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..), env = "JSCONSOLE_METRICS_INTERVAL")]
+    metrics_interval: u64,
+    /// How long the raw samples are kept on the CONSOLE_METRICS stream, in hours: at least 1.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..), env = "JSCONSOLE_METRICS_RETENTION")]
+    metrics_retention: u64,
     /// Serve the baseline routes the benchmarks compare against.
     #[arg(long, hide = true)]
     bench_routes: bool,
@@ -358,6 +365,8 @@ async fn serve(args: ServeArgs, format: LogFormat, err: &mut (dyn Write + Send))
     config.admin_password = args.admin_password;
     config.auth.access_ttl = std::time::Duration::from_secs(args.access_token_ttl.max(1));
     config.bench_routes = args.bench_routes;
+    config.monitoring.interval = std::time::Duration::from_secs(args.metrics_interval);
+    config.monitoring.raw.max_age = std::time::Duration::from_secs(args.metrics_retention * 3600);
     config.persisted_queries_only = args.persisted_queries_only;
     config.query_budget = (args.query_budget > 0).then_some(jsc_graphql::Budget {
         max: args.query_budget,
@@ -563,6 +572,7 @@ async fn reset_password(args: ResetPasswordArgs, out: &mut (dyn Write + Send)) -
         audit_max_rows: 1,
         audit_max_age: std::time::Duration::from_secs(60),
         audit_compact_after: 16,
+        monitoring: Default::default(),
     };
     let (console, _workers) = jsc_app::Console::start(client, store, options, &shutdown).await?;
     let generated = args.password.is_none();

@@ -72,6 +72,8 @@ pub struct Config {
     pub audit_max_age: Duration,
     /// A day with this many audit files is compacted into one.
     pub audit_compact_after: usize,
+    /// How often every managed cluster is sampled, and how long raw samples are kept.
+    pub monitoring: jsc_app::monitoring::MonitoringOptions,
 }
 
 impl Config {
@@ -100,6 +102,7 @@ impl Config {
             audit_max_rows: 20_000,
             audit_max_age: Duration::from_secs(60),
             audit_compact_after: 16,
+            monitoring: Default::default(),
         }
     }
 }
@@ -171,6 +174,7 @@ impl Application {
             audit_max_rows: config.audit_max_rows,
             audit_max_age: config.audit_max_age,
             audit_compact_after: config.audit_compact_after,
+            monitoring: config.monitoring,
         };
         let (console, workers) = Console::start(home, store, options, &shutdown).await?;
         let mut tasks = JoinSet::new();

@@ -71,6 +71,50 @@ pub struct StreamInfo {
     pub state: StreamState,
     #[serde(default)]
     pub created: Option<String>,
+    /// Where the stream's replicas stand (clustered servers only).
+    #[serde(default)]
+    pub cluster: Option<PlacementInfo>,
+    /// How far the stream trails the stream it mirrors.
+    #[serde(default)]
+    pub mirror: Option<SourceInfo>,
+    /// How far it trails each stream it sources from.
+    #[serde(default)]
+    pub sources: Option<Vec<SourceInfo>>,
+}
+
+/// The replica group of a stream or consumer: its leader and each replica's state.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+pub struct PlacementInfo {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub leader: Option<String>,
+    #[serde(default)]
+    pub replicas: Option<Vec<PeerInfo>>,
+}
+
+/// One replica that is not the leader.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+pub struct PeerInfo {
+    pub name: String,
+    #[serde(default)]
+    pub current: bool,
+    #[serde(default)]
+    pub offline: bool,
+    /// Operations behind the leader.
+    #[serde(default)]
+    pub lag: u64,
+}
+
+/// The state of a mirror or source: messages behind its origin, and nanoseconds since it
+/// was last active (-1: never).
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+pub struct SourceInfo {
+    pub name: String,
+    #[serde(default)]
+    pub lag: u64,
+    #[serde(default)]
+    pub active: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Default)]
@@ -105,6 +149,8 @@ pub struct ConsumerInfo {
     pub num_waiting: u64,
     #[serde(default)]
     pub paused: bool,
+    #[serde(default)]
+    pub cluster: Option<PlacementInfo>,
 }
 
 /// Admin calls on one managed cluster.

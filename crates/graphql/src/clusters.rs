@@ -40,6 +40,27 @@ impl Cluster {
     async fn name(&self) -> &str {
         &self.0.view.name
     }
+    /// JetStream storage of the console's account over a time range: file and memory bytes
+    /// used, and file storage as a percent of the account's limit (the series
+    /// `ACCOUNT_STORAGE_BYTES`, `ACCOUNT_MEMORY_BYTES` and `ACCOUNT_STORAGE_PERCENT` of
+    /// `metrics`), from the console's samples. Errors: `VALIDATION`, `UNAVAILABLE`.
+    async fn storage(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The range's start.")] from: DateTime<Utc>,
+        #[graphql(desc = "The range's end; left out, now.")] to: Option<DateTime<Utc>>,
+        #[graphql(desc = "Seconds per point; left out, about 300 points over the range.")] step: Option<i64>,
+    ) -> Result<Vec<crate::metrics::MetricSeries>> {
+        use jsc_metrics::Metric;
+        let series = [
+            Metric::AccountStorageBytes,
+            Metric::AccountMemoryBytes,
+            Metric::AccountStoragePercent,
+        ]
+        .map(|m| crate::metrics::key(m, &self.0.view.id, None, None))
+        .to_vec();
+        Ok(crate::metrics::read(ctx, series, crate::metrics::Range { from, to, step }).await?)
+    }
     /// The organization the cluster belongs to.
     async fn organization_id(&self) -> ID {
         ID(self.0.view.organization.clone())

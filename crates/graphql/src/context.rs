@@ -63,6 +63,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(c) = &self.0 {
             c.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            metrics::gauge!("jsconsole_subscriptions").decrement(1.0);
         }
     }
 }
@@ -74,6 +75,7 @@ fn take_slot(ctx: &Context<'_>) -> Result<Slot> {
     let max = console(ctx).auth_settings().max_subscriptions_per_connection;
     let open = count.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let slot = Slot(Some(count.clone()));
+    metrics::gauge!("jsconsole_subscriptions").increment(1.0);
     if open >= max {
         return Err(Error::validation(format!(
             "at most {max} subscriptions per connection; complete one or open another connection"

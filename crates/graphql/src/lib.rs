@@ -11,6 +11,7 @@ mod cost;
 mod history;
 mod identity;
 mod messages;
+mod metrics;
 mod mutation;
 mod nodes;
 mod persisted;
@@ -35,6 +36,7 @@ pub struct Query(
     history::AuditQuery,
     messages::MessageQueryRoot,
     messages::SchemaQuery,
+    metrics::MetricsQuery,
     nodes::NodeQuery,
 );
 
@@ -64,6 +66,7 @@ pub struct Subscription(
     history::AuditSubscription,
     messages::MessageSubscription,
     messages::RepublishSubscription,
+    metrics::MetricsSubscription,
 );
 
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;

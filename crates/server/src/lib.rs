@@ -51,11 +51,13 @@ pub fn router_with(console: Console, limits: jsc_graphql::Limits, bench_routes: 
         .route("/graphql", get(graphql_ws).post(graphql_http))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(prometheus))
         .route("/", get(explorer_page))
         .route("/explorer/{file}", get(explorer_asset))
         .route("/exports/{file}", get(download_export))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn(http_metrics))
         .layer(axum::Extension(TrustedProxies(state.console.auth_settings().trusted_proxies.clone())))
         .layer(
             // Spans name the path only: query strings (signed download links) stay out of logs.
@@ -64,6 +66,83 @@ pub fn router_with(console: Console, limits: jsc_graphql::Limits, bench_routes: 
             }),
         )
         .with_state(state)
+}
+
+/// The route a path belongs to, for metric labels (a bounded set, whatever clients ask).
+fn route_of(path: &str) -> &'static str {
+    match path {
+        "/graphql" => "/graphql",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        "/" => "/",
+        p if p.starts_with("/explorer/") => "/explorer/{file}",
+        p if p.starts_with("/exports/") => "/exports/{file}",
+        _ => "other",
+    }
+}
+
+/// Counts and times every HTTP request by method, route and status.
+async fn http_metrics(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = match *req.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::HEAD => "HEAD",
+        axum::http::Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
+    let route = route_of(req.uri().path());
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("jsconsole_http_requests_total", "method" => method, "route" => route, "status" => status)
+        .increment(1);
+    metrics::histogram!("jsconsole_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`: the Prometheus exposition, for a bearer credential (an API key suits a
+/// scraper): the series of every cluster it can view, and the console's own metrics when
+/// it administers an organization.
+async fn prometheus(State(state): State<HttpState>, Meta(meta): Meta, headers: axum::http::HeaderMap) -> Response {
+    let principal = match auth_state(&state.console, bearer(&headers).as_deref()) {
+        AuthState::Authenticated(p) | AuthState::Connection(p) => p,
+        AuthState::Invalid(e) => return error_body(StatusCode::UNAUTHORIZED, e.code, &e.message),
+        AuthState::Anonymous => {
+            return error_body(
+                StatusCode::UNAUTHORIZED,
+                Code::Unauthenticated,
+                "send `Authorization: Bearer <API key>` (createApiKey); in Prometheus, set `authorization: {credentials: <API key>}` on the scrape job",
+            );
+        }
+    };
+    let caller = jsc_app::Caller::new(principal, meta);
+    let body = state.console.prometheus(&caller).await;
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// Operation names seen so far: metric labels for at most this many, `other` beyond.
+const MAX_OPERATION_LABELS: usize = 256;
+
+fn operation_label(name: Option<&str>) -> String {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = std::sync::OnceLock::new();
+    let Some(name) =
+        name.filter(|n| !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    else {
+        return "anonymous".into();
+    };
+    let mut seen = SEEN.get_or_init(Default::default).lock().expect("operation labels");
+    if seen.contains(name) || seen.len() < MAX_OPERATION_LABELS {
+        seen.insert(name.to_string());
+        name.to_string()
+    } else {
+        "other".into()
+    }
 }
 
 /// The proxies whose `X-Forwarded-For` is believed (request extension).
@@ -179,11 +258,27 @@ async fn execute(
 ) -> Response {
     let request_id = meta.request_id.clone();
     let auth = auth_state(&state.console, bearer(headers).as_deref());
+    let operation = operation_label(request.operation_name.as_deref());
+    let started = std::time::Instant::now();
     let mut response = state.schema.execute(request.data(meta).data(auth)).await;
     // Parse and validation errors come without a code; give them ours.
     for err in &mut response.errors {
         add_default_code(err);
     }
+    let code = response
+        .errors
+        .first()
+        .and_then(|e| e.extensions.as_ref())
+        .and_then(|x| x.get("code"))
+        .and_then(|v| match v {
+            async_graphql::Value::String(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "OK".into());
+    metrics::counter!("jsconsole_graphql_operations_total", "operation" => operation.clone(), "code" => code)
+        .increment(1);
+    metrics::histogram!("jsconsole_graphql_operation_duration_seconds", "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
     let extra_headers = std::mem::take(&mut response.http_headers);
     let mut http = axum::Json(response).into_response();
     http.headers_mut().extend(extra_headers);
@@ -248,12 +343,20 @@ async fn graphql_ws(
     let header_token = bearer(&headers);
     let init_timeout = console.auth_settings().connection_init_timeout;
     upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
+        metrics::gauge!("jsconsole_websocket_connections").increment(1.0);
+        struct Open;
+        impl Drop for Open {
+            fn drop(&mut self) {
+                metrics::gauge!("jsconsole_websocket_connections").decrement(1.0);
+            }
+        }
+        let open = Open;
         let mut data = Data::default();
         data.insert(meta);
         data.insert(SubscriptionCount::default());
         data.insert(jsc_graphql::ConnectionOperations::default());
         let (sink, stream) = futures::StreamExt::split(socket);
-        GraphQLWebSocket::new_with_pair(sink, init_within(stream, init_timeout), schema, protocol)
+        let serve = GraphQLWebSocket::new_with_pair(sink, init_within(stream, init_timeout), schema, protocol)
             .with_data(data)
             .on_connection_init(move |payload| async move {
                 let token = init_token(&payload).or(header_token);
@@ -270,7 +373,11 @@ async fn graphql_ws(
                 }
             })
             .keepalive_timeout(Duration::from_secs(30))
-            .serve()
+            .serve();
+        async move {
+            serve.await;
+            drop(open);
+        }
     })
 }
 

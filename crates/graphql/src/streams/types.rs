@@ -481,6 +481,23 @@ impl StreamObj {
         let live = console(ctx).live_streams(&self.0.view.cluster_id).await?;
         Ok(live.get(&self.0.view.name).map(StreamState::from))
     }
+    /// Messages and bytes stored per second over a time range (the series
+    /// `STREAM_MESSAGE_RATE` and `STREAM_BYTE_RATE` of `metrics`), from the console's
+    /// samples. Errors: `VALIDATION`, `UNAVAILABLE`.
+    async fn throughput(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The range's start.")] from: DateTime<Utc>,
+        #[graphql(desc = "The range's end; left out, now.")] to: Option<DateTime<Utc>>,
+        #[graphql(desc = "Seconds per point; left out, about 300 points over the range.")] step: Option<i64>,
+    ) -> Result<Vec<crate::metrics::MetricSeries>> {
+        use jsc_metrics::Metric;
+        let v = &self.0.view;
+        let series = [Metric::StreamMessageRate, Metric::StreamByteRate]
+            .map(|m| crate::metrics::key(m, &v.cluster_id, Some(&v.name), None))
+            .to_vec();
+        Ok(crate::metrics::read(ctx, series, crate::metrics::Range { from, to, step }).await?)
+    }
     /// Durable consumers of the stream, by name, one page.
     #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
     async fn consumers(
@@ -547,6 +564,26 @@ impl ConsumerObj {
         let v = &self.0.view;
         let live = console(ctx).live_consumers(&v.cluster_id, &v.stream).await?;
         Ok(live.get(&v.name).map(ConsumerState::from))
+    }
+    /// The consumer's lag (messages not yet delivered, the series `CONSUMER_LAG` of
+    /// `metrics`) over a time range, from the console's samples. Errors: `VALIDATION`,
+    /// `UNAVAILABLE`.
+    async fn lag(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The range's start.")] from: DateTime<Utc>,
+        #[graphql(desc = "The range's end; left out, now.")] to: Option<DateTime<Utc>>,
+        #[graphql(desc = "Seconds per point; left out, about 300 points over the range.")] step: Option<i64>,
+    ) -> Result<crate::metrics::MetricSeries> {
+        let v = &self.0.view;
+        let series = vec![crate::metrics::key(
+            jsc_metrics::Metric::ConsumerLag,
+            &v.cluster_id,
+            Some(&v.stream),
+            Some(&v.name),
+        )];
+        let mut got = crate::metrics::read(ctx, series, crate::metrics::Range { from, to, step }).await?;
+        Ok(got.remove(0))
     }
     /// The messages this consumer gave up on (after `maxDeliver` deliveries, or terminated
     /// by a client), oldest message first, as the console saw their advisories (kept 30 days,

@@ -1,0 +1,384 @@
+//! Monitoring: time series of the managed clusters, their live values, and the busiest
+//! streams, from the samples the collector takes (see jsc-metrics).
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use jsc_app::Error;
+use jsc_app::monitoring as uc;
+use jsc_metrics::SeriesKey;
+
+use crate::context::{caller, console};
+use crate::streams::StreamObj;
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// A series the console keeps: what each cluster, stream or consumer sample is read for.
+/// A cluster metric names no stream; a stream metric names its stream; a consumer metric
+/// names its stream and consumer.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "jsc_metrics::Metric")]
+pub enum MetricName {
+    /// 1 when the cluster answered the sample, else 0. (cluster metric)
+    ClusterUp,
+    /// 1 when JetStream answered the sample, else 0. (cluster metric)
+    ClusterJetstream,
+    /// Round trip to the server, seconds. (cluster metric)
+    ClusterRttSeconds,
+    /// How long reading the sample took, seconds. (cluster metric)
+    CollectSeconds,
+    /// JetStream memory the account uses, bytes. (cluster metric)
+    AccountMemoryBytes,
+    /// JetStream file storage the account uses, bytes. (cluster metric)
+    AccountStorageBytes,
+    /// Streams in the account. (cluster metric)
+    AccountStreams,
+    /// Consumers in the account. (cluster metric)
+    AccountConsumers,
+    /// Memory used, percent of the account's limit. (cluster metric)
+    AccountMemoryPercent,
+    /// Storage used, percent of the account's limit. (cluster metric)
+    AccountStoragePercent,
+    /// Streams, percent of the account's limit. (cluster metric)
+    AccountStreamsPercent,
+    /// Consumers, percent of the account's limit. (cluster metric)
+    AccountConsumersPercent,
+    /// Messages stored. (stream metric)
+    StreamMessages,
+    /// Bytes stored. (stream metric)
+    StreamBytes,
+    /// First sequence stored. (stream metric)
+    StreamFirstSequence,
+    /// Last sequence stored. (stream metric)
+    StreamLastSequence,
+    /// Distinct subjects stored. (stream metric)
+    StreamSubjects,
+    /// Consumers of the stream. (stream metric)
+    StreamConsumers,
+    /// Messages stored per second. (stream metric)
+    StreamMessageRate,
+    /// Bytes stored per second. (stream metric)
+    StreamByteRate,
+    /// Bytes stored, percent of the stream's max_bytes. (stream metric)
+    StreamStoragePercent,
+    /// Messages stored, percent of the stream's max_msgs. (stream metric)
+    StreamMessagesPercent,
+    /// Messages the mirror is behind its origin. (stream metric)
+    StreamMirrorLag,
+    /// Messages the stream is behind the streams it sources from. (stream metric)
+    StreamSourceLag,
+    /// The largest lag of the stream's consumers. (stream metric)
+    StreamMaxConsumerLag,
+    /// Messages not yet delivered (num_pending). (consumer metric)
+    ConsumerLag,
+    /// Messages delivered and not yet acknowledged. (consumer metric)
+    ConsumerAckPending,
+    /// Messages being redelivered. (consumer metric)
+    ConsumerRedelivered,
+    /// Pull requests waiting. (consumer metric)
+    ConsumerWaiting,
+    /// Last stream sequence delivered. (consumer metric)
+    ConsumerDeliveredSequence,
+    /// Stream sequence of the ack floor. (consumer metric)
+    ConsumerAckFloorSequence,
+    /// Deliveries per second, redeliveries included. (consumer metric)
+    ConsumerDeliveryRate,
+    /// Acknowledgements per second (the ack floor's progress). (consumer metric)
+    ConsumerAckRate,
+    /// Redeliveries per second. (consumer metric)
+    ConsumerRedeliveryRate,
+    /// Seconds to work off the lag at the current acknowledgement rate. (consumer metric)
+    ConsumerTimeToDrainSeconds,
+    /// Seconds since the consumer last delivered or was acknowledged. (consumer metric)
+    ConsumerIdleSeconds,
+}
+
+/// One series to read: a metric, and the cluster (and stream, and consumer) it is of.
+#[derive(InputObject, Clone)]
+pub struct MetricSeriesInput {
+    /// The metric.
+    pub metric: MetricName,
+    /// The id of the cluster.
+    pub cluster_id: ID,
+    /// The stream, for a stream or consumer metric.
+    pub stream: Option<String>,
+    /// The consumer, for a consumer metric.
+    pub consumer: Option<String>,
+}
+
+impl MetricSeriesInput {
+    fn key(self) -> Result<SeriesKey> {
+        SeriesKey::new(self.metric.into(), self.cluster_id.0, self.stream, self.consumer)
+            .map_err(|e| Error::validation(format!("series: {e}")))
+    }
+}
+
+fn keys(series: Vec<MetricSeriesInput>) -> Result<Vec<SeriesKey>> {
+    series.into_iter().map(MetricSeriesInput::key).collect()
+}
+
+/// Which samples a series was read from.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum MetricResolution {
+    /// Every sample, as the collector took it (kept on the metrics stream for its retention,
+    /// 24 hours by default).
+    Raw,
+}
+
+/// One bucket of a series: the samples taken from `at` for one step.
+#[derive(SimpleObject)]
+pub struct MetricPoint {
+    /// The bucket's start.
+    pub at: DateTime<Utc>,
+    /// The mean of the bucket's samples.
+    pub value: f64,
+    /// The smallest sample.
+    pub min: f64,
+    /// The largest sample.
+    pub max: f64,
+    /// The bucket's last sample.
+    pub last: f64,
+    /// Samples in the bucket.
+    pub count: u64,
+}
+
+/// Which series a value or list of points belongs to.
+#[derive(SimpleObject)]
+pub struct MetricSeriesKey {
+    /// The metric.
+    pub metric: MetricName,
+    /// The id of the cluster.
+    pub cluster_id: ID,
+    /// The stream, for a stream or consumer metric.
+    pub stream: Option<String>,
+    /// The consumer, for a consumer metric.
+    pub consumer: Option<String>,
+}
+
+impl From<SeriesKey> for MetricSeriesKey {
+    fn from(k: SeriesKey) -> Self {
+        Self {
+            metric: k.metric.into(),
+            cluster_id: ID(k.cluster_id),
+            stream: k.stream,
+            consumer: k.consumer,
+        }
+    }
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// A series over a time range, downsampled to a step. Buckets without samples (the
+/// cluster was not sampled, or the value does not exist then, such as a rate before a
+/// second sample) are left out.
+#[derive(SimpleObject)]
+pub struct MetricSeries {
+    /// Which series.
+    pub series: MetricSeriesKey,
+    /// Which samples it was read from.
+    pub resolution: MetricResolution,
+    /// The range's start.
+    pub from: DateTime<Utc>,
+    /// The range's end.
+    pub to: DateTime<Utc>,
+    /// Seconds per bucket.
+    pub step: i64,
+    /// The buckets that have samples, oldest first.
+    pub points: Vec<MetricPoint>,
+}
+
+impl From<uc::SeriesData> for MetricSeries {
+    fn from(d: uc::SeriesData) -> Self {
+        Self {
+            series: d.key.into(),
+            resolution: match d.resolution {
+                uc::Resolution::Raw => MetricResolution::Raw,
+            },
+            from: time(d.from_ms),
+            to: time(d.to_ms),
+            step: d.step_ms / 1000,
+            points: d
+                .points
+                .into_iter()
+                .map(|p| MetricPoint {
+                    at: time(p.at_ms),
+                    value: p.avg,
+                    min: p.min,
+                    max: p.max,
+                    last: p.last,
+                    count: p.count,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A time range and step, as the shortcuts on streams, consumers and clusters take them.
+pub(crate) struct Range {
+    pub from: DateTime<Utc>,
+    pub to: Option<DateTime<Utc>>,
+    pub step: Option<i64>,
+}
+
+/// Reads `series` over a range for the caller.
+pub(crate) async fn read(ctx: &Context<'_>, series: Vec<SeriesKey>, range: Range) -> Result<Vec<MetricSeries>> {
+    let to = range.to.unwrap_or_else(Utc::now);
+    let step = match range.step {
+        Some(s) if s < 1 => return Err(Error::validation("step: at least 1 second")),
+        other => other.map(|s| s.saturating_mul(1000)),
+    };
+    let data = console(ctx)
+        .metrics(
+            &caller(ctx)?,
+            series,
+            range.from.timestamp_millis(),
+            to.timestamp_millis(),
+            step,
+        )
+        .await?;
+    Ok(data.into_iter().map(Into::into).collect())
+}
+
+/// A stream's or consumer's series key, checked.
+pub(crate) fn key(
+    metric: jsc_metrics::Metric,
+    cluster: &str,
+    stream: Option<&str>,
+    consumer: Option<&str>,
+) -> SeriesKey {
+    SeriesKey::new(
+        metric,
+        cluster,
+        stream.map(str::to_string),
+        consumer.map(str::to_string),
+    )
+    .expect("the shortcuts name series of their own scope")
+}
+
+/// What `topStreams` ranks by.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "jsc_app::monitoring::TopBy")]
+pub enum TopStreamsBy {
+    /// Messages stored per second.
+    MessageRate,
+    /// Bytes stored.
+    Bytes,
+    /// The largest lag of the stream's consumers.
+    Lag,
+    /// Bytes stored, percent of the stream's `maxBytes` (streams without it are left out).
+    StoragePercent,
+}
+
+/// A stream in a top-N list.
+pub struct TopStreamEntry(uc::TopStream);
+
+/// A stream ranked by one of its latest values.
+#[Object]
+impl TopStreamEntry {
+    /// The id of the cluster the stream is on.
+    async fn cluster_id(&self) -> ID {
+        ID(self.0.cluster_id.clone())
+    }
+    /// The stream's name.
+    async fn stream_name(&self) -> &str {
+        &self.0.stream
+    }
+    /// The value it is ranked by.
+    async fn value(&self) -> f64 {
+        self.0.value
+    }
+    /// When the sample holding the value was taken.
+    async fn sampled_at(&self) -> DateTime<Utc> {
+        time(self.0.at_ms)
+    }
+    /// The stream as the console records it; null if it is not (yet) in the console's view.
+    async fn stream(&self, ctx: &Context<'_>) -> Result<Option<StreamObj>> {
+        match console(ctx).stream(&caller(ctx)?, &self.0.cluster_id, &self.0.stream) {
+            Ok(v) => Ok(Some(StreamObj(v))),
+            Err(e) if e.code == jsc_app::Code::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct MetricsQuery;
+
+#[Object]
+impl MetricsQuery {
+    /// Time series of the managed clusters, their streams and consumers, from the samples
+    /// the console takes of every cluster (every 10 s by default), downsampled to `step`:
+    /// each point holds the mean, min, max and last sample of its bucket. At most 100
+    /// series and 2,000 points per series. Needs the viewer role on each series' cluster.
+    /// Errors: `VALIDATION` (a series of the wrong scope, `from` not before `to`, a step
+    /// too small for the range), `NOT_FOUND`, `UNAVAILABLE`.
+    async fn metrics(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The series: 1 to 100.")] series: Vec<MetricSeriesInput>,
+        #[graphql(desc = "The range's start.")] from: DateTime<Utc>,
+        #[graphql(desc = "The range's end; left out, now.")] to: Option<DateTime<Utc>>,
+        #[graphql(
+            desc = "Seconds per point: at least 1; left out, about 300 points over the range and never finer than the sampling interval."
+        )]
+        step: Option<i64>,
+    ) -> Result<Vec<MetricSeries>> {
+        read(ctx, keys(series)?, Range { from, to, step }).await
+    }
+
+    /// The streams with the largest latest value of `by`, over every cluster the caller can
+    /// view (or one). Errors: `VALIDATION`, `NOT_FOUND`.
+    async fn top_streams(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What to rank by.")] by: TopStreamsBy,
+        #[graphql(default = 10, desc = "How many: 1 to 500; 10 by default.")] first: i32,
+        #[graphql(desc = "Only streams of this cluster.")] cluster_id: Option<ID>,
+    ) -> Result<Vec<TopStreamEntry>> {
+        let list = console(ctx).top_streams(
+            &caller(ctx)?,
+            by.into(),
+            first.max(0) as usize,
+            cluster_id.as_ref().map(|c| c.0.as_str()),
+        )?;
+        Ok(list.into_iter().map(TopStreamEntry).collect())
+    }
+}
+
+/// One new value of a live series.
+#[derive(SimpleObject)]
+pub struct MetricValue {
+    /// Which series.
+    pub series: MetricSeriesKey,
+    /// When the sample was taken.
+    pub at: DateTime<Utc>,
+    /// The value.
+    pub value: f64,
+}
+
+#[derive(Default)]
+pub struct MetricsSubscription;
+
+#[Subscription]
+impl MetricsSubscription {
+    /// The latest value of each series, then each new value as the console samples its
+    /// cluster. A series whose value does not exist in a sample (a rate before a second
+    /// sample, a stream that is gone) sends nothing for it. Needs the viewer role on each
+    /// series' cluster. Errors: `VALIDATION`, `NOT_FOUND`, `UNAUTHENTICATED` when the
+    /// credential ends.
+    async fn metrics_live(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The series: 1 to 100.")] series: Vec<MetricSeriesInput>,
+    ) -> Result<impl futures::Stream<Item = async_graphql::Result<MetricValue>> + use<>> {
+        use futures::StreamExt;
+        let values = console(ctx).metrics_live(&caller(ctx)?, keys(series)?)?;
+        let values = values.map(|v| MetricValue {
+            series: v.key.into(),
+            at: time(v.at_ms),
+            value: v.value,
+        });
+        crate::context::guarded(ctx, values)
+    }
+}

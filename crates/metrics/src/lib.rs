@@ -1,0 +1,22 @@
+//! Monitoring: what the console observes of the clusters it manages, as opposed to the
+//! changes people make (events).
+//!
+//! - [`collect`] reads one sample of a cluster; [`collector`] samples every managed cluster
+//!   at its interval, and [`store`] keeps the samples on the `CONSOLE_METRICS` stream.
+//! - [`latest`] is the latest whole sample of every cluster, kept by every replica from that
+//!   stream, and the live feed of new ones.
+//! - [`series`] names every series and reads it out of samples; [`prom`] is the Prometheus
+//!   exposition.
+#![forbid(unsafe_code)]
+
+pub mod collect;
+pub mod collector;
+pub mod latest;
+pub mod prom;
+pub mod sample;
+pub mod series;
+pub mod store;
+
+pub use latest::Latest;
+pub use sample::{ClusterSample, ConsumerSample, Record, Snapshot, StreamSample};
+pub use series::{Buckets, Metric, Point, Scope, SeriesKey};

@@ -1,0 +1,387 @@
+//! The Prometheus exposition: the console's own metrics (a process-wide recorder that every
+//! part of the console records into with the `metrics` macros) and the watched clusters'
+//! series, rendered from their latest samples into a recorder made for each scrape, so a
+//! stream or consumer that is gone is gone from the next scrape.
+//!
+//! Cluster series use prometheus-nats-exporter's names and labels
+//! (`jetstream_stream_total_messages{server_id, server_name, cluster, domain, meta_leader,
+//! is_meta_leader, account, account_id, stream_name, stream_leader, is_stream_leader}`, ...)
+//! so dashboards made for it work, plus `console_cluster_id` and `console_cluster`; what
+//! the exporter lacks (lag, time to drain, rates, mirror and source lag, percent of limits)
+//! is under `jsconsole_<metric>`.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics::Label;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+use crate::sample::Snapshot;
+use crate::series::{Metric, Scope};
+
+/// Histogram buckets, seconds: from a fast command to a slow export.
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+fn builder() -> PrometheusBuilder {
+    PrometheusBuilder::new()
+        .set_buckets(BUCKETS)
+        .expect("the buckets are not empty")
+}
+
+/// The console's own recorder, installed process-wide on first use (several consoles in one
+/// process share it). Its upkeep runs every 5 s once a runtime asks for it.
+pub fn console_recorder() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = builder().build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; the console's own metrics stay empty");
+        }
+        describe();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let h = handle.clone();
+            rt.spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    h.run_upkeep();
+                }
+            });
+        }
+        handle
+    })
+}
+
+/// Help texts of the console's own metrics.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "jsconsole_http_requests_total",
+        "HTTP requests answered, by method, route and status."
+    );
+    describe_histogram!(
+        "jsconsole_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request, by method and route."
+    );
+    describe_counter!(
+        "jsconsole_graphql_operations_total",
+        "GraphQL operations, by operation name, type and outcome code."
+    );
+    describe_histogram!(
+        "jsconsole_graphql_operation_duration_seconds",
+        Unit::Seconds,
+        "Time to run a GraphQL query or mutation, by operation name and type."
+    );
+    describe_histogram!(
+        "jsconsole_command_duration_seconds",
+        Unit::Seconds,
+        "Time from a command to its committed events, by aggregate."
+    );
+    describe_counter!("jsconsole_commits_total", "Commands committed, by aggregate.");
+    describe_counter!(
+        "jsconsole_command_conflicts_total",
+        "Commands refused for a concurrent change, by aggregate."
+    );
+    describe_counter!(
+        "jsconsole_command_failures_total",
+        "Commands refused, by aggregate and code."
+    );
+    describe_gauge!(
+        "jsconsole_projection_pending_events",
+        "Events each view has yet to apply."
+    );
+    describe_gauge!("jsconsole_websocket_connections", "Open WebSocket connections.");
+    describe_gauge!("jsconsole_subscriptions", "Running GraphQL subscriptions.");
+    describe_counter!(
+        "jsconsole_audit_rows_written_total",
+        "Events written to the Parquet audit table."
+    );
+    describe_counter!(
+        "jsconsole_audit_files_written_total",
+        "Files written to the Parquet audit table."
+    );
+    describe_histogram!(
+        "jsconsole_collector_duration_seconds",
+        Unit::Seconds,
+        "Time to read one sample of a cluster."
+    );
+    describe_counter!(
+        "jsconsole_collector_samples_total",
+        "Samples taken, by cluster and outcome (ok, partial, lost)."
+    );
+}
+
+/// The watched clusters' series, from their latest samples (each with its console name),
+/// in the Prometheus text format.
+pub fn render_clusters(snapshots: &[(Arc<Snapshot>, String)], now_ms: i64) -> String {
+    let recorder: PrometheusRecorder = builder().build_recorder();
+    metrics::with_local_recorder(&recorder, || {
+        describe_clusters();
+        for (s, name) in snapshots {
+            record(s, name, now_ms);
+        }
+    });
+    recorder.handle().render()
+}
+
+fn describe_clusters() {
+    use metrics::describe_gauge;
+    describe_gauge!("jetstream_server_jetstream_disabled", "JetStream disabled or not");
+    describe_gauge!("jetstream_server_total_streams", "Total number of streams in JetStream");
+    describe_gauge!(
+        "jetstream_server_total_consumers",
+        "Total number of consumers in JetStream"
+    );
+    describe_gauge!(
+        "jetstream_server_total_messages",
+        "Total number of stored messages in JetStream"
+    );
+    describe_gauge!(
+        "jetstream_server_total_message_bytes",
+        "Total number of bytes stored in JetStream"
+    );
+    describe_gauge!(
+        "jetstream_stream_total_messages",
+        "Total number of messages from a stream"
+    );
+    describe_gauge!("jetstream_stream_total_bytes", "Total stored bytes from a stream");
+    describe_gauge!("jetstream_stream_first_seq", "First sequence from a stream");
+    describe_gauge!("jetstream_stream_last_seq", "Last sequence from a stream");
+    describe_gauge!(
+        "jetstream_stream_consumer_count",
+        "Total number of consumers from a stream"
+    );
+    describe_gauge!(
+        "jetstream_consumer_delivered_consumer_seq",
+        "Latest sequence number of a stream consumer"
+    );
+    describe_gauge!(
+        "jetstream_consumer_delivered_stream_seq",
+        "Latest sequence number of a stream"
+    );
+    describe_gauge!(
+        "jetstream_consumer_num_ack_pending",
+        "Number of pending acks from a consumer"
+    );
+    describe_gauge!(
+        "jetstream_consumer_num_redelivered",
+        "Number of redelivered messages from a consumer"
+    );
+    describe_gauge!(
+        "jetstream_consumer_num_waiting",
+        "Number of inflight fetch requests from a pull consumer"
+    );
+    describe_gauge!(
+        "jetstream_consumer_num_pending",
+        "Number of pending messages from a consumer"
+    );
+    describe_gauge!(
+        "jetstream_consumer_ack_floor_stream_seq",
+        "Number of ack floor stream seq from a consumer"
+    );
+    describe_gauge!(
+        "jetstream_consumer_ack_floor_consumer_seq",
+        "Number of ack floor consumer seq from a consumer"
+    );
+    describe_gauge!(
+        "jsconsole_sample_age_seconds",
+        "Seconds since the cluster's latest sample was taken."
+    );
+    for m in Metric::ALL {
+        metrics::describe_gauge!(prom_name(*m), m.describe());
+    }
+}
+
+/// The exposition name of one of the console's series.
+pub fn prom_name(m: Metric) -> String {
+    format!("jsconsole_{}", m.name())
+}
+
+fn set(name: &'static str, labels: &[Label], v: f64) {
+    metrics::gauge!(name, labels.to_vec()).set(v);
+}
+
+fn set_ours(m: Metric, labels: &[Label], v: Option<f64>) {
+    if let Some(v) = v.filter(|v| v.is_finite()) {
+        metrics::gauge!(prom_name(m), labels.to_vec()).set(v);
+    }
+}
+
+fn record(s: &Snapshot, console_name: &str, now_ms: i64) {
+    let c = &s.cluster;
+    let clustered = !c.server.cluster.is_empty();
+    let console = [
+        Label::new("console_cluster_id", c.cluster_id.clone()),
+        Label::new("console_cluster", console_name.to_string()),
+    ];
+    let server: Vec<Label> = [
+        Label::new("server_id", c.server.id.clone()),
+        Label::new("server_name", c.server.name.clone()),
+        Label::new("cluster", c.server.cluster.clone()),
+        Label::new("domain", c.server.domain.clone()),
+        Label::new("meta_leader", String::new()),
+        Label::new("is_meta_leader", if clustered { "" } else { "true" }.to_string()),
+    ]
+    .into_iter()
+    .chain(console.iter().cloned())
+    .collect();
+    set(
+        "jsconsole_sample_age_seconds",
+        &console,
+        ((now_ms - c.at_ms).max(0)) as f64 / 1000.0,
+    );
+    for m in Metric::ALL.iter().filter(|m| m.scope() == Scope::Cluster) {
+        set_ours(*m, &console, m.cluster_value(c));
+    }
+    if !c.up {
+        return;
+    }
+    set(
+        "jetstream_server_jetstream_disabled",
+        &server,
+        if c.jetstream { 0.0 } else { 1.0 },
+    );
+    if let Some(a) = &c.account {
+        set("jetstream_server_total_streams", &server, a.streams as f64);
+        set("jetstream_server_total_consumers", &server, a.consumers as f64);
+    }
+    let (messages, bytes) = s
+        .streams
+        .values()
+        .fold((0u64, 0u64), |(m, b), st| (m + st.messages, b + st.bytes));
+    set("jetstream_server_total_messages", &server, messages as f64);
+    set("jetstream_server_total_message_bytes", &server, bytes as f64);
+    for st in s.streams.values() {
+        let leader = st.leader.clone().unwrap_or_else(|| c.server.name.clone());
+        let is_leader = (leader == c.server.name).to_string();
+        let mut stream: Vec<Label> = server.clone();
+        stream.extend([
+            Label::new("account", String::new()),
+            Label::new("account_id", String::new()),
+            Label::new("stream_name", st.name.clone()),
+            Label::new("stream_leader", leader),
+            Label::new("is_stream_leader", is_leader),
+        ]);
+        set("jetstream_stream_total_messages", &stream, st.messages as f64);
+        set("jetstream_stream_total_bytes", &stream, st.bytes as f64);
+        set("jetstream_stream_first_seq", &stream, st.first_seq as f64);
+        set("jetstream_stream_last_seq", &stream, st.last_seq as f64);
+        set("jetstream_stream_consumer_count", &stream, st.consumer_count as f64);
+        let ours: Vec<Label> = console
+            .iter()
+            .cloned()
+            .chain([Label::new("stream_name", st.name.clone())])
+            .collect();
+        for m in Metric::ALL.iter().filter(|m| m.scope() == Scope::Stream) {
+            set_ours(*m, &ours, m.stream_value(st));
+        }
+        for co in &st.consumers {
+            let leader = co.leader.clone().unwrap_or_else(|| c.server.name.clone());
+            let is_leader = (leader == c.server.name).to_string();
+            let created = co
+                .created_ms
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default();
+            let mut consumer = stream.clone();
+            consumer.extend([
+                Label::new("consumer_name", co.name.clone()),
+                Label::new("consumer_leader", leader),
+                Label::new("is_consumer_leader", is_leader),
+                Label::new("consumer_desc", co.description.clone().unwrap_or_default()),
+                Label::new("consumer_created", created),
+            ]);
+            set(
+                "jetstream_consumer_delivered_consumer_seq",
+                &consumer,
+                co.delivered_consumer_seq as f64,
+            );
+            set(
+                "jetstream_consumer_delivered_stream_seq",
+                &consumer,
+                co.delivered_stream_seq as f64,
+            );
+            set("jetstream_consumer_num_ack_pending", &consumer, co.ack_pending as f64);
+            set("jetstream_consumer_num_redelivered", &consumer, co.redelivered as f64);
+            set("jetstream_consumer_num_waiting", &consumer, co.waiting as f64);
+            set("jetstream_consumer_num_pending", &consumer, co.pending as f64);
+            set(
+                "jetstream_consumer_ack_floor_stream_seq",
+                &consumer,
+                co.ack_floor_stream_seq as f64,
+            );
+            set(
+                "jetstream_consumer_ack_floor_consumer_seq",
+                &consumer,
+                co.ack_floor_consumer_seq as f64,
+            );
+            let mut ours_c = ours.clone();
+            ours_c.push(Label::new("consumer_name", co.name.clone()));
+            for m in Metric::ALL.iter().filter(|m| m.scope() == Scope::Consumer) {
+                set_ours(*m, &ours_c, m.consumer_value(co, st.at_ms));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{ClusterSample, ConsumerSample, StreamSample};
+
+    #[test]
+    fn cluster_series_use_the_exporters_names_and_labels() {
+        let mut s = Snapshot {
+            cluster: ClusterSample {
+                cluster_id: "c1".into(),
+                at_ms: 1_000,
+                up: true,
+                jetstream: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        s.cluster.server.name = "n1".into();
+        s.streams.insert(
+            "ORDERS".into(),
+            StreamSample {
+                name: "ORDERS".into(),
+                at_ms: 1_000,
+                messages: 5,
+                consumers: vec![ConsumerSample {
+                    name: "worker".into(),
+                    pending: 3,
+                    time_to_drain_s: None,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        );
+        let text = render_clusters(&[(Arc::new(s), "prod".into())], 3_000);
+        let line = |prefix: &str| {
+            text.lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+                .to_string()
+        };
+        let stream = line("jetstream_stream_total_messages{");
+        assert!(
+            stream.contains("stream_name=\"ORDERS\"") && stream.ends_with(" 5"),
+            "{stream}"
+        );
+        assert!(stream.contains("console_cluster=\"prod\""), "{stream}");
+        let pending = line("jetstream_consumer_num_pending{");
+        assert!(
+            pending.contains("consumer_name=\"worker\"") && pending.ends_with(" 3"),
+            "{pending}"
+        );
+        assert!(line("jsconsole_consumer_lag{").ends_with(" 3"));
+        assert!(line("jsconsole_sample_age_seconds{").ends_with(" 2"));
+        // No time to drain while nothing is acknowledged: the series is left out, not +Inf.
+        assert!(!text.contains("jsconsole_consumer_time_to_drain_seconds{"), "{text}");
+        assert!(text.contains("# HELP jetstream_stream_total_messages"));
+    }
+}
