@@ -389,3 +389,99 @@ async fn metrics_endpoint_speaks_the_exporters_names_and_needs_a_credential() {
         Err(e) => eprintln!("SKIPPED promtool check: promtool is not installed ({e}); `make test` installs it"),
     }
 }
+
+/// Kills a child process when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_real_prometheus_scrapes_the_console_and_answers_with_the_labels() {
+    if std::process::Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: prometheus is not installed; `make test` installs Debian's package");
+        return;
+    }
+    let managed = NatsServer::start();
+    let (app, _cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    create_orders(&js).await;
+    publish(&js, 3).await;
+    let token = app.token.clone().unwrap();
+    // The console has sampled ORDERS with its three messages before Prometheus starts.
+    scrape_when_sampled(&app, &token).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = app
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: jsconsole\n    metrics_path: /metrics\n    \
+         authorization:\n      credentials: {token}\n    static_configs:\n      - targets: ['{target}']\n"
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+    let _prometheus = Child(
+        std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::new();
+    let query = |q: &'static str| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+                .query(&[("query", q)])
+                .send()
+                .await
+                .ok()?;
+            let body: Value = r.json().await.ok()?;
+            let first = body["data"]["result"].as_array()?.first()?.clone();
+            Some(first)
+        }
+    };
+    // Prometheus starts, then scrapes every second: ask until the series is there (no event
+    // to wait for outside the process), for at most 60 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let stream = loop {
+        if let Some(r) = query("jetstream_stream_total_messages{stream_name=\"ORDERS\"}").await {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "Prometheus never had the series");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(stream["value"][1], "3", "{stream}");
+    let labels = &stream["metric"];
+    assert_eq!(labels["console_cluster"], "managed", "{stream}");
+    assert_eq!(labels["job"], "jsconsole", "{stream}");
+    assert!(
+        labels["server_name"].as_str().is_some_and(|s| !s.is_empty()),
+        "{stream}"
+    );
+    assert_eq!(labels["is_stream_leader"], "true", "{stream}");
+    let lag = query("jsconsole_consumer_lag{consumer_name=\"worker\"}").await.unwrap();
+    assert_eq!(lag["value"][1], "3", "{lag}");
+    assert_eq!(lag["metric"]["stream_name"], "ORDERS", "{lag}");
+    let up = query("up{job=\"jsconsole\"}").await.unwrap();
+    assert_eq!(up["value"][1], "1", "the scrape succeeded with the API key: {up}");
+}

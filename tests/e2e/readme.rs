@@ -10,6 +10,9 @@ use serde_json::Value;
 
 const PASSWORD: &str = "readme example password";
 
+/// Printed before each command's output.
+const MARK: &str = "@@readme-command@@";
+
 /// The shell commands of the README's first section, after `make run` / `make test`.
 fn walkthrough() -> Vec<String> {
     let readme = include_str!("../../README.md");
@@ -64,8 +67,10 @@ async fn the_readme_walkthrough_runs_as_written() {
         let c = c
             .replace("localhost:8080", &base)
             .replace("<printed password>", PASSWORD);
+        // What each command printed follows its marker; a GraphQL answer is on a line of
+        // its own (curl prints none after the body).
+        script.push_str(&format!("echo '{MARK}'\n"));
         script.push_str(&c);
-        // Each answer on a line of its own (curl prints none after the body).
         script.push_str("echo\n");
     }
     let out = tokio::process::Command::new("bash")
@@ -77,11 +82,21 @@ async fn the_readme_walkthrough_runs_as_written() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the walk-through failed:\n{stdout}\n{stderr}");
-    let answers: Vec<Value> = stdout
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON answer ({e}): {l}")))
-        .collect();
+    let outputs: Vec<&str> = stdout.split(&format!("{MARK}\n")).skip(1).collect();
+    assert_eq!(outputs.len(), commands.len(), "{stdout}");
+    let mut answers: Vec<Value> = Vec::new();
+    for (c, out) in commands.iter().zip(&outputs) {
+        if c.contains("/metrics") {
+            // The Prometheus exposition, in its text format.
+            assert!(out.contains("# TYPE "), "not a Prometheus exposition: {out}");
+            continue;
+        }
+        answers.extend(
+            out.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON answer ({e}): {l}"))),
+        );
+    }
     // The login's token went into $TOKEN; every other command printed an answer.
     assert_eq!(answers.len(), commands.iter().filter(|c| c.starts_with("gql ")).count());
     for a in &answers {
@@ -96,6 +111,10 @@ async fn the_readme_walkthrough_runs_as_written() {
             .find(|a| a["data"].get(field).is_some())
             .unwrap_or_else(|| panic!("an answer with {field}: {answers:?}"))
     };
+    let series = find("metrics")["data"]["metrics"].as_array().unwrap().clone();
+    assert_eq!(series.len(), 2, "{series:?}");
+    assert_eq!(series[1]["series"]["metric"], "CONSUMER_LAG");
+    assert!(find("topStreams")["data"]["topStreams"].is_array());
     let streams = find("streams")["data"]["streams"]["nodes"].as_array().unwrap();
     let orders = streams
         .iter()
