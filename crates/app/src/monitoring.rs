@@ -129,6 +129,10 @@ impl Targets for ConsoleTargets {
     fn previous(&self, cluster_id: &str) -> Option<Arc<Snapshot>> {
         self.0.monitoring.latest.get(cluster_id)
     }
+
+    fn skip_stream(&self, name: &str) -> bool {
+        self.0.is_internal_stream(name)
+    }
 }
 
 /// Samples go to the metrics stream.

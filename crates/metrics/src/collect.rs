@@ -26,13 +26,15 @@ const CONSUMER_LISTS_IN_FLIGHT: usize = 8;
 /// How long the round-trip probe may take before the cluster counts as down.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Reads one sample of the cluster behind `admin`. Never fails: a cluster that does not
+/// Reads one sample of the cluster behind `admin`, leaving out the streams `skip` names (the
+/// console's own, on its home NATS). Never fails: a cluster that does not
 /// answer is a sample with `up: false` and the reason, which is itself worth keeping.
 pub async fn sample(
     admin: Result<Admin, ServiceError>,
     cluster_id: &str,
     interval: Duration,
     previous: Option<&Snapshot>,
+    skip: &(dyn Fn(&str) -> bool + Send + Sync),
 ) -> Snapshot {
     let started = Instant::now();
     let mut cluster = ClusterSample {
@@ -80,7 +82,10 @@ pub async fn sample(
         }
     }
     let list = match admin.list_streams().await {
-        Ok(l) => l,
+        Ok(mut l) => {
+            l.retain(|s| !skip(&s.config.name));
+            l
+        }
         Err(e) => {
             cluster.error = Some(e.to_string());
             return finish(cluster, streams, started);

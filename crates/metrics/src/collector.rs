@@ -26,6 +26,10 @@ pub trait Targets: Send + Sync + 'static {
     fn admin(&self, cluster_id: &str) -> BoxFuture<'_, Result<Admin, ServiceError>>;
     /// The last sample of a cluster (to derive the first rates from after a restart).
     fn previous(&self, cluster_id: &str) -> Option<Arc<Snapshot>>;
+    /// Streams left out of samples (the console's own).
+    fn skip_stream(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 /// Where samples go.
@@ -89,7 +93,8 @@ async fn sample_every(
         }
         let sampled = async {
             let admin = targets.admin(&cluster_id).await;
-            crate::collect::sample(admin, &cluster_id, interval, previous.as_deref()).await
+            let skip = |name: &str| targets.skip_stream(name);
+            crate::collect::sample(admin, &cluster_id, interval, previous.as_deref(), &skip).await
         };
         let snapshot = tokio::select! {
             _ = token.cancelled() => return,
