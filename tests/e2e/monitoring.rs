@@ -485,3 +485,44 @@ async fn a_real_prometheus_scrapes_the_console_and_answers_with_the_labels() {
     let up = query("up{job=\"jsconsole\"}").await.unwrap();
     assert_eq!(up["value"][1], "1", "the scrape succeeded with the API key: {up}");
 }
+
+#[test]
+fn the_grafana_dashboards_expressions_are_valid_promql() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/grafana/dashboards");
+    let mut rules = String::from("groups:\n  - name: dashboards\n    rules:\n");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let d: Value = serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        for p in d["panels"].as_array().unwrap() {
+            for t in p["targets"].as_array().unwrap() {
+                // Grafana's variables stand for label regexes.
+                let expr = t["expr"]
+                    .as_str()
+                    .unwrap()
+                    .replace("$cluster", ".*")
+                    .replace("$stream", ".*");
+                rules.push_str(&format!(
+                    "      - record: dashboard:expr{n}\n        expr: {}\n",
+                    json!(expr)
+                ));
+                n += 1;
+            }
+        }
+    }
+    assert!(n > 10, "{rules}");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &rules).unwrap();
+    match std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(file.path())
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "promtool check rules:\n{}{}\n{rules}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("SKIPPED promtool check: promtool is not installed ({e}); `make test` installs it"),
+    }
+}

@@ -54,64 +54,169 @@ pub fn console_recorder() -> &'static PrometheusHandle {
     })
 }
 
+/// What kind of metric one of the console's own is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    /// Seconds, with buckets.
+    Histogram,
+}
+
+/// The console's own metrics: name, kind, help.
+pub const CONSOLE_METRICS: &[(&str, Kind, &str)] = &[
+    (
+        "jsconsole_http_requests_total",
+        Kind::Counter,
+        "HTTP requests answered, by method, route and status.",
+    ),
+    (
+        "jsconsole_http_request_duration_seconds",
+        Kind::Histogram,
+        "Time to answer an HTTP request, by method and route.",
+    ),
+    (
+        "jsconsole_graphql_operations_total",
+        Kind::Counter,
+        "GraphQL operations, by operation name and outcome code.",
+    ),
+    (
+        "jsconsole_graphql_operation_duration_seconds",
+        Kind::Histogram,
+        "Time to run a GraphQL query or mutation, by operation name.",
+    ),
+    (
+        "jsconsole_command_duration_seconds",
+        Kind::Histogram,
+        "Time from a command to its committed events, by aggregate.",
+    ),
+    (
+        "jsconsole_commits_total",
+        Kind::Counter,
+        "Commands committed, by aggregate.",
+    ),
+    (
+        "jsconsole_command_conflicts_total",
+        Kind::Counter,
+        "Commands refused for a concurrent change, by aggregate.",
+    ),
+    (
+        "jsconsole_command_failures_total",
+        Kind::Counter,
+        "Commands refused, by aggregate and code.",
+    ),
+    (
+        "jsconsole_projection_pending_events",
+        Kind::Gauge,
+        "Events each view has yet to apply.",
+    ),
+    (
+        "jsconsole_websocket_connections",
+        Kind::Gauge,
+        "Open WebSocket connections.",
+    ),
+    ("jsconsole_subscriptions", Kind::Gauge, "Running GraphQL subscriptions."),
+    (
+        "jsconsole_collector_duration_seconds",
+        Kind::Histogram,
+        "Time to read one sample of a cluster.",
+    ),
+    (
+        "jsconsole_collector_samples_total",
+        Kind::Counter,
+        "Samples taken, by cluster and outcome (ok, partial, lost).",
+    ),
+];
+
+/// The watched clusters' series under prometheus-nats-exporter's names: name, help.
+pub const EXPORTER_SERIES: &[(&str, &str)] = &[
+    ("jetstream_server_jetstream_disabled", "JetStream disabled or not"),
+    ("jetstream_server_total_streams", "Total number of streams in JetStream"),
+    (
+        "jetstream_server_total_consumers",
+        "Total number of consumers in JetStream",
+    ),
+    (
+        "jetstream_server_total_messages",
+        "Total number of stored messages in JetStream",
+    ),
+    (
+        "jetstream_server_total_message_bytes",
+        "Total number of bytes stored in JetStream",
+    ),
+    (
+        "jetstream_stream_total_messages",
+        "Total number of messages from a stream",
+    ),
+    ("jetstream_stream_total_bytes", "Total stored bytes from a stream"),
+    ("jetstream_stream_first_seq", "First sequence from a stream"),
+    ("jetstream_stream_last_seq", "Last sequence from a stream"),
+    (
+        "jetstream_stream_consumer_count",
+        "Total number of consumers from a stream",
+    ),
+    (
+        "jetstream_consumer_delivered_consumer_seq",
+        "Latest sequence number of a stream consumer",
+    ),
+    (
+        "jetstream_consumer_delivered_stream_seq",
+        "Latest sequence number of a stream",
+    ),
+    (
+        "jetstream_consumer_num_ack_pending",
+        "Number of pending acks from a consumer",
+    ),
+    (
+        "jetstream_consumer_num_redelivered",
+        "Number of redelivered messages from a consumer",
+    ),
+    (
+        "jetstream_consumer_num_waiting",
+        "Number of inflight fetch requests from a pull consumer",
+    ),
+    (
+        "jetstream_consumer_num_pending",
+        "Number of pending messages from a consumer",
+    ),
+    (
+        "jetstream_consumer_ack_floor_stream_seq",
+        "Number of ack floor stream seq from a consumer",
+    ),
+    (
+        "jetstream_consumer_ack_floor_consumer_seq",
+        "Number of ack floor consumer seq from a consumer",
+    ),
+];
+
+const SAMPLE_AGE: &str = "jsconsole_sample_age_seconds";
+
+/// Every series name `/metrics` can expose (a histogram as its `_bucket`, `_sum` and
+/// `_count` series): what dashboards may refer to.
+pub fn exposed_names() -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (name, kind, _) in CONSOLE_METRICS {
+        match kind {
+            Kind::Histogram => out.extend(["_bucket", "_sum", "_count"].map(|s| format!("{name}{s}"))),
+            _ => out.push(name.to_string()),
+        }
+    }
+    out.extend(EXPORTER_SERIES.iter().map(|(n, _)| n.to_string()));
+    out.push(SAMPLE_AGE.to_string());
+    out.extend(Metric::ALL.iter().map(|m| prom_name(*m)));
+    out
+}
+
 /// Help texts of the console's own metrics.
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(
-        "jsconsole_http_requests_total",
-        "HTTP requests answered, by method, route and status."
-    );
-    describe_histogram!(
-        "jsconsole_http_request_duration_seconds",
-        Unit::Seconds,
-        "Time to answer an HTTP request, by method and route."
-    );
-    describe_counter!(
-        "jsconsole_graphql_operations_total",
-        "GraphQL operations, by operation name, type and outcome code."
-    );
-    describe_histogram!(
-        "jsconsole_graphql_operation_duration_seconds",
-        Unit::Seconds,
-        "Time to run a GraphQL query or mutation, by operation name and type."
-    );
-    describe_histogram!(
-        "jsconsole_command_duration_seconds",
-        Unit::Seconds,
-        "Time from a command to its committed events, by aggregate."
-    );
-    describe_counter!("jsconsole_commits_total", "Commands committed, by aggregate.");
-    describe_counter!(
-        "jsconsole_command_conflicts_total",
-        "Commands refused for a concurrent change, by aggregate."
-    );
-    describe_counter!(
-        "jsconsole_command_failures_total",
-        "Commands refused, by aggregate and code."
-    );
-    describe_gauge!(
-        "jsconsole_projection_pending_events",
-        "Events each view has yet to apply."
-    );
-    describe_gauge!("jsconsole_websocket_connections", "Open WebSocket connections.");
-    describe_gauge!("jsconsole_subscriptions", "Running GraphQL subscriptions.");
-    describe_counter!(
-        "jsconsole_audit_rows_written_total",
-        "Events written to the Parquet audit table."
-    );
-    describe_counter!(
-        "jsconsole_audit_files_written_total",
-        "Files written to the Parquet audit table."
-    );
-    describe_histogram!(
-        "jsconsole_collector_duration_seconds",
-        Unit::Seconds,
-        "Time to read one sample of a cluster."
-    );
-    describe_counter!(
-        "jsconsole_collector_samples_total",
-        "Samples taken, by cluster and outcome (ok, partial, lost)."
-    );
+    for (name, kind, help) in CONSOLE_METRICS {
+        match kind {
+            Kind::Counter => describe_counter!(*name, *help),
+            Kind::Gauge => describe_gauge!(*name, *help),
+            Kind::Histogram => describe_histogram!(*name, Unit::Seconds, *help),
+        }
+    }
 }
 
 /// The watched clusters' series, from their latest samples (each with its console name),
@@ -128,68 +233,10 @@ pub fn render_clusters(snapshots: &[(Arc<Snapshot>, String)], now_ms: i64) -> St
 }
 
 fn describe_clusters() {
-    use metrics::describe_gauge;
-    describe_gauge!("jetstream_server_jetstream_disabled", "JetStream disabled or not");
-    describe_gauge!("jetstream_server_total_streams", "Total number of streams in JetStream");
-    describe_gauge!(
-        "jetstream_server_total_consumers",
-        "Total number of consumers in JetStream"
-    );
-    describe_gauge!(
-        "jetstream_server_total_messages",
-        "Total number of stored messages in JetStream"
-    );
-    describe_gauge!(
-        "jetstream_server_total_message_bytes",
-        "Total number of bytes stored in JetStream"
-    );
-    describe_gauge!(
-        "jetstream_stream_total_messages",
-        "Total number of messages from a stream"
-    );
-    describe_gauge!("jetstream_stream_total_bytes", "Total stored bytes from a stream");
-    describe_gauge!("jetstream_stream_first_seq", "First sequence from a stream");
-    describe_gauge!("jetstream_stream_last_seq", "Last sequence from a stream");
-    describe_gauge!(
-        "jetstream_stream_consumer_count",
-        "Total number of consumers from a stream"
-    );
-    describe_gauge!(
-        "jetstream_consumer_delivered_consumer_seq",
-        "Latest sequence number of a stream consumer"
-    );
-    describe_gauge!(
-        "jetstream_consumer_delivered_stream_seq",
-        "Latest sequence number of a stream"
-    );
-    describe_gauge!(
-        "jetstream_consumer_num_ack_pending",
-        "Number of pending acks from a consumer"
-    );
-    describe_gauge!(
-        "jetstream_consumer_num_redelivered",
-        "Number of redelivered messages from a consumer"
-    );
-    describe_gauge!(
-        "jetstream_consumer_num_waiting",
-        "Number of inflight fetch requests from a pull consumer"
-    );
-    describe_gauge!(
-        "jetstream_consumer_num_pending",
-        "Number of pending messages from a consumer"
-    );
-    describe_gauge!(
-        "jetstream_consumer_ack_floor_stream_seq",
-        "Number of ack floor stream seq from a consumer"
-    );
-    describe_gauge!(
-        "jetstream_consumer_ack_floor_consumer_seq",
-        "Number of ack floor consumer seq from a consumer"
-    );
-    describe_gauge!(
-        "jsconsole_sample_age_seconds",
-        "Seconds since the cluster's latest sample was taken."
-    );
+    for (name, help) in EXPORTER_SERIES {
+        metrics::describe_gauge!(*name, *help);
+    }
+    metrics::describe_gauge!(SAMPLE_AGE, "Seconds since the cluster's latest sample was taken.");
     for m in Metric::ALL {
         metrics::describe_gauge!(prom_name(*m), m.describe());
     }
@@ -330,7 +377,126 @@ fn record(s: &Snapshot, console_name: &str, now_ms: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::{ClusterSample, ConsumerSample, StreamSample};
+    use crate::sample::{AccountSample, ClusterSample, ConsumerSample, StreamSample};
+
+    /// A sample in which every value exists.
+    fn rich() -> Snapshot {
+        let mut s = Snapshot {
+            cluster: ClusterSample {
+                cluster_id: "c1".into(),
+                at_ms: 10_000,
+                up: true,
+                jetstream: true,
+                rtt_us: Some(100),
+                account: Some(AccountSample {
+                    memory: 1,
+                    storage: 2,
+                    streams: 1,
+                    consumers: 1,
+                    max_memory: 10,
+                    max_storage: 10,
+                    max_streams: 10,
+                    max_consumers: 10,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        s.streams.insert(
+            "S".into(),
+            StreamSample {
+                name: "S".into(),
+                at_ms: 10_000,
+                max_bytes: 100,
+                max_msgs: 100,
+                mirror_lag: Some(1),
+                source_lag: Some(2),
+                message_rate: Some(1.0),
+                byte_rate: Some(1.0),
+                consumers: vec![ConsumerSample {
+                    name: "C".into(),
+                    last_active_ms: Some(1),
+                    delivery_rate: Some(1.0),
+                    ack_rate: Some(1.0),
+                    redelivery_rate: Some(0.0),
+                    time_to_drain_s: Some(3.0),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        );
+        s
+    }
+
+    #[test]
+    fn every_cluster_series_named_as_exposed_is_rendered() {
+        let text = render_clusters(&[(Arc::new(rich()), "prod".into())], 11_000);
+        let console: Vec<String> = exposed_names()
+            .into_iter()
+            .filter(|n| !CONSOLE_METRICS.iter().any(|(c, _, _)| n.starts_with(c)))
+            .collect();
+        for name in console {
+            assert!(text.contains(&format!("\n{name}{{")), "{name} is not rendered:\n{text}");
+        }
+    }
+
+    /// The series names a dashboard expression refers to.
+    fn referenced(expr: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for prefix in ["jetstream_", "jsconsole_"] {
+            let mut rest = expr;
+            while let Some(i) = rest.find(prefix) {
+                let tail = &rest[i..];
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(tail.len());
+                out.push(tail[..end].to_string());
+                rest = &tail[end..];
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_grafana_dashboards_are_valid_and_name_only_exposed_series() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/grafana/dashboards");
+        let exposed = exposed_names();
+        let mut dashboards = 0;
+        for entry in std::fs::read_dir(&dir).expect("infra/grafana/dashboards") {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let d: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()));
+            assert!(d["uid"].as_str().is_some_and(|u| !u.is_empty()), "{}", path.display());
+            assert!(d["title"].is_string(), "{}", path.display());
+            let panels = d["panels"].as_array().expect("panels");
+            assert!(!panels.is_empty(), "{}", path.display());
+            let mut exprs: Vec<String> = Vec::new();
+            for p in panels {
+                assert!(p["gridPos"]["w"].is_u64() && p["datasource"].is_object(), "{p}");
+                let targets = p["targets"].as_array().expect("targets");
+                assert!(!targets.is_empty(), "{p}");
+                exprs.extend(targets.iter().map(|t| t["expr"].as_str().expect("expr").to_string()));
+            }
+            if let Some(vars) = d["templating"]["list"].as_array() {
+                exprs.extend(vars.iter().filter_map(|v| v["query"].as_str()).map(str::to_string));
+            }
+            for e in &exprs {
+                let names = referenced(e);
+                for n in names {
+                    assert!(
+                        exposed.contains(&n),
+                        "{}: {n} is not a series /metrics exposes ({e})",
+                        path.display()
+                    );
+                }
+            }
+            assert!(exprs.iter().any(|e| !referenced(e).is_empty()), "{}", path.display());
+            dashboards += 1;
+        }
+        assert_eq!(dashboards, 2, "the health and the JetStream dashboards");
+    }
 
     #[test]
     fn cluster_series_use_the_exporters_names_and_labels() {
