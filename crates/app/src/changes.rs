@@ -15,12 +15,21 @@ pub fn view_changes<V>(view: &ViewCache<V>, what: &'static str) -> impl Stream<I
 where
     V: serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    futures::stream::unfold(view.subscribe(), move |mut rx| async move {
+    broadcast_stream(view.subscribe(), what)
+}
+
+/// A broadcast receiver as a stream. A subscriber that fell behind skips what it missed
+/// (logged, naming `what`) and goes on with the newest; the stream ends when the sender goes.
+pub fn broadcast_stream<T: Clone + Send + 'static>(
+    rx: tokio::sync::broadcast::Receiver<T>,
+    what: &'static str,
+) -> impl Stream<Item = T> + Send + use<T> {
+    futures::stream::unfold(rx, move |mut rx| async move {
         loop {
             match rx.recv().await {
-                Ok(change) => return Some((change, rx)),
+                Ok(v) => return Some((v, rx)),
                 Err(RecvError::Lagged(n)) => {
-                    tracing::warn!(skipped = n, view = what, "a subscriber fell behind; changes skipped");
+                    tracing::warn!(skipped = n, feed = what, "a subscriber fell behind; changes skipped");
                 }
                 Err(RecvError::Closed) => return None,
             }

@@ -226,20 +226,11 @@ impl Console {
         if !admin.client().server_info().jetstream {
             return Ok(None);
         }
-        let acc = admin.account().await.map_err(|e| Error::unavailable(e.to_string()))?;
-        let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
-        let l = |v: &serde_json::Value| v.as_i64().unwrap_or(-1);
-        let limits = &acc["limits"];
-        Ok(Some(AccountUsage {
-            memory: n(&acc["memory"]),
-            storage: n(&acc["storage"]),
-            streams: n(&acc["streams"]),
-            consumers: n(&acc["consumers"]),
-            max_memory: l(&limits["max_memory"]),
-            max_storage: l(&limits["max_storage"]),
-            max_streams: l(&limits["max_streams"]),
-            max_consumers: l(&limits["max_consumers"]),
-        }))
+        let usage = admin
+            .account_usage()
+            .await
+            .map_err(|e| Error::unavailable(e.to_string()))?;
+        Ok(Some(usage))
     }
 
     /// Seals a credential given through the API, so it enters events only sealed.

@@ -262,7 +262,7 @@ impl Console {
         };
         let first: Vec<LiveValue> = current.iter().flat_map(|s| values(s, &series)).collect();
         let (console, principal) = (self.clone(), caller.principal.clone());
-        let live = tokio_stream_from(rx).flat_map(move |snapshot| {
+        let live = crate::changes::broadcast_stream(rx, "metricsLive").flat_map(move |snapshot| {
             let allowed = console
                 .require_cluster(&principal, &snapshot.cluster.cluster_id, Role::Viewer)
                 .is_ok();
@@ -369,19 +369,4 @@ impl Console {
         ));
         out
     }
-}
-
-/// A broadcast receiver as a stream; a subscriber that fell behind skips what it missed.
-fn tokio_stream_from<T: Clone + Send + 'static>(
-    rx: tokio::sync::broadcast::Receiver<T>,
-) -> impl Stream<Item = T> + Send {
-    futures::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(v) => return Some((v, rx)),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    })
 }

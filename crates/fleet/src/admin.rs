@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use async_nats::HeaderMap;
+use jsc_domain::cluster::AccountUsage;
 use jsc_domain::consumer::ConsumerConfig;
 use jsc_domain::stream::{PurgeRequest, ServiceError, StreamConfig};
 use serde::Deserialize;
@@ -452,8 +453,29 @@ impl Admin {
         }
     }
 
-    /// JetStream account usage and limits.
+    /// JetStream account usage and limits, as `$JS.API.INFO` returns them.
     pub async fn account(&self) -> Result<Value, ServiceError> {
         self.api("INFO", &Value::Null).await
+    }
+
+    /// JetStream account usage and limits.
+    pub async fn account_usage(&self) -> Result<AccountUsage, ServiceError> {
+        Ok(account_usage(&self.account().await?))
+    }
+}
+
+/// Account usage from a `$JS.API.INFO` answer; a limit that is missing reads as unlimited (-1).
+pub fn account_usage(v: &Value) -> AccountUsage {
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let limit = |key: &str| v["limits"][key].as_i64().unwrap_or(-1);
+    AccountUsage {
+        memory: n(&v["memory"]),
+        storage: n(&v["storage"]),
+        streams: n(&v["streams"]),
+        consumers: n(&v["consumers"]),
+        max_memory: limit("max_memory"),
+        max_storage: limit("max_storage"),
+        max_streams: limit("max_streams"),
+        max_consumers: limit("max_consumers"),
     }
 }

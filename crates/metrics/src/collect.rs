@@ -14,11 +14,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use jsc_domain::stream::ServiceError;
 use jsc_fleet::admin::{Admin, ConsumerInfo, StreamInfo};
-use serde_json::Value;
 
-use crate::sample::{
-    AccountSample, ClusterSample, ConsumerSample, ServerSample, Snapshot, Source, StreamSample, parse_ms,
-};
+use crate::sample::{ClusterSample, ConsumerSample, ServerSample, Snapshot, Source, StreamSample, parse_ms};
 
 /// At most this many `CONSUMER.LIST` requests in flight per cluster.
 const CONSUMER_LISTS_IN_FLIGHT: usize = 8;
@@ -74,7 +71,7 @@ pub async fn sample(
     match admin.account().await {
         Ok(v) => {
             cluster.jetstream = true;
-            cluster.account = Some(account(&v));
+            cluster.account = Some(jsc_fleet::admin::account_usage(&v));
         }
         Err(e) => {
             cluster.error = Some(e.to_string());
@@ -140,24 +137,6 @@ fn finish(mut cluster: ClusterSample, streams: BTreeMap<String, StreamSample>, s
     cluster.streams = streams.len() as u32;
     cluster.collect_us = started.elapsed().as_micros() as u64;
     Snapshot { cluster, streams }
-}
-
-/// Account usage from `$JS.API.INFO`.
-pub fn account(v: &Value) -> AccountSample {
-    let n = |v: &Value| v.as_u64().unwrap_or(0);
-    let limit = |key: &str| v["limits"][key].as_i64().unwrap_or(-1);
-    AccountSample {
-        memory: n(&v["memory"]),
-        storage: n(&v["storage"]),
-        streams: n(&v["streams"]),
-        consumers: n(&v["consumers"]),
-        max_memory: limit("max_memory"),
-        max_storage: limit("max_storage"),
-        max_streams: limit("max_streams"),
-        max_consumers: limit("max_consumers"),
-        api_total: n(&v["api"]["total"]),
-        api_errors: n(&v["api"]["errors"]),
-    }
 }
 
 pub fn stream_sample(info: &StreamInfo, at_ms: i64) -> StreamSample {
@@ -385,13 +364,13 @@ mod tests {
 
     #[test]
     fn account_reads_limits_as_unlimited_when_missing() {
-        let a = account(
+        let a = jsc_fleet::admin::account_usage(
             &serde_json::json!({"memory": 1, "storage": 2, "streams": 3, "consumers": 4,
             "limits": {"max_storage": 100}, "api": {"total": 9, "errors": 1}}),
         );
         assert_eq!(a.storage, 2);
         assert_eq!(a.max_storage, 100);
         assert_eq!(a.max_memory, -1);
-        assert_eq!(a.api_errors, 1);
+        assert_eq!(a.consumers, 4);
     }
 }

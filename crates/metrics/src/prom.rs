@@ -377,7 +377,7 @@ fn record(s: &Snapshot, console_name: &str, now_ms: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::{AccountSample, ClusterSample, ConsumerSample, StreamSample};
+    use crate::sample::{AccountUsage, ClusterSample, ConsumerSample, StreamSample};
 
     /// A sample in which every value exists.
     fn rich() -> Snapshot {
@@ -388,7 +388,7 @@ mod tests {
                 up: true,
                 jetstream: true,
                 rtt_us: Some(100),
-                account: Some(AccountSample {
+                account: Some(AccountUsage {
                     memory: 1,
                     storage: 2,
                     streams: 1,
@@ -397,7 +397,6 @@ mod tests {
                     max_storage: 10,
                     max_streams: 10,
                     max_consumers: 10,
-                    ..Default::default()
                 }),
                 ..Default::default()
             },

@@ -11,6 +11,7 @@
 //! Samples are MessagePack with field names: compact, and a field added later reads as its
 //! default from older samples.
 
+pub use jsc_domain::cluster::AccountUsage;
 use jsc_domain::ids::{TokenKind, encode_token};
 use serde::{Deserialize, Serialize};
 
@@ -60,24 +61,6 @@ pub struct ServerSample {
     pub domain: String,
 }
 
-/// JetStream account usage against its limits (-1: unlimited).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct AccountSample {
-    pub memory: u64,
-    pub storage: u64,
-    pub streams: u64,
-    pub consumers: u64,
-    pub max_memory: i64,
-    pub max_storage: i64,
-    pub max_streams: i64,
-    pub max_consumers: i64,
-    /// JetStream API requests since the server started, and those that failed.
-    #[serde(default)]
-    pub api_total: u64,
-    #[serde(default)]
-    pub api_errors: u64,
-}
-
 /// One sample of a cluster as a whole.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ClusterSample {
@@ -99,7 +82,7 @@ pub struct ClusterSample {
     #[serde(default)]
     pub rtt_us: Option<u64>,
     #[serde(default)]
-    pub account: Option<AccountSample>,
+    pub account: Option<AccountUsage>,
     /// How many stream samples belong to this one (published before it).
     pub streams: u32,
     /// How long reading the cluster took, microseconds.
