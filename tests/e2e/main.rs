@@ -16,4 +16,5 @@ mod persisted;
 mod projections;
 mod readme;
 mod relay;
+mod rollups;
 mod streams;

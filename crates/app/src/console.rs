@@ -107,7 +107,8 @@ pub struct Options {
     pub session_sweep_interval: Duration,
     /// How often every managed cluster is compared with the history.
     pub reconcile_interval: Duration,
-    /// Where the Parquet audit table lives, and how it is written.
+    /// The object store: the Parquet audit table (`audit/`) and the metrics roll-ups
+    /// (`metrics/`) live there. How the audit table is written:
     pub audit_store: Arc<dyn object_store::ObjectStore>,
     pub audit_max_rows: usize,
     pub audit_max_age: Duration,
@@ -271,6 +272,12 @@ impl Console {
             decoders: Default::default(),
             monitoring: crate::monitoring::Monitoring {
                 latest: Default::default(),
+                rollups: Arc::new(jsc_metrics::rollup::Rollups::new(
+                    options.audit_store.clone(),
+                    metrics_stream.clone(),
+                    options.monitoring.raw.max_age,
+                    options.monitoring.rollups,
+                )),
                 stream: metrics_stream,
                 options: options.monitoring,
             },
@@ -294,6 +301,17 @@ impl Console {
                 name: "metrics-collector",
                 run: Box::pin(async move {
                     crate::monitoring::run_collector(c, token).await;
+                    Ok(())
+                }),
+            });
+        }
+        {
+            let rollups = console.monitoring.rollups.clone();
+            let token = shutdown.clone();
+            workers.push(Worker {
+                name: "metrics-rollups",
+                run: Box::pin(async move {
+                    rollups.run(token).await;
                     Ok(())
                 }),
             });

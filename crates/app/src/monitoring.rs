@@ -29,17 +29,24 @@ const DEFAULT_POINTS: i64 = 300;
 /// How the console samples its clusters.
 #[derive(Debug, Clone, Copy)]
 pub struct MonitoringOptions {
+    /// Whether this console samples the clusters. Off, it serves the samples that another
+    /// console takes (one sampling replica beside serving ones).
+    pub collect: bool,
     /// How often every cluster is sampled.
     pub interval: Duration,
     /// How long and how much of the raw samples the metrics stream keeps.
     pub raw: jsc_metrics::store::RawRetention,
+    /// How long the 1-minute and 1-hour roll-ups are kept.
+    pub rollups: jsc_metrics::rollup::RollupRetention,
 }
 
 impl Default for MonitoringOptions {
     fn default() -> Self {
         Self {
+            collect: true,
             interval: Duration::from_secs(10),
             raw: Default::default(),
+            rollups: Default::default(),
         }
     }
 }
@@ -48,14 +55,53 @@ impl Default for MonitoringOptions {
 pub(crate) struct Monitoring {
     pub latest: Latest,
     pub stream: async_nats::jetstream::stream::Stream,
+    pub rollups: Arc<jsc_metrics::rollup::Rollups>,
     pub options: MonitoringOptions,
 }
 
 /// Which samples a series was read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Resolution {
     /// Every sample, from the metrics stream.
     Raw,
+    /// The 1-minute roll-up, then the raw samples not rolled up yet.
+    Minute,
+    /// The 1-hour roll-up, then the 1-minute one, then the raw samples.
+    Hour,
+}
+
+impl Resolution {
+    fn rollup(self) -> Option<jsc_metrics::rollup::Resolution> {
+        match self {
+            Self::Raw => None,
+            Self::Minute => Some(jsc_metrics::rollup::Resolution::Minute),
+            Self::Hour => Some(jsc_metrics::rollup::Resolution::Hour),
+        }
+    }
+
+    fn bucket_ms(self) -> i64 {
+        self.rollup().map_or(1000, |r| r.bucket_ms())
+    }
+
+    /// The coarsest resolution a step can use: an hour for a step of an hour or more, a
+    /// minute for a minute or more; the raw samples for finer steps within their retention.
+    fn for_step(step_ms: i64, from_ms: i64, raw_from_ms: i64) -> Self {
+        if step_ms >= 3_600_000 {
+            Self::Hour
+        } else if step_ms >= 60_000 || from_ms < raw_from_ms {
+            Self::Minute
+        } else {
+            Self::Raw
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Raw => "RAW",
+            Self::Minute => "MINUTE",
+            Self::Hour => "HOUR",
+        }
+    }
 }
 
 /// One series over a time range.
@@ -150,6 +196,10 @@ impl Sink for StreamSink {
 
 /// Runs the collector until `shutdown`.
 pub(crate) async fn run_collector(console: Console, shutdown: tokio_util::sync::CancellationToken) {
+    if !console.monitoring.options.collect {
+        tracing::info!("the metrics collector is off (--no-metrics-collector): this console samples no cluster");
+        return;
+    }
     let js = async_nats::jetstream::new(console.home.clone());
     // Rates continue from the last samples taken before a restart.
     tokio::select! {
@@ -176,7 +226,9 @@ impl Console {
     }
 
     /// Series over `from_ms..=to_ms`, downsampled into buckets of `step_ms` (by default
-    /// about 300 points, never finer than the sampling interval).
+    /// about 300 points, never finer than the sampling interval), read at `resolution` or,
+    /// by default, the coarsest one the step allows: the 1-hour roll-up for the days it
+    /// holds, then the 1-minute roll-up for the hours it holds, then the raw samples.
     pub async fn metrics(
         &self,
         caller: &Caller,
@@ -184,6 +236,7 @@ impl Console {
         from_ms: i64,
         to_ms: i64,
         step_ms: Option<i64>,
+        resolution: Option<Resolution>,
     ) -> Result<Vec<SeriesData>> {
         self.check_series(caller, &series)?;
         if from_ms >= to_ms {
@@ -202,18 +255,49 @@ impl Console {
                 (range / MAX_POINTS + 999) / 1000
             )));
         }
+        let raw_from =
+            to_ms.min(chrono::Utc::now().timestamp_millis()) - self.monitoring.options.raw.max_age.as_millis() as i64;
+        let resolution = resolution.unwrap_or_else(|| Resolution::for_step(step, from_ms, raw_from));
+        if step < resolution.bucket_ms() {
+            return Err(Error::validation(format!(
+                "step: at least {} s at resolution {}; give a larger step or a finer resolution",
+                resolution.bucket_ms() / 1000,
+                resolution.name()
+            )));
+        }
+        let mut buckets: Vec<jsc_metrics::Buckets> = series
+            .iter()
+            .map(|_| jsc_metrics::Buckets::new(from_ms, to_ms, step))
+            .collect();
+        // The coarsest roll-up first; each finer one (and the raw samples last) from where the
+        // coarser one ends.
+        let mut cursor = from_ms;
+        let index: BTreeMap<&SeriesKey, usize> = series.iter().enumerate().map(|(i, k)| (k, i)).collect();
+        for level in [Resolution::Hour, Resolution::Minute] {
+            let Some(r) = level.rollup().filter(|_| level <= resolution) else {
+                continue;
+            };
+            let (rows, reach) = self
+                .monitoring
+                .rollups
+                .read(r, &series, cursor, to_ms)
+                .await
+                .map_err(|e| Error::unavailable(e.to_string()))?;
+            for row in rows {
+                if let Some(&i) = index.get(&row.key) {
+                    buckets[i].add_aggregate(row.last_at_ms, row.min, row.max, row.avg, row.last, row.count);
+                }
+            }
+            cursor = cursor.max(reach);
+        }
         let unavailable = |e: jsc_metrics::store::StoreError| Error::unavailable(e.to_string());
         // Each subject (a cluster, or one stream) is read once for every series it holds.
         let mut by_subject: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, s) in series.iter().enumerate() {
             by_subject.entry(s.subject()).or_default().push(i);
         }
-        let mut buckets: Vec<jsc_metrics::Buckets> = series
-            .iter()
-            .map(|_| jsc_metrics::Buckets::new(from_ms, to_ms, step))
-            .collect();
-        for (subject, indexes) in by_subject {
-            let records = jsc_metrics::store::read_range(&self.monitoring.stream, &subject, from_ms, to_ms)
+        for (subject, indexes) in by_subject.into_iter().filter(|_| cursor <= to_ms) {
+            let records = jsc_metrics::store::read_range(&self.monitoring.stream, &subject, cursor, to_ms)
                 .await
                 .map_err(unavailable)?;
             for r in &records {
@@ -229,7 +313,7 @@ impl Console {
             .zip(buckets)
             .map(|(key, b)| SeriesData {
                 key,
-                resolution: Resolution::Raw,
+                resolution,
                 from_ms,
                 to_ms,
                 step_ms: step,

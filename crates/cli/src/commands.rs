@@ -292,9 +292,20 @@ struct ServeArgs {
     /// seconds: at least 1.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..), env = "JSCONSOLE_METRICS_INTERVAL")]
     metrics_interval: u64,
+    /// Sample no cluster: serve the samples another console takes (run one sampling console
+    /// beside serving ones).
+    #[arg(long, env = "JSCONSOLE_NO_METRICS_COLLECTOR")]
+    no_metrics_collector: bool,
     /// How long the raw samples are kept on the CONSOLE_METRICS stream, in hours: at least 1.
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..), env = "JSCONSOLE_METRICS_RETENTION")]
     metrics_retention: u64,
+    /// How long the 1-minute roll-ups of the samples are kept on the object store, in days:
+    /// at least 2 (they are rolled into the 1-hour ones a day at a time).
+    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u64).range(2..), env = "JSCONSOLE_METRICS_RETENTION_1M_DAYS")]
+    metrics_retention_1m_days: u64,
+    /// How long the 1-hour roll-ups are kept on the object store, in days: at least 2.
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u64).range(2..), env = "JSCONSOLE_METRICS_RETENTION_1H_DAYS")]
+    metrics_retention_1h_days: u64,
     /// Serve the baseline routes the benchmarks compare against.
     #[arg(long, hide = true)]
     bench_routes: bool,
@@ -366,7 +377,10 @@ async fn serve(args: ServeArgs, format: LogFormat, err: &mut (dyn Write + Send))
     config.auth.access_ttl = std::time::Duration::from_secs(args.access_token_ttl.max(1));
     config.bench_routes = args.bench_routes;
     config.monitoring.interval = std::time::Duration::from_secs(args.metrics_interval);
+    config.monitoring.collect = !args.no_metrics_collector;
     config.monitoring.raw.max_age = std::time::Duration::from_secs(args.metrics_retention * 3600);
+    config.monitoring.rollups.minute = std::time::Duration::from_secs(args.metrics_retention_1m_days * 86_400);
+    config.monitoring.rollups.hour = std::time::Duration::from_secs(args.metrics_retention_1h_days * 86_400);
     config.persisted_queries_only = args.persisted_queries_only;
     config.query_budget = (args.query_budget > 0).then_some(jsc_graphql::Budget {
         max: args.query_budget,

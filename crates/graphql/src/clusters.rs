@@ -59,7 +59,7 @@ impl Cluster {
         ]
         .map(|m| crate::metrics::key(m, &self.0.view.id, None, None))
         .to_vec();
-        Ok(crate::metrics::read(ctx, series, crate::metrics::Range { from, to, step }).await?)
+        Ok(crate::metrics::read(ctx, series, crate::metrics::Range::shortcut(from, to, step)).await?)
     }
     /// The organization the cluster belongs to.
     async fn organization_id(&self) -> ID {

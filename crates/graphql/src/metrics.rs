@@ -116,12 +116,19 @@ fn keys(series: Vec<MetricSeriesInput>) -> Result<Vec<SeriesKey>> {
     series.into_iter().map(MetricSeriesInput::key).collect()
 }
 
-/// Which samples a series was read from.
+/// Which samples a series is read from.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "uc::Resolution")]
 pub enum MetricResolution {
     /// Every sample, as the collector took it (kept on the metrics stream for its retention,
     /// 24 hours by default).
     Raw,
+    /// The 1-minute roll-up (min, max, mean and last of each minute; 14 days by default),
+    /// then the raw samples of the hour not rolled up yet. Steps of 60 s or more.
+    Minute,
+    /// The 1-hour roll-up (400 days by default), then the 1-minute roll-up of the day not
+    /// rolled up yet, then the raw samples. Steps of 3,600 s or more.
+    Hour,
 }
 
 /// One bucket of a series: the samples taken from `at` for one step.
@@ -192,9 +199,7 @@ impl From<uc::SeriesData> for MetricSeries {
     fn from(d: uc::SeriesData) -> Self {
         Self {
             series: d.key.into(),
-            resolution: match d.resolution {
-                uc::Resolution::Raw => MetricResolution::Raw,
-            },
+            resolution: d.resolution.into(),
             from: time(d.from_ms),
             to: time(d.to_ms),
             step: d.step_ms / 1000,
@@ -219,6 +224,20 @@ pub(crate) struct Range {
     pub from: DateTime<Utc>,
     pub to: Option<DateTime<Utc>>,
     pub step: Option<i64>,
+    /// Left out: the coarsest the step allows.
+    pub resolution: Option<MetricResolution>,
+}
+
+impl Range {
+    /// A shortcut's range (`Stream.throughput`, ...): the resolution the step allows.
+    pub(crate) fn shortcut(from: DateTime<Utc>, to: Option<DateTime<Utc>>, step: Option<i64>) -> Self {
+        Self {
+            from,
+            to,
+            step,
+            resolution: None,
+        }
+    }
 }
 
 /// Reads `series` over a range for the caller.
@@ -232,6 +251,7 @@ pub(crate) async fn read(ctx: &Context<'_>, series: Vec<SeriesKey>, range: Range
             range.from.timestamp_millis(),
             to.timestamp_millis(),
             step,
+            range.resolution.map(Into::into),
         )
         .await?;
     Ok(data.into_iter().map(Into::into).collect())
@@ -305,8 +325,9 @@ pub struct MetricsQuery;
 #[Object]
 impl MetricsQuery {
     /// Time series of the managed clusters, their streams and consumers, from the samples
-    /// the console takes of every cluster (every 10 s by default), downsampled to `step`:
-    /// each point holds the mean, min, max and last sample of its bucket. At most 100
+    /// the console takes of every cluster (every 10 s by default) and their 1-minute and
+    /// 1-hour roll-ups, downsampled to `step`: each point holds the mean, min, max and last
+    /// sample of its bucket. At most 100
     /// series and 2,000 points per series. Needs the viewer role on each series' cluster.
     /// Errors: `VALIDATION` (a series of the wrong scope, `from` not before `to`, a step
     /// too small for the range), `NOT_FOUND`, `UNAVAILABLE`.
@@ -320,8 +341,22 @@ impl MetricsQuery {
             desc = "Seconds per point: at least 1; left out, about 300 points over the range and never finer than the sampling interval."
         )]
         step: Option<i64>,
+        #[graphql(
+            desc = "Which samples to read; left out, the coarsest the step allows: HOUR for steps of an hour or more, MINUTE for a minute or more (or a range older than the raw samples), else RAW."
+        )]
+        resolution: Option<MetricResolution>,
     ) -> Result<Vec<MetricSeries>> {
-        read(ctx, keys(series)?, Range { from, to, step }).await
+        read(
+            ctx,
+            keys(series)?,
+            Range {
+                from,
+                to,
+                step,
+                resolution,
+            },
+        )
+        .await
     }
 
     /// The streams with the largest latest value of `by`, over every cluster the caller can

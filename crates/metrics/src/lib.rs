@@ -5,14 +5,16 @@
 //!   at its interval, and [`store`] keeps the samples on the `CONSOLE_METRICS` stream.
 //! - [`latest`] is the latest whole sample of every cluster, kept by every replica from that
 //!   stream, and the live feed of new ones.
-//! - [`series`] names every series and reads it out of samples; [`prom`] is the Prometheus
-//!   exposition.
+//! - [`series`] names every series and reads it out of samples; [`rollup`] summarises the
+//!   samples per minute and per hour as Parquet on the object store; [`prom`] is the
+//!   Prometheus exposition.
 #![forbid(unsafe_code)]
 
 pub mod collect;
 pub mod collector;
 pub mod latest;
 pub mod prom;
+pub mod rollup;
 pub mod sample;
 pub mod series;
 pub mod store;

@@ -246,6 +246,43 @@ impl SeriesKey {
     }
 }
 
+/// Every series a record holds, with its value and the record's time: a cluster record's
+/// cluster metrics, a stream record's stream metrics and each of its consumers' metrics.
+pub fn values_in(record: &Record) -> Vec<(SeriesKey, i64, f64)> {
+    let of_scope = |scope: Scope| Metric::ALL.iter().copied().filter(move |m| m.scope() == scope);
+    let key = |metric, cluster: &str, stream: Option<&str>, consumer: Option<&str>| SeriesKey {
+        metric,
+        cluster_id: cluster.to_string(),
+        stream: stream.map(str::to_string),
+        consumer: consumer.map(str::to_string),
+    };
+    let mut out = Vec::new();
+    match record {
+        Record::Cluster(c) => {
+            for m in of_scope(Scope::Cluster) {
+                if let Some(v) = m.cluster_value(c) {
+                    out.push((key(m, &c.cluster_id, None, None), c.at_ms, v));
+                }
+            }
+        }
+        Record::Stream(cluster, s) => {
+            for m in of_scope(Scope::Stream) {
+                if let Some(v) = m.stream_value(s) {
+                    out.push((key(m, cluster, Some(&s.name), None), s.at_ms, v));
+                }
+            }
+            for c in &s.consumers {
+                for m in of_scope(Scope::Consumer) {
+                    if let Some(v) = m.consumer_value(c, s.at_ms) {
+                        out.push((key(m, cluster, Some(&s.name), Some(&c.name)), s.at_ms, v));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// One bucket of a downsampled series: it starts at `at_ms` and lasts one step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {

@@ -92,35 +92,52 @@ pub async fn publish(js: &jetstream::Context, snapshot: &Snapshot) -> Result<(),
     Ok(())
 }
 
-/// How long reading one subject's range may take.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long reading one range may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The samples of `subject` published from `from_ms` to `to_ms` (ms since the epoch),
-/// oldest first.
+/// How much later than its sample time a sample may be published (a slow cluster, a retry).
+pub const PUBLISH_MARGIN_MS: i64 = 120_000;
+
+/// The subjects of every sample of one cluster.
+pub fn cluster_filter(cluster_id: &str) -> String {
+    let subject = cluster_subject(cluster_id);
+    format!("{}.>", subject.strip_suffix(".cluster").unwrap_or(&subject))
+}
+
+/// The samples on `filter` (a subject, or a wildcard such as [`cluster_filter`]) taken from
+/// `from_ms` to `to_ms` (ms since the epoch, by the time the sample was taken), in the
+/// order they were published.
 pub async fn read_range(
     stream: &stream::Stream,
-    subject: &str,
+    filter: &str,
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<Record>, StoreError> {
     // The last message tells whether there is anything from `from` on: an ordered consumer
     // over an empty range would wait for a message that never comes.
-    match stream.direct_get_last_for_subject(subject).await {
-        Ok(last) => {
-            let published = last.time.unix_timestamp_nanos() / 1_000_000;
-            if (published as i64) < from_ms {
-                return Ok(Vec::new());
-            }
+    let last_published = if filter.contains(['*', '>']) {
+        let info = stream.get_info().await.map_err(unavailable)?;
+        if info.state.messages == 0 {
+            return Ok(Vec::new());
         }
-        Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(unavailable(e)),
+        info.state.last_timestamp
+    } else {
+        match stream.direct_get_last_for_subject(filter).await {
+            Ok(last) => last.time,
+            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(unavailable(e)),
+        }
+    };
+    if ((last_published.unix_timestamp_nanos() / 1_000_000) as i64) < from_ms {
+        return Ok(Vec::new());
     }
     let read = async {
+        let start = (from_ms - PUBLISH_MARGIN_MS).max(0);
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: subject.to_string(),
+                filter_subject: filter.to_string(),
                 deliver_policy: consumer::DeliverPolicy::ByStartTime {
-                    start_time: time::OffsetDateTime::from_unix_timestamp_nanos(from_ms.max(0) as i128 * 1_000_000)
+                    start_time: time::OffsetDateTime::from_unix_timestamp_nanos(start as i128 * 1_000_000)
                         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
                 },
                 ..Default::default()
@@ -134,11 +151,15 @@ pub async fn read_range(
             let info = m.info().map_err(unavailable)?;
             let pending = info.pending;
             let published = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
-            if published > to_ms {
-                break;
-            }
             match Record::decode(&m.subject, &m.payload) {
-                Ok(r) => out.push(r),
+                Ok(r) => {
+                    let at = r.at_ms();
+                    if (from_ms..=to_ms).contains(&at) {
+                        out.push(r);
+                    } else if at > to_ms && published > to_ms + PUBLISH_MARGIN_MS {
+                        break;
+                    }
+                }
                 Err(e) => tracing::debug!(error = %e, "skipping an unreadable sample"),
             }
             if pending == 0 {
@@ -149,5 +170,5 @@ pub async fn read_range(
     };
     tokio::time::timeout(READ_TIMEOUT, read)
         .await
-        .map_err(|_| unavailable(format!("reading {subject} took over {READ_TIMEOUT:?}")))?
+        .map_err(|_| unavailable(format!("reading {filter} took over {READ_TIMEOUT:?}")))?
 }

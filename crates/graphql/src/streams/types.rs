@@ -496,7 +496,7 @@ impl StreamObj {
         let series = [Metric::StreamMessageRate, Metric::StreamByteRate]
             .map(|m| crate::metrics::key(m, &v.cluster_id, Some(&v.name), None))
             .to_vec();
-        Ok(crate::metrics::read(ctx, series, crate::metrics::Range { from, to, step }).await?)
+        Ok(crate::metrics::read(ctx, series, crate::metrics::Range::shortcut(from, to, step)).await?)
     }
     /// Durable consumers of the stream, by name, one page.
     #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
@@ -582,7 +582,7 @@ impl ConsumerObj {
             Some(&v.stream),
             Some(&v.name),
         )];
-        let mut got = crate::metrics::read(ctx, series, crate::metrics::Range { from, to, step }).await?;
+        let mut got = crate::metrics::read(ctx, series, crate::metrics::Range::shortcut(from, to, step)).await?;
         Ok(got.remove(0))
     }
     /// The messages this consumer gave up on (after `maxDeliver` deliveries, or terminated
