@@ -42,6 +42,12 @@ pub struct ClusterView {
     /// `none`, `user_password`, `token`, `nkey`, `credentials`.
     pub auth_kind: String,
     pub auth_username: Option<String>,
+    /// The system account's auth kind (`none` without one); never its secret.
+    #[serde(default = "no_auth")]
+    pub system_auth_kind: String,
+    /// The cluster's own sampling interval, in seconds (`None`: the console's).
+    #[serde(default)]
+    pub metrics_interval_secs: Option<u32>,
     pub tls: TlsView,
     pub tags: Vec<String>,
     pub description: String,
@@ -67,6 +73,8 @@ impl ClusterView {
         self.tls = (&spec.tls).into();
         self.tags = spec.tags.clone();
         self.description = spec.description.clone();
+        self.system_auth_kind = spec.system_auth.kind_name().to_string();
+        self.metrics_interval_secs = spec.metrics_interval_secs;
     }
 
     fn set_auth(&mut self, auth: &ClusterAuth) {
@@ -76,6 +84,10 @@ impl ClusterView {
             _ => None,
         };
     }
+}
+
+fn no_auth() -> String {
+    ClusterAuth::None.kind_name().to_string()
 }
 
 fn default_organization() -> String {
@@ -117,6 +129,8 @@ impl KvProjection for ClustersProjection {
                     urls: Vec::new(),
                     auth_kind: String::new(),
                     auth_username: None,
+                    system_auth_kind: no_auth(),
+                    metrics_interval_secs: None,
                     tls: (&TlsOptions::default()).into(),
                     tags: Vec::new(),
                     description: String::new(),
@@ -139,6 +153,7 @@ impl KvProjection for ClustersProjection {
                     urls: v.urls.clone(),
                     tags: v.tags.clone(),
                     description: v.description.clone(),
+                    metrics_interval_secs: v.metrics_interval_secs,
                     ..Default::default()
                 };
                 changes.apply_to(&mut spec);
@@ -146,13 +161,21 @@ impl KvProjection for ClustersProjection {
                 v.urls = spec.urls;
                 v.tags = spec.tags;
                 v.description = spec.description;
+                v.metrics_interval_secs = spec.metrics_interval_secs;
+                if let Some(auth) = &changes.system_auth {
+                    v.system_auth_kind = auth.kind_name().to_string();
+                }
                 if let Some(auth) = &changes.auth {
                     v.set_auth(auth);
                 }
                 if let Some(tls) = &changes.tls {
                     v.tls = tls.into();
                 }
-                if changes.urls.is_some() || changes.auth.is_some() || changes.tls.is_some() {
+                if changes.urls.is_some()
+                    || changes.auth.is_some()
+                    || changes.tls.is_some()
+                    || changes.system_auth.is_some()
+                {
                     v.connection_version = event.aggregate_sequence;
                 }
                 v

@@ -526,3 +526,117 @@ fn the_grafana_dashboards_expressions_are_valid_promql() {
         Err(e) => eprintln!("SKIPPED promtool check: promtool is not installed ({e}); `make test` installs it"),
     }
 }
+
+/// A managed nats-server with an application account (the console's) and a system account.
+fn server_with_system_account() -> (NatsServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("accounts.conf");
+    std::fs::write(
+        &conf,
+        r#"accounts {
+  APP { jetstream: enabled, users: [{user: app, password: app-secret}] }
+  SYS { users: [{user: sys, password: sys-secret}] }
+}
+system_account: SYS
+"#,
+    )
+    .unwrap();
+    (NatsServer::start_with(&["-c", conf.to_str().unwrap()]), dir)
+}
+
+const LAST_SAMPLE: &str = "query($id: ID!) { node(id: $id) { ... on Cluster {
+  systemAuth metricsInterval lastSample { sampledAt up source interval streams error } } } }";
+
+#[tokio::test]
+async fn with_a_system_account_samples_come_from_every_servers_report_at_the_clusters_own_interval() {
+    let (managed, _conf) = server_with_system_account();
+    let app = TestApp::spawn_with(NatsServer::start(), |c| {
+        c.monitoring.interval = Duration::from_secs(3600);
+    })
+    .await;
+    let user = |name: &str, password: &str| json!({"kind": "USER_PASSWORD", "username": name, "password": password});
+    let cluster = app
+        .register_cluster(json!({"name": "with-sys", "urls": [managed.url()],
+            "auth": user("app", "app-secret"), "systemAuth": user("sys", "sys-secret"),
+            "metricsInterval": 1}))
+        .await;
+    let client = async_nats::ConnectOptions::with_user_and_password("app".into(), "app-secret".into())
+        .connect(managed.url())
+        .await
+        .unwrap();
+    let js = jetstream::new(client);
+    create_orders(&js).await;
+    let mut live = app
+        .subscribe(
+            "graphql-transport-ws",
+            LIVE,
+            json!({"s": [series("CONSUMER_LAG", &cluster, Some("ORDERS"), Some("worker"))]}),
+        )
+        .await;
+    publish(&js, 5).await;
+    // The console's interval is an hour: only the cluster's own (1 s) samples it again.
+    until(&mut live, "CONSUMER_LAG", |v| v == 5.0).await;
+    let got = app.data(LAST_SAMPLE, json!({"id": cluster})).await;
+    let c = &got["node"];
+    assert_eq!(c["systemAuth"], "USER_PASSWORD");
+    assert_eq!(c["metricsInterval"], 1);
+    let last = &c["lastSample"];
+    assert_eq!(last["source"], "JSZ", "{got:#}");
+    assert_eq!(
+        (last["up"].clone(), last["interval"].clone()),
+        (json!(true), json!(1.0))
+    );
+    assert_eq!(last["streams"], 1);
+    assert!(last["error"].is_null(), "{got:#}");
+    // No secret in any event (they are sealed) nor in the answer.
+    let events = app.raw_events().await;
+    assert!(!events.is_empty());
+    for e in events {
+        let text = String::from_utf8_lossy(&e.payload);
+        assert!(!text.contains("sys-secret") && !text.contains("app-secret"), "{text}");
+    }
+    assert!(!got.to_string().contains("secret"), "{got}");
+
+    // Wrong system credentials: samples go on, from the lists, and say why.
+    app.data(
+        "mutation($i: UpdateClusterInput!) { updateCluster(input: $i) { cluster { id } } }",
+        json!({"i": {"id": cluster, "systemAuth": user("app", "app-secret")}}),
+    )
+    .await;
+    let mut error = Value::Null;
+    for _ in 0..100 {
+        let got = app.data(LAST_SAMPLE, json!({"id": cluster})).await;
+        let last = &got["node"]["lastSample"];
+        if last["source"] == "LIST" {
+            assert_eq!(last["streams"], 1);
+            error = last["error"].clone();
+            break;
+        }
+        live.next_data().await;
+    }
+    let error = error.as_str().expect("a sample from the lists, saying why");
+    assert!(
+        error.contains("give credentials of a user in the system account"),
+        "{error}"
+    );
+
+    // Without a system account and back at the console's interval.
+    let (code, message) = app
+        .error(
+            "mutation($i: UpdateClusterInput!) { updateCluster(input: $i) { cluster { id } } }",
+            json!({"i": {"id": cluster, "metricsInterval": 7200}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+    assert!(message.contains("sample every 1 to 3600 seconds"), "{message}");
+    let got = app
+        .data(
+            "mutation($i: UpdateClusterInput!) { updateCluster(input: $i) { cluster { systemAuth metricsInterval } } }",
+            json!({"i": {"id": cluster, "metricsInterval": 0, "systemAuth": {"kind": "NONE"}}}),
+        )
+        .await;
+    assert_eq!(
+        got["updateCluster"]["cluster"],
+        json!({"systemAuth": "NONE", "metricsInterval": null})
+    );
+}

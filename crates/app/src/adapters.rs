@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use jsc_domain::cluster::Cluster;
+use jsc_domain::cluster::{Cluster, ClusterAuth, ClusterSpec};
 use jsc_domain::consumer::{ConsumerConfig, ConsumerServices};
 use jsc_domain::stream::{PurgeRequest, ServiceError, StreamConfig, StreamServices};
 use jsc_eventstore::Repository;
@@ -32,8 +32,38 @@ impl ManagedClusters {
                 "no cluster with id '{cluster_id}'; list clusters to see the ids that exist"
             )));
         }
-        self.pool.admin(cluster_id, &cluster.spec).await
+        // The connection depends only on how the cluster is reached.
+        let spec = ClusterSpec {
+            metrics_interval_secs: None,
+            system_auth: ClusterAuth::None,
+            ..cluster.spec
+        };
+        self.pool.admin(cluster_id, &spec).await
     }
+
+    /// Admin calls on the cluster's system account; `None` when it has no credentials for
+    /// one.
+    pub async fn system_admin(&self, cluster_id: &str) -> Option<Result<Admin, ServiceError>> {
+        let cluster = match self.clusters.load(cluster_id).await {
+            Ok((c, _)) if c.registered && !c.removed => c,
+            _ => return None,
+        };
+        if cluster.spec.system_auth.is_none() {
+            return None;
+        }
+        let spec = ClusterSpec {
+            auth: cluster.spec.system_auth.clone(),
+            metrics_interval_secs: None,
+            system_auth: ClusterAuth::None,
+            ..cluster.spec
+        };
+        Some(self.pool.admin(&system_slot(cluster_id), &spec).await)
+    }
+}
+
+/// The pool's key for a cluster's system-account connection.
+pub(crate) fn system_slot(cluster_id: &str) -> String {
+    format!("{cluster_id}#system")
 }
 
 pub(crate) fn not_found_is_none<T>(r: Result<T, ServiceError>) -> Result<Option<T>, ServiceError> {

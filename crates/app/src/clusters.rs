@@ -155,6 +155,7 @@ impl Console {
             .await?;
         // Stop reconnecting with the removed cluster's credentials.
         self.live.managed().pool.forget(id).await;
+        self.live.managed().pool.forget(&crate::adapters::system_slot(id)).await;
         Ok(())
     }
 

@@ -163,13 +163,21 @@ impl Targets for ConsoleTargets {
             .clusters
             .list()
             .into_iter()
-            .map(|c| (c.view.id, every))
+            .map(|c| {
+                let own = c.view.metrics_interval_secs.map(|s| Duration::from_secs(s.into()));
+                (c.view.id, own.unwrap_or(every))
+            })
             .collect()
     }
 
     fn admin(&self, cluster_id: &str) -> BoxFuture<'_, std::result::Result<Admin, ServiceError>> {
         let id = cluster_id.to_string();
         Box::pin(async move { self.0.live.managed().admin(&id).await })
+    }
+
+    fn system(&self, cluster_id: &str) -> BoxFuture<'_, Option<std::result::Result<Admin, ServiceError>>> {
+        let id = cluster_id.to_string();
+        Box::pin(async move { self.0.live.managed().system_admin(&id).await })
     }
 
     fn previous(&self, cluster_id: &str) -> Option<Arc<Snapshot>> {

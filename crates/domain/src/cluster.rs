@@ -43,6 +43,10 @@ pub enum ClusterAuth {
 }
 
 impl ClusterAuth {
+    pub fn is_none(&self) -> bool {
+        matches!(self, Self::None)
+    }
+
     pub fn kind_name(&self) -> &'static str {
         match self {
             Self::None => "none",
@@ -88,7 +92,19 @@ pub struct ClusterSpec {
     pub tags: Vec<String>,
     #[serde(default)]
     pub description: String,
+    /// How often the console samples this cluster, in seconds; `None`: the console's
+    /// interval (`--metrics-interval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_interval_secs: Option<u32>,
+    /// Credentials of a user of the cluster's system account: with them the collector reads
+    /// every server's JetStream report (`$SYS.REQ.SERVER.PING.JSZ`) instead of listing
+    /// streams and consumers. `None` (the default): no system account.
+    #[serde(default, skip_serializing_if = "ClusterAuth::is_none")]
+    pub system_auth: ClusterAuth,
 }
+
+/// The shortest and longest sampling interval a cluster may have, in seconds.
+pub const METRICS_INTERVAL_SECS: std::ops::RangeInclusive<u32> = 1..=3600;
 
 /// The fields an update changes; `None` leaves a field as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -105,6 +121,12 @@ pub struct ClusterChanges {
     pub tags: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// A new sampling interval in seconds; 0 goes back to the console's interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_interval_secs: Option<u32>,
+    /// New system-account credentials; `ClusterAuth::None` removes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_auth: Option<ClusterAuth>,
 }
 
 impl ClusterChanges {
@@ -132,6 +154,12 @@ impl ClusterChanges {
         if let Some(v) = &self.description {
             spec.description = v.clone();
         }
+        if let Some(v) = self.metrics_interval_secs {
+            spec.metrics_interval_secs = (v > 0).then_some(v);
+        }
+        if let Some(v) = &self.system_auth {
+            spec.system_auth = v.clone();
+        }
     }
 
     /// Keeps only the fields that differ from `spec`, so an event records real changes.
@@ -153,6 +181,12 @@ impl ClusterChanges {
         }
         if self.description.as_ref() == Some(&spec.description) {
             self.description = None;
+        }
+        if self.metrics_interval_secs.map(|v| (v > 0).then_some(v)) == Some(spec.metrics_interval_secs) {
+            self.metrics_interval_secs = None;
+        }
+        if self.system_auth.as_ref() == Some(&spec.system_auth) {
+            self.system_auth = None;
         }
         self
     }
@@ -332,12 +366,16 @@ impl Aggregate for Cluster {
                 self.live()?;
                 // Stored secrets go only to the servers they were given for.
                 let auth_kept = changes.auth.as_ref().is_none_or(auth_secret_is_keep);
+                let system_kept = changes.system_auth.as_ref().is_none_or(auth_secret_is_keep);
                 let key_kept = changes
                     .tls
                     .as_ref()
                     .is_none_or(|t| t.client_key.as_ref().is_some_and(Sealed::is_keep));
                 if let Some(auth) = changes.auth.take() {
-                    changes.auth = Some(keep_auth_secret(auth, &self.spec.auth)?);
+                    changes.auth = Some(keep_auth_secret(auth, &self.spec.auth, AuthField::Auth)?);
+                }
+                if let Some(auth) = changes.system_auth.take() {
+                    changes.system_auth = Some(keep_auth_secret(auth, &self.spec.system_auth, AuthField::System)?);
                 }
                 if let Some(tls) = changes.tls.as_mut()
                     && tls.client_key.as_ref().is_some_and(Sealed::is_keep)
@@ -350,12 +388,13 @@ impl Aggregate for Cluster {
                 }
                 if changes.urls.is_some()
                     && ((auth_kept && self.spec.auth != ClusterAuth::None)
+                        || (system_kept && self.spec.system_auth != ClusterAuth::None)
                         || (key_kept && self.spec.tls.client_key.is_some()))
                 {
                     return Err(invalid(
                         "urls",
-                        "changing where the console connects needs the credentials again (auth, and the TLS \
-                         client key if one is set): stored secrets are only ever sent to the servers they were given for",
+                        "changing where the console connects needs the credentials again (auth, systemAuth \
+                         and the TLS client key, those that are set): stored secrets are only ever sent to the servers they were given for",
                     ));
                 }
                 if let Some(name) = &changes.name {
@@ -407,9 +446,41 @@ fn auth_secret_is_keep(auth: &ClusterAuth) -> bool {
     }
 }
 
+/// Which credentials of a cluster: the ones it is reached with, or its system account's.
+#[derive(Clone, Copy)]
+enum AuthField {
+    Auth,
+    System,
+}
+
+impl AuthField {
+    /// The input field names: the whole, then username, password, token, nkeySeed, credentials.
+    fn names(self) -> [&'static str; 6] {
+        match self {
+            Self::Auth => [
+                "auth",
+                "auth.username",
+                "auth.password",
+                "auth.token",
+                "auth.nkeySeed",
+                "auth.credentials",
+            ],
+            Self::System => [
+                "systemAuth",
+                "systemAuth.username",
+                "systemAuth.password",
+                "systemAuth.token",
+                "systemAuth.nkeySeed",
+                "systemAuth.credentials",
+            ],
+        }
+    }
+}
+
 /// Replaces a "keep" secret with the stored one, which must be of the same kind.
-fn keep_auth_secret(auth: ClusterAuth, current: &ClusterAuth) -> Result<ClusterAuth, ClusterError> {
+fn keep_auth_secret(auth: ClusterAuth, current: &ClusterAuth, field: AuthField) -> Result<ClusterAuth, ClusterError> {
     let missing = |field: &'static str| invalid(field, "required: the stored one is for another kind of auth");
+    let [_, _, password_f, token_f, nkey_f, creds_f] = field.names();
     Ok(match (auth, current) {
         (ClusterAuth::UserPassword { username, password }, ClusterAuth::UserPassword { password: old, .. })
             if password.is_keep() =>
@@ -428,10 +499,10 @@ fn keep_auth_secret(auth: ClusterAuth, current: &ClusterAuth) -> Result<ClusterA
         (ClusterAuth::Credentials { creds }, ClusterAuth::Credentials { creds: old }) if creds.is_keep() => {
             ClusterAuth::Credentials { creds: old.clone() }
         }
-        (ClusterAuth::UserPassword { password, .. }, _) if password.is_keep() => return Err(missing("auth.password")),
-        (ClusterAuth::Token { token }, _) if token.is_keep() => return Err(missing("auth.token")),
-        (ClusterAuth::Nkey { seed }, _) if seed.is_keep() => return Err(missing("auth.nkeySeed")),
-        (ClusterAuth::Credentials { creds }, _) if creds.is_keep() => return Err(missing("auth.credentials")),
+        (ClusterAuth::UserPassword { password, .. }, _) if password.is_keep() => return Err(missing(password_f)),
+        (ClusterAuth::Token { token }, _) if token.is_keep() => return Err(missing(token_f)),
+        (ClusterAuth::Nkey { seed }, _) if seed.is_keep() => return Err(missing(nkey_f)),
+        (ClusterAuth::Credentials { creds }, _) if creds.is_keep() => return Err(missing(creds_f)),
         (other, _) => other,
     })
 }
@@ -457,10 +528,12 @@ pub fn normalize_spec(spec: ClusterSpec) -> Result<ClusterSpec, ClusterError> {
     Ok(ClusterSpec {
         name: normalize_name(&spec.name)?,
         urls: normalize_urls(&spec.urls)?,
-        auth: validate_auth(spec.auth)?,
+        auth: validate_auth(spec.auth, AuthField::Auth)?,
         tls: validate_tls(spec.tls)?,
         tags: normalize_tags(&spec.tags)?,
         description: normalize_description(&spec.description)?,
+        metrics_interval_secs: spec.metrics_interval_secs.map(validate_interval).transpose()?,
+        system_auth: validate_auth(spec.system_auth, AuthField::System)?,
     })
 }
 
@@ -468,11 +541,32 @@ fn normalize_changes(c: ClusterChanges) -> Result<ClusterChanges, ClusterError> 
     Ok(ClusterChanges {
         name: c.name.as_deref().map(normalize_name).transpose()?,
         urls: c.urls.as_deref().map(normalize_urls).transpose()?,
-        auth: c.auth.map(validate_auth).transpose()?,
+        auth: c.auth.map(|a| validate_auth(a, AuthField::Auth)).transpose()?,
         tls: c.tls.map(validate_tls).transpose()?,
         tags: c.tags.as_deref().map(normalize_tags).transpose()?,
         description: c.description.as_deref().map(normalize_description).transpose()?,
+        // 0 goes back to the console's interval.
+        metrics_interval_secs: c
+            .metrics_interval_secs
+            .map(|v| if v == 0 { Ok(0) } else { validate_interval(v) })
+            .transpose()?,
+        system_auth: c.system_auth.map(|a| validate_auth(a, AuthField::System)).transpose()?,
     })
+}
+
+fn validate_interval(secs: u32) -> Result<u32, ClusterError> {
+    if METRICS_INTERVAL_SECS.contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(invalid(
+            "metricsInterval",
+            format!(
+                "{secs} s is out of range: sample every {} to {} seconds",
+                METRICS_INTERVAL_SECS.start(),
+                METRICS_INTERVAL_SECS.end()
+            ),
+        ))
+    }
 }
 
 pub fn normalize_name(name: &str) -> Result<String, ClusterError> {
@@ -543,7 +637,8 @@ pub fn normalize_urls(urls: &[String]) -> Result<Vec<String>, ClusterError> {
     Ok(out)
 }
 
-fn validate_auth(auth: ClusterAuth) -> Result<ClusterAuth, ClusterError> {
+fn validate_auth(auth: ClusterAuth, field: AuthField) -> Result<ClusterAuth, ClusterError> {
+    let [whole, username_f, ..] = field.names();
     let kept = match &auth {
         ClusterAuth::UserPassword { password: s, .. }
         | ClusterAuth::Token { token: s }
@@ -552,13 +647,13 @@ fn validate_auth(auth: ClusterAuth) -> Result<ClusterAuth, ClusterError> {
         ClusterAuth::None => false,
     };
     if kept {
-        return Err(invalid("auth", "a secret is required: there is no stored one to keep"));
+        return Err(invalid(whole, "a secret is required: there is no stored one to keep"));
     }
     match auth {
         ClusterAuth::UserPassword { username, password } => {
             let username = username.trim().to_string();
             if username.is_empty() {
-                return Err(invalid("auth.username", "must not be empty for user/password auth"));
+                return Err(invalid(username_f, "must not be empty for user/password auth"));
             }
             Ok(ClusterAuth::UserPassword { username, password })
         }

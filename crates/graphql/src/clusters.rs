@@ -40,6 +40,12 @@ impl Cluster {
     async fn name(&self) -> &str {
         &self.0.view.name
     }
+    /// The console's latest sample of the cluster (when, how, whether it answered); null
+    /// before the first.
+    async fn last_sample(&self, ctx: &Context<'_>) -> Result<Option<crate::metrics::ClusterSampleInfo>> {
+        let latest = console(ctx).latest_sample(&caller(ctx)?, &self.0.view.id)?;
+        Ok(latest.map(|s| (&s.cluster).into()))
+    }
     /// JetStream storage of the console's account over a time range: file and memory bytes
     /// used, and file storage as a percent of the account's limit (the series
     /// `ACCOUNT_STORAGE_BYTES`, `ACCOUNT_MEMORY_BYTES` and `ACCOUNT_STORAGE_PERCENT` of
@@ -77,6 +83,16 @@ impl Cluster {
             kind: auth_kind_from_name(&self.0.view.auth_kind),
             username: self.0.view.auth_username.clone(),
         }
+    }
+    /// The kind of system-account credentials the collector uses for this cluster (`NONE`:
+    /// it lists streams and consumers instead); secrets are never shown.
+    async fn system_auth(&self) -> ClusterAuthKind {
+        auth_kind_from_name(&self.0.view.system_auth_kind)
+    }
+    /// Seconds between samples of this cluster, when it has its own interval; null: the
+    /// console's (`--metrics-interval`).
+    async fn metrics_interval(&self) -> Option<i32> {
+        self.0.view.metrics_interval_secs.map(|s| s as i32)
     }
     /// The TLS settings the console connects with; the client key is never shown.
     async fn tls(&self) -> ClusterTls {
@@ -436,6 +452,13 @@ RegisterClusterInput {
     /// A free-form description of at most 1024 characters. Defaults to empty.
     #[graphql(default)]
     description: String,
+    /// Seconds between samples of this cluster (1 to 3600); left out, the console's
+    /// interval (`--metrics-interval`, 10 s by default).
+    metrics_interval: Option<i32>,
+    /// Credentials of a user in the cluster's system account. With them every sample is one
+    /// `$SYS.REQ.SERVER.PING.JSZ` to all servers (each reporting the streams it leads)
+    /// instead of paged stream and consumer lists. Left out, none.
+    system_auth: Option<ClusterAuthInput>,
 }
 }
 
@@ -459,57 +482,72 @@ UpdateClusterInput {
     tags: Option<Vec<String>>,
     /// A new description.
     description: Option<String>,
+    /// A new sampling interval in seconds (1 to 3600); 0 goes back to the console's.
+    metrics_interval: Option<i32>,
+    /// New system-account credentials, with the same rules as `auth` (a secret left out
+    /// keeps the stored one); kind `NONE` removes them.
+    system_auth: Option<ClusterAuthInput>,
 }
 }
 
 /// Seals a given secret; a left-out one becomes "keep the stored one" on update (the
 /// aggregate resolves it under its lock) and an error on register.
-fn secret(c: &Console, field: &str, given: Option<String>, updating: bool) -> ApiResult<Sealed> {
+fn secret(c: &Console, input: &str, field: &str, given: Option<String>, updating: bool) -> ApiResult<Sealed> {
     match given {
         Some(v) if !v.is_empty() => Ok(c.seal(&v)),
         _ if updating => Ok(Sealed::keep()),
         _ => Err(ApiError::validation(format!(
-            "auth.{field}: required for this kind of auth"
+            "{input}.{field}: required for this kind of auth"
         ))),
     }
+}
+
+/// A sampling interval as given (the domain checks its range; 0 on update resets it).
+fn interval(secs: i32) -> ApiResult<u32> {
+    u32::try_from(secs).map_err(|_| {
+        ApiError::validation(format!(
+            "metricsInterval: {secs} is out of range: sample every 1 to 3600 seconds"
+        ))
+    })
 }
 
 impl ClusterAuthInput {
     /// Seals the secrets. On update (`updating`), a secret left out keeps the stored one
     /// if the kind does not change.
-    fn into_domain(self, secrets: &Console, updating: bool) -> ApiResult<ClusterAuth> {
+    /// `input` names the field it was given in (`auth`, `systemAuth`) for error messages.
+    fn into_domain(self, secrets: &Console, input: &str, updating: bool) -> ApiResult<ClusterAuth> {
         Ok(match self.kind {
             ClusterAuthKind::None => ClusterAuth::None,
             ClusterAuthKind::UserPassword => ClusterAuth::UserPassword {
                 username: self.username.unwrap_or_default(),
-                password: secret(secrets, "password", self.password, updating)?,
+                password: secret(secrets, input, "password", self.password, updating)?,
             },
             ClusterAuthKind::Token => ClusterAuth::Token {
-                token: secret(secrets, "token", self.token, updating)?,
+                token: secret(secrets, input, "token", self.token, updating)?,
             },
             ClusterAuthKind::Nkey => {
                 let given = self.nkey_seed.map(|s| s.trim().to_string());
                 if let Some(s) = &given
                     && !(s.starts_with("SU") && s.len() > 50)
                 {
-                    return Err(ApiError::validation(
-                        "auth.nkeySeed: not a user nkey seed (it starts with SU); generate one with `nsc` or `nk -gen user`",
-                    ));
+                    return Err(ApiError::validation(format!(
+                        "{input}.nkeySeed: not a user nkey seed (it starts with SU); generate one with `nsc` or `nk -gen user`"
+                    )));
                 }
                 ClusterAuth::Nkey {
-                    seed: secret(secrets, "nkeySeed", given, updating)?,
+                    seed: secret(secrets, input, "nkeySeed", given, updating)?,
                 }
             }
             ClusterAuthKind::Credentials => {
                 if let Some(c) = &self.credentials
                     && !c.contains("-----BEGIN NATS USER JWT-----")
                 {
-                    return Err(ApiError::validation(
-                        "auth.credentials: not the content of a NATS .creds file (it must hold a USER JWT and an NKEY seed)",
-                    ));
+                    return Err(ApiError::validation(format!(
+                        "{input}.credentials: not the content of a NATS .creds file (it must hold a USER JWT and an NKEY seed)"
+                    )));
                 }
                 ClusterAuth::Credentials {
-                    creds: secret(secrets, "credentials", self.credentials, updating)?,
+                    creds: secret(secrets, input, "credentials", self.credentials, updating)?,
                 }
             }
         })
@@ -602,12 +640,17 @@ impl ClusterMutation {
             name: input.name,
             urls: input.urls,
             auth: match input.auth {
-                Some(a) => a.into_domain(c, false)?,
+                Some(a) => a.into_domain(c, "auth", false)?,
                 None => ClusterAuth::None,
             },
             tls: input.tls.unwrap_or_default().into_domain(c, false),
             tags: input.tags,
             description: input.description,
+            metrics_interval_secs: input.metrics_interval.map(interval).transpose()?,
+            system_auth: match input.system_auth {
+                Some(a) => a.into_domain(c, "systemAuth", false)?,
+                None => ClusterAuth::None,
+            },
         };
         let org = input.organization_id.map(|o| o.0);
         let cluster = c.register_cluster(&caller, org, spec).await?;
@@ -630,10 +673,15 @@ impl ClusterMutation {
         let changes = ClusterChanges {
             name: input.name,
             urls: input.urls,
-            auth: input.auth.map(|a| a.into_domain(c, true)).transpose()?,
+            auth: input.auth.map(|a| a.into_domain(c, "auth", true)).transpose()?,
             tls: input.tls.map(|t| t.into_domain(c, true)),
             tags: input.tags,
             description: input.description,
+            metrics_interval_secs: input.metrics_interval.map(interval).transpose()?,
+            system_auth: input
+                .system_auth
+                .map(|a| a.into_domain(c, "systemAuth", true))
+                .transpose()?,
         };
         let cluster = c.update_cluster(&caller, &input.id, changes).await?;
         Ok(UpdateClusterPayload {

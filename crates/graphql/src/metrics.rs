@@ -131,6 +131,54 @@ pub enum MetricResolution {
     Hour,
 }
 
+/// How a sample was read from its cluster.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "jsc_metrics::sample::Source")]
+pub enum SampleSource {
+    /// Paged `STREAM.LIST` and `CONSUMER.LIST` on the console's connection.
+    List,
+    /// `$SYS.REQ.SERVER.PING.JSZ` on the cluster's system account: every server reports the
+    /// streams it leads.
+    Jsz,
+}
+
+/// The console's latest sample of a cluster, as a whole.
+#[derive(SimpleObject)]
+pub struct ClusterSampleInfo {
+    /// When it was taken.
+    pub sampled_at: DateTime<Utc>,
+    /// Whether the cluster answered.
+    pub up: bool,
+    /// Whether JetStream answered.
+    pub jetstream: bool,
+    /// How it was read.
+    pub source: SampleSource,
+    /// Seconds between samples of this cluster.
+    pub interval: f64,
+    /// How long reading it took, in seconds.
+    pub collect_seconds: f64,
+    /// Streams in it (the console's own left out).
+    pub streams: u32,
+    /// Why it is partial or empty, or how it was read instead (a system account that
+    /// failed); null when whole.
+    pub error: Option<String>,
+}
+
+impl From<&jsc_metrics::ClusterSample> for ClusterSampleInfo {
+    fn from(c: &jsc_metrics::ClusterSample) -> Self {
+        Self {
+            sampled_at: time(c.at_ms),
+            up: c.up,
+            jetstream: c.jetstream,
+            source: c.source.into(),
+            interval: c.interval_ms as f64 / 1000.0,
+            collect_seconds: c.collect_us as f64 / 1e6,
+            streams: c.streams,
+            error: c.error.clone(),
+        }
+    }
+}
+
 /// One bucket of a series: the samples taken from `at` for one step.
 #[derive(SimpleObject)]
 pub struct MetricPoint {

@@ -24,10 +24,14 @@ const CONSUMER_LISTS_IN_FLIGHT: usize = 8;
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reads one sample of the cluster behind `admin`, leaving out the streams `skip` names (the
-/// console's own, on its home NATS). Never fails: a cluster that does not
-/// answer is a sample with `up: false` and the reason, which is itself worth keeping.
+/// console's own, on its home NATS). With a connection in the cluster's system account
+/// (`system`), streams and consumers come from every server's JetStream report; without
+/// one, or when that fails (said in the sample's `error`), from paged lists. Never fails: a
+/// cluster that does not answer is a sample with `up: false` and the reason, which is
+/// itself worth keeping.
 pub async fn sample(
     admin: Result<Admin, ServiceError>,
+    system: Option<Result<Admin, ServiceError>>,
     cluster_id: &str,
     interval: Duration,
     previous: Option<&Snapshot>,
@@ -78,22 +82,65 @@ pub async fn sample(
             return finish(cluster, streams, started);
         }
     }
-    let list = match admin.list_streams().await {
-        Ok(mut l) => {
-            l.retain(|s| !skip(&s.config.name));
-            l
-        }
-        Err(e) => {
-            cluster.error = Some(e.to_string());
-            return finish(cluster, streams, started);
+    let reported = match system {
+        None => None,
+        Some(system) => {
+            let read = async { jsz(&admin, &system?).await };
+            match read.await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    cluster.error = Some(format!(
+                        "the system account's JetStream report failed ({e}); sampled with stream and consumer lists instead"
+                    ));
+                    None
+                }
+            }
         }
     };
+    let (mut list, mut consumers) = match reported {
+        Some(r) => {
+            cluster.source = Source::Jsz;
+            r
+        }
+        None => match listed(&admin).await {
+            Ok(r) => r,
+            Err(e) => {
+                cluster.error = Some(e.to_string());
+                return finish(cluster, streams, started);
+            }
+        },
+    };
+    list.retain(|s| !skip(&s.config.name));
+    let previous_streams = previous.map(|p| &p.streams);
+    for info in list {
+        let mut s = stream_sample(&info, cluster.at_ms);
+        s.consumers = consumers
+            .remove(&s.name)
+            .unwrap_or_default()
+            .iter()
+            .map(consumer_sample)
+            .collect();
+        s.consumers.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(prev) = previous_streams.and_then(|p| p.get(&s.name)) {
+            derive_stream_rates(prev, &mut s);
+        }
+        streams.insert(s.name.clone(), s);
+    }
+    finish(cluster, streams, started)
+}
+
+/// Streams and their consumers, by stream name.
+type Listed = (Vec<StreamInfo>, BTreeMap<String, Vec<ConsumerInfo>>);
+
+/// Paged `STREAM.LIST`, then paged `CONSUMER.LIST` of the streams that have consumers.
+async fn listed(admin: &Admin) -> Result<Listed, ServiceError> {
+    let list = admin.list_streams().await?;
     let with_consumers: Vec<String> = list
         .iter()
         .filter(|s| s.state.consumer_count > 0)
         .map(|s| s.config.name.clone())
         .collect();
-    let mut consumers: BTreeMap<String, Vec<ConsumerInfo>> = futures::stream::iter(with_consumers)
+    let consumers: BTreeMap<String, Vec<ConsumerInfo>> = futures::stream::iter(with_consumers)
         .map(|name| {
             let admin = admin.clone();
             async move {
@@ -115,22 +162,119 @@ pub async fn sample(
         })
         .collect()
         .await;
-    let previous_streams = previous.map(|p| &p.streams);
-    for info in list {
-        let mut s = stream_sample(&info, cluster.at_ms);
-        s.consumers = consumers
-            .remove(&s.name)
-            .unwrap_or_default()
-            .iter()
-            .map(consumer_sample)
-            .collect();
-        s.consumers.sort_by(|a, b| a.name.cmp(&b.name));
-        if let Some(prev) = previous_streams.and_then(|p| p.get(&s.name)) {
-            derive_stream_rates(prev, &mut s);
+    Ok((list, consumers))
+}
+
+/// How long the servers' JetStream reports are awaited: the first, then each next one.
+const JSZ_FIRST: Duration = Duration::from_secs(5);
+const JSZ_NEXT: Duration = Duration::from_millis(250);
+
+/// One server's `$SYS.REQ.SERVER.PING.JSZ` answer, as far as the collector reads it.
+#[derive(serde::Deserialize)]
+struct JszReply {
+    #[serde(default)]
+    data: Option<JszData>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct JszData {
+    #[serde(default)]
+    account_details: Vec<JszAccount>,
+}
+
+#[derive(serde::Deserialize)]
+struct JszAccount {
+    name: String,
+    #[serde(default)]
+    stream_detail: Vec<JszStream>,
+}
+
+#[derive(serde::Deserialize)]
+struct JszStream {
+    #[serde(flatten)]
+    info: StreamInfo,
+    #[serde(default)]
+    consumer_detail: Vec<ConsumerInfo>,
+}
+
+/// Every server's JetStream report of the managed account (each server the streams it
+/// leads, with their configuration and consumers), asked once on the system account.
+async fn jsz(admin: &Admin, system: &Admin) -> Result<Listed, ServiceError> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| ServiceError::Unavailable(format!("{what}: {e}"));
+    // Which account the console manages on this cluster.
+    let me = tokio::time::timeout(JSZ_FIRST, admin.client().request("$SYS.REQ.USER.INFO", "".into()))
+        .await
+        .map_err(|_| ServiceError::Unavailable("$SYS.REQ.USER.INFO timed out".into()))?
+        .map_err(|e| failed("$SYS.REQ.USER.INFO", &e))?;
+    let me: serde_json::Value = serde_json::from_slice(&me.payload).map_err(|e| failed("$SYS.REQ.USER.INFO", &e))?;
+    let account = me["data"]["account"]
+        .as_str()
+        .ok_or_else(|| ServiceError::Unavailable(format!("$SYS.REQ.USER.INFO answered without an account: {me}")))?
+        .to_string();
+    let client = system.client();
+    let inbox = client.new_inbox();
+    let mut replies = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| failed("subscribing to the reports", &e))?;
+    let ask = serde_json::json!({
+        "account": account, "accounts": true, "streams": true, "consumer": true,
+        "config": true, "stream_leader_only": true,
+    });
+    client
+        .publish_with_reply("$SYS.REQ.SERVER.PING.JSZ", inbox, ask.to_string().into())
+        .await
+        .map_err(|e| failed("$SYS.REQ.SERVER.PING.JSZ", &e))?;
+    let mut by_name: BTreeMap<String, (StreamInfo, Vec<ConsumerInfo>)> = BTreeMap::new();
+    let mut servers = 0;
+    let mut wait = JSZ_FIRST;
+    while let Ok(Some(m)) = tokio::time::timeout(wait, replies.next()).await {
+        wait = JSZ_NEXT;
+        if m.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+            return Err(ServiceError::Unavailable(
+                "nothing answers $SYS.REQ.SERVER.PING.JSZ for these credentials; give credentials of a user in the system account".into(),
+            ));
         }
-        streams.insert(s.name.clone(), s);
+        let reply: JszReply = serde_json::from_slice(&m.payload).map_err(|e| failed("a JetStream report", &e))?;
+        if let Some(e) = reply.error {
+            return Err(ServiceError::Unavailable(format!(
+                "a server refused the JetStream report: {e}"
+            )));
+        }
+        servers += 1;
+        for acc in reply.data.into_iter().flat_map(|d| d.account_details) {
+            if acc.name != account {
+                continue;
+            }
+            for s in acc.stream_detail {
+                // Each stream once: from its leader, or the most advanced replica.
+                let name = s.info.config.name.clone();
+                let newer = by_name
+                    .get(&name)
+                    .is_none_or(|(old, _)| s.info.state.last_seq > old.state.last_seq);
+                if newer {
+                    by_name.insert(name, (s.info, s.consumer_detail));
+                }
+            }
+        }
     }
-    finish(cluster, streams, started)
+    let _ = replies.unsubscribe().await;
+    if servers == 0 {
+        return Err(ServiceError::Unavailable(format!(
+            "no server answered $SYS.REQ.SERVER.PING.JSZ within {JSZ_FIRST:?}; are these credentials of the system account?"
+        )));
+    }
+    let mut list = Vec::with_capacity(by_name.len());
+    let mut consumers = BTreeMap::new();
+    for (name, (info, c)) in by_name {
+        list.push(info);
+        if !c.is_empty() {
+            consumers.insert(name, c);
+        }
+    }
+    Ok((list, consumers))
 }
 
 fn finish(mut cluster: ClusterSample, streams: BTreeMap<String, StreamSample>, started: Instant) -> Snapshot {

@@ -24,6 +24,10 @@ pub trait Targets: Send + Sync + 'static {
     fn clusters(&self) -> Vec<(String, Duration)>;
     /// Admin calls on one cluster.
     fn admin(&self, cluster_id: &str) -> BoxFuture<'_, Result<Admin, ServiceError>>;
+    /// Admin calls on one cluster's system account, when the cluster has credentials for it.
+    fn system(&self, _cluster_id: &str) -> BoxFuture<'_, Option<Result<Admin, ServiceError>>> {
+        Box::pin(async { None })
+    }
     /// The last sample of a cluster (to derive the first rates from after a restart).
     fn previous(&self, cluster_id: &str) -> Option<Arc<Snapshot>>;
     /// Streams left out of samples (the console's own).
@@ -93,8 +97,9 @@ async fn sample_every(
         }
         let sampled = async {
             let admin = targets.admin(&cluster_id).await;
+            let system = targets.system(&cluster_id).await;
             let skip = |name: &str| targets.skip_stream(name);
-            crate::collect::sample(admin, &cluster_id, interval, previous.as_deref(), &skip).await
+            crate::collect::sample(admin, system, &cluster_id, interval, previous.as_deref(), &skip).await
         };
         let snapshot = tokio::select! {
             _ = token.cancelled() => return,
