@@ -8,8 +8,8 @@
 //! 1-hour file holds one day of one cluster, rolled from that day's 1-minute files. A file
 //! is named by the range it holds and its content depends only on the samples, so rolling a
 //! range again (after a restart in the middle of one) writes the same file; what is already
-//! rolled is derived from the file names. Rows are sorted by stream, consumer, metric and
-//! time, so a reader skips the row groups of other streams by their statistics. The
+//! rolled is derived from the file names. Rows are sorted by metric, stream, consumer and
+//! time, so a reader skips the row groups of other metrics and streams by their statistics. The
 //! columns are documented in `schema/metrics.md`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -242,8 +242,8 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
-/// A row's place in a file: stream, consumer, metric name, bucket.
-type RowOrder = (Option<String>, Option<String>, &'static str, i64);
+/// A row's place in a file: metric name, stream, consumer, bucket.
+type RowOrder = (&'static str, Option<String>, Option<String>, i64);
 
 /// Sums samples (or finer rows) into buckets of one resolution.
 #[derive(Default)]
@@ -267,7 +267,7 @@ impl Acc {
         if count == 0 || !avg.is_finite() {
             return;
         }
-        let k = (key.stream.clone(), key.consumer.clone(), key.metric.name(), bucket);
+        let k = (key.metric.name(), key.stream.clone(), key.consumer.clone(), bucket);
         let a = self.rows.entry(k).or_insert(Agg {
             metric: key.metric,
             count: 0,
@@ -290,7 +290,7 @@ impl Acc {
     fn rows(self, cluster_id: &str) -> Vec<Row> {
         self.rows
             .into_iter()
-            .map(|((stream, consumer, _, at_ms), a)| Row {
+            .map(|((_, stream, consumer, at_ms), a)| Row {
                 key: SeriesKey {
                     metric: a.metric,
                     cluster_id: cluster_id.to_string(),
@@ -348,7 +348,30 @@ fn rows_to_batch(rows: &[Row]) -> Result<RecordBatch, arrow::error::ArrowError> 
     RecordBatch::try_new(schema(), columns)
 }
 
-fn batch_to_rows(batch: &RecordBatch, keep: &impl Fn(&SeriesKey) -> bool, out: &mut Vec<Row>) -> Option<()> {
+/// Which rows a reader wants, asked before a row is built: (metric, stream, consumer).
+pub trait Wanted: Sync {
+    fn wants(&self, metric: &str, stream: Option<&str>, consumer: Option<&str>) -> bool;
+}
+
+/// Every row.
+pub struct All;
+
+impl Wanted for All {
+    fn wants(&self, _: &str, _: Option<&str>, _: Option<&str>) -> bool {
+        true
+    }
+}
+
+/// The rows of some series of one cluster.
+struct Series<'a>(BTreeSet<(&'a str, Option<&'a str>, Option<&'a str>)>);
+
+impl Wanted for Series<'_> {
+    fn wants(&self, metric: &str, stream: Option<&str>, consumer: Option<&str>) -> bool {
+        self.0.contains(&(metric, stream, consumer))
+    }
+}
+
+fn batch_to_rows(batch: &RecordBatch, keep: &dyn Wanted, out: &mut Vec<Row>) -> Option<()> {
     let text = |i: usize| batch.column(i).as_string_opt::<i32>();
     let (cluster, stream, consumer, metric) = (text(0)?, text(1)?, text(2)?, text(3)?);
     let time = batch.column(4).as_primitive_opt::<TimestampMillisecondType>()?;
@@ -356,8 +379,14 @@ fn batch_to_rows(batch: &RecordBatch, keep: &impl Fn(&SeriesKey) -> bool, out: &
     let count = batch.column(6).as_primitive_opt::<UInt64Type>()?;
     let f = |i: usize| batch.column(i).as_primitive_opt::<Float64Type>();
     let (min, max, avg, last) = (f(7)?, f(8)?, f(9)?, f(10)?);
-    let opt = |a: &arrow::array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+    fn opt(a: &arrow::array::StringArray, i: usize) -> Option<&str> {
+        (!a.is_null(i)).then(|| a.value(i))
+    }
     for i in 0..batch.num_rows() {
+        let (s, c) = (opt(stream, i), opt(consumer, i));
+        if !keep.wants(metric.value(i), s, c) {
+            continue;
+        }
         // A metric this version does not know (written by a newer one) is skipped.
         let Some(m) = Metric::from_name(metric.value(i)) else {
             continue;
@@ -365,10 +394,10 @@ fn batch_to_rows(batch: &RecordBatch, keep: &impl Fn(&SeriesKey) -> bool, out: &
         let key = SeriesKey {
             metric: m,
             cluster_id: cluster.value(i).to_string(),
-            stream: opt(stream, i),
-            consumer: opt(consumer, i),
+            stream: s.map(str::to_string),
+            consumer: c.map(str::to_string),
         };
-        if keep(&key) {
+        {
             out.push(Row {
                 key,
                 at_ms: time.value(i),
@@ -384,8 +413,20 @@ fn batch_to_rows(batch: &RecordBatch, keep: &impl Fn(&SeriesKey) -> bool, out: &
     Some(())
 }
 
-/// Whether a row group may hold a row of one of `streams` (`None`: a cluster series), by the
-/// statistics of its `stream` column.
+/// What a reader looks for, to skip row groups by their statistics: metric names, and
+/// stream names (`None`: a cluster series).
+pub struct Prune {
+    pub metrics: BTreeSet<Option<String>>,
+    pub streams: BTreeSet<Option<String>>,
+}
+
+impl Prune {
+    fn may_hold(&self, g: &parquet::file::metadata::RowGroupMetaData) -> bool {
+        may_hold(g.column(3).statistics(), &self.metrics) && may_hold(g.column(1).statistics(), &self.streams)
+    }
+}
+
+/// Whether a column chunk may hold one of `values` (`None`: null), by its statistics.
 fn may_hold(stats: Option<&Statistics>, streams: &BTreeSet<Option<String>>) -> bool {
     let Some(Statistics::ByteArray(s)) = stats else {
         return true;
@@ -554,7 +595,7 @@ impl Rollups {
     pub async fn roll_hours(&self, cluster_id: &str, day_ms: i64) -> Result<Option<Path>, RollupError> {
         let to_ms = day_ms + DAY_MS;
         let rows = self
-            .read_rows(Resolution::Minute, cluster_id, day_ms, to_ms, &|_| true, None)
+            .read_rows(Resolution::Minute, cluster_id, day_ms, to_ms, &All, None)
             .await?;
         let mut acc = Acc::default();
         for r in &rows {
@@ -590,7 +631,7 @@ impl Rollups {
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(3).map_err(|e| file_error(&path, e))?,
             ))
-            .set_max_row_group_row_count(Some(16_384))
+            .set_max_row_group_row_count(Some(4_096))
             .build();
         // The buffered writer puts the file whole (or completes a multipart upload) at
         // close: a reader never sees half a file, and a crash before leaves none.
@@ -603,15 +644,15 @@ impl Rollups {
     }
 
     /// The rows of `cluster_id` at `resolution` from the files overlapping `from_ms..to_ms`
-    /// whose series `keep` accepts; `streams` (when given) prunes row groups by name.
+    /// whose series `keep` accepts; `prune` (when given) skips row groups by their statistics.
     async fn read_rows(
         &self,
         resolution: Resolution,
         cluster_id: &str,
         from_ms: i64,
         to_ms: i64,
-        keep: &(impl Fn(&SeriesKey) -> bool + Sync),
-        streams: Option<&BTreeSet<Option<String>>>,
+        keep: &dyn Wanted,
+        prune: Option<&Prune>,
     ) -> Result<Vec<Row>, RollupError> {
         let mut out = Vec::new();
         for f in self.files_of(resolution, cluster_id, from_ms, to_ms).await? {
@@ -629,7 +670,7 @@ impl Rollups {
                 .row_groups()
                 .iter()
                 .enumerate()
-                .filter(|(_, g)| streams.is_none_or(|s| may_hold(g.column(1).statistics(), s)))
+                .filter(|(_, g)| prune.is_none_or(|p| p.may_hold(g)))
                 .map(|(i, _)| i)
                 .collect();
             let reader = builder
@@ -638,7 +679,7 @@ impl Rollups {
                 .map_err(|e| file_error(&f.path, e))?;
             for batch in reader {
                 let batch = batch.map_err(|e| file_error(&f.path, e))?;
-                batch_to_rows(&batch, &|k| keep(k), &mut out)
+                batch_to_rows(&batch, keep, &mut out)
                     .ok_or_else(|| file_error(&f.path, "its columns are not the roll-up table's"))?;
             }
         }
@@ -690,26 +731,30 @@ impl Rollups {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<(Vec<Row>, i64), RollupError> {
-        let mut by_cluster: BTreeMap<&str, BTreeSet<Option<String>>> = BTreeMap::new();
+        let mut by_cluster: BTreeMap<&str, Prune> = BTreeMap::new();
         for s in series {
-            by_cluster.entry(&s.cluster_id).or_default().insert(s.stream.clone());
+            let p = by_cluster.entry(&s.cluster_id).or_insert_with(|| Prune {
+                metrics: BTreeSet::new(),
+                streams: BTreeSet::new(),
+            });
+            p.metrics.insert(Some(s.metric.name().to_string()));
+            p.streams.insert(s.stream.clone());
         }
-        let wanted: BTreeSet<&SeriesKey> = series.iter().collect();
         let mut rows = Vec::new();
         let mut reach = i64::MAX;
-        for (cluster, streams) in by_cluster {
+        for (cluster, prune) in by_cluster {
+            let wanted = Series(
+                series
+                    .iter()
+                    .filter(|s| s.cluster_id == cluster)
+                    .map(|s| (s.metric.name(), s.stream.as_deref(), s.consumer.as_deref()))
+                    .collect(),
+            );
             let files = self.files_of(resolution, cluster, from_ms, to_ms).await?;
             reach = reach.min(files.iter().map(|f| f.to_ms).max().unwrap_or(from_ms));
             rows.extend(
-                self.read_rows(
-                    resolution,
-                    cluster,
-                    from_ms,
-                    to_ms,
-                    &|k| wanted.contains(k),
-                    Some(&streams),
-                )
-                .await?,
+                self.read_rows(resolution, cluster, from_ms, to_ms, &wanted, Some(&prune))
+                    .await?,
             );
         }
         Ok((rows, if reach == i64::MAX { from_ms } else { reach }))
@@ -787,11 +832,21 @@ mod tests {
         acc.add(&key(Some("A")), 60_000, 61_000, 1, 1.0, 1.0, f64::NAN, 1.0);
         let rows = acc.rows("c");
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].key.stream.as_deref(), Some("A"), "sorted by stream");
+        assert_eq!(
+            rows[0].key.stream.as_deref(),
+            Some("A"),
+            "sorted by metric, then stream"
+        );
         assert_eq!((rows[1].avg, rows[1].last, rows[1].count), (3.0, 4.0, 2));
         let batch = rows_to_batch(&rows).unwrap();
         let mut back = Vec::new();
-        batch_to_rows(&batch, &|k| k.stream.as_deref() == Some("B"), &mut back).unwrap();
+        struct OnlyB;
+        impl Wanted for OnlyB {
+            fn wants(&self, _: &str, stream: Option<&str>, _: Option<&str>) -> bool {
+                stream == Some("B")
+            }
+        }
+        batch_to_rows(&batch, &OnlyB, &mut back).unwrap();
         assert_eq!(back, vec![rows[1].clone()]);
     }
 }

@@ -8,7 +8,7 @@ pub(super) struct Child {
     pub(super) base: String,
     /// The owner's access token (valid for the whole run).
     pub(super) token: String,
-    _data: tempfile::TempDir,
+    _data: Option<tempfile::TempDir>,
 }
 
 pub(super) const BENCH_EMAIL: &str = "bench@example.com";
@@ -26,6 +26,33 @@ pub(super) fn authed_client(token: &str) -> anyhow::Result<reqwest::Client> {
 
 impl Child {
     pub(super) async fn start(bin: &std::path::Path, nats_url: &str) -> anyhow::Result<Self> {
+        Self::start_with(bin, nats_url, &[]).await
+    }
+
+    /// Like [`Child::start`], with more `serve` arguments.
+    pub(super) async fn start_with(bin: &std::path::Path, nats_url: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_in(bin, nats_url, extra, tempfile::tempdir()?).await
+    }
+
+    /// Stops the console and starts it again on the same data directory, with `extra`.
+    pub(super) async fn restart_with(
+        mut self,
+        bin: &std::path::Path,
+        nats_url: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let data = self._data.take().context("a console without its data directory")?;
+        Self::start_in(bin, nats_url, extra, data).await
+    }
+
+    async fn start_in(
+        bin: &std::path::Path,
+        nats_url: &str,
+        extra: &[&str],
+        data: tempfile::TempDir,
+    ) -> anyhow::Result<Self> {
         if !bin.is_file() {
             bail!(
                 "{} not found: `make bench` builds it (cargo build --release)",
@@ -33,7 +60,6 @@ impl Child {
             );
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let data = tempfile::tempdir()?;
         let child = std::process::Command::new(bin)
             .args([
                 "serve",
@@ -55,6 +81,7 @@ impl Child {
                 "--access-token-ttl",
                 "86400",
             ])
+            .args(extra)
             .arg("--data-dir")
             .arg(data.path())
             .env("RUST_LOG", "warn")
@@ -89,13 +116,18 @@ impl Child {
             child,
             base,
             token,
-            _data: data,
+            _data: Some(data),
         })
     }
 
     /// Peak and current resident memory, MiB.
     pub(super) fn memory(&self) -> (f64, f64) {
         memory_of(self.child.id())
+    }
+
+    /// CPU seconds the process has used (user and system).
+    pub(super) fn cpu_seconds(&self) -> f64 {
+        cpu_seconds_of(&format!("/proc/{}/stat", self.child.id()))
     }
 }
 
@@ -104,6 +136,18 @@ impl Drop for Child {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU seconds (user + system) of the process whose `stat` file is at `path`.
+pub(super) fn cpu_seconds_of(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) are counted from its `)`.
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // utime and stime are fields 14 and 15 of stat, the 12th and 13th after the name (the
+    // state letter is not a number and was skipped).
+    let ticks = f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0);
+    ticks / 100.0
 }
 
 pub(super) fn memory_of(pid: u32) -> (f64, f64) {

@@ -4,11 +4,13 @@ mod binary;
 mod commands;
 mod events;
 mod messages;
+mod monitoring;
 
 use binary::*;
 use commands::*;
 use events::*;
 use messages::*;
+use monitoring::*;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -108,6 +110,10 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Row>> {
     if wants(args, "messages") {
         eprintln!("8. a page of messages");
         rows.extend(message_pages(args, &sizes).await.context("scenario 8")?);
+    }
+    if wants(args, "monitoring") {
+        eprintln!("11, 12. monitoring");
+        rows.extend(monitoring(args, &sizes).await.context("scenarios 11, 12")?);
     }
     if wants(args, "catch-up") {
         eprintln!("3. projection catch-up");
