@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 async fn console_on(managed: &NatsServer) -> (TestApp, String) {
     let app = TestApp::spawn_with(NatsServer::start(), |c| {
         c.monitoring.interval = Duration::from_millis(200);
+        c.audit_max_age = Duration::from_millis(200);
     })
     .await;
     let cluster = app
@@ -319,6 +320,14 @@ async fn metrics_endpoint_speaks_the_exporters_names_and_needs_a_credential() {
     let js = managed.jetstream().await;
     create_orders(&js).await;
     publish(&js, 3).await;
+    // The audit writer has put the registration in a file.
+    let state = app.nats.jetstream().await.get_key_value("audit_state").await.unwrap();
+    let mut flushed = state.watch_with_history("flushed").await.unwrap();
+    while let Some(e) = flushed.next().await {
+        if std::str::from_utf8(&e.unwrap().value).unwrap().parse::<u64>().unwrap() > 0 {
+            break;
+        }
+    }
 
     let anonymous = app.get("/metrics").await;
     assert_eq!(anonymous.status(), 401);
@@ -362,6 +371,12 @@ async fn metrics_endpoint_speaks_the_exporters_names_and_needs_a_credential() {
     assert!(text.contains("jsconsole_commits_total{"), "{text}");
     assert!(text.contains("jsconsole_collector_duration_seconds_bucket{"), "{text}");
     assert!(text.contains("jsconsole_projection_pending_events{"), "{text}");
+    let audit_rows = text
+        .lines()
+        .find_map(|l| l.strip_prefix("jsconsole_audit_rows_written_total "))
+        .unwrap_or_else(|| panic!("no audit rows counter in\n{text}"));
+    assert!(audit_rows.parse::<f64>().unwrap() >= 1.0, "{audit_rows}");
+    assert!(text.contains("jsconsole_audit_flushed_sequence "), "{text}");
 
     // promtool, where the tool step could install it, agrees it is valid exposition.
     match std::process::Command::new("promtool")

@@ -126,6 +126,26 @@ pub const CONSOLE_METRICS: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Samples taken, by cluster and outcome (ok, partial, lost).",
     ),
+    (
+        "jsconsole_audit_rows_written_total",
+        Kind::Counter,
+        "Events the audit writer has put in Parquet files.",
+    ),
+    (
+        "jsconsole_audit_files_written_total",
+        Kind::Counter,
+        "Parquet files the audit writer has written.",
+    ),
+    (
+        "jsconsole_audit_flushed_sequence",
+        Kind::Gauge,
+        "The last event-stream sequence in an audit file.",
+    ),
+    (
+        "jsconsole_metrics_rollups_written_total",
+        Kind::Counter,
+        "Metrics roll-up files written, by resolution (1m, 1h).",
+    ),
 ];
 
 /// The watched clusters' series under prometheus-nats-exporter's names: name, help.

@@ -640,6 +640,7 @@ impl Rollups {
         writer.write(&batch).await.map_err(|e| file_error(&path, e))?;
         writer.close().await.map_err(|e| file_error(&path, e))?;
         tracing::debug!(%path, rows = rows.len(), "metrics roll-up written");
+        metrics::counter!("jsconsole_metrics_rollups_written_total", "resolution" => resolution.dir()).increment(1);
         Ok(Some(path))
     }
 

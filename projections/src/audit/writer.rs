@@ -142,6 +142,9 @@ impl AuditWriter {
         write_parquet(&self.store, &path, &[rows_to_batch(buffer)?]).await?;
         *flushed = last.sequence;
         tracing::debug!(%path, rows = buffer.len(), "audit file written");
+        metrics::counter!("jsconsole_audit_rows_written_total").increment(buffer.len() as u64);
+        metrics::counter!("jsconsole_audit_files_written_total").increment(1);
+        metrics::gauge!("jsconsole_audit_flushed_sequence").set(last.sequence as f64);
         buffer.clear();
         if self.compact_after > 0 {
             self.compact(day).await?;
