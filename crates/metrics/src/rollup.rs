@@ -594,9 +594,8 @@ impl Rollups {
     /// Rolls one day of one cluster's minute files into hours; `None` when it had none.
     pub async fn roll_hours(&self, cluster_id: &str, day_ms: i64) -> Result<Option<Path>, RollupError> {
         let to_ms = day_ms + DAY_MS;
-        let rows = self
-            .read_rows(Resolution::Minute, cluster_id, day_ms, to_ms, &All, None)
-            .await?;
+        let files = self.files_of(Resolution::Minute, cluster_id, day_ms, to_ms).await?;
+        let rows = self.read_rows(&files, day_ms, to_ms, &All, None).await?;
         let mut acc = Acc::default();
         for r in &rows {
             acc.add(
@@ -644,19 +643,22 @@ impl Rollups {
         Ok(Some(path))
     }
 
-    /// The rows of `cluster_id` at `resolution` from the files overlapping `from_ms..to_ms`
-    /// whose series `keep` accepts; `prune` (when given) skips row groups by their statistics.
+    /// The rows in `files` (of one resolution, from [`Rollups::files_of`]) within
+    /// `from_ms..to_ms` whose series `keep` accepts; `prune` (when given) skips row groups by
+    /// their statistics.
     async fn read_rows(
         &self,
-        resolution: Resolution,
-        cluster_id: &str,
+        files: &[RollupFile],
         from_ms: i64,
         to_ms: i64,
         keep: &dyn Wanted,
         prune: Option<&Prune>,
     ) -> Result<Vec<Row>, RollupError> {
         let mut out = Vec::new();
-        for f in self.files_of(resolution, cluster_id, from_ms, to_ms).await? {
+        let Some(resolution) = files.first().map(|f| f.resolution) else {
+            return Ok(out);
+        };
+        for f in files {
             let bytes = self
                 .store
                 .get(&f.path)
@@ -753,10 +755,7 @@ impl Rollups {
             );
             let files = self.files_of(resolution, cluster, from_ms, to_ms).await?;
             reach = reach.min(files.iter().map(|f| f.to_ms).max().unwrap_or(from_ms));
-            rows.extend(
-                self.read_rows(resolution, cluster, from_ms, to_ms, &wanted, Some(&prune))
-                    .await?,
-            );
+            rows.extend(self.read_rows(&files, from_ms, to_ms, &wanted, Some(&prune)).await?);
         }
         Ok((rows, if reach == i64::MAX { from_ms } else { reach }))
     }
