@@ -12,6 +12,7 @@ mod identity;
 mod messages;
 mod monitoring;
 mod mutations;
+mod otel;
 mod persisted;
 mod projections;
 mod readme;

@@ -6,11 +6,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use jsc_eventstore::{EventReader, EventRecord};
 use jsc_projector::{KvProjection, Projector};
 
+use crate::telemetry::LogFormat;
 use crate::{Application, Config};
 
 #[derive(Parser)]
@@ -25,12 +26,6 @@ struct Cli {
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -306,19 +301,14 @@ struct ServeArgs {
     /// How long the 1-hour roll-ups are kept on the object store, in days: at least 2.
     #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u64).range(2..), env = "JSCONSOLE_METRICS_RETENTION_1H_DAYS")]
     metrics_retention_1h_days: u64,
+    /// Export traces over OTLP/HTTP to this collector (e.g. http://localhost:4318; a base URL
+    /// gets /v1/traces): a span for each request, command, commit and projection, the trace
+    /// id recorded in each event's metadata.
+    #[arg(long, env = "JSCONSOLE_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     /// Serve the baseline routes the benchmarks compare against.
     #[arg(long, hide = true)]
     bench_routes: bool,
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }
 
 /// Runs the command line `args` (the first is the program name), writing to `out` and
@@ -362,7 +352,13 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
 }
 
 async fn serve(args: ServeArgs, format: LogFormat, err: &mut (dyn Write + Send)) -> anyhow::Result<()> {
-    init_tracing(format);
+    let telemetry = crate::telemetry::init(format, args.otlp_endpoint.as_deref())?;
+    let served = serve_with(args, err).await;
+    telemetry.shutdown();
+    served
+}
+
+async fn serve_with(args: ServeArgs, err: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let mut config = Config::new(args.data_dir);
     config.listen = args.listen;
     config.nats_url = args.nats_url;

@@ -8,6 +8,7 @@
 
 pub mod commands;
 mod remote;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -118,13 +119,18 @@ pub struct Application {
     generated_admin: Option<(String, String)>,
 }
 
+/// The process's crypto providers: token signing, and TLS to S3-compatible stores and OTLP
+/// collectors (rustls with ring, as async-nats uses). Idempotent.
+pub(crate) fn install_crypto() {
+    jsc_secrets::install_crypto_provider();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
-        jsc_secrets::install_crypto_provider();
-        // TLS to S3-compatible stores (rustls with ring, as async-nats uses).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto();
         let keys = if config.signing_keys.is_empty() {
             Keyring::load_or_generate(&config.data_dir)?
         } else {

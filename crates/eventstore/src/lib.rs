@@ -18,6 +18,7 @@ mod record;
 mod repository;
 mod store;
 mod subject;
+pub mod trace;
 pub mod verify;
 
 pub use metadata::{CommandContext, Receipt};

@@ -84,7 +84,7 @@ where
     }
 
     /// Runs `command` on aggregate `aggregate_id` and commits what it emits.
-    #[tracing::instrument(skip(self, command, ctx), fields(aggregate_type = A::TYPE, actor = %ctx.actor, correlation_id = %ctx.correlation_id))]
+    #[tracing::instrument(name = "command", skip(self, command, ctx), fields(aggregate_type = A::TYPE, actor = %ctx.actor, correlation_id = %ctx.correlation_id))]
     pub async fn execute(
         &self,
         aggregate_id: &str,

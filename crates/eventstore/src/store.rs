@@ -299,8 +299,12 @@ impl JetStreamEventStore {
         let client = &self.reader.client;
         let n = records.len();
         let mut last = None;
+        let traceparent = crate::trace::current().map(|sc| crate::trace::traceparent(&sc));
         for (i, rec) in records.iter().enumerate() {
             let mut h: HeaderMap = rec.headers();
+            if let Some(tp) = &traceparent {
+                h.insert(crate::trace::TRACEPARENT, tp.as_str());
+            }
             h.insert(headers::MSG_ID, format!("{}:{}", rec.commit_id, i).as_str());
             if i == 0 {
                 h.insert(
@@ -493,7 +497,10 @@ impl JetStreamEventStore {
     ) -> Vec<EventRecord> {
         let commit_id = Uuid::now_v7().to_string();
         let now = Utc::now();
-        let metadata: std::collections::BTreeMap<_, _> = metadata.clone().into_iter().collect();
+        let mut metadata: std::collections::BTreeMap<_, _> = metadata.clone().into_iter().collect();
+        if let Some(sc) = crate::trace::current() {
+            metadata.insert(crate::trace::TRACE_ID.to_string(), sc.trace_id().to_string());
+        }
         let mut prev = prev_hash;
         events
             .iter()
@@ -523,12 +530,13 @@ impl JetStreamEventStore {
     }
 
     /// Commits `events` against a loaded context; returns the envelopes and the outcome.
+    #[tracing::instrument(name = "commit", skip_all, fields(aggregate_type = A::TYPE, aggregate_id = %context.aggregate_id, events = events.len()))]
     pub async fn commit_events<A: Aggregate>(
         &self,
         events: Vec<A::Event>,
         context: &JsAggregateContext<A>,
         metadata: HashMap<String, String>,
-    ) -> Result<(Vec<EventEnvelope<A>>, AppendOutcome, Option<String>), Error> {
+    ) -> Result<Commit<A>, Error> {
         let records = self.records_for::<A>(
             &context.aggregate_id,
             context.version,
@@ -552,6 +560,9 @@ impl JetStreamEventStore {
         Ok((envelopes, outcome, last_hash))
     }
 }
+
+/// What a commit produced: its envelopes, where it landed, and the hash of its last event.
+pub type Commit<A> = (Vec<EventEnvelope<A>>, AppendOutcome, Option<String>);
 
 impl<A: Aggregate> EventStore<A> for JetStreamEventStore {
     type AC = JsAggregateContext<A>;

@@ -65,6 +65,10 @@ pub struct HistoryEntry {
     causation_id: Option<String>,
     /// The client address the request came from, if known.
     client_addr: Option<String>,
+    /// The OpenTelemetry trace the change was made in (32 hex digits), when the console
+    /// exports traces (`--otlp-endpoint`): find the request, command, commit and projection
+    /// spans under it in your tracing backend.
+    trace_id: Option<String>,
     /// The event as stored (credentials redacted).
     payload: Json<Value>,
     /// The state change the event made.
@@ -141,6 +145,7 @@ impl HistoryQuery {
                 correlation_id: rec.metadata.get("correlation_id").cloned(),
                 causation_id: rec.metadata.get("causation_id").cloned(),
                 client_addr: rec.metadata.get("client_addr").cloned(),
+                trace_id: rec.metadata.get(jsc_eventstore::trace::TRACE_ID).cloned(),
                 payload: Json(e.payload),
                 changes: e
                     .changes

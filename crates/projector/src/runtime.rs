@@ -432,6 +432,9 @@ impl Projector {
         let mut changed: Vec<String> = Vec::new();
         let mut changed_set: HashSet<String> = HashSet::new();
         let mut last = checkpoint;
+        // One span per traced event, from reading it to its view written: a child of the
+        // commit that sent it, so the trace of a request runs on to the views it changed.
+        let mut traced: Vec<tracing::Span> = Vec::new();
         for msg in batch {
             let seq = msg.info().map_err(Error::nats)?.stream_sequence;
             if seq <= checkpoint {
@@ -449,6 +452,11 @@ impl Projector {
                 }
             };
             let Some(key) = p.key(&record) else { continue };
+            if let Some(parent) = traced_parent(msg, &record) {
+                let span = tracing::info_span!(parent: None, "projection", projection = p.name(), sequence = seq);
+                jsc_eventstore::trace::follow(&span, parent);
+                traced.push(span);
+            }
             if !views.contains_key(&key) {
                 let current = if known.started_empty {
                     None
@@ -497,8 +505,22 @@ impl Projector {
             }
         });
         futures::future::try_join_all(writes).await?;
+        drop(traced);
         Ok((last, !changed.is_empty()))
     }
+}
+
+/// How old an event may be for its projection to join the trace of its commit: a rebuild
+/// or a catch-up after downtime replays old events, whose traces ended long ago.
+const TRACE_LIVE_FOR: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// The commit span a live event's `traceparent` header names, if it carries one.
+fn traced_parent(msg: &jetstream::Message, record: &EventRecord) -> Option<opentelemetry::trace::SpanContext> {
+    let value = msg.headers.as_ref()?.get(jsc_eventstore::trace::TRACEPARENT)?;
+    if chrono::Utc::now() - record.timestamp > TRACE_LIVE_FOR {
+        return None;
+    }
+    jsc_eventstore::trace::parse_traceparent(value.as_str())
 }
 
 /// Whether a concrete subject matches a filter with `*` and `>` wildcards.

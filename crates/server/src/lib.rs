@@ -58,11 +58,17 @@ pub fn router_with(console: Console, limits: jsc_graphql::Limits, bench_routes: 
         .fallback(not_found)
         .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::middleware::from_fn(http_metrics))
-        .layer(axum::Extension(TrustedProxies(state.console.auth_settings().trusted_proxies.clone())))
+        .layer(axum::Extension(TrustedProxies(
+            state.console.auth_settings().trusted_proxies.clone(),
+        )))
         .layer(
             // Spans name the path only: query strings (signed download links) stay out of logs.
+            // A `traceparent` header from the client makes the request a child of its trace.
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<Body>| {
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+                let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
+                let parent = req.headers().get(jsc_eventstore::trace::TRACEPARENT);
+                jsc_eventstore::trace::follow_header(&span, parent.and_then(|v| v.to_str().ok()));
+                span
             }),
         )
         .with_state(state)
