@@ -9,6 +9,7 @@ mod cost;
 mod eventstore;
 mod history;
 mod identity;
+mod leases;
 mod messages;
 mod monitoring;
 mod mutations;

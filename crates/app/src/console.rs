@@ -89,6 +89,8 @@ pub struct Parts {
     pub(crate) decoders: crate::messages::Decoders,
     /// The metrics stream and the latest sample of every cluster.
     pub(crate) monitoring: crate::monitoring::Monitoring,
+    /// The roles one replica performs at a time, and this replica's id among them.
+    pub(crate) leases: crate::lease::Leases,
 }
 
 /// What the console is started with.
@@ -115,6 +117,9 @@ pub struct Options {
     pub audit_compact_after: usize,
     /// How the clusters are sampled, and how long raw samples are kept.
     pub monitoring: crate::monitoring::MonitoringOptions,
+    /// How long a role's lease outlives its holder's last renewal (see [`crate::lease`]):
+    /// about how long a role stays undone after the replica performing it dies.
+    pub lease_ttl: Duration,
 }
 
 /// A long-running part of the console, to be run until the shutdown token fires.
@@ -138,6 +143,8 @@ pub enum StartError {
     KeyUsage(#[source] jsc_projector::Error),
     #[error("cannot create the persisted queries bucket")]
     PersistedQueries(#[source] jsc_projector::Error),
+    #[error("cannot open the leases bucket console_leases: {0}")]
+    Leases(String),
     #[error("cannot create the dead letters stream: {0}")]
     DeadLetters(String),
     #[error("{0}")]
@@ -208,6 +215,9 @@ impl Console {
             .await
             .map_err(StartError::DeadLetters)?;
         let metrics_stream = jsc_metrics::store::ensure_stream(&home, options.monitoring.raw).await?;
+        let leases = crate::lease::Leases::open(&js, options.lease_ttl, crate::lease::replica_id())
+            .await
+            .map_err(StartError::Leases)?;
         let mut workers = Vec::new();
         {
             // One consumer of the event stream feeds every view.
@@ -281,6 +291,7 @@ impl Console {
                 stream: metrics_stream,
                 options: options.monitoring,
             },
+            leases: leases.clone(),
         }));
         {
             let latest = console.monitoring.latest.clone();
@@ -294,24 +305,38 @@ impl Console {
                 }),
             });
         }
-        {
+        // One replica samples the clusters, and one writes the roll-ups (a lease each).
+        if console.monitoring.options.collect {
             let c = console.clone();
             let token = shutdown.clone();
+            let leases = leases.clone();
             workers.push(Worker {
                 name: "metrics-collector",
                 run: Box::pin(async move {
-                    crate::monitoring::run_collector(c, token).await;
+                    leases
+                        .run(crate::lease::COLLECTOR, token, |t| {
+                            crate::monitoring::run_collector(c.clone(), t)
+                        })
+                        .await;
                     Ok(())
                 }),
             });
+        } else {
+            tracing::info!("the metrics collector is off (--no-metrics-collector): this console samples no cluster");
         }
         {
             let rollups = console.monitoring.rollups.clone();
             let token = shutdown.clone();
+            let leases = leases.clone();
             workers.push(Worker {
                 name: "metrics-rollups",
                 run: Box::pin(async move {
-                    rollups.run(token).await;
+                    leases
+                        .run(crate::lease::ROLLUPS, token, |t| {
+                            let rollups = rollups.clone();
+                            async move { rollups.run(t).await }
+                        })
+                        .await;
                     Ok(())
                 }),
             });

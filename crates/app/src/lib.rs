@@ -22,6 +22,7 @@ pub mod deadletters;
 mod error;
 mod history;
 pub mod identity;
+pub mod lease;
 mod live;
 pub mod messages;
 pub mod monitoring;

@@ -204,10 +204,6 @@ impl Sink for StreamSink {
 
 /// Runs the collector until `shutdown`.
 pub(crate) async fn run_collector(console: Console, shutdown: tokio_util::sync::CancellationToken) {
-    if !console.monitoring.options.collect {
-        tracing::info!("the metrics collector is off (--no-metrics-collector): this console samples no cluster");
-        return;
-    }
     let js = async_nats::jetstream::new(console.home.clone());
     // Rates continue from the last samples taken before a restart.
     tokio::select! {

@@ -20,12 +20,13 @@ use tokio_util::sync::CancellationToken;
 use crate::Console;
 
 impl Console {
-    /// Streams the console keeps for itself (its events, its views, its audit state and
-    /// replay scratch buckets); never recorded as managed resources.
+    /// Streams the console keeps for itself (its events, its views, its audit state, its
+    /// leases and replay scratch buckets); never recorded as managed resources.
     pub fn is_internal_stream(&self, name: &str) -> bool {
         name == self.store.config().stream
             || name == crate::deadletters::DEAD_LETTERS_STREAM
             || name == jsc_metrics::store::METRICS_STREAM
+            || name.strip_prefix("KV_") == Some(crate::lease::LEASES_BUCKET)
             || ["KV_view_", "KV_audit_", "KV_scratch_", "KV_auth_", "KV_graphql_"]
                 .iter()
                 .any(|p| name.starts_with(p))

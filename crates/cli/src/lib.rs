@@ -75,6 +75,8 @@ pub struct Config {
     pub audit_compact_after: usize,
     /// How often every managed cluster is sampled, and how long raw samples are kept.
     pub monitoring: jsc_app::monitoring::MonitoringOptions,
+    /// How long a background role's lease outlives its holder (one replica performs each).
+    pub lease_ttl: Duration,
 }
 
 impl Config {
@@ -104,6 +106,7 @@ impl Config {
             audit_max_age: Duration::from_secs(60),
             audit_compact_after: 16,
             monitoring: Default::default(),
+            lease_ttl: jsc_app::lease::DEFAULT_TTL,
         }
     }
 }
@@ -181,6 +184,7 @@ impl Application {
             audit_max_age: config.audit_max_age,
             audit_compact_after: config.audit_compact_after,
             monitoring: config.monitoring,
+            lease_ttl: config.lease_ttl,
         };
         let (console, workers) = Console::start(home, store, options, &shutdown).await?;
         let mut tasks = JoinSet::new();

@@ -370,8 +370,52 @@ impl TopStreamEntry {
 #[derive(Default)]
 pub struct MetricsQuery;
 
+/// A console process among the replicas on one home NATS.
+#[derive(SimpleObject)]
+pub struct ConsoleReplica {
+    /// This replica's id (host, process id and a random part), the one that answered.
+    id: String,
+    /// The background roles one replica performs at a time, and who performs each now.
+    roles: Vec<ConsoleRole>,
+}
+
+/// A background role performed by one replica at a time, under a lease in NATS KV.
+#[derive(SimpleObject)]
+pub struct ConsoleRole {
+    /// `metrics-collector` (samples every cluster) or `metrics-rollups` (writes the
+    /// Parquet roll-ups and deletes what is past retention).
+    name: String,
+    /// The replica that holds the lease; null while none does (a holder died and its lease
+    /// has not expired yet, or every replica runs with the role off).
+    holder: Option<String>,
+    /// When the holder took the lease (its clock).
+    since: Option<DateTime<Utc>>,
+    /// Whether the replica that answered performs the role.
+    held_here: bool,
+}
+
 #[Object]
 impl MetricsQuery {
+    /// This console replica and which replica performs each background role (one at a
+    /// time across every console on the home NATS; another takes over within a few seconds
+    /// of its death). Needs admin in an organization (`FORBIDDEN` otherwise).
+    async fn console_replica(&self, ctx: &Context<'_>) -> async_graphql::Result<ConsoleReplica> {
+        let (id, roles) = console(ctx).replica(&caller(ctx)?).await?;
+        let roles = roles
+            .into_iter()
+            .map(|r| ConsoleRole {
+                name: r.role.to_string(),
+                held_here: r.holder.as_ref().is_some_and(|h| h.holder == id),
+                since: r
+                    .holder
+                    .as_ref()
+                    .and_then(|h| DateTime::from_timestamp_millis(h.since_ms)),
+                holder: r.holder.map(|h| h.holder),
+            })
+            .collect();
+        Ok(ConsoleReplica { id, roles })
+    }
+
     /// Time series of the managed clusters, their streams and consumers, from the samples
     /// the console takes of every cluster (every 10 s by default) and their 1-minute and
     /// 1-hour roll-ups, downsampled to `step`: each point holds the mean, min, max and last

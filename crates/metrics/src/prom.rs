@@ -146,6 +146,16 @@ pub const CONSOLE_METRICS: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Metrics roll-up files written, by resolution (1m, 1h).",
     ),
+    (
+        "jsconsole_lease_held",
+        Kind::Gauge,
+        "1 while this replica holds the role's lease and performs it, by role.",
+    ),
+    (
+        "jsconsole_lease_acquired_total",
+        Kind::Counter,
+        "Times this replica took a role's lease, by role.",
+    ),
 ];
 
 /// The watched clusters' series under prometheus-nats-exporter's names: name, help.

@@ -61,6 +61,19 @@ impl NatsServer {
         &self.url
     }
 
+    /// Another handle on this server, for a second console on the same home NATS (a
+    /// replica): dropping it leaves the server running.
+    pub fn shared(&self) -> Self {
+        Self {
+            process: None,
+            dir: tempfile::Builder::new()
+                .prefix("jsc-nats-shared-")
+                .tempdir()
+                .expect("temp dir"),
+            url: self.url.clone(),
+        }
+    }
+
     pub fn port(&self) -> u16 {
         self.process.as_ref().map(|p| p.port()).unwrap_or(0)
     }
