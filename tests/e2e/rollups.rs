@@ -20,7 +20,8 @@ const DAY: i64 = 86_400_000;
 const QUERY: &str =
     "query($s: [MetricSeriesInput!]!, $from: DateTime!, $to: DateTime, $step: Int, $r: MetricResolution) {
   metrics(series: $s, from: $from, to: $to, step: $step, resolution: $r) {
-    series { metric stream consumer } resolution step points { at value min max last count } } }";
+    series { metric stream consumer } resolution step points { at value min max last count }
+    columns { at value min max last count } } }";
 
 /// One synthetic sample every 10 s: ORDERS grows by 7 messages a sample, its consumer's lag
 /// moves up and down, and the cluster's round trip varies.
@@ -81,9 +82,38 @@ async fn read(app: &TestApp, cluster: &str, from: i64, to: i64, step: i64, resol
     .await
 }
 
+/// `columns` holds `points`, one list per field (`at` in milliseconds since the epoch).
+fn assert_columns_are_the_points(series: &Value) {
+    let (points, columns) = (series["points"].as_array().unwrap(), &series["columns"]);
+    for f in ["at", "value", "min", "max", "last", "count"] {
+        let column = columns[f]
+            .as_array()
+            .unwrap_or_else(|| panic!("no column {f}: {series}"));
+        assert_eq!(column.len(), points.len(), "{f}");
+        for (c, p) in column.iter().zip(points) {
+            let want = match f {
+                "at" => {
+                    let at = chrono::DateTime::parse_from_rfc3339(p["at"].as_str().unwrap()).unwrap();
+                    json!(at.timestamp_millis() as f64)
+                }
+                _ => p[f].clone(),
+            };
+            assert_eq!(c.as_f64(), want.as_f64(), "{f} of {}", series["series"]);
+        }
+    }
+}
+
 /// The points of every series, with the mean compared to 1e-9 (a mean of means is the
 /// mean, up to rounding) and everything else exactly.
 fn assert_same_points(raw: &Value, rolled: &Value, resolution: &str) {
+    for series in raw["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rolled["metrics"].as_array().unwrap())
+    {
+        assert_columns_are_the_points(series);
+    }
     let (raw, rolled) = (
         raw["metrics"].as_array().unwrap(),
         rolled["metrics"].as_array().unwrap(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use jsc_domain::identity::Role;
 use jsc_domain::stream::ServiceError;
 use jsc_fleet::Admin;
@@ -300,10 +300,20 @@ impl Console {
         for (i, s) in series.iter().enumerate() {
             by_subject.entry(s.subject()).or_default().push(i);
         }
-        for (subject, indexes) in by_subject.into_iter().filter(|_| cursor <= to_ms) {
-            let records = jsc_metrics::store::read_range(&self.monitoring.stream, &subject, cursor, to_ms)
-                .await
-                .map_err(unavailable)?;
+        // The subjects are read side by side (each read is a round trip per batch).
+        let reads = by_subject
+            .into_iter()
+            .filter(|_| cursor <= to_ms)
+            .map(|(subject, indexes)| async move {
+                jsc_metrics::store::read_range(&self.monitoring.stream, &subject, cursor, to_ms)
+                    .await
+                    .map(|records| (records, indexes))
+            });
+        let read = futures::stream::iter(reads)
+            .buffer_unordered(8)
+            .try_collect::<Vec<_>>()
+            .await;
+        for (records, indexes) in read.map_err(unavailable)? {
             for r in &records {
                 for &i in &indexes {
                     if let Some((at, v)) = series[i].value_in(r) {

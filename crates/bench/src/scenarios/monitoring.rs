@@ -315,6 +315,21 @@ async fn query_24h(
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // The same query selecting no points: what reading and downsampling cost without
+    // the answer's 144,000 points (the rest is GraphQL and JSON).
+    let bare = "query($s: [MetricSeriesInput!]!, $from: DateTime!) { metrics(series: $s, from: $from, step: 60) {
+        resolution } }";
+    let mut read50 = Vec::new();
+    for _ in 0..sizes.runs {
+        let mut t = Vec::new();
+        for _ in 0..if args.quick { 10 } else { 30 } {
+            let start = Instant::now();
+            gql(&http, &console.base, bare, vars.clone()).await?;
+            t.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        t.sort_by(|a, b| a.total_cmp(b));
+        read50.push(percentile(&t, 50.0));
+    }
     let mut con99 = Vec::new();
     let mut con50 = Vec::new();
     for _ in 0..sizes.runs {
@@ -369,5 +384,10 @@ async fn query_24h(
     Ok(vec![
         row("latency p50", con50, Target::None),
         row("latency p99", con99, Target::AbsoluteAtMost { value: 50.0 }),
+        row(
+            "latency p50, no points selected (read and downsample only)",
+            read50,
+            Target::None,
+        ),
     ])
 }
