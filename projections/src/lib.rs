@@ -2,6 +2,7 @@
 //! target (a KV bucket) and its version.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod audit;
 pub mod clusters;
 pub mod identity;
@@ -22,6 +23,11 @@ pub enum Projection {
     Invitations,
     Sessions,
     ApiKeys,
+    AlertRules,
+    NotificationChannels,
+    AlertPolicies,
+    Silences,
+    Alerts,
 }
 
 /// Something to do with one projection, whatever its type (each view is its own type, so
@@ -32,7 +38,7 @@ pub trait WithProjection {
 }
 
 impl Projection {
-    pub const ALL: [Projection; 8] = [
+    pub const ALL: [Projection; 13] = [
         Self::Clusters,
         Self::Streams,
         Self::Consumers,
@@ -41,6 +47,11 @@ impl Projection {
         Self::Invitations,
         Self::Sessions,
         Self::ApiKeys,
+        Self::AlertRules,
+        Self::NotificationChannels,
+        Self::AlertPolicies,
+        Self::Silences,
+        Self::Alerts,
     ];
 
     /// Its name on the command line (`--projection`).
@@ -54,6 +65,11 @@ impl Projection {
             Self::Invitations => "invitations",
             Self::Sessions => "sessions",
             Self::ApiKeys => "api_keys",
+            Self::AlertRules => "alert_rules",
+            Self::NotificationChannels => "notification_channels",
+            Self::AlertPolicies => "alert_policies",
+            Self::Silences => "silences",
+            Self::Alerts => "alerts",
         }
     }
 
@@ -76,6 +92,11 @@ impl Projection {
             Self::Invitations => w.call(identity::INVITATIONS),
             Self::Sessions => w.call(identity::SESSIONS),
             Self::ApiKeys => w.call(identity::API_KEYS),
+            Self::AlertRules => w.call(alerts::ALERT_RULES),
+            Self::NotificationChannels => w.call(alerts::CHANNELS),
+            Self::AlertPolicies => w.call(alerts::ALERT_POLICIES),
+            Self::Silences => w.call(alerts::SILENCES),
+            Self::Alerts => w.call(alerts::ALERTS),
         }
     }
 }

@@ -10,12 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use jsc_domain::alerts;
 use jsc_domain::cluster::Cluster;
 use jsc_domain::consumer::Consumer;
 use jsc_domain::identity::{ApiKey, Invitation, Organization, Session, User};
 use jsc_domain::stream::Stream;
 use jsc_eventstore::{JetStreamEventStore, Repository};
 use jsc_fleet::{Fleet, Pool};
+use jsc_projections::alerts as alv;
 use jsc_projections::identity::{ApiKeyView, InvitationView, OrganizationView, SessionView, UserView};
 use jsc_projections::{ClusterView, ConsumerView, Projection, StreamView, WithProjection};
 use jsc_projector::{KvProjection, ProjectionStatus, Projector, Runnable, ViewCache};
@@ -36,6 +38,11 @@ pub(crate) struct Views {
     pub invitations: ViewCache<InvitationView>,
     pub sessions: ViewCache<SessionView>,
     pub api_keys: ViewCache<ApiKeyView>,
+    pub alert_rules: ViewCache<alv::AlertRuleView>,
+    pub channels: ViewCache<alv::ChannelView>,
+    pub alert_policies: ViewCache<alv::AlertPolicyView>,
+    pub silences: ViewCache<alv::SilenceView>,
+    pub alerts: ViewCache<alv::AlertView>,
 }
 
 /// One repository per aggregate type.
@@ -49,6 +56,11 @@ pub(crate) struct Repositories {
     pub invitations: Arc<Repository<Invitation>>,
     pub sessions: Arc<Repository<Session>>,
     pub api_keys: Arc<Repository<ApiKey>>,
+    pub alert_rules: Arc<Repository<alerts::AlertRule>>,
+    pub channels: Arc<Repository<alerts::NotificationChannel>>,
+    pub alert_policies: Arc<Repository<alerts::AlertPolicy>>,
+    pub silences: Arc<Repository<alerts::Silence>>,
+    pub alerts: Arc<Repository<alerts::Alert>>,
 }
 
 /// The application. Cheap to clone (one `Arc`); holds nothing another replica could not
@@ -204,6 +216,11 @@ impl Console {
             invitations: p.view(idv::INVITATIONS).await?,
             sessions: p.view(idv::SESSIONS).await?,
             api_keys: p.view(idv::API_KEYS).await?,
+            alert_rules: p.view(alv::ALERT_RULES).await?,
+            channels: p.view(alv::CHANNELS).await?,
+            alert_policies: p.view(alv::ALERT_POLICIES).await?,
+            silences: p.view(alv::SILENCES).await?,
+            alerts: p.view(alv::ALERTS).await?,
         };
         let key_usage = jsc_projector::ensure_bucket(&js, KEY_USAGE_BUCKET, 1)
             .await
@@ -253,6 +270,11 @@ impl Console {
             invitations: Arc::new(Repository::new(store.clone(), ())),
             sessions: Arc::new(Repository::new(store.clone(), ())),
             api_keys: Arc::new(Repository::new(store.clone(), ())),
+            alert_rules: Arc::new(Repository::new(store.clone(), ())),
+            channels: Arc::new(Repository::new(store.clone(), ())),
+            alert_policies: Arc::new(Repository::new(store.clone(), ())),
+            silences: Arc::new(Repository::new(store.clone(), ())),
+            alerts: Arc::new(Repository::new(store.clone(), ())),
         };
         let console = Console(Arc::new(Parts {
             home: home.clone(),
@@ -486,6 +508,11 @@ impl Views {
             Projection::Invitations => &self.invitations,
             Projection::Sessions => &self.sessions,
             Projection::ApiKeys => &self.api_keys,
+            Projection::AlertRules => &self.alert_rules,
+            Projection::NotificationChannels => &self.channels,
+            Projection::AlertPolicies => &self.alert_policies,
+            Projection::Silences => &self.silences,
+            Projection::Alerts => &self.alerts,
         }
     }
 }

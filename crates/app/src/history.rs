@@ -72,7 +72,7 @@ fn states_after<A: Aggregate>(store: &JetStreamEventStore, records: &[EventRecor
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn replay(store: &JetStreamEventStore, kind: AggregateKind, records: &[EventRecord]) -> Result<Vec<Value>> {
-    use jsc_domain::{cluster, consumer, stream};
+    use jsc_domain::{alerts, cluster, consumer, stream};
     let result = match kind {
         AggregateKind::Cluster => states_after::<cluster::Cluster>(store, records),
         AggregateKind::Stream => states_after::<stream::Stream>(store, records),
@@ -82,6 +82,11 @@ fn replay(store: &JetStreamEventStore, kind: AggregateKind, records: &[EventReco
         AggregateKind::Invitation => states_after::<identity::Invitation>(store, records),
         AggregateKind::Session => states_after::<identity::Session>(store, records),
         AggregateKind::ApiKey => states_after::<identity::ApiKey>(store, records),
+        AggregateKind::AlertRule => states_after::<alerts::AlertRule>(store, records),
+        AggregateKind::NotificationChannel => states_after::<alerts::NotificationChannel>(store, records),
+        AggregateKind::AlertPolicy => states_after::<alerts::AlertPolicy>(store, records),
+        AggregateKind::Silence => states_after::<alerts::Silence>(store, records),
+        AggregateKind::Alert => states_after::<alerts::Alert>(store, records),
     };
     result.map_err(|e| Error::internal(e.as_ref(), "history-replay"))
 }
@@ -163,6 +168,12 @@ impl Console {
         };
         let allowed = match kind {
             k if k.is_managed_resource() => self.require_org(p, &org, Role::Viewer).map(|_| ()),
+            // Alerting is the organization's to see (channel secrets are redacted).
+            AggregateKind::AlertRule
+            | AggregateKind::NotificationChannel
+            | AggregateKind::AlertPolicy
+            | AggregateKind::Silence
+            | AggregateKind::Alert => self.require_org(p, &org, Role::Viewer).map(|_| ()),
             AggregateKind::User | AggregateKind::Session => {
                 let user = if kind == AggregateKind::User {
                     Some(id.to_string())

@@ -170,5 +170,14 @@ routed!(jsc_domain::identity::Organization, "organizations", organizations);
 routed!(jsc_domain::identity::Invitation, "invitations", invitations);
 routed!(jsc_domain::identity::Session, "sessions", sessions);
 routed!(jsc_domain::identity::ApiKey, "api_keys", api_keys);
+routed!(jsc_domain::alerts::AlertRule, "alert_rules", alert_rules);
+routed!(
+    jsc_domain::alerts::NotificationChannel,
+    "notification_channels",
+    channels
+);
+routed!(jsc_domain::alerts::AlertPolicy, "alert_policies", alert_policies);
+routed!(jsc_domain::alerts::Silence, "silences", silences);
+routed!(jsc_domain::alerts::Alert, "alerts", alerts);
 routed!(jsc_domain::stream::Stream, "streams", streams, cluster: |s| &s.cluster_id);
 routed!(jsc_domain::consumer::Consumer, "consumers", consumers, cluster: |s| &s.cluster_id);

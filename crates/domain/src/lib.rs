@@ -5,6 +5,7 @@
 //! the read model) goes through an aggregate's `Services` trait.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod cluster;
 pub mod consumer;
 pub mod digest;
@@ -54,10 +55,15 @@ pub enum AggregateKind {
     Invitation,
     Session,
     ApiKey,
+    AlertRule,
+    NotificationChannel,
+    AlertPolicy,
+    Silence,
+    Alert,
 }
 
 impl AggregateKind {
-    pub const ALL: [AggregateKind; 8] = [
+    pub const ALL: [AggregateKind; 13] = [
         Self::Cluster,
         Self::Stream,
         Self::Consumer,
@@ -66,6 +72,11 @@ impl AggregateKind {
         Self::Invitation,
         Self::Session,
         Self::ApiKey,
+        Self::AlertRule,
+        Self::NotificationChannel,
+        Self::AlertPolicy,
+        Self::Silence,
+        Self::Alert,
     ];
 
     /// The aggregate's `TYPE`.
@@ -80,6 +91,11 @@ impl AggregateKind {
             Self::Invitation => identity::Invitation::TYPE,
             Self::Session => identity::Session::TYPE,
             Self::ApiKey => identity::ApiKey::TYPE,
+            Self::AlertRule => alerts::AlertRule::TYPE,
+            Self::NotificationChannel => alerts::NotificationChannel::TYPE,
+            Self::AlertPolicy => alerts::AlertPolicy::TYPE,
+            Self::Silence => alerts::Silence::TYPE,
+            Self::Alert => alerts::Alert::TYPE,
         }
     }
 

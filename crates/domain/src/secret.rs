@@ -45,7 +45,17 @@ impl fmt::Debug for Sealed {
 }
 
 /// Keys whose values are credentials wherever they appear in a state or an event.
-pub const SECRET_KEYS: [&str; 6] = ["password", "token", "seed", "creds", "client_key", "secret_hash"];
+pub const SECRET_KEYS: [&str; 9] = [
+    "password",
+    "token",
+    "seed",
+    "creds",
+    "client_key",
+    "secret_hash",
+    "webhook_url",
+    "signing_secret",
+    "routing_key",
+];
 
 /// Replaces every credential in a JSON value (state, event payload) with `<redacted>`,
 /// keeping the structure: even sealed values are never shown.

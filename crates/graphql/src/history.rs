@@ -31,6 +31,16 @@ pub enum AggregateType {
     Session,
     /// An API key (id: the key id).
     ApiKey,
+    /// An alert rule (id: the rule id).
+    AlertRule,
+    /// A notification channel (id: the channel id).
+    NotificationChannel,
+    /// An organization's alert routing policy (id: the organization id).
+    AlertPolicy,
+    /// A silence (id: the silence id).
+    Silence,
+    /// An alert: one rule on one resource (id: the alert id).
+    Alert,
 }
 
 /// One field an event changed.
@@ -105,7 +115,7 @@ pub struct HistoryQuery;
 #[Object]
 impl HistoryQuery {
     /// Every event of one aggregate, oldest first, with the change each made to its state;
-    /// credentials are redacted. Clusters, streams and consumers need viewer; organizations,
+    /// credentials are redacted. Clusters, streams, consumers and alerting need viewer; organizations,
     /// invitations and API keys admin; a user's account and sessions need the user, or admin
     /// over them. `NOT_FOUND` alike for what has no history and what you may not see. One
     /// page, oldest first.

@@ -4,6 +4,7 @@
 //! in one place (`jsc_app::Error`'s conversion).
 #![forbid(unsafe_code)]
 
+mod alerts;
 mod clusters;
 mod connection;
 mod context;
@@ -30,6 +31,7 @@ pub use persisted::HttpGet;
 #[derive(MergedObject, Default)]
 pub struct Query(
     identity::IdentityQuery,
+    alerts::AlertQuery,
     clusters::ClusterQuery,
     streams::StreamQuery,
     history::HistoryQuery,
@@ -46,6 +48,7 @@ pub struct Query(
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     identity::IdentityMutation,
+    alerts::AlertMutation,
     clusters::ClusterMutation,
     streams::StreamMutation,
     history::AuditMutation,

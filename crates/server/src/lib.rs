@@ -2,6 +2,8 @@
 //! `/graphql` (graphql-transport-ws and legacy graphql-ws), health and readiness, signed
 //! downloads, and the bundled explorer at `/`. The one crate whose build needs Node.
 #![forbid(unsafe_code)]
+// The merged schema roots nest deeper than the default limit when their futures are laid out.
+#![recursion_limit = "256"]
 
 mod explorer;
 
