@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary, one module per capability, each test against its own real
 //! nats-server (and, for the API, its own console on port 0).
 
+mod alerting;
 mod alerts;
 mod api;
 mod audit;

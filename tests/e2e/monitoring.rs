@@ -49,7 +49,7 @@ async fn until(sub: &mut jsc_testkit::Subscription, metric: &str, pred: impl Fn(
     panic!("{metric} never reached the expected value");
 }
 
-async fn create_orders(js: &jetstream::Context) -> consumer::PullConsumer {
+pub(crate) async fn create_orders(js: &jetstream::Context) -> consumer::PullConsumer {
     let s = js
         .create_stream(stream::Config {
             name: "ORDERS".into(),
@@ -68,7 +68,7 @@ async fn create_orders(js: &jetstream::Context) -> consumer::PullConsumer {
     .unwrap()
 }
 
-async fn publish(js: &jetstream::Context, n: usize) {
+pub(crate) async fn publish(js: &jetstream::Context, n: usize) {
     for i in 0..n {
         js.publish("orders.new", format!("{{\"n\": {i}}}").into())
             .await

@@ -590,7 +590,10 @@ impl Console {
             comment,
             at: Utc::now(),
         };
-        self.run_in::<alerts::Alert>(&ctx, id, cmd).await?;
+        let committed = self.run_in::<alerts::Alert>(&ctx, id, cmd).await?;
+        if !committed.events.is_empty() {
+            self.notify_acknowledged(&committed.state).await;
+        }
         Ok(get(&self.views.alerts, id).expect("awaited").view)
     }
 }

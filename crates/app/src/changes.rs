@@ -85,6 +85,11 @@ impl crate::Console {
         view_changes(&self.views.streams, "streams")
     }
 
+    /// Every change the alerts view applies from now on.
+    pub fn alert_changes(&self) -> impl Stream<Item = ViewChange<jsc_projections::alerts::AlertView>> + Send + use<> {
+        view_changes(&self.views.alerts, "alerts")
+    }
+
     /// Every change the consumers view applies from now on.
     pub fn consumer_changes(&self) -> impl Stream<Item = ViewChange<jsc_projections::ConsumerView>> + Send + use<> {
         view_changes(&self.views.consumers, "consumers")

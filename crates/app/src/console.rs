@@ -103,6 +103,8 @@ pub struct Parts {
     pub(crate) monitoring: crate::monitoring::Monitoring,
     /// The roles one replica performs at a time, and this replica's id among them.
     pub(crate) leases: crate::lease::Leases,
+    /// Notifications: the sender, the delivery log, what each channel was told.
+    pub(crate) alerting: crate::alerting::Alerting,
 }
 
 /// What the console is started with.
@@ -132,6 +134,8 @@ pub struct Options {
     /// How long a role's lease outlives its holder's last renewal (see [`crate::lease`]):
     /// about how long a role stays undone after the replica performing it dies.
     pub lease_ttl: Duration,
+    /// How alert notifications are sent and retried.
+    pub alerting: crate::alerting::AlertingOptions,
 }
 
 /// A long-running part of the console, to be run until the shutdown token fires.
@@ -159,6 +163,8 @@ pub enum StartError {
     Leases(String),
     #[error("cannot create the dead letters stream: {0}")]
     DeadLetters(String),
+    #[error("{0}")]
+    Alerting(String),
     #[error("{0}")]
     Metrics(#[from] jsc_metrics::store::StoreError),
 }
@@ -235,6 +241,9 @@ impl Console {
         let leases = crate::lease::Leases::open(&js, options.lease_ttl, crate::lease::replica_id())
             .await
             .map_err(StartError::Leases)?;
+        let alerting = crate::alerting::open(&js, options.alerting)
+            .await
+            .map_err(StartError::Alerting)?;
         let mut workers = Vec::new();
         {
             // One consumer of the event stream feeds every view.
@@ -314,6 +323,7 @@ impl Console {
                 options: options.monitoring,
             },
             leases: leases.clone(),
+            alerting,
         }));
         {
             let latest = console.monitoring.latest.clone();
@@ -346,6 +356,7 @@ impl Console {
         } else {
             tracing::info!("the metrics collector is off (--no-metrics-collector): this console samples no cluster");
         }
+        workers.push(console.alerting_worker(shutdown.clone()));
         {
             let rollups = console.monitoring.rollups.clone();
             let token = shutdown.clone();

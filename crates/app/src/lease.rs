@@ -45,11 +45,13 @@ pub fn replica_id() -> String {
 }
 
 /// The roles performed under a lease, as [`Leases::run`] names them.
-pub const ROLES: [&str; 2] = [COLLECTOR, ROLLUPS];
+pub const ROLES: [&str; 3] = [COLLECTOR, ROLLUPS, ALERTS];
 /// Samples every managed cluster into the metrics stream.
 pub const COLLECTOR: &str = "metrics-collector";
 /// Rolls the samples up into Parquet and deletes what is past retention.
 pub const ROLLUPS: &str = "metrics-rollups";
+/// Evaluates the alert rules on every sample and sends the notifications.
+pub const ALERTS: &str = "alerts";
 
 /// Who performs a role, as a replica sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

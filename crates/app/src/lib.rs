@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod adapters;
+pub mod alerting;
 pub mod alerts;
 pub mod auth;
 mod caller;

@@ -26,6 +26,8 @@ impl Console {
         name == self.store.config().stream
             || name == crate::deadletters::DEAD_LETTERS_STREAM
             || name == jsc_metrics::store::METRICS_STREAM
+            || name == crate::alerting::DELIVERIES_STREAM
+            || name.strip_prefix("KV_") == Some(crate::alerting::NOTIFIED_BUCKET)
             || name.strip_prefix("KV_") == Some(crate::lease::LEASES_BUCKET)
             || ["KV_view_", "KV_audit_", "KV_scratch_", "KV_auth_", "KV_graphql_"]
                 .iter()

@@ -584,6 +584,7 @@ async fn reset_password(args: ResetPasswordArgs, out: &mut (dyn Write + Send)) -
         audit_compact_after: 16,
         monitoring: Default::default(),
         lease_ttl: jsc_app::lease::DEFAULT_TTL,
+        alerting: Default::default(),
     };
     let (console, _workers) = jsc_app::Console::start(client, store, options, &shutdown).await?;
     let generated = args.password.is_none();

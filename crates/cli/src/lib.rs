@@ -77,6 +77,8 @@ pub struct Config {
     pub monitoring: jsc_app::monitoring::MonitoringOptions,
     /// How long a background role's lease outlives its holder (one replica performs each).
     pub lease_ttl: Duration,
+    /// How alert notifications are sent and retried.
+    pub alerting: jsc_app::alerting::AlertingOptions,
 }
 
 impl Config {
@@ -107,6 +109,7 @@ impl Config {
             audit_compact_after: 16,
             monitoring: Default::default(),
             lease_ttl: jsc_app::lease::DEFAULT_TTL,
+            alerting: Default::default(),
         }
     }
 }
@@ -185,6 +188,7 @@ impl Application {
             audit_compact_after: config.audit_compact_after,
             monitoring: config.monitoring,
             lease_ttl: config.lease_ttl,
+            alerting: config.alerting,
         };
         let (console, workers) = Console::start(home, store, options, &shutdown).await?;
         let mut tasks = JoinSet::new();

@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
+use futures::Stream;
 use jsc_app::Error;
 use jsc_app::alerts::{AlertFilter, ChannelInput, ChannelSettings};
 use jsc_domain::alerts::{
@@ -15,7 +16,7 @@ use jsc_domain::identity::Role;
 use jsc_projections::alerts::{AlertRuleView, AlertView, ChannelView, SilenceView};
 
 use crate::connection::{connection, paging};
-use crate::context::{caller, console};
+use crate::context::{caller, console, guarded};
 use crate::mutation::{Outcome, input, payload};
 use crate::scalars::Duration;
 
@@ -932,9 +933,62 @@ impl AlertObj {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+    /// Every attempt to notify a channel of it, oldest first (at most the last 500): status
+    /// codes, errors, and those given up (`dead`), which `retryAlertDeliveries` sends again.
+    async fn deliveries(&self, ctx: &Context<'_>) -> Result<Vec<AlertDelivery>> {
+        let log = console(ctx).alert_deliveries(&caller(ctx)?, &self.0.state.id).await?;
+        Ok(log.into_iter().map(AlertDelivery).collect())
+    }
 }
 
 connection!(AlertConnection, AlertEdge, AlertObj, "alerts");
+
+pub struct AlertDelivery(jsc_app::alerting::DeliveryAttempt);
+
+/// One attempt to notify a channel.
+#[Object]
+impl AlertDelivery {
+    /// The channel's ID.
+    async fn channel_id(&self) -> ID {
+        ID(self.0.channel_id.clone())
+    }
+    /// The channel's name when it was sent.
+    async fn channel_name(&self) -> &str {
+        &self.0.channel_name
+    }
+    /// The channel's kind (`email`, `slack`, `webhook`, `pager_duty`, `alertmanager`).
+    async fn channel_kind(&self) -> &str {
+        &self.0.channel_kind
+    }
+    /// What it said of the alert: `firing`, `resolved`, `acknowledged` or `test`.
+    async fn status(&self) -> &str {
+        &self.0.status
+    }
+    /// 1 for the first attempt.
+    async fn attempt(&self) -> u32 {
+        self.0.attempt
+    }
+    /// Whether the receiver took it.
+    async fn ok(&self) -> bool {
+        self.0.ok
+    }
+    /// The receiver's HTTP status or SMTP code, if it answered.
+    async fn code(&self) -> Option<u16> {
+        self.0.code
+    }
+    /// Why it failed, if it did.
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+    /// Given up: no more attempts unless someone retries it.
+    async fn dead(&self) -> bool {
+        self.0.dead
+    }
+    /// When.
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+}
 
 #[derive(Default)]
 pub struct AlertQuery;
@@ -1269,6 +1323,39 @@ payload! {
 }
 
 input! {
+    /// Sends a test notification to a channel (mutation testNotificationChannel).
+    TestNotificationChannelInput {
+        /// The channel's ID.
+        id: ID,
+    }
+}
+
+payload! {
+    /// What mutation testNotificationChannel answers: how the send went.
+    TestNotificationChannelPayload {
+        /// The attempt: `ok`, the receiver's `code`, the `error`.
+        delivery: AlertDelivery,
+    }
+}
+
+input! {
+    /// Sends an alert again to the channels whose delivery of it gave up (mutation
+    /// retryAlertDeliveries).
+    RetryAlertDeliveriesInput {
+        /// The alert's ID.
+        id: ID,
+    }
+}
+
+payload! {
+    /// What mutation retryAlertDeliveries answers.
+    RetryAlertDeliveriesPayload {
+        /// The new attempts.
+        deliveries: Vec<AlertDelivery>,
+    }
+}
+
+input! {
     /// Acknowledges a firing alert (mutation acknowledgeAlert): someone is on it.
     AcknowledgeAlertInput {
         /// The alert's ID.
@@ -1460,6 +1547,36 @@ impl AlertMutation {
         })
     }
 
+    /// Sends a test notification to a channel, once, now (admin), and answers how it went:
+    /// a receiver that fails answers `ok: false` with its code and error.
+    async fn test_notification_channel(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The channel.")] input: TestNotificationChannelInput,
+    ) -> Result<TestNotificationChannelPayload> {
+        let caller = caller(ctx)?;
+        let attempt = console(ctx).test_channel(&caller, &input.id).await?;
+        Ok(TestNotificationChannelPayload {
+            delivery: AlertDelivery(attempt),
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
+    }
+
+    /// Sends an alert again to every channel whose delivery of it gave up (operator);
+    /// `CONFLICT` when none did.
+    async fn retry_alert_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The alert.")] input: RetryAlertDeliveriesInput,
+    ) -> Result<RetryAlertDeliveriesPayload> {
+        let caller = caller(ctx)?;
+        let log = console(ctx).retry_alert_deliveries(&caller, &input.id).await?;
+        Ok(RetryAlertDeliveriesPayload {
+            deliveries: log.into_iter().map(AlertDelivery).collect(),
+            outcome: Outcome::of(&caller.meta, input.client_mutation_id),
+        })
+    }
+
     /// Acknowledges a firing alert (operator); `CONFLICT` for one that is not firing.
     async fn acknowledge_alert(
         &self,
@@ -1474,5 +1591,50 @@ impl AlertMutation {
             alert: AlertObj(view),
             outcome: Outcome::of(&caller.meta, input.client_mutation_id),
         })
+    }
+}
+
+/// A change to an alert.
+#[derive(SimpleObject)]
+pub struct AlertChange {
+    /// The alert as it is now.
+    alert: AlertObj,
+    /// Sequence, in the console's event stream, of the event behind the change.
+    sequence: u64,
+}
+
+#[derive(Default)]
+pub struct AlertSubscription;
+
+#[Subscription]
+impl AlertSubscription {
+    /// Every change to an alert of the caller's organizations (pending, firing, resolved,
+    /// acknowledged, silenced), as the alerts view applies it. Ends with `UNAUTHENTICATED`
+    /// when the caller's credential does.
+    async fn alert_changed(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only alerts of this organization.")] organization_id: Option<ID>,
+        #[graphql(desc = "Only alerts in these states; every state when left out.")] state: Option<Vec<AlertState>>,
+    ) -> Result<impl Stream<Item = async_graphql::Result<AlertChange>> + use<>> {
+        let c = console(ctx).clone();
+        let p = caller(ctx)?.principal;
+        let only = organization_id.map(|o| o.0);
+        let states: Option<Vec<jsc_domain::alerts::AlertStatus>> =
+            state.map(|v| v.into_iter().map(Into::into).collect());
+        let changes = futures::StreamExt::filter_map(c.alert_changes(), move |change| {
+            let out = change.value.and_then(|v| {
+                let org = v.view.state.organization()?.to_string();
+                let wanted = only.as_ref().is_none_or(|o| o == &org)
+                    && c.org_role(&p, &org).is_some()
+                    && states.as_ref().is_none_or(|s| s.contains(&v.view.state.status));
+                wanted.then_some(AlertChange {
+                    sequence: v.last_sequence,
+                    alert: AlertObj(v.view),
+                })
+            });
+            futures::future::ready(out)
+        });
+        guarded(ctx, changes)
     }
 }

@@ -64,6 +64,7 @@ pub struct Mutation(
 /// arriving in a stream.
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(
+    alerts::AlertSubscription,
     clusters::ClusterSubscription,
     streams::StreamSubscription,
     history::AuditSubscription,

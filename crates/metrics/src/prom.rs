@@ -156,6 +156,21 @@ pub const CONSOLE_METRICS: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Times this replica took a role's lease, by role.",
     ),
+    (
+        "jsconsole_alert_evaluation_seconds",
+        Kind::Histogram,
+        "Time to check every rule of an organization against one sample of a cluster.",
+    ),
+    (
+        "jsconsole_alert_transitions_total",
+        Kind::Counter,
+        "Alert transitions recorded, by the state entered.",
+    ),
+    (
+        "jsconsole_alert_deliveries_total",
+        Kind::Counter,
+        "Notification attempts, by channel kind and outcome.",
+    ),
 ];
 
 /// The watched clusters' series under prometheus-nats-exporter's names: name, help.
