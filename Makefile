@@ -19,10 +19,14 @@ export JSC_TEST_PYTHON := $(PYVENV)/bin/python
 S3VENV := $(TOOLS)/s3
 MOTO := $(S3VENV)/.moto-5.1.22
 export JSC_TEST_MOTO := $(S3VENV)/bin/moto_server
+# An SMTP server (aiosmtpd): the alert tests send email to it.
+SMTPVENV := $(TOOLS)/smtp
+AIOSMTPD := $(SMTPVENV)/.aiosmtpd-1.4.6
+export JSC_TEST_SMTP_PYTHON := $(SMTPVENV)/bin/python
 
 ARGS ?=
 
-.PHONY: run test tools clients nats-server nextest prometheus build lint fmt schema bench clean-data
+.PHONY: run test tools clients nats-server nextest prometheus alertmanager build lint fmt schema bench clean-data
 
 ## Start the console on 127.0.0.1:8080 with an embedded nats-server and data under ./data.
 run: tools
@@ -32,7 +36,7 @@ run: tools
 test: tools clients
 	cargo nextest run --workspace --profile ci --no-fail-fast
 
-tools: nats-server nextest pytools prometheus
+tools: nats-server nextest pytools prometheus alertmanager
 
 # Prometheus and promtool (Debian's package): the monitoring tests scrape the console with a
 # real Prometheus and lint its exposition. Where apt cannot install it, those checks say so
@@ -42,6 +46,14 @@ prometheus:
 	  echo "installing prometheus (promtool) from Debian's packages"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
 	  || echo "could not install prometheus: the tests that scrape with it will say they skipped"; }
+
+# Alertmanager (Debian's package): the alert tests forward alerts to a real one. Where apt
+# cannot install it, that test says so and is skipped.
+alertmanager:
+	@command -v prometheus-alertmanager >/dev/null 2>&1 || { \
+	  echo "installing prometheus-alertmanager from Debian's packages"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null) \
+	  || echo "could not install prometheus-alertmanager: the test that forwards to it will say it skipped"; }
 
 # The typed TypeScript client, generated from the exported schema and compiled (a schema change
 # that breaks it fails here), and the schema linter (descriptions, Relay connections).
@@ -57,7 +69,12 @@ clients: $(TS_DEPS)
 	cd $(TS_CLIENT) && npx graphql-schema-linter --rules $(SCHEMA_RULES) ../../schema/console.graphql
 	cd $(TS_CLIENT) && npm run --silent build
 
-pytools: $(PYARROW) $(MOTO)
+pytools: $(PYARROW) $(MOTO) $(AIOSMTPD)
+
+$(AIOSMTPD): infra/test-smtp.requirements.txt
+	python3 -m venv $(SMTPVENV)
+	$(SMTPVENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: -r infra/test-smtp.requirements.txt
+	@touch $@
 
 $(MOTO): infra/test-s3.requirements.txt
 	python3 -m venv $(S3VENV)

@@ -502,3 +502,173 @@ async fn a_silenced_alert_fires_but_sends_nothing() {
     let got = rx.drain(Duration::from_millis(1500)).await;
     assert!(got.is_empty(), "a silenced alert sends nothing: {got:?}");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_listening(port: u16, what: &str) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not listen on {port}");
+}
+
+/// Fires the lag rule of `app` by publishing to a consumer that never consumes.
+async fn fire(app: &TestApp, managed: &NatsServer, channel: &Value) -> String {
+    app.data(POLICY, json!({"p": {"channels": [channel], "groupWait": "0s"}}))
+        .await;
+    app.data(RULE, json!({"r": lag_rule(5)})).await;
+    let js = managed.jetstream().await;
+    let _worker = create_orders(&js).await;
+    publish(&js, 10).await;
+    alert_in(app, "FIRING").await["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn email_reaches_a_real_smtp_server() {
+    let default = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/smtp/bin/python");
+    let python = std::env::var_os("JSC_TEST_SMTP_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or(default);
+    assert!(
+        python.is_file(),
+        "aiosmtpd's python not found at {}: run `make tools`",
+        python.display()
+    );
+    let port = free_port();
+    // aiosmtpd's Debugging handler prints every message it takes.
+    let mut smtp = tokio::process::Command::new(&python)
+        .args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "aiosmtpd.handlers.Debugging",
+            "stdout",
+        ])
+        .env("PYTHONUNBUFFERED", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_listening(port, "aiosmtpd").await;
+    let managed = NatsServer::start();
+    let (app, _cluster) = console_on(&managed).await;
+    let mail = app
+        .data(
+            CHANNEL,
+            json!({"c": {"name": "mail", "kind": "EMAIL", "smtpHost": "127.0.0.1", "smtpPort": port, "smtpSecurity": "NONE",
+                   "from": "console@example.com", "to": ["ops@example.com", "oncall@example.com"]}}),
+        )
+        .await["createNotificationChannel"]["channel"]["id"]
+        .clone();
+    let id = fire(&app, &managed, &mail).await;
+
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(smtp.stdout.take().unwrap()).lines();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !text.contains("END MESSAGE") {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no email within 30 s: {text}"))
+            .unwrap()
+            .expect("aiosmtpd runs");
+        text.push_str(&line);
+        text.push('\n');
+    }
+    assert!(text.contains("Subject: [FIRING:1] worker behind (managed)"), "{text}");
+    assert!(text.contains("From: \"JetStream Console\" <console@example.com>"), "{text}");
+    assert!(
+        text.contains("ops@example.com") && text.contains("oncall@example.com"),
+        "{text}"
+    );
+    assert!(text.contains("worker on ORDERS has 10 pending"), "{text}");
+    let log = app
+        .data(
+            "query($id: ID!) { alert(id: $id) { deliveries { channelKind ok code } } }",
+            json!({"id": id}),
+        )
+        .await;
+    let d = &log["alert"]["deliveries"][0];
+    assert_eq!(d["channelKind"], "email");
+    assert_eq!(d["ok"], true);
+    assert_eq!(d["code"], 250);
+}
+
+#[tokio::test]
+async fn alerts_are_forwarded_to_a_real_alertmanager() {
+    if std::process::Command::new("prometheus-alertmanager")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: prometheus-alertmanager is not installed; `make test` installs Debian's package");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("alertmanager.yml"),
+        "route:\n  receiver: nobody\nreceivers:\n  - name: nobody\n",
+    )
+    .unwrap();
+    let _am = crate::monitoring::Child(
+        std::process::Command::new("prometheus-alertmanager")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("alertmanager.yml").display()
+            ))
+            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(port, "alertmanager").await;
+    let managed = NatsServer::start();
+    let (app, _cluster) = console_on(&managed).await;
+    let am = app
+        .data(
+            CHANNEL,
+            json!({"c": {"name": "am", "kind": "ALERTMANAGER", "url": format!("http://127.0.0.1:{port}")}}),
+        )
+        .await["createNotificationChannel"]["channel"]["id"]
+        .clone();
+    fire(&app, &managed, &am).await;
+    let http = reqwest::Client::new();
+    let mut alerts = Value::Null;
+    for _ in 0..200 {
+        alerts = http
+            .get(format!("http://127.0.0.1:{port}/api/v2/alerts"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if alerts.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let a = &alerts[0];
+    assert_eq!(a["labels"]["alertname"], "worker behind", "{alerts}");
+    assert_eq!(a["labels"]["consumer"], "worker");
+    assert_eq!(a["labels"]["severity"], "critical");
+    assert_eq!(a["annotations"]["summary"], "worker on ORDERS has 10 pending");
+    assert_eq!(a["status"]["state"], "active");
+}

@@ -406,7 +406,7 @@ async fn metrics_endpoint_speaks_the_exporters_names_and_needs_a_credential() {
 }
 
 /// Kills a child process when dropped.
-struct Child(std::process::Child);
+pub(crate) struct Child(pub(crate) std::process::Child);
 
 impl Drop for Child {
     fn drop(&mut self) {

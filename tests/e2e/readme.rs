@@ -121,7 +121,10 @@ async fn the_readme_walkthrough_runs_as_written() {
     }
     // Alerting: a signed webhook channel (its secret shown once), a rule, the policy.
     let channel = &find("createNotificationChannel")["data"]["createNotificationChannel"];
-    assert!(channel["signingSecret"].as_str().unwrap().starts_with("whsec_"), "{channel}");
+    assert!(
+        channel["signingSecret"].as_str().unwrap().starts_with("whsec_"),
+        "{channel}"
+    );
     assert_eq!(channel["channel"]["hint"], "http://127.0.0.1:9000");
     assert!(find("createAlertRule")["data"]["createAlertRule"]["alertRule"]["id"].is_string());
     assert_eq!(find("alertPolicy")["data"]["alertPolicy"]["groupWait"], "30s");
