@@ -342,6 +342,29 @@ async fn a_consumer_that_stops_fires_notifies_each_channel_once_and_resolves_whe
         .count();
     assert_eq!(firing_ok, 3, "one firing delivery per channel: {log:?}");
     assert!(log.iter().all(|d| d["ok"] == true), "{log:?}");
+
+    // The same rule as a draft, over the same stretch: it would have fired once and
+    // resolved; with a threshold above the lag it would not have fired.
+    let preview = "query($r: AlertRuleSpecInput!) { previewAlertRule(rule: $r) { samples clusters
+        firings { consumer pendingAt firedAt resolvedAt value } } }";
+    let p = app.data(preview, json!({"r": lag_rule(5)})).await["previewAlertRule"].clone();
+    assert!(p["samples"].as_u64().unwrap() > 5, "{p}");
+    assert_eq!(p["clusters"], 1);
+    let firings = p["firings"].as_array().unwrap();
+    assert_eq!(firings.len(), 1, "{p}");
+    assert_eq!(firings[0]["consumer"], "worker");
+    assert_eq!(firings[0]["value"], 20.0);
+    assert!(
+        firings[0]["firedAt"].is_string() && firings[0]["resolvedAt"].is_string(),
+        "{p}"
+    );
+    let p = app.data(preview, json!({"r": lag_rule(50)})).await["previewAlertRule"].clone();
+    assert_eq!(p["firings"], json!([]), "{p}");
+    let mut bad = lag_rule(5);
+    bad["condition"] = json!({"kind": "DEAD_LETTERS", "threshold": 1, "window": "5m"});
+    let (c, m) = app.error(preview, json!({"r": bad})).await;
+    assert_eq!(c, "VALIDATION");
+    assert!(m.contains("cannot be previewed"), "{m}");
 }
 
 #[tokio::test]
@@ -589,7 +612,10 @@ async fn email_reaches_a_real_smtp_server() {
         text.push('\n');
     }
     assert!(text.contains("Subject: [FIRING:1] worker behind (managed)"), "{text}");
-    assert!(text.contains("From: \"JetStream Console\" <console@example.com>"), "{text}");
+    assert!(
+        text.contains("From: \"JetStream Console\" <console@example.com>"),
+        "{text}"
+    );
     assert!(
         text.contains("ops@example.com") && text.contains("oncall@example.com"),
         "{text}"

@@ -913,3 +913,141 @@ impl Console {
         }
     }
 }
+
+/// When a draft rule would have fired on one resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviewFiring {
+    pub cluster_id: String,
+    pub stream: Option<String>,
+    pub consumer: Option<String>,
+    /// When the condition started to hold.
+    pub pending_at: DateTime<Utc>,
+    /// When it would have fired (after `for`); `None` if it stopped holding first.
+    pub fired_at: Option<DateTime<Utc>>,
+    /// When it stopped (after `keep_firing_for`); `None` if it still held at the end.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// The value when it fired (or started to hold).
+    pub value: f64,
+}
+
+/// What a draft rule would have done over a stretch of history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preview {
+    /// The stretch the samples covered (the raw samples go back as far as the metrics
+    /// stream keeps them).
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub samples: u64,
+    pub clusters: u64,
+    pub firings: Vec<PreviewFiring>,
+}
+
+impl Console {
+    /// Evaluates a draft rule of `org` against the raw samples of `from..to` (viewer), as
+    /// the evaluator would have: when it would have gone pending, fired and resolved on
+    /// each resource. Dead-letter conditions are not previewed (their counts are not in the
+    /// samples).
+    pub async fn preview_alert_rule(
+        &self,
+        caller: &Caller,
+        org: &str,
+        spec: jsc_domain::alerts::RuleSpec,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Preview> {
+        self.require_org(&caller.principal, org, Role::Viewer)?;
+        let spec = spec.checked().map_err(|e| Error::validation(e.to_string()))?;
+        if from >= to {
+            return Err(Error::validation("from: must be before to"));
+        }
+        if matches!(spec.condition, jsc_domain::alerts::Condition::DeadLetters { .. }) {
+            return Err(Error::validation(
+                "rule.condition.kind: dead-letter conditions cannot be previewed (the samples do not hold dead letters)",
+            ));
+        }
+        let rule = jsc_domain::alerts::AlertRule {
+            id: "preview".into(),
+            organization: org.to_string(),
+            spec: Some(spec.clone()),
+            deleted: false,
+        };
+        let clusters: Vec<ClusterInfo> = self
+            .views
+            .clusters
+            .filter(|c| c.organization == org && spec.scope.has_cluster(&c.id, &c.name, &c.tags))
+            .into_iter()
+            .filter(|c| self.cluster_role(&caller.principal, &c.view.id).is_some())
+            .map(|c| ClusterInfo {
+                id: c.view.id,
+                name: c.view.name,
+                tags: c.view.tags,
+                organization: c.view.organization,
+            })
+            .collect();
+        let dead = DeadLetterCounts::default();
+        let facts = ConsoleFacts {
+            console: self,
+            dead: &dead,
+        };
+        let (mut first, mut last, mut samples) = (i64::MAX, i64::MIN, 0u64);
+        let mut firings = Vec::new();
+        for cluster in &clusters {
+            let records = jsc_metrics::store::read_range(
+                &self.monitoring.stream,
+                &jsc_metrics::store::cluster_filter(&cluster.id),
+                from.timestamp_millis(),
+                to.timestamp_millis(),
+            )
+            .await
+            .map_err(|e| Error::unavailable(e.to_string()))?;
+            let mut assembler = jsc_metrics::Assembler::default();
+            let mut evaluator = Evaluator::new();
+            let mut open: HashMap<String, PreviewFiring> = HashMap::new();
+            for record in records {
+                let Some(snapshot) = assembler.push(record) else {
+                    continue;
+                };
+                samples += 1;
+                first = first.min(snapshot.cluster.at_ms);
+                last = last.max(snapshot.cluster.at_ms);
+                for t in evaluator.evaluate(&snapshot, cluster, &[&rule], &facts) {
+                    let fires = matches!(t.command, AlertCommand::Fire { .. });
+                    match t.command {
+                        AlertCommand::Pend { origin, value, at } | AlertCommand::Fire { origin, value, at } => {
+                            let entry = open.entry(t.alert_id).or_insert_with(|| PreviewFiring {
+                                cluster_id: cluster.id.clone(),
+                                stream: origin.stream.clone(),
+                                consumer: origin.consumer.clone(),
+                                pending_at: at,
+                                fired_at: None,
+                                resolved_at: None,
+                                value,
+                            });
+                            if fires {
+                                entry.fired_at = Some(at);
+                                entry.value = value;
+                            }
+                        }
+                        AlertCommand::Clear { at, .. } | AlertCommand::Resolve { at, .. } => {
+                            if let Some(mut f) = open.remove(&t.alert_id) {
+                                f.resolved_at = Some(at);
+                                firings.push(f);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            firings.extend(open.into_values());
+        }
+        firings.sort_by(|a, b| a.pending_at.cmp(&b.pending_at));
+        let at = |ms: i64, or: DateTime<Utc>| DateTime::from_timestamp_millis(ms).unwrap_or(or);
+        Ok(Preview {
+            from: if samples > 0 { at(first, from) } else { from },
+            to: if samples > 0 { at(last, to) } else { to },
+            samples,
+            clusters: clusters.len() as u64,
+            firings,
+        })
+    }
+}

@@ -990,6 +990,40 @@ impl AlertDelivery {
     }
 }
 
+/// What a draft rule would have done.
+#[derive(SimpleObject)]
+pub struct AlertRulePreview {
+    /// The first sample evaluated (or `from` when there was none).
+    from: DateTime<Utc>,
+    /// The last sample evaluated (or `to`).
+    to: DateTime<Utc>,
+    /// Samples evaluated, over every cluster in scope.
+    samples: u64,
+    /// Clusters in scope.
+    clusters: u64,
+    /// Each time the condition held on a resource, oldest first.
+    firings: Vec<PreviewFiring>,
+}
+
+/// One stretch during which a draft rule's condition held on one resource.
+#[derive(SimpleObject)]
+pub struct PreviewFiring {
+    /// The cluster's ID.
+    cluster_id: ID,
+    /// The stream, for stream and consumer conditions.
+    stream: Option<String>,
+    /// The consumer, for consumer conditions.
+    consumer: Option<String>,
+    /// When the condition started to hold.
+    pending_at: DateTime<Utc>,
+    /// When it would have fired (after `for`); null if it stopped holding before.
+    fired_at: Option<DateTime<Utc>>,
+    /// When it would have resolved; null if it still held at the end.
+    resolved_at: Option<DateTime<Utc>>,
+    /// The value when it fired (or started to hold).
+    value: f64,
+}
+
 #[derive(Default)]
 pub struct AlertQuery;
 
@@ -1116,6 +1150,49 @@ impl AlertQuery {
         };
         let page = c.alerts(&caller, &org, &filter, &paging(first, after, last, before))?;
         Ok(AlertConnection::new(page, AlertObj))
+    }
+
+    /// What a draft rule would have done over the raw samples of `from..to` (viewer): when
+    /// it would have gone pending, fired and resolved on each cluster, stream or consumer.
+    /// The raw samples go back as far as the metrics stream keeps them (24 h by default);
+    /// `from` and `to` of the answer say what was covered.
+    async fn preview_alert_rule(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The organization; may be left out when you belong to exactly one.")] organization_id: Option<
+            ID,
+        >,
+        #[graphql(desc = "The draft rule.")] rule: AlertRuleSpecInput,
+        #[graphql(desc = "Start of the stretch; an hour before `to` when left out.")] from: Option<DateTime<Utc>>,
+        #[graphql(desc = "End of the stretch; now when left out.")] to: Option<DateTime<Utc>>,
+    ) -> Result<AlertRulePreview> {
+        let caller = caller(ctx)?;
+        let c = console(ctx);
+        let org = c.alerting_org(&caller, organization_id.map(|o| o.0), Role::Viewer)?;
+        let to = to.unwrap_or_else(Utc::now);
+        let from = from.unwrap_or(to - chrono::TimeDelta::hours(1));
+        let p = c
+            .preview_alert_rule(&caller, &org, rule.into_domain()?, from, to)
+            .await?;
+        Ok(AlertRulePreview {
+            from: p.from,
+            to: p.to,
+            samples: p.samples,
+            clusters: p.clusters,
+            firings: p
+                .firings
+                .into_iter()
+                .map(|f| PreviewFiring {
+                    cluster_id: ID(f.cluster_id),
+                    stream: f.stream,
+                    consumer: f.consumer,
+                    pending_at: f.pending_at,
+                    fired_at: f.fired_at,
+                    resolved_at: f.resolved_at,
+                    value: f.value,
+                })
+                .collect(),
+        })
     }
 
     /// One alert; null if there is none you may see. Its transitions are in

@@ -69,6 +69,18 @@ impl State {
     }
 }
 
+/// Puts whole samples back together from the records of the metrics stream, read in the
+/// order they were published (a cluster's stream records, then its cluster record).
+#[derive(Default)]
+pub struct Assembler(State);
+
+impl Assembler {
+    /// Takes one record; answers the sample it completed, if any.
+    pub fn push(&mut self, record: Record) -> Option<Arc<Snapshot>> {
+        self.0.apply(record)
+    }
+}
+
 /// The latest sample of every cluster. Cheap to clone.
 #[derive(Clone)]
 pub struct Latest {

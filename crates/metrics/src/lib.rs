@@ -19,6 +19,6 @@ pub mod sample;
 pub mod series;
 pub mod store;
 
-pub use latest::Latest;
+pub use latest::{Assembler, Latest};
 pub use sample::{ClusterSample, ConsumerSample, Record, Snapshot, StreamSample};
 pub use series::{Buckets, Metric, Point, Scope, SeriesKey};
