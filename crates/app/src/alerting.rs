@@ -1040,7 +1040,7 @@ impl Console {
             }
             firings.extend(open.into_values());
         }
-        firings.sort_by(|a, b| a.pending_at.cmp(&b.pending_at));
+        firings.sort_by_key(|f| f.pending_at);
         let at = |ms: i64, or: DateTime<Utc>| DateTime::from_timestamp_millis(ms).unwrap_or(or);
         Ok(Preview {
             from: if samples > 0 { at(first, from) } else { from },
