@@ -356,10 +356,20 @@ impl Evaluator {
                 if !c.up || !c.jetstream {
                     return out;
                 }
-                for (name, s) in &snapshot.streams {
-                    if !spec.scope.has_stream(name) {
-                        continue;
-                    }
+                // A scope that names its streams outright is looked up, not matched
+                // against every stream of the cluster.
+                let named: Vec<(&String, &StreamSample)> = match spec.scope.literal_streams() {
+                    Some(names) => names
+                        .into_iter()
+                        .filter_map(|n| snapshot.streams.get_key_value(n))
+                        .collect(),
+                    None => snapshot
+                        .streams
+                        .iter()
+                        .filter(|(name, _)| spec.scope.has_stream(name))
+                        .collect(),
+                };
+                for (name, s) in named {
                     if spec.condition.target() == Target::Stream {
                         if let Some(mut o) = self.stream_obs(&spec.condition, cluster, s, now) {
                             o.stream = Some(name.clone());

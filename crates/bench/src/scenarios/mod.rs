@@ -1,11 +1,13 @@
 //! The scenarios, each beside its raw ceiling measured in the same run.
 
+mod alerts;
 mod binary;
 mod commands;
 mod events;
 mod messages;
 mod monitoring;
 
+use alerts::*;
 use binary::*;
 use commands::*;
 use events::*;
@@ -114,6 +116,10 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Row>> {
     if wants(args, "monitoring") {
         eprintln!("11, 12. monitoring");
         rows.extend(monitoring(args, &sizes).await.context("scenarios 11, 12")?);
+    }
+    if wants(args, "alerts") {
+        eprintln!("13, 14. alerts");
+        rows.extend(alerts(args, &sizes).await.context("scenarios 13, 14")?);
     }
     if wants(args, "catch-up") {
         eprintln!("3. projection catch-up");

@@ -311,7 +311,7 @@ async fn query_24h(
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>()
     };
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_secs(900);
     loop {
         let scrape = http
             .get(format!("{}/metrics", console.base))
@@ -325,7 +325,7 @@ async fn query_24h(
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "{n} of the {hours} 1-minute roll-ups were written within 5 minutes: {}",
+            "{n} of the {hours} 1-minute roll-ups were written within 15 minutes: {}",
             scrape
                 .lines()
                 .filter(|l| l.contains("rollup"))

@@ -210,6 +210,15 @@ impl Scope {
             && self.cluster_tags.iter().all(|t| tags.contains(t))
     }
 
+    /// The stream names, when every pattern is a plain name (no `*` or `?`).
+    pub fn literal_streams(&self) -> Option<Vec<&str>> {
+        let plain = !self.streams.is_empty() && self.streams.iter().all(|g| !g.0.contains(['*', '?']));
+        plain.then(|| {
+            let names: std::collections::BTreeSet<&str> = self.streams.iter().map(|g| g.0.as_str()).collect();
+            names.into_iter().collect()
+        })
+    }
+
     pub fn has_stream(&self, stream: &str) -> bool {
         Self::any(&self.streams, stream)
     }
