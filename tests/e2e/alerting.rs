@@ -546,8 +546,11 @@ async fn wait_listening(port: u16, what: &str) {
 
 /// Fires the lag rule of `app` by publishing to a consumer that never consumes.
 async fn fire(app: &TestApp, managed: &NatsServer, channel: &Value) -> String {
-    app.data(POLICY, json!({"p": {"channels": [channel], "groupWait": "0s"}}))
-        .await;
+    app.data(
+        POLICY,
+        json!({"p": {"channels": [channel], "groupWait": "0s", "groupInterval": "1s"}}),
+    )
+    .await;
     app.data(RULE, json!({"r": lag_rule(5)})).await;
     let js = managed.jetstream().await;
     let _worker = create_orders(&js).await;
@@ -697,4 +700,80 @@ async fn alerts_are_forwarded_to_a_real_alertmanager() {
     assert_eq!(a["labels"]["severity"], "critical");
     assert_eq!(a["annotations"]["summary"], "worker on ORDERS has 10 pending");
     assert_eq!(a["status"]["state"], "active");
+}
+
+#[tokio::test]
+async fn two_replicas_notify_once_and_the_one_that_takes_over_sends_nothing_twice() {
+    let managed = NatsServer::start();
+    use base64::Engine;
+    let key = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
+    let (secret, signing) = (key(7), key(9));
+    let tweak = |c: &mut jsc_cli::Config| {
+        c.monitoring.interval = Duration::from_millis(200);
+        c.lease_ttl = Duration::from_secs(5);
+        c.secret_keys = vec![secret.clone()];
+        c.signing_keys = vec![signing.clone()];
+    };
+    let mut first = TestApp::spawn_with(NatsServer::start(), tweak).await;
+    first
+        .register_cluster(json!({"name": "managed", "urls": [managed.url()]}))
+        .await;
+    let second = TestApp::spawn_with(first.nats.shared(), tweak).await;
+    let mut rx = Receiver::start().await;
+    let hook = first
+        .data(
+            CHANNEL,
+            json!({"c": {"name": "hook", "kind": "WEBHOOK", "url": format!("{}/hook", rx.url)}}),
+        )
+        .await["createNotificationChannel"]["channel"]["id"]
+        .clone();
+    fire(&first, &managed, &hook).await;
+    let mut seen = Vec::new();
+    let w = rx.next("hook", &mut seen).await;
+    assert_eq!(w.body["type"], "alert.firing");
+    let more = rx.drain(Duration::from_millis(1500)).await;
+    assert!(more.is_empty(), "two replicas, one notification: {more:?}");
+
+    // The holder stops; the other takes the role over, picks the firing alert up from the
+    // view and what the channel was told, and sends it nothing again.
+    first.shutdown().await;
+    let role = "{ consoleReplica { id roles { name holder } } }";
+    let mine = second.data(role, json!({})).await;
+    let id = mine["consoleReplica"]["id"].clone();
+    let mut took_over = false;
+    for _ in 0..100 {
+        let r = second.data(role, json!({})).await;
+        let alerts = r["consoleReplica"]["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "alerts")
+            .cloned()
+            .unwrap_or_default();
+        if alerts["holder"] == id {
+            took_over = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(took_over, "the second replica took the alerts role over");
+    let more = rx.drain(Duration::from_millis(1500)).await;
+    assert!(more.is_empty(), "taking over sends nothing twice: {more:?}");
+    // It still watches: the consumer catches up and the resolution is sent, once.
+    let js = managed.jetstream().await;
+    let worker = js
+        .get_stream("ORDERS")
+        .await
+        .unwrap()
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>("worker")
+        .await
+        .unwrap();
+    let mut batch = worker.fetch().max_messages(50).messages().await.unwrap();
+    while let Some(m) = batch.next().await {
+        m.unwrap().double_ack().await.unwrap();
+    }
+    let w = rx.next("hook", &mut seen).await;
+    assert_eq!(w.body["type"], "alert.resolved");
+    let more = rx.drain(Duration::from_millis(1000)).await;
+    assert!(more.is_empty(), "{more:?}");
 }

@@ -422,6 +422,26 @@ fn note(alert: &Alert, status: Status) -> Option<AlertNote> {
 /// Groups changes by the organization's policy and sends each group when it is due.
 async fn dispatch(console: Console, mut rx: mpsc::Receiver<Change>, shutdown: CancellationToken) {
     let mut grouper = Grouper::new();
+    // The alerts firing now join their groups again (after a restart, or on taking over
+    // from another replica), so that their resolution reaches the channels; what a channel
+    // was already told is not sent to it again (see `deliver`).
+    let firing: Vec<Alert> = console
+        .views
+        .alerts
+        .filter(|a| a.state.status == AlertStatus::Firing)
+        .into_iter()
+        .map(|v| v.view.state)
+        .collect();
+    for alert in firing {
+        route(
+            &console,
+            &mut grouper,
+            Change {
+                alert,
+                status: Status::Firing,
+            },
+        );
+    }
     let far = Duration::from_secs(3600);
     loop {
         let next = grouper.next_due().unwrap_or_else(|| tokio::time::Instant::now() + far);

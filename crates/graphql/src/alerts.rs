@@ -449,6 +449,24 @@ impl AlertRuleObj {
     async fn updated_by(&self) -> &str {
         &self.0.updated_by
     }
+    /// Its history, oldest first: every event with what it changed (one page).
+    #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The first `first` events (after `after`): 0 to 1,000; 50 by default.")] first: Option<i32>,
+        #[graphql(desc = "Only events after this cursor.")] after: Option<String>,
+        #[graphql(desc = "The last `last` events (before `before`): 0 to 1,000.")] last: Option<i32>,
+        #[graphql(desc = "Only events before this cursor.")] before: Option<String>,
+    ) -> async_graphql::Result<crate::history::HistoryEntryConnection> {
+        crate::history::history_page(
+            ctx,
+            jsc_domain::AggregateKind::AlertRule,
+            &self.0.state.id,
+            paging(first, after, last, before),
+        )
+        .await
+    }
 }
 
 connection!(AlertRuleConnection, AlertRuleEdge, AlertRuleObj, "alert rules");
@@ -938,6 +956,24 @@ impl AlertObj {
     async fn deliveries(&self, ctx: &Context<'_>) -> Result<Vec<AlertDelivery>> {
         let log = console(ctx).alert_deliveries(&caller(ctx)?, &self.0.state.id).await?;
         Ok(log.into_iter().map(AlertDelivery).collect())
+    }
+    /// Its transitions, oldest first: every event with what it changed (one page).
+    #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The first `first` events (after `after`): 0 to 1,000; 50 by default.")] first: Option<i32>,
+        #[graphql(desc = "Only events after this cursor.")] after: Option<String>,
+        #[graphql(desc = "The last `last` events (before `before`): 0 to 1,000.")] last: Option<i32>,
+        #[graphql(desc = "Only events before this cursor.")] before: Option<String>,
+    ) -> async_graphql::Result<crate::history::HistoryEntryConnection> {
+        crate::history::history_page(
+            ctx,
+            jsc_domain::AggregateKind::Alert,
+            &self.0.state.id,
+            paging(first, after, last, before),
+        )
+        .await
     }
 }
 

@@ -139,35 +139,7 @@ impl HistoryQuery {
         )]
         before: Option<String>,
     ) -> Result<HistoryEntryConnection> {
-        let paging = paging(first, after, last, before);
-        let page = console(ctx)
-            .history(&caller(ctx)?, aggregate_type.into(), &id, &paging)
-            .await?;
-        Ok(HistoryEntryConnection::new(page, |e| {
-            let rec = e.record;
-            HistoryEntry {
-                sequence: rec.stream_sequence,
-                aggregate_sequence: rec.aggregate_sequence,
-                event_type: rec.event_type.clone(),
-                event_version: rec.event_version.clone(),
-                timestamp: rec.timestamp,
-                actor: rec.actor().to_string(),
-                correlation_id: rec.metadata.get("correlation_id").cloned(),
-                causation_id: rec.metadata.get("causation_id").cloned(),
-                client_addr: rec.metadata.get("client_addr").cloned(),
-                trace_id: rec.metadata.get(jsc_eventstore::trace::TRACE_ID).cloned(),
-                payload: Json(e.payload),
-                changes: e
-                    .changes
-                    .into_iter()
-                    .map(|(path, before, after)| FieldChange {
-                        path,
-                        before: before.map(Json),
-                        after: after.map(Json),
-                    })
-                    .collect(),
-            }
-        }))
+        history_page(ctx, aggregate_type.into(), &id, paging(first, after, last, before)).await
     }
 
     /// An aggregate's state as it was at time `at`, or just after stream sequence
@@ -483,5 +455,43 @@ payload! {
     ExportAuditPayload {
         #[graphql(flatten)]
         export: ExportFile,
+    }
+}
+
+/// One page of an aggregate's history, as the `history` query and the objects that have a
+/// history (alerts, alert rules) answer it.
+pub(crate) async fn history_page(
+    ctx: &Context<'_>,
+    kind: jsc_domain::AggregateKind,
+    id: &str,
+    paging: jsc_app::Paging,
+) -> Result<HistoryEntryConnection> {
+    let page = console(ctx).history(&caller(ctx)?, kind, id, &paging).await?;
+    Ok(HistoryEntryConnection::new(page, history_entry))
+}
+
+fn history_entry(e: jsc_app::HistoryEntry) -> HistoryEntry {
+    let rec = e.record;
+    HistoryEntry {
+        sequence: rec.stream_sequence,
+        aggregate_sequence: rec.aggregate_sequence,
+        event_type: rec.event_type.clone(),
+        event_version: rec.event_version.clone(),
+        timestamp: rec.timestamp,
+        actor: rec.actor().to_string(),
+        correlation_id: rec.metadata.get("correlation_id").cloned(),
+        causation_id: rec.metadata.get("causation_id").cloned(),
+        client_addr: rec.metadata.get("client_addr").cloned(),
+        trace_id: rec.metadata.get(jsc_eventstore::trace::TRACE_ID).cloned(),
+        payload: Json(e.payload),
+        changes: e
+            .changes
+            .into_iter()
+            .map(|(path, before, after)| FieldChange {
+                path,
+                before: before.map(Json),
+                after: after.map(Json),
+            })
+            .collect(),
     }
 }
