@@ -45,19 +45,24 @@ pub struct Transition {
 /// What the evaluator remembers of one alert between samples.
 #[derive(Debug, Clone)]
 struct Track {
+    /// The alert's id (the aggregate's), made once when the alert starts.
+    id: String,
     status: AlertStatus,
     rule_id: String,
     cluster_id: String,
+    stream: Option<String>,
+    consumer: Option<String>,
     /// When the condition started to hold (pending since).
     holding_since: i64,
     /// When it last held (for `keep_firing_for`).
     last_held: i64,
 }
 
-/// One check of one rule on one resource.
-struct Observation {
-    stream: Option<String>,
-    consumer: Option<String>,
+/// One check of one rule on one resource (names borrowed from the sample: most checks
+/// change nothing, and cost no allocation).
+struct Observation<'a> {
+    stream: Option<&'a str>,
+    consumer: Option<&'a str>,
     value: f64,
     threshold: Option<f64>,
     holds: bool,
@@ -70,12 +75,58 @@ const MAX_HISTORY_MS: i64 = 24 * 3_600_000;
 /// Alert states, the evaluator's memory of stalls and rates, across samples.
 #[derive(Default)]
 pub struct Evaluator {
-    tracks: HashMap<String, Track>,
+    /// Pending and firing alerts, by a fast key of (rule, cluster, stream, consumer); the
+    /// track holds the names, so a key collision is seen and never mixes two alerts.
+    tracks: KeyMap<Track>,
     /// (cluster, stream) → (sample time, messages per second), oldest first; kept only for
     /// streams a windowed rule watches.
     rates: HashMap<(String, String), VecDeque<(i64, f64)>>,
-    /// (cluster, stream, consumer) → (ack floor, since when it has not moved).
-    floors: HashMap<(String, String, String), (u64, i64)>,
+    /// cluster → (stream, consumer) by a fast key → (ack floor, since when it has not moved).
+    floors: HashMap<String, KeyMap<(u64, i64)>>,
+}
+
+/// FNV-1a: a fast, stable hash of a name (keys of the evaluator's own maps, never stored).
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The evaluator's keys are hashes already: its maps use them as they are.
+#[derive(Default, Clone, Copy)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type KeyMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<Prehashed>>;
+type KeySet = HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>;
+
+fn mix(h: u64, part: u64) -> u64 {
+    (h ^ part).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29)
+}
+
+/// The key of a resource under one rule on one cluster (`base` from [`base_key`]).
+fn key(base: u64, stream: Option<&str>, consumer: Option<&str>) -> u64 {
+    mix(mix(base, stream.map_or(1, fnv)), consumer.map_or(2, fnv))
+}
+
+fn base_key(rule_id: &str, cluster_id: &str) -> u64 {
+    mix(fnv(rule_id), fnv(cluster_id))
 }
 
 fn time(ms: i64) -> DateTime<Utc> {
@@ -125,12 +176,20 @@ impl Evaluator {
                 continue;
             }
             let since = a.since.map_or(now_ms, |s| s.timestamp_millis());
+            let k = key(
+                base_key(&o.rule_id, &o.cluster_id),
+                o.stream.as_deref(),
+                o.consumer.as_deref(),
+            );
             self.tracks.insert(
-                id.to_string(),
+                k,
                 Track {
+                    id: id.to_string(),
                     status: a.status,
                     rule_id: o.rule_id.clone(),
                     cluster_id: o.cluster_id.clone(),
+                    stream: o.stream.clone(),
+                    consumer: o.consumer.clone(),
                     holding_since: since,
                     last_held: now_ms,
                 },
@@ -156,7 +215,8 @@ impl Evaluator {
         self.remember_rates(snapshot, cluster, rules);
         self.remember_floors(snapshot, cluster);
         let mut out = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = KeySet::default();
+        let mut buf = Vec::new();
         for rule in rules {
             let Some(spec) = rule.spec.as_ref().filter(|s| s.enabled && !rule.deleted) else {
                 continue;
@@ -166,27 +226,31 @@ impl Evaluator {
             {
                 continue;
             }
-            for obs in self.observe(snapshot, cluster, spec, facts) {
-                let id = alert_id(&rule.id, &cluster.id, obs.stream.as_deref(), obs.consumer.as_deref());
-                seen.insert(id.clone());
-                if let Some(t) = self.step(&id, rule, spec, cluster, &obs, now) {
+            let base = base_key(&rule.id, &cluster.id);
+            self.observe(&mut buf, snapshot, cluster, spec, facts);
+            for obs in buf.drain(..) {
+                let k = key(base, obs.stream, obs.consumer);
+                if let Some(t) = self.step(k, rule, spec, cluster, &obs, now) {
                     out.push(t);
+                }
+                if self.tracks.contains_key(&k) {
+                    seen.insert(k);
                 }
             }
         }
         // Alerts of this cluster that nothing observed any more (a rule deleted, disabled or
         // narrowed; a stream or consumer gone): resolved.
-        let gone: Vec<String> = self
+        let gone: Vec<u64> = self
             .tracks
             .iter()
-            .filter(|(id, t)| t.cluster_id == cluster.id && !seen.contains(*id))
-            .map(|(id, _)| id.clone())
+            .filter(|(k, t)| t.cluster_id == cluster.id && !seen.contains(*k))
+            .map(|(k, _)| *k)
             .collect();
-        for id in gone {
-            let t = self.tracks.remove(&id).expect("listed");
+        for k in gone {
+            let t = self.tracks.remove(&k).expect("listed");
             let at = time(now);
             out.push(Transition {
-                alert_id: id,
+                alert_id: t.id,
                 command: match t.status {
                     AlertStatus::Pending => AlertCommand::Clear { value: None, at },
                     _ => AlertCommand::Resolve { value: None, at },
@@ -199,18 +263,18 @@ impl Evaluator {
     /// Resolves every alert of rules not in `rule_ids` (deleted or disabled rules), on every
     /// cluster, at `now_ms`.
     pub fn retire(&mut self, rule_ids: &HashSet<String>, now_ms: i64) -> Vec<Transition> {
-        let gone: Vec<String> = self
+        let gone: Vec<u64> = self
             .tracks
             .iter()
             .filter(|(_, t)| !rule_ids.contains(&t.rule_id))
-            .map(|(id, _)| id.clone())
+            .map(|(k, _)| *k)
             .collect();
         gone.into_iter()
-            .map(|id| {
-                let t = self.tracks.remove(&id).expect("listed");
+            .map(|k| {
+                let t = self.tracks.remove(&k).expect("listed");
                 let at = time(now_ms);
                 Transition {
-                    alert_id: id,
+                    alert_id: t.id,
                     command: match t.status {
                         AlertStatus::Pending => AlertCommand::Clear { value: None, at },
                         _ => AlertCommand::Resolve { value: None, at },
@@ -224,7 +288,7 @@ impl Evaluator {
     /// (after `keep_firing_for` of not holding).
     fn step(
         &mut self,
-        id: &str,
+        k: u64,
         rule: &AlertRule,
         spec: &RuleSpec,
         cluster: &ClusterInfo,
@@ -233,85 +297,100 @@ impl Evaluator {
     ) -> Option<Transition> {
         let for_ms = spec.for_s as i64 * 1000;
         let keep_ms = spec.keep_firing_for_s as i64 * 1000;
-        let at = time(now);
         let origin = || Box::new(origin(rule, spec, cluster, obs));
-        let command = match (self.tracks.get_mut(id), obs.holds) {
+        let same = |t: &Track| {
+            t.rule_id == rule.id
+                && t.cluster_id == cluster.id
+                && t.stream.as_deref() == obs.stream
+                && t.consumer.as_deref() == obs.consumer
+        };
+        if self.tracks.get(&k).is_some_and(|t| !same(t)) {
+            // Two resources with one key (a 64-bit collision): the first keeps it.
+            return None;
+        }
+        let (id, command) = match (self.tracks.get_mut(&k), obs.holds) {
             (None, true) => {
                 let status = if for_ms == 0 {
                     AlertStatus::Firing
                 } else {
                     AlertStatus::Pending
                 };
+                let id = alert_id(&rule.id, &cluster.id, obs.stream, obs.consumer);
                 self.tracks.insert(
-                    id.to_string(),
+                    k,
                     Track {
+                        id: id.clone(),
                         status,
                         rule_id: rule.id.clone(),
                         cluster_id: cluster.id.clone(),
+                        stream: obs.stream.map(str::to_string),
+                        consumer: obs.consumer.map(str::to_string),
                         holding_since: now,
                         last_held: now,
                     },
                 );
-                if status == AlertStatus::Firing {
+                let command = if status == AlertStatus::Firing {
                     AlertCommand::Fire {
                         origin: origin(),
                         value: obs.value,
-                        at,
+                        at: time(now),
                     }
                 } else {
                     AlertCommand::Pend {
                         origin: origin(),
                         value: obs.value,
-                        at,
+                        at: time(now),
                     }
-                }
+                };
+                (id, command)
             }
             (None, false) => return None,
             (Some(t), true) => {
                 t.last_held = now;
                 if t.status == AlertStatus::Pending && now - t.holding_since >= for_ms {
                     t.status = AlertStatus::Firing;
-                    AlertCommand::Fire {
+                    let command = AlertCommand::Fire {
                         origin: origin(),
                         value: obs.value,
-                        at,
-                    }
+                        at: time(now),
+                    };
+                    (t.id.clone(), command)
                 } else {
                     return None;
                 }
             }
             (Some(t), false) => match t.status {
                 AlertStatus::Pending => {
-                    self.tracks.remove(id);
-                    AlertCommand::Clear {
+                    let t = self.tracks.remove(&k).expect("present");
+                    let command = AlertCommand::Clear {
                         value: Some(obs.value),
-                        at,
-                    }
+                        at: time(now),
+                    };
+                    (t.id, command)
                 }
                 _ if now - t.last_held >= keep_ms => {
-                    self.tracks.remove(id);
-                    AlertCommand::Resolve {
+                    let t = self.tracks.remove(&k).expect("present");
+                    let command = AlertCommand::Resolve {
                         value: Some(obs.value),
-                        at,
-                    }
+                        at: time(now),
+                    };
+                    (t.id, command)
                 }
                 _ => return None,
             },
         };
-        Some(Transition {
-            alert_id: id.to_string(),
-            command,
-        })
+        Some(Transition { alert_id: id, command })
     }
 
     /// Every check of `spec` on this sample.
-    fn observe(
+    fn observe<'a>(
         &self,
-        snapshot: &Snapshot,
+        out: &mut Vec<Observation<'a>>,
+        snapshot: &'a Snapshot,
         cluster: &ClusterInfo,
         spec: &RuleSpec,
         facts: &dyn Facts,
-    ) -> Vec<Observation> {
+    ) {
         let c = &snapshot.cluster;
         let now = c.at_ms;
         let above = |value: f64, threshold: Option<f64>| Observation {
@@ -321,7 +400,6 @@ impl Evaluator {
             threshold,
             holds: threshold.is_some_and(|t| value > t),
         };
-        let mut out = Vec::new();
         match spec.condition.target() {
             Target::Cluster => {
                 let obs = match &spec.condition {
@@ -354,25 +432,25 @@ impl Evaluator {
             Target::Stream | Target::Consumer => {
                 // A sample of a cluster that did not answer says nothing of its streams.
                 if !c.up || !c.jetstream {
-                    return out;
+                    return;
                 }
                 // A scope that names its streams outright is looked up, not matched
                 // against every stream of the cluster.
-                let named: Vec<(&String, &StreamSample)> = match spec.scope.literal_streams() {
-                    Some(names) => names
-                        .into_iter()
-                        .filter_map(|n| snapshot.streams.get_key_value(n))
-                        .collect(),
-                    None => snapshot
-                        .streams
-                        .iter()
-                        .filter(|(name, _)| spec.scope.has_stream(name))
-                        .collect(),
-                };
+                let mut named: Vec<(&'a String, &'a StreamSample)> = Vec::new();
+                if spec.scope.streams_are_literal() {
+                    named.extend(
+                        spec.scope
+                            .streams
+                            .iter()
+                            .filter_map(|g| snapshot.streams.get_key_value(g.0.as_str())),
+                    );
+                } else {
+                    named.extend(snapshot.streams.iter().filter(|(name, _)| spec.scope.has_stream(name)));
+                }
                 for (name, s) in named {
                     if spec.condition.target() == Target::Stream {
                         if let Some(mut o) = self.stream_obs(&spec.condition, cluster, s, now) {
-                            o.stream = Some(name.clone());
+                            o.stream = Some(name.as_str());
                             out.push(o);
                         }
                         continue;
@@ -382,24 +460,23 @@ impl Evaluator {
                             continue;
                         }
                         if let Some(mut o) = self.consumer_obs(&spec.condition, cluster, name, con, now, facts) {
-                            o.stream = Some(name.clone());
-                            o.consumer = Some(con.name.clone());
+                            o.stream = Some(name.as_str());
+                            o.consumer = Some(con.name.as_str());
                             out.push(o);
                         }
                     }
                 }
             }
         }
-        out
     }
 
-    fn stream_obs(
+    fn stream_obs<'a>(
         &self,
         condition: &Condition,
         cluster: &ClusterInfo,
         s: &StreamSample,
         now: i64,
-    ) -> Option<Observation> {
+    ) -> Option<Observation<'a>> {
         let obs = |value: f64, threshold: Option<f64>, holds: bool| Observation {
             stream: None,
             consumer: None,
@@ -450,7 +527,7 @@ impl Evaluator {
         }
     }
 
-    fn consumer_obs(
+    fn consumer_obs<'a>(
         &self,
         condition: &Condition,
         cluster: &ClusterInfo,
@@ -458,7 +535,7 @@ impl Evaluator {
         c: &ConsumerSample,
         now: i64,
         facts: &dyn Facts,
-    ) -> Option<Observation> {
+    ) -> Option<Observation<'a>> {
         let threshold = |given: Option<f64>| {
             given.or_else(|| {
                 condition
@@ -483,8 +560,11 @@ impl Evaluator {
                 Some(obs(c.redelivery_rate?, Some(t)))
             }
             Condition::ConsumerStalled { stalled_for_s } => {
-                let key = (cluster.id.clone(), stream.to_string(), c.name.clone());
-                let since = self.floors.get(&key).map_or(now, |(_, since)| *since);
+                let since = self
+                    .floors
+                    .get(&cluster.id)
+                    .and_then(|f| f.get(&key(0, Some(stream), Some(&c.name))))
+                    .map_or(now, |(_, since)| *since);
                 let still = ((now - since).max(0) as f64) / 1000.0;
                 Some(Observation {
                     holds: c.pending > 0 && still >= *stalled_for_s as f64,
@@ -541,22 +621,21 @@ impl Evaluator {
         if !snapshot.cluster.up || !snapshot.cluster.jetstream {
             return;
         }
-        let mut present = HashSet::new();
+        // Only the consumers in this sample are kept: a gone consumer is forgotten.
+        let old = self.floors.remove(&cluster.id).unwrap_or_default();
+        let mut now_floors = KeyMap::with_capacity_and_hasher(old.len(), Default::default());
         for (stream, s) in &snapshot.streams {
             for c in &s.consumers {
-                let key = (cluster.id.clone(), stream.clone(), c.name.clone());
-                present.insert(key.clone());
+                let k = key(0, Some(stream), Some(&c.name));
                 let floor = c.ack_floor_stream_seq;
-                match self.floors.get_mut(&key) {
-                    Some(f) if f.0 == floor && c.pending > 0 => {}
-                    Some(f) => *f = (floor, now),
-                    None => {
-                        self.floors.insert(key, (floor, now));
-                    }
-                }
+                let entry = match old.get(&k) {
+                    Some(f) if f.0 == floor && c.pending > 0 => *f,
+                    _ => (floor, now),
+                };
+                now_floors.insert(k, entry);
             }
         }
-        self.floors.retain(|k, _| k.0 != cluster.id || present.contains(k));
+        self.floors.insert(cluster.id.clone(), now_floors);
     }
 }
 
@@ -568,11 +647,11 @@ fn origin(rule: &AlertRule, spec: &RuleSpec, cluster: &ClusterInfo, obs: &Observ
     labels.insert("severity".into(), spec.severity.as_str().into());
     labels.insert("cluster".into(), cluster.name.clone());
     labels.insert("rule_id".into(), rule.id.clone());
-    if let Some(s) = &obs.stream {
-        labels.insert("stream".into(), s.clone());
+    if let Some(s) = obs.stream {
+        labels.insert("stream".into(), s.to_string());
     }
-    if let Some(c) = &obs.consumer {
-        labels.insert("consumer".into(), c.clone());
+    if let Some(c) = obs.consumer {
+        labels.insert("consumer".into(), c.to_string());
     }
     let number = |v: f64| {
         if v.fract() == 0.0 && v.abs() < 1e15 {
@@ -585,8 +664,8 @@ fn origin(rule: &AlertRule, spec: &RuleSpec, cluster: &ClusterInfo, obs: &Observ
     vars.insert("rule", spec.name.clone());
     vars.insert("severity", spec.severity.as_str().to_string());
     vars.insert("cluster", cluster.name.clone());
-    vars.insert("stream", obs.stream.clone().unwrap_or_default());
-    vars.insert("consumer", obs.consumer.clone().unwrap_or_default());
+    vars.insert("stream", obs.stream.unwrap_or_default().to_string());
+    vars.insert("consumer", obs.consumer.unwrap_or_default().to_string());
     vars.insert("value", number(obs.value));
     vars.insert("threshold", obs.threshold.map(number).unwrap_or_default());
     vars.insert("state", if obs.holds { "firing" } else { "normal" }.to_string());
@@ -596,7 +675,7 @@ fn origin(rule: &AlertRule, spec: &RuleSpec, cluster: &ClusterInfo, obs: &Observ
         .map(|(k, t)| (k.clone(), template::render(t, &vars, &labels)))
         .collect();
     annotations.entry("summary".into()).or_insert_with(|| {
-        let what = match (&obs.stream, &obs.consumer) {
+        let what = match (obs.stream, obs.consumer) {
             (Some(s), Some(c)) => format!("{s} > {c} on {}", cluster.name),
             (Some(s), None) => format!("{s} on {}", cluster.name),
             _ => cluster.name.clone(),
@@ -609,8 +688,8 @@ fn origin(rule: &AlertRule, spec: &RuleSpec, cluster: &ClusterInfo, obs: &Observ
         rule_name: spec.name.clone(),
         severity: spec.severity,
         cluster_id: cluster.id.clone(),
-        stream: obs.stream.clone(),
-        consumer: obs.consumer.clone(),
+        stream: obs.stream.map(str::to_string),
+        consumer: obs.consumer.map(str::to_string),
         labels,
         annotations,
         threshold: obs.threshold,

@@ -288,6 +288,10 @@ async fn evaluate(console: Console, dead: DeadLetterCounts, tx: mpsc::Sender<Cha
     evaluator.resume(current.iter().map(|(id, a)| (id.as_str(), a)), now);
     tracing::info!(active = evaluator.active(), "alerts: evaluating rules on every sample");
     let mut samples = console.monitoring.latest.subscribe();
+    // The enabled rules by organization, read again only when a rule changes (not once a
+    // sample: thousands of rules would be copied for every cluster's every sample).
+    let mut rule_changes = console.views.alert_rules.subscribe();
+    let mut rules: Option<HashMap<String, Vec<jsc_domain::alerts::AlertRule>>> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -304,12 +308,14 @@ async fn evaluate(console: Console, dead: DeadLetterCounts, tx: mpsc::Sender<Cha
                         tags: cluster.view.tags.clone(),
                         organization: cluster.view.organization.clone(),
                     };
-                    let rules: Vec<_> = console
-                        .enabled_alert_rules()
-                        .into_iter()
-                        .filter(|r| r.state.organization == info.organization)
-                        .collect();
-                    let refs: Vec<_> = rules.iter().map(|r| &r.state).collect();
+                    let by_org = rules.get_or_insert_with(|| {
+                        let mut m: HashMap<String, Vec<jsc_domain::alerts::AlertRule>> = HashMap::new();
+                        for r in console.enabled_alert_rules() {
+                            m.entry(r.state.organization.clone()).or_default().push(r.state);
+                        }
+                        m
+                    });
+                    let refs: Vec<_> = by_org.get(&info.organization).into_iter().flatten().collect();
                     let facts = ConsoleFacts { console: &console, dead: &dead };
                     let started = std::time::Instant::now();
                     let transitions = evaluator.evaluate(&snapshot, &info, &refs, &facts);
@@ -321,6 +327,12 @@ async fn evaluate(console: Console, dead: DeadLetterCounts, tx: mpsc::Sender<Cha
                 }
                 Err(_) => return,
             },
+            change = rule_changes.recv() => {
+                if matches!(change, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    return;
+                }
+                rules = None;
+            }
             _ = tick.tick() => {
                 let live: HashSet<String> = console.enabled_alert_rules().into_iter().map(|r| r.state.id).collect();
                 let retired = evaluator.retire(&live, Utc::now().timestamp_millis());

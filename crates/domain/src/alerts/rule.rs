@@ -210,13 +210,10 @@ impl Scope {
             && self.cluster_tags.iter().all(|t| tags.contains(t))
     }
 
-    /// The stream names, when every pattern is a plain name (no `*` or `?`).
-    pub fn literal_streams(&self) -> Option<Vec<&str>> {
-        let plain = !self.streams.is_empty() && self.streams.iter().all(|g| !g.0.contains(['*', '?']));
-        plain.then(|| {
-            let names: std::collections::BTreeSet<&str> = self.streams.iter().map(|g| g.0.as_str()).collect();
-            names.into_iter().collect()
-        })
+    /// Whether every stream pattern is a plain name (no `*` or `?`): the streams can be
+    /// looked up rather than matched.
+    pub fn streams_are_literal(&self) -> bool {
+        !self.streams.is_empty() && self.streams.iter().all(|g| !g.0.contains(['*', '?']))
     }
 
     pub fn has_stream(&self, stream: &str) -> bool {
@@ -271,6 +268,14 @@ impl RuleSpec {
         }
         self.condition.check()?;
         self.scope.check(self.condition.target())?;
+        for globs in [
+            &mut self.scope.clusters,
+            &mut self.scope.streams,
+            &mut self.scope.consumers,
+        ] {
+            globs.sort_by(|a, b| a.0.cmp(&b.0));
+            globs.dedup();
+        }
         check_seconds("for", self.for_s, 0)?;
         check_seconds("keepFiringFor", self.keep_firing_for_s, 0)?;
         check_labels("labels", &self.labels)?;
