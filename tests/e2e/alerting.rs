@@ -777,3 +777,27 @@ async fn two_replicas_notify_once_and_the_one_that_takes_over_sends_nothing_twic
     let more = rx.drain(Duration::from_millis(1000)).await;
     assert!(more.is_empty(), "{more:?}");
 }
+
+#[tokio::test]
+async fn messages_a_consumer_gives_up_on_fire_a_dead_letter_rule() {
+    let managed = NatsServer::start();
+    let (app, _cluster) = console_on(&managed).await;
+    let js = managed.jetstream().await;
+    let worker = create_orders(&js).await;
+    app.data(
+        RULE,
+        json!({"r": {"name": "giving up", "condition": {"kind": "DEAD_LETTERS", "threshold": 1, "window": "5m"},
+                     "scope": {"streams": ["ORDERS"], "consumers": ["worker"]}}}),
+    )
+    .await;
+    publish(&js, 2).await;
+    // The handler terminates both: two MSG_TERMINATED advisories, two dead letters.
+    let mut batch = worker.fetch().max_messages(2).messages().await.unwrap();
+    while let Some(m) = batch.next().await {
+        m.unwrap().ack_with(async_nats::jetstream::AckKind::Term).await.unwrap();
+    }
+    let firing = alert_in(&app, "FIRING").await;
+    assert_eq!(firing["consumer"], "worker");
+    assert_eq!(firing["value"], 2.0);
+    assert_eq!(firing["threshold"], 1.0);
+}
