@@ -472,7 +472,7 @@ impl Notifier {
             });
         }
         let text: String = answer.text().await.unwrap_or_default().chars().take(300).collect();
-        let message = format!("{host} answered {status}: {}", text.trim());
+        let message = format!("{host} answered {status}: {}", scrub(text.trim(), url));
         if status == 429 || status >= 500 {
             Err(SendError::Retryable {
                 status: Some(status),
@@ -553,6 +553,22 @@ impl Notifier {
     }
 }
 
+/// A receiver's answer as it may be kept and shown: the URL's path and query (which often
+/// are the credential, as in a Slack webhook) taken out wherever the answer echoes them.
+fn scrub(text: &str, url: &str) -> String {
+    let mut out = text.to_string();
+    if let Ok(u) = reqwest::Url::parse(url) {
+        let mut secret_parts = vec![u.path().to_string()];
+        if let Some(q) = u.query() {
+            secret_parts.push(q.to_string());
+        }
+        for part in secret_parts.into_iter().filter(|p| p.len() > 1) {
+            out = out.replace(&part, "<redacted>");
+        }
+    }
+    out
+}
+
 /// An SMTP error's kind, without anything the server echoed back.
 fn short(e: &lettre::transport::smtp::Error) -> &'static str {
     if e.is_timeout() {
@@ -598,6 +614,14 @@ mod tests {
         );
         assert_eq!(sig.as_deref(), Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="));
         assert_eq!(sign("nope", "i", 1, b""), None);
+    }
+
+    #[test]
+    fn answers_keep_no_secret_the_url_holds() {
+        let url = "https://hooks.slack.com/services/T0/B0/secretpath?token=abc";
+        let said = scrub("Cannot POST /services/T0/B0/secretpath (token=abc)", url);
+        assert!(!said.contains("secretpath") && !said.contains("token=abc"), "{said}");
+        assert_eq!(scrub("no_service", url), "no_service");
     }
 
     #[test]
