@@ -311,7 +311,11 @@ async fn query_24h(
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>()
     };
-    let deadline = Instant::now() + Duration::from_secs(900);
+    // Rolling samples that were all published at once is slow (each hour's read starts at
+    // the first of them): wait until every hour is written, or until no file has been
+    // written for two minutes (the last hours may hold nothing to roll).
+    let deadline = Instant::now() + Duration::from_secs(2400);
+    let (mut last, mut since) = (-1.0, Instant::now());
     loop {
         let scrape = http
             .get(format!("{}/metrics", console.base))
@@ -320,19 +324,23 @@ async fn query_24h(
             .text()
             .await?;
         let n = written(&scrape);
-        if n >= hours {
+        if n >= hours || (n > 0.0 && n == last && since.elapsed() > Duration::from_secs(120)) {
+            eprintln!("   {n} of {hours} hourly 1-minute roll-ups written");
             break;
+        }
+        if n != last {
+            (last, since) = (n, Instant::now());
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "{n} of the {hours} 1-minute roll-ups were written within 15 minutes: {}",
+            "{n} of the {hours} 1-minute roll-ups were written within 40 minutes: {}",
             scrape
                 .lines()
                 .filter(|l| l.contains("rollup"))
                 .collect::<Vec<_>>()
                 .join("; ")
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(2000)).await;
     }
     let stream = js.get_stream("CONSOLE_METRICS").await?;
     // Raw: the same 24 h of the 20 streams' samples read with an ordered consumer.
