@@ -276,22 +276,22 @@ impl Console {
         // The coarsest roll-up first; each finer one (and the raw samples last) from where the
         // coarser one ends.
         let mut cursor = from_ms;
-        let index: BTreeMap<&SeriesKey, usize> = series.iter().enumerate().map(|(i, k)| (k, i)).collect();
+        let index: std::collections::HashMap<&SeriesKey, usize> =
+            series.iter().enumerate().map(|(i, k)| (k, i)).collect();
         for level in [Resolution::Hour, Resolution::Minute] {
             let Some(r) = level.rollup().filter(|_| level <= resolution) else {
                 continue;
             };
-            let (rows, reach) = self
+            let reach = self
                 .monitoring
                 .rollups
-                .read(r, &series, cursor, to_ms)
+                .read_each(r, &series, cursor, to_ms, |row| {
+                    if let Some(&i) = index.get(&row.key) {
+                        buckets[i].add_aggregate(row.last_at_ms, row.min, row.max, row.avg, row.last, row.count);
+                    }
+                })
                 .await
                 .map_err(|e| Error::unavailable(e.to_string()))?;
-            for row in rows {
-                if let Some(&i) = index.get(&row.key) {
-                    buckets[i].add_aggregate(row.last_at_ms, row.min, row.max, row.avg, row.last, row.count);
-                }
-            }
             cursor = cursor.max(reach);
         }
         let unavailable = |e: jsc_metrics::store::StoreError| Error::unavailable(e.to_string());

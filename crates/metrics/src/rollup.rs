@@ -421,8 +421,53 @@ pub struct Prune {
 }
 
 impl Prune {
+    /// An empty set of streams takes any stream.
     fn may_hold(&self, g: &parquet::file::metadata::RowGroupMetaData) -> bool {
-        may_hold(g.column(3).statistics(), &self.metrics) && may_hold(g.column(1).statistics(), &self.streams)
+        may_hold(g.column(3).statistics(), &self.metrics)
+            && (self.streams.is_empty() || may_hold(g.column(1).statistics(), &self.streams))
+    }
+}
+
+/// Rows of one metric, whatever the series.
+struct OneMetric(&'static str);
+
+impl Wanted for OneMetric {
+    fn wants(&self, metric: &str, _: Option<&str>, _: Option<&str>) -> bool {
+        metric == self.0
+    }
+}
+
+/// Decoded rows of roll-up files, by file and metric. A file never changes once written
+/// (a roll-up is named by its range and written whole), and charts ask for the same ranges
+/// again and again: the second query of a day reads no file.
+#[derive(Default)]
+struct RowCache {
+    entries: HashMap<(Path, Metric), Arc<Vec<Row>>>,
+    order: std::collections::VecDeque<(Path, Metric)>,
+    rows: usize,
+}
+
+/// Rows kept in [`RowCache`] at most (about 100 bytes each), oldest dropped first.
+const CACHE_ROWS: usize = 500_000;
+
+impl RowCache {
+    fn get(&self, k: &(Path, Metric)) -> Option<Arc<Vec<Row>>> {
+        self.entries.get(k).cloned()
+    }
+
+    fn put(&mut self, k: (Path, Metric), rows: Arc<Vec<Row>>) {
+        if rows.len() > CACHE_ROWS || self.entries.contains_key(&k) {
+            return;
+        }
+        self.rows += rows.len();
+        self.entries.insert(k.clone(), rows);
+        self.order.push_back(k);
+        while self.rows > CACHE_ROWS {
+            let Some(old) = self.order.pop_front() else { break };
+            if let Some(r) = self.entries.remove(&old) {
+                self.rows -= r.len();
+            }
+        }
     }
 }
 
@@ -450,6 +495,7 @@ pub struct Rollups {
     pub retention: RollupRetention,
     /// Ranges found empty, so each is read once: (resolution, cluster) → rolled up to.
     empty: Mutex<HashMap<(Resolution, String), i64>>,
+    cache: Mutex<RowCache>,
 }
 
 /// What one [`Rollups::catch_up`] did.
@@ -472,6 +518,7 @@ impl Rollups {
             raw_age,
             retention,
             empty: Default::default(),
+            cache: Default::default(),
         }
     }
 
@@ -722,6 +769,62 @@ impl Rollups {
         }
         out.sort_by_key(|f| f.from_ms);
         Ok(out)
+    }
+
+    /// Hands `f` every row of the metrics of `series` (of their clusters) at `resolution`
+    /// over `from_ms..to_ms` (the caller picks its series out); answers how far the
+    /// roll-up reaches, as [`Rollups::read`]. Rows of a file are decoded once per metric and
+    /// kept (see [`RowCache`]).
+    pub async fn read_each(
+        &self,
+        resolution: Resolution,
+        series: &[SeriesKey],
+        from_ms: i64,
+        to_ms: i64,
+        mut f: impl FnMut(&Row),
+    ) -> Result<i64, RollupError> {
+        let mut by_cluster: BTreeMap<&str, BTreeSet<Metric>> = BTreeMap::new();
+        for s in series {
+            by_cluster.entry(&s.cluster_id).or_default().insert(s.metric);
+        }
+        let mut reach = i64::MAX;
+        for (cluster, metrics) in by_cluster {
+            let files = self.files_of(resolution, cluster, from_ms, to_ms).await?;
+            reach = reach.min(files.iter().map(|f| f.to_ms).max().unwrap_or(from_ms));
+            for file in &files {
+                for metric in &metrics {
+                    let k = (file.path.clone(), *metric);
+                    let cached = self.cache.lock().expect("row cache").get(&k);
+                    let rows = match cached {
+                        Some(r) => r,
+                        None => {
+                            let prune = Prune {
+                                metrics: BTreeSet::from([Some(metric.name().to_string())]),
+                                streams: BTreeSet::new(),
+                            };
+                            let rows = Arc::new(
+                                self.read_rows(
+                                    std::slice::from_ref(file),
+                                    i64::MIN / 2,
+                                    i64::MAX / 2,
+                                    &OneMetric(metric.name()),
+                                    Some(&prune),
+                                )
+                                .await?,
+                            );
+                            self.cache.lock().expect("row cache").put(k, rows.clone());
+                            rows
+                        }
+                    };
+                    for r in rows.iter() {
+                        if r.at_ms + resolution.bucket_ms() > from_ms && r.at_ms < to_ms {
+                            f(r);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(if reach == i64::MAX { from_ms } else { reach })
     }
 
     /// The rows of `series` at `resolution` over `from_ms..to_ms`, and how far the roll-up
