@@ -447,8 +447,8 @@ struct RowCache {
     rows: usize,
 }
 
-/// Rows kept in [`RowCache`] at most (about 100 bytes each), oldest dropped first.
-const CACHE_ROWS: usize = 500_000;
+/// Rows kept in [`RowCache`] at most (about 150 bytes each: some 30 MiB), oldest dropped first.
+const CACHE_ROWS: usize = 200_000;
 
 impl RowCache {
     fn get(&self, k: &(Path, Metric)) -> Option<Arc<Vec<Row>>> {
