@@ -362,15 +362,6 @@ impl Wanted for All {
     }
 }
 
-/// The rows of some series of one cluster.
-struct Series<'a>(BTreeSet<(&'a str, Option<&'a str>, Option<&'a str>)>);
-
-impl Wanted for Series<'_> {
-    fn wants(&self, metric: &str, stream: Option<&str>, consumer: Option<&str>) -> bool {
-        self.0.contains(&(metric, stream, consumer))
-    }
-}
-
 fn batch_to_rows(batch: &RecordBatch, keep: &dyn Wanted, out: &mut Vec<Row>) -> Option<()> {
     let text = |i: usize| batch.column(i).as_string_opt::<i32>();
     let (cluster, stream, consumer, metric) = (text(0)?, text(1)?, text(2)?, text(3)?);
@@ -773,7 +764,8 @@ impl Rollups {
 
     /// Hands `f` every row of the metrics of `series` (of their clusters) at `resolution`
     /// over `from_ms..to_ms` (the caller picks its series out); answers how far the
-    /// roll-up reaches, as [`Rollups::read`]. Rows of a file are decoded once per metric and
+    /// roll-up reaches: the end of the last file read (`from_ms` when there is none), after
+    /// which the caller reads a finer resolution. Rows of a file are decoded once per metric and
     /// kept (see [`RowCache`]).
     pub async fn read_each(
         &self,
@@ -825,42 +817,6 @@ impl Rollups {
             }
         }
         Ok(if reach == i64::MAX { from_ms } else { reach })
-    }
-
-    /// The rows of `series` at `resolution` over `from_ms..to_ms`, and how far the roll-up
-    /// reaches: the end of the last file read (`from_ms` when there is none), after which
-    /// the caller reads a finer resolution.
-    pub async fn read(
-        &self,
-        resolution: Resolution,
-        series: &[SeriesKey],
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<(Vec<Row>, i64), RollupError> {
-        let mut by_cluster: BTreeMap<&str, Prune> = BTreeMap::new();
-        for s in series {
-            let p = by_cluster.entry(&s.cluster_id).or_insert_with(|| Prune {
-                metrics: BTreeSet::new(),
-                streams: BTreeSet::new(),
-            });
-            p.metrics.insert(Some(s.metric.name().to_string()));
-            p.streams.insert(s.stream.clone());
-        }
-        let mut rows = Vec::new();
-        let mut reach = i64::MAX;
-        for (cluster, prune) in by_cluster {
-            let wanted = Series(
-                series
-                    .iter()
-                    .filter(|s| s.cluster_id == cluster)
-                    .map(|s| (s.metric.name(), s.stream.as_deref(), s.consumer.as_deref()))
-                    .collect(),
-            );
-            let files = self.files_of(resolution, cluster, from_ms, to_ms).await?;
-            reach = reach.min(files.iter().map(|f| f.to_ms).max().unwrap_or(from_ms));
-            rows.extend(self.read_rows(&files, from_ms, to_ms, &wanted, Some(&prune)).await?);
-        }
-        Ok((rows, if reach == i64::MAX { from_ms } else { reach }))
     }
 
     /// Rolls up as ranges end, until `shutdown`: at start (catching up on what a restart
