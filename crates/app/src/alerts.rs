@@ -182,24 +182,6 @@ impl Console {
         Ok(page.map(|v| v.view))
     }
 
-    /// The organization a caller means: the one given, or the only one where they have at
-    /// least `min`.
-    pub fn alerting_org(&self, caller: &Caller, org: Option<String>, min: Role) -> Result<String> {
-        if let Some(o) = org {
-            return Ok(o);
-        }
-        match self.organizations_with(&caller.principal, min).as_slice() {
-            [one] => Ok(one.clone()),
-            [] => Err(Error::forbidden(format!(
-                "this needs the {} role in an organization",
-                min.as_str()
-            ))),
-            _ => Err(Error::validation(
-                "organizationId: you belong to several organizations; say which one",
-            )),
-        }
-    }
-
     fn new_alerting_id() -> String {
         uuid::Uuid::now_v7().simple().to_string()
     }

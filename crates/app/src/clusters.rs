@@ -105,22 +105,7 @@ impl Console {
         spec: ClusterSpec,
     ) -> Result<Versioned<ClusterView>> {
         let p = &caller.principal;
-        let organization = match organization {
-            Some(o) => o,
-            None => match self.organizations_with(p, Role::Admin).as_slice() {
-                [one] => one.clone(),
-                [] => {
-                    return Err(Error::forbidden(
-                        "registering a cluster needs the admin role in an organization",
-                    ));
-                }
-                _ => {
-                    return Err(Error::validation(
-                        "organizationId: you administer several organizations; say which one the cluster belongs to",
-                    ));
-                }
-            },
-        };
+        let organization = self.organization_for(p, organization, Role::Admin, "registering a cluster")?;
         let id = uuid::Uuid::now_v7().to_string();
         let cmd = ClusterCommand::Register {
             id: id.clone(),

@@ -1080,7 +1080,12 @@ impl AlertQuery {
     ) -> Result<AlertRuleConnection> {
         let caller = caller(ctx)?;
         let c = console(ctx);
-        let org = c.alerting_org(&caller, organization_id.map(|o| o.0), Role::Viewer)?;
+        let org = c.organization_for(
+            &caller.principal,
+            organization_id.map(|o| o.0),
+            Role::Viewer,
+            "listing alert rules",
+        )?;
         let page = c.alert_rules(&caller, &org, &paging(first, after, last, before))?;
         Ok(AlertRuleConnection::new(page, AlertRuleObj))
     }
@@ -1113,7 +1118,12 @@ impl AlertQuery {
     ) -> Result<NotificationChannelConnection> {
         let caller = caller(ctx)?;
         let c = console(ctx);
-        let org = c.alerting_org(&caller, organization_id.map(|o| o.0), Role::Viewer)?;
+        let org = c.organization_for(
+            &caller.principal,
+            organization_id.map(|o| o.0),
+            Role::Viewer,
+            "listing notification channels",
+        )?;
         let page = c.channels(&caller, &org, &paging(first, after, last, before))?;
         Ok(NotificationChannelConnection::new(page, ChannelObj))
     }
@@ -1128,7 +1138,12 @@ impl AlertQuery {
     ) -> Result<AlertPolicy> {
         let caller = caller(ctx)?;
         let c = console(ctx);
-        let org = c.alerting_org(&caller, organization_id.map(|o| o.0), Role::Viewer)?;
+        let org = c.organization_for(
+            &caller.principal,
+            organization_id.map(|o| o.0),
+            Role::Viewer,
+            "reading the alert policy",
+        )?;
         let (spec, _) = c.alert_policy(&caller, &org)?;
         Ok(AlertPolicy::of(&spec))
     }
@@ -1149,7 +1164,12 @@ impl AlertQuery {
     ) -> Result<SilenceConnection> {
         let caller = caller(ctx)?;
         let c = console(ctx);
-        let org = c.alerting_org(&caller, organization_id.map(|o| o.0), Role::Viewer)?;
+        let org = c.organization_for(
+            &caller.principal,
+            organization_id.map(|o| o.0),
+            Role::Viewer,
+            "listing silences",
+        )?;
         let page = c.silences(&caller, &org, active, &paging(first, after, last, before))?;
         Ok(SilenceConnection::new(page, SilenceObj))
     }
@@ -1177,7 +1197,12 @@ impl AlertQuery {
     ) -> Result<AlertConnection> {
         let caller = caller(ctx)?;
         let c = console(ctx);
-        let org = c.alerting_org(&caller, organization_id.map(|o| o.0), Role::Viewer)?;
+        let org = c.organization_for(
+            &caller.principal,
+            organization_id.map(|o| o.0),
+            Role::Viewer,
+            "listing alerts",
+        )?;
         let filter = AlertFilter {
             status: state.map(|v| v.into_iter().map(Into::into).collect()),
             severity: severity.map(Into::into),
@@ -1204,7 +1229,12 @@ impl AlertQuery {
     ) -> Result<AlertRulePreview> {
         let caller = caller(ctx)?;
         let c = console(ctx);
-        let org = c.alerting_org(&caller, organization_id.map(|o| o.0), Role::Viewer)?;
+        let org = c.organization_for(
+            &caller.principal,
+            organization_id.map(|o| o.0),
+            Role::Viewer,
+            "previewing an alert rule",
+        )?;
         let to = to.unwrap_or_else(Utc::now);
         let from = from.unwrap_or(to - chrono::TimeDelta::hours(1));
         let p = c
@@ -1500,7 +1530,12 @@ impl AlertMutation {
     ) -> Result<CreateAlertRulePayload> {
         let caller = caller(ctx)?;
         let c = console(ctx);
-        let org = c.alerting_org(&caller, input.organization_id.map(|o| o.0), Role::Admin)?;
+        let org = c.organization_for(
+            &caller.principal,
+            input.organization_id.map(|o| o.0),
+            Role::Admin,
+            "creating an alert rule",
+        )?;
         let spec = input.rule.into_domain()?;
         let view = c.create_alert_rule(&caller, &org, spec).await?;
         Ok(CreateAlertRulePayload {
@@ -1548,7 +1583,12 @@ impl AlertMutation {
     ) -> Result<CreateNotificationChannelPayload> {
         let caller = caller(ctx)?;
         let c = console(ctx);
-        let org = c.alerting_org(&caller, input.organization_id.map(|o| o.0), Role::Admin)?;
+        let org = c.organization_for(
+            &caller.principal,
+            input.organization_id.map(|o| o.0),
+            Role::Admin,
+            "creating a notification channel",
+        )?;
         let (view, signing_secret) = c.create_channel(&caller, &org, input.channel.into_app()?).await?;
         Ok(CreateNotificationChannelPayload {
             channel: ChannelObj(view),
@@ -1596,7 +1636,12 @@ impl AlertMutation {
     ) -> Result<SetAlertPolicyPayload> {
         let caller = caller(ctx)?;
         let c = console(ctx);
-        let org = c.alerting_org(&caller, input.organization_id.map(|o| o.0), Role::Admin)?;
+        let org = c.organization_for(
+            &caller.principal,
+            input.organization_id.map(|o| o.0),
+            Role::Admin,
+            "setting the alert policy",
+        )?;
         let spec = c.set_alert_policy(&caller, &org, input.policy.into_domain()?).await?;
         Ok(SetAlertPolicyPayload {
             policy: AlertPolicy::of(&spec),
@@ -1612,7 +1657,12 @@ impl AlertMutation {
     ) -> Result<CreateSilencePayload> {
         let caller = caller(ctx)?;
         let c = console(ctx);
-        let org = c.alerting_org(&caller, input.organization_id.map(|o| o.0), Role::Operator)?;
+        let org = c.organization_for(
+            &caller.principal,
+            input.organization_id.map(|o| o.0),
+            Role::Operator,
+            "creating a silence",
+        )?;
         let spec = SilenceSpec {
             matchers: input.matchers.into_iter().map(Into::into).collect(),
             starts_at: input.starts_at.unwrap_or_else(Utc::now),

@@ -62,6 +62,26 @@ impl Console {
             .collect()
     }
 
+    /// The organization a caller means: the one given, or else the only one where they have
+    /// at least `min` (`FORBIDDEN` with none, `VALIDATION` asking for `organizationId` with
+    /// several). `doing` names the operation in the message (`registering a cluster`).
+    pub fn organization_for(&self, p: &Principal, given: Option<String>, min: Role, doing: &str) -> Result<String> {
+        if let Some(o) = given {
+            return Ok(o);
+        }
+        match self.organizations_with(p, min).as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(Error::forbidden(format!(
+                "{doing} needs the {} role in an organization",
+                min.as_str()
+            ))),
+            _ => Err(Error::validation(format!(
+                "organizationId: you are {} or above in several organizations; say which one {doing} is for",
+                min.as_str()
+            ))),
+        }
+    }
+
     /// `NOT_FOUND` when the caller is not in `org`, `FORBIDDEN` when their role is below `min`.
     pub fn require_org(&self, p: &Principal, org: &str, min: Role) -> Result<Role> {
         match self.org_role(p, org) {
