@@ -66,7 +66,6 @@ impl Default for AlertingOptions {
 /// The alerting parts of the console.
 pub(crate) struct Alerting {
     pub notifier: Notifier,
-    pub deliveries: jetstream::stream::Stream,
     pub notified: kv::Store,
     pub options: AlertingOptions,
     /// When each channel was last sent to (for its rate limit).
@@ -104,24 +103,22 @@ struct Notified {
 }
 
 pub(crate) async fn open(js: &jetstream::Context, options: AlertingOptions) -> std::result::Result<Alerting, String> {
-    let deliveries = js
-        .get_or_create_stream(jetstream::stream::Config {
-            name: DELIVERIES_STREAM.to_string(),
-            subjects: vec![format!("{DELIVERIES_PREFIX}.>")],
-            max_messages_per_subject: DELIVERIES_PER_ALERT,
-            max_age: Duration::from_secs(30 * 24 * 3600),
-            discard: jetstream::stream::DiscardPolicy::Old,
-            allow_direct: true,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| format!("cannot create the stream {DELIVERIES_STREAM}: {e}"))?;
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: DELIVERIES_STREAM.to_string(),
+        subjects: vec![format!("{DELIVERIES_PREFIX}.>")],
+        max_messages_per_subject: DELIVERIES_PER_ALERT,
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        discard: jetstream::stream::DiscardPolicy::Old,
+        allow_direct: true,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("cannot create the stream {DELIVERIES_STREAM}: {e}"))?;
     let notified = jsc_projector::ensure_bucket(js, NOTIFIED_BUCKET, 1)
         .await
         .map_err(|e| format!("cannot create the bucket {NOTIFIED_BUCKET}: {e}"))?;
     Ok(Alerting {
         notifier: Notifier::new(options.timeout),
-        deliveries,
         notified,
         options,
         last_send: Default::default(),
@@ -763,43 +760,10 @@ impl Console {
             "{DELIVERIES_PREFIX}.{}",
             jsc_domain::ids::encode_token(alert_id, jsc_domain::ids::TokenKind::Subject)
         );
-        let unavailable = |e: String| {
-            tracing::warn!(error = %e, "alerts: delivery log read failed");
-            Error::unavailable("the console's NATS did not answer; retry in a moment")
-        };
-        let mut stream = self.alerting().deliveries.clone();
-        let info = stream.info().await.map_err(|e| unavailable(e.to_string()))?;
-        if info.state.messages == 0 {
-            return Ok(Vec::new());
-        }
-        let consumer = stream
-            .create_consumer(jetstream::consumer::pull::OrderedConfig {
-                filter_subject: subject.clone(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let pending = consumer
-            .clone()
-            .info()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?
-            .num_pending;
-        let mut out = Vec::new();
-        if pending == 0 {
-            return Ok(out);
-        }
-        let mut messages = consumer.messages().await.map_err(|e| unavailable(e.to_string()))?;
-        while let Some(m) = messages.next().await {
-            let m = m.map_err(|e| unavailable(e.to_string()))?;
-            if let Ok(a) = serde_json::from_slice::<DeliveryAttempt>(&m.payload) {
-                out.push(a);
-            }
-            if m.info().map(|i| i.pending).unwrap_or(0) == 0 {
-                break;
-            }
-        }
-        Ok(out)
+        let records = self
+            .home_records::<DeliveryAttempt>(DELIVERIES_STREAM, &subject, "the delivery log")
+            .await?;
+        Ok(records.into_iter().map(|(_, a)| a).collect())
     }
 
     /// Sends an alert again to every channel whose last delivery of it gave up

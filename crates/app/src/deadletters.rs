@@ -8,7 +8,6 @@
 
 use async_nats::jetstream;
 use chrono::{DateTime, Utc};
-use jsc_messages::{Reader, StreamFacts};
 use serde::{Deserialize, Serialize};
 
 use crate::paging::{List, MAX_PAGE, Page, Paging};
@@ -133,42 +132,12 @@ impl Console {
 
     /// Every dead letter kept for a consumer, by stream sequence (the latest record of each).
     async fn all_dead_letters(&self, cluster_id: &str, stream: &str, consumer: &str) -> Result<Vec<DeadLetter>> {
-        let js = jetstream::new(self.home.clone());
-        let mut s = js
-            .get_stream(DEAD_LETTERS_STREAM)
-            .await
-            .map_err(|e| Error::unavailable(format!("cannot read the dead letters: {e}")))?;
-        let info = s
-            .info()
-            .await
-            .map_err(|e| Error::unavailable(format!("cannot read the dead letters: {e}")))?;
-        let facts = StreamFacts {
-            name: DEAD_LETTERS_STREAM.to_string(),
-            first_seq: info.state.first_sequence,
-            last_seq: info.state.last_sequence,
-            messages: info.state.messages,
-            allow_direct: info.config.allow_direct,
-            server: jsc_fleet::admin::server_version(&self.home),
-        };
-        let reader = Reader::new(self.home.clone(), facts);
         let filter = subject(cluster_id, stream, consumer);
-        let mut by_sequence = std::collections::BTreeMap::new();
-        let mut next = info.state.first_sequence.max(1);
-        loop {
-            let batch = reader
-                .forward(next, &filter, 1_000, None)
-                .await
-                .map_err(|e| Error::unavailable(format!("cannot read the dead letters: {e}")))?;
-            for m in &batch.messages {
-                if let Ok(letter) = serde_json::from_slice::<DeadLetter>(&m.payload) {
-                    by_sequence.insert(letter.stream_sequence, letter);
-                }
-                next = m.sequence + 1;
-            }
-            if !batch.more || batch.messages.is_empty() {
-                break;
-            }
-        }
+        let records = self
+            .home_records::<DeadLetter>(DEAD_LETTERS_STREAM, &filter, "the dead letters")
+            .await?;
+        let by_sequence: std::collections::BTreeMap<u64, DeadLetter> =
+            records.into_iter().map(|(_, l)| (l.stream_sequence, l)).collect();
         Ok(by_sequence.into_values().collect())
     }
 

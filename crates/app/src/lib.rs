@@ -23,6 +23,7 @@ mod console;
 pub mod deadletters;
 mod error;
 mod history;
+mod home;
 pub mod identity;
 pub mod lease;
 mod live;
