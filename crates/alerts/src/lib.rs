@@ -240,33 +240,22 @@ impl Evaluator {
         }
         // Alerts of this cluster that nothing observed any more (a rule deleted, disabled or
         // narrowed; a stream or consumer gone): resolved.
-        let gone: Vec<u64> = self
-            .tracks
-            .iter()
-            .filter(|(k, t)| t.cluster_id == cluster.id && !seen.contains(*k))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in gone {
-            let t = self.tracks.remove(&k).expect("listed");
-            let at = time(now);
-            out.push(Transition {
-                alert_id: t.id,
-                command: match t.status {
-                    AlertStatus::Pending => AlertCommand::Clear { value: None, at },
-                    _ => AlertCommand::Resolve { value: None, at },
-                },
-            });
-        }
+        out.extend(self.end_where(now, |k, t| t.cluster_id == cluster.id && !seen.contains(&k)));
         out
     }
 
     /// Resolves every alert of rules not in `rule_ids` (deleted or disabled rules), on every
     /// cluster, at `now_ms`.
     pub fn retire(&mut self, rule_ids: &HashSet<String>, now_ms: i64) -> Vec<Transition> {
+        self.end_where(now_ms, |_, t| !rule_ids.contains(&t.rule_id))
+    }
+
+    /// Ends the alerts `which` picks: a pending one clears, a firing one resolves.
+    fn end_where(&mut self, now_ms: i64, which: impl Fn(u64, &Track) -> bool) -> Vec<Transition> {
         let gone: Vec<u64> = self
             .tracks
             .iter()
-            .filter(|(_, t)| !rule_ids.contains(&t.rule_id))
+            .filter(|(k, t)| which(**k, t))
             .map(|(k, _)| *k)
             .collect();
         gone.into_iter()
