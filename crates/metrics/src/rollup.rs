@@ -419,12 +419,12 @@ impl Prune {
     }
 }
 
-/// Rows of one metric, whatever the series.
-struct OneMetric(&'static str);
+/// Rows of some metrics, whatever the series.
+struct Metrics<'a>(&'a BTreeSet<Metric>);
 
-impl Wanted for OneMetric {
+impl Wanted for Metrics<'_> {
     fn wants(&self, metric: &str, _: Option<&str>, _: Option<&str>) -> bool {
-        metric == self.0
+        Metric::from_name(metric).is_some_and(|m| self.0.contains(&m))
     }
 }
 
@@ -784,30 +784,48 @@ impl Rollups {
             let files = self.files_of(resolution, cluster, from_ms, to_ms).await?;
             reach = reach.min(files.iter().map(|f| f.to_ms).max().unwrap_or(from_ms));
             for file in &files {
-                for metric in &metrics {
-                    let k = (file.path.clone(), *metric);
-                    let cached = self.cache.lock().expect("row cache").get(&k);
-                    let rows = match cached {
-                        Some(r) => r,
-                        None => {
-                            let prune = Prune {
-                                metrics: BTreeSet::from([Some(metric.name().to_string())]),
-                                streams: BTreeSet::new(),
-                            };
-                            let rows = Arc::new(
-                                self.read_rows(
-                                    std::slice::from_ref(file),
-                                    i64::MIN / 2,
-                                    i64::MAX / 2,
-                                    &OneMetric(metric.name()),
-                                    Some(&prune),
-                                )
-                                .await?,
-                            );
-                            self.cache.lock().expect("row cache").put(k, rows.clone());
-                            rows
+                // The metrics this file has not been read for yet are read in one pass.
+                let mut rows_of: BTreeMap<Metric, Arc<Vec<Row>>> = BTreeMap::new();
+                let mut missing = BTreeSet::new();
+                {
+                    let cache = self.cache.lock().expect("row cache");
+                    for m in &metrics {
+                        match cache.get(&(file.path.clone(), *m)) {
+                            Some(rows) => {
+                                rows_of.insert(*m, rows);
+                            }
+                            None => {
+                                missing.insert(*m);
+                            }
                         }
+                    }
+                }
+                if !missing.is_empty() {
+                    let prune = Prune {
+                        metrics: missing.iter().map(|m| Some(m.name().to_string())).collect(),
+                        streams: BTreeSet::new(),
                     };
+                    let read = self
+                        .read_rows(
+                            std::slice::from_ref(file),
+                            i64::MIN / 2,
+                            i64::MAX / 2,
+                            &Metrics(&missing),
+                            Some(&prune),
+                        )
+                        .await?;
+                    let mut split: BTreeMap<Metric, Vec<Row>> = missing.iter().map(|m| (*m, Vec::new())).collect();
+                    for r in read {
+                        split.entry(r.key.metric).or_default().push(r);
+                    }
+                    let mut cache = self.cache.lock().expect("row cache");
+                    for (m, rows) in split {
+                        let rows = Arc::new(rows);
+                        cache.put((file.path.clone(), m), rows.clone());
+                        rows_of.insert(m, rows);
+                    }
+                }
+                for rows in rows_of.values() {
                     for r in rows.iter() {
                         if r.at_ms + resolution.bucket_ms() > from_ms && r.at_ms < to_ms {
                             f(r);
