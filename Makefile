@@ -26,7 +26,7 @@ export JSC_TEST_SMTP_PYTHON := $(SMTPVENV)/bin/python
 
 ARGS ?=
 
-.PHONY: run test tools clients nats-server nextest prometheus alertmanager build lint fmt schema bench clean-data
+.PHONY: run test tools clients nats-server nextest prometheus alertmanager chromium web build lint fmt schema bench clean-data
 
 ## Start the console on 127.0.0.1:8080 with an embedded nats-server and data under ./data.
 run: tools
@@ -36,7 +36,7 @@ run: tools
 test: tools clients
 	cargo nextest run --workspace --profile ci --no-fail-fast
 
-tools: nats-server nextest pytools prometheus alertmanager
+tools: nats-server nextest pytools prometheus alertmanager chromium
 
 # Prometheus and promtool (Debian's package): the monitoring tests scrape the console with a
 # real Prometheus and lint its exposition. Where apt cannot install it, those checks say so
@@ -46,6 +46,20 @@ prometheus:
 	  echo "installing prometheus (promtool) from Debian's packages"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
 	  || echo "could not install prometheus: the tests that scrape with it will say they skipped"; }
+
+# Chromium (Debian's package): the web console's browser tests drive it with playwright-core
+# (web/e2e/console.mjs). Playwright's own browser download cannot work here; this can.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium from Debian's packages"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+	  || { echo "could not install chromium: the web console's browser test needs it"; exit 1; }; }
+
+## Build the web console alone (typed operations from the schema, type check, Vite) into web/dist;
+## `cargo build` does the same into the binary. `cd web && npm run dev` serves it with hot reload
+## against a console on :8080.
+web:
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
 # Alertmanager (Debian's package): the alert tests forward alerts to a real one. Where apt
 # cannot install it, that test says so and is skipped.

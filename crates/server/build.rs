@@ -1,8 +1,12 @@
-//! Bundles the GraphiQL explorer from its npm packages at build time, so the binary serves
-//! it itself and the page loads nothing from the internet (and passes a strict CSP).
-//!
-//! Runs `npm ci` against the pinned `explorer/package-lock.json` in OUT_DIR (once per
-//! lock-file change) and copies the few files the page needs next to it.
+//! Bundles the two pages the binary serves, so nothing is loaded from the internet and both
+//! pass a strict CSP:
+//! - the GraphiQL explorer, from its npm packages: `npm ci` against the pinned
+//!   `explorer/package-lock.json` in OUT_DIR (once per lock-file change), then the few files the
+//!   page needs copied next to it;
+//! - the web console (`web/` at the top of the repository): `npm ci` there (once per lock-file
+//!   change), then `npm run build` (typed operations generated from `schema/console.graphql`,
+//!   type-checked, bundled by Vite) into OUT_DIR, each file also gzipped, and a table of them
+//!   written for `web.rs` to include.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,6 +59,109 @@ fn main() {
     std::fs::create_dir_all(&dest).unwrap();
     for (from, to) in FILES {
         copy_if_changed(&work.join("node_modules").join(from), &dest.join(to));
+    }
+    build_web(&manifest.join("../../web"), &out);
+}
+
+/// Builds the web console into `OUT_DIR/web` and writes `OUT_DIR/web_assets.rs`: a table of
+/// `(path, content type, bytes, gzipped bytes)`.
+fn build_web(web: &Path, out: &Path) {
+    // Every input but the generated operations (`src/gql`, written by the build itself).
+    for f in [
+        "package.json",
+        "package-lock.json",
+        "index.html",
+        "vite.config.ts",
+        "codegen.ts",
+        "tsconfig.json",
+    ] {
+        println!("cargo:rerun-if-changed={}", web.join(f).display());
+    }
+    println!(
+        "cargo:rerun-if-changed={}",
+        web.join("../schema/console.graphql").display()
+    );
+    let mut sources = Vec::new();
+    walk(&web.join("src"), &mut sources);
+    for f in &sources {
+        if !f.components().any(|c| c.as_os_str() == "gql") {
+            println!("cargo:rerun-if-changed={}", f.display());
+        }
+    }
+
+    let lock = std::fs::read(web.join("package-lock.json")).expect("web/package-lock.json");
+    let stamp = web.join("node_modules/.installed-lock.json");
+    if std::fs::read(&stamp).ok().as_deref() != Some(&lock[..]) {
+        npm(
+            web,
+            &["ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            "install the web console's packages",
+        );
+        std::fs::write(&stamp, &lock).unwrap();
+    }
+    let dist = out.join("web");
+    let status = Command::new("npm")
+        .args(["run", "--silent", "build"])
+        .env("JSC_WEB_OUT", &dist)
+        .current_dir(web)
+        .status()
+        .unwrap_or_else(|e| panic!("npm is needed to build the web console ({e}); install Node.js 20 and npm"));
+    assert!(
+        status.success(),
+        "building the web console failed (see above): a GraphQL operation that no longer matches \
+         schema/console.graphql, or a type error in web/src"
+    );
+
+    let mut files = Vec::new();
+    walk(&dist, &mut files);
+    files.sort();
+    let mut table = String::from("&[\n");
+    for f in files {
+        let rel = f.strip_prefix(&dist).unwrap().to_string_lossy().replace('\\', "/");
+        let bytes = std::fs::read(&f).unwrap();
+        let gz = out.join("web-gz").join(&rel);
+        std::fs::create_dir_all(gz.parent().unwrap()).unwrap();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut enc, &bytes).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let ty = match f.extension().and_then(|e| e.to_str()) {
+            Some("html") => "text/html; charset=utf-8",
+            Some("js") => "text/javascript; charset=utf-8",
+            Some("css") => "text/css; charset=utf-8",
+            Some("svg") => "image/svg+xml",
+            Some("png") => "image/png",
+            Some("woff2") => "font/woff2",
+            Some("json") => "application/json",
+            _ => "application/octet-stream",
+        };
+        table.push_str(&format!(
+            "    (\"/{rel}\", \"{ty}\", include_bytes!({:?}).as_slice(), include_bytes!({:?}).as_slice()),\n",
+            f.display().to_string(),
+            gz.display().to_string()
+        ));
+    }
+    table.push(']');
+    std::fs::write(out.join("web_assets.rs"), table).unwrap();
+}
+
+fn npm(dir: &Path, args: &[&str], what: &str) {
+    let status = Command::new("npm")
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap_or_else(|e| panic!("npm is needed to {what} ({e}); install Node.js 20 and npm, then build again"));
+    assert!(status.success(), "npm could not {what}; see its output above");
+}
+
+fn walk(dir: &Path, into: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, into);
+        } else {
+            into.push(p);
+        }
     }
 }
 

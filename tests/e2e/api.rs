@@ -100,7 +100,7 @@ async fn oversized_and_malformed_requests_get_clear_errors() {
 #[tokio::test]
 async fn the_explorer_is_served_from_the_binary_under_a_strict_csp() {
     let app = TestApp::spawn().await;
-    let res = app.get("/").await;
+    let res = app.get("/explorer").await;
     assert_eq!(res.status(), 200);
     let csp = res.headers()["content-security-policy"].to_str().unwrap().to_string();
     assert!(csp.contains("script-src 'self'"), "{csp}");

@@ -22,3 +22,4 @@ mod readme;
 mod relay;
 mod rollups;
 mod streams;
+mod ui;

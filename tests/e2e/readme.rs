@@ -1,6 +1,6 @@
 //! The README's examples run as written: a newcomer copies them first.
 //!
-//! The curl walk-through of "From clone to a first mutation" is taken from README.md
+//! The curl walk-through of "From clone to a first look" is taken from README.md
 //! itself, pointed at a console started as `make run` starts it (its own embedded
 //! nats-server, the cluster `local` registered), and run by bash; every answer must be a
 //! GraphQL answer without errors, and the stream and consumer it creates must exist.

@@ -162,16 +162,49 @@ impl std::fmt::Display for Chain<'_> {
     }
 }
 
+/// The input field a validation message names, by the convention every validation follows:
+/// `subjects: 'a.>' and 'a.b' overlap; …` names `subjects` (a path such as `config.maxAge` or
+/// `headers[2]` too). Clients show the message on that field.
+pub fn field_named(message: &str) -> Option<String> {
+    let (head, _) = message.split_once(": ")?;
+    let mut chars = head.chars();
+    (chars.next()?.is_ascii_alphabetic() && chars.all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c)))
+        .then(|| head.to_string())
+}
+
 #[cfg(feature = "graphql")]
 impl From<Error> for async_graphql::Error {
     /// The one place a use case's error becomes a GraphQL error with `extensions.code`.
     fn from(e: Error) -> Self {
         use async_graphql::ErrorExtensions;
+        let field = (e.code == Code::Validation).then(|| field_named(&e.message)).flatten();
         async_graphql::Error::new(e.message).extend_with(|_, ext| {
             ext.set("code", e.code.as_str());
+            if let Some(f) = field {
+                ext.set("field", f);
+            }
             if let Some(s) = e.retry_after {
                 ext.set("retryAfter", s);
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_named;
+
+    #[test]
+    fn a_validation_message_names_its_field_by_its_prefix() {
+        assert_eq!(
+            field_named("subjects: 'a.>' and 'a.b' overlap").as_deref(),
+            Some("subjects")
+        );
+        assert_eq!(field_named("config.maxAge: too long").as_deref(), Some("config.maxAge"));
+        assert_eq!(field_named("headers[2]: empty name").as_deref(), Some("headers[2]"));
+        // Prose is not a field: a space, or no `: ` at all.
+        assert_eq!(field_named("admin email: not an address"), None);
+        assert_eq!(field_named("you cannot disable or enable your own account"), None);
+        assert_eq!(field_named("'x': odd"), None);
     }
 }

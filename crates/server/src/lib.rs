@@ -6,6 +6,7 @@
 #![recursion_limit = "256"]
 
 mod explorer;
+mod web;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -54,10 +55,13 @@ pub fn router_with(console: Console, limits: jsc_graphql::Limits, bench_routes: 
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
-        .route("/", get(explorer_page))
+        .route("/", get(web_index))
+        .route("/assets/{file}", get(web_asset))
+        .route("/explorer", get(explorer_page))
+        .route("/explorer/", get(explorer_page))
         .route("/explorer/{file}", get(explorer_asset))
         .route("/exports/{file}", get(download_export))
-        .fallback(not_found)
+        .fallback(page_or_not_found)
         .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::middleware::from_fn(http_metrics))
         .layer(axum::Extension(TrustedProxies(
@@ -84,7 +88,9 @@ fn route_of(path: &str) -> &'static str {
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
         "/" => "/",
+        "/explorer" | "/explorer/" => "/explorer",
         p if p.starts_with("/explorer/") => "/explorer/{file}",
+        p if p.starts_with("/assets/") => "/assets/{file}",
         p if p.starts_with("/exports/") => "/exports/{file}",
         _ => "other",
     }
@@ -513,7 +519,7 @@ async fn not_found() -> Response {
     error_body(
         StatusCode::NOT_FOUND,
         Code::NotFound,
-        "no such path; the API is POST /graphql (WebSocket on GET /graphql) and the explorer is at /",
+        "no such path; the API is POST /graphql (WebSocket on GET /graphql), the console is at / and the explorer at /explorer",
     )
 }
 
@@ -524,10 +530,37 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsa
 async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert("content-security-policy", HeaderValue::from_static(CSP));
+    // The web console's answers carry their own, stricter policy.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    }
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     res
+}
+
+async fn web_index(headers: axum::http::HeaderMap) -> Response {
+    web::index(&headers)
+}
+
+async fn web_asset(Path(file): Path<String>, headers: axum::http::HeaderMap) -> Response {
+    match web::asset(&format!("/assets/{file}"), &headers) {
+        Some(res) => res,
+        None => not_found().await,
+    }
+}
+
+/// A browser opening one of the console's pages gets the app (which routes it); anything else
+/// that matched no route gets a 404 that names the routes.
+async fn page_or_not_found(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if web::is_page(&method, &uri, &headers) {
+        return web::index(&headers);
+    }
+    not_found().await
 }
 
 async fn explorer_page() -> Response {

@@ -1,0 +1,361 @@
+// Drives the web console in Debian's Chromium (playwright-core) against a real console and
+// real nats-servers, started by the Rust test `ui::web_console_in_a_browser` (tests/e2e/ui.rs),
+// which passes them in the environment:
+//   JSC_URL            the console, e.g. http://127.0.0.1:PORT
+//   JSC_EMAIL, JSC_PASSWORD  the owner's account
+//   JSC_SECURED_URL, JSC_SECURED_USER, JSC_SECURED_PASSWORD  a nats-server with a password
+//   JSC_ARTIFACTS      where screenshots go
+//   JSC_CHROMIUM       the browser (default /usr/bin/chromium)
+// Exits non-zero on the first failed step, after a screenshot of the page it failed on.
+import { chromium } from 'playwright-core';
+import { createRequire } from 'node:module';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set: run this through \`make test\` (tests/e2e/ui.rs)`);
+  return v;
+};
+const URL = env('JSC_URL');
+const ART = env('JSC_ARTIFACTS');
+mkdirSync(ART, { recursive: true });
+const TIMEOUT = 15_000;
+
+const browser = await chromium.launch({
+  executablePath: process.env.JSC_CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const problems = [];
+async function newPage(name) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, acceptDownloads: true });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  // A CSP violation or an uncaught error anywhere fails the run.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) problems.push(`${name}: console error: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`${name}: page error: ${e.message}`));
+  return page;
+}
+
+let shot = 0;
+async function screenshot(page, name) {
+  shot += 1;
+  await page.screenshot({ path: join(ART, `${String(shot).padStart(2, '0')}-${name}.png`), fullPage: true });
+}
+
+const a11y = [];
+/** axe-core on the page as it is: no serious or critical violation. */
+async function accessible(page, name) {
+  await page.evaluate(AXE);
+  const result = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+  });
+  const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  a11y.push({ page: name, violations: result.length, serious: bad.length });
+  if (bad.length) throw new Error(`accessibility (axe) on ${name}: ${JSON.stringify(bad, null, 1)}`);
+}
+
+async function step(name, page, fn) {
+  const t = Date.now();
+  try {
+    await fn();
+    console.log(`ok   ${name} (${Date.now() - t} ms)`);
+  } catch (e) {
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+    if (page) await screenshot(page, `FAILED-${name.replace(/\W+/g, '-')}`).catch(() => {});
+    await browser.close();
+    process.exit(1);
+  }
+}
+
+/** A GraphQL call with the session the page holds (for what a test does beside the browser). */
+async function gql(page, query, variables = {}) {
+  const token = await page.evaluate(() => JSON.parse(localStorage.getItem('jsconsole.session')).accessToken);
+  const res = await fetch(`${URL}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = await res.json();
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return body.data;
+}
+
+const page = await newPage('owner');
+
+await step('the console opens on the sign-in page, not the explorer', page, async () => {
+  const res = await page.goto(`${URL}/`);
+  const csp = res.headers()['content-security-policy'];
+  if (!csp || !csp.includes("script-src 'self'") || csp.includes('unsafe-inline')) throw new Error(`weak CSP: ${csp}`);
+  await page.getByRole('heading', { name: 'Sign in to JetStream Console' }).waitFor();
+  await screenshot(page, 'sign-in');
+  await accessible(page, 'sign-in');
+});
+
+await step('a wrong password is refused with a message', page, async () => {
+  await page.getByLabel('Email').fill(env('JSC_EMAIL'));
+  await page.getByLabel('Password').fill('not-the-password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'UNAUTHENTICATED' }).waitFor();
+});
+
+await step('sign in', page, async () => {
+  await page.getByLabel('Password').fill(env('JSC_PASSWORD'));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Clusters', level: 1 }).waitFor();
+  await page.getByRole('status').filter({ hasText: 'Live' }).waitFor();
+  await screenshot(page, 'clusters-empty');
+  await accessible(page, 'clusters');
+});
+
+let clusterId;
+await step('register a cluster with a password and test it', page, async () => {
+  await page.getByRole('button', { name: 'Add cluster' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Add a cluster' });
+  await dialog.getByLabel('Name').fill('secured');
+  await dialog.getByLabel('Server URLs').fill(env('JSC_SECURED_URL'));
+  await dialog.getByLabel('Tags').fill('test, ui');
+  await accessible(page, 'add-cluster');
+  await dialog.getByRole('button', { name: 'Next' }).click();
+  await dialog.getByLabel('Authentication').selectOption('USER_PASSWORD');
+  await dialog.getByLabel('Username').fill(env('JSC_SECURED_USER'));
+  await dialog.getByLabel('Password').fill(env('JSC_SECURED_PASSWORD'));
+  await screenshot(page, 'add-cluster-auth');
+  await dialog.getByRole('button', { name: 'Add cluster' }).click();
+  await dialog.getByRole('button', { name: 'Test connection' }).click();
+  await dialog.getByRole('status').filter({ hasText: 'Connected: nats-server' }).waitFor();
+  await screenshot(page, 'add-cluster-tested');
+  await dialog.getByRole('button', { name: 'Done' }).click();
+  await page.getByRole('heading', { name: 'secured', level: 1 }).waitFor();
+  clusterId = decodeURIComponent(new globalThis.URL(page.url()).pathname.split('/')[2]);
+  await page.getByText('USER_PASSWORD').waitFor();
+  await page.getByRole('heading', { name: 'JetStream account' }).waitFor();
+  await page.getByRole('meter', { name: /^Streams 0 of/ }).waitFor();
+  await screenshot(page, 'cluster-detail');
+  await accessible(page, 'cluster-detail');
+});
+
+await step('a bad stream name shows the API\'s VALIDATION message on its field', page, async () => {
+  await page.getByRole('link', { name: 'Streams' }).click();
+  await page.getByRole('button', { name: 'Create stream' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Create a stream' });
+  await dialog.getByLabel('Name').fill('ORDERS');
+  await dialog.getByLabel('Subjects').fill('orders.>');
+  // Checked in the page as the API checks it, with the API's words.
+  await dialog.getByLabel('Max age').fill('a week');
+  await dialog.getByRole('button', { name: 'Create stream' }).click();
+  await dialog.locator('.field-error').filter({ hasText: "'a week' is not a duration; write e.g. 30s, 5m, 1h30m or 7d" }).waitFor();
+  let invalid = await dialog.locator('[aria-invalid="true"]').getAttribute('name');
+  if (invalid !== 'maxAge') throw new Error(`the error was shown on ${invalid}, not maxAge`);
+  // Refused by the API, which names the field (extensions.field).
+  await dialog.getByLabel('Max age').fill('7d');
+  await dialog.getByLabel('Subjects').fill('orders.>, orders.eu');
+  await dialog.getByRole('button', { name: 'Create stream' }).click();
+  await dialog.getByRole('alert').filter({ hasText: 'VALIDATION' }).waitFor();
+  await dialog.locator('.field-error').filter({ hasText: "subjects: 'orders.>' and 'orders.eu' overlap" }).waitFor();
+  invalid = await dialog.locator('[aria-invalid="true"]').getAttribute('name');
+  if (invalid !== 'subjects') throw new Error(`the error was shown on ${invalid}, not subjects`);
+  await screenshot(page, 'create-stream-invalid');
+  await accessible(page, 'create-stream-invalid');
+});
+
+await step('create a stream', page, async () => {
+  const dialog = page.getByRole('dialog', { name: 'Create a stream' });
+  await dialog.getByLabel('Subjects').fill('orders.>');
+  await dialog.getByRole('button', { name: 'Create stream' }).click();
+  await page.getByRole('heading', { name: 'ORDERS', level: 1 }).waitFor();
+  if (!page.url().endsWith('/streams/ORDERS')) throw new Error(`unexpected URL ${page.url()}`);
+  await screenshot(page, 'stream-overview');
+  await accessible(page, 'stream-overview');
+});
+
+await step('publish a message and see it in the browser', page, async () => {
+  await page.getByRole('link', { name: 'Messages' }).click();
+  await page.getByText('No message.').waitFor();
+  await page.getByRole('button', { name: 'Publish' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Publish to ORDERS' });
+  await dialog.getByLabel('Subject').fill('orders.eu');
+  await dialog.getByLabel('Headers').fill('Nats-Msg-Id: order-1');
+  await dialog.getByLabel('Payload').fill('{"id": 1, "item": "espresso machine"}');
+  await dialog.getByRole('button', { name: 'Publish' }).click();
+  await dialog.getByRole('status').filter({ hasText: 'Stored as sequence 1' }).waitFor();
+  await dialog.getByRole('button', { name: 'Close', exact: true }).click();
+  const row = page.getByRole('row').filter({ hasText: 'orders.eu' });
+  await row.filter({ hasText: 'espresso machine' }).waitFor();
+  await row.getByRole('button', { name: '1' }).click();
+  await page.getByText('order-1').waitFor();
+  await screenshot(page, 'stream-messages');
+  await accessible(page, 'stream-messages');
+});
+
+await step('create a consumer and watch its lag live', page, async () => {
+  await page.getByRole('link', { name: 'Consumers' }).click();
+  await page.getByRole('button', { name: 'Create consumer' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Create a consumer' });
+  await dialog.getByLabel('Durable name').fill('billing');
+  await dialog.getByRole('button', { name: 'Create consumer' }).click();
+  await page.getByRole('heading', { name: 'billing', level: 1 }).waitFor();
+  const lag = page.getByTestId('consumer-lag');
+  await page.waitForFunction(() => document.querySelector('[data-testid=consumer-lag]')?.textContent === '1');
+  // Two more messages from outside the page: the lag moves without a reload.
+  for (const id of [2, 3]) {
+    await gql(page, 'mutation($c: ID!, $p: String!) { publishMessage(input: {clusterId: $c, stream: "ORDERS", subject: "orders.us", payload: $p}) { ack { sequence } } }', { c: clusterId, p: `{"id": ${id}}` });
+  }
+  await page.waitForFunction(() => document.querySelector('[data-testid=consumer-lag]')?.textContent === '3', null, { timeout: TIMEOUT });
+  if ((await lag.textContent()) !== '3') throw new Error('lag did not reach 3');
+  await screenshot(page, 'consumer-detail');
+  await accessible(page, 'consumer-detail');
+  await page.getByRole('link', { name: 'ORDERS' }).last().click();
+  await page.getByTestId('lag-billing').filter({ hasText: '3' }).waitFor();
+  await screenshot(page, 'stream-consumers');
+});
+
+await step('edit a stream with a diff preview, then see the diff in its history', page, async () => {
+  await page.getByRole('link', { name: 'Configuration' }).click();
+  await page.getByLabel('Description').fill('Orders from every shop');
+  await page.getByLabel('Max age').fill('14d');
+  await page.getByRole('button', { name: 'Review 2 changes' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Review changes' });
+  await dialog.getByRole('row').filter({ hasText: 'maxAge' }).filter({ hasText: '7d' }).filter({ hasText: '14d' }).waitFor();
+  await screenshot(page, 'stream-config-diff');
+  await accessible(page, 'stream-config-diff');
+  await dialog.getByRole('button', { name: 'Save 2 changes' }).click();
+  await dialog.waitFor({ state: 'hidden' });
+  await page.getByRole('link', { name: 'History' }).click();
+  const updated = page.getByRole('listitem').filter({ hasText: 'StreamUpdated' }).first();
+  await updated.getByRole('row').filter({ hasText: 'description' }).filter({ hasText: 'Orders from every shop' }).waitFor();
+  await updated.getByText(env('JSC_EMAIL')).or(updated.locator('.actor')).first().waitFor();
+  await updated.getByRole('button', { name: 'State after this' }).click();
+  await page.getByText('"description": "Orders from every shop"').waitFor();
+  await screenshot(page, 'stream-history');
+  await accessible(page, 'stream-history');
+});
+
+await step('deep links and the back button', page, async () => {
+  await page.goto(`${URL}/clusters/${encodeURIComponent(clusterId)}/streams/ORDERS/consumers/billing/config`);
+  await page.getByRole('heading', { name: 'Edit' }).waitFor();
+  await page.getByRole('link', { name: 'Dead letters' }).click();
+  await page.getByText('No dead letter').waitFor();
+  await page.goBack();
+  await page.getByRole('heading', { name: 'Edit' }).waitFor();
+  await page.goto(`${URL}/clusters/${encodeURIComponent(clusterId)}/streams`);
+  await page.getByRole('link', { name: 'ORDERS' }).waitFor();
+  await screenshot(page, 'streams');
+  await accessible(page, 'streams');
+});
+
+let inviteLink;
+await step('invite an admin', page, async () => {
+  await page.getByRole('link', { name: 'People' }).click();
+  await page.getByRole('heading', { name: 'People', level: 1 }).waitFor();
+  await page.getByRole('button', { name: 'Invite' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Invite someone' });
+  await dialog.getByLabel('Email').fill('ops@example.com');
+  await dialog.getByLabel('Role').selectOption('ADMIN');
+  await dialog.getByRole('button', { name: 'Invite' }).click();
+  inviteLink = (await dialog.locator('pre.secret').textContent()).trim();
+  if (!inviteLink.startsWith(`${URL}/invitation?token=`)) throw new Error(`odd link ${inviteLink}`);
+  await dialog.getByRole('button', { name: 'Close dialog' }).click();
+  await page.getByRole('cell', { name: env('JSC_EMAIL') }).waitFor();
+  await screenshot(page, 'people');
+  await accessible(page, 'people');
+  await page.getByRole('link', { name: 'Invitations' }).click();
+  await page.getByRole('row').filter({ hasText: 'ops@example.com' }).filter({ hasText: 'pending' }).waitFor();
+  await accessible(page, 'people-invitations');
+});
+
+const other = await newPage('invitee');
+await step('the invitee accepts, signs in and reads the audit trail', other, async () => {
+  await other.goto(inviteLink);
+  await other.getByRole('heading', { name: 'Accept your invitation' }).waitFor();
+  await accessible(other, 'accept-invitation');
+  await other.getByLabel('Your name').fill('Ops Person');
+  await other.getByLabel('Password').fill('a-long-enough-password-42');
+  await other.getByRole('button', { name: 'Accept and create my account' }).click();
+  await other.getByRole('button', { name: 'Sign in' }).click();
+  await other.getByLabel('Email').fill('ops@example.com');
+  await other.getByLabel('Password').fill('a-long-enough-password-42');
+  await other.getByRole('button', { name: 'Sign in' }).click();
+  await other.getByRole('heading', { name: 'Clusters', level: 1 }).waitFor();
+  await other.getByRole('link', { name: 'Audit' }).click();
+  await other.getByRole('cell', { name: 'StreamUpdated' }).or(other.getByText('StreamUpdated')).first().waitFor();
+});
+
+await step('change a role and see a page refuse', page, async () => {
+  await page.getByRole('link', { name: 'Members' }).click();
+  await page.getByLabel('Role of ops@example.com').selectOption('VIEWER');
+  await page.waitForFunction(() => document.querySelector('select[aria-label="Role of ops@example.com"]')?.value === 'VIEWER');
+  await other.reload();
+  await other.getByRole('alert').filter({ hasText: 'FORBIDDEN' }).waitFor();
+  await screenshot(other, 'audit-refused');
+  // A viewer is not offered what it may not do.
+  await other.goto(`${URL}/clusters/${encodeURIComponent(clusterId)}/streams`);
+  await other.getByRole('link', { name: 'ORDERS' }).waitFor();
+  if (await other.getByRole('button', { name: 'Create stream' }).count()) throw new Error('a viewer is offered Create stream');
+});
+
+await step('the audit trail is live and an export downloads', page, async () => {
+  await page.getByRole('link', { name: 'Audit' }).click();
+  await page.getByRole('heading', { name: 'Audit', level: 1 }).waitFor();
+  await page.getByRole('row').filter({ hasText: 'OrganizationMemberSet' }).first().waitFor();
+  // A change made now appears without a reload.
+  await gql(page, 'mutation($c: ID!) { updateCluster(input: {id: $c, description: "changed while watching"}) { cluster { id } } }', { c: clusterId });
+  await page.getByRole('row').filter({ hasText: 'ClusterUpdated' }).first().waitFor();
+  await screenshot(page, 'audit');
+  await accessible(page, 'audit');
+  const download = page.waitForEvent('download');
+  await page.getByRole('button', { name: 'Export' }).click();
+  const file = await download;
+  const text = readFileSync(await file.path(), 'utf8');
+  const lines = text.trim().split('\n');
+  if (lines.length < 5 || !lines[0].includes('event_type')) throw new Error(`odd export: ${lines.slice(0, 2).join(' | ')}`);
+  if (!text.includes('StreamUpdated')) throw new Error('the export lacks the stream update');
+  console.log(`     export: ${file.suggestedFilename()}, ${lines.length - 1} rows`);
+});
+
+await step('the account page and the dark theme', page, async () => {
+  await page.getByRole('link', { name: 'Account' }).click();
+  await page.getByRole('heading', { name: 'Sessions' }).waitFor();
+  await page.getByText('this one').waitFor();
+  await accessible(page, 'account');
+  await page.getByRole('button', { name: 'Switch to dark theme' }).click();
+  await page.getByRole('button', { name: 'Switch to light theme' }).waitFor();
+  await screenshot(page, 'account-dark');
+  await accessible(page, 'account-dark');
+  await page.goto(`${URL}/clusters/${encodeURIComponent(clusterId)}/streams/ORDERS`);
+  await page.getByRole('heading', { name: 'ORDERS', level: 1 }).waitFor();
+  await screenshot(page, 'stream-overview-dark');
+  await accessible(page, 'stream-overview-dark');
+  await page.getByRole('button', { name: 'Switch to light theme' }).click();
+});
+
+await step('keyboard: skip link and tab order reach the page', page, async () => {
+  await page.goto(`${URL}/clusters`);
+  await page.getByRole('heading', { name: 'Clusters', level: 1 }).waitFor();
+  await page.keyboard.press('Tab');
+  const first = await page.evaluate(() => document.activeElement?.textContent);
+  if (first !== 'Skip to content') throw new Error(`first tab stop is ${first}`);
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('Tab');
+  const next = await page.evaluate(() => document.activeElement?.closest('main') !== null);
+  if (!next) throw new Error('the skip link does not lead into the page');
+});
+
+await step('an unknown page says so', page, async () => {
+  await page.goto(`${URL}/no/such/page`);
+  await page.getByRole('heading', { name: 'Not found' }).waitFor();
+});
+
+await step('no console error and no CSP violation on any page', null, async () => {
+  if (problems.length) throw new Error(problems.join('\n'));
+});
+
+console.log(`a11y ${JSON.stringify(a11y)}`);
+console.log(`screenshots ${shot} in ${ART}`);
+await browser.close();
