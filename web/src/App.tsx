@@ -12,6 +12,7 @@ import { ConsumerPage } from './pages/Consumer';
 import { Audit } from './pages/Audit';
 import { People } from './pages/People';
 import { Account } from './pages/Account';
+import { Alerts } from './pages/Alerts';
 
 const Me = graphql(`
   query Me {
@@ -106,6 +107,7 @@ function Shell({ children, onOrg }: { children: ReactNode; onOrg: (id: string) =
   const [theme, setTheme] = useThemeChoice();
   const nav: [string, string][] = [
     ['/clusters', 'Clusters'],
+    ['/alerts', 'Alerts'],
     ['/audit', 'Audit'],
     ['/people', 'People'],
     ['/account', 'Account'],
@@ -191,6 +193,8 @@ function Routes() {
   if ((m = match('/clusters/:id/streams/:stream/:tab', path))) return <StreamPage id={m.id} stream={m.stream} tab={m.tab} />;
   if ((m = match('/clusters/:id', path))) return <ClusterPage id={m.id} tab="" />;
   if ((m = match('/clusters/:id/:tab', path))) return <ClusterPage id={m.id} tab={m.tab} />;
+  if (match('/alerts', path)) return <Alerts tab="" />;
+  if ((m = match('/alerts/:tab', path))) return <Alerts tab={m.tab} />;
   if (match('/audit', path)) return <Audit />;
   if ((m = match('/people', path))) return <People tab="" />;
   if ((m = match('/people/:tab', path))) return <People tab={m.tab} />;

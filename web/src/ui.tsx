@@ -1,6 +1,7 @@
 // The shared pieces of every page: links, headers, errors, form fields, tabs, dialogs, numbers.
 import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
-import { ApiError } from './api';
+import { ApiError, request } from './api';
+import { graphql } from './gql';
 import { follow } from './router';
 
 export function Link({ to, children, className }: { to: string; children: ReactNode; className?: string }) {
@@ -416,4 +417,92 @@ export function checkFields(fields: [name: string, value: string, kind: 'duratio
     const problem = kind === 'duration' ? durationProblem(value) : /^-?\d+$/.test(value.trim()) ? null : `'${value}' is not a whole number`;
     if (problem) throw new ApiError(`${name}: ${problem}`, 'VALIDATION', name);
   }
+}
+
+const ActorUser = graphql(`
+  query ActorUser($id: ID!) {
+    user(id: $id) {
+      id
+      email
+    }
+  }
+`);
+const actors = new Map<string, Promise<string>>();
+
+/** Who an event names: a user by their email (looked up once per page load), else as given
+ * (`apikey:…`, `system:alerts`, `external:…`). */
+export function Actor({ actor }: { actor: string }) {
+  const [label, setLabel] = useState(actor);
+  useEffect(() => {
+    const m = /^user:(.+)$/.exec(actor);
+    if (!m) return setLabel(actor);
+    let p = actors.get(m[1]);
+    if (!p) {
+      p = request(ActorUser, { id: m[1] }).then(
+        (d) => d.user?.email ?? actor,
+        () => actor,
+      );
+      actors.set(m[1], p);
+    }
+    let live = true;
+    void p.then((l) => live && setLabel(l));
+    return () => {
+      live = false;
+    };
+  }, [actor]);
+  return (
+    <span className="actor" title={actor}>
+      {label}
+    </span>
+  );
+}
+
+const ClusterNameQ = graphql(`
+  query ClusterName($id: ID!) {
+    cluster(id: $id) {
+      id
+      name
+    }
+  }
+`);
+const clusterNames = new Map<string, Promise<string>>();
+
+/** A resource an alert or event names (cluster / stream / consumer), by the cluster's name,
+ * linked to its page. */
+export function Resource({ clusterId, stream, consumer }: { clusterId: string; stream?: string | null; consumer?: string | null }) {
+  const [name, setName] = useState(clusterId);
+  useEffect(() => {
+    let p = clusterNames.get(clusterId);
+    if (!p) {
+      p = request(ClusterNameQ, { id: clusterId }).then(
+        (d) => d.cluster?.name ?? clusterId,
+        () => clusterId,
+      );
+      clusterNames.set(clusterId, p);
+    }
+    let live = true;
+    void p.then((n) => live && setName(n));
+    return () => {
+      live = false;
+    };
+  }, [clusterId]);
+  const c = `/clusters/${encodeURIComponent(clusterId)}`;
+  const s = stream ? `${c}/streams/${encodeURIComponent(stream)}` : null;
+  return (
+    <span className="resource">
+      <Link to={c}>{name}</Link>
+      {s && (
+        <>
+          {' / '}
+          <Link to={s}>{stream}</Link>
+        </>
+      )}
+      {s && consumer && (
+        <>
+          {' / '}
+          <Link to={`${s}/consumers/${encodeURIComponent(consumer)}`}>{consumer}</Link>
+        </>
+      )}
+    </span>
+  );
 }

@@ -3,7 +3,7 @@ import { useState } from 'react';
 import { request, useQuery, useSubscription } from '../api';
 import { graphql } from '../gql';
 import type { AggregateType, AuditFilterInput, AuditTrailQuery, ExportFileFormat } from '../gql/graphql';
-import { Check, ErrorBox, Field, Loading, PageHeader, Select, Table, fmtBytes, fmtNum, fmtTime, useAction } from '../ui';
+import { Actor, Check, ErrorBox, Field, Loading, PageHeader, Select, Table, fmtBytes, fmtNum, fmtTime, useAction } from '../ui';
 
 const Trail = graphql(`
   query AuditTrail($filter: AuditFilterInput, $after: String) {
@@ -138,7 +138,7 @@ export function Audit() {
           rowKey={(r) => r.id}
           columns={[
             ['Time', (r) => fmtTime(r.time), 'small nowrap'],
-            ['Actor', (r) => r.actor, 'small'],
+            ['Actor', (r) => <Actor actor={r.actor} />, 'small'],
             [
               'Event',
               (r) => (

@@ -87,12 +87,14 @@ export function Chart({
       </figcaption>
       <ErrorBox error={q.error} />
       {data && data[0].length === 0 && <p className="muted small">No samples in this range yet: the collector samples every 10 s.</p>}
-      {data && data[0].length > 0 && <Plot data={data} labels={labels ?? series.map((s) => s.consumer ?? s.stream ?? s.metric)} fmt={fmt} title={title} />}
+      {data && data[0].length > 0 && (
+        <Plot data={data} from={Date.parse(from) / 1000} labels={labels ?? series.map((s) => s.consumer ?? s.stream ?? s.metric)} fmt={fmt} title={title} />
+      )}
     </figure>
   );
 }
 
-function Plot({ data, labels, fmt, title }: { data: uPlot.AlignedData; labels: string[]; fmt: (v: number) => string; title: string }) {
+function Plot({ data, from, labels, fmt, title }: { data: uPlot.AlignedData; from: number; labels: string[]; fmt: (v: number) => string; title: string }) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   useEffect(() => {
@@ -103,6 +105,8 @@ function Plot({ data, labels, fmt, title }: { data: uPlot.AlignedData; labels: s
         width: el.clientWidth || 480,
         height: 200,
         legend: { show: labels.length > 1 },
+        // The whole range asked for, up to now: one early sample is not a chart of years.
+        scales: { x: { time: true, range: () => [from, Date.now() / 1000] }, y: { range: (_u, min, max) => [Math.min(0, min), Math.max(1, max * 1.1)] } },
         axes: [{ stroke: 'currentColor' }, { stroke: 'currentColor', values: (_u, vs) => vs.map((v) => fmt(v)), size: 70 }],
         series: [{}, ...labels.map((l, i) => ({ label: l, stroke: colors[i % colors.length], width: 2, spanGaps: true }))],
       },

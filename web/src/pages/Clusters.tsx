@@ -8,6 +8,7 @@ import { graphql } from '../gql';
 import type { ClusterAuthKind, ClusterDetailQuery } from '../gql/graphql';
 import { enc, navigate } from '../router';
 import {
+  Actor,
   Check,
   Dialog,
   ErrorBox,
@@ -23,6 +24,7 @@ import {
   ago,
   ActionForm,
   Table,
+  checkFields,
   splitList,
   fmtBytes,
   fmtLimit,
@@ -207,6 +209,7 @@ type ClusterInit = {
   description: string;
   auth: { kind: ClusterAuthKind; username?: string | null };
   tls: { required: boolean; handshakeFirst: boolean; caCertPem?: string | null };
+  metricsInterval?: number | null;
 };
 
 const AUTH_KINDS: readonly ClusterAuthKind[] = ['NONE', 'USER_PASSWORD', 'TOKEN', 'NKEY', 'CREDENTIALS'];
@@ -219,6 +222,7 @@ function ClusterForm({ init, onDone }: { init?: ClusterInit; onDone: (id: string
   const [urls, setUrls] = useState(init?.urls.join(', ') ?? 'nats://127.0.0.1:4222');
   const [tags, setTags] = useState(init?.tags.join(', ') ?? '');
   const [description, setDescription] = useState(init?.description ?? '');
+  const [interval, setInterval] = useState(init?.metricsInterval?.toString() ?? '');
   const [kind, setKind] = useState<ClusterAuthKind>(init?.auth.kind ?? 'NONE');
   const [username, setUsername] = useState(init?.auth.username ?? '');
   const [secret, setSecret] = useState('');
@@ -226,8 +230,6 @@ function ClusterForm({ init, onDone }: { init?: ClusterInit; onDone: (id: string
   const [ca, setCa] = useState(init?.tls.caCertPem ?? '');
   const [saved, setSaved] = useState<string | null>(init?.id ?? null);
   const [test, setTest] = useState<{ ok: boolean; serverVersion?: string | null; rttMs?: number | null; error?: string | null } | null>(null);
-  const list = (s: string) =>
-    splitList(s);
   const auth = () => {
     if (init && kind === init.auth.kind && !secret && (username || null) === (init.auth.username || null)) return undefined;
     return {
@@ -240,15 +242,17 @@ function ClusterForm({ init, onDone }: { init?: ClusterInit; onDone: (id: string
     };
   };
   const save = useAction(async () => {
+    checkFields([['metricsInterval', interval, 'integer']]);
+    const metricsInterval = interval.trim() ? Number(interval) : init ? 0 : undefined;
     const tls = { required: tlsRequired, handshakeFirst: false, caCertPem: ca.trim() || undefined };
     if (init) {
       await request(Update, {
-        input: { id: init.id, name, urls: list(urls), tags: list(tags), description, auth: auth(), tls },
+        input: { id: init.id, name, urls: splitList(urls), tags: splitList(tags), description, auth: auth(), tls, metricsInterval },
       });
       setSaved(init.id);
     } else {
       const r = await request(Register, {
-        input: { organizationId: org.id, name, urls: list(urls), tags: list(tags), description, auth: auth(), tls },
+        input: { organizationId: org.id, name, urls: splitList(urls), tags: splitList(tags), description, auth: auth(), tls, metricsInterval },
       });
       setSaved(r.registerCluster.cluster.id);
     }
@@ -285,6 +289,14 @@ function ClusterForm({ init, onDone }: { init?: ClusterInit; onDone: (id: string
           <Field label="Server URLs" name="urls" value={urls} onChange={setUrls} required error={save.fieldError('urls')} hint="Comma-separated, e.g. nats://n1:4222, nats://n2:4222." />
           <Field label="Tags" name="tags" value={tags} onChange={setTags} error={save.fieldError('tags')} hint="Comma-separated, e.g. prod, eu." />
           <Field label="Description" name="description" value={description} onChange={setDescription} error={save.fieldError('description')} />
+          <Field
+            label="Sample every (seconds)"
+            name="metricsInterval"
+            value={interval}
+            onChange={setInterval}
+            error={save.fieldError('metricsInterval')}
+            hint="1 to 3600; empty for the console's default (10 s)."
+          />
           <div className="actions">
             <button type="submit">Next</button>
           </div>
@@ -359,6 +371,7 @@ const ClusterDetail = graphql(`
       urls
       tags
       description
+      metricsInterval
       auth {
         kind
         username
@@ -536,7 +549,7 @@ function ClusterOverview({ id, c }: { id: string; c: NonNullable<ClusterDetailQu
           <Stat label="Last test" value={c.lastConnectionTest ? (c.lastConnectionTest.ok ? 'passed' : 'failed') : 'never'} sub={fmtTime(c.lastConnectionTest?.testedAt)} />
         </div>
         <p className="muted small">
-          Added by {c.createdBy} on {fmtTime(c.createdAt)}; last changed by {c.updatedBy} on {fmtTime(c.updatedAt)}.
+          Added by <Actor actor={c.createdBy} /> on {fmtTime(c.createdAt)}; last changed by <Actor actor={c.updatedBy} /> on {fmtTime(c.updatedAt)}.
         </p>
       </div>
     </div>

@@ -6,7 +6,7 @@ import { atLeast, useOrg } from '../App';
 import { graphql } from '../gql';
 import type { ConsumerDetailQuery } from '../gql/graphql';
 import { enc, navigate } from '../router';
-import { Dialog, ErrorBox, Field, Link, Loading, PageHeader, Select, Stat, Tabs, TypedConfirm, ago, checkFields, ActionForm, Table, fmtNum, fmtTime, useAction } from '../ui';
+import { Actor, Dialog, ErrorBox, Field, Link, Loading, PageHeader, Select, Stat, Tabs, TypedConfirm, ago, checkFields, ActionForm, Table, fmtNum, fmtTime, useAction } from '../ui';
 import { Chart } from './Chart';
 import { History } from './History';
 
@@ -346,7 +346,7 @@ function ConsumerConfig({ clusterId, stream, c, canEdit, onSaved }: { clusterId:
           )}
         </dl>
         <p className="muted small">
-          Created by {c.provenance.createdBy} on {fmtTime(c.provenance.createdAt)}; last changed by {c.provenance.updatedBy}
+          Created by <Actor actor={c.provenance.createdBy} /> on {fmtTime(c.provenance.createdAt)}; last changed by <Actor actor={c.provenance.updatedBy} />
           {c.provenance.lastChangeExternal && ' outside the console'} on {fmtTime(c.provenance.updatedAt)}.
         </p>
       </div>

@@ -4,7 +4,7 @@ import { useState } from 'react';
 import { useQuery } from '../api';
 import { graphql } from '../gql';
 import type { AggregateType } from '../gql/graphql';
-import { ErrorBox, Loading, fmtTime } from '../ui';
+import { Actor, ErrorBox, Loading, fmtTime } from '../ui';
 
 const HistoryQ = graphql(`
   query History($type: AggregateType!, $id: ID!, $after: String) {
@@ -60,7 +60,7 @@ export function History({ aggregateType, id }: { aggregateType: AggregateType; i
               <strong>{e.eventType}</strong> <span className="muted">v{e.aggregateSequence}</span>
               <span className="muted small">
                 {' '}
-                by <span className="actor">{e.actor}</span> on {fmtTime(e.timestamp)}
+                by <Actor actor={e.actor} /> on {fmtTime(e.timestamp)}
                 {e.clientAddr && ` from ${e.clientAddr}`}
               </span>
               <button type="button" className="link small" onClick={() => setAt(at === e.sequence ? null : e.sequence)} aria-expanded={at === e.sequence}>

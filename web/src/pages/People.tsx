@@ -4,7 +4,7 @@ import { useState } from 'react';
 import { request, useQuery } from '../api';
 import { atLeast, useOrg, type Role } from '../App';
 import { graphql } from '../gql';
-import { ActionForm, Dialog, ErrorBox, Field, Loading, PageHeader, Select, Table, Tabs, fmtTime, useAction } from '../ui';
+import { ActionForm, Actor, Dialog, ErrorBox, Field, Loading, PageHeader, Select, Table, Tabs, fmtTime, useAction } from '../ui';
 
 const MembersQ = graphql(`
   query Members($org: ID!) {
@@ -298,7 +298,7 @@ function Keys({ admin }: { admin: boolean }) {
         columns={[
           ['Name', (k) => <>{k.name} {k.revoked && <span className="badge muted">revoked</span>}</>],
           ['Role', (k) => k.role.toLowerCase()],
-          ['Created', (k) => `${fmtTime(k.createdAt)} by ${k.createdBy}`, 'small'],
+          ['Created', (k) => <>{fmtTime(k.createdAt)} by <Actor actor={k.createdBy} /></>, 'small'],
           ['Last used', (k) => fmtTime(k.lastUsedAt), 'small'],
           [
             '',

@@ -8,6 +8,7 @@ import { graphql } from '../gql';
 import type { StreamDetailQuery, DiscardPolicy, AckPolicy, DeliverPolicy } from '../gql/graphql';
 import { enc, navigate } from '../router';
 import {
+  Actor,
   Check,
   Dialog,
   ErrorBox,
@@ -197,9 +198,9 @@ function Overview({ s, state }: { s: StreamT; state: StateT | null | undefined }
       <div className="card">
         <h2>Provenance</h2>
         <p className="small">
-          Created by <strong>{s.provenance.createdBy}</strong> on {fmtTime(s.provenance.createdAt)}.
+          Created by <Actor actor={s.provenance.createdBy} /> on {fmtTime(s.provenance.createdAt)}.
           <br />
-          Last changed by <strong>{s.provenance.updatedBy}</strong> on {fmtTime(s.provenance.updatedAt)}
+          Last changed by <Actor actor={s.provenance.updatedBy} /> on {fmtTime(s.provenance.updatedAt)}
           {s.provenance.lastChangeExternal && <> outside the console{s.provenance.lastChangeClient && ` (${s.provenance.lastChangeClient})`}</>}.
         </p>
         {s.config.description && <p>{s.config.description}</p>}
