@@ -26,7 +26,7 @@ export JSC_TEST_SMTP_PYTHON := $(SMTPVENV)/bin/python
 
 ARGS ?=
 
-.PHONY: run test tools clients nats-server nextest prometheus alertmanager chromium web build lint fmt schema bench clean-data
+.PHONY: run test tools clients nats-server nextest prometheus alertmanager chromium web build lint fmt schema bench ui-bench clean-data
 
 ## Start the console on 127.0.0.1:8080 with an embedded nats-server and data under ./data.
 run: tools
@@ -135,6 +135,13 @@ schema:
 bench: tools
 	cargo build --release -p jsc-cli -p jsc-bench
 	target/release/jsc-bench --jsconsole target/release/jsconsole $(ARGS)
+
+## Scenario 15 alone: the web console's streams page with 10,000 streams in headless Chromium
+## (frames per second while scrolling, load and sort times, first-load size). The table goes to
+## target/ui-bench/ (`make bench` runs it with the rest into docs/).
+ui-bench: tools
+	cargo build --release -p jsc-cli -p jsc-bench
+	target/release/jsc-bench --jsconsole target/release/jsconsole --only ui --out target/ui-bench $(ARGS)
 
 clean-data:
 	rm -rf data

@@ -29,6 +29,10 @@ pub enum Target {
     AbsoluteAtMost {
         value: f64,
     },
+    /// the console's own figure at least this (in its unit).
+    AbsoluteAtLeast {
+        value: f64,
+    },
     /// A target set against another figure of the same run (`stated` × `basis`), restated
     /// as a bound on this row's ratio: console / raw at least `value`, which is `stated` ×
     /// the basis' median / this row's raw median. Met exactly when the stated target is.
@@ -92,6 +96,7 @@ impl Row {
             Target::RatioAtLeastRestated { value, .. } => self.ratio().map(|r| r >= value),
             Target::RatioAtMostRestated { value, .. } => self.ratio().map(|r| r <= value),
             Target::AbsoluteAtMost { value } => Some(self.console.median <= value),
+            Target::AbsoluteAtLeast { value } => Some(self.console.median >= value),
             Target::None => None,
         }
     }
@@ -107,6 +112,7 @@ impl Row {
                 format!("≤ {value:.2} × raw (= {stated} × {basis})")
             }
             Target::AbsoluteAtMost { value } => format!("≤ {value} {}", self.unit),
+            Target::AbsoluteAtLeast { value } => format!("≥ {value} {}", self.unit),
             Target::None => "—".into(),
         }
     }

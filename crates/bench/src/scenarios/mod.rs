@@ -6,6 +6,7 @@ mod commands;
 mod events;
 mod messages;
 mod monitoring;
+mod ui;
 
 use alerts::*;
 use binary::*;
@@ -13,6 +14,7 @@ use commands::*;
 use events::*;
 use messages::*;
 use monitoring::*;
+use ui::*;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -120,6 +122,10 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Row>> {
     if wants(args, "alerts") {
         eprintln!("13, 14. alerts");
         rows.extend(alerts(args, &sizes).await.context("scenarios 13, 14")?);
+    }
+    if wants(args, "ui") {
+        eprintln!("15. the web console: the streams page with 10,000 streams");
+        rows.extend(streams_page(args).await.context("scenario 15")?);
     }
     if wants(args, "catch-up") {
         eprintln!("3. projection catch-up");

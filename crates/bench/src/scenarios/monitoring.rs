@@ -87,7 +87,7 @@ async fn samples_taken(home: &async_nats::Client) -> anyhow::Result<u64> {
     Ok(n)
 }
 
-async fn register(http: &reqwest::Client, base: &str, name: &str, url: &str) -> anyhow::Result<String> {
+pub(super) async fn register(http: &reqwest::Client, base: &str, name: &str, url: &str) -> anyhow::Result<String> {
     let d = gql(
         http,
         base,
