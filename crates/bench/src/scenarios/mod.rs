@@ -138,6 +138,27 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Row>> {
 // Raw ceilings
 // ---------------------------------------------------------------------------------------
 
+/// Every stream of the server by paged `$JS.API.STREAM.LIST` from the bench process, each
+/// given to `each` parsed; how many there were.
+pub(super) async fn raw_stream_list(
+    client: &async_nats::Client,
+    mut each: impl FnMut(&Value),
+) -> anyhow::Result<usize> {
+    let mut offset = 0;
+    loop {
+        let r = client
+            .request("$JS.API.STREAM.LIST", json!({"offset": offset}).to_string().into())
+            .await?;
+        let v: Value = serde_json::from_slice(&r.payload)?;
+        let page = v["streams"].as_array().cloned().unwrap_or_default();
+        page.iter().for_each(&mut each);
+        offset += page.len();
+        if page.is_empty() || offset as u64 >= v["total"].as_u64().unwrap_or(0) {
+            return Ok(offset);
+        }
+    }
+}
+
 pub(super) async fn raw_stream(js: &jetstream::Context, name: &str) -> anyhow::Result<()> {
     let _ = js.delete_stream(name).await;
     js.create_stream(jetstream::stream::Config {

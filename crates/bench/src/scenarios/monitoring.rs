@@ -28,24 +28,12 @@ fn own_cpu() -> f64 {
 /// One sample's worth of list requests, from the bench process: every answer parsed.
 async fn raw_lists(client: &async_nats::Client) -> anyhow::Result<(usize, usize)> {
     let mut names = Vec::new();
-    let mut offset = 0;
-    loop {
-        let r = client
-            .request("$JS.API.STREAM.LIST", json!({"offset": offset}).to_string().into())
-            .await?;
-        let v: Value = serde_json::from_slice(&r.payload)?;
-        let page = v["streams"].as_array().cloned().unwrap_or_default();
-        for s in &page {
-            if s["state"]["consumer_count"].as_u64().unwrap_or(0) > 0 {
-                names.push(s["config"]["name"].as_str().unwrap_or_default().to_string());
-            }
+    let streams = raw_stream_list(client, |s| {
+        if s["state"]["consumer_count"].as_u64().unwrap_or(0) > 0 {
+            names.push(s["config"]["name"].as_str().unwrap_or_default().to_string());
         }
-        offset += page.len();
-        if page.is_empty() || offset as u64 >= v["total"].as_u64().unwrap_or(0) {
-            break;
-        }
-    }
-    let streams = offset;
+    })
+    .await?;
     let consumers: Vec<usize> = futures::stream::iter(names)
         .map(|name| {
             let client = client.clone();
