@@ -180,12 +180,12 @@ await step('create a stream', page, async () => {
 await step('publish a message and see it in the browser', page, async () => {
   await page.getByRole('link', { name: 'Messages' }).click();
   await page.getByText('No message.').waitFor();
-  await page.getByRole('button', { name: 'Publish' }).click();
+  await page.getByRole('button', { name: 'Publish', exact: true }).click();
   const dialog = page.getByRole('dialog', { name: 'Publish to ORDERS' });
   await dialog.getByLabel('Subject').fill('orders.eu');
   await dialog.getByLabel('Headers').fill('Nats-Msg-Id: order-1');
   await dialog.getByLabel('Payload').fill('{"id": 1, "item": "espresso machine"}');
-  await dialog.getByRole('button', { name: 'Publish' }).click();
+  await dialog.getByRole('button', { name: 'Publish', exact: true }).click();
   await dialog.getByRole('status').filter({ hasText: 'Stored as sequence 1' }).waitFor();
   await dialog.getByRole('button', { name: 'Close', exact: true }).click();
   const row = page.getByRole('row').filter({ hasText: 'orders.eu' });
@@ -292,6 +292,53 @@ await step('a lag rule, previewed, fires and is acknowledged; a silence is set',
   await accessible(page, 'alert-silences');
 });
 
+await step('republish with a dry run first, then follow the job', page, async () => {
+  await page.goto(`${URL}/clusters/${encodeURIComponent(clusterId)}/streams/ORDERS/messages`);
+  await page.getByRole('row').filter({ hasText: 'orders.eu' }).waitFor();
+  await page.getByRole('textbox', { name: 'Subject filter' }).fill('orders.eu');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.getByRole('button', { name: 'Republish' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Republish messages' });
+  await dialog.getByLabel('Target subject').fill('orders.replayed');
+  await dialog.getByRole('button', { name: 'Dry run' }).click();
+  await dialog.getByText('1 of 1 messages would be republished').waitFor();
+  await dialog.getByRole('row').filter({ hasText: 'orders.replayed' }).waitFor();
+  await accessible(page, 'republish-dry-run');
+  await dialog.getByRole('button', { name: 'Republish 1 messages' }).click();
+  await dialog.getByText(/Done: 1 published of 1 scanned/).waitFor();
+  await screenshot(page, 'republish-done');
+  await dialog.getByRole('button', { name: 'Close dialog' }).click();
+  await page.getByRole('textbox', { name: 'Subject filter' }).fill('');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.getByRole('row').filter({ hasText: 'orders.replayed' }).filter({ hasText: 'espresso machine' }).waitFor();
+});
+
+await step('search with progress, and tail new messages live', page, async () => {
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.getByRole('textbox', { name: 'Payload contains' }).fill('espresso');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.getByText(/^2 found in \d+ scanned .* · done$/).waitFor();
+  await page.getByRole('button', { name: 'Tail live' }).click();
+  await page.getByText('Showing new messages as they arrive').waitFor();
+  await page.waitForFunction(() => document.querySelector('.conn')?.textContent?.includes('Live'));
+  await gql(page, 'mutation($c: ID!) { publishMessage(input: {clusterId: $c, stream: "ORDERS", subject: "orders.tail", payload: "{\\"tailed\\": true}"}) { ack { sequence } } }', { c: clusterId });
+  await page.getByRole('row').filter({ hasText: 'orders.tail' }).waitFor();
+  await screenshot(page, 'stream-tail');
+  await accessible(page, 'stream-tail');
+});
+
+await step('pause and resume a consumer', page, async () => {
+  await page.goto(`${URL}/clusters/${encodeURIComponent(clusterId)}/streams/ORDERS/consumers/billing`);
+  await page.getByRole('button', { name: 'Pause' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Pause billing' });
+  await dialog.getByLabel('Pause for').selectOption('4h');
+  await dialog.getByRole('button', { name: 'Pause' }).click();
+  await page.getByText(/paused until/).waitFor();
+  await page.getByRole('button', { name: 'Resume' }).click();
+  await page.getByRole('button', { name: 'Pause' }).waitFor();
+  if (await page.getByText(/paused until/).count()) throw new Error('still paused');
+});
+
 await step('edit a stream with a diff preview, then see the diff in its history', page, async () => {
   await page.goto(`${URL}/clusters/${encodeURIComponent(clusterId)}/streams/ORDERS/config`);
   await page.getByLabel('Description').fill('Orders from every shop');
@@ -395,6 +442,30 @@ await step('the audit trail is live and an export downloads', page, async () => 
   console.log(`     export: ${file.suggestedFilename()}, ${lines.length - 1} rows`);
 });
 
+await step('an API key is shown once', page, async () => {
+  await page.getByRole('link', { name: 'People' }).click();
+  await page.getByRole('button', { name: 'New API key' }).click();
+  const dialog = page.getByRole('dialog', { name: 'New API key' });
+  await dialog.getByLabel('Name').fill('grafana');
+  await dialog.getByLabel('Role').selectOption('VIEWER');
+  await dialog.getByRole('button', { name: 'Create key' }).click();
+  const key = (await dialog.getByTestId('api-key').textContent()).trim();
+  if (!key.startsWith('jsck_')) throw new Error(`odd key ${key}`);
+  await dialog.getByRole('button', { name: 'Close dialog' }).click();
+  await page.getByRole('link', { name: 'API keys' }).click();
+  await page.getByRole('row').filter({ hasText: 'grafana' }).waitFor();
+  if ((await page.content()).includes(key)) throw new Error('the key is shown again');
+  // The key works, as a bearer credential, for what a viewer may do.
+  const res = await fetch(`${URL}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: JSON.stringify({ query: '{ clusters { totalCount } }' }),
+  });
+  const body = await res.json();
+  if (!(body.data?.clusters?.totalCount >= 1)) throw new Error(JSON.stringify(body));
+  await accessible(page, 'people-api-keys');
+});
+
 await step('the account page and the dark theme', page, async () => {
   await page.getByRole('link', { name: 'Account' }).click();
   await page.getByRole('heading', { name: 'Sessions' }).waitFor();
@@ -409,6 +480,38 @@ await step('the account page and the dark theme', page, async () => {
   await screenshot(page, 'stream-overview-dark');
   await accessible(page, 'stream-overview-dark');
   await page.getByRole('button', { name: 'Switch to light theme' }).click();
+});
+
+await step('delete a stream only after typing its name', page, async () => {
+  await page.goto(`${URL}/clusters/${encodeURIComponent(clusterId)}/streams/ORDERS/config`);
+  await page.getByRole('button', { name: 'Delete stream' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Delete ORDERS' });
+  const button = dialog.getByRole('button', { name: 'Delete' });
+  if (await button.isEnabled()) throw new Error('delete is enabled before the name is typed');
+  await dialog.getByLabel('stream name').fill('ORDER');
+  if (await button.isEnabled()) throw new Error('delete is enabled for a wrong name');
+  await dialog.getByLabel('stream name').fill('ORDERS');
+  await accessible(page, 'delete-stream');
+  await button.click();
+  await page.getByText('No stream matches.').waitFor();
+  if (!page.url().endsWith('/streams')) throw new Error(`after delete: ${page.url()}`);
+});
+
+await step('a session that ends sends the page back to sign-in', page, async () => {
+  await page.evaluate(() => {
+    const s = JSON.parse(localStorage.getItem('jsconsole.session'));
+    s.accessToken = 'not-a-token';
+    s.accessTokenExpiresAt = new Date(Date.now() + 3600_000).toISOString();
+    localStorage.setItem('jsconsole.session', JSON.stringify(s));
+  });
+  await page.reload();
+  await page.getByRole('heading', { name: 'Sign in to JetStream Console' }).waitFor();
+  await page.getByLabel('Email').fill(env('JSC_EMAIL'));
+  await page.getByLabel('Password').fill(env('JSC_PASSWORD'));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  // Back on the page it was on.
+  await page.getByRole('heading', { name: 'secured', level: 1 }).waitFor();
+  if (!page.url().endsWith('/streams')) throw new Error(`after sign-in: ${page.url()}`);
 });
 
 await step('keyboard: skip link and tab order reach the page', page, async () => {

@@ -9,6 +9,7 @@ import { enc, navigate } from '../router';
 import { Actor, Dialog, ErrorBox, Field, Link, Loading, PageHeader, Select, Stat, Tabs, TypedConfirm, ago, checkFields, ActionForm, Table, fmtNum, fmtTime, useAction } from '../ui';
 import { Chart } from './Chart';
 import { History } from './History';
+import { RepublishForm } from './Republish';
 
 const ConsumerDetail = graphql(`
   query ConsumerDetail($clusterId: ID!, $stream: String!, $name: String!) {
@@ -355,13 +356,24 @@ function ConsumerConfig({ clusterId, stream, c, canEdit, onSaved }: { clusterId:
 }
 
 function DeadLetterList({ clusterId, stream, name }: { clusterId: string; stream: string; name: string }) {
+  const { org } = useOrg();
   const q = useQuery(DeadLetters, { clusterId, stream, name });
+  const [redriving, setRedriving] = useState(false);
   if (q.error) return <ErrorBox error={q.error} />;
   if (!q.data) return <Loading what="dead letters" />;
   const nodes = q.data.consumer?.deadLetters.nodes ?? [];
   if (!nodes.length)
     return <p className="empty">No dead letter: no message of this consumer ran out of deliveries or was terminated.</p>;
   return (
+    <>
+      <div className="toolbar">
+        <span className="muted small">{fmtNum(q.data.consumer?.deadLetters.totalCount)} dead letters</span>
+        <span className="spacer" />
+        {atLeast(org.role, 'OPERATOR') && <button onClick={() => setRedriving(true)}>Redrive</button>}
+      </div>
+      <Dialog title="Redrive dead letters" open={redriving} onClose={() => setRedriving(false)} wide>
+        <RepublishForm source={{ kind: 'dead-letters', clusterId, stream, consumer: name }} />
+      </Dialog>
     <Table
       caption="Dead letters"
       rows={nodes}
@@ -374,5 +386,6 @@ function DeadLetterList({ clusterId, stream, name }: { clusterId: string; stream
         ['Message', (d) => (d.message ? `${d.message.subject}: ${d.message.payload.text}` : 'no longer in the stream'), 'mono small ellipsis'],
       ]}
     />
+    </>
   );
 }

@@ -5,6 +5,7 @@ import { request, useSubscription, type ApiError } from '../api';
 import { atLeast, useOrg } from '../App';
 import { graphql } from '../gql';
 import type { BrowseMessagesQuery, ExportFileFormat, MessageDirection } from '../gql/graphql';
+import { RepublishForm } from './Republish';
 import { ActionForm, Dialog, ErrorBox, Field, Select, errorField, fmtBytes, fmtNum, fmtTime, useAction } from '../ui';
 
 const Browse = graphql(`
@@ -104,6 +105,7 @@ export function Messages({ clusterId, stream, subjects }: { clusterId: string; s
   const [open, setOpen] = useState<number | null>(null);
   // Bumped by each publish from this page, so the list shows what was just stored.
   const [published, setPublished] = useState(0);
+  const [republishing, setRepublishing] = useState(false);
   return (
     <div>
       <form
@@ -149,6 +151,11 @@ export function Messages({ clusterId, stream, subjects }: { clusterId: string; s
             Publish
           </button>
         )}
+        {atLeast(org.role, 'OPERATOR') && (
+          <button type="button" className="secondary" onClick={() => setRepublishing(true)}>
+            Republish
+          </button>
+        )}
         <ExportButton clusterId={clusterId} stream={stream} subject={applied.subject} text={mode === 'search' ? applied.text : ''} />
       </form>
       {mode === 'browse' && (
@@ -156,6 +163,9 @@ export function Messages({ clusterId, stream, subjects }: { clusterId: string; s
       )}
       {mode === 'search' && <SearchList clusterId={clusterId} stream={stream} subject={applied.subject} text={applied.text} open={open} setOpen={setOpen} />}
       {mode === 'tail' && <TailList clusterId={clusterId} stream={stream} subject={applied.subject} open={open} setOpen={setOpen} />}
+      <Dialog title="Republish messages" open={republishing} onClose={() => setRepublishing(false)} wide>
+        <RepublishForm source={{ kind: 'search', clusterId, stream, subject: applied.subject, text: mode === 'search' ? applied.text : '' }} />
+      </Dialog>
       <Dialog title={`Publish to ${stream}`} open={publishing} onClose={() => setPublishing(false)} wide>
         <PublishForm
           clusterId={clusterId}

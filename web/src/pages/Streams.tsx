@@ -216,7 +216,7 @@ export function VirtualRows({ count, render, height = 560 }: { count: number; re
     <div
       ref={box}
       className="vbody"
-      style={{ maxHeight: height }}
+      style={{ height: Math.min(height, count * ROW) }}
       onScroll={(e) => setTop(e.currentTarget.scrollTop)}
       tabIndex={0}
       role="rowgroup"
