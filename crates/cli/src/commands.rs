@@ -387,10 +387,11 @@ async fn serve_with(args: ServeArgs, err: &mut (dyn Write + Send)) -> anyhow::Re
         .context("the console could not start")?;
     // Shown once, on the terminal only (never through the log).
     if let Some((email, password)) = app.take_generated_admin() {
+        let addr = app.local_addr();
         writeln!(
             err,
             "\n  First start: created the owner account\n    email:    {email}\n    password: {password}\n  \
-             It is not shown again; sign in (mutation login) and change it (mutation changePassword).\n"
+             It is not shown again: sign in at http://{addr}/ and change it on the Account page.\n"
         )?;
     }
     let token = app.shutdown_token();

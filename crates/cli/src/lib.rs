@@ -264,7 +264,7 @@ impl Application {
         let router = jsc_server::router_with(self.console.clone(), self.limits, self.bench_routes);
         let token = self.shutdown.clone();
         let addr = self.local_addr();
-        tracing::info!(%addr, "JetStream Console is serving: explorer at http://{addr}/");
+        tracing::info!(%addr, "JetStream Console is serving: the console at http://{addr}/, the GraphQL explorer at http://{addr}/explorer");
         let served = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

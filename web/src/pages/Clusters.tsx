@@ -427,6 +427,10 @@ export function ClusterPage({ id, tab }: { id: string; tab: string }) {
   useSubscription(ClusterChanges, {}, (d) => d.clusterChanged.clusterId === id && q.reload());
   const [editing, setEditing] = useState(false);
   const [removing, setRemoving] = useState(false);
+  const tester = useAction(async () => {
+    await request(TestConnection, { id });
+    q.reload();
+  });
   const c = q.data?.cluster;
   const base = `/clusters/${enc(id)}`;
   if (q.error && !c) return <ErrorBox error={q.error} />;
@@ -447,18 +451,26 @@ export function ClusterPage({ id, tab }: { id: string; tab: string }) {
           </>
         }
         actions={
-          canEdit && (
-            <>
+          <>
+            {atLeast(org.role, 'OPERATOR') && (
+              <button className="secondary" onClick={() => void tester.run()} disabled={tester.busy}>
+                {tester.busy ? 'Testing…' : 'Test connection'}
+              </button>
+            )}
+            {canEdit && (
+              <>
               <button className="secondary" onClick={() => setEditing(true)}>
                 Edit
               </button>
               <button className="danger" onClick={() => setRemoving(true)}>
                 Remove
               </button>
-            </>
-          )
+              </>
+            )}
+          </>
         }
       />
+      <ErrorBox error={tester.error} />
       <Tabs
         base={base}
         current={tab}
