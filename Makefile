@@ -129,7 +129,7 @@ fmt:
 
 ## Rewrite schema/console.graphql from the code (the drift test fails until you do).
 schema:
-	cargo run -q -p jsc-cli --bin jsconsole -- schema > schema/console.graphql
+	cargo run -q -p jsc-graphql --example export_schema > schema/console.graphql.new && mv schema/console.graphql.new schema/console.graphql
 
 ## Benchmarks against raw NATS in the same run (ARGS=--quick for a short run).
 bench: tools

@@ -423,6 +423,24 @@ await step('change a role and see a page refuse', page, async () => {
   if (await other.getByRole('button', { name: 'Create stream' }).count()) throw new Error('a viewer is offered Create stream');
 });
 
+await step('a team raises a viewer to operator on one cluster', page, async () => {
+  await page.getByRole('link', { name: 'Teams' }).click();
+  await page.getByLabel('New team').fill('payments');
+  await page.getByRole('button', { name: 'Create team' }).click();
+  const row = page.getByRole('row').filter({ hasText: 'payments' });
+  await row.getByLabel('Add a member to payments').selectOption({ label: 'ops@example.com' });
+  await row.getByText('ops@example.com').waitFor();
+  await row.getByLabel('Cluster to grant payments a role on').selectOption({ label: 'secured' });
+  await row.getByLabel('Role for payments').selectOption('OPERATOR');
+  await row.getByRole('button', { name: 'Grant' }).click();
+  await row.getByText('secured: operator').waitFor();
+  await screenshot(page, 'people-teams');
+  await accessible(page, 'people-teams');
+  // The viewer is offered on that cluster what the grant allows, and the API agrees.
+  await other.reload();
+  await other.getByRole('button', { name: 'Create stream' }).waitFor();
+});
+
 await step('the audit trail is live and an export downloads', page, async () => {
   await page.getByRole('link', { name: 'Audit' }).click();
   await page.getByRole('heading', { name: 'Audit', level: 1 }).waitFor();

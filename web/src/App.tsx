@@ -50,6 +50,18 @@ export function useOrg(): Ctx {
 }
 
 const RANK: Record<Role, number> = { VIEWER: 0, OPERATOR: 1, ADMIN: 2, OWNER: 3 };
+
+/** The caller's role on the cluster a page shows (its organization role raised by team
+ * grants: `Cluster.myRole`); pages of one cluster provide it. */
+export const ClusterRole = createContext<Role | null>(null);
+
+/** Whether the caller may do what needs `min` here: on a cluster's pages by the role on that
+ * cluster, elsewhere by the role in the organization. Pages hide what the API would refuse. */
+export function useCan(min: Role): boolean {
+  const { org } = useOrg();
+  const onCluster = useContext(ClusterRole);
+  return atLeast(onCluster ?? org.role, min);
+}
 /** Whether the caller's role is at least `min` (pages hide what the API would refuse). */
 export function atLeast(role: Role, min: Role) {
   return RANK[role] >= RANK[min];

@@ -14,7 +14,7 @@ use jsc_projections::ClusterView;
 use jsc_projector::{ChangeOp, Versioned};
 
 use crate::connection::{connection, paging};
-use crate::context::{caller, console, guarded};
+use crate::context::{caller, console, guarded, principal};
 use crate::mutation::{Outcome, input, payload};
 
 // ---------------------------------------------------------------------------------------
@@ -39,6 +39,15 @@ impl Cluster {
     /// A short name, unique among the console's clusters (case-insensitive).
     async fn name(&self) -> &str {
         &self.0.view.name
+    }
+    /// Your role on this cluster: your role in its organization, raised by your teams'
+    /// grants on it. What it allows here: viewer reads, operator also changes streams and
+    /// consumers and tests the connection, admin also edits and removes the cluster.
+    async fn my_role(&self, ctx: &Context<'_>) -> Result<crate::identity::RoleGql> {
+        let (_, role) = console(ctx)
+            .cluster_role(principal(ctx)?, &self.0.view.id)
+            .ok_or_else(|| jsc_app::Error::not_found(format!("no cluster with id '{}'", self.0.view.id)))?;
+        Ok(role.into())
     }
     /// The console's latest sample of the cluster (when, how, whether it answered); null
     /// before the first.

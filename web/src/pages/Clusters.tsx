@@ -3,7 +3,7 @@
 // and remove.
 import { useState } from 'react';
 import { request, useQuery, useSubscription } from '../api';
-import { atLeast, useOrg } from '../App';
+import { ClusterRole, atLeast, useOrg } from '../App';
 import { graphql } from '../gql';
 import type { ClusterAuthKind, ClusterDetailQuery } from '../gql/graphql';
 import { enc, navigate } from '../router';
@@ -368,6 +368,7 @@ const ClusterDetail = graphql(`
     cluster(id: $id) {
       id
       name
+      myRole
       urls
       tags
       description
@@ -422,7 +423,6 @@ const ClusterLive = graphql(`
 `);
 
 export function ClusterPage({ id, tab }: { id: string; tab: string }) {
-  const { org } = useOrg();
   const q = useQuery(ClusterDetail, { id });
   useSubscription(ClusterChanges, {}, (d) => d.clusterChanged.clusterId === id && q.reload());
   const [editing, setEditing] = useState(false);
@@ -436,9 +436,10 @@ export function ClusterPage({ id, tab }: { id: string; tab: string }) {
   if (q.error && !c) return <ErrorBox error={q.error} />;
   if (!q.data) return <Loading what="the cluster" />;
   if (!c) return <ErrorBox error={`There is no cluster ${id}: it may have been removed.`} />;
-  const canEdit = atLeast(org.role, 'ADMIN');
+  const canEdit = atLeast(c.myRole, 'ADMIN');
   const h = health(c);
   return (
+    <ClusterRole.Provider value={c.myRole}>
     <section>
       <nav className="crumbs" aria-label="Breadcrumb">
         <Link to="/clusters">Clusters</Link> / <span>{c.name}</span>
@@ -452,7 +453,7 @@ export function ClusterPage({ id, tab }: { id: string; tab: string }) {
         }
         actions={
           <>
-            {atLeast(org.role, 'OPERATOR') && (
+            {atLeast(c.myRole, 'OPERATOR') && (
               <button className="secondary" onClick={() => void tester.run()} disabled={tester.busy}>
                 {tester.busy ? 'Testing…' : 'Test connection'}
               </button>
@@ -501,6 +502,7 @@ export function ClusterPage({ id, tab }: { id: string; tab: string }) {
         />
       </Dialog>
     </section>
+    </ClusterRole.Provider>
   );
 }
 

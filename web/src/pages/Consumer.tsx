@@ -2,7 +2,7 @@
 // letters, history, delete.
 import { useState } from 'react';
 import { request, useQuery, useSubscription } from '../api';
-import { atLeast, useOrg } from '../App';
+import { ClusterRole, atLeast, useCan } from '../App';
 import { graphql } from '../gql';
 import type { ConsumerDetailQuery } from '../gql/graphql';
 import { enc, navigate } from '../router';
@@ -16,6 +16,7 @@ const ConsumerDetail = graphql(`
     cluster(id: $clusterId) {
       id
       name
+      myRole
     }
     consumer(clusterId: $clusterId, stream: $stream, name: $name) {
       id
@@ -137,7 +138,6 @@ type C = NonNullable<ConsumerDetailQuery['consumer']>;
 type St = NonNullable<C['state']>;
 
 export function ConsumerPage({ id, stream, consumer, tab }: { id: string; stream: string; consumer: string; tab: string }) {
-  const { org } = useOrg();
   const q = useQuery(ConsumerDetail, { clusterId: id, stream, name: consumer });
   const [live, setLive] = useState<St | null>(null);
   useSubscription(ConsumerLive, { clusterId: id, stream, name: consumer }, (d) => {
@@ -156,8 +156,9 @@ export function ConsumerPage({ id, stream, consumer, tab }: { id: string; stream
   if (!c) return <ErrorBox error={`There is no consumer ${consumer} on ${stream}: it may have been deleted.`} />;
   const st = live ?? c.state;
   const base = `/clusters/${enc(id)}/streams/${enc(stream)}/consumers/${enc(consumer)}`;
-  const canOperate = atLeast(org.role, 'OPERATOR');
+  const canOperate = atLeast(q.data.cluster?.myRole ?? 'VIEWER', 'OPERATOR');
   return (
+    <ClusterRole.Provider value={q.data.cluster?.myRole ?? null}>
     <section>
       <nav className="crumbs" aria-label="Breadcrumb">
         <Link to="/clusters">Clusters</Link> / <Link to={`/clusters/${enc(id)}/streams`}>{q.data.cluster?.name ?? id}</Link> /{' '}
@@ -253,6 +254,7 @@ export function ConsumerPage({ id, stream, consumer, tab }: { id: string; stream
         />
       </Dialog>
     </section>
+    </ClusterRole.Provider>
   );
 }
 
@@ -356,7 +358,7 @@ function ConsumerConfig({ clusterId, stream, c, canEdit, onSaved }: { clusterId:
 }
 
 function DeadLetterList({ clusterId, stream, name }: { clusterId: string; stream: string; name: string }) {
-  const { org } = useOrg();
+  const canOperate = useCan('OPERATOR');
   const q = useQuery(DeadLetters, { clusterId, stream, name });
   const [redriving, setRedriving] = useState(false);
   if (q.error) return <ErrorBox error={q.error} />;
@@ -369,7 +371,7 @@ function DeadLetterList({ clusterId, stream, name }: { clusterId: string; stream
       <div className="toolbar">
         <span className="muted small">{fmtNum(q.data.consumer?.deadLetters.totalCount)} dead letters</span>
         <span className="spacer" />
-        {atLeast(org.role, 'OPERATOR') && <button onClick={() => setRedriving(true)}>Redrive</button>}
+        {canOperate && <button onClick={() => setRedriving(true)}>Redrive</button>}
       </div>
       <Dialog title="Redrive dead letters" open={redriving} onClose={() => setRedriving(false)} wide>
         <RepublishForm source={{ kind: 'dead-letters', clusterId, stream, consumer: name }} />

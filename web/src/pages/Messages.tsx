@@ -2,7 +2,7 @@
 // with progress, tail live, publish, and export what a search finds.
 import { useEffect, useState } from 'react';
 import { request, useSubscription, type ApiError } from '../api';
-import { atLeast, useOrg } from '../App';
+import { useCan } from '../App';
 import { graphql } from '../gql';
 import type { BrowseMessagesQuery, ExportFileFormat, MessageDirection } from '../gql/graphql';
 import { RepublishForm } from './Republish';
@@ -95,7 +95,7 @@ type Msg = BrowseMessagesQuery['messages']['nodes'][number];
 type Mode = 'browse' | 'search' | 'tail';
 
 export function Messages({ clusterId, stream, subjects }: { clusterId: string; stream: string; subjects: string[] }) {
-  const { org } = useOrg();
+  const canOperate = useCan('OPERATOR');
   const [mode, setMode] = useState<Mode>('browse');
   const [direction, setDirection] = useState<MessageDirection>('BACKWARD');
   const [subject, setSubject] = useState('');
@@ -146,12 +146,12 @@ export function Messages({ clusterId, stream, subjects }: { clusterId: string; s
           Apply
         </button>
         <span className="spacer" />
-        {atLeast(org.role, 'OPERATOR') && (
+        {canOperate && (
           <button type="button" onClick={() => setPublishing(true)}>
             Publish
           </button>
         )}
-        {atLeast(org.role, 'OPERATOR') && (
+        {canOperate && (
           <button type="button" className="secondary" onClick={() => setRepublishing(true)}>
             Republish
           </button>

@@ -47,12 +47,16 @@ const TeamsQ = graphql(`
   query Teams($org: ID!) {
     organization(id: $org) {
       id
-      teams(first: 200) {
+      teams(first: 50) {
         nodes {
           id
           name
-          members(first: 1) {
+          members(first: 25) {
             totalCount
+            nodes {
+              id
+              email
+            }
           }
           clusterRoles {
             clusterId
@@ -60,6 +64,62 @@ const TeamsQ = graphql(`
           }
         }
       }
+      members(first: 200) {
+        nodes {
+          user {
+            id
+            email
+          }
+        }
+      }
+    }
+    clusters(organizationId: $org, first: 200) {
+      nodes {
+        id
+        name
+      }
+    }
+  }
+`);
+
+const CreateTeam = graphql(`
+  mutation CreateTeam($org: ID!, $name: String!) {
+    createTeam(input: { organizationId: $org, name: $name }) {
+      team {
+        id
+      }
+    }
+  }
+`);
+
+const DeleteTeam = graphql(`
+  mutation DeleteTeam($org: ID!, $team: ID!) {
+    deleteTeam(input: { organizationId: $org, teamId: $team }) {
+      correlationId
+    }
+  }
+`);
+
+const AddTeamMember = graphql(`
+  mutation AddTeamMember($org: ID!, $team: ID!, $user: ID!) {
+    addTeamMember(input: { organizationId: $org, teamId: $team, userId: $user }) {
+      correlationId
+    }
+  }
+`);
+
+const RemoveTeamMember = graphql(`
+  mutation RemoveTeamMember($org: ID!, $team: ID!, $user: ID!) {
+    removeTeamMember(input: { organizationId: $org, teamId: $team, userId: $user }) {
+      correlationId
+    }
+  }
+`);
+
+const SetTeamClusterRole = graphql(`
+  mutation SetTeamClusterRole($org: ID!, $team: ID!, $cluster: ID!, $role: Role) {
+    setTeamClusterRole(input: { organizationId: $org, teamId: $team, clusterId: $cluster, role: $role }) {
+      correlationId
     }
   }
 `);
@@ -162,7 +222,7 @@ export function People({ tab }: { tab: string }) {
       />
       {tab === '' && <Members admin={admin} />}
       {tab === 'invitations' && <Invitations admin={admin} key={changed} />}
-      {tab === 'teams' && <Teams />}
+      {tab === 'teams' && <Teams admin={admin} />}
       {tab === 'api-keys' && <Keys admin={admin} key={changed} />}
       <Dialog title="Invite someone" open={inviting} onClose={() => setInviting(false)}>
         <InviteForm onDone={bump} />
@@ -258,23 +318,143 @@ function Invitations({ admin }: { admin: boolean }) {
   );
 }
 
-function Teams() {
+/** Teams raise their members' role on chosen clusters (never lower it). */
+function Teams({ admin }: { admin: boolean }) {
   const { org } = useOrg();
   const q = useQuery(TeamsQ, { org: org.id });
+  const [name, setName] = useState('');
+  const create = useAction(async () => {
+    await request(CreateTeam, { org: org.id, name });
+    setName('');
+    q.reload();
+  });
+  const change = useAction(async (fn: () => Promise<unknown>) => {
+    await fn();
+    q.reload();
+  });
   const o = q.data?.organization;
   if (!o) return q.error ? <ErrorBox error={q.error} /> : <Loading what="teams" />;
-  if (!o.teams.nodes.length) return <p className="empty">No team. Teams grant a role on chosen clusters; create them in the explorer for now.</p>;
+  const clusters = q.data?.clusters.nodes ?? [];
+  const clusterName = (id: string) => clusters.find((c) => c.id === id)?.name ?? id;
   return (
-    <Table
-      caption="Teams"
-      rows={o.teams.nodes}
-      rowKey={(t) => t.id}
-      columns={[
-        ['Team', (t) => t.name],
-        ['Members', (t) => t.members.totalCount],
-        ['Cluster roles', (t) => t.clusterRoles.map((g) => `${g.clusterId}: ${g.role.toLowerCase()}`).join(', ') || '—', 'small'],
-      ]}
-    />
+    <>
+      {admin && (
+        <ActionForm act={create} className="toolbar">
+          <Field label="New team" name="name" value={name} onChange={setName} error={create.fieldError('name')} placeholder="e.g. payments" />
+          <button type="submit" disabled={!name || create.busy}>
+            Create team
+          </button>
+        </ActionForm>
+      )}
+      <ErrorBox error={create.error ?? change.error} />
+      {!o.teams.nodes.length ? (
+        <p className="empty">No team. A team raises its members&apos; role on the clusters you choose, e.g. operators on payments-prod.</p>
+      ) : (
+        <Table
+          caption="Teams"
+          rows={o.teams.nodes}
+          rowKey={(t) => t.id}
+          columns={[
+            ['Team', (t) => <strong>{t.name}</strong>],
+            [
+              'Members',
+              (t) => (
+                <>
+                  {t.members.nodes.map((u) => (
+                    <div key={u.id} className="small">
+                      {u.email}{' '}
+                      {admin && (
+                        <button
+                          className="link small"
+                          aria-label={`Remove ${u.email} from ${t.name}`}
+                          onClick={() => void change.run(() => request(RemoveTeamMember, { org: org.id, team: t.id, user: u.id }))}
+                        >
+                          remove
+                        </button>
+                      )}
+                    </div>
+                  ))}
+                  {admin && (
+                    <select
+                      aria-label={`Add a member to ${t.name}`}
+                      value=""
+                      onChange={(e) => e.target.value && void change.run(() => request(AddTeamMember, { org: org.id, team: t.id, user: e.target.value }))}
+                    >
+                      <option value="">Add a member…</option>
+                      {o.members.nodes
+                        .filter((m) => !t.members.nodes.some((u) => u.id === m.user.id))
+                        .map((m) => (
+                          <option key={m.user.id} value={m.user.id}>
+                            {m.user.email}
+                          </option>
+                        ))}
+                    </select>
+                  )}
+                </>
+              ),
+            ],
+            [
+              'Cluster roles',
+              (t) => (
+                <>
+                  {t.clusterRoles.map((g) => (
+                    <div key={g.clusterId} className="small">
+                      {clusterName(g.clusterId)}: {g.role.toLowerCase()}{' '}
+                      {admin && (
+                        <button
+                          className="link small"
+                          aria-label={`Remove the role on ${clusterName(g.clusterId)} from ${t.name}`}
+                          onClick={() => void change.run(() => request(SetTeamClusterRole, { org: org.id, team: t.id, cluster: g.clusterId, role: null }))}
+                        >
+                          remove
+                        </button>
+                      )}
+                    </div>
+                  ))}
+                  {admin && <GrantForm teamName={t.name} clusters={clusters} onGrant={(cluster, role) => change.run(() => request(SetTeamClusterRole, { org: org.id, team: t.id, cluster, role }))} />}
+                </>
+              ),
+            ],
+            [
+              '',
+              (t) =>
+                admin && (
+                  <button className="secondary small" onClick={() => void change.run(() => request(DeleteTeam, { org: org.id, team: t.id }))}>
+                    Delete
+                  </button>
+                ),
+            ],
+          ]}
+        />
+      )}
+    </>
+  );
+}
+
+function GrantForm({ teamName, clusters, onGrant }: { teamName: string; clusters: { id: string; name: string }[]; onGrant: (cluster: string, role: Role) => Promise<unknown> }) {
+  const [cluster, setCluster] = useState('');
+  const [role, setRole] = useState<Role>('OPERATOR');
+  return (
+    <span className="grant">
+      <select aria-label={`Cluster to grant ${teamName} a role on`} value={cluster} onChange={(e) => setCluster(e.target.value)}>
+        <option value="">Grant on a cluster…</option>
+        {clusters.map((c) => (
+          <option key={c.id} value={c.id}>
+            {c.name}
+          </option>
+        ))}
+      </select>
+      <select aria-label={`Role for ${teamName}`} value={role} onChange={(e) => setRole(e.target.value as Role)}>
+        {(['VIEWER', 'OPERATOR', 'ADMIN'] as const).map((r) => (
+          <option key={r} value={r}>
+            {r.toLowerCase()}
+          </option>
+        ))}
+      </select>
+      <button className="secondary small" disabled={!cluster} onClick={() => void onGrant(cluster, role).then(() => setCluster(''))}>
+        Grant
+      </button>
+    </span>
   );
 }
 

@@ -3,7 +3,7 @@
 // history (per-field diffs, the state at any event).
 import { useMemo, useState } from 'react';
 import { request, useQuery, useSubscription } from '../api';
-import { atLeast, useOrg } from '../App';
+import { ClusterRole, useCan } from '../App';
 import { graphql } from '../gql';
 import type { StreamDetailQuery, DiscardPolicy, AckPolicy, DeliverPolicy } from '../gql/graphql';
 import { enc, navigate } from '../router';
@@ -40,6 +40,7 @@ const StreamDetail = graphql(`
     cluster(id: $clusterId) {
       id
       name
+      myRole
     }
     stream(clusterId: $clusterId, name: $name) {
       id
@@ -123,6 +124,7 @@ export function StreamPage({ id, stream, tab }: { id: string; stream: string; ta
   const state = live ?? s.state;
   const base = `/clusters/${enc(id)}/streams/${enc(stream)}`;
   return (
+    <ClusterRole.Provider value={q.data.cluster?.myRole ?? null}>
     <section>
       <nav className="crumbs" aria-label="Breadcrumb">
         <Link to="/clusters">Clusters</Link> / <Link to={`/clusters/${enc(id)}/streams`}>{q.data.cluster?.name ?? id}</Link> /{' '}
@@ -156,6 +158,7 @@ export function StreamPage({ id, stream, tab }: { id: string; stream: string; ta
       {tab === 'config' && <Config clusterId={id} s={s} onSaved={q.reload} />}
       {tab === 'history' && <History aggregateType="STREAM" id={`${id}/${stream}`} />}
     </section>
+    </ClusterRole.Provider>
   );
 }
 
@@ -265,7 +268,7 @@ const CreateConsumer = graphql(`
 `);
 
 function Consumers({ clusterId, stream }: { clusterId: string; stream: string }) {
-  const { org } = useOrg();
+  const canCreate = useCan('OPERATOR');
   const q = useQuery(ConsumerList, { clusterId, name: stream });
   type St = NonNullable<NonNullable<typeof q.data>['stream']>['consumers']['nodes'][number]['state'];
   const [states, setStates] = useState<Record<string, St>>({});
@@ -282,7 +285,7 @@ function Consumers({ clusterId, stream }: { clusterId: string; stream: string })
       <div className="toolbar">
         <span className="muted small">{nodes ? `${nodes.length} consumers` : ''}</span>
         <span className="spacer" />
-        {atLeast(org.role, 'OPERATOR') && <button onClick={() => setCreating(true)}>Create consumer</button>}
+        {canCreate && <button onClick={() => setCreating(true)}>Create consumer</button>}
       </div>
       <ErrorBox error={q.error} />
       {!nodes ? (
@@ -472,14 +475,14 @@ function editable(s: StreamT): Editable {
 }
 
 function Config({ clusterId, s, onSaved }: { clusterId: string; s: StreamT; onSaved: () => void }) {
-  const { org } = useOrg();
+  const canOperate = useCan('OPERATOR');
   const start = useMemo(() => editable(s), [s]);
   const [form, setForm] = useState<Editable>(start);
   const [preview, setPreview] = useState(false);
   const [danger, setDanger] = useState<'purge' | 'seal' | 'delete' | null>(null);
   const set = <K extends keyof Editable>(k: K) => (v: Editable[K]) => setForm((f) => ({ ...f, [k]: v }));
   const changed = (Object.keys(form) as (keyof Editable)[]).filter((k) => form[k] !== start[k]);
-  const canEdit = atLeast(org.role, 'OPERATOR') && !s.config.sealed;
+  const canEdit = canOperate && !s.config.sealed;
   const check = () =>
     checkFields([
       ['maxAge', form.maxAge, 'duration'],
@@ -565,7 +568,7 @@ function Config({ clusterId, s, onSaved }: { clusterId: string; s: StreamT; onSa
           </div>
         </fieldset>
       </form>
-      {atLeast(org.role, 'OPERATOR') && (
+      {canOperate && (
         <div className="card danger-zone">
           <h2>Danger zone</h2>
           <div className="actions left">

@@ -2,7 +2,7 @@
 // a virtual list that keeps 10,000 rows smooth, live updates, and the create-stream dialog.
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { request, useSubscription, type ApiError } from '../api';
-import { atLeast, useOrg } from '../App';
+import { useCan } from '../App';
 import { graphql } from '../gql';
 import type { StreamListQuery, StorageType, RetentionPolicy } from '../gql/graphql';
 import { enc, navigate } from '../router';
@@ -95,7 +95,7 @@ function useAllStreams(clusterId: string, search: string) {
 }
 
 export function StreamList({ clusterId }: { clusterId: string }) {
-  const { org } = useOrg();
+  const canCreate = useCan('OPERATOR');
   const [search, setSearch] = useState('');
   const [storage, setStorage] = useState<'' | StorageType>('');
   const [sort, setSort] = useState<{ key: SortKey; desc: boolean }>({ key: 'name', desc: false });
@@ -154,7 +154,7 @@ export function StreamList({ clusterId }: { clusterId: string }) {
           {rows ? `${fmtNum(shown.length)} of ${fmtNum(total)} streams` : 'Loading streams…'}
         </span>
         <span className="spacer" />
-        {atLeast(org.role, 'OPERATOR') && <button onClick={() => setCreating(true)}>Create stream</button>}
+        {canCreate && <button onClick={() => setCreating(true)}>Create stream</button>}
       </div>
       <ErrorBox error={error} />
       <div className="vtable" role="table" aria-label="Streams" aria-rowcount={shown.length + 1}>
