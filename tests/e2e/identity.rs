@@ -1356,6 +1356,15 @@ async fn a_team_raises_a_role_on_one_cluster_only() {
         )
         .await;
     assert_eq!(code(&denied), "FORBIDDEN");
+    // `Cluster.myRole` says so beforehand, for each cluster and each caller.
+    let my_role = "query($c: ID!) { cluster(id: $c) { myRole } }";
+    let role_of = |token: Option<String>, c: String| {
+        let app = &app;
+        async move { app.data_as(token.as_deref(), my_role, json!({"c": c})).await["cluster"]["myRole"].clone() }
+    };
+    assert_eq!(role_of(Some(token.clone()), one.clone()).await, "OPERATOR");
+    assert_eq!(role_of(Some(token.clone()), two.clone()).await, "VIEWER");
+    assert_eq!(role_of(app.token.clone(), one.clone()).await, "OWNER");
     // Taking the grant away takes the right away.
     app.data(
         "mutation($t: ID!, $c: ID!) { setTeamClusterRole(input: {organizationId: \"default\", teamId: $t, clusterId: $c, role: null}) { team { id } } }",
@@ -1370,6 +1379,7 @@ async fn a_team_raises_a_role_on_one_cluster_only() {
         )
         .await;
     assert_eq!(code(&denied), "FORBIDDEN");
+    assert_eq!(role_of(Some(token.clone()), one.clone()).await, "VIEWER");
 }
 
 #[tokio::test]
