@@ -301,10 +301,10 @@ await step('republish with a dry run first, then follow the job', page, async ()
   const dialog = page.getByRole('dialog', { name: 'Republish messages' });
   await dialog.getByLabel('Target subject').fill('orders.replayed');
   await dialog.getByRole('button', { name: 'Dry run' }).click();
-  await dialog.getByText('1 of 1 messages would be republished').waitFor();
+  await dialog.getByText('1 of 1 message would be republished').waitFor();
   await dialog.getByRole('row').filter({ hasText: 'orders.replayed' }).waitFor();
   await accessible(page, 'republish-dry-run');
-  await dialog.getByRole('button', { name: 'Republish 1 messages' }).click();
+  await dialog.getByRole('button', { name: 'Republish 1 message' }).click();
   await dialog.getByText(/Done: 1 published of 1 scanned/).waitFor();
   await screenshot(page, 'republish-done');
   await dialog.getByRole('button', { name: 'Close dialog' }).click();

@@ -506,3 +506,8 @@ export function Resource({ clusterId, stream, consumer }: { clusterId: string; s
     </span>
   );
 }
+
+/** `1 message`, `2 messages`, `10,000 streams`. */
+export function count(n: number, word: string): string {
+  return `${fmtNum(n)} ${word}${n === 1 ? '' : 's'}`;
+}

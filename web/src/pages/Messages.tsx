@@ -6,7 +6,7 @@ import { useCan } from '../App';
 import { graphql } from '../gql';
 import type { BrowseMessagesQuery, ExportFileFormat, MessageDirection } from '../gql/graphql';
 import { RepublishForm } from './Republish';
-import { ActionForm, Dialog, ErrorBox, Field, Select, errorField, fmtBytes, fmtNum, fmtTime, useAction } from '../ui';
+import { ActionForm, count, Dialog, ErrorBox, Field, Select, errorField, fmtBytes, fmtNum, fmtTime, useAction } from '../ui';
 
 const Browse = graphql(`
   query BrowseMessages($clusterId: ID!, $stream: String!, $direction: MessageDirection!, $subject: String, $after: String) {
@@ -213,7 +213,7 @@ function BrowseList(p: {
       <ErrorBox error={error} />
       {info && (
         <p className="muted small" role="status">
-          {fmtNum(info.total)} messages · read by {info.path === 'DIRECT_BATCH' ? 'batch direct get' : 'message get'}, nothing consumed
+          {count(info.total, 'message')} · read by {info.path === 'DIRECT_BATCH' ? 'batch direct get' : 'message get'}, nothing consumed
         </p>
       )}
       <MessageTable msgs={msgs} open={p.open} setOpen={p.setOpen} />
@@ -420,7 +420,7 @@ function ExportButton({ clusterId, stream, subject, text }: { clusterId: string;
         <ErrorBox error={act.error} />
         {done && (
           <p className="result ok">
-            {fmtNum(done.rows)} messages, {fmtBytes(done.bytes)}: <a href={done.url}>download</a>
+            {count(done.rows, 'message')}, {fmtBytes(done.bytes)}: <a href={done.url}>download</a>
           </p>
         )}
         <div className="actions">

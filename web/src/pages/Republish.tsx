@@ -5,7 +5,7 @@ import { useState } from 'react';
 import { request, useSubscription } from '../api';
 import { graphql } from '../gql';
 import type { DryRunFragment } from '../gql/graphql';
-import { ErrorBox, Field, Resource, Table, fmtBytes, fmtNum, useAction } from '../ui';
+import { count, ErrorBox, Field, Resource, Table, fmtBytes, fmtNum, useAction } from '../ui';
 
 const Republish = graphql(`
   mutation RepublishMessages($input: RepublishMessagesInput!) {
@@ -122,7 +122,7 @@ export function RepublishForm({ source }: { source: Source }) {
       {plan && (
         <div className="result" role="status">
           <p>
-            {fmtNum(plan.matched)} of {fmtNum(plan.scanned)} messages would be republished
+            {fmtNum(plan.matched)} of {count(plan.scanned, 'message')} would be republished
             {plan.stop !== 'END' && ` (the dry run stopped: ${plan.stop.toLowerCase().replace('_', ' ')})`}.
           </p>
           {plan.sample.length > 0 && (
@@ -146,7 +146,7 @@ export function RepublishForm({ source }: { source: Source }) {
           Dry run
         </button>
         <button type="button" onClick={() => void go.run()} disabled={!plan || plan.matched === 0 || go.busy}>
-          Republish {plan ? fmtNum(plan.matched) : ''} messages
+          Republish {plan ? count(plan.matched, 'message') : 'messages'}
         </button>
       </div>
     </div>

@@ -22,6 +22,7 @@ import {
   TypedConfirm,
   ago,
   checkFields,
+  count,
   ActionForm,
   Table,
   splitList,
@@ -283,7 +284,7 @@ function Consumers({ clusterId, stream }: { clusterId: string; stream: string })
   return (
     <div>
       <div className="toolbar">
-        <span className="muted small">{nodes ? `${nodes.length} consumers` : ''}</span>
+        <span className="muted small">{nodes ? count(nodes.length, 'consumer') : ''}</span>
         <span className="spacer" />
         {canCreate && <button onClick={() => setCreating(true)}>Create consumer</button>}
       </div>
