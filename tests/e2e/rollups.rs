@@ -208,6 +208,7 @@ async fn rollups_equal_the_raw_samples_resume_after_a_restart_and_age_out() {
         json!(7.0 * (n - 1) as f64)
     );
     assert_same_points(&raw_hours, &read(&app, &cluster, from, to, 3600, "HOUR").await, "HOUR");
+
     // Left to choose, a range older than the raw samples' retention reads the roll-ups.
     let chosen = app
         .data(
@@ -248,4 +249,41 @@ async fn rollups_equal_the_raw_samples_resume_after_a_restart_and_age_out() {
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].resolution, Resolution::Hour);
     assert_same_points(&raw_hours, &read(&app, &cluster, from, to, 3600, "HOUR").await, "HOUR");
+    // The three hours rolled per minute again, and a second cluster with the same samples and
+    // no roll-up, asked for in the same query: each cluster is read from where its own
+    // roll-ups end, so neither counts twice.
+    for h in 0..3 {
+        assert!(second.roll_minutes(&cluster, from + h * HOUR).await.unwrap().is_some());
+    }
+    let other = app
+        .register_cluster(json!({"name": "other", "urls": [managed.url()]}))
+        .await;
+    for i in 0..n {
+        jsc_metrics::store::publish(&js, &snapshot(&other, from + i as i64 * 10_000 + 3_000, i))
+            .await
+            .unwrap();
+    }
+    let both: Vec<Value> = series(&cluster)
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(series(&other).as_array().unwrap())
+        .cloned()
+        .collect();
+    let together = app
+        .data(
+            QUERY,
+            json!({"s": both, "from": time(from), "to": time(to), "step": 60, "r": "MINUTE"}),
+        )
+        .await;
+    let alone = read(&app, &cluster, from, to, 60, "MINUTE").await;
+    let other_raw = read(&app, &other, from, to, 60, "RAW").await;
+    for i in 0..3 {
+        assert_eq!(together["metrics"][i]["points"], alone["metrics"][i]["points"], "{i}");
+        assert_eq!(
+            together["metrics"][i + 3]["points"],
+            other_raw["metrics"][i]["points"],
+            "{i} of the other cluster"
+        );
+    }
 }

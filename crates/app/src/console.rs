@@ -320,6 +320,9 @@ impl Console {
                     options.monitoring.rollups,
                 )),
                 stream: metrics_stream,
+                // About 60 MB at most (200,000 consumers' figures), each subject's last 3
+                // hours: beyond them the roll-ups answer.
+                tail: jsc_metrics::store::TailCache::new(200_000, 3 * 3_600_000),
                 options: options.monitoring,
             },
             leases: leases.clone(),

@@ -165,6 +165,7 @@ impl std::fmt::Display for Chain<'_> {
 /// The input field a validation message names, by the convention every validation follows:
 /// `subjects: 'a.>' and 'a.b' overlap; …` names `subjects` (a path such as `config.maxAge` or
 /// `headers[2]` too). Clients show the message on that field.
+#[cfg_attr(not(feature = "graphql"), allow(dead_code))]
 pub fn field_named(message: &str) -> Option<String> {
     let (head, _) = message.split_once(": ")?;
     let mut chars = head.chars();

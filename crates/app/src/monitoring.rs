@@ -55,6 +55,8 @@ impl Default for MonitoringOptions {
 pub(crate) struct Monitoring {
     pub latest: Latest,
     pub stream: async_nats::jetstream::stream::Stream,
+    /// Recent samples of the subjects queried lately (see [`jsc_metrics::store::TailCache`]).
+    pub tail: jsc_metrics::store::TailCache,
     pub rollups: Arc<jsc_metrics::rollup::Rollups>,
     pub options: MonitoringOptions,
 }
@@ -273,42 +275,58 @@ impl Console {
             .iter()
             .map(|_| jsc_metrics::Buckets::new(from_ms, to_ms, step))
             .collect();
-        // The coarsest roll-up first; each finer one (and the raw samples last) from where the
-        // coarser one ends.
-        let mut cursor = from_ms;
+        // Per cluster, the coarsest roll-up first; each finer one (and the raw samples last)
+        // from where the coarser one ends for that cluster (clusters' roll-ups may reach
+        // different hours: one cluster's reach must not make another's rows count twice).
         let index: std::collections::HashMap<&SeriesKey, usize> =
             series.iter().enumerate().map(|(i, k)| (k, i)).collect();
-        for level in [Resolution::Hour, Resolution::Minute] {
-            let Some(r) = level.rollup().filter(|_| level <= resolution) else {
-                continue;
-            };
-            let reach = self
-                .monitoring
-                .rollups
-                .read_each(r, &series, cursor, to_ms, |row| {
-                    if let Some(&i) = index.get(&row.key) {
-                        buckets[i].add_aggregate(row.last_at_ms, row.min, row.max, row.avg, row.last, row.count);
-                    }
-                })
-                .await
-                .map_err(|e| Error::unavailable(e.to_string()))?;
-            cursor = cursor.max(reach);
+        let mut by_cluster: BTreeMap<&str, Vec<SeriesKey>> = BTreeMap::new();
+        for s in &series {
+            by_cluster.entry(&s.cluster_id).or_default().push(s.clone());
+        }
+        let mut cursor_of: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        for (cluster, keys) in &by_cluster {
+            let mut cursor = from_ms;
+            for level in [Resolution::Hour, Resolution::Minute] {
+                let Some(r) = level.rollup().filter(|_| level <= resolution) else {
+                    continue;
+                };
+                let reach = self
+                    .monitoring
+                    .rollups
+                    .read_each(r, keys, cursor, to_ms, |row| {
+                        if let Some(&i) = index.get(&row.key) {
+                            buckets[i].add_aggregate(row.last_at_ms, row.min, row.max, row.avg, row.last, row.count);
+                        }
+                    })
+                    .await
+                    .map_err(|e| Error::unavailable(e.to_string()))?;
+                cursor = cursor.max(reach);
+            }
+            cursor_of.insert(cluster, cursor);
         }
         let unavailable = |e: jsc_metrics::store::StoreError| Error::unavailable(e.to_string());
-        // Each subject (a cluster, or one stream) is read once for every series it holds.
-        let mut by_subject: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        // Each subject (a cluster, or one stream) is read once for every series it holds,
+        // from where its cluster's roll-ups end, through the cache of recent samples.
+        let mut by_subject: BTreeMap<String, (i64, Vec<usize>)> = BTreeMap::new();
         for (i, s) in series.iter().enumerate() {
-            by_subject.entry(s.subject()).or_default().push(i);
+            let cursor = cursor_of.get(s.cluster_id.as_str()).copied().unwrap_or(from_ms);
+            by_subject
+                .entry(s.subject())
+                .or_insert_with(|| (cursor, Vec::new()))
+                .1
+                .push(i);
         }
         // The subjects are read side by side (each read is a round trip per batch).
-        let reads = by_subject
-            .into_iter()
-            .filter(|_| cursor <= to_ms)
-            .map(|(subject, indexes)| async move {
-                jsc_metrics::store::read_range(&self.monitoring.stream, &subject, cursor, to_ms)
+        let reads = by_subject.into_iter().filter(|(_, (cursor, _))| *cursor <= to_ms).map(
+            |(subject, (cursor, indexes))| async move {
+                self.monitoring
+                    .tail
+                    .read(&self.monitoring.stream, &subject, cursor, to_ms)
                     .await
                     .map(|records| (records, indexes))
-            });
+            },
+        );
         let read = futures::stream::iter(reads)
             .buffer_unordered(8)
             .try_collect::<Vec<_>>()

@@ -172,3 +172,210 @@ pub async fn read_range(
         .await
         .map_err(|_| unavailable(format!("reading {filter} took over {READ_TIMEOUT:?}")))?
 }
+
+/// The recent samples of the subjects queried lately, so that a query repeated (a chart
+/// refreshing, a dashboard) reads from the metrics stream only what was published since the
+/// last one, by sequence, instead of the whole range again. Bounded: at most `max_weight`
+/// in all (a sample weighs one plus its consumers: a consumer's figures are most of a
+/// stream sample's size, about 300 bytes decoded), the least recently used subject dropped
+/// first, and no sample older than `keep_ms` (older ones are in the roll-ups).
+pub struct TailCache {
+    tails: std::sync::Mutex<std::collections::HashMap<String, Tail>>,
+    max_weight: usize,
+    keep_ms: i64,
+}
+
+fn weight(r: &Record) -> usize {
+    match r {
+        Record::Cluster(_) => 1,
+        Record::Stream(_, s) => 1 + s.consumers.len(),
+    }
+}
+
+struct Tail {
+    /// Every sample on the subject taken from `from_ms` on is in `records`.
+    from_ms: i64,
+    /// The stream sequence of the last message read.
+    last_seq: u64,
+    records: Vec<std::sync::Arc<Record>>,
+    used: std::time::Instant,
+}
+
+impl TailCache {
+    pub fn new(max_weight: usize, keep_ms: i64) -> Self {
+        Self {
+            tails: Default::default(),
+            max_weight,
+            keep_ms,
+        }
+    }
+
+    fn in_range(records: &[std::sync::Arc<Record>], from_ms: i64, to_ms: i64) -> Vec<std::sync::Arc<Record>> {
+        records
+            .iter()
+            .filter(|r| (from_ms..=to_ms).contains(&r.at_ms()))
+            .cloned()
+            .collect()
+    }
+
+    /// The samples on `subject` (one subject, no wildcard) taken from `from_ms` to `to_ms`,
+    /// as [`read_range`] gives them, from the cache and what was published since.
+    pub async fn read(
+        &self,
+        stream: &stream::Stream,
+        subject: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<std::sync::Arc<Record>>, StoreError> {
+        let last = match stream.direct_get_last_for_subject(subject).await {
+            Ok(last) => last,
+            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let cached = {
+            let mut tails = self.tails.lock().unwrap();
+            tails.get_mut(subject).filter(|t| t.from_ms <= from_ms).map(|t| {
+                t.used = std::time::Instant::now();
+                (t.last_seq, t.last_seq == last.sequence)
+            })
+        };
+        let start_seq = match cached {
+            Some((_, true)) => {
+                let tails = self.tails.lock().unwrap();
+                let t = &tails[subject];
+                return Ok(Self::in_range(&t.records, from_ms, to_ms));
+            }
+            Some((seq, false)) => seq + 1,
+            None => {
+                // Everything taken from `from_ms` on, to keep (the query takes its part below),
+                // read up to the last message seen above, so that the next read starts after it.
+                let published = (last.time.unix_timestamp_nanos() / 1_000_000) as i64;
+                let start_ms = (from_ms - PUBLISH_MARGIN_MS).max(0);
+                let all = if published < start_ms {
+                    Vec::new()
+                } else {
+                    let start = consumer::DeliverPolicy::ByStartTime {
+                        start_time: time::OffsetDateTime::from_unix_timestamp_nanos(start_ms as i128 * 1_000_000)
+                            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+                    };
+                    read_until(stream, subject, start, last.sequence).await?
+                };
+                let records: Vec<_> = all
+                    .into_iter()
+                    .filter(|(_, r)| r.at_ms() >= from_ms)
+                    .map(|(_, r)| std::sync::Arc::new(r))
+                    .collect();
+                let out = Self::in_range(&records, from_ms, to_ms);
+                self.store(subject, from_ms, last.sequence, records);
+                return Ok(out);
+            }
+        };
+        let from = consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: start_seq,
+        };
+        let new = read_until(stream, subject, from, last.sequence).await?;
+        let out = {
+            let mut tails = self.tails.lock().unwrap();
+            tails.get_mut(subject).map(|t| {
+                // Another query may have read some of them meanwhile: each once.
+                let seen = t.last_seq;
+                t.records.extend(
+                    new.into_iter()
+                        .filter(|(seq, _)| *seq > seen)
+                        .map(|(_, r)| std::sync::Arc::new(r)),
+                );
+                t.last_seq = t.last_seq.max(last.sequence);
+                Self::in_range(&t.records, from_ms, to_ms)
+            })
+        };
+        match out {
+            Some(out) => {
+                self.trim();
+                Ok(out)
+            }
+            // Dropped meanwhile (the cache was full): read it whole.
+            None => Box::pin(self.read(stream, subject, from_ms, to_ms)).await,
+        }
+    }
+
+    fn store(&self, subject: &str, from_ms: i64, last_seq: u64, records: Vec<std::sync::Arc<Record>>) {
+        self.tails.lock().unwrap().insert(
+            subject.to_string(),
+            Tail {
+                from_ms,
+                last_seq,
+                records,
+                used: std::time::Instant::now(),
+            },
+        );
+        self.trim();
+    }
+
+    /// Drops samples older than `keep_ms` before each subject's newest, then whole subjects,
+    /// least recently used first, until at most `max_weight` remains.
+    fn trim(&self) {
+        let mut tails = self.tails.lock().unwrap();
+        for t in tails.values_mut() {
+            let newest = t.records.iter().map(|r| r.at_ms()).max().unwrap_or(t.from_ms);
+            let cutoff = newest - self.keep_ms;
+            if cutoff > t.from_ms {
+                t.records.retain(|r| r.at_ms() >= cutoff);
+                t.from_ms = cutoff;
+            }
+        }
+        let of = |t: &Tail| t.records.iter().map(|r| weight(r)).sum::<usize>();
+        let mut total: usize = tails.values().map(of).sum();
+        while total > self.max_weight {
+            let Some(oldest) = tails.iter().min_by_key(|(_, t)| t.used).map(|(k, _)| k.clone()) else {
+                break;
+            };
+            total -= tails.remove(&oldest).as_ref().map_or(0, of);
+        }
+    }
+}
+
+/// The samples on `subject` from `from` on, up to and including stream sequence `to_seq`
+/// (which must exist on the subject), in order, with their stream sequences.
+async fn read_until(
+    stream: &stream::Stream,
+    subject: &str,
+    from: consumer::DeliverPolicy,
+    to_seq: u64,
+) -> Result<Vec<(u64, Record)>, StoreError> {
+    if let consumer::DeliverPolicy::ByStartSequence { start_sequence } = from
+        && start_sequence > to_seq
+    {
+        return Ok(Vec::new());
+    }
+    let read = async {
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: subject.to_string(),
+                deliver_policy: from,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let mut messages = consumer.messages().await.map_err(unavailable)?;
+        let mut out = Vec::new();
+        while let Some(m) = messages.next().await {
+            let m = m.map_err(unavailable)?;
+            let info = m.info().map_err(unavailable)?;
+            let (seq, pending) = (info.stream_sequence, info.pending);
+            if seq > to_seq {
+                break;
+            }
+            match Record::decode(&m.subject, &m.payload) {
+                Ok(r) => out.push((seq, r)),
+                Err(e) => tracing::debug!(error = %e, "skipping an unreadable sample"),
+            }
+            if seq == to_seq || pending == 0 {
+                break;
+            }
+        }
+        Ok(out)
+    };
+    tokio::time::timeout(READ_TIMEOUT, read)
+        .await
+        .map_err(|_| unavailable(format!("reading {subject} took over {READ_TIMEOUT:?}")))?
+}
