@@ -287,3 +287,46 @@ async fn rollups_equal_the_raw_samples_resume_after_a_restart_and_age_out() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_repeated_query_reads_on_from_where_it_stopped_and_counts_each_sample_once() {
+    let managed = NatsServer::start();
+    let app = TestApp::spawn_with(NatsServer::start(), |c| c.monitoring.collect = false).await;
+    let cluster = app
+        .register_cluster(json!({"name": "managed", "urls": [managed.url()]}))
+        .await;
+    let js = async_nats::jetstream::new(app.nats.client().await);
+    let start = (chrono::Utc::now().timestamp_millis() - HOUR).div_euclid(60_000) * 60_000;
+    let publish = |from: u64, to: u64| {
+        let (js, cluster) = (js.clone(), cluster.clone());
+        async move {
+            for i in from..to {
+                jsc_metrics::store::publish(&js, &snapshot(&cluster, start + i as i64 * 10_000 + 3_000, i))
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    let counts = |v: &Value| -> Vec<u64> {
+        v["metrics"][0]["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["count"].as_u64().unwrap())
+            .collect()
+    };
+    let to = start + 30 * 60_000;
+    publish(0, 60).await;
+    let first = read(&app, &cluster, start, to, 60, "RAW").await;
+    assert_eq!(counts(&first), vec![6; 10], "{first}");
+    // More samples: the same query (now served from what it read, plus the new ones) and one
+    // from earlier than anything it kept give the same, each sample once.
+    publish(60, 90).await;
+    let second = read(&app, &cluster, start, to, 60, "RAW").await;
+    assert_eq!(counts(&second), vec![6; 15], "{second}");
+    let earlier = read(&app, &cluster, start - HOUR, to, 60, "RAW").await;
+    assert_eq!(counts(&earlier), vec![6; 15]);
+    assert_eq!(earlier["metrics"][0]["points"], second["metrics"][0]["points"]);
+    // Nothing new: the same answer again.
+    assert_eq!(read(&app, &cluster, start, to, 60, "RAW").await, second);
+}

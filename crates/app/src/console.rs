@@ -320,9 +320,10 @@ impl Console {
                     options.monitoring.rollups,
                 )),
                 stream: metrics_stream,
-                // About 60 MB at most (200,000 consumers' figures), each subject's last 3
-                // hours: beyond them the roll-ups answer.
-                tail: jsc_metrics::store::TailCache::new(200_000, 3 * 3_600_000),
+                // About 100 MB at most (300,000 consumers' figures), as far back as the raw
+                // samples are kept: a query reads raw samples wherever the roll-ups do not
+                // reach yet (an hour and more behind, longer after an outage).
+                tail: jsc_metrics::store::TailCache::new(300_000, options.monitoring.raw.max_age.as_millis() as i64),
                 options: options.monitoring,
             },
             leases: leases.clone(),

@@ -274,34 +274,47 @@ impl MetricSeries {
     /// i): far smaller and faster to answer and to parse for long ranges and many series,
     /// and what charts take.
     async fn columns(&self) -> MetricColumns {
-        let p = &self.0.points;
-        MetricColumns {
-            at: Numbers(p.iter().map(|p| p.at_ms as f64).collect()),
-            value: Numbers(p.iter().map(|p| p.avg).collect()),
-            min: Numbers(p.iter().map(|p| p.min).collect()),
-            max: Numbers(p.iter().map(|p| p.max).collect()),
-            last: Numbers(p.iter().map(|p| p.last).collect()),
-            count: Numbers(p.iter().map(|p| p.count as i64).collect()),
-        }
+        MetricColumns(self.0.points.clone())
     }
 }
 
-/// A series' buckets as columns, oldest first; item i of every list is bucket i.
-#[derive(SimpleObject)]
-pub struct MetricColumns {
+/// A series' buckets as columns, oldest first; item i of every list is bucket i. Only the
+/// lists asked for are built.
+pub struct MetricColumns(Vec<jsc_metrics::Point>);
+
+impl MetricColumns {
+    fn column<T>(&self, f: impl Fn(&jsc_metrics::Point) -> T) -> Numbers<T> {
+        Numbers(self.0.iter().map(f).collect())
+    }
+}
+
+#[Object]
+impl MetricColumns {
     /// Each bucket's start, in milliseconds since the epoch (a Float: GraphQL's Int has 32
     /// bits).
-    at: Numbers<f64>,
+    async fn at(&self) -> Numbers<f64> {
+        self.column(|p| p.at_ms as f64)
+    }
     /// The mean of each bucket's samples.
-    value: Numbers<f64>,
+    async fn value(&self) -> Numbers<f64> {
+        self.column(|p| p.avg)
+    }
     /// The smallest sample of each bucket.
-    min: Numbers<f64>,
+    async fn min(&self) -> Numbers<f64> {
+        self.column(|p| p.min)
+    }
     /// The largest sample of each bucket.
-    max: Numbers<f64>,
+    async fn max(&self) -> Numbers<f64> {
+        self.column(|p| p.max)
+    }
     /// Each bucket's last sample.
-    last: Numbers<f64>,
+    async fn last(&self) -> Numbers<f64> {
+        self.column(|p| p.last)
+    }
     /// Samples in each bucket.
-    count: Numbers<i64>,
+    async fn count(&self) -> Numbers<i64> {
+        self.column(|p| p.count as i64)
+    }
 }
 
 /// A time range and step, as the shortcuts on streams, consumers and clusters take them.

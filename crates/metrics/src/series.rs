@@ -295,22 +295,44 @@ pub struct Point {
     pub count: u64,
 }
 
-/// Downsamples values into buckets of `step_ms` from `from_ms` on.
+/// Downsamples values into buckets of `step_ms` from `from_ms` on: one slot per bucket of
+/// the range (the API allows a few thousand), indexed by time.
 #[derive(Debug)]
 pub struct Buckets {
     from_ms: i64,
     to_ms: i64,
     step_ms: i64,
-    points: std::collections::BTreeMap<i64, (f64, f64, f64, i64, f64, u64)>,
+    slots: Vec<Slot>,
 }
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    min: f64,
+    max: f64,
+    sum: f64,
+    last_at: i64,
+    last: f64,
+    count: u64,
+}
+
+const EMPTY: Slot = Slot {
+    min: f64::INFINITY,
+    max: f64::NEG_INFINITY,
+    sum: 0.0,
+    last_at: i64::MIN,
+    last: 0.0,
+    count: 0,
+};
 
 impl Buckets {
     pub fn new(from_ms: i64, to_ms: i64, step_ms: i64) -> Self {
+        let step_ms = step_ms.max(1);
+        let n = ((to_ms - from_ms).max(0) / step_ms + 1) as usize;
         Self {
             from_ms,
             to_ms,
-            step_ms: step_ms.max(1),
-            points: Default::default(),
+            step_ms,
+            slots: vec![EMPTY; n],
         }
     }
 
@@ -324,31 +346,30 @@ impl Buckets {
         if at_ms < self.from_ms || at_ms > self.to_ms || !avg.is_finite() || count == 0 {
             return;
         }
-        let start = self.from_ms + (at_ms - self.from_ms) / self.step_ms * self.step_ms;
-        let e = self
-            .points
-            .entry(start)
-            .or_insert((f64::INFINITY, f64::NEG_INFINITY, 0.0, i64::MIN, 0.0, 0));
-        e.0 = e.0.min(min);
-        e.1 = e.1.max(max);
-        e.2 += avg * count as f64;
-        if at_ms >= e.3 {
-            e.3 = at_ms;
-            e.4 = last;
+        let e = &mut self.slots[((at_ms - self.from_ms) / self.step_ms) as usize];
+        e.min = e.min.min(min);
+        e.max = e.max.max(max);
+        e.sum += avg * count as f64;
+        if at_ms >= e.last_at {
+            e.last_at = at_ms;
+            e.last = last;
         }
-        e.5 += count;
+        e.count += count;
     }
 
     pub fn finish(self) -> Vec<Point> {
-        self.points
+        let (from_ms, step_ms) = (self.from_ms, self.step_ms);
+        self.slots
             .into_iter()
-            .map(|(at_ms, (min, max, sum, _, last, count))| Point {
-                at_ms,
-                min,
-                max,
-                avg: sum / count as f64,
-                last,
-                count,
+            .enumerate()
+            .filter(|(_, e)| e.count > 0)
+            .map(|(i, e)| Point {
+                at_ms: from_ms + i as i64 * step_ms,
+                min: e.min,
+                max: e.max,
+                avg: e.sum / e.count as f64,
+                last: e.last,
+                count: e.count,
             })
             .collect()
     }
