@@ -163,13 +163,29 @@ pub(super) fn memory_of(pid: u32) -> (f64, f64) {
 }
 
 pub(super) async fn gql(http: &reqwest::Client, base: &str, query: &str, variables: Value) -> anyhow::Result<Value> {
-    let body: Value = http
+    parse_answer(&gql_bytes(http, base, query, variables).await?)
+}
+
+/// The answer's bytes as they arrive (its last byte received): what the console's latency
+/// is measured to, before the client parses it.
+pub(super) async fn gql_bytes(
+    http: &reqwest::Client,
+    base: &str,
+    query: &str,
+    variables: Value,
+) -> anyhow::Result<bytes::Bytes> {
+    Ok(http
         .post(format!("{base}/graphql"))
         .json(&json!({"query": query, "variables": variables}))
         .send()
         .await?
-        .json()
-        .await?;
+        .bytes()
+        .await?)
+}
+
+/// An answer's `data`, or its first error.
+pub(super) fn parse_answer(bytes: &[u8]) -> anyhow::Result<Value> {
+    let body: Value = serde_json::from_slice(bytes)?;
     if let Some(e) = body.get("errors") {
         bail!("GraphQL error: {e}");
     }
