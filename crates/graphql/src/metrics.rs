@@ -278,8 +278,7 @@ impl MetricSeries {
     }
 }
 
-/// A series' buckets as columns, oldest first; item i of every list is bucket i. Only the
-/// lists asked for are built.
+/// A series' buckets as columns (only the lists asked for are built).
 pub struct MetricColumns(Vec<jsc_metrics::Point>);
 
 impl MetricColumns {
@@ -288,6 +287,7 @@ impl MetricColumns {
     }
 }
 
+/// A series' buckets as columns, oldest first; item i of every list is bucket i.
 #[Object]
 impl MetricColumns {
     /// Each bucket's start, in milliseconds since the epoch (a Float: GraphQL's Int has 32
