@@ -92,6 +92,33 @@ pub async fn publish(js: &jetstream::Context, snapshot: &Snapshot) -> Result<(),
     Ok(())
 }
 
+/// An ordered consumer's messages on `filter` (a subject or a wildcard) from `deliver` on.
+async fn ordered_messages(
+    stream: &stream::Stream,
+    filter: &str,
+    deliver: consumer::DeliverPolicy,
+) -> Result<consumer::pull::Ordered, StoreError> {
+    stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: filter.to_string(),
+            deliver_policy: deliver,
+            ..Default::default()
+        })
+        .await
+        .map_err(unavailable)?
+        .messages()
+        .await
+        .map_err(unavailable)
+}
+
+/// Delivery from the messages published at `ms` (since the epoch) on.
+fn from_time(ms: i64) -> consumer::DeliverPolicy {
+    consumer::DeliverPolicy::ByStartTime {
+        start_time: time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+    }
+}
+
 /// How long reading one range may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -133,18 +160,7 @@ pub async fn read_range(
     }
     let read = async {
         let start = (from_ms - PUBLISH_MARGIN_MS).max(0);
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: filter.to_string(),
-                deliver_policy: consumer::DeliverPolicy::ByStartTime {
-                    start_time: time::OffsetDateTime::from_unix_timestamp_nanos(start as i128 * 1_000_000)
-                        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
-                },
-                ..Default::default()
-            })
-            .await
-            .map_err(unavailable)?;
-        let mut messages = consumer.messages().await.map_err(unavailable)?;
+        let mut messages = ordered_messages(stream, filter, from_time(start)).await?;
         let mut out = Vec::new();
         while let Some(m) = messages.next().await {
             let m = m.map_err(unavailable)?;
@@ -254,11 +270,7 @@ impl TailCache {
                 let all = if published < start_ms {
                     Vec::new()
                 } else {
-                    let start = consumer::DeliverPolicy::ByStartTime {
-                        start_time: time::OffsetDateTime::from_unix_timestamp_nanos(start_ms as i128 * 1_000_000)
-                            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
-                    };
-                    read_until(stream, subject, start, last.sequence).await?
+                    read_until(stream, subject, from_time(start_ms), last.sequence).await?
                 };
                 let records: Vec<_> = all
                     .into_iter()
@@ -348,15 +360,7 @@ async fn read_until(
         return Ok(Vec::new());
     }
     let read = async {
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: subject.to_string(),
-                deliver_policy: from,
-                ..Default::default()
-            })
-            .await
-            .map_err(unavailable)?;
-        let mut messages = consumer.messages().await.map_err(unavailable)?;
+        let mut messages = ordered_messages(stream, subject, from).await?;
         let mut out = Vec::new();
         while let Some(m) = messages.next().await {
             let m = m.map_err(unavailable)?;
