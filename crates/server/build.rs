@@ -40,18 +40,11 @@ fn main() {
     if !up_to_date {
         std::fs::copy(src.join("package.json"), work.join("package.json")).unwrap();
         std::fs::write(work.join("package-lock.json"), &lock).unwrap();
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"])
-            .current_dir(&work)
-            .status()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "npm is needed to bundle the GraphQL explorer ({e}); install Node.js 20 and npm, then build again"
-                )
-            });
-        assert!(
-            status.success(),
-            "`npm ci` for the explorer failed; see its output above"
+        npm(
+            &work,
+            &["ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
+            &[],
+            "install the GraphQL explorer's packages",
         );
         std::fs::write(&installed_lock, &lock).unwrap();
     }
@@ -95,21 +88,18 @@ fn build_web(web: &Path, out: &Path) {
         npm(
             web,
             &["ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            &[],
             "install the web console's packages",
         );
         std::fs::write(&stamp, &lock).unwrap();
     }
     let dist = out.join("web");
-    let status = Command::new("npm")
-        .args(["run", "--silent", "build"])
-        .env("JSC_WEB_OUT", &dist)
-        .current_dir(web)
-        .status()
-        .unwrap_or_else(|e| panic!("npm is needed to build the web console ({e}); install Node.js 20 and npm"));
-    assert!(
-        status.success(),
-        "building the web console failed (see above): a GraphQL operation that no longer matches \
-         schema/console.graphql, or a type error in web/src"
+    npm(
+        web,
+        &["run", "--silent", "build"],
+        &[("JSC_WEB_OUT", dist.as_os_str())],
+        "build the web console (a GraphQL operation that no longer matches schema/console.graphql, or a \
+         type error in web/src)",
     );
 
     let mut files = Vec::new();
@@ -144,9 +134,10 @@ fn build_web(web: &Path, out: &Path) {
     std::fs::write(out.join("web_assets.rs"), table).unwrap();
 }
 
-fn npm(dir: &Path, args: &[&str], what: &str) {
+fn npm(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)], what: &str) {
     let status = Command::new("npm")
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .status()
         .unwrap_or_else(|e| panic!("npm is needed to {what} ({e}); install Node.js 20 and npm, then build again"));

@@ -427,29 +427,42 @@ const ActorUser = graphql(`
     }
   }
 `);
-const actors = new Map<string, Promise<string>>();
-
-/** Who an event names: a user by their email (looked up once per page load), else as given
- * (`apikey:…`, `system:alerts`, `external:…`). */
-export function Actor({ actor }: { actor: string }) {
-  const [label, setLabel] = useState(actor);
+/** What `load` says of `key` (or `fallback`), asked once per page load for each key:
+ * `fallback` until it answers. */
+function useLookup(
+  cache: Map<string, Promise<string>>,
+  key: string | null,
+  fallback: string,
+  load: (key: string) => Promise<string | null | undefined>,
+): string {
+  const [label, setLabel] = useState(fallback);
   useEffect(() => {
-    const m = /^user:(.+)$/.exec(actor);
-    if (!m) return setLabel(actor);
-    let p = actors.get(m[1]);
+    if (key === null) return setLabel(fallback);
+    let p = cache.get(key);
     if (!p) {
-      p = request(ActorUser, { id: m[1] }).then(
-        (d) => d.user?.email ?? actor,
-        () => actor,
+      p = load(key).then(
+        (l) => l ?? fallback,
+        () => fallback,
       );
-      actors.set(m[1], p);
+      cache.set(key, p);
     }
     let live = true;
     void p.then((l) => live && setLabel(l));
     return () => {
       live = false;
     };
-  }, [actor]);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [key, fallback]);
+  return label;
+}
+
+const actors = new Map<string, Promise<string>>();
+
+/** Who an event names: a user by their email, else as given (`apikey:…`, `system:alerts`,
+ * `external:…`). */
+export function Actor({ actor }: { actor: string }) {
+  const user = /^user:(.+)$/.exec(actor)?.[1] ?? null;
+  const label = useLookup(actors, user, actor, (id) => request(ActorUser, { id }).then((d) => d.user?.email));
   return (
     <span className="actor" title={actor}>
       {label}
@@ -470,22 +483,7 @@ const clusterNames = new Map<string, Promise<string>>();
 /** A resource an alert or event names (cluster / stream / consumer), by the cluster's name,
  * linked to its page. */
 export function Resource({ clusterId, stream, consumer }: { clusterId: string; stream?: string | null; consumer?: string | null }) {
-  const [name, setName] = useState(clusterId);
-  useEffect(() => {
-    let p = clusterNames.get(clusterId);
-    if (!p) {
-      p = request(ClusterNameQ, { id: clusterId }).then(
-        (d) => d.cluster?.name ?? clusterId,
-        () => clusterId,
-      );
-      clusterNames.set(clusterId, p);
-    }
-    let live = true;
-    void p.then((n) => live && setName(n));
-    return () => {
-      live = false;
-    };
-  }, [clusterId]);
+  const name = useLookup(clusterNames, clusterId, clusterId, (id) => request(ClusterNameQ, { id }).then((d) => d.cluster?.name));
   const c = `/clusters/${encodeURIComponent(clusterId)}`;
   const s = stream ? `${c}/streams/${encodeURIComponent(stream)}` : null;
   return (

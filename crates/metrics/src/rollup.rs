@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 use jsc_domain::ids::{TokenKind, decode_token, encode_token};
 
 use crate::sample::SUBJECT_PREFIX;
-use crate::series::{Metric, SeriesKey, values_in};
+use crate::series::{Aggregate, Metric, SeriesKey, values_in};
 use crate::store::{PUBLISH_MARGIN_MS, StoreError, cluster_filter, read_range};
 
 const MINUTE_MS: i64 = 60_000;
@@ -248,17 +248,7 @@ type RowOrder = (&'static str, Option<String>, Option<String>, i64);
 /// Sums samples (or finer rows) into buckets of one resolution.
 #[derive(Default)]
 struct Acc {
-    rows: BTreeMap<RowOrder, Agg>,
-}
-
-struct Agg {
-    metric: Metric,
-    count: u64,
-    min: f64,
-    max: f64,
-    sum: f64,
-    last_at: i64,
-    last: f64,
+    rows: BTreeMap<RowOrder, (Metric, Aggregate)>,
 }
 
 impl Acc {
@@ -268,31 +258,16 @@ impl Acc {
             return;
         }
         let k = (key.metric.name(), key.stream.clone(), key.consumer.clone(), bucket);
-        let a = self.rows.entry(k).or_insert(Agg {
-            metric: key.metric,
-            count: 0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            sum: 0.0,
-            last_at: i64::MIN,
-            last: 0.0,
-        });
-        a.count += count;
-        a.min = a.min.min(min);
-        a.max = a.max.max(max);
-        a.sum += avg * count as f64;
-        if at >= a.last_at {
-            a.last_at = at;
-            a.last = last;
-        }
+        let (_, a) = self.rows.entry(k).or_insert((key.metric, Aggregate::EMPTY));
+        a.add(at, min, max, avg, last, count);
     }
 
     fn rows(self, cluster_id: &str) -> Vec<Row> {
         self.rows
             .into_iter()
-            .map(|((_, stream, consumer, at_ms), a)| Row {
+            .map(|((_, stream, consumer, at_ms), (metric, a))| Row {
                 key: SeriesKey {
-                    metric: a.metric,
+                    metric,
                     cluster_id: cluster_id.to_string(),
                     stream,
                     consumer,
@@ -302,7 +277,7 @@ impl Acc {
                 count: a.count,
                 min: a.min,
                 max: a.max,
-                avg: a.sum / a.count as f64,
+                avg: a.avg(),
                 last: a.last,
             })
             .collect()

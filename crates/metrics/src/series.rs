@@ -302,27 +302,48 @@ pub struct Buckets {
     from_ms: i64,
     to_ms: i64,
     step_ms: i64,
-    slots: Vec<Slot>,
+    slots: Vec<Aggregate>,
 }
 
+/// Samples (or aggregates of them) summed into one bucket: what a point and a roll-up row
+/// are made of.
 #[derive(Debug, Clone, Copy)]
-struct Slot {
-    min: f64,
-    max: f64,
-    sum: f64,
-    last_at: i64,
-    last: f64,
-    count: u64,
+pub struct Aggregate {
+    pub min: f64,
+    pub max: f64,
+    pub sum: f64,
+    /// When the last sample was taken, and its value.
+    pub last_at: i64,
+    pub last: f64,
+    pub count: u64,
 }
 
-const EMPTY: Slot = Slot {
-    min: f64::INFINITY,
-    max: f64::NEG_INFINITY,
-    sum: 0.0,
-    last_at: i64::MIN,
-    last: 0.0,
-    count: 0,
-};
+impl Aggregate {
+    pub const EMPTY: Self = Self {
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+        sum: 0.0,
+        last_at: i64::MIN,
+        last: 0.0,
+        count: 0,
+    };
+
+    /// Adds an aggregate of `count` samples whose last was taken at `at_ms`.
+    pub fn add(&mut self, at_ms: i64, min: f64, max: f64, avg: f64, last: f64, count: u64) {
+        self.min = self.min.min(min);
+        self.max = self.max.max(max);
+        self.sum += avg * count as f64;
+        if at_ms >= self.last_at {
+            self.last_at = at_ms;
+            self.last = last;
+        }
+        self.count += count;
+    }
+
+    pub fn avg(&self) -> f64 {
+        self.sum / self.count as f64
+    }
+}
 
 impl Buckets {
     pub fn new(from_ms: i64, to_ms: i64, step_ms: i64) -> Self {
@@ -332,7 +353,7 @@ impl Buckets {
             from_ms,
             to_ms,
             step_ms,
-            slots: vec![EMPTY; n],
+            slots: vec![Aggregate::EMPTY; n],
         }
     }
 
@@ -346,15 +367,7 @@ impl Buckets {
         if at_ms < self.from_ms || at_ms > self.to_ms || !avg.is_finite() || count == 0 {
             return;
         }
-        let e = &mut self.slots[((at_ms - self.from_ms) / self.step_ms) as usize];
-        e.min = e.min.min(min);
-        e.max = e.max.max(max);
-        e.sum += avg * count as f64;
-        if at_ms >= e.last_at {
-            e.last_at = at_ms;
-            e.last = last;
-        }
-        e.count += count;
+        self.slots[((at_ms - self.from_ms) / self.step_ms) as usize].add(at_ms, min, max, avg, last, count);
     }
 
     pub fn finish(self) -> Vec<Point> {
@@ -367,7 +380,7 @@ impl Buckets {
                 at_ms: from_ms + i as i64 * step_ms,
                 min: e.min,
                 max: e.max,
-                avg: e.sum / e.count as f64,
+                avg: e.avg(),
                 last: e.last,
                 count: e.count,
             })

@@ -250,18 +250,21 @@ impl TailCache {
         };
         let cached = {
             let mut tails = self.tails.lock().unwrap();
-            tails.get_mut(subject).filter(|t| t.from_ms <= from_ms).map(|t| {
-                t.used = std::time::Instant::now();
-                (t.last_seq, t.last_seq == last.sequence)
-            })
+            match tails.get_mut(subject).filter(|t| t.from_ms <= from_ms) {
+                // Nothing new: all from the cache.
+                Some(t) if t.last_seq == last.sequence => {
+                    t.used = std::time::Instant::now();
+                    return Ok(Self::in_range(&t.records, from_ms, to_ms));
+                }
+                Some(t) => {
+                    t.used = std::time::Instant::now();
+                    Some(t.last_seq)
+                }
+                None => None,
+            }
         };
         let start_seq = match cached {
-            Some((_, true)) => {
-                let tails = self.tails.lock().unwrap();
-                let t = &tails[subject];
-                return Ok(Self::in_range(&t.records, from_ms, to_ms));
-            }
-            Some((seq, false)) => seq + 1,
+            Some(seq) => seq + 1,
             None => {
                 // Everything taken from `from_ms` on, to keep (the query takes its part below),
                 // read up to the last message seen above, so that the next read starts after it.

@@ -173,7 +173,13 @@ export function Clusters() {
                 </>
               ),
             ],
-            ['Health', (c) => <span className={`badge ${health(c).cls}`}>{health(c).label}</span>],
+            [
+              'Health',
+              (c) => {
+                const h = health(c);
+                return <span className={`badge ${h.cls}`}>{h.label}</span>;
+              },
+            ],
             ['Servers', (c) => c.urls.join(', '), 'mono small'],
             ['Streams', (c) => fmtNum(c.lastSample?.streams)],
             ['Last seen', (c) => ago(c.lastSample?.sampledAt ?? c.lastConnectionTest?.testedAt)],

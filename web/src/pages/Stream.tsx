@@ -296,7 +296,8 @@ function Consumers({ clusterId, stream }: { clusterId: string; stream: string })
       ) : (
         <Table
           caption={`Consumers of ${stream}`}
-          rows={nodes}
+          // Each consumer with its latest state: from the subscription once it has sent one.
+          rows={nodes.map((c) => ({ ...c, st: states[c.name] ?? c.state }))}
           rowKey={(c) => c.name}
           columns={[
             [
@@ -304,15 +305,15 @@ function Consumers({ clusterId, stream }: { clusterId: string; stream: string })
               (c) => (
                 <>
                   <Link to={base + enc(c.name)}>{c.name}</Link> {c.config.isPush && <span className="badge muted">push</span>}
-                  {(states[c.name] ?? c.state)?.paused && <span className="badge warn">paused</span>}
+                  {c.st?.paused && <span className="badge warn">paused</span>}
                 </>
               ),
             ],
-            ['Lag (pending)', (c) => <span data-testid={`lag-${c.name}`}>{fmtNum((states[c.name] ?? c.state)?.pending)}</span>, 'num'],
-            ['Ack pending', (c) => fmtNum((states[c.name] ?? c.state)?.ackPending), 'num'],
-            ['Redelivered', (c) => fmtNum((states[c.name] ?? c.state)?.redelivered), 'num'],
+            ['Lag (pending)', (c) => <span data-testid={`lag-${c.name}`}>{fmtNum(c.st?.pending)}</span>, 'num'],
+            ['Ack pending', (c) => fmtNum(c.st?.ackPending), 'num'],
+            ['Redelivered', (c) => fmtNum(c.st?.redelivered), 'num'],
             ['Filter', (c) => c.config.filterSubjects.join(', ') || '—', 'mono small'],
-            ['Last active', (c) => ago((states[c.name] ?? c.state)?.lastActive)],
+            ['Last active', (c) => ago(c.st?.lastActive)],
           ]}
         />
       )}
