@@ -14,7 +14,6 @@ use futures::StreamExt;
 use jsc_domain::stream::{ChangeOrigin, StreamCommand, StreamConfig, stream_id};
 use jsc_eventstore::CommandContext;
 use jsc_fleet::CLIENT_NAME;
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::Console;
@@ -139,22 +138,49 @@ enum Touched {
     Consumer(String, String),
 }
 
+/// An API audit advisory, as far as the watcher reads it. Every request to the JetStream API
+/// makes one, reads included: each sample of the collector makes one per list page, with
+/// the whole page as its `response`. So the subject is read first, without keeping anything
+/// else, and the rest only for the few subjects that change something.
+#[derive(serde::Deserialize)]
+struct AuditSubject<'a> {
+    #[serde(borrow)]
+    subject: std::borrow::Cow<'a, str>,
+}
+
+#[derive(serde::Deserialize)]
+struct Audit {
+    #[serde(default)]
+    client: AuditClient,
+    #[serde(default)]
+    response: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct AuditClient {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    lang: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    host: Option<String>,
+}
+
+/// Whether a JetStream API answer is an error.
+fn is_error_answer(response: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        error: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_str::<Answer>(response).is_ok_and(|a| a.error.is_some())
+}
+
 fn parse_advisory(payload: &[u8]) -> Option<(Touched, String)> {
-    let v: Value = serde_json::from_slice(payload).ok()?;
-    let client = &v["client"];
-    let name = client["name"].as_str().unwrap_or_default();
-    if name == CLIENT_NAME {
-        return None;
-    }
-    let response: Value = v["response"]
-        .as_str()
-        .and_then(|r| serde_json::from_str(r).ok())
-        .unwrap_or(Value::Null);
-    if response.get("error").is_some() {
-        return None;
-    }
-    let subject = v["subject"].as_str()?;
-    let tokens: Vec<&str> = subject.strip_prefix("$JS.API.")?.split('.').collect();
+    let subject: AuditSubject = serde_json::from_slice(payload).ok()?;
+    let tokens: Vec<&str> = subject.subject.strip_prefix("$JS.API.")?.split('.').collect();
     let touched = match tokens.as_slice() {
         ["STREAM", "CREATE" | "UPDATE" | "DELETE", stream] => Touched::Stream(stream.to_string()),
         ["CONSUMER", "CREATE", stream, consumer, ..]
@@ -163,17 +189,22 @@ fn parse_advisory(payload: &[u8]) -> Option<(Touched, String)> {
         | ["CONSUMER", "PAUSE", stream, consumer] => Touched::Consumer(stream.to_string(), consumer.to_string()),
         _ => return None,
     };
+    let audit: Audit = serde_json::from_slice(payload).ok()?;
+    let client = audit.client;
+    let name = client.name.unwrap_or_default();
+    if name == CLIENT_NAME || audit.response.as_deref().is_some_and(is_error_answer) {
+        return None;
+    }
     let who = if name.is_empty() {
-        client["lang"]
-            .as_str()
+        client
+            .lang
             .map(|l| format!("{l} client"))
             .unwrap_or_else(|| "unnamed client".into())
     } else {
-        name.to_string()
+        name
     };
-    let user = client["user"].as_str().filter(|u| !u.is_empty());
-    let host = client["host"].as_str().unwrap_or("?");
-    let desc = match user {
+    let host = client.host.as_deref().unwrap_or("?");
+    let desc = match client.user.as_deref().filter(|u| !u.is_empty()) {
         Some(u) => format!("{who} ({u}@{host})"),
         None => format!("{who} ({host})"),
     };
@@ -255,6 +286,15 @@ pub(crate) async fn reconcile(console: &Console, cluster_id: &str) {
         .into_iter()
         .map(|s| (s.view.name, s.view.config))
         .collect();
+    // The console's consumers of this cluster, by stream: one pass over the view, not one
+    // per stream.
+    let mut known_consumers: HashMap<String, HashMap<String, _>> = HashMap::new();
+    for c in console.views.consumers.filter(|c| c.cluster_id == cluster_id) {
+        known_consumers
+            .entry(c.view.stream)
+            .or_default()
+            .insert(c.view.name, c.view.config);
+    }
     let names: BTreeSet<&String> = server.keys().chain(known.keys()).collect();
     for name in names {
         if server.get(name) != known.get(name) {
@@ -271,13 +311,7 @@ pub(crate) async fn reconcile(console: &Console, cluster_id: &str) {
             },
             false => HashMap::new(),
         };
-        let known_consumers: HashMap<String, _> = console
-            .views
-            .consumers
-            .filter(|c| c.cluster_id == cluster_id && &c.stream == name)
-            .into_iter()
-            .map(|c| (c.view.name, c.view.config))
-            .collect();
+        let known_consumers = known_consumers.remove(name.as_str()).unwrap_or_default();
         let consumer_names: BTreeSet<&String> = on_server.keys().chain(known_consumers.keys()).collect();
         for consumer in consumer_names {
             if on_server.get(consumer) != known_consumers.get(consumer) {
@@ -332,5 +366,25 @@ mod tests {
             .is_none()
         );
         assert!(parse_advisory(&advisory("cli", "$JS.API.STREAM.INFO.ORDERS", "{}")).is_none());
+        // A list's advisory carries the whole page; it is passed over on its subject.
+        let page = serde_json::json!({"total": 1, "streams": [{"config": {"name": "ORDERS"}}]}).to_string();
+        assert!(parse_advisory(&advisory("cli", "$JS.API.STREAM.LIST", &page)).is_none());
+    }
+
+    #[test]
+    fn a_client_without_a_name_is_named_by_its_language() {
+        let payload = serde_json::json!({
+            "client": {"lang": "go", "host": "10.0.0.8", "name": null},
+            "subject": "$JS.API.CONSUMER.DELETE.ORDERS.c1",
+            "response": "{\"success\":true}",
+        });
+        let (t, who) = parse_advisory(payload.to_string().as_bytes()).unwrap();
+        assert_eq!(t, Touched::Consumer("ORDERS".into(), "c1".into()));
+        assert_eq!(who, "go client (10.0.0.8)");
+        let bare = serde_json::json!({"subject": "$JS.API.STREAM.DELETE.ORDERS"});
+        assert_eq!(
+            parse_advisory(bare.to_string().as_bytes()).unwrap().1,
+            "unnamed client (?)"
+        );
     }
 }

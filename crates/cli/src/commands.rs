@@ -287,6 +287,12 @@ struct ServeArgs {
     /// seconds: at least 1.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..), env = "JSCONSOLE_METRICS_INTERVAL")]
     metrics_interval: u64,
+    /// How often every managed cluster is compared with the history in full, in seconds: at
+    /// least 1. The comparison catches changes made outside the console that no advisory
+    /// reported (made while the console was down, or on a server that sends none); it lists
+    /// every stream and consumer, so on big clusters make it rarer.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..), env = "JSCONSOLE_RECONCILE_INTERVAL")]
+    reconcile_interval: u64,
     /// Sample no cluster: serve the samples another console takes (run one sampling console
     /// beside serving ones).
     #[arg(long, env = "JSCONSOLE_NO_METRICS_COLLECTOR")]
@@ -374,6 +380,7 @@ async fn serve_with(args: ServeArgs, err: &mut (dyn Write + Send)) -> anyhow::Re
     config.bench_routes = args.bench_routes;
     config.monitoring.interval = std::time::Duration::from_secs(args.metrics_interval);
     config.monitoring.collect = !args.no_metrics_collector;
+    config.reconcile_interval = std::time::Duration::from_secs(args.reconcile_interval);
     config.monitoring.raw.max_age = std::time::Duration::from_secs(args.metrics_retention * 3600);
     config.monitoring.rollups.minute = std::time::Duration::from_secs(args.metrics_retention_1m_days * 86_400);
     config.monitoring.rollups.hour = std::time::Duration::from_secs(args.metrics_retention_1h_days * 86_400);

@@ -499,6 +499,15 @@ impl DomainEvent for StreamEvent {
     }
 }
 
+/// The `error` of a JetStream API answer, as the server sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+pub struct ApiError {
+    #[serde(default)]
+    pub err_code: u64,
+    #[serde(default)]
+    pub description: String,
+}
+
 /// How a managed cluster answered (or failed to answer) an admin request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {

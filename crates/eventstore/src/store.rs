@@ -109,15 +109,7 @@ struct AckBody {
     #[serde(default)]
     duplicate: bool,
     #[serde(default)]
-    error: Option<ApiError>,
-}
-
-#[derive(Deserialize)]
-struct ApiError {
-    #[serde(default)]
-    err_code: u64,
-    #[serde(default)]
-    description: String,
+    error: Option<jsc_domain::stream::ApiError>,
 }
 
 impl JetStreamEventStore {

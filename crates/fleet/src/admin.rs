@@ -154,6 +154,46 @@ pub struct ConsumerInfo {
     pub cluster: Option<PlacementInfo>,
 }
 
+/// An answer of the JetStream API, decoded straight into `T`. An answer that is an error
+/// (it has an `"error"` key) is turned into the [`ServiceError`] it stands for; every other
+/// answer is read once, without an intermediate JSON tree (a page of 256 streams is parsed
+/// on every sample).
+pub fn decode_answer<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ServiceError> {
+    #[derive(Deserialize)]
+    struct Failed {
+        #[serde(default)]
+        error: Option<jsc_domain::stream::ApiError>,
+    }
+    let unreadable =
+        |e: serde_json::Error| ServiceError::Unavailable(format!("unreadable answer from the cluster: {e}"));
+    // Only an answer that holds the key can be an error; looking is cheaper than a parse.
+    if memchr::memmem::find(payload, b"\"error\"").is_some()
+        && let Some(err) = serde_json::from_slice::<Failed>(payload).map_err(unreadable)?.error
+    {
+        let description = match err.description {
+            d if d.is_empty() => "unknown error".to_string(),
+            d => d,
+        };
+        return Err(match err.err_code {
+            codes::STREAM_NOT_FOUND | codes::CONSUMER_NOT_FOUND => ServiceError::NotFound(description),
+            codes::STREAM_NAME_IN_USE | codes::CONSUMER_ALREADY_EXISTS => {
+                ServiceError::Conflict(format!("{description}; update it instead"))
+            }
+            c if codes::TEMPORARY.contains(&c) => {
+                ServiceError::Unavailable(format!("the cluster cannot do this right now: {description}"))
+            }
+            code => ServiceError::Rejected { code, description },
+        });
+    }
+    serde_json::from_slice(payload).map_err(|e| {
+        if e.is_data() {
+            ServiceError::Unavailable(format!("unexpected answer from the cluster: {e}"))
+        } else {
+            unreadable(e)
+        }
+    })
+}
+
 /// Admin calls on one managed cluster.
 #[derive(Clone)]
 pub struct Admin {
@@ -199,28 +239,7 @@ impl Admin {
                 }
                 _ => ServiceError::Unavailable(format!("the cluster is unreachable: {e}")),
             })?;
-        let value: Value = serde_json::from_slice(&reply.payload)
-            .map_err(|e| ServiceError::Unavailable(format!("unreadable answer from the cluster: {e}")))?;
-        if let Some(err) = value.get("error") {
-            let code = err.get("err_code").and_then(Value::as_u64).unwrap_or(0);
-            let description = err
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown error")
-                .to_string();
-            return Err(match code {
-                codes::STREAM_NOT_FOUND | codes::CONSUMER_NOT_FOUND => ServiceError::NotFound(description),
-                codes::STREAM_NAME_IN_USE | codes::CONSUMER_ALREADY_EXISTS => {
-                    ServiceError::Conflict(format!("{description}; update it instead"))
-                }
-                c if codes::TEMPORARY.contains(&c) => {
-                    ServiceError::Unavailable(format!("the cluster cannot do this right now: {description}"))
-                }
-                _ => ServiceError::Rejected { code, description },
-            });
-        }
-        serde_json::from_value(value)
-            .map_err(|e| ServiceError::Unavailable(format!("unexpected answer from the cluster: {e}")))
+        decode_answer(&reply.payload)
     }
 
     pub async fn create_stream(&self, config: &StreamConfig) -> Result<StreamConfig, ServiceError> {
@@ -477,5 +496,48 @@ pub fn account_usage(v: &Value) -> AccountUsage {
         max_storage: limit("max_storage"),
         max_streams: limit("max_streams"),
         max_consumers: limit("max_consumers"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Page {
+        total: usize,
+        streams: Vec<Value>,
+    }
+
+    #[test]
+    fn an_answer_is_read_into_its_type() {
+        // The word in a value is not an error: only the key is.
+        let ok = br#"{"total":1,"streams":[{"config":{"name":"S","description":"\"error\" log"}}]}"#;
+        let page: Page = decode_answer(ok).unwrap();
+        assert_eq!((page.total, page.streams.len()), (1, 1));
+    }
+
+    #[test]
+    fn an_error_answer_is_the_error_it_stands_for() {
+        let missing = br#"{"type":"x","error":{"code":404,"err_code":10059,"description":"stream not found"}}"#;
+        match decode_answer::<Page>(missing) {
+            Err(ServiceError::NotFound(d)) => assert_eq!(d, "stream not found"),
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+        let refused = br#"{"error":{"code":400,"err_code":10999}}"#;
+        match decode_answer::<Page>(refused) {
+            Err(ServiceError::Rejected { code, description }) => {
+                assert_eq!((code, description.as_str()), (10999, "unknown error"))
+            }
+            other => panic!("expected Rejected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unreadable_or_unexpected_answer_says_which() {
+        let unreadable = decode_answer::<Page>(b"{\"total\":").unwrap_err();
+        assert!(unreadable.to_string().contains("unreadable answer"), "{unreadable}");
+        let unexpected = decode_answer::<Page>(br#"{"total":"many","streams":[]}"#).unwrap_err();
+        assert!(unexpected.to_string().contains("unexpected answer"), "{unexpected}");
     }
 }
