@@ -38,7 +38,7 @@ use jsc_domain::ids::{TokenKind, decode_token, encode_token};
 
 use crate::sample::SUBJECT_PREFIX;
 use crate::series::{Aggregate, Metric, SeriesKey, values_in};
-use crate::store::{PUBLISH_MARGIN_MS, StoreError, cluster_filter, read_range};
+use crate::store::{PUBLISH_MARGIN_MS, StoreError, cluster_filter, read_range_after};
 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -544,10 +544,14 @@ impl Rollups {
             };
             // Minutes, an hour per file, from the raw samples.
             let mut from = rolled(Resolution::Minute).unwrap_or(raw_from).max(raw_from);
+            // Each hour read on from where the one before stopped.
+            let mut start_seq = None;
             while from + HOUR_MS + GRACE_MS <= now_ms {
-                if let Some(path) = self.roll_minutes(cluster, from).await? {
+                let (written, next) = self.roll_minutes_after(cluster, from, start_seq).await?;
+                if let Some(path) = written {
                     report.written.push(path);
                 }
+                start_seq = next;
                 self.mark(Resolution::Minute, cluster, from + HOUR_MS);
                 from += HOUR_MS;
             }
@@ -592,16 +596,30 @@ impl Rollups {
 
     /// Rolls one hour of one cluster's raw samples into minutes; `None` when it had none.
     pub async fn roll_minutes(&self, cluster_id: &str, from_ms: i64) -> Result<Option<Path>, RollupError> {
+        Ok(self.roll_minutes_after(cluster_id, from_ms, None).await?.0)
+    }
+
+    /// [`Self::roll_minutes`], reading from stream sequence `start_seq` when given (what the
+    /// hour before answered); answers where the next hour's samples start.
+    async fn roll_minutes_after(
+        &self,
+        cluster_id: &str,
+        from_ms: i64,
+        start_seq: Option<u64>,
+    ) -> Result<(Option<Path>, Option<u64>), RollupError> {
         let to_ms = from_ms + HOUR_MS;
-        let records = read_range(&self.stream, &cluster_filter(cluster_id), from_ms, to_ms - 1).await?;
+        let (records, next) =
+            read_range_after(&self.stream, &cluster_filter(cluster_id), from_ms, to_ms - 1, start_seq).await?;
         let mut acc = Acc::default();
         for r in &records {
             for (key, at, v) in values_in(r) {
                 acc.add(&key, floor(at, MINUTE_MS), at, 1, v, v, v, v);
             }
         }
-        self.write(Resolution::Minute, cluster_id, from_ms, to_ms, acc.rows(cluster_id))
-            .await
+        let written = self
+            .write(Resolution::Minute, cluster_id, from_ms, to_ms, acc.rows(cluster_id))
+            .await?;
+        Ok((written, next))
     }
 
     /// Rolls one day of one cluster's minute files into hours; `None` when it had none.

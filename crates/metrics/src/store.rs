@@ -140,49 +140,80 @@ pub async fn read_range(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<Record>, StoreError> {
+    Ok(read_range_after(stream, filter, from_ms, to_ms, None).await?.0)
+}
+
+/// [`read_range`], starting at stream sequence `start_seq` when given (where the read of the
+/// range before this one said the next begins) rather than by publish time. Also answers
+/// that sequence for the range after this one: the first message read that was taken after
+/// `to_ms` (`u64::MAX` when the filter has nothing after the range yet, so that a later range
+/// that is over is known empty without a read). Reading consecutive ranges so is linear, whenever their samples were published
+/// (by time, a backlog published at once would be read from its start for every range).
+pub async fn read_range_after(
+    stream: &stream::Stream,
+    filter: &str,
+    from_ms: i64,
+    to_ms: i64,
+    start_seq: Option<u64>,
+) -> Result<(Vec<Record>, Option<u64>), StoreError> {
     // The last message tells whether there is anything from `from` on: an ordered consumer
     // over an empty range would wait for a message that never comes.
-    let last_published = if filter.contains(['*', '>']) {
+    let (last_published, last_seq) = if filter.contains(['*', '>']) {
         let info = stream.get_info().await.map_err(unavailable)?;
         if info.state.messages == 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), start_seq));
         }
-        info.state.last_timestamp
+        (info.state.last_timestamp, info.state.last_sequence)
     } else {
         match stream.direct_get_last_for_subject(filter).await {
-            Ok(last) => last.time,
-            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => return Ok(Vec::new()),
+            Ok(last) => (last.time, last.sequence),
+            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => return Ok((Vec::new(), start_seq)),
             Err(e) => return Err(unavailable(e)),
         }
     };
-    if ((last_published.unix_timestamp_nanos() / 1_000_000) as i64) < from_ms {
-        return Ok(Vec::new());
+    if ((last_published.unix_timestamp_nanos() / 1_000_000) as i64) < from_ms || start_seq.is_some_and(|s| s > last_seq)
+    {
+        return Ok((Vec::new(), start_seq));
     }
     let read = async {
-        let start = (from_ms - PUBLISH_MARGIN_MS).max(0);
-        let mut messages = ordered_messages(stream, filter, from_time(start)).await?;
+        let deliver = match start_seq {
+            Some(start_sequence) => consumer::DeliverPolicy::ByStartSequence { start_sequence },
+            None => from_time((from_ms - PUBLISH_MARGIN_MS).max(0)),
+        };
+        let mut messages = ordered_messages(stream, filter, deliver).await?;
         let mut out = Vec::new();
+        let mut next: Option<u64> = None;
         while let Some(m) = messages.next().await {
             let m = m.map_err(unavailable)?;
             let info = m.info().map_err(unavailable)?;
             let pending = info.pending;
+            let seq = info.stream_sequence;
             let published = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
             match Record::decode(&m.subject, &m.payload) {
                 Ok(r) => {
                     let at = r.at_ms();
+                    if at > to_ms {
+                        next = Some(next.map_or(seq, |n| n.min(seq)));
+                    }
                     if (from_ms..=to_ms).contains(&at) {
                         out.push(r);
-                    } else if at > to_ms && published > to_ms + PUBLISH_MARGIN_MS {
+                    } else if at > to_ms + PUBLISH_MARGIN_MS || (at > to_ms && published > to_ms + PUBLISH_MARGIN_MS) {
+                        // Past the range: a sample of the range is published within the
+                        // margin of its time, so before one taken later than that (samples
+                        // published late at once, as after a backlog, stop here too).
                         break;
                     }
                 }
                 Err(e) => tracing::debug!(error = %e, "skipping an unreadable sample"),
             }
             if pending == 0 {
+                // Read to the end of the filter: with no later sample, a later range that is
+                // over (past the publish margin) has none either.
+                next = Some(next.unwrap_or(u64::MAX));
                 break;
             }
         }
-        Ok(out)
+        Ok((out, next))
     };
     tokio::time::timeout(READ_TIMEOUT, read)
         .await
