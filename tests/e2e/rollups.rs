@@ -47,15 +47,24 @@ fn snapshot(cluster_id: &str, at_ms: i64, i: u64) -> Snapshot {
             bytes: 700 * i,
             last_seq: 7 * i,
             message_rate: (i > 0).then_some(0.7),
-            consumer_count: 1,
+            consumer_count: 2,
             max_bytes: -1,
             max_msgs: -1,
-            consumers: vec![ConsumerSample {
-                name: "worker".into(),
-                pending: (i * 13) % 101,
-                ack_pending: i % 5,
-                ..Default::default()
-            }],
+            // Two consumers, one queried: a roll-up file holds rows of both, and a query
+            // must find the rows of its own series only.
+            consumers: vec![
+                ConsumerSample {
+                    name: "archive".into(),
+                    pending: 1000 + (i * 7) % 53,
+                    ..Default::default()
+                },
+                ConsumerSample {
+                    name: "worker".into(),
+                    pending: (i * 13) % 101,
+                    ack_pending: i % 5,
+                    ..Default::default()
+                },
+            ],
             ..Default::default()
         },
     );

@@ -278,14 +278,14 @@ impl Console {
         // Per cluster, the coarsest roll-up first; each finer one (and the raw samples last)
         // from where the coarser one ends for that cluster (clusters' roll-ups may reach
         // different hours: one cluster's reach must not make another's rows count twice).
-        let index: std::collections::HashMap<&SeriesKey, usize> =
-            series.iter().enumerate().map(|(i, k)| (k, i)).collect();
-        let mut by_cluster: BTreeMap<&str, Vec<SeriesKey>> = BTreeMap::new();
-        for s in &series {
-            by_cluster.entry(&s.cluster_id).or_default().push(s.clone());
+        let mut by_cluster: BTreeMap<&str, (Vec<SeriesKey>, Vec<usize>)> = BTreeMap::new();
+        for (i, s) in series.iter().enumerate() {
+            let (keys, indexes) = by_cluster.entry(&s.cluster_id).or_default();
+            keys.push(s.clone());
+            indexes.push(i);
         }
         let mut cursor_of: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-        for (cluster, keys) in &by_cluster {
+        for (cluster, (keys, indexes)) in &by_cluster {
             let mut cursor = from_ms;
             for level in [Resolution::Hour, Resolution::Minute] {
                 let Some(r) = level.rollup().filter(|_| level <= resolution) else {
@@ -294,10 +294,15 @@ impl Console {
                 let reach = self
                     .monitoring
                     .rollups
-                    .read_each(r, keys, cursor, to_ms, |row| {
-                        if let Some(&i) = index.get(&row.key) {
-                            buckets[i].add_aggregate(row.last_at_ms, row.min, row.max, row.avg, row.last, row.count);
-                        }
+                    .read_each(r, keys, cursor, to_ms, |j, row| {
+                        buckets[indexes[j]].add_aggregate(
+                            row.last_at_ms,
+                            row.min,
+                            row.max,
+                            row.avg,
+                            row.last,
+                            row.count,
+                        );
                     })
                     .await
                     .map_err(|e| Error::unavailable(e.to_string()))?;

@@ -367,11 +367,12 @@ async fn query_24h(
             .sum::<f64>()
     };
     // Rolling samples that were all published at once is slow (each hour's read starts at
-    // the first of them): wait until every hour is written, or until no file has been
-    // written for two minutes (the last hours may hold nothing to roll).
+    // the first of them before the roller read on by sequence): wait until every hour is
+    // written, or until no file has been written for two minutes (the last hours may hold
+    // nothing to roll).
     let deadline = Instant::now() + Duration::from_secs(2400);
     let (mut last, mut since) = (-1.0, Instant::now());
-    loop {
+    let rolled = loop {
         let scrape = http
             .get(format!("{}/metrics", console.base))
             .send()
@@ -381,7 +382,7 @@ async fn query_24h(
         let n = written(&scrape);
         if n >= hours || (n > 0.0 && n == last && since.elapsed() > Duration::from_secs(120)) {
             eprintln!("   {n} of {hours} hourly 1-minute roll-ups written");
-            break;
+            break n;
         }
         if n != last {
             (last, since) = (n, Instant::now());
@@ -396,7 +397,7 @@ async fn query_24h(
                 .join("; ")
         );
         tokio::time::sleep(Duration::from_millis(2000)).await;
-    }
+    };
     let stream = js.get_stream("CONSOLE_METRICS").await?;
     // Raw: the same 24 h of the 20 streams' samples read with an ordered consumer.
     let mut raw = Vec::new();
@@ -498,8 +499,8 @@ async fn query_24h(
     let note = format!(
         "100 series (4 streams × 25 consumers' lag) over 24 h at a 60 s step (1,440 points each) over HTTP, \
          one query at a time, timed to the answer's last byte (the bench then parses the JSON: {con_parse:.1} ms \
-         for `points`, {col_parse:.1} ms for `columns`, not counted); 23 hours from the 1-minute roll-up files, \
-         the last from the raw samples (the raw baseline read before the stream was trimmed to what a live \
+         for `points`, {col_parse:.1} ms for `columns`, not counted); {rolled} of the {hours} hours that were over \
+         had been rolled into 1-minute files when the queries began, the rest read from the raw samples (the raw baseline read before the stream was trimmed to what a live \
          stream's publish times give that read)"
     );
     let row = |metric: &str, console: Vec<f64>, target: Target| Row {
