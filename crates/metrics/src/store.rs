@@ -147,8 +147,9 @@ pub async fn read_range(
 /// range before this one said the next begins) rather than by publish time. Also answers
 /// that sequence for the range after this one: the first message read that was taken after
 /// `to_ms` (`u64::MAX` when the filter has nothing after the range yet, so that a later range
-/// that is over is known empty without a read). Reading consecutive ranges so is linear, whenever their samples were published
-/// (by time, a backlog published at once would be read from its start for every range).
+/// that is over is known empty without a read). Reading consecutive ranges so is linear,
+/// whenever their samples were published (by time, a backlog published at once would be
+/// read from its start for every range).
 pub async fn read_range_after(
     stream: &stream::Stream,
     filter: &str,
@@ -192,8 +193,9 @@ pub async fn read_range_after(
             match Record::decode(&m.subject, &m.payload) {
                 Ok(r) => {
                     let at = r.at_ms();
-                    if at > to_ms {
-                        next = Some(next.map_or(seq, |n| n.min(seq)));
+                    if at > to_ms && next.is_none() {
+                        // Delivered in sequence order: the first such is the next range's start.
+                        next = Some(seq);
                     }
                     if (from_ms..=to_ms).contains(&at) {
                         out.push(r);
@@ -245,6 +247,8 @@ struct Tail {
     /// The stream sequence of the last message read.
     last_seq: u64,
     records: Vec<std::sync::Arc<Record>>,
+    /// The records' weight, kept as they come and go.
+    weight: usize,
     used: std::time::Instant,
 }
 
@@ -325,18 +329,17 @@ impl TailCache {
             tails.get_mut(subject).map(|t| {
                 // Another query may have read some of them meanwhile: each once.
                 let seen = t.last_seq;
-                t.records.extend(
-                    new.into_iter()
-                        .filter(|(seq, _)| *seq > seen)
-                        .map(|(_, r)| std::sync::Arc::new(r)),
-                );
+                for (_, r) in new.into_iter().filter(|(seq, _)| *seq > seen) {
+                    t.weight += weight(&r);
+                    t.records.push(std::sync::Arc::new(r));
+                }
                 t.last_seq = t.last_seq.max(last.sequence);
                 Self::in_range(&t.records, from_ms, to_ms)
             })
         };
         match out {
             Some(out) => {
-                self.trim();
+                self.trim(subject);
                 Ok(out)
             }
             // Dropped meanwhile (the cache was full): read it whole.
@@ -345,37 +348,41 @@ impl TailCache {
     }
 
     fn store(&self, subject: &str, from_ms: i64, last_seq: u64, records: Vec<std::sync::Arc<Record>>) {
+        let weight = records.iter().map(|r| weight(r)).sum();
         self.tails.lock().unwrap().insert(
             subject.to_string(),
             Tail {
                 from_ms,
                 last_seq,
                 records,
+                weight,
                 used: std::time::Instant::now(),
             },
         );
-        self.trim();
+        self.trim(subject);
     }
 
-    /// Drops samples older than `keep_ms` before each subject's newest, then whole subjects,
-    /// least recently used first, until at most `max_weight` remains.
-    fn trim(&self) {
+    /// Drops the samples of `subject` older than `keep_ms` before its newest (it is the one
+    /// that grew), then whole subjects, least recently used first, until at most
+    /// `max_weight` remains. Costs the subject's samples and one look per subject, not a walk
+    /// of every sample kept.
+    fn trim(&self, subject: &str) {
         let mut tails = self.tails.lock().unwrap();
-        for t in tails.values_mut() {
+        if let Some(t) = tails.get_mut(subject) {
             let newest = t.records.iter().map(|r| r.at_ms()).max().unwrap_or(t.from_ms);
             let cutoff = newest - self.keep_ms;
             if cutoff > t.from_ms {
                 t.records.retain(|r| r.at_ms() >= cutoff);
+                t.weight = t.records.iter().map(|r| weight(r)).sum();
                 t.from_ms = cutoff;
             }
         }
-        let of = |t: &Tail| t.records.iter().map(|r| weight(r)).sum::<usize>();
-        let mut total: usize = tails.values().map(of).sum();
+        let mut total: usize = tails.values().map(|t| t.weight).sum();
         while total > self.max_weight {
             let Some(oldest) = tails.iter().min_by_key(|(_, t)| t.used).map(|(k, _)| k.clone()) else {
                 break;
             };
-            total -= tails.remove(&oldest).as_ref().map_or(0, of);
+            total -= tails.remove(&oldest).map_or(0, |t| t.weight);
         }
     }
 }
