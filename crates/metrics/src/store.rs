@@ -189,7 +189,6 @@ pub async fn read_range_after(
             let info = m.info().map_err(unavailable)?;
             let pending = info.pending;
             let seq = info.stream_sequence;
-            let published = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
             match Record::decode(&m.subject, &m.payload) {
                 Ok(r) => {
                     let at = r.at_ms();
@@ -199,10 +198,11 @@ pub async fn read_range_after(
                     }
                     if (from_ms..=to_ms).contains(&at) {
                         out.push(r);
-                    } else if at > to_ms + PUBLISH_MARGIN_MS || (at > to_ms && published > to_ms + PUBLISH_MARGIN_MS) {
+                    } else if at > to_ms + PUBLISH_MARGIN_MS {
                         // Past the range: a sample of the range is published within the
-                        // margin of its time, so before one taken later than that (samples
-                        // published late at once, as after a backlog, stop here too).
+                        // margin of its time, so before one taken later than that. (Samples
+                        // published late at once, as a backlog, are read so too: they may be
+                        // out of order by up to the margin, not more.)
                         break;
                     }
                 }

@@ -84,8 +84,9 @@ impl Child {
             .args(extra)
             .arg("--data-dir")
             .arg(data.path())
+            // Its warnings (it logs to stdout) among the bench's progress lines.
             .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
+            .stdout(std::io::stderr())
             .spawn()?;
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
