@@ -218,12 +218,30 @@ async fn rollups_equal_the_raw_samples_resume_after_a_restart_and_age_out() {
     let lag = &raw["metrics"][0]["points"];
     assert_eq!(lag.as_array().unwrap().len(), 180, "one point a minute: {lag}");
     assert_eq!(lag[0]["count"], 6);
+    // Points answered whole still follow the selection: aliases, fragments, `__typename`,
+    // `@skip`, a field asked twice.
+    let shaped = app
+        .data(
+            "query($s: [MetricSeriesInput!]!, $from: DateTime!, $to: DateTime, $no: Boolean!) {
+              metrics(series: $s, from: $from, to: $to, step: 60, resolution: RAW) {
+                points { __typename t: at ...P ... on MetricPoint { count } value @skip(if: $no) min @include(if: $no) } } }
+             fragment P on MetricPoint { v: value at count }",
+            json!({"s": series(&cluster), "from": time(from), "to": time(to), "no": true}),
+        )
+        .await;
+    let shaped = shaped["metrics"][0]["points"].as_array().unwrap();
+    assert_eq!(shaped.len(), 180);
+    for (s, p) in shaped.iter().zip(lag.as_array().unwrap()) {
+        let keys: Vec<&String> = s.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["__typename", "at", "count", "min", "t", "v"], "{s}");
+        assert_eq!(s["__typename"], "MetricPoint");
+        assert_eq!((&s["t"], &s["at"], &s["v"]), (&p["at"], &p["at"], &p["value"]));
+        assert_eq!((&s["count"], &s["min"]), (&p["count"], &p["min"]));
+    }
     assert_same_points(&raw, &read(&app, &cluster, from, to, 60, "MINUTE").await, "MINUTE");
     let raw_hours = read(&app, &cluster, from, to, 3600, "RAW").await;
-    assert_eq!(
-        raw_hours["metrics"][1]["points"][2]["last"],
-        json!(7.0 * (n - 1) as f64)
-    );
+    // A whole Float is written without a fraction (as graphql-js writes it).
+    assert_eq!(raw_hours["metrics"][1]["points"][2]["last"], json!(7 * (n - 1)));
     assert_same_points(&raw_hours, &read(&app, &cluster, from, to, 3600, "HOUR").await, "HOUR");
 
     // Left to choose, a range older than the raw samples' retention reads the roll-ups.

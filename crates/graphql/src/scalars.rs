@@ -103,6 +103,38 @@ mod tests {
         assert!(Duration::parse("5 minutes").is_err());
         assert!(Duration::parse("m").is_err());
     }
+
+    #[test]
+    fn times_are_written_as_the_date_time_scalar_writes_them() {
+        let mut day = (0, String::new());
+        let chrono = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339();
+        // Whole seconds over three days (across midnights, the cached date changing), then
+        // milliseconds, the epoch, before it, and the last second of year 9999 and after.
+        let start = 1_765_000_000_000 - 1_765_000_000_000 % 86_400_000 - 7_000;
+        let times = (0..3 * 86_400 / 7).map(|i| start + i * 7_000);
+        let edges = [
+            1_765_000_000_123,
+            0,
+            -1_000,
+            -86_400_000,
+            253_402_300_799_000,
+            253_402_300_800_000,
+        ];
+        for ms in times.chain(edges) {
+            assert_eq!(rfc3339(ms, &mut day), chrono(ms), "{ms}");
+        }
+        assert_eq!(rfc3339(1_765_000_800_000, &mut day), "2025-12-06T06:00:00+00:00");
+    }
+
+    #[test]
+    fn whole_floats_are_written_without_a_fraction() {
+        let json = |v: f64| serde_json::to_string(&float(v)).unwrap();
+        assert_eq!(json(1_765_000_000_000.0), "1765000000000");
+        assert_eq!(json(-3.0), "-3");
+        assert_eq!(json(2.5), "2.5");
+        assert_eq!(json(1e300), "1e+300");
+        assert_eq!(json(f64::NAN), "null");
+    }
 }
 
 /// A `[Float!]!` or `[Int!]!` answered as one value: a list of scalars needs no field
@@ -139,6 +171,42 @@ macro_rules! numbers {
     };
 }
 
-numbers!(f64, "Float", |v| async_graphql::Number::from_f64(*v)
-    .map_or(Value::Null, Value::Number));
+numbers!(f64, "Float", |v| float(*v));
 numbers!(i64, "Int", |v| Value::Number((*v).into()));
+
+/// A `Float` answered as a value. A whole number (times in milliseconds, counts, most lags)
+/// is written without a fraction: `1765000000000`, not `1765000000000.0`, the same number to
+/// a JSON reader, shorter and written about twice as fast.
+pub(crate) fn float(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
+        Value::Number((v as i64).into())
+    } else {
+        async_graphql::Number::from_f64(v).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// Milliseconds since the epoch as the `DateTime` scalar writes them (RFC 3339 in UTC, as
+/// `to_rfc3339`), for answers of many times in a row: the date is formatted once per day
+/// (`day` keeps it), the time of day by hand. Times with milliseconds, or outside years
+/// 1970 to 9999, are formatted by chrono.
+pub(crate) fn rfc3339(ms: i64, day: &mut (i64, String)) -> String {
+    use std::fmt::Write;
+    const MAX_MS: i64 = 253_402_300_799_999;
+    let time = || {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .to_rfc3339()
+    };
+    if !(0..=MAX_MS).contains(&ms) || ms % 1000 != 0 {
+        return time();
+    }
+    let (days, secs) = ((ms / 1000).div_euclid(86_400), (ms / 1000).rem_euclid(86_400));
+    if day.0 != days || day.1.is_empty() {
+        let midnight = chrono::DateTime::from_timestamp(days * 86_400, 0).unwrap_or_default();
+        *day = (days, midnight.format("%Y-%m-%d").to_string());
+    }
+    let mut out = String::with_capacity(25);
+    out.push_str(&day.1);
+    let _ = write!(out, "T{:02}:{:02}:{:02}+00:00", secs / 3600, secs / 60 % 60, secs % 60);
+    out
+}
