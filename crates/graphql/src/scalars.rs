@@ -190,7 +190,6 @@ pub(crate) fn float(v: f64) -> Value {
 /// (`day` keeps it), the time of day by hand. Times with milliseconds, or outside years
 /// 1970 to 9999, are formatted by chrono.
 pub(crate) fn rfc3339(ms: i64, day: &mut (i64, String)) -> String {
-    use std::fmt::Write;
     const MAX_MS: i64 = 253_402_300_799_999;
     let time = || {
         chrono::DateTime::from_timestamp_millis(ms)
@@ -205,8 +204,12 @@ pub(crate) fn rfc3339(ms: i64, day: &mut (i64, String)) -> String {
         let midnight = chrono::DateTime::from_timestamp(days * 86_400, 0).unwrap_or_default();
         *day = (days, midnight.format("%Y-%m-%d").to_string());
     }
+    let two = |n: i64| [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+    let [h, m, s] = [two(secs / 3600), two(secs / 60 % 60), two(secs % 60)];
+    let clock = [b'T', h[0], h[1], b':', m[0], m[1], b':', s[0], s[1]];
     let mut out = String::with_capacity(25);
     out.push_str(&day.1);
-    let _ = write!(out, "T{:02}:{:02}:{:02}+00:00", secs / 3600, secs / 60 % 60, secs % 60);
+    out.push_str(std::str::from_utf8(&clock).unwrap_or_default());
+    out.push_str("+00:00");
     out
 }
