@@ -209,7 +209,6 @@ pub(super) async fn monitoring(args: &Args, sizes: &Sizes) -> anyhow::Result<Vec
             &["--metrics-interval", "3600", "--reconcile-interval", &interval],
         )
         .await?;
-    let http = authed_client(&console.token)?;
     // Past the first sample and reconcile of the restart.
     tokio::time::sleep(Duration::from_secs(2 * INTERVAL + 1)).await;
     let mut per_reconcile = Vec::new();
