@@ -12,6 +12,7 @@ mod eventstore;
 mod history;
 mod identity;
 mod leases;
+mod live;
 mod messages;
 mod monitoring;
 mod mutations;

@@ -11,16 +11,48 @@ use tokio::sync::Mutex;
 
 use crate::adapters::ManagedClusters;
 
-type Slot<T> = Arc<Mutex<Option<(Instant, Arc<HashMap<String, T>>)>>>;
-
-/// Maps fetched on demand and kept for a time-to-live; concurrent readers of a stale
-/// entry wait for a single refresh.
-struct TtlCache<K, T> {
-    ttl: Duration,
-    slots: std::sync::Mutex<HashMap<K, Slot<T>>>,
+/// One key's map: the last one read, when, and whether a refresh is under way.
+struct Slot<T> {
+    state: std::sync::Mutex<SlotState<T>>,
+    /// Held by whoever reads while a query waits (no map yet, or a change made since):
+    /// concurrent readers wait for one read.
+    fetching: Mutex<()>,
 }
 
-impl<K: std::hash::Hash + Eq + Clone, T> TtlCache<K, T> {
+struct SlotState<T> {
+    last: Option<(Instant, Arc<HashMap<String, T>>)>,
+    refreshing: bool,
+    /// Bumped by each invalidation: a read that began before one is not kept.
+    generation: u64,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Self {
+            state: std::sync::Mutex::new(SlotState {
+                last: None,
+                refreshing: false,
+                generation: 0,
+            }),
+            fetching: Mutex::new(()),
+        }
+    }
+}
+
+/// Maps read on demand and kept for a time-to-live. A map older than that is still
+/// answered at once while one refresh runs in the background (up to `STALE_FOR`), so a
+/// query never waits for a cluster-wide list it does not need fresh; a reader waits only
+/// when there is no map yet, or the console changed something since (read-your-writes).
+struct TtlCache<K, T> {
+    ttl: Duration,
+    slots: std::sync::Mutex<HashMap<K, Arc<Slot<T>>>>,
+}
+
+/// How old a map may be and still be answered while a refresh runs; older (a cluster that
+/// stopped answering), a reader waits for the read and gets its error.
+const STALE_FOR: Duration = Duration::from_secs(30);
+
+impl<K: std::hash::Hash + Eq + Clone, T: Send + Sync + 'static> TtlCache<K, T> {
     fn new(ttl: Duration) -> Self {
         Self {
             ttl,
@@ -31,22 +63,60 @@ impl<K: std::hash::Hash + Eq + Clone, T> TtlCache<K, T> {
     async fn get<F, Fut>(&self, key: K, fetch: F) -> Result<Arc<HashMap<String, T>>, ServiceError>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<(String, T)>, ServiceError>>,
+        Fut: std::future::Future<Output = Result<Vec<(String, T)>, ServiceError>> + Send + 'static,
     {
         let slot = self.slots.lock().expect("cache lock").entry(key).or_default().clone();
-        let mut guard = slot.lock().await;
-        if let Some((at, v)) = guard.as_ref()
-            && at.elapsed() < self.ttl
-        {
-            return Ok(v.clone());
+        let refresh = {
+            let mut state = slot.state.lock().expect("slot lock");
+            match &state.last {
+                Some((at, map)) if at.elapsed() < self.ttl => return Ok(map.clone()),
+                Some((at, map)) if at.elapsed() < STALE_FOR => {
+                    let map = map.clone();
+                    let start = !state.refreshing;
+                    state.refreshing = true;
+                    Some((map, start, state.generation))
+                }
+                _ => None,
+            }
+        };
+        if let Some((map, start, generation)) = refresh {
+            if start {
+                let (slot, read) = (slot.clone(), fetch());
+                tokio::spawn(async move {
+                    let result = read.await;
+                    let mut state = slot.state.lock().expect("slot lock");
+                    state.refreshing = false;
+                    match result {
+                        Ok(list) if state.generation == generation => {
+                            state.last = Some((Instant::now(), Arc::new(list.into_iter().collect())));
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!(error = %e, "refreshing live state failed; the last one is answered"),
+                    }
+                });
+            }
+            return Ok(map);
         }
+        let _one = slot.fetching.lock().await;
+        let generation = {
+            let state = slot.state.lock().expect("slot lock");
+            if let Some((at, map)) = &state.last
+                && at.elapsed() < self.ttl
+            {
+                return Ok(map.clone());
+            }
+            state.generation
+        };
         let map: Arc<HashMap<String, T>> = Arc::new(fetch().await?.into_iter().collect());
-        *guard = Some((Instant::now(), map.clone()));
+        let mut state = slot.state.lock().expect("slot lock");
+        if state.generation == generation {
+            state.last = Some((Instant::now(), map.clone()));
+        }
         Ok(map)
     }
 
     async fn invalidate_where(&self, mut pred: impl FnMut(&K) -> bool) {
-        let slots: Vec<Slot<T>> = self
+        let slots: Vec<Arc<Slot<T>>> = self
             .slots
             .lock()
             .expect("cache lock")
@@ -55,7 +125,9 @@ impl<K: std::hash::Hash + Eq + Clone, T> TtlCache<K, T> {
             .map(|(_, s)| s.clone())
             .collect();
         for slot in slots {
-            *slot.lock().await = None;
+            let mut state = slot.state.lock().expect("slot lock");
+            state.last = None;
+            state.generation += 1;
         }
     }
 }
@@ -84,9 +156,10 @@ impl LiveState {
 
     /// Every stream of a cluster with its state, by name.
     pub async fn streams(&self, cluster_id: &str) -> Result<Arc<HashMap<String, StreamInfo>>, ServiceError> {
+        let (managed, cluster) = (self.managed.clone(), cluster_id.to_string());
         self.streams
-            .get(cluster_id.to_string(), || async {
-                let list = self.managed.admin(cluster_id).await?.list_streams().await?;
+            .get(cluster_id.to_string(), || async move {
+                let list = managed.admin(&cluster).await?.list_streams().await?;
                 Ok(list.into_iter().map(|i| (i.config.name.clone(), i)).collect())
             })
             .await
@@ -98,9 +171,10 @@ impl LiveState {
         cluster_id: &str,
         stream: &str,
     ) -> Result<Arc<HashMap<String, ConsumerInfo>>, ServiceError> {
+        let (managed, cluster, stream) = (self.managed.clone(), cluster_id.to_string(), stream.to_string());
         self.consumers
-            .get((cluster_id.to_string(), stream.to_string()), || async {
-                let list = match self.managed.admin(cluster_id).await?.list_consumers(stream).await {
+            .get((cluster.clone(), stream.clone()), || async move {
+                let list = match managed.admin(&cluster).await?.list_consumers(&stream).await {
                     Err(ServiceError::NotFound(_)) => Vec::new(),
                     other => other?,
                 };

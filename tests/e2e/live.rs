@@ -1,0 +1,86 @@
+//! Live state (message counts, lag) at scale: a query answers from the last state read and
+//! never waits for a cluster-wide refresh, which runs in the background.
+
+use std::time::Duration;
+
+use jsc_testkit::{NatsServer, TestApp};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+/// A real TCP proxy to a nats-server whose answers (server → console) can be held, as a
+/// managed server that answers slowly would.
+async fn holding_proxy(upstream: String) -> (String, watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("nats://{}", listener.local_addr().unwrap());
+    let (hold, held) = watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (upstream, mut held) = (upstream.clone(), held.clone());
+            tokio::spawn(async move {
+                let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                let ((mut cr, mut cw), (mut sr, mut sw)) = (client.into_split(), server.into_split());
+                let to_server = async move { tokio::io::copy(&mut cr, &mut sw).await };
+                let to_client = async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = sr.read(&mut buf).await?;
+                        if n == 0 || held.wait_for(|h| !*h).await.is_err() {
+                            return Ok::<_, std::io::Error>(());
+                        }
+                        cw.write_all(&buf[..n]).await?;
+                    }
+                };
+                let _ = tokio::join!(to_server, to_client);
+            });
+        }
+    });
+    (url, hold)
+}
+
+const PAGE: &str = "query($c: ID!) { streams(clusterId: $c, first: 50) { nodes { name state { messages } } } }";
+
+#[tokio::test]
+async fn a_page_query_answers_from_the_last_state_while_the_cluster_is_slow_to_list() {
+    let managed = NatsServer::start();
+    let (url, hold) = holding_proxy(managed.url().trim_start_matches("nats://").to_string()).await;
+    let ttl = Duration::from_millis(200);
+    let app = TestApp::spawn_with(NatsServer::start(), |c| c.live_ttl = ttl).await;
+    let cluster = app.register_cluster(json!({"name": "slow", "urls": [url]})).await;
+    app.create_stream(&cluster, "ORDERS", &["orders.>"]).await;
+    let js = managed.jetstream().await;
+    for _ in 0..3 {
+        js.publish("orders.new", "x".into()).await.unwrap().await.unwrap();
+    }
+    let messages = |page: &serde_json::Value| page["streams"]["nodes"][0]["state"]["messages"].clone();
+    // The console changed the cluster (it created the stream): the first query reads the
+    // state it needs, with the messages published before it.
+    assert_eq!(messages(&app.data(PAGE, json!({"c": cluster})).await), 3);
+
+    // The cluster stops answering; the state read ages past its time-to-live. A query still
+    // answers at once, with the last state, while the refresh waits on the cluster.
+    hold.send(true).unwrap();
+    tokio::time::sleep(ttl * 2).await;
+    for _ in 0..3 {
+        js.publish("orders.new", "x".into()).await.unwrap().await.unwrap();
+    }
+    let page = tokio::time::timeout(Duration::from_secs(20), app.data(PAGE, json!({"c": cluster})))
+        .await
+        .expect("a page query waited for the cluster's list");
+    assert_eq!(messages(&page), 3, "the last state read: {page}");
+
+    // The cluster answers again: the background refresh brings the new count.
+    hold.send(false).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = app.data(PAGE, json!({"c": cluster})).await;
+        if messages(&page) == 6 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the state was never refreshed: {page}"
+        );
+        tokio::time::sleep(ttl).await;
+    }
+}
