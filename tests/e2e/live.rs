@@ -38,7 +38,8 @@ async fn holding_proxy(upstream: String) -> (String, watch::Sender<bool>) {
     (url, hold)
 }
 
-const PAGE: &str = "query($c: ID!) { streams(clusterId: $c, first: 50) { nodes { name state { messages } } } }";
+const PAGE: &str =
+    "query($c: ID!) { streams(clusterId: $c, first: 50) { nodes { name state { messages sampledAt } } } }";
 
 #[tokio::test]
 async fn a_page_query_answers_from_the_last_state_while_the_cluster_is_slow_to_list() {
@@ -53,9 +54,22 @@ async fn a_page_query_answers_from_the_last_state_while_the_cluster_is_slow_to_l
         js.publish("orders.new", "x".into()).await.unwrap().await.unwrap();
     }
     let messages = |page: &serde_json::Value| page["streams"]["nodes"][0]["state"]["messages"].clone();
+    let sampled = |page: &serde_json::Value| {
+        let at = page["streams"]["nodes"][0]["state"]["sampledAt"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        chrono::DateTime::parse_from_rfc3339(&at).unwrap()
+    };
     // The console changed the cluster (it created the stream): the first query reads the
-    // state it needs, with the messages published before it.
-    assert_eq!(messages(&app.data(PAGE, json!({"c": cluster})).await), 3);
+    // state it needs, with the messages published before it, and says when it read it.
+    let before = chrono::Utc::now();
+    let first = app.data(PAGE, json!({"c": cluster})).await;
+    assert_eq!(messages(&first), 3);
+    assert!(
+        sampled(&first) >= before && sampled(&first) <= chrono::Utc::now(),
+        "{first}"
+    );
 
     // The cluster stops answering; the state read ages past its time-to-live. A query still
     // answers at once, with the last state, while the refresh waits on the cluster.
@@ -68,6 +82,7 @@ async fn a_page_query_answers_from_the_last_state_while_the_cluster_is_slow_to_l
         .await
         .expect("a page query waited for the cluster's list");
     assert_eq!(messages(&page), 3, "the last state read: {page}");
+    assert_eq!(sampled(&page), sampled(&first), "and its age: {page}");
 
     // The cluster answers again: the background refresh brings the new count.
     hold.send(false).unwrap();
@@ -75,6 +90,7 @@ async fn a_page_query_answers_from_the_last_state_while_the_cluster_is_slow_to_l
     loop {
         let page = app.data(PAGE, json!({"c": cluster})).await;
         if messages(&page) == 6 {
+            assert!(sampled(&page) > sampled(&first), "{page}");
             break;
         }
         assert!(

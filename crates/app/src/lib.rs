@@ -27,6 +27,7 @@ mod home;
 pub mod identity;
 pub mod lease;
 mod live;
+pub use live::Sampled;
 pub mod messages;
 pub mod monitoring;
 pub mod nodes;

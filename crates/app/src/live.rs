@@ -11,6 +11,31 @@ use tokio::sync::Mutex;
 
 use crate::adapters::ManagedClusters;
 
+/// A cluster's state as read at once (a list of streams, or of a stream's consumers), by
+/// name, and when it was read.
+pub struct Sampled<T> {
+    /// When the list was read from the cluster.
+    pub at: chrono::DateTime<chrono::Utc>,
+    items: HashMap<String, T>,
+}
+
+impl<T> std::ops::Deref for Sampled<T> {
+    type Target = HashMap<String, T>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.items
+    }
+}
+
+impl<T> Sampled<T> {
+    fn now(list: Vec<(String, T)>) -> Arc<Self> {
+        Arc::new(Self {
+            at: chrono::Utc::now(),
+            items: list.into_iter().collect(),
+        })
+    }
+}
+
 /// One key's map: the last one read, when, and whether a refresh is under way.
 struct Slot<T> {
     state: std::sync::Mutex<SlotState<T>>,
@@ -20,7 +45,7 @@ struct Slot<T> {
 }
 
 struct SlotState<T> {
-    last: Option<(Instant, Arc<HashMap<String, T>>)>,
+    last: Option<(Instant, Arc<Sampled<T>>)>,
     refreshing: bool,
     /// Bumped by each invalidation: a read that began before one is not kept.
     generation: u64,
@@ -60,7 +85,7 @@ impl<K: std::hash::Hash + Eq + Clone, T: Send + Sync + 'static> TtlCache<K, T> {
         }
     }
 
-    async fn get<F, Fut>(&self, key: K, fetch: F) -> Result<Arc<HashMap<String, T>>, ServiceError>
+    async fn get<F, Fut>(&self, key: K, fetch: F) -> Result<Arc<Sampled<T>>, ServiceError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Vec<(String, T)>, ServiceError>> + Send + 'static,
@@ -88,7 +113,7 @@ impl<K: std::hash::Hash + Eq + Clone, T: Send + Sync + 'static> TtlCache<K, T> {
                     state.refreshing = false;
                     match result {
                         Ok(list) if state.generation == generation => {
-                            state.last = Some((Instant::now(), Arc::new(list.into_iter().collect())));
+                            state.last = Some((Instant::now(), Sampled::now(list)));
                         }
                         Ok(_) => {}
                         Err(e) => tracing::debug!(error = %e, "refreshing live state failed; the last one is answered"),
@@ -107,7 +132,7 @@ impl<K: std::hash::Hash + Eq + Clone, T: Send + Sync + 'static> TtlCache<K, T> {
             }
             state.generation
         };
-        let map: Arc<HashMap<String, T>> = Arc::new(fetch().await?.into_iter().collect());
+        let map = Sampled::now(fetch().await?);
         let mut state = slot.state.lock().expect("slot lock");
         if state.generation == generation {
             state.last = Some((Instant::now(), map.clone()));
@@ -155,7 +180,7 @@ impl LiveState {
     }
 
     /// Every stream of a cluster with its state, by name.
-    pub async fn streams(&self, cluster_id: &str) -> Result<Arc<HashMap<String, StreamInfo>>, ServiceError> {
+    pub async fn streams(&self, cluster_id: &str) -> Result<Arc<Sampled<StreamInfo>>, ServiceError> {
         let (managed, cluster) = (self.managed.clone(), cluster_id.to_string());
         self.streams
             .get(cluster_id.to_string(), || async move {
@@ -166,11 +191,7 @@ impl LiveState {
     }
 
     /// Every consumer of a stream with its state, by name.
-    pub async fn consumers(
-        &self,
-        cluster_id: &str,
-        stream: &str,
-    ) -> Result<Arc<HashMap<String, ConsumerInfo>>, ServiceError> {
+    pub async fn consumers(&self, cluster_id: &str, stream: &str) -> Result<Arc<Sampled<ConsumerInfo>>, ServiceError> {
         let (managed, cluster, stream) = (self.managed.clone(), cluster_id.to_string(), stream.to_string());
         self.consumers
             .get((cluster.clone(), stream.clone()), || async move {

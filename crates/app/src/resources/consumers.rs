@@ -1,7 +1,6 @@
 //! Consumer use cases: lookups from the consumers view, live state from the cluster, and
 //! every change as a command on the consumer aggregate.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use jsc_domain::consumer::{Consumer, ConsumerCommand, ConsumerConfig, consumer_id};
@@ -31,7 +30,7 @@ impl Console {
     }
 
     /// Live: every consumer of a stream with its state, by name (shared for a moment).
-    pub async fn live_consumers(&self, cluster_id: &str, stream: &str) -> Result<Arc<HashMap<String, ConsumerInfo>>> {
+    pub async fn live_consumers(&self, cluster_id: &str, stream: &str) -> Result<Arc<crate::Sampled<ConsumerInfo>>> {
         self.live.consumers(cluster_id, stream).await.map_err(unavailable)
     }
 

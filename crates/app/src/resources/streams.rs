@@ -1,7 +1,6 @@
 //! Stream use cases: lists and lookups from the streams view, live state from the cluster,
 //! and every change as a command on the stream aggregate.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use jsc_domain::identity::Role;
@@ -97,7 +96,7 @@ impl Console {
     }
 
     /// Live: every stream of a cluster with its state, by name (shared for a moment).
-    pub async fn live_streams(&self, cluster_id: &str) -> Result<Arc<HashMap<String, StreamInfo>>> {
+    pub async fn live_streams(&self, cluster_id: &str) -> Result<Arc<crate::Sampled<StreamInfo>>> {
         self.live.streams(cluster_id).await.map_err(unavailable)
     }
 

@@ -138,7 +138,7 @@ impl StreamSubscription {
                 let states = live
                     .iter()
                     .filter(|(n, _)| on.as_ref().is_none_or(|o| o == *n) && !c.is_internal_stream(n))
-                    .map(|(n, i)| (n.clone(), StreamState::from(i)));
+                    .map(|(n, i)| (n.clone(), StreamState::of(i, live.at)));
                 Some(states.collect())
             }
         };
@@ -208,7 +208,7 @@ impl StreamSubscription {
                 let states = live
                     .iter()
                     .filter(|(n, i)| on.as_ref().is_none_or(|o| o == *n) && i.config.durable_name.is_some())
-                    .map(|(n, i)| (n.clone(), ConsumerState::from(i)));
+                    .map(|(n, i)| (n.clone(), ConsumerState::of(i, live.at)));
                 Some(states.collect())
             }
         };

@@ -312,9 +312,12 @@ impl ConsumerConfigOut {
     }
 }
 
-/// A stream's live state, read from its cluster (refreshed every couple of seconds).
-#[derive(SimpleObject, Clone, PartialEq)]
+/// A stream's live state, read from its cluster (the last state read is answered at once,
+/// refreshed in the background every couple of seconds; `sampledAt` says when it was read).
+#[derive(SimpleObject, Clone)]
 pub struct StreamState {
+    /// When this state was read from the cluster.
+    sampled_at: DateTime<Utc>,
     /// Messages the stream holds.
     messages: u64,
     /// Bytes the stream's messages take up.
@@ -335,10 +338,31 @@ pub struct StreamState {
     num_deleted: u64,
 }
 
-impl From<&StreamInfo> for StreamState {
-    fn from(i: &StreamInfo) -> Self {
+/// The same state, whenever it was read (what a subscription compares).
+impl PartialEq for StreamState {
+    fn eq(&self, o: &Self) -> bool {
+        let f = |s: &Self| {
+            (
+                s.messages,
+                s.bytes,
+                s.first_seq,
+                s.first_time.clone(),
+                s.last_seq,
+                s.last_time.clone(),
+                s.consumer_count,
+                s.num_subjects,
+                s.num_deleted,
+            )
+        };
+        f(self) == f(o)
+    }
+}
+
+impl StreamState {
+    pub(crate) fn of(i: &StreamInfo, sampled_at: DateTime<Utc>) -> Self {
         let s = &i.state;
         Self {
+            sampled_at,
             messages: s.messages,
             bytes: s.bytes,
             first_seq: s.first_seq,
@@ -352,9 +376,12 @@ impl From<&StreamInfo> for StreamState {
     }
 }
 
-/// A consumer's live state, read from its cluster.
-#[derive(SimpleObject, Clone, PartialEq)]
+/// A consumer's live state, read from its cluster (as a stream's: the last state read,
+/// refreshed in the background; `sampledAt` says when it was read).
+#[derive(SimpleObject, Clone)]
 pub struct ConsumerState {
+    /// When this state was read from the cluster.
+    sampled_at: DateTime<Utc>,
     /// Messages not yet delivered: the consumer's lag.
     pending: u64,
     /// Delivered but not yet acknowledged.
@@ -375,9 +402,30 @@ pub struct ConsumerState {
     paused: bool,
 }
 
-impl From<&ConsumerInfo> for ConsumerState {
-    fn from(i: &ConsumerInfo) -> Self {
+/// The same state, whenever it was read (what a subscription compares).
+impl PartialEq for ConsumerState {
+    fn eq(&self, o: &Self) -> bool {
+        let f = |s: &Self| {
+            (
+                s.pending,
+                s.ack_pending,
+                s.redelivered,
+                s.waiting,
+                s.delivered_stream_seq,
+                s.delivered_consumer_seq,
+                s.ack_floor_stream_seq,
+                s.last_active.clone(),
+                s.paused,
+            )
+        };
+        f(self) == f(o)
+    }
+}
+
+impl ConsumerState {
+    pub(crate) fn of(i: &ConsumerInfo, sampled_at: DateTime<Utc>) -> Self {
         Self {
+            sampled_at,
             pending: i.num_pending,
             ack_pending: i.num_ack_pending,
             redelivered: i.num_redelivered,
@@ -479,7 +527,7 @@ impl StreamObj {
     /// `UNAVAILABLE` when the cluster cannot be reached.
     async fn state(&self, ctx: &Context<'_>) -> Result<Option<StreamState>> {
         let live = console(ctx).live_streams(&self.0.view.cluster_id).await?;
-        Ok(live.get(&self.0.view.name).map(StreamState::from))
+        Ok(live.get(&self.0.view.name).map(|i| StreamState::of(i, live.at)))
     }
     /// Messages and bytes stored per second over a time range (the series
     /// `STREAM_MESSAGE_RATE` and `STREAM_BYTE_RATE` of `metrics`), from the console's
@@ -563,7 +611,7 @@ impl ConsumerObj {
     async fn state(&self, ctx: &Context<'_>) -> Result<Option<ConsumerState>> {
         let v = &self.0.view;
         let live = console(ctx).live_consumers(&v.cluster_id, &v.stream).await?;
-        Ok(live.get(&v.name).map(ConsumerState::from))
+        Ok(live.get(&v.name).map(|i| ConsumerState::of(i, live.at)))
     }
     /// The consumer's lag (messages not yet delivered, the series `CONSUMER_LAG` of
     /// `metrics`) over a time range, from the console's samples. Errors: `VALIDATION`,
