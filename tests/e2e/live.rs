@@ -100,3 +100,63 @@ async fn a_page_query_answers_from_the_last_state_while_the_cluster_is_slow_to_l
         tokio::time::sleep(ttl).await;
     }
 }
+
+#[tokio::test]
+async fn a_change_made_through_the_console_shows_at_once_without_listing_the_cluster() {
+    let managed = NatsServer::start();
+    // Nothing else lists the cluster meanwhile: no collector, no reconcile after the first,
+    // and a state kept for an hour.
+    let app = TestApp::spawn_with(NatsServer::start(), |c| {
+        c.monitoring.collect = false;
+        c.reconcile_interval = Duration::from_secs(3600);
+        c.live_ttl = Duration::from_secs(3600);
+    })
+    .await;
+    let cluster = app
+        .register_cluster(json!({"name": "big", "urls": [managed.url()]}))
+        .await;
+    app.create_stream(&cluster, "ORDERS", &["orders.>"]).await;
+    app.create_stream(&cluster, "AUDIT", &["audit.>"]).await;
+    let js = managed.jetstream().await;
+    for _ in 0..3 {
+        js.publish("orders.new", "x".into()).await.unwrap().await.unwrap();
+    }
+    let state = |page: &serde_json::Value, name: &str| {
+        let nodes = page["streams"]["nodes"].as_array().unwrap();
+        nodes.iter().find(|n| n["name"] == name).unwrap()["state"]["messages"].clone()
+    };
+    let page = app.data(PAGE, json!({"c": cluster})).await;
+    assert_eq!((state(&page, "ORDERS"), state(&page, "AUDIT")), (json!(3), json!(0)));
+
+    // The requests the console makes of the managed server from here on.
+    let watcher = managed.client().await;
+    let mut requests = watcher.subscribe("$JS.API.STREAM.>").await.unwrap();
+    watcher.flush().await.unwrap();
+    js.publish("audit.x", "x".into()).await.unwrap().await.unwrap();
+    let purged = app
+        .data(
+            "mutation($c: ID!) { purgeStream(input: {clusterId: $c, name: \"ORDERS\"}) { purged } }",
+            json!({"c": cluster}),
+        )
+        .await;
+    assert_eq!(purged["purgeStream"]["purged"], 3);
+    // The purge shows at once; the other stream keeps the state read before (its new
+    // message shows at the next refresh): only the changed stream was read again.
+    let page = app.data(PAGE, json!({"c": cluster})).await;
+    assert_eq!((state(&page, "ORDERS"), state(&page, "AUDIT")), (json!(0), json!(0)));
+    watcher.flush().await.unwrap();
+    let mut subjects = Vec::new();
+    while let Ok(Some(m)) =
+        tokio::time::timeout(Duration::from_millis(1), futures::StreamExt::next(&mut requests)).await
+    {
+        subjects.push(m.subject.to_string());
+    }
+    assert!(
+        subjects.iter().any(|s| s == "$JS.API.STREAM.INFO.ORDERS"),
+        "{subjects:?}"
+    );
+    assert!(
+        !subjects.iter().any(|s| s.starts_with("$JS.API.STREAM.LIST")),
+        "{subjects:?}"
+    );
+}

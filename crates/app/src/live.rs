@@ -140,6 +140,28 @@ impl<K: std::hash::Hash + Eq + Clone, T: Send + Sync + 'static> TtlCache<K, T> {
         Ok(map)
     }
 
+    /// Puts one item's state read now (`None`: it is gone) into the key's map, if there is
+    /// one, instead of dropping the map: the next reader sees the change without a read of
+    /// every item. A refresh begun before is discarded (it may predate the change).
+    fn patch(&self, key: &K, name: &str, item: Option<T>)
+    where
+        T: Clone,
+    {
+        let Some(slot) = self.slots.lock().expect("cache lock").get(key).cloned() else {
+            return;
+        };
+        let mut state = slot.state.lock().expect("slot lock");
+        state.generation += 1;
+        if let Some((at, map)) = &state.last {
+            let mut items = map.items.clone();
+            match item {
+                Some(item) => items.insert(name.to_string(), item),
+                None => items.remove(name),
+            };
+            state.last = Some((*at, Arc::new(Sampled { at: map.at, items })));
+        }
+    }
+
     async fn invalidate_where(&self, mut pred: impl FnMut(&K) -> bool) {
         let slots: Vec<Arc<Slot<T>>> = self
             .slots
@@ -202,6 +224,32 @@ impl LiveState {
                 Ok(list.into_iter().map(|i| (i.name.clone(), i)).collect())
             })
             .await
+    }
+
+    /// After the console changed a stream (or one of its consumers): that stream's state
+    /// read again on its own and put into the cluster's list (the rest of the list as it
+    /// was), and its consumers read again when next asked. Falls back to forgetting the
+    /// cluster's state when the stream cannot be read.
+    pub async fn stream_changed(&self, cluster_id: &str, stream: &str) {
+        let info = match self.managed.admin(cluster_id).await {
+            Ok(admin) => match admin.stream_info(stream).await {
+                Ok(info) => Ok(Some(info)),
+                Err(ServiceError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match info {
+            Ok(info) => {
+                self.streams.patch(&cluster_id.to_string(), stream, info);
+                let key = (cluster_id.to_string(), stream.to_string());
+                self.consumers.invalidate_where(|k| *k == key).await;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, cluster_id, stream, "reading a changed stream failed; forgetting the cluster's state");
+                self.invalidate(cluster_id).await;
+            }
+        }
     }
 
     /// Forgets a cluster's cached state, after the console changed something on it.

@@ -50,9 +50,9 @@ where
     fn repository(c: &Console) -> &Repository<Self>;
     /// Waits until the view reflects stream sequence `seq`; false on timeout.
     fn wait_view(c: &Console, seq: u64) -> impl Future<Output = bool> + Send;
-    /// The managed cluster whose live state a change of this aggregate changes, if any:
-    /// the runner forgets that state once the view shows the change.
-    fn cluster_of(_state: &Self) -> Option<&str> {
+    /// The managed cluster and stream whose live state a change of this aggregate changes,
+    /// if any: the runner reads that stream's state again once the view shows the change.
+    fn stream_of(_state: &Self) -> Option<(&str, &str)> {
         None
     }
 }
@@ -138,8 +138,8 @@ impl Console {
                 A::VIEW
             )));
         }
-        if let Some(cluster) = A::cluster_of(&committed.state) {
-            self.live.invalidate(cluster).await;
+        if let Some((cluster, stream)) = A::stream_of(&committed.state) {
+            self.live.stream_changed(cluster, stream).await;
         }
         Ok(committed)
     }
@@ -156,7 +156,7 @@ macro_rules! routed {
                 wait(c, &c.views.$field, seq)
             }
             $(
-                fn cluster_of($s: &Self) -> Option<&str> {
+                fn stream_of($s: &Self) -> Option<(&str, &str)> {
                     Some($cluster)
                 }
             )?
@@ -179,5 +179,5 @@ routed!(
 routed!(jsc_domain::alerts::AlertPolicy, "alert_policies", alert_policies);
 routed!(jsc_domain::alerts::Silence, "silences", silences);
 routed!(jsc_domain::alerts::Alert, "alerts", alerts);
-routed!(jsc_domain::stream::Stream, "streams", streams, cluster: |s| &s.cluster_id);
-routed!(jsc_domain::consumer::Consumer, "consumers", consumers, cluster: |s| &s.cluster_id);
+routed!(jsc_domain::stream::Stream, "streams", streams, cluster: |s| (&s.cluster_id, &s.name));
+routed!(jsc_domain::consumer::Consumer, "consumers", consumers, cluster: |s| (&s.cluster_id, &s.stream));

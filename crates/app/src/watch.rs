@@ -220,6 +220,9 @@ async fn on_advisory(console: &Console, cluster_id: &str, payload: &[u8]) {
         client: Some(client),
     };
     let ctx = CommandContext::system("advisories").in_organization(console.cluster_organization(cluster_id).as_deref());
+    let stream = match &touched {
+        Touched::Stream(s) | Touched::Consumer(s, _) => s.clone(),
+    };
     match touched {
         Touched::Stream(name) if !console.is_internal_stream(&name) => {
             observe_stream(console, cluster_id, &name, origin.clone(), &ctx).await;
@@ -232,7 +235,9 @@ async fn on_advisory(console: &Console, cluster_id: &str, payload: &[u8]) {
         }
         _ => {}
     }
-    console.live.invalidate(cluster_id).await;
+    // The changed stream's state read again on its own (a burst of outside changes costs a
+    // read per change, not a list of the cluster per query after each).
+    console.live.stream_changed(cluster_id, &stream).await;
 }
 
 async fn observe_stream(console: &Console, cluster_id: &str, name: &str, origin: ChangeOrigin, ctx: &CommandContext) {
