@@ -16,11 +16,13 @@ use crate::adapters::ManagedClusters;
 pub struct Sampled<T> {
     /// When the list was read from the cluster.
     pub at: chrono::DateTime<chrono::Utc>,
-    items: HashMap<String, T>,
+    /// Each item behind its own `Arc`: putting one changed item into a copy of the map
+    /// copies pointers, not every item's state.
+    items: HashMap<String, Arc<T>>,
 }
 
 impl<T> std::ops::Deref for Sampled<T> {
-    type Target = HashMap<String, T>;
+    type Target = HashMap<String, Arc<T>>;
 
     fn deref(&self) -> &Self::Target {
         &self.items
@@ -31,7 +33,7 @@ impl<T> Sampled<T> {
     fn now(list: Vec<(String, T)>) -> Arc<Self> {
         Arc::new(Self {
             at: chrono::Utc::now(),
-            items: list.into_iter().collect(),
+            items: list.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
         })
     }
 }
@@ -143,10 +145,7 @@ impl<K: std::hash::Hash + Eq + Clone, T: Send + Sync + 'static> TtlCache<K, T> {
     /// Puts one item's state read now (`None`: it is gone) into the key's map, if there is
     /// one, instead of dropping the map: the next reader sees the change without a read of
     /// every item. A refresh begun before is discarded (it may predate the change).
-    fn patch(&self, key: &K, name: &str, item: Option<T>)
-    where
-        T: Clone,
-    {
+    fn patch(&self, key: &K, name: &str, item: Option<T>) {
         let Some(slot) = self.slots.lock().expect("cache lock").get(key).cloned() else {
             return;
         };
@@ -155,7 +154,7 @@ impl<K: std::hash::Hash + Eq + Clone, T: Send + Sync + 'static> TtlCache<K, T> {
         if let Some((at, map)) = &state.last {
             let mut items = map.items.clone();
             match item {
-                Some(item) => items.insert(name.to_string(), item),
+                Some(item) => items.insert(name.to_string(), Arc::new(item)),
                 None => items.remove(name),
             };
             state.last = Some((*at, Arc::new(Sampled { at: map.at, items })));
