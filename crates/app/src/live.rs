@@ -41,7 +41,7 @@ impl<T> Sampled<T> {
 /// One key's map: the last one read, when, and whether a refresh is under way.
 struct Slot<T> {
     state: std::sync::Mutex<SlotState<T>>,
-    /// Held by whoever reads while a query waits (no map yet, or a change made since):
+    /// Held by whoever reads while queries wait (no map yet, or one too old to answer):
     /// concurrent readers wait for one read.
     fetching: Mutex<()>,
 }
@@ -49,7 +49,7 @@ struct Slot<T> {
 struct SlotState<T> {
     last: Option<(Instant, Arc<Sampled<T>>)>,
     refreshing: bool,
-    /// Bumped by each invalidation: a read that began before one is not kept.
+    /// Bumped by each change put in or forgotten: a read that began before one is not kept.
     generation: u64,
 }
 
@@ -69,7 +69,8 @@ impl<T> Default for Slot<T> {
 /// Maps read on demand and kept for a time-to-live. A map older than that is still
 /// answered at once while one refresh runs in the background (up to `STALE_FOR`), so a
 /// query never waits for a cluster-wide list it does not need fresh; a reader waits only
-/// when there is no map yet, or the console changed something since (read-your-writes).
+/// when there is no map yet (or it was forgotten). A change the console makes is put into
+/// the map as it is ([`TtlCache::patch`]), so the next reader sees it (read-your-writes).
 struct TtlCache<K, T> {
     ttl: Duration,
     slots: std::sync::Mutex<HashMap<K, Arc<Slot<T>>>>,
@@ -161,7 +162,21 @@ impl<K: std::hash::Hash + Eq + Clone, T: Send + Sync + 'static> TtlCache<K, T> {
         }
     }
 
-    async fn invalidate_where(&self, mut pred: impl FnMut(&K) -> bool) {
+    /// Forgets one key's map.
+    fn forget(&self, key: &K) {
+        if let Some(slot) = self.slots.lock().expect("cache lock").get(key).cloned() {
+            Self::clear(&slot);
+        }
+    }
+
+    fn clear(slot: &Slot<T>) {
+        let mut state = slot.state.lock().expect("slot lock");
+        state.last = None;
+        state.generation += 1;
+    }
+
+    /// Forgets the maps of the keys `pred` accepts: their next reader waits for a read.
+    fn invalidate_where(&self, mut pred: impl FnMut(&K) -> bool) {
         let slots: Vec<Arc<Slot<T>>> = self
             .slots
             .lock()
@@ -171,9 +186,7 @@ impl<K: std::hash::Hash + Eq + Clone, T: Send + Sync + 'static> TtlCache<K, T> {
             .map(|(_, s)| s.clone())
             .collect();
         for slot in slots {
-            let mut state = slot.state.lock().expect("slot lock");
-            state.last = None;
-            state.generation += 1;
+            Self::clear(&slot);
         }
     }
 }
@@ -242,18 +255,18 @@ impl LiveState {
             Ok(info) => {
                 self.streams.patch(&cluster_id.to_string(), stream, info);
                 let key = (cluster_id.to_string(), stream.to_string());
-                self.consumers.invalidate_where(|k| *k == key).await;
+                self.consumers.forget(&key);
             }
             Err(e) => {
                 tracing::debug!(error = %e, cluster_id, stream, "reading a changed stream failed; forgetting the cluster's state");
-                self.invalidate(cluster_id).await;
+                self.invalidate(cluster_id);
             }
         }
     }
 
-    /// Forgets a cluster's cached state, after the console changed something on it.
-    pub async fn invalidate(&self, cluster_id: &str) {
-        self.streams.invalidate_where(|c| c == cluster_id).await;
-        self.consumers.invalidate_where(|(c, _)| c == cluster_id).await;
+    /// Forgets a cluster's cached state (a changed stream that could not be read).
+    fn invalidate(&self, cluster_id: &str) {
+        self.streams.invalidate_where(|c| c == cluster_id);
+        self.consumers.invalidate_where(|(c, _)| c == cluster_id);
     }
 }
