@@ -9,7 +9,10 @@ pub mod identity;
 pub mod streams;
 
 pub use clusters::{ClusterView, ClustersProjection};
-pub use streams::{ConsumerView, ConsumersProjection, StreamView, StreamsProjection, consumer_key, stream_key};
+pub use streams::{
+    ConsumerView, ConsumersProjection, StreamView, StreamsProjection, consumer_key, consumers_group, consumers_prefix,
+    stream_key, streams_group,
+};
 
 /// Every view the console keeps: the one list that the application (which starts them),
 /// `/readyz` (which waits for them), `jsconsole replay` and the tests read.

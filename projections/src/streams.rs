@@ -85,6 +85,21 @@ pub fn stream_key(cluster_id: &str, name: &str) -> String {
     StreamRef::new(cluster_id, name).kv_key()
 }
 
+/// The group of a cluster's streams in the streams view's order index, by name.
+pub fn streams_group(cluster_id: &str) -> String {
+    jsc_domain::ids::kv_key(&[cluster_id])
+}
+
+/// The group of a stream's consumers in the consumers view's order index, by name.
+pub fn consumers_group(cluster_id: &str, stream: &str) -> String {
+    jsc_domain::ids::kv_key(&[cluster_id, stream])
+}
+
+/// The prefix of the keys of a stream's consumers in the consumers view.
+pub fn consumers_prefix(cluster_id: &str, stream: &str) -> String {
+    consumers_group(cluster_id, stream) + "."
+}
+
 impl KvProjection for StreamsProjection {
     type View = StreamView;
 
@@ -102,6 +117,10 @@ impl KvProjection for StreamsProjection {
 
     fn key(&self, event: &EventRecord) -> Option<String> {
         Some(event.aggregate_id.parse::<StreamRef>().ok()?.kv_key())
+    }
+
+    fn order(&self) -> Option<jsc_projector::OrderKey<StreamView>> {
+        Some(|v| Some((streams_group(&v.cluster_id), v.name.clone())))
     }
 
     fn apply(&self, view: Option<StreamView>, event: &EventRecord) -> Result<Option<StreamView>, String> {
@@ -187,6 +206,10 @@ impl KvProjection for ConsumersProjection {
 
     fn key(&self, event: &EventRecord) -> Option<String> {
         Some(event.aggregate_id.parse::<ConsumerRef>().ok()?.kv_key())
+    }
+
+    fn order(&self) -> Option<jsc_projector::OrderKey<ConsumerView>> {
+        Some(|v| Some((consumers_group(&v.cluster_id, &v.stream), v.name.clone())))
     }
 
     fn apply(&self, view: Option<ConsumerView>, event: &EventRecord) -> Result<Option<ConsumerView>, String> {

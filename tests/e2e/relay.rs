@@ -259,6 +259,25 @@ async fn every_connection_pages_forward_and_backward_to_the_whole_list() {
             .clone()
     );
 
+    // Filtered, the list pages the same way over what the filter keeps.
+    let filtered = walk(
+        app,
+        t,
+        &format!(
+            "{} }}",
+            q(", $c: ID!", "streams", "id name").replace("streams(", "streams(clusterId: $c, nameContains: \"i\", ")
+        ),
+        json!({"c": f.cluster}),
+        &["streams"],
+        "/name",
+        500,
+    )
+    .await;
+    assert_eq!(
+        filtered,
+        json!(["AUDIT", "BILLING", "METRICS"]).as_array().unwrap().clone()
+    );
+
     // The same list under its cluster.
     let nested = connection_query(
         &format!("query({PAGING_VARS}, $id: ID!) {{ cluster(id: $id)"),

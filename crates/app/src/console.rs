@@ -183,9 +183,9 @@ impl Prepare<'_> {
         let name = projection.name();
         let err = |source| StartError::View { view: name, source };
         self.projector.prepare(&projection).await.map_err(err)?;
-        let bucket = projection.bucket();
+        let (bucket, order) = (projection.bucket(), projection.order());
         self.runnables.push(projection.into());
-        ViewCache::start(self.js.clone(), &bucket, 1, self.shutdown.clone())
+        ViewCache::start_ordered(self.js.clone(), &bucket, 1, order, self.shutdown.clone())
             .await
             .map_err(err)
     }

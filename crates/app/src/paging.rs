@@ -152,6 +152,16 @@ impl Console {
         .collect()
     }
 
+    /// The edges of a page's items, each with its key in `list`.
+    fn edges<K: Serialize, T>(list: List<'_>, items: Vec<(K, T)>) -> Vec<Edge<T>> {
+        let (keys, nodes): (Vec<K>, Vec<T>) = items.into_iter().unzip();
+        Self::positions(list, keys.into_iter())
+            .into_iter()
+            .zip(nodes)
+            .map(|(position, node)| Edge { position, node })
+            .collect()
+    }
+
     /// The position in `list` that the cursor given as `arg` points at.
     pub(crate) fn position<K: DeserializeOwned>(&self, list: List<'_>, arg: &str, cursor: &str) -> Result<K> {
         self.auth
@@ -198,17 +208,99 @@ impl Console {
             Take::First(n) => (lo, (lo + n).min(hi)),
             Take::Last(n) => (hi.saturating_sub(n).max(lo), hi),
         };
-        let page: Vec<(K, T)> = keyed.drain(start..end).collect();
-        let (keys, nodes): (Vec<K>, Vec<T>) = page.into_iter().unzip();
-        let edges = Self::positions(list, keys.into_iter())
-            .into_iter()
-            .zip(nodes)
-            .map(|(position, node)| Edge { position, node })
-            .collect();
         Ok(Page {
-            edges,
+            edges: Self::edges(list, keyed.drain(start..end).collect()),
             has_previous_page: start > 0,
             has_next_page: end < total,
+            total_count: Some(total),
+        })
+    }
+}
+
+impl Console {
+    /// The page `paging` asks for of one group of a view's order index (a cluster's
+    /// streams, a stream's consumers), by place (a name), with only the entries `keep`
+    /// accepts. Only the page's entries are cloned. Without a filter a page costs its own
+    /// size (each group's count is kept); with one, the group is walked once to count.
+    pub(crate) fn ordered_page<V>(
+        &self,
+        list: List<'_>,
+        view: &jsc_projector::ViewCache<V>,
+        group: &str,
+        keep: Option<&dyn Fn(&V) -> bool>,
+        paging: &Paging,
+        max: usize,
+    ) -> Result<Page<jsc_projector::Versioned<V>>>
+    where
+        V: Clone + serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        use std::ops::Bound;
+        let take = paging.take(max)?;
+        let (after, before) = self.bounds::<String>(list, paging)?;
+        let accept = |v: &V| keep.is_none_or(|k| k(v));
+        fn excluded(b: &Option<String>) -> Bound<&str> {
+            b.as_deref().map_or(Bound::Unbounded, Bound::Excluded)
+        }
+        // Whether any accepted entry sits from `from` on, in the walk's direction.
+        let any_from = |from: Bound<&str>, reverse: bool| {
+            let mut found = false;
+            view.walk(group, from, reverse, |_, v| {
+                found = accept(&v.view);
+                !found
+            });
+            found
+        };
+        let mut items: Vec<(String, jsc_projector::Versioned<V>)> = Vec::new();
+        let (has_previous_page, has_next_page) = match take {
+            Take::First(n) => {
+                let mut more = false;
+                view.walk(group, excluded(&after), false, |place, v| {
+                    if !accept(&v.view) {
+                        return true;
+                    }
+                    if items.len() == n || before.as_deref().is_some_and(|b| place >= b) {
+                        more = true;
+                        return false;
+                    }
+                    items.push((place.to_string(), v.clone()));
+                    true
+                });
+                let previous = after.as_deref().is_some_and(|a| any_from(Bound::Included(a), true));
+                (previous, more)
+            }
+            Take::Last(n) => {
+                let mut more = false;
+                view.walk(group, excluded(&before), true, |place, v| {
+                    if !accept(&v.view) {
+                        return true;
+                    }
+                    if items.len() == n || after.as_deref().is_some_and(|a| place <= a) {
+                        more = true;
+                        return false;
+                    }
+                    items.push((place.to_string(), v.clone()));
+                    true
+                });
+                items.reverse();
+                let next = before.as_deref().is_some_and(|b| any_from(Bound::Included(b), false));
+                (more, next)
+            }
+        };
+        let total = match keep {
+            None => view.group_len(group),
+            Some(_) => {
+                let mut n = 0;
+                view.walk(group, Bound::Unbounded, false, |_, v| {
+                    n += usize::from(accept(&v.view));
+                    true
+                });
+                n
+            }
+        };
+        Ok(Page {
+            edges: Self::edges(list, items),
+            has_previous_page,
+            has_next_page,
             total_count: Some(total),
         })
     }

@@ -284,17 +284,18 @@ pub(crate) async fn reconcile(console: &Console, cluster_id: &str) {
         .filter(|i| !console.is_internal_stream(&i.config.name))
         .map(|i| (i.config.name.clone(), i.config.normalized()))
         .collect();
+    let prefix = jsc_projections::streams_group(cluster_id) + ".";
     let known: HashMap<String, StreamConfig> = console
         .views
         .streams
-        .filter(|s| s.cluster_id == cluster_id)
+        .with_prefix(&prefix)
         .into_iter()
         .map(|s| (s.view.name, s.view.config))
         .collect();
     // The console's consumers of this cluster, by stream: one pass over the view, not one
     // per stream.
     let mut known_consumers: HashMap<String, HashMap<String, _>> = HashMap::new();
-    for c in console.views.consumers.filter(|c| c.cluster_id == cluster_id) {
+    for c in console.views.consumers.with_prefix(&prefix) {
         known_consumers
             .entry(c.view.stream)
             .or_default()

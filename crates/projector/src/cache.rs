@@ -1,7 +1,8 @@
 //! A view held in memory from a KV watch: what the API answers queries and subscriptions
 //! from, without scanning keys per request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -31,8 +32,63 @@ pub struct ViewChange<V> {
     pub previous: Option<Versioned<V>>,
 }
 
+/// Where a view's entry is listed: its group (a cluster, a stream...) and its place in the
+/// group (a name). `None`: not listed.
+pub type OrderKey<V> = fn(&V) -> Option<(String, String)>;
+
+/// The entries, and the order index the lists walk: per group, entries by their place,
+/// with a count per group. One lock for both, so a list never sees one without the other.
+struct Entries<V> {
+    map: BTreeMap<String, Arc<Versioned<V>>>,
+    order: Option<OrderKey<V>>,
+    index: BTreeMap<(String, String), Arc<Versioned<V>>>,
+    groups: HashMap<String, usize>,
+}
+
+impl<V> Entries<V> {
+    fn insert(&mut self, key: String, value: Arc<Versioned<V>>) -> Option<Arc<Versioned<V>>> {
+        if let Some(order) = self.order
+            && let Some(at) = order(&value.view)
+            && self.index.insert(at.clone(), value.clone()).is_none()
+        {
+            *self.groups.entry(at.0).or_default() += 1;
+        }
+        let previous = self.map.insert(key, value.clone());
+        if let Some(p) = &previous {
+            self.unindex(p, Some(&value));
+        }
+        previous
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Arc<Versioned<V>>> {
+        let previous = self.map.remove(key);
+        if let Some(p) = &previous {
+            self.unindex(p, None);
+        }
+        previous
+    }
+
+    /// Takes a replaced or removed entry out of the index (unless its successor sits at
+    /// the same place).
+    fn unindex(&mut self, old: &Versioned<V>, new: Option<&Arc<Versioned<V>>>) {
+        let Some(order) = self.order else { return };
+        let Some(at) = order(&old.view) else { return };
+        if new.and_then(|n| order(&n.view)).as_ref() == Some(&at) {
+            return;
+        }
+        if self.index.remove(&at).is_some()
+            && let Some(n) = self.groups.get_mut(&at.0)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.groups.remove(&at.0);
+            }
+        }
+    }
+}
+
 struct Inner<V> {
-    entries: RwLock<BTreeMap<String, Versioned<V>>>,
+    entries: RwLock<Entries<V>>,
     /// The checkpoint of the projection as last seen: every event up to it is reflected.
     watermark: watch::Sender<u64>,
     changes: broadcast::Sender<ViewChange<V>>,
@@ -63,12 +119,29 @@ where
         replicas: usize,
         shutdown: CancellationToken,
     ) -> Result<Self, Error> {
+        Self::start_ordered(js, bucket, replicas, None, shutdown).await
+    }
+
+    /// [`Self::start`], with the entries also kept in the order `order` gives them, for
+    /// lists that page through one group without a scan of the view ([`Self::walk`]).
+    pub async fn start_ordered(
+        js: jetstream::Context,
+        bucket: &str,
+        replicas: usize,
+        order: Option<OrderKey<V>>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, Error> {
         let kv = ensure_bucket(&js, bucket, replicas).await?;
         let (watermark, _) = watch::channel(0);
         let (changes, _) = broadcast::channel(1024);
         let cache = Self {
             inner: Arc::new(Inner {
-                entries: RwLock::new(BTreeMap::new()),
+                entries: RwLock::new(Entries {
+                    map: BTreeMap::new(),
+                    order,
+                    index: BTreeMap::new(),
+                    groups: HashMap::new(),
+                }),
                 watermark,
                 changes,
             }),
@@ -149,7 +222,7 @@ where
         let Some(seen) = seen.take() else { return };
         let gone: Vec<String> = {
             let entries = self.inner.entries.read().expect("view lock");
-            entries.keys().filter(|k| !seen.contains(*k)).cloned().collect()
+            entries.map.keys().filter(|k| !seen.contains(*k)).cloned().collect()
         };
         for key in gone {
             let previous = self.inner.entries.write().expect("view lock").remove(&key);
@@ -157,7 +230,7 @@ where
                 key,
                 op: ChangeOp::Delete,
                 value: None,
-                previous,
+                previous: previous.map(|p| (*p).clone()),
             });
         }
     }
@@ -186,18 +259,19 @@ where
                         // A writer that is behind (another replica's projector) must not
                         // move a view back in time.
                         if entries
+                            .map
                             .get(&entry.key)
                             .is_some_and(|v| v.last_sequence > value.last_sequence)
                         {
                             return;
                         }
-                        entries.insert(entry.key.clone(), value.clone())
+                        entries.insert(entry.key.clone(), Arc::new(value.clone()))
                     };
                     let _ = self.inner.changes.send(ViewChange {
                         key: entry.key,
                         op: ChangeOp::Put,
                         value: Some(value),
-                        previous,
+                        previous: previous.map(|p| (*p).clone()),
                     });
                 }
                 Err(e) => tracing::error!(key = %entry.key, error = %e, "unreadable view entry ignored"),
@@ -209,7 +283,7 @@ where
                         key: entry.key,
                         op: ChangeOp::Delete,
                         value: None,
-                        previous,
+                        previous: previous.map(|p| (*p).clone()),
                     });
                 }
             }
@@ -217,7 +291,13 @@ where
     }
 
     pub fn get(&self, key: &str) -> Option<Versioned<V>> {
-        self.inner.entries.read().expect("view lock").get(key).cloned()
+        self.inner
+            .entries
+            .read()
+            .expect("view lock")
+            .map
+            .get(key)
+            .map(|v| (**v).clone())
     }
 
     /// Every entry, in key order.
@@ -226,8 +306,9 @@ where
             .entries
             .read()
             .expect("view lock")
+            .map
             .values()
-            .cloned()
+            .map(|v| (**v).clone())
             .collect()
     }
 
@@ -237,14 +318,68 @@ where
             .entries
             .read()
             .expect("view lock")
+            .map
             .values()
             .filter(|v| f(&v.view))
-            .cloned()
+            .map(|v| (**v).clone())
             .collect()
     }
 
+    /// Entries whose key starts with `prefix` (keys are `.`-separated tokens: a cluster's
+    /// streams, a stream's consumers), in key order: one range of the view, not a scan.
+    pub fn with_prefix(&self, prefix: &str) -> Vec<Versioned<V>> {
+        let entries = self.inner.entries.read().expect("view lock");
+        entries
+            .map
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| (**v).clone())
+            .collect()
+    }
+
+    /// How many entries the order index holds in `group`.
+    pub fn group_len(&self, group: &str) -> usize {
+        let entries = self.inner.entries.read().expect("view lock");
+        entries.groups.get(group).copied().unwrap_or(0)
+    }
+
+    /// Walks the entries of `group` in the order index by their place, from `from`
+    /// (ascending, or descending when `reverse`), giving each to `f` until it returns
+    /// false. Nothing is cloned that `f` does not clone; the view is read-locked meanwhile,
+    /// so `f` must be quick.
+    pub fn walk(&self, group: &str, from: Bound<&str>, reverse: bool, mut f: impl FnMut(&str, &Versioned<V>) -> bool) {
+        let entries = self.inner.entries.read().expect("view lock");
+        let key = |place: &str| (group.to_string(), place.to_string());
+        let from = match from {
+            Bound::Included(p) => Bound::Included(key(p)),
+            Bound::Excluded(p) => Bound::Excluded(key(p)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        // Every place of the group sits in [(group, ""), (group + NUL, "")).
+        let (first, past) = (
+            Bound::Included(key("")),
+            Bound::Excluded((format!("{group}\0"), String::new())),
+        );
+        let mut go = |(k, v): (&(String, String), &Arc<Versioned<V>>)| f(&k.1, v);
+        if reverse {
+            let end = if matches!(from, Bound::Unbounded) { past } else { from };
+            for item in entries.index.range((first, end)).rev() {
+                if !go(item) {
+                    return;
+                }
+            }
+        } else {
+            let start = if matches!(from, Bound::Unbounded) { first } else { from };
+            for item in entries.index.range((start, past)) {
+                if !go(item) {
+                    return;
+                }
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.inner.entries.read().expect("view lock").len()
+        self.inner.entries.read().expect("view lock").map.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -16,7 +16,7 @@ mod runtime;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-pub use cache::{ChangeOp, ViewCache, ViewChange};
+pub use cache::{ChangeOp, OrderKey, ViewCache, ViewChange};
 use jsc_eventstore::EventRecord;
 pub use runtime::{BucketDiff, ProjectionStatus, Projector, Runnable, ensure_bucket};
 
@@ -79,6 +79,12 @@ pub trait KvProjection: Send + Sync + 'static {
     fn key(&self, event: &EventRecord) -> Option<String>;
     /// The view after `event`; `None` removes the entry.
     fn apply(&self, view: Option<Self::View>, event: &EventRecord) -> Result<Option<Self::View>, String>;
+
+    /// Where lists find an entry in the view's order index ([`ViewCache::walk`]); `None`
+    /// (the default): the view keeps no index.
+    fn order(&self) -> Option<OrderKey<Self::View>> {
+        None
+    }
 
     /// `view_<name>_v<version>`
     fn bucket(&self) -> String {

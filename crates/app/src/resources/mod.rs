@@ -58,7 +58,7 @@ impl Console {
         for c in self
             .views
             .consumers
-            .filter(|c| c.cluster_id == cluster_id && c.stream == stream)
+            .with_prefix(&jsc_projections::consumers_prefix(cluster_id, stream))
         {
             if let Some(seq) = self
                 .observe_consumer(cluster_id, stream, &c.view.name, origin.clone(), ctx)

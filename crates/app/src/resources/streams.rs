@@ -9,7 +9,7 @@ use jsc_domain::stream::{
     stream_id,
 };
 use jsc_fleet::admin::StreamInfo;
-use jsc_projections::{ConsumerView, StreamView, stream_key};
+use jsc_projections::{ConsumerView, StreamView, consumers_group, stream_key, streams_group};
 use jsc_projector::Versioned;
 
 use crate::paging::{List, MAX_PAGE, Page, Paging};
@@ -59,18 +59,24 @@ impl Console {
         paging: &Paging,
     ) -> Result<Page<Versioned<StreamView>>> {
         let needle = filter.name_contains.map(|n| n.to_lowercase());
-        let all = self.views.streams.filter(|s| {
-            s.cluster_id == cluster_id
-                && needle.as_ref().is_none_or(|n| s.name.to_lowercase().contains(n))
+        let keep = |s: &StreamView| {
+            needle.as_ref().is_none_or(|n| s.name.to_lowercase().contains(n))
                 && filter.subject.as_ref().is_none_or(|subj| {
                     s.config
                         .subjects
                         .iter()
                         .any(|own| jsc_domain::names::subjects_overlap(own, subj))
                 })
-        });
-        let list = List::new("streams", cluster_id);
-        self.page(list, all, |s| s.view.name.clone(), paging, MAX_PAGE)
+        };
+        let filtered = needle.is_some() || filter.subject.is_some();
+        self.ordered_page(
+            List::new("streams", cluster_id),
+            &self.views.streams,
+            &streams_group(cluster_id),
+            filtered.then_some(&keep as &dyn Fn(&StreamView) -> bool),
+            paging,
+            MAX_PAGE,
+        )
     }
 
     /// The durable consumers of a stream the caller was already found to see, by name, one
@@ -81,15 +87,12 @@ impl Console {
         stream: &str,
         paging: &Paging,
     ) -> Result<Page<Versioned<ConsumerView>>> {
-        let list = self
-            .views
-            .consumers
-            .filter(|c| c.cluster_id == cluster_id && c.stream == stream);
         let scope = format!("{cluster_id}/{stream}");
-        self.page(
+        self.ordered_page(
             List::new("consumers", &scope),
-            list,
-            |c| c.view.name.clone(),
+            &self.views.consumers,
+            &consumers_group(cluster_id, stream),
+            None,
             paging,
             MAX_PAGE,
         )
