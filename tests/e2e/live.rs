@@ -160,3 +160,156 @@ async fn a_change_made_through_the_console_shows_at_once_without_listing_the_clu
         "{subjects:?}"
     );
 }
+
+/// Waits until `n` messages arrived on `sub` (events, each subject one commit here).
+async fn receive(sub: &mut async_nats::Subscriber, n: usize, what: &str) -> Vec<async_nats::Message> {
+    use futures::StreamExt;
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        match tokio::time::timeout(Duration::from_secs(30), sub.next()).await {
+            Ok(Some(m)) => got.push(m),
+            _ => panic!("{what}: {} of {n} arrived", got.len()),
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_burst_of_outside_changes_lands_once_each_with_its_client() {
+    use futures::StreamExt;
+    const STREAMS: usize = 200;
+    const CONSUMERS: usize = 2;
+    let managed = NatsServer::start();
+    // Only the advisories may record the burst: the reconcile would, without the client.
+    let app = TestApp::spawn_with(NatsServer::start(), |c| {
+        c.reconcile_interval = Duration::from_secs(3600)
+    })
+    .await;
+    let outside = async_nats::ConnectOptions::new()
+        .name("burst-tool")
+        .connect(managed.url())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(outside);
+    // A stream made before the cluster is registered: once the console has it, its
+    // watcher listens.
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "PRE".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let cluster = app
+        .register_cluster(json!({"name": "burst", "urls": [managed.url()]}))
+        .await;
+    app.wait_kv("view_streams_v1", &format!("{cluster}.PRE"), |v| v.is_some())
+        .await;
+
+    let home = async_nats::connect(app.nats.url()).await.unwrap();
+    let mut streams = home.subscribe("es.stream.>").await.unwrap();
+    let mut consumers = home.subscribe("es.consumer.>").await.unwrap();
+    home.flush().await.unwrap();
+    let names: Vec<String> = (0..STREAMS).map(|i| format!("B{i:04}")).collect();
+    let made = futures::stream::iter(names.clone())
+        .map(|name| {
+            let js = js.clone();
+            async move {
+                let s = js
+                    .create_stream(async_nats::jetstream::stream::Config {
+                        name: name.clone(),
+                        subjects: vec![format!("{}.>", name.to_lowercase())],
+                        storage: async_nats::jetstream::stream::StorageType::Memory,
+                        ..Default::default()
+                    })
+                    .await?;
+                for c in 0..CONSUMERS {
+                    s.create_consumer(async_nats::jetstream::consumer::pull::Config {
+                        durable_name: Some(format!("C{c}")),
+                        ..Default::default()
+                    })
+                    .await?;
+                }
+                Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    made.into_iter().collect::<Result<Vec<_>, _>>().unwrap();
+
+    // Each change is one event with the client that made it, whatever the order.
+    let events = |msgs: Vec<async_nats::Message>| -> Vec<serde_json::Value> {
+        msgs.iter()
+            .map(|m| serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap())
+            .collect()
+    };
+    let created = events(receive(&mut streams, STREAMS, "stream events").await);
+    let consumed = events(receive(&mut consumers, STREAMS * CONSUMERS, "consumer events").await);
+    let recorded = |evs: &[serde_json::Value], kind: &str, key: &dyn Fn(&serde_json::Value) -> String| {
+        let mut seen = std::collections::BTreeSet::new();
+        for e in evs {
+            let body = &e["payload"][kind];
+            assert_eq!(body["origin"]["observed_via"], "advisory", "{e}");
+            assert!(
+                body["origin"]["client"].as_str().unwrap().starts_with("burst-tool"),
+                "{e}"
+            );
+            assert!(seen.insert(key(body)), "recorded twice: {e}");
+        }
+        seen
+    };
+    let stream_names = recorded(&created, "Created", &|b| {
+        b["config"]["name"].as_str().unwrap().to_string()
+    });
+    assert_eq!(stream_names, names.iter().cloned().collect());
+    let consumer_names = recorded(&consumed, "Created", &|b| {
+        format!(
+            "{}/{}",
+            b["stream"].as_str().unwrap(),
+            b["config"]["durable_name"].as_str().unwrap()
+        )
+    });
+    assert_eq!(consumer_names.len(), STREAMS * CONSUMERS);
+
+    // Deleted in a burst too: each stream and each of its consumers once.
+    futures::stream::iter(names.clone())
+        .map(|name| {
+            let js = js.clone();
+            async move { js.delete_stream(&name).await.map(|_| ()) }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let deleted = events(receive(&mut streams, STREAMS, "stream deletions").await);
+    let gone = events(receive(&mut consumers, STREAMS * CONSUMERS, "consumer deletions").await);
+    assert_eq!(
+        recorded(&deleted, "Deleted", &|b| b["name"].as_str().unwrap().to_string()).len(),
+        STREAMS
+    );
+    assert_eq!(
+        recorded(&gone, "Deleted", &|b| format!(
+            "{}/{}",
+            b["stream"].as_str().unwrap(),
+            b["name"].as_str().unwrap()
+        ))
+        .len(),
+        STREAMS * CONSUMERS
+    );
+    // Nothing more: no change recorded twice after the others.
+    for name in &names {
+        app.wait_kv("view_streams_v1", &format!("{cluster}.{name}"), |v| v.is_none())
+            .await;
+    }
+    let page = app
+        .data(
+            "query($c: ID!) { streams(clusterId: $c, first: 5) { totalCount nodes { name } } }",
+            json!({"c": cluster}),
+        )
+        .await;
+    assert_eq!(page["streams"]["totalCount"], 1, "{page}");
+    let flush = tokio::time::timeout(Duration::from_millis(500), streams.next()).await;
+    assert!(flush.is_err(), "an extra stream event: {flush:?}");
+}

@@ -7,13 +7,14 @@
 //! through the aggregate's `Observe` command, which reads the server inside the aggregate's
 //! lock and records only a real difference, so nothing is recorded twice.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use futures::StreamExt;
-use jsc_domain::stream::{ChangeOrigin, StreamCommand, StreamConfig, stream_id};
+use jsc_domain::stream::{ChangeOrigin, StreamCommand, stream_id};
 use jsc_eventstore::CommandContext;
 use jsc_fleet::CLIENT_NAME;
+use jsc_projections::{stream_key, streams_group};
 use tokio_util::sync::CancellationToken;
 
 use crate::Console;
@@ -74,7 +75,26 @@ pub(crate) async fn run(console: Console, interval: Duration, shutdown: Cancella
     }
 }
 
+/// Outside changes waiting to be recorded, at most: past it, advisories are dropped and a
+/// reconcile is asked for at once instead (it finds every difference, without the client).
+const QUEUE: usize = 65_536;
+
+/// Outside changes recorded at once (each a command: a read of the managed server and a
+/// commit on the home NATS). A burst of thousands is recorded in batches of this many in
+/// flight, each change still its own event with its client.
+const IN_FLIGHT: usize = 32;
+
 async fn watch_cluster(console: Console, cluster_id: String, interval: Duration, token: CancellationToken) {
+    let (changes, queue) = tokio::sync::mpsc::channel(QUEUE);
+    let overflow = std::sync::Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(record(console.clone(), cluster_id.clone(), queue, token.clone()));
+    tokio::spawn(reconcile_every(
+        console.clone(),
+        cluster_id.clone(),
+        interval,
+        overflow.clone(),
+        token.clone(),
+    ));
     let mut backoff = Duration::from_millis(200);
     loop {
         let admin = tokio::select! {
@@ -114,15 +134,21 @@ async fn watch_cluster(console: Console, cluster_id: String, interval: Duration,
         }
         let mut dead_letters = futures::stream::select_all(dead_letters);
         let _ = admin.client().flush().await;
-        reconcile(&console, &cluster_id).await;
-        let mut tick = tokio::time::interval(interval);
-        tick.tick().await;
+        // Changes made while no one listened are found by a reconcile.
+        overflow.notify_one();
+        // This loop only reads: every API request makes an advisory (the console's own
+        // reads too), so it must keep up with the server.
         loop {
             tokio::select! {
                 _ = token.cancelled() => return,
-                _ = tick.tick() => reconcile(&console, &cluster_id).await,
                 msg = advisories.next() => match msg {
-                    Some(m) => on_advisory(&console, &cluster_id, &m.payload).await,
+                    Some(m) => {
+                        let Some(change) = parse_advisory(&m.payload) else { continue };
+                        if changes.try_send(change).is_err() {
+                            tracing::warn!(cluster = %cluster_id, "outside changes arrive faster than they are recorded; reconciling instead");
+                            overflow.notify_one();
+                        }
+                    }
                     None => break,
                 },
                 Some(m) = dead_letters.next() => console.record_dead_letter(&cluster_id, &m.payload).await,
@@ -131,11 +157,122 @@ async fn watch_cluster(console: Console, cluster_id: String, interval: Duration,
     }
 }
 
+/// Reconciles a cluster every `interval`, and at once when asked (advisories were missed).
+async fn reconcile_every(
+    console: Console,
+    cluster_id: String,
+    interval: Duration,
+    now: std::sync::Arc<tokio::sync::Notify>,
+    token: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        // A walk spread over half the interval on schedule; at once when asked.
+        let spread = tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tick.tick() => interval / 2,
+            _ = now.notified() => {
+                tick.reset();
+                Duration::ZERO
+            }
+        };
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = reconcile(&console, &cluster_id, spread) => {}
+        }
+    }
+}
+
+/// What one recording task does: observe one change, or (once a stream's changes are all
+/// recorded) read the stream's live state again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Work {
+    Observe(Touched, String),
+    Refresh,
+}
+
+/// Records the outside changes the advisories announce, [`IN_FLIGHT`] at a time. Changes to
+/// one stream (and its consumers) are recorded one after the other, in the order they came;
+/// a change already waiting is not queued twice (its observation reads the server's state
+/// when it runs). Once a stream has nothing left waiting, its live state is read again, once.
+async fn record(
+    console: Console,
+    cluster_id: String,
+    mut queue: tokio::sync::mpsc::Receiver<(Touched, String)>,
+    token: CancellationToken,
+) {
+    use std::collections::VecDeque;
+    let mut waiting: HashMap<String, VecDeque<Work>> = HashMap::new();
+    let mut ready: VecDeque<String> = VecDeque::new();
+    // Streams in `ready` or with a task running: each at most once.
+    let mut scheduled: std::collections::HashSet<String> = Default::default();
+    let mut tasks = futures::stream::FuturesUnordered::new();
+    loop {
+        while tasks.len() < IN_FLIGHT
+            && let Some(stream) = ready.pop_front()
+        {
+            let Some(work) = waiting.get_mut(&stream).and_then(VecDeque::pop_front) else {
+                continue;
+            };
+            let (console, cluster_id) = (console.clone(), cluster_id.clone());
+            tasks.push(async move {
+                match &work {
+                    Work::Observe(touched, client) => on_change(&console, &cluster_id, touched, client).await,
+                    // The changed stream's state read again on its own (a burst of outside
+                    // changes costs a read per stream, not a list of the cluster).
+                    Work::Refresh => console.live.stream_changed(&cluster_id, &stream).await,
+                }
+                (stream, work)
+            });
+        }
+        tokio::select! {
+            _ = token.cancelled() => return,
+            change = queue.recv() => {
+                let Some((touched, client)) = change else { return };
+                let stream = touched.stream().to_string();
+                let work = Work::Observe(touched, client);
+                let q = waiting.entry(stream.clone()).or_default();
+                if q.iter().any(|w| matches!((w, &work), (Work::Observe(a, _), Work::Observe(b, _)) if a == b)) {
+                    continue;
+                }
+                q.push_back(work);
+                // A stream whose task runs is put back when it ends.
+                if scheduled.insert(stream.clone()) {
+                    ready.push_back(stream);
+                }
+            }
+            Some((stream, done)) = tasks.next(), if !tasks.is_empty() => {
+                let q = waiting.entry(stream.clone()).or_default();
+                if q.is_empty() && done != Work::Refresh {
+                    q.push_back(Work::Refresh);
+                }
+                if q.is_empty() {
+                    waiting.remove(&stream);
+                    scheduled.remove(&stream);
+                } else {
+                    ready.push_back(stream);
+                }
+            }
+        }
+    }
+}
+
 /// What an API audit advisory says was changed, and by whom.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Touched {
     Stream(String),
     Consumer(String, String),
+}
+
+impl Touched {
+    /// The stream changed, or whose consumer was.
+    fn stream(&self) -> &str {
+        match self {
+            Touched::Stream(s) | Touched::Consumer(s, _) => s,
+        }
+    }
 }
 
 /// An API audit advisory, as far as the watcher reads it. Every request to the JetStream API
@@ -211,33 +348,25 @@ fn parse_advisory(payload: &[u8]) -> Option<(Touched, String)> {
     Some((touched, desc))
 }
 
-async fn on_advisory(console: &Console, cluster_id: &str, payload: &[u8]) {
-    let Some((touched, client)) = parse_advisory(payload) else {
-        return;
-    };
+/// Records one outside change an advisory announced, made by `client`.
+async fn on_change(console: &Console, cluster_id: &str, touched: &Touched, client: &str) {
     let origin = ChangeOrigin::External {
         observed_via: "advisory".into(),
-        client: Some(client),
+        client: Some(client.to_string()),
     };
     let ctx = CommandContext::system("advisories").in_organization(console.cluster_organization(cluster_id).as_deref());
-    let stream = match &touched {
-        Touched::Stream(s) | Touched::Consumer(s, _) => s.clone(),
-    };
     match touched {
-        Touched::Stream(name) if !console.is_internal_stream(&name) => {
-            observe_stream(console, cluster_id, &name, origin.clone(), &ctx).await;
+        Touched::Stream(name) if !console.is_internal_stream(name) => {
+            observe_stream(console, cluster_id, name, origin.clone(), &ctx).await;
             console
-                .observe_consumers_of(cluster_id, &name, origin.clone(), &ctx)
+                .observe_consumers_of(cluster_id, name, origin.clone(), &ctx)
                 .await;
         }
-        Touched::Consumer(stream, name) if !console.is_internal_stream(&stream) => {
-            console.observe_consumer(cluster_id, &stream, &name, origin, &ctx).await;
+        Touched::Consumer(stream, name) if !console.is_internal_stream(stream) => {
+            console.observe_consumer(cluster_id, stream, name, origin, &ctx).await;
         }
         _ => {}
     }
-    // The changed stream's state read again on its own (a burst of outside changes costs a
-    // read per change, not a list of the cluster per query after each).
-    console.live.stream_changed(cluster_id, &stream).await;
 }
 
 async fn observe_stream(console: &Console, cluster_id: &str, name: &str, origin: ChangeOrigin, ctx: &CommandContext) {
@@ -256,21 +385,16 @@ async fn observe_stream(console: &Console, cluster_id: &str, name: &str, origin:
     }
 }
 
-/// Compares a cluster with the views and observes every stream and durable consumer that
-/// differs. Cheap when nothing changed: one list request per 256 streams plus one per
-/// stream for its consumers, and no command.
-pub(crate) async fn reconcile(console: &Console, cluster_id: &str) {
+/// Compares a cluster with the views, one page of streams (256) and their consumers at a
+/// time, and observes every stream and durable consumer that differs; the pages are spread
+/// over `spread`, so a big cluster is walked a little at a time rather than listed at once.
+/// Cheap when nothing changed: one list request per page, one per stream that has or had
+/// consumers, lookups in the views by key, and no command.
+pub(crate) async fn reconcile(console: &Console, cluster_id: &str, spread: Duration) {
     let admin = match console.live.managed().admin(cluster_id).await {
         Ok(a) => a,
         Err(e) => {
             tracing::debug!(cluster = %cluster_id, error = %e, "reconcile skipped");
-            return;
-        }
-    };
-    let server = match admin.list_streams().await {
-        Ok(list) => list,
-        Err(e) => {
-            tracing::info!(cluster = %cluster_id, error = %e, "reconcile: cannot list streams");
             return;
         }
     };
@@ -279,52 +403,100 @@ pub(crate) async fn reconcile(console: &Console, cluster_id: &str) {
         client: None,
     };
     let ctx = CommandContext::system("reconciler").in_organization(console.cluster_organization(cluster_id).as_deref());
-    let server: HashMap<String, StreamConfig> = server
-        .into_iter()
-        .filter(|i| !console.is_internal_stream(&i.config.name))
-        .map(|i| (i.config.name.clone(), i.config.normalized()))
-        .collect();
-    let prefix = jsc_projections::streams_group(cluster_id) + ".";
-    let known: HashMap<String, StreamConfig> = console
+    let started = tokio::time::Instant::now();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut offset = 0;
+    loop {
+        let (page, total) = match admin.list_streams_page(offset).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::info!(cluster = %cluster_id, error = %e, "reconcile: cannot list streams");
+                return;
+            }
+        };
+        offset += page.len();
+        for info in page {
+            let name = info.config.name.clone();
+            if console.is_internal_stream(&name) {
+                continue;
+            }
+            let known = console.views.streams.get(&stream_key(cluster_id, &name));
+            if known.as_ref().map(|k| &k.view.config) != Some(&info.config.normalized()) {
+                observe_stream(console, cluster_id, &name, origin.clone(), &ctx).await;
+            }
+            reconcile_consumers(
+                console,
+                &admin,
+                cluster_id,
+                &name,
+                info.state.consumer_count,
+                &origin,
+                &ctx,
+            )
+            .await;
+            seen.insert(name);
+        }
+        if offset == 0 || offset >= total {
+            break;
+        }
+        // The rest of the walk spread over what is left of `spread`.
+        let pages_left = (total - offset).div_ceil(256) as u32 + 1;
+        let left = spread.saturating_sub(started.elapsed());
+        tokio::time::sleep(left / pages_left.max(1)).await;
+    }
+    // Streams the console knows that the walk did not meet: gone (or listed on a page that
+    // moved; observing reads the server, so that costs one read).
+    let gone: Vec<String> = console
         .views
         .streams
-        .with_prefix(&prefix)
+        .with_prefix(&(streams_group(cluster_id) + "."))
         .into_iter()
-        .map(|s| (s.view.name, s.view.config))
+        .map(|s| s.view.name)
+        .filter(|n| !seen.contains(n))
         .collect();
-    // The console's consumers of this cluster, by stream: one pass over the view, not one
-    // per stream.
-    let mut known_consumers: HashMap<String, HashMap<String, _>> = HashMap::new();
-    for c in console.views.consumers.with_prefix(&prefix) {
-        known_consumers
-            .entry(c.view.stream)
-            .or_default()
-            .insert(c.view.name, c.view.config);
+    for name in gone {
+        observe_stream(console, cluster_id, &name, origin.clone(), &ctx).await;
+        console
+            .observe_consumers_of(cluster_id, &name, origin.clone(), &ctx)
+            .await;
     }
-    let names: BTreeSet<&String> = server.keys().chain(known.keys()).collect();
+}
+
+/// Compares one stream's durable consumers with the view and observes each that differs;
+/// a stream without consumers on the server or in the view costs nothing.
+async fn reconcile_consumers(
+    console: &Console,
+    admin: &jsc_fleet::admin::Admin,
+    cluster_id: &str,
+    stream: &str,
+    on_server: u64,
+    origin: &ChangeOrigin,
+    ctx: &CommandContext,
+) {
+    let known: HashMap<String, _> = console
+        .views
+        .consumers
+        .with_prefix(&jsc_projections::consumers_prefix(cluster_id, stream))
+        .into_iter()
+        .map(|c| (c.view.name, c.view.config))
+        .collect();
+    if on_server == 0 && known.is_empty() {
+        return;
+    }
+    let Ok(list) = admin.list_consumers(stream).await else {
+        return;
+    };
+    let listed: HashMap<String, _> = list
+        .into_iter()
+        .filter(|c| c.config.durable_name.is_some())
+        .map(|c| (c.name.clone(), c.config.normalized()))
+        .collect();
+    let names: BTreeSet<&String> = listed.keys().chain(known.keys()).collect();
     for name in names {
-        if server.get(name) != known.get(name) {
-            observe_stream(console, cluster_id, name, origin.clone(), &ctx).await;
-        }
-        let on_server = match server.contains_key(name) {
-            true => match admin.list_consumers(name).await {
-                Ok(list) => list
-                    .into_iter()
-                    .filter(|c| c.config.durable_name.is_some())
-                    .map(|c| (c.name.clone(), c.config.normalized()))
-                    .collect(),
-                Err(_) => continue,
-            },
-            false => HashMap::new(),
-        };
-        let known_consumers = known_consumers.remove(name.as_str()).unwrap_or_default();
-        let consumer_names: BTreeSet<&String> = on_server.keys().chain(known_consumers.keys()).collect();
-        for consumer in consumer_names {
-            if on_server.get(consumer) != known_consumers.get(consumer) {
-                console
-                    .observe_consumer(cluster_id, name, consumer, origin.clone(), &ctx)
-                    .await;
-            }
+        if listed.get(name) != known.get(name) {
+            console
+                .observe_consumer(cluster_id, stream, name, origin.clone(), ctx)
+                .await;
         }
     }
 }

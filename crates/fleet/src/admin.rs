@@ -277,6 +277,20 @@ impl Admin {
 
     /// Every stream with its state, a page (up to 256) per request.
     pub async fn list_streams(&self) -> Result<Vec<StreamInfo>, ServiceError> {
+        let mut out = Vec::new();
+        loop {
+            let (got, total) = self.list_streams_page(out.len()).await?;
+            let n = got.len();
+            out.extend(got);
+            if n == 0 || out.len() >= total {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// One page of streams with their state (as many as the server gives at once, 256),
+    /// from `offset` on, and how many streams there are.
+    pub async fn list_streams_page(&self, offset: usize) -> Result<(Vec<StreamInfo>, usize), ServiceError> {
         #[derive(Deserialize)]
         struct Page {
             #[serde(default)]
@@ -284,16 +298,8 @@ impl Admin {
             #[serde(default)]
             streams: Option<Vec<StreamInfo>>,
         }
-        let mut out = Vec::new();
-        loop {
-            let page: Page = self.api("STREAM.LIST", &json!({"offset": out.len()})).await?;
-            let got = page.streams.unwrap_or_default();
-            let n = got.len();
-            out.extend(got);
-            if n == 0 || out.len() >= page.total {
-                return Ok(out);
-            }
-        }
+        let page: Page = self.api("STREAM.LIST", &json!({"offset": offset})).await?;
+        Ok((page.streams.unwrap_or_default(), page.total))
     }
 
     /// Every consumer of `stream` with its state.
