@@ -313,3 +313,165 @@ async fn a_burst_of_outside_changes_lands_once_each_with_its_client() {
     let flush = tokio::time::timeout(Duration::from_millis(500), streams.next()).await;
     assert!(flush.is_err(), "an extra stream event: {flush:?}");
 }
+
+const ORDERED: &str =
+    "query($c: ID!, $o: StreamOrderBy, $tag: String, $first: Int, $after: String, $last: Int, $before: String) {
+  streams(clusterId: $c, orderBy: $o, tag: $tag, first: $first, after: $after, last: $last, before: $before) {
+    totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } nodes { name } } }";
+
+fn names(page: &serde_json::Value) -> Vec<String> {
+    page["streams"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn streams_are_ordered_by_their_state_filtered_by_tag_and_paged_by_cursor() {
+    let managed = NatsServer::start();
+    let app = TestApp::spawn_with(NatsServer::start(), |c| {
+        c.monitoring.interval = Duration::from_millis(200);
+    })
+    .await;
+    let cluster = app
+        .register_cluster(json!({"name": "ordered", "urls": [managed.url()]}))
+        .await;
+    let js = managed.jetstream().await;
+    // Messages: B 20, D 10, E 10, A 5, C 0; B has a consumer 20 behind; E is tagged.
+    for (name, messages) in [("A", 5), ("B", 20), ("C", 0), ("D", 10), ("E", 10)] {
+        let mut metadata = std::collections::HashMap::new();
+        if name == "E" {
+            metadata.insert("team".to_string(), "payments".to_string());
+        }
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: name.into(),
+            subjects: vec![format!("{}.>", name.to_lowercase())],
+            metadata,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        if name == "B" {
+            js.get_stream("B")
+                .await
+                .unwrap()
+                .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                    durable_name: Some("slow".into()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        for _ in 0..messages {
+            js.publish(format!("{}.x", name.to_lowercase()), "m".into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        app.wait_kv("view_streams_v1", &format!("{cluster}.{name}"), |v| v.is_some())
+            .await;
+    }
+    // A sample that has E's last message has every other's (one sample reads them all).
+    let mut live = app
+        .subscribe(
+            "graphql-transport-ws",
+            "subscription($s: [MetricSeriesInput!]!) { metricsLive(series: $s) { value } }",
+            json!({"s": [{"metric": "STREAM_MESSAGES", "clusterId": cluster, "stream": "E"}]}),
+        )
+        .await;
+    while live.next_data().await["metricsLive"]["value"].as_f64() != Some(10.0) {}
+
+    let ask = |vars: serde_json::Value| {
+        let mut v = json!({"c": cluster});
+        v.as_object_mut().unwrap().extend(vars.as_object().unwrap().clone());
+        v
+    };
+    let by = |field: &str, direction: &str| json!({"field": field, "direction": direction});
+    let all = app.data(ORDERED, ask(json!({"o": by("MESSAGES", "DESC")}))).await;
+    assert_eq!(names(&all), ["B", "D", "E", "A", "C"], "ties by name");
+    assert_eq!(all["streams"]["totalCount"], 5);
+    let up = app.data(ORDERED, ask(json!({"o": by("MESSAGES", "ASC")}))).await;
+    assert_eq!(names(&up), ["C", "A", "D", "E", "B"]);
+    let lag = app.data(ORDERED, ask(json!({"o": by("CONSUMER_LAG", "DESC")}))).await;
+    assert_eq!(names(&lag), ["B", "A", "C", "D", "E"]);
+    let by_name = app.data(ORDERED, ask(json!({"o": by("NAME", "DESC")}))).await;
+    assert_eq!(names(&by_name), ["E", "D", "C", "B", "A"]);
+
+    // Paged forward and back by cursor, in state order and by name descending.
+    for (order, whole) in [
+        (by("MESSAGES", "DESC"), names(&all)),
+        (by("NAME", "DESC"), names(&by_name)),
+    ] {
+        let mut seen = Vec::new();
+        let mut after = serde_json::Value::Null;
+        loop {
+            let page = app
+                .data(ORDERED, ask(json!({"o": order, "first": 2, "after": after})))
+                .await;
+            assert_eq!(
+                page["streams"]["pageInfo"]["hasPreviousPage"],
+                !seen.is_empty(),
+                "{page}"
+            );
+            seen.extend(names(&page));
+            if page["streams"]["pageInfo"]["hasNextPage"] == false {
+                break;
+            }
+            after = page["streams"]["pageInfo"]["endCursor"].clone();
+        }
+        assert_eq!(seen, whole, "forward by 2 in {order}");
+        let mut back: Vec<String> = Vec::new();
+        let mut before = serde_json::Value::Null;
+        loop {
+            let page = app
+                .data(ORDERED, ask(json!({"o": order, "last": 2, "before": before})))
+                .await;
+            assert_eq!(page["streams"]["pageInfo"]["hasNextPage"], !back.is_empty(), "{page}");
+            let mut got = names(&page);
+            got.append(&mut back);
+            back = got;
+            if page["streams"]["pageInfo"]["hasPreviousPage"] == false {
+                break;
+            }
+            before = page["streams"]["pageInfo"]["startCursor"].clone();
+        }
+        assert_eq!(back, whole, "backward by 2 in {order}");
+    }
+
+    // A cursor is a place in its order: one of another order is refused.
+    let first = app
+        .data(ORDERED, ask(json!({"o": by("MESSAGES", "DESC"), "first": 1})))
+        .await;
+    let cursor = first["streams"]["pageInfo"]["endCursor"].clone();
+    let (code, message) = app
+        .error(ORDERED, ask(json!({"o": by("BYTES", "DESC"), "after": cursor})))
+        .await;
+    assert_eq!(code, "VALIDATION", "{message}");
+
+    // Tags: a metadata key, or key=value.
+    for (tag, expected) in [
+        ("team", vec!["E"]),
+        ("team=payments", vec!["E"]),
+        ("team=billing", vec![]),
+    ] {
+        let page = app
+            .data(ORDERED, ask(json!({"tag": tag, "o": by("MESSAGES", "DESC")})))
+            .await;
+        assert_eq!(names(&page), expected, "tag {tag}");
+        assert_eq!(page["streams"]["totalCount"], expected.len());
+    }
+
+    // Without the collector there is no sample to order by: said, not guessed.
+    let quiet = TestApp::spawn_with(NatsServer::start(), |c| c.monitoring.collect = false).await;
+    let other = quiet
+        .register_cluster(json!({"name": "quiet", "urls": [managed.url()]}))
+        .await;
+    let (code, message) = quiet
+        .error(ORDERED, json!({"c": other, "o": by("MESSAGES", "DESC")}))
+        .await;
+    assert_eq!(code, "UNAVAILABLE", "{message}");
+    assert!(message.contains("order by NAME"), "{message}");
+}

@@ -44,4 +44,4 @@ pub use console::{BoxError, Console, Options, Readiness, StartError, Worker};
 pub use error::{Chain, Code, Error, Result};
 pub use history::{EXPORT_LINK_TTL, Export, HistoryEntry, PointInTime, StateAt, diff, export_link_message};
 pub use paging::{MAX_PAGE, Page, Paging};
-pub use resources::StreamFilter;
+pub use resources::{StreamFilter, StreamOrder};

@@ -162,6 +162,17 @@ impl<K: std::hash::Hash + Eq + Clone, T: Send + Sync + 'static> TtlCache<K, T> {
         }
     }
 
+    /// Marks a change to the key's items: a read begun before it is not kept. Whether the
+    /// key has a map to put the change into.
+    fn changed(&self, key: &K) -> bool {
+        let slot = self.slots.lock().expect("cache lock").get(key).cloned();
+        slot.is_some_and(|s| {
+            let mut state = s.state.lock().expect("slot lock");
+            state.generation += 1;
+            state.last.is_some()
+        })
+    }
+
     /// Forgets one key's map.
     fn forget(&self, key: &K) {
         if let Some(slot) = self.slots.lock().expect("cache lock").get(key).cloned() {
@@ -196,6 +207,15 @@ impl<K: std::hash::Hash + Eq + Clone, T: Send + Sync + 'static> TtlCache<K, T> {
 /// 256 streams per refresh, not one per stream per query.
 pub struct LiveState {
     managed: Arc<ManagedClusters>,
+    /// Lists of a cluster's streams in the order of a figure of their state, with the
+    /// sample and the view version they were made from (see `Console::sorted_streams`).
+    #[allow(clippy::type_complexity)]
+    pub(crate) orders: std::sync::Mutex<
+        HashMap<
+            (String, jsc_metrics::Metric, bool),
+            (Arc<jsc_metrics::Snapshot>, u64, Arc<Vec<crate::resources::StateKey>>),
+        >,
+    >,
     streams: TtlCache<String, StreamInfo>,
     consumers: TtlCache<(String, String), ConsumerInfo>,
 }
@@ -204,6 +224,7 @@ impl LiveState {
     pub fn new(managed: Arc<ManagedClusters>, ttl: Duration) -> Self {
         Self {
             managed,
+            orders: Default::default(),
             streams: TtlCache::new(ttl),
             consumers: TtlCache::new(ttl),
         }
@@ -243,6 +264,12 @@ impl LiveState {
     /// was), and its consumers read again when next asked. Falls back to forgetting the
     /// cluster's state when the stream cannot be read.
     pub async fn stream_changed(&self, cluster_id: &str, stream: &str) {
+        let key = (cluster_id.to_string(), stream.to_string());
+        self.consumers.forget(&key);
+        // No list of the cluster to put the change into (no one asked lately): no read.
+        if !self.streams.changed(&key.0) {
+            return;
+        }
         let info = match self.managed.admin(cluster_id).await {
             Ok(admin) => match admin.stream_info(stream).await {
                 Ok(info) => Ok(Some(info)),
@@ -252,11 +279,7 @@ impl LiveState {
             Err(e) => Err(e),
         };
         match info {
-            Ok(info) => {
-                self.streams.patch(&cluster_id.to_string(), stream, info);
-                let key = (cluster_id.to_string(), stream.to_string());
-                self.consumers.forget(&key);
-            }
+            Ok(info) => self.streams.patch(&key.0, stream, info),
             Err(e) => {
                 tracing::debug!(error = %e, cluster_id, stream, "reading a changed stream failed; forgetting the cluster's state");
                 self.invalidate(cluster_id);

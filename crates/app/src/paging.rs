@@ -153,7 +153,7 @@ impl Console {
     }
 
     /// The edges of a page's items, each with its key in `list`.
-    fn edges<K: Serialize, T>(list: List<'_>, items: Vec<(K, T)>) -> Vec<Edge<T>> {
+    pub(crate) fn edges<K: Serialize, T>(list: List<'_>, items: Vec<(K, T)>) -> Vec<Edge<T>> {
         let (keys, nodes): (Vec<K>, Vec<T>) = items.into_iter().unzip();
         Self::positions(list, keys.into_iter())
             .into_iter()
@@ -220,14 +220,17 @@ impl Console {
 impl Console {
     /// The page `paging` asks for of one group of a view's order index (a cluster's
     /// streams, a stream's consumers), by place (a name), with only the entries `keep`
-    /// accepts. Only the page's entries are cloned. Without a filter a page costs its own
-    /// size (each group's count is kept); with one, the group is walked once to count.
+    /// accepts, ascending or `descending`. Only the page's entries are cloned. Without a
+    /// filter a page costs its own size (each group's count is kept); with one, the group
+    /// is walked once to count.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn ordered_page<V>(
         &self,
         list: List<'_>,
         view: &jsc_projector::ViewCache<V>,
         group: &str,
         keep: Option<&dyn Fn(&V) -> bool>,
+        descending: bool,
         paging: &Paging,
         max: usize,
     ) -> Result<Page<jsc_projector::Versioned<V>>>
@@ -250,31 +253,42 @@ impl Console {
             });
             found
         };
+        // Whether `place` is at or past `bound` walking toward the list's end (`forward`) or
+        // its start, in the list's order.
+        let past = |place: &str, bound: &str, forward: bool| {
+            if forward != descending {
+                place >= bound
+            } else {
+                place <= bound
+            }
+        };
         let mut items: Vec<(String, jsc_projector::Versioned<V>)> = Vec::new();
         let (has_previous_page, has_next_page) = match take {
             Take::First(n) => {
                 let mut more = false;
-                view.walk(group, excluded(&after), false, |place, v| {
+                view.walk(group, excluded(&after), descending, |place, v| {
                     if !accept(&v.view) {
                         return true;
                     }
-                    if items.len() == n || before.as_deref().is_some_and(|b| place >= b) {
+                    if items.len() == n || before.as_deref().is_some_and(|b| past(place, b, true)) {
                         more = true;
                         return false;
                     }
                     items.push((place.to_string(), v.clone()));
                     true
                 });
-                let previous = after.as_deref().is_some_and(|a| any_from(Bound::Included(a), true));
+                let previous = after
+                    .as_deref()
+                    .is_some_and(|a| any_from(Bound::Included(a), !descending));
                 (previous, more)
             }
             Take::Last(n) => {
                 let mut more = false;
-                view.walk(group, excluded(&before), true, |place, v| {
+                view.walk(group, excluded(&before), !descending, |place, v| {
                     if !accept(&v.view) {
                         return true;
                     }
-                    if items.len() == n || after.as_deref().is_some_and(|a| place <= a) {
+                    if items.len() == n || after.as_deref().is_some_and(|a| past(place, a, false)) {
                         more = true;
                         return false;
                     }
@@ -282,7 +296,9 @@ impl Console {
                     true
                 });
                 items.reverse();
-                let next = before.as_deref().is_some_and(|b| any_from(Bound::Included(b), false));
+                let next = before
+                    .as_deref()
+                    .is_some_and(|b| any_from(Bound::Included(b), descending));
                 (more, next)
             }
         };

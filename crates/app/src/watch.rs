@@ -315,7 +315,32 @@ fn is_error_answer(response: &str) -> bool {
     serde_json::from_str::<Answer>(response).is_ok_and(|a| a.error.is_some())
 }
 
+/// What an advisory's API subject begins with when the request may change something.
+const CHANGING: [&str; 7] = [
+    "STREAM.CREATE.",
+    "STREAM.UPDATE.",
+    "STREAM.DELETE.",
+    "CONSUMER.CREATE.",
+    "CONSUMER.DURABLE.CREATE.",
+    "CONSUMER.DELETE.",
+    "CONSUMER.PAUSE.",
+];
+
+/// Whether an advisory is for a request that changes nothing, told from its bytes: most
+/// advisories are the lists and infos of readers (the console's collector among them), a
+/// whole page of streams or consumers each, not worth parsing. Unsure: false.
+fn changes_nothing(payload: &[u8]) -> bool {
+    const AT: &[u8] = br#""subject":"$JS.API."#;
+    memchr::memmem::find(payload, AT).is_some_and(|at| {
+        let rest = &payload[at + AT.len()..];
+        !CHANGING.iter().any(|c| rest.starts_with(c.as_bytes()))
+    })
+}
+
 fn parse_advisory(payload: &[u8]) -> Option<(Touched, String)> {
+    if changes_nothing(payload) {
+        return None;
+    }
     let subject: AuditSubject = serde_json::from_slice(payload).ok()?;
     let tokens: Vec<&str> = subject.subject.strip_prefix("$JS.API.")?.split('.').collect();
     let touched = match tokens.as_slice() {
@@ -546,7 +571,14 @@ mod tests {
         assert!(parse_advisory(&advisory("cli", "$JS.API.STREAM.INFO.ORDERS", "{}")).is_none());
         // A list's advisory carries the whole page; it is passed over on its subject.
         let page = serde_json::json!({"total": 1, "streams": [{"config": {"name": "ORDERS"}}]}).to_string();
-        assert!(parse_advisory(&advisory("cli", "$JS.API.STREAM.LIST", &page)).is_none());
+        let list = advisory("cli", "$JS.API.STREAM.LIST", &page);
+        assert!(changes_nothing(&list));
+        assert!(parse_advisory(&list).is_none());
+        // Changes are not passed over, whatever their request says.
+        let create = advisory("cli", "$JS.API.CONSUMER.DURABLE.CREATE.ORDERS.c2", "{}");
+        assert!(!changes_nothing(&create));
+        // Not written as expected: parsed to be sure.
+        assert!(!changes_nothing(br#"{"subject": "$JS.API.STREAM.LIST"}"#));
     }
 
     #[test]

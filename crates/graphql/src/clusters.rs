@@ -176,7 +176,7 @@ impl Cluster {
     async fn jetstream_account(&self, ctx: &Context<'_>) -> Result<Option<AccountUsage>> {
         Ok(console(ctx).jetstream_account(&self.0.view.id).await?.map(AccountUsage))
     }
-    /// The cluster's streams by name, one page at a time, as for `Query.streams`.
+    /// The cluster's streams, one page at a time, filtered and ordered as for `Query.streams`.
     #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
     async fn streams(
         &self,
@@ -184,6 +184,14 @@ impl Cluster {
         #[graphql(desc = "Only streams whose name has this text (case-insensitive).")] name_contains: Option<String>,
         #[graphql(desc = "Only streams that store this subject (wildcards allowed; overlapping subjects match).")]
         subject: Option<String>,
+        #[graphql(
+            desc = "Only streams with this placement tag, or this metadata entry: `key` (any value) or `key=value`."
+        )]
+        tag: Option<String>,
+        #[graphql(
+            desc = "The order of the list: by name (the default), or by a figure of the streams' state, either way."
+        )]
+        order_by: Option<crate::streams::inputs::StreamOrderBy>,
         #[graphql(
             desc = "The first `first` streams (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given."
         )]
@@ -198,7 +206,7 @@ impl Cluster {
         )]
         before: Option<String>,
     ) -> Result<crate::streams::StreamConnection> {
-        let filter = jsc_app::StreamFilter { name_contains, subject };
+        let filter = crate::streams::inputs::stream_filter(name_contains, subject, tag, order_by);
         let page = console(ctx).stream_page(&self.0.view.id, filter, &paging(first, after, last, before))?;
         Ok(crate::streams::StreamConnection::new(page, crate::streams::StreamObj))
     }

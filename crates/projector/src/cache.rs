@@ -89,6 +89,8 @@ impl<V> Entries<V> {
 
 struct Inner<V> {
     entries: RwLock<Entries<V>>,
+    /// Bumped by every change to the entries: what a list derived from them was made at.
+    version: std::sync::atomic::AtomicU64,
     /// The checkpoint of the projection as last seen: every event up to it is reflected.
     watermark: watch::Sender<u64>,
     changes: broadcast::Sender<ViewChange<V>>,
@@ -142,6 +144,7 @@ where
                     index: BTreeMap::new(),
                     groups: HashMap::new(),
                 }),
+                version: Default::default(),
                 watermark,
                 changes,
             }),
@@ -226,6 +229,7 @@ where
         };
         for key in gone {
             let previous = self.inner.entries.write().expect("view lock").remove(&key);
+            self.bumped();
             let _ = self.inner.changes.send(ViewChange {
                 key,
                 op: ChangeOp::Delete,
@@ -267,6 +271,7 @@ where
                         }
                         entries.insert(entry.key.clone(), Arc::new(value.clone()))
                     };
+                    self.bumped();
                     let _ = self.inner.changes.send(ViewChange {
                         key: entry.key,
                         op: ChangeOp::Put,
@@ -279,6 +284,7 @@ where
             kv::Operation::Delete | kv::Operation::Purge => {
                 let previous = self.inner.entries.write().expect("view lock").remove(&entry.key);
                 if previous.is_some() {
+                    self.bumped();
                     let _ = self.inner.changes.send(ViewChange {
                         key: entry.key,
                         op: ChangeOp::Delete,
@@ -288,6 +294,16 @@ where
                 }
             }
         }
+    }
+
+    fn bumped(&self) {
+        self.inner.version.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// A number that changes whenever an entry does: what something derived from the
+    /// entries (a sorted list) can be checked against.
+    pub fn version(&self) -> u64 {
+        self.inner.version.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn get(&self, key: &str) -> Option<Versioned<V>> {

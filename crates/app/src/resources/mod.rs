@@ -4,7 +4,8 @@
 mod consumers;
 mod streams;
 
-pub use streams::StreamFilter;
+pub(crate) use streams::StateKey;
+pub use streams::{StreamFilter, StreamOrder};
 
 use jsc_domain::consumer::{ConsumerCommand, consumer_id};
 use jsc_domain::stream::ChangeOrigin;

@@ -9,20 +9,99 @@ use jsc_domain::stream::{
     stream_id,
 };
 use jsc_fleet::admin::StreamInfo;
+use jsc_metrics::{Metric, Snapshot};
 use jsc_projections::{ConsumerView, StreamView, consumers_group, stream_key, streams_group};
 use jsc_projector::Versioned;
 
-use crate::paging::{List, MAX_PAGE, Page, Paging};
+use crate::paging::{List, MAX_PAGE, Page, Paging, Take};
 use crate::runner::{Access, Actor};
 use crate::{Caller, Console, Error, Result};
 
-/// A cluster's streams to list.
+/// A cluster's streams to list, and in what order.
 #[derive(Default)]
 pub struct StreamFilter {
     /// Part of the name, case-insensitive.
     pub name_contains: Option<String>,
     /// A subject the stream stores (overlapping wildcards count).
     pub subject: Option<String>,
+    /// A placement tag of the stream, or a metadata entry: `key` (any value) or
+    /// `key=value`.
+    pub tag: Option<String>,
+    pub order: StreamOrder,
+    pub descending: bool,
+}
+
+/// What a list of streams is in the order of: the name, or a figure of the stream's state
+/// in the metrics collector's last sample of the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StreamOrder {
+    #[default]
+    Name,
+    Messages,
+    Bytes,
+    /// Bytes stored, percent of `maxBytes` (streams without it come last).
+    StoragePercent,
+    /// The largest lag of the stream's consumers.
+    ConsumerLag,
+    /// Messages stored per second.
+    MessageRate,
+    Consumers,
+}
+
+impl StreamOrder {
+    fn metric(self) -> Option<Metric> {
+        Some(match self {
+            Self::Name => return None,
+            Self::Messages => Metric::StreamMessages,
+            Self::Bytes => Metric::StreamBytes,
+            Self::StoragePercent => Metric::StreamStoragePercent,
+            Self::ConsumerLag => Metric::StreamMaxConsumerLag,
+            Self::MessageRate => Metric::StreamMessageRate,
+            Self::Consumers => Metric::StreamConsumers,
+        })
+    }
+
+    /// The list a cursor of this order belongs to (a cursor of one order is refused by
+    /// another).
+    fn list(self, descending: bool) -> &'static str {
+        match (self, descending) {
+            (Self::Name, false) => "streams",
+            (Self::Name, true) => "streams:name-desc",
+            (Self::Messages, false) => "streams:messages",
+            (Self::Messages, true) => "streams:messages-desc",
+            (Self::Bytes, false) => "streams:bytes",
+            (Self::Bytes, true) => "streams:bytes-desc",
+            (Self::StoragePercent, false) => "streams:storage",
+            (Self::StoragePercent, true) => "streams:storage-desc",
+            (Self::ConsumerLag, false) => "streams:lag",
+            (Self::ConsumerLag, true) => "streams:lag-desc",
+            (Self::MessageRate, false) => "streams:rate",
+            (Self::MessageRate, true) => "streams:rate-desc",
+            (Self::Consumers, false) => "streams:consumers",
+            (Self::Consumers, true) => "streams:consumers-desc",
+        }
+    }
+}
+
+/// A stream's place in a list by state: without a value (last), the value (negated when
+/// descending), the name.
+pub(crate) type StateKey = (bool, f64, String);
+
+fn state_cmp(a: &StateKey, b: &StateKey) -> std::cmp::Ordering {
+    a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then_with(|| a.2.cmp(&b.2))
+}
+
+/// Whether a tag filter matches a stream: one of its placement tags, or a metadata entry
+/// (`key`, or `key=value`).
+fn has_tag(config: &StreamConfig, tag: &str) -> bool {
+    config
+        .placement
+        .as_ref()
+        .is_some_and(|p| p.tags.iter().any(|t| t == tag))
+        || match tag.split_once('=') {
+            Some((k, v)) => config.metadata.get(k).is_some_and(|m| m == v),
+            None => config.metadata.contains_key(tag),
+        }
 }
 
 pub(crate) fn unavailable(e: ServiceError) -> Error {
@@ -58,7 +137,7 @@ impl Console {
         filter: StreamFilter,
         paging: &Paging,
     ) -> Result<Page<Versioned<StreamView>>> {
-        let needle = filter.name_contains.map(|n| n.to_lowercase());
+        let needle = filter.name_contains.as_ref().map(|n| n.to_lowercase());
         let keep = |s: &StreamView| {
             needle.as_ref().is_none_or(|n| s.name.to_lowercase().contains(n))
                 && filter.subject.as_ref().is_none_or(|subj| {
@@ -67,16 +146,137 @@ impl Console {
                         .iter()
                         .any(|own| jsc_domain::names::subjects_overlap(own, subj))
                 })
+                && filter.tag.as_ref().is_none_or(|t| has_tag(&s.config, t))
         };
-        let filtered = needle.is_some() || filter.subject.is_some();
-        self.ordered_page(
-            List::new("streams", cluster_id),
-            &self.views.streams,
+        let filtered = needle.is_some() || filter.subject.is_some() || filter.tag.is_some();
+        let keep = filtered.then_some(&keep as &dyn Fn(&StreamView) -> bool);
+        let list = List::new(filter.order.list(filter.descending), cluster_id);
+        match filter.order.metric() {
+            None => self.ordered_page(
+                list,
+                &self.views.streams,
+                &streams_group(cluster_id),
+                keep,
+                filter.descending,
+                paging,
+                MAX_PAGE,
+            ),
+            Some(metric) => self.state_page(list, cluster_id, metric, filter.descending, keep, paging),
+        }
+    }
+
+    /// A page of a cluster's streams in the order of a figure of their state, from the
+    /// collector's last sample. The sorted list is made once per sample (and change to the
+    /// view), not per query; a cursor is a place in that order (value, then name), so a
+    /// page goes on from where the last one ended even when the order was made again.
+    fn state_page(
+        &self,
+        list: List<'_>,
+        cluster_id: &str,
+        metric: Metric,
+        descending: bool,
+        keep: Option<&dyn Fn(&StreamView) -> bool>,
+        paging: &Paging,
+    ) -> Result<Page<Versioned<StreamView>>> {
+        let take = paging.take(MAX_PAGE)?;
+        let (after, before) = self.bounds::<StateKey>(list, paging)?;
+        let Some(sample) = self.monitoring.latest.get(cluster_id) else {
+            return Err(Error::unavailable(format!(
+                "ordering streams by their state needs the metrics collector's sample of cluster '{cluster_id}', and \
+                 there is none yet: the collector samples every --metrics-interval (not at all with \
+                 --no-metrics-collector); order by NAME meanwhile"
+            )));
+        };
+        let keys = self.sorted_streams(cluster_id, metric, descending, &sample);
+        let view = |k: &StateKey| {
+            self.views
+                .streams
+                .get(&stream_key(cluster_id, &k.2))
+                .filter(|v| keep.is_none_or(|f| f(&v.view)))
+        };
+        let lo = after.map_or(0, |a| keys.partition_point(|k| state_cmp(k, &a).is_le()));
+        let hi = before
+            .map_or(keys.len(), |b| keys.partition_point(|k| state_cmp(k, &b).is_lt()))
+            .max(lo);
+        let mut items = Vec::new();
+        let (has_previous_page, has_next_page) = match take {
+            Take::First(n) => {
+                let mut i = lo;
+                while i < hi && items.len() < n {
+                    if let Some(v) = view(&keys[i]) {
+                        items.push((keys[i].clone(), v));
+                    }
+                    i += 1;
+                }
+                let next = keys[i..].iter().any(|k| view(k).is_some());
+                (keys[..lo].iter().rev().any(|k| view(k).is_some()), next)
+            }
+            Take::Last(n) => {
+                let mut i = hi;
+                while i > lo && items.len() < n {
+                    i -= 1;
+                    if let Some(v) = view(&keys[i]) {
+                        items.push((keys[i].clone(), v));
+                    }
+                }
+                items.reverse();
+                let previous = keys[..i].iter().rev().any(|k| view(k).is_some());
+                (previous, keys[hi..].iter().any(|k| view(k).is_some()))
+            }
+        };
+        let total = match keep {
+            None => keys.len(),
+            Some(_) => keys.iter().filter(|k| view(k).is_some()).count(),
+        };
+        Ok(Page {
+            edges: Self::edges(list, items),
+            has_previous_page,
+            has_next_page,
+            total_count: Some(total),
+        })
+    }
+
+    /// A cluster's streams (those in the view) in the order of `metric` in `sample`: made
+    /// again only when the sample or the view changed.
+    fn sorted_streams(
+        &self,
+        cluster_id: &str,
+        metric: Metric,
+        descending: bool,
+        sample: &Arc<Snapshot>,
+    ) -> Arc<Vec<StateKey>> {
+        let version = self.views.streams.version();
+        let key = (cluster_id.to_string(), metric, descending);
+        if let Some(hit) = self.live.orders.lock().expect("orders lock").get(&key)
+            && Arc::ptr_eq(&hit.0, sample)
+            && hit.1 == version
+        {
+            return hit.2.clone();
+        }
+        let mut keys: Vec<StateKey> = Vec::with_capacity(self.views.streams.group_len(&streams_group(cluster_id)));
+        self.views.streams.walk(
             &streams_group(cluster_id),
-            filtered.then_some(&keep as &dyn Fn(&StreamView) -> bool),
-            paging,
-            MAX_PAGE,
-        )
+            std::ops::Bound::Unbounded,
+            false,
+            |name, _| {
+                let value = sample.streams.get(name).and_then(|s| metric.stream_value(s));
+                keys.push(match value {
+                    // `+ 0.0`: no -0 (it would sort apart from 0).
+                    Some(v) if descending => (false, -v + 0.0, name.to_string()),
+                    Some(v) => (false, v, name.to_string()),
+                    None => (true, 0.0, name.to_string()),
+                });
+                true
+            },
+        );
+        keys.sort_by(state_cmp);
+        let keys = Arc::new(keys);
+        self.live
+            .orders
+            .lock()
+            .expect("orders lock")
+            .insert(key, (sample.clone(), version, keys.clone()));
+        keys
     }
 
     /// The durable consumers of a stream the caller was already found to see, by name, one
@@ -93,6 +293,7 @@ impl Console {
             &self.views.consumers,
             &consumers_group(cluster_id, stream),
             None,
+            false,
             paging,
             MAX_PAGE,
         )

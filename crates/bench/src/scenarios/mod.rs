@@ -1,6 +1,7 @@
 //! The scenarios, each beside its raw ceiling measured in the same run.
 
 mod alerts;
+mod big;
 mod binary;
 mod commands;
 mod events;
@@ -9,6 +10,7 @@ mod monitoring;
 mod ui;
 
 use alerts::*;
+use big::*;
 use binary::*;
 use commands::*;
 use events::*;
@@ -123,6 +125,10 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Row>> {
         eprintln!("13, 14. alerts");
         rows.extend(alerts(args, &sizes).await.context("scenarios 13, 14")?);
     }
+    if wants(args, "big") {
+        eprintln!("16. a big cluster: 10,000 streams × 5 consumers made outside the console");
+        rows.extend(big_cluster(args, &sizes).await.context("scenario 16")?);
+    }
     if wants(args, "ui") {
         eprintln!("15. the web console: the streams page with 10,000 streams");
         rows.extend(streams_page(args).await.context("scenario 15")?);
@@ -168,6 +174,43 @@ pub(super) async fn raw_stream(js: &jetstream::Context, name: &str) -> anyhow::R
         ..Default::default()
     })
     .await?;
+    Ok(())
+}
+
+/// Makes streams `S{i:05}` (subjects `s{i}.>`) for each `i` of `range`, each with
+/// `consumers` durable consumers `C0`, `C1`…, 16 streams in flight.
+pub(super) async fn make_streams(
+    js: &jetstream::Context,
+    range: std::ops::Range<usize>,
+    consumers: usize,
+    storage: jetstream::stream::StorageType,
+) -> anyhow::Result<()> {
+    let made = futures::stream::iter(range)
+        .map(|i| {
+            let js = js.clone();
+            async move {
+                let s = js
+                    .create_stream(jetstream::stream::Config {
+                        name: format!("S{i:05}"),
+                        subjects: vec![format!("s{i}.>")],
+                        storage,
+                        ..Default::default()
+                    })
+                    .await?;
+                for c in 0..consumers {
+                    s.create_consumer(jetstream::consumer::pull::Config {
+                        durable_name: Some(format!("C{c}")),
+                        ..Default::default()
+                    })
+                    .await?;
+                }
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    made.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     Ok(())
 }
 

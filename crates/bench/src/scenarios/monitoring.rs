@@ -23,12 +23,12 @@ const INTERVAL: u64 = 2;
 const Q_STREAMS: usize = 4;
 const Q_CONSUMERS: usize = 25;
 
-fn own_cpu() -> f64 {
+pub(super) fn own_cpu() -> f64 {
     cpu_seconds_of("/proc/self/stat")
 }
 
 /// One sample's worth of list requests, from the bench process: every answer parsed.
-async fn raw_lists(client: &async_nats::Client) -> anyhow::Result<(usize, usize)> {
+pub(super) async fn raw_lists(client: &async_nats::Client) -> anyhow::Result<(usize, usize)> {
     let mut names = Vec::new();
     let streams = raw_stream_list(client, |s| {
         if s["state"]["consumer_count"].as_u64().unwrap_or(0) > 0 {
@@ -116,22 +116,7 @@ pub(super) async fn monitoring(args: &Args, sizes: &Sizes) -> anyhow::Result<Vec
     let managed = Server::start()?;
     let client = managed.client().await?;
     let js = jetstream::new(client.clone());
-    for i in 0..STREAMS {
-        let s = js
-            .create_stream(jetstream::stream::Config {
-                name: format!("S{i}"),
-                subjects: vec![format!("s{i}.>")],
-                ..Default::default()
-            })
-            .await?;
-        for c in 0..CONSUMERS {
-            s.create_consumer(jetstream::consumer::pull::Config {
-                durable_name: Some(format!("C{c}")),
-                ..Default::default()
-            })
-            .await?;
-        }
-    }
+    make_streams(&js, 0..STREAMS, CONSUMERS, jetstream::stream::StorageType::File).await?;
     eprintln!("   {STREAMS} streams × {CONSUMERS} consumers made");
 
     // Raw: the bench process's CPU for one sample's list requests.

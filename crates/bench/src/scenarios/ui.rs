@@ -35,24 +35,7 @@ pub(super) async fn streams_page(args: &Args) -> anyhow::Result<Vec<Row>> {
     let managed = Server::start()?;
     let client = managed.client().await?;
     let js = jetstream::new(client.clone());
-    let made = futures::stream::iter(0..STREAMS)
-        .map(|i| {
-            let js = js.clone();
-            async move {
-                js.create_stream(jetstream::stream::Config {
-                    name: format!("S{i:05}"),
-                    subjects: vec![format!("s{i}.>")],
-                    storage: jetstream::stream::StorageType::Memory,
-                    ..Default::default()
-                })
-                .await
-                .map(|_| ())
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await;
-    made.into_iter().collect::<Result<Vec<_>, _>>()?;
+    make_streams(&js, 0..STREAMS, 0, jetstream::stream::StorageType::Memory).await?;
     eprintln!("   {STREAMS} streams made");
 
     let mut raw = Vec::new();

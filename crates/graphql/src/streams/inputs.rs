@@ -391,3 +391,64 @@ pub struct HeaderInput {
     /// The header's value, on one line.
     pub(crate) value: String,
 }
+
+/// What a list of streams is ordered by.
+#[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq, Default)]
+#[graphql(remote = "jsc_app::StreamOrder")]
+pub enum StreamOrderField {
+    /// The name (the default).
+    #[default]
+    Name,
+    /// Messages stored.
+    Messages,
+    /// Bytes stored.
+    Bytes,
+    /// Bytes stored, percent of the stream's `maxBytes` (streams without it come last).
+    StoragePercent,
+    /// The largest lag (pending messages) of the stream's consumers.
+    ConsumerLag,
+    /// Messages stored per second.
+    MessageRate,
+    /// How many consumers the stream has.
+    Consumers,
+}
+
+/// Which way a list runs.
+#[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq, Default)]
+pub enum OrderDirection {
+    /// Smallest first (A to Z for names).
+    #[default]
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// The order of a list of streams. By a figure of their state, the order is the metrics
+/// collector's last sample of the cluster (every 10 s by default): streams it has no value
+/// for come last, ties by name. `UNAVAILABLE` when the cluster has no sample yet.
+#[derive(InputObject, Clone, Copy, Default)]
+pub struct StreamOrderBy {
+    /// What to order by.
+    #[graphql(default)]
+    pub field: StreamOrderField,
+    /// Which way.
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
+/// A list request for a cluster's streams from the arguments every stream list takes.
+pub fn stream_filter(
+    name_contains: Option<String>,
+    subject: Option<String>,
+    tag: Option<String>,
+    order_by: Option<StreamOrderBy>,
+) -> jsc_app::StreamFilter {
+    let order_by = order_by.unwrap_or_default();
+    jsc_app::StreamFilter {
+        name_contains,
+        subject,
+        tag,
+        order: order_by.field.into(),
+        descending: order_by.direction == OrderDirection::Desc,
+    }
+}

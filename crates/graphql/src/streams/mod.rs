@@ -1,7 +1,7 @@
 //! Streams and consumers over GraphQL: configuration and history from the views, live
 //! state from the clusters, changes as use cases of the application.
 
-mod inputs;
+pub(crate) mod inputs;
 mod roots;
 mod subscriptions;
 mod types;

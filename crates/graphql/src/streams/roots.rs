@@ -4,7 +4,7 @@
 use async_graphql::{Context, ID, Object, Result};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use jsc_app::{Error as ApiError, StreamFilter};
+use jsc_app::Error as ApiError;
 use jsc_domain::consumer::ConsumerConfig;
 use jsc_domain::stream::{PurgeRequest, StreamConfig};
 
@@ -19,10 +19,11 @@ pub struct StreamQuery;
 
 #[Object]
 impl StreamQuery {
-    /// Streams of a cluster, by name, one page. Filter by part of the name, or by a subject
-    /// the stream stores. Needs the viewer role on the cluster; `NOT_FOUND` when the caller
-    /// has none.
+    /// Streams of a cluster, one page, by name or by a figure of their state (`orderBy`).
+    /// Filter by part of the name, a subject the stream stores, or a tag. Needs the viewer
+    /// role on the cluster; `NOT_FOUND` when the caller has none.
     #[graphql(complexity = "crate::connection::per_item(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn streams(
         &self,
         ctx: &Context<'_>,
@@ -30,6 +31,14 @@ impl StreamQuery {
         #[graphql(desc = "Only streams whose name has this text (case-insensitive).")] name_contains: Option<String>,
         #[graphql(desc = "Only streams that store this subject (wildcards allowed; overlapping subjects match).")]
         subject: Option<String>,
+        #[graphql(
+            desc = "Only streams with this placement tag, or this metadata entry: `key` (any value) or `key=value`."
+        )]
+        tag: Option<String>,
+        #[graphql(
+            desc = "The order of the list: by name (the default), or by a figure of the streams' state, either way."
+        )]
+        order_by: Option<crate::streams::inputs::StreamOrderBy>,
         #[graphql(
             desc = "The first `first` streams (after `after`): 0 to 500; the first 50 when neither `first` nor `last` is given."
         )]
@@ -44,7 +53,7 @@ impl StreamQuery {
         )]
         before: Option<String>,
     ) -> Result<StreamConnection> {
-        let filter = StreamFilter { name_contains, subject };
+        let filter = crate::streams::inputs::stream_filter(name_contains, subject, tag, order_by);
         let page = console(ctx).streams(&caller(ctx)?, &cluster_id, filter, &paging(first, after, last, before))?;
         Ok(StreamConnection::new(page, StreamObj))
     }
