@@ -14,6 +14,7 @@
 
 mod metadata;
 mod reader;
+mod recent;
 mod record;
 mod repository;
 mod store;
@@ -23,6 +24,7 @@ pub mod verify;
 
 pub use metadata::{CommandContext, Receipt};
 pub use reader::EventReader;
+pub use recent::Recent;
 pub use record::{EventRecord, headers};
 pub use repository::{CommandError, Committed, Repository};
 pub use store::{AppendOutcome, EventStoreConfig, JetStreamEventStore, JsAggregateContext};

@@ -8,9 +8,10 @@ use cqrs_es::{Aggregate, EventEnvelope};
 
 use crate::{CommandContext, Error, JetStreamEventStore, JsAggregateContext};
 
-/// Above this many cached aggregates the cache is cleared (a crude bound until a real LRU
-/// is needed; a miss costs one batched direct get).
-const CACHE_LIMIT: usize = 50_000;
+/// About this many aggregates are kept in memory, those used lately (a miss costs one
+/// batched direct get): a console watching 50,000 consumers made outside keeps the few it
+/// is asked to change, not every one it recorded.
+const CACHE_LIMIT: usize = 8_192;
 
 /// What a successful command committed.
 #[derive(Debug)]
@@ -53,7 +54,7 @@ pub enum CommandError<E: std::error::Error + 'static> {
 pub struct Repository<A: Aggregate> {
     store: JetStreamEventStore,
     services: A::Services,
-    cache: Mutex<HashMap<String, JsAggregateContext<A>>>,
+    cache: Mutex<crate::Recent<String, JsAggregateContext<A>>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     max_conflict_retries: u32,
 }
@@ -68,7 +69,7 @@ where
         Self {
             store,
             services,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(crate::Recent::new(CACHE_LIMIT)),
             locks: Mutex::new(HashMap::new()),
             max_conflict_retries: 5,
         }
@@ -189,9 +190,7 @@ where
 
     fn put_cache(&self, ctx: JsAggregateContext<A>) {
         let mut cache = self.cache.lock().expect("cache lock");
-        if cache.len() >= CACHE_LIMIT && !cache.contains_key(&ctx.aggregate_id) {
-            cache.clear();
-        }
+        cache.trim();
         // Never replace a newer cached state with an older one (racing tasks).
         match cache.get(&ctx.aggregate_id) {
             Some(existing) if existing.stream_sequence > ctx.stream_sequence => {}

@@ -1,11 +1,11 @@
 //! Running projections: durable consumer → folded KV writes → checkpoint → ack.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use jsc_eventstore::EventRecord;
 use tokio_util::sync::CancellationToken;
 
@@ -19,9 +19,13 @@ const MAX_BATCH: usize = 512;
 /// of the same key fold into one write, so writes stop being the bottleneck.
 const MAX_FOLD: usize = 10_000;
 
-/// Most views a projector keeps in memory; past it the cache starts over (a miss costs
-/// one KV read).
-const MAX_CACHED_VIEWS: usize = 200_000;
+/// About this many views a projection keeps in memory, those it wrote lately (a miss costs
+/// one KV read, the misses of a batch read together): a view of 50,000 consumers is kept
+/// once, by the view readers, not a second time here.
+const MAX_CACHED_VIEWS: usize = 16_384;
+
+/// KV reads of missing views in flight at once.
+const READS_IN_FLIGHT: usize = 64;
 
 /// How long a projection may leave its checkpoint behind while only events of other views
 /// go by. A batch that changes the view writes the checkpoint at once (mutations wait on
@@ -31,9 +35,24 @@ const CHECKPOINT_DEBOUNCE: Duration = Duration::from_millis(250);
 /// The views a running projector has read or written, so each key costs one KV read per
 /// run rather than one per batch. Sound because a projection has a single writer.
 struct Known<V> {
-    views: HashMap<String, Option<Versioned<V>>>,
-    /// The bucket was empty when the run started: a key not yet seen has no view.
-    started_empty: bool,
+    views: jsc_eventstore::Recent<String, Option<Versioned<V>>>,
+    /// When the bucket was empty at the start of the run: every key this run wrote a view
+    /// for (a key outside it has no view, with no read). `None`: unknown, misses are read.
+    present: Option<HashSet<String>>,
+}
+
+impl<V> Known<V> {
+    fn new(started_empty: bool, limit: usize) -> Self {
+        Self {
+            views: jsc_eventstore::Recent::new(limit),
+            present: started_empty.then(HashSet::new),
+        }
+    }
+
+    /// Whether a key this run holds no view for must be read from the bucket.
+    fn must_read(&self, key: &str) -> bool {
+        !self.views.contains_key(key) && self.present.as_ref().is_none_or(|p| p.contains(key))
+    }
 }
 
 /// The difference between two view buckets.
@@ -70,6 +89,8 @@ pub struct Projector {
     /// `<prefix>.<type>.>`.
     subject_prefix: String,
     replicas: usize,
+    /// About how many views a projection keeps in memory ([`MAX_CACHED_VIEWS`]).
+    view_cache: usize,
 }
 
 /// Opens a view bucket, creating it when missing (history 1: the view is the current state;
@@ -103,7 +124,15 @@ impl Projector {
             stream: store.stream.clone(),
             subject_prefix: store.subject_prefix.clone(),
             replicas: 1,
+            view_cache: MAX_CACHED_VIEWS,
         }
+    }
+
+    /// Keeps about `limit` views per projection in memory instead of [`MAX_CACHED_VIEWS`]
+    /// (tests make it small to exercise the reads of views no longer held).
+    pub fn with_view_cache(mut self, limit: usize) -> Self {
+        self.view_cache = limit;
+        self
     }
 
     /// The subjects of the event stream `p` reads.
@@ -313,10 +342,7 @@ impl Projector {
         shutdown: &CancellationToken,
     ) -> Result<u64, Error> {
         let consumer = self.consumer_from(checkpoint).await?;
-        let mut known = Known {
-            views: HashMap::new(),
-            started_empty: kv.status().await.map_err(Error::nats)?.values() == 0,
-        };
+        let mut known = Known::new(kv.status().await.map_err(Error::nats)?.values() == 0, self.view_cache);
         let messages = consumer.messages().await.map_err(Error::nats)?;
         let mut chunks = messages.ready_chunks(MAX_BATCH);
         let mut saved = checkpoint;
@@ -423,11 +449,8 @@ impl Projector {
         checkpoint: u64,
         known: &mut Known<P::View>,
     ) -> Result<(u64, bool), Error> {
-        if known.views.len() > MAX_CACHED_VIEWS {
-            known.views.clear();
-            known.started_empty = false;
-        }
-        let views = &mut known.views;
+        // Only between batches: a view changed in this batch stays until it is written.
+        known.views.trim();
         let filters = self.filter_subjects(p);
         let mut changed: Vec<String> = Vec::new();
         let mut changed_set: HashSet<String> = HashSet::new();
@@ -435,6 +458,7 @@ impl Projector {
         // One span per traced event, from reading it to its view written: a child of the
         // commit that sent it, so the trace of a request runs on to the views it changed.
         let mut traced: Vec<tracing::Span> = Vec::new();
+        let mut events = Vec::with_capacity(batch.len());
         for msg in batch {
             let seq = msg.info().map_err(Error::nats)?.stream_sequence;
             if seq <= checkpoint {
@@ -457,15 +481,37 @@ impl Projector {
                 jsc_eventstore::trace::follow(&span, parent);
                 traced.push(span);
             }
-            if !views.contains_key(&key) {
-                let current = if known.started_empty {
-                    None
-                } else {
-                    read_view::<P::View>(kv, &key).await?
-                };
-                views.insert(key.clone(), current);
+            events.push((seq, record, key));
+        }
+        // The views the batch needs and this run does not hold, read together.
+        {
+            let missing: std::collections::BTreeSet<String> = events
+                .iter()
+                .map(|(_, _, k)| k)
+                .filter(|k| known.must_read(k))
+                .cloned()
+                .collect();
+            let read: Vec<(String, Option<Versioned<P::View>>)> = futures::stream::iter(missing)
+                .map(|key| {
+                    let kv = kv.clone();
+                    async move {
+                        let view = read_view::<P::View>(&kv, &key).await?;
+                        Ok::<_, Error>((key, view))
+                    }
+                })
+                .buffer_unordered(READS_IN_FLIGHT)
+                .try_collect()
+                .await?;
+            for (key, view) in read {
+                known.views.insert(key, view);
             }
-            let slot = views.get_mut(&key).expect("loaded above");
+        }
+        let views = &mut known.views;
+        for (seq, record, key) in events {
+            if !views.contains_key(key.as_str()) {
+                views.insert(key.clone(), None);
+            }
+            let slot = views.get(key.as_str()).expect("loaded above");
             if slot.as_ref().is_some_and(|v| v.last_sequence >= seq) {
                 continue;
             }
@@ -489,8 +535,16 @@ impl Projector {
                 }
             }
         }
+        if let Some(present) = known.present.as_mut() {
+            for key in &changed {
+                match views.get(key.as_str()) {
+                    Some(Some(_)) => present.insert(key.clone()),
+                    _ => present.remove(key.as_str()),
+                };
+            }
+        }
         let writes = changed.iter().map(|key| {
-            let value = views.get(key).cloned().flatten();
+            let value = views.get(key.as_str()).and_then(|v| v.clone());
             async move {
                 match value {
                     Some(v) => {
@@ -574,10 +628,10 @@ impl<P: KvProjection> OpenLane for Arc<P> {
         Box::pin(async move {
             let kv = projector.bucket(self.as_ref()).await?;
             let checkpoint = read_checkpoint(&kv).await?;
-            let known = Known {
-                views: HashMap::new(),
-                started_empty: kv.status().await.map_err(Error::nats)?.values() == 0,
-            };
+            let known = Known::new(
+                kv.status().await.map_err(Error::nats)?.values() == 0,
+                projector.view_cache,
+            );
             Ok(Box::new(KvLane {
                 p: self.clone(),
                 projector: projector.clone(),
