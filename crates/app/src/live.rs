@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jsc_domain::stream::ServiceError;
-use jsc_fleet::admin::{ConsumerInfo, StreamInfo};
+use jsc_fleet::admin::{ConsumerInfo, StreamState};
 use tokio::sync::Mutex;
 
 use crate::adapters::ManagedClusters;
@@ -216,7 +216,10 @@ pub struct LiveState {
             (Arc<jsc_metrics::Snapshot>, u64, Arc<Vec<crate::resources::StateKey>>),
         >,
     >,
-    streams: TtlCache<String, StreamInfo>,
+    /// Each stream's state alone: its configuration is the streams view's (a second copy
+    /// of every stream's would cost as much again).
+    streams: TtlCache<String, StreamState>,
+    /// Each consumer's state, kept only for the streams someone looks at.
     consumers: TtlCache<(String, String), ConsumerInfo>,
 }
 
@@ -234,13 +237,13 @@ impl LiveState {
         &self.managed
     }
 
-    /// Every stream of a cluster with its state, by name.
-    pub async fn streams(&self, cluster_id: &str) -> Result<Arc<Sampled<StreamInfo>>, ServiceError> {
+    /// The state of every stream of a cluster, by name.
+    pub async fn streams(&self, cluster_id: &str) -> Result<Arc<Sampled<StreamState>>, ServiceError> {
         let (managed, cluster) = (self.managed.clone(), cluster_id.to_string());
         self.streams
             .get(cluster_id.to_string(), || async move {
                 let list = managed.admin(&cluster).await?.list_streams().await?;
-                Ok(list.into_iter().map(|i| (i.config.name.clone(), i)).collect())
+                Ok(list.into_iter().map(|i| (i.config.name, i.state)).collect())
             })
             .await
     }
@@ -272,7 +275,7 @@ impl LiveState {
         }
         let info = match self.managed.admin(cluster_id).await {
             Ok(admin) => match admin.stream_info(stream).await {
-                Ok(info) => Ok(Some(info)),
+                Ok(info) => Ok(Some(info.state)),
                 Err(ServiceError::NotFound(_)) => Ok(None),
                 Err(e) => Err(e),
             },

@@ -11,7 +11,7 @@ use crate::{CommandContext, Error, JetStreamEventStore, JsAggregateContext};
 /// About this many aggregates are kept in memory, those used lately (a miss costs one
 /// batched direct get): a console watching 50,000 consumers made outside keeps the few it
 /// is asked to change, not every one it recorded.
-const CACHE_LIMIT: usize = 8_192;
+const CACHE_LIMIT: usize = 4_096;
 
 /// What a successful command committed.
 #[derive(Debug)]

@@ -22,7 +22,7 @@ const MAX_FOLD: usize = 10_000;
 /// About this many views a projection keeps in memory, those it wrote lately (a miss costs
 /// one KV read, the misses of a batch read together): a view of 50,000 consumers is kept
 /// once, by the view readers, not a second time here.
-const MAX_CACHED_VIEWS: usize = 16_384;
+const MAX_CACHED_VIEWS: usize = 4_096;
 
 /// KV reads of missing views in flight at once.
 const READS_IN_FLIGHT: usize = 64;

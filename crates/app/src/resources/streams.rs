@@ -8,7 +8,7 @@ use jsc_domain::stream::{
     ChangeOrigin, PublishedMessage, PurgeRequest, ServiceError, Stream, StreamCommand, StreamConfig, StreamEvent,
     stream_id,
 };
-use jsc_fleet::admin::StreamInfo;
+use jsc_fleet::admin::StreamState;
 use jsc_metrics::{Metric, Snapshot};
 use jsc_projections::{ConsumerView, StreamView, consumers_group, stream_key, streams_group};
 use jsc_projector::Versioned;
@@ -299,8 +299,8 @@ impl Console {
         )
     }
 
-    /// Live: every stream of a cluster with its state, by name (shared for a moment).
-    pub async fn live_streams(&self, cluster_id: &str) -> Result<Arc<crate::Sampled<StreamInfo>>> {
+    /// Live: the state of every stream of a cluster, by name (shared for a moment).
+    pub async fn live_streams(&self, cluster_id: &str) -> Result<Arc<crate::Sampled<StreamState>>> {
         self.live.streams(cluster_id).await.map_err(unavailable)
     }
 

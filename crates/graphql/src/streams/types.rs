@@ -6,7 +6,7 @@ use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use jsc_domain::consumer::ConsumerConfig;
 use jsc_domain::stream::{StreamConfig, StreamSource};
-use jsc_fleet::admin::{ConsumerInfo, StreamInfo};
+use jsc_fleet::admin::{ConsumerInfo, StreamState as LiveStreamState};
 use jsc_projections::streams::Provenance;
 use jsc_projections::{ConsumerView, StreamView};
 use jsc_projector::Versioned;
@@ -359,8 +359,7 @@ impl PartialEq for StreamState {
 }
 
 impl StreamState {
-    pub(crate) fn of(i: &StreamInfo, sampled_at: DateTime<Utc>) -> Self {
-        let s = &i.state;
+    pub(crate) fn of(s: &LiveStreamState, sampled_at: DateTime<Utc>) -> Self {
         Self {
             sampled_at,
             messages: s.messages,
