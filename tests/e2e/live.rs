@@ -464,14 +464,24 @@ async fn streams_are_ordered_by_their_state_filtered_by_tag_and_paged_by_cursor(
         assert_eq!(page["streams"]["totalCount"], expected.len());
     }
 
-    // Without the collector there is no sample to order by: said, not guessed.
+    // Without the collector: what the live state has (messages, bytes, consumers,
+    // storage), and a clear refusal for what only samples have (rates, lag).
     let quiet = TestApp::spawn_with(NatsServer::start(), |c| c.monitoring.collect = false).await;
     let other = quiet
         .register_cluster(json!({"name": "quiet", "urls": [managed.url()]}))
         .await;
+    for name in ["A", "B", "C", "D", "E"] {
+        quiet
+            .wait_kv("view_streams_v1", &format!("{other}.{name}"), |v| v.is_some())
+            .await;
+    }
+    let live = quiet
+        .data(ORDERED, json!({"c": other, "o": by("MESSAGES", "DESC")}))
+        .await;
+    assert_eq!(names(&live), ["B", "D", "E", "A", "C"]);
     let (code, message) = quiet
-        .error(ORDERED, json!({"c": other, "o": by("MESSAGES", "DESC")}))
+        .error(ORDERED, json!({"c": other, "o": by("CONSUMER_LAG", "DESC")}))
         .await;
     assert_eq!(code, "UNAVAILABLE", "{message}");
-    assert!(message.contains("order by NAME"), "{message}");
+    assert!(message.contains("order by NAME, MESSAGES"), "{message}");
 }

@@ -213,7 +213,7 @@ pub struct LiveState {
     pub(crate) orders: std::sync::Mutex<
         HashMap<
             (String, jsc_metrics::Metric, bool),
-            (Arc<jsc_metrics::Snapshot>, u64, Arc<Vec<crate::resources::StateKey>>),
+            (crate::resources::StateSource, u64, Arc<Vec<crate::resources::StateKey>>),
         >,
     >,
     /// Each stream's state alone: its configuration is the streams view's (a second copy

@@ -207,7 +207,9 @@ impl Cluster {
         before: Option<String>,
     ) -> Result<crate::streams::StreamConnection> {
         let filter = crate::streams::inputs::stream_filter(name_contains, subject, tag, order_by);
-        let page = console(ctx).stream_page(&self.0.view.id, filter, &paging(first, after, last, before))?;
+        let page = console(ctx)
+            .stream_page(&self.0.view.id, filter, &paging(first, after, last, before))
+            .await?;
         Ok(crate::streams::StreamConnection::new(page, crate::streams::StreamObj))
     }
 }

@@ -4,7 +4,7 @@
 mod consumers;
 mod streams;
 
-pub(crate) use streams::StateKey;
+pub(crate) use streams::{StateKey, StateSource};
 pub use streams::{StreamFilter, StreamOrder};
 
 use jsc_domain::consumer::{ConsumerCommand, consumer_id};

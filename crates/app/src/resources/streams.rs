@@ -91,6 +91,50 @@ fn state_cmp(a: &StateKey, b: &StateKey) -> std::cmp::Ordering {
     a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then_with(|| a.2.cmp(&b.2))
 }
 
+/// Where the figures a list is ordered by come from: the collector's last sample of the
+/// cluster, or (before its first one) the live state.
+#[derive(Clone)]
+pub(crate) enum StateSource {
+    Sample(Arc<Snapshot>),
+    Live(Arc<crate::Sampled<StreamState>>),
+}
+
+impl StateSource {
+    /// Whether the live state has the figure (rates and lags are the collector's alone).
+    fn live_has(metric: Metric) -> bool {
+        matches!(
+            metric,
+            Metric::StreamMessages | Metric::StreamBytes | Metric::StreamConsumers | Metric::StreamStoragePercent
+        )
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Sample(a), Self::Sample(b)) => Arc::ptr_eq(a, b),
+            (Self::Live(a), Self::Live(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    fn value(&self, metric: Metric, name: &str, view: &StreamView) -> Option<f64> {
+        match self {
+            Self::Sample(sample) => sample.streams.get(name).and_then(|s| metric.stream_value(s)),
+            Self::Live(live) => {
+                let s = live.get(name)?;
+                match metric {
+                    Metric::StreamMessages => Some(s.messages as f64),
+                    Metric::StreamBytes => Some(s.bytes as f64),
+                    Metric::StreamConsumers => Some(s.consumer_count as f64),
+                    Metric::StreamStoragePercent => {
+                        (view.config.max_bytes > 0).then(|| s.bytes as f64 * 100.0 / view.config.max_bytes as f64)
+                    }
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
 /// Whether a tag filter matches a stream: one of its placement tags, or a metadata entry
 /// (`key`, or `key=value`).
 fn has_tag(config: &StreamConfig, tag: &str) -> bool {
@@ -118,8 +162,8 @@ impl Console {
             .ok_or_else(|| Error::not_found(format!("no stream '{name}' on cluster '{cluster_id}'")))
     }
 
-    /// Streams of a cluster by name, filtered, one page (at most [`MAX_PAGE`]).
-    pub fn streams(
+    /// Streams of a cluster, filtered and ordered, one page (at most [`MAX_PAGE`]).
+    pub async fn streams(
         &self,
         caller: &Caller,
         cluster_id: &str,
@@ -127,11 +171,11 @@ impl Console {
         paging: &Paging,
     ) -> Result<Page<Versioned<StreamView>>> {
         self.require_cluster(&caller.principal, cluster_id, Role::Viewer)?;
-        self.stream_page(cluster_id, filter, paging)
+        self.stream_page(cluster_id, filter, paging).await
     }
 
     /// [`Self::streams`] for a cluster the caller was already found to see.
-    pub fn stream_page(
+    pub async fn stream_page(
         &self,
         cluster_id: &str,
         filter: StreamFilter,
@@ -149,45 +193,53 @@ impl Console {
                 && filter.tag.as_ref().is_none_or(|t| has_tag(&s.config, t))
         };
         let filtered = needle.is_some() || filter.subject.is_some() || filter.tag.is_some();
-        let keep = filtered.then_some(&keep as &dyn Fn(&StreamView) -> bool);
+        let keep = filtered.then_some(&keep as &(dyn Fn(&StreamView) -> bool + Sync));
         let list = List::new(filter.order.list(filter.descending), cluster_id);
         match filter.order.metric() {
             None => self.ordered_page(
                 list,
                 &self.views.streams,
                 &streams_group(cluster_id),
-                keep,
+                keep.map(|k| k as &dyn Fn(&StreamView) -> bool),
                 filter.descending,
                 paging,
                 MAX_PAGE,
             ),
-            Some(metric) => self.state_page(list, cluster_id, metric, filter.descending, keep, paging),
+            Some(metric) => {
+                self.state_page(list, cluster_id, metric, filter.descending, keep, paging)
+                    .await
+            }
         }
     }
 
     /// A page of a cluster's streams in the order of a figure of their state, from the
-    /// collector's last sample. The sorted list is made once per sample (and change to the
-    /// view), not per query; a cursor is a place in that order (value, then name), so a
-    /// page goes on from where the last one ended even when the order was made again.
-    fn state_page(
+    /// collector's last sample (before the first one, messages, bytes, consumers and
+    /// storage from the live state). The sorted list is made once per sample (and change to
+    /// the view), not per query; a cursor is a place in that order (value, then name), so
+    /// a page goes on from where the last one ended even when the order was made again.
+    async fn state_page(
         &self,
         list: List<'_>,
         cluster_id: &str,
         metric: Metric,
         descending: bool,
-        keep: Option<&dyn Fn(&StreamView) -> bool>,
+        keep: Option<&(dyn Fn(&StreamView) -> bool + Sync)>,
         paging: &Paging,
     ) -> Result<Page<Versioned<StreamView>>> {
         let take = paging.take(MAX_PAGE)?;
         let (after, before) = self.bounds::<StateKey>(list, paging)?;
-        let Some(sample) = self.monitoring.latest.get(cluster_id) else {
-            return Err(Error::unavailable(format!(
-                "ordering streams by their state needs the metrics collector's sample of cluster '{cluster_id}', and \
-                 there is none yet: the collector samples every --metrics-interval (not at all with \
-                 --no-metrics-collector); order by NAME meanwhile"
-            )));
+        let source = match self.monitoring.latest.get(cluster_id) {
+            Some(sample) => StateSource::Sample(sample),
+            None if StateSource::live_has(metric) => StateSource::Live(self.live_streams(cluster_id).await?),
+            None => {
+                return Err(Error::unavailable(format!(
+                    "ordering streams by rate or lag needs the metrics collector's sample of cluster '{cluster_id}', \
+                     and there is none yet: the collector samples every --metrics-interval (not at all with \
+                     --no-metrics-collector); order by NAME, MESSAGES, BYTES, STORAGE_PERCENT or CONSUMERS meanwhile"
+                )));
+            }
         };
-        let keys = self.sorted_streams(cluster_id, metric, descending, &sample);
+        let keys = self.sorted_streams(cluster_id, metric, descending, &source);
         let view = |k: &StateKey| {
             self.views
                 .streams
@@ -236,19 +288,19 @@ impl Console {
         })
     }
 
-    /// A cluster's streams (those in the view) in the order of `metric` in `sample`: made
-    /// again only when the sample or the view changed.
+    /// A cluster's streams (those in the view) in the order of `metric` in `source`: made
+    /// again only when the source or the view changed.
     fn sorted_streams(
         &self,
         cluster_id: &str,
         metric: Metric,
         descending: bool,
-        sample: &Arc<Snapshot>,
+        source: &StateSource,
     ) -> Arc<Vec<StateKey>> {
         let version = self.views.streams.version();
         let key = (cluster_id.to_string(), metric, descending);
         if let Some(hit) = self.live.orders.lock().expect("orders lock").get(&key)
-            && Arc::ptr_eq(&hit.0, sample)
+            && hit.0.same(source)
             && hit.1 == version
         {
             return hit.2.clone();
@@ -258,8 +310,8 @@ impl Console {
             &streams_group(cluster_id),
             std::ops::Bound::Unbounded,
             false,
-            |name, _| {
-                let value = sample.streams.get(name).and_then(|s| metric.stream_value(s));
+            |name, view| {
+                let value = source.value(metric, name, &view.view);
                 keys.push(match value {
                     // `+ 0.0`: no -0 (it would sort apart from 0).
                     Some(v) if descending => (false, -v + 0.0, name.to_string()),
@@ -275,7 +327,7 @@ impl Console {
             .orders
             .lock()
             .expect("orders lock")
-            .insert(key, (sample.clone(), version, keys.clone()));
+            .insert(key, (source.clone(), version, keys.clone()));
         keys
     }
 

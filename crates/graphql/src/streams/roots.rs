@@ -54,7 +54,9 @@ impl StreamQuery {
         before: Option<String>,
     ) -> Result<StreamConnection> {
         let filter = crate::streams::inputs::stream_filter(name_contains, subject, tag, order_by);
-        let page = console(ctx).streams(&caller(ctx)?, &cluster_id, filter, &paging(first, after, last, before))?;
+        let page = console(ctx)
+            .streams(&caller(ctx)?, &cluster_id, filter, &paging(first, after, last, before))
+            .await?;
         Ok(StreamConnection::new(page, StreamObj))
     }
 
