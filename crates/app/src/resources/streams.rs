@@ -32,7 +32,7 @@ pub struct StreamFilter {
 }
 
 /// What a list of streams is in the order of: the name, or a figure of the stream's state
-/// in the metrics collector's last sample of the cluster.
+/// (live, or from the metrics collector's last sample for rates and lags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum StreamOrder {
     #[default]
@@ -91,8 +91,8 @@ fn state_cmp(a: &StateKey, b: &StateKey) -> std::cmp::Ordering {
     a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then_with(|| a.2.cmp(&b.2))
 }
 
-/// Where the figures a list is ordered by come from: the collector's last sample of the
-/// cluster, or (before its first one) the live state.
+/// Where the figures a list is ordered by come from: the live state, or the collector's
+/// last sample of the cluster (rates and lags).
 #[derive(Clone)]
 pub(crate) enum StateSource {
     Sample(Arc<Snapshot>),
@@ -212,11 +212,12 @@ impl Console {
         }
     }
 
-    /// A page of a cluster's streams in the order of a figure of their state, from the
-    /// collector's last sample (before the first one, messages, bytes, consumers and
-    /// storage from the live state). The sorted list is made once per sample (and change to
-    /// the view), not per query; a cursor is a place in that order (value, then name), so
-    /// a page goes on from where the last one ended even when the order was made again.
+    /// A page of a cluster's streams in the order of a figure of their state: messages,
+    /// bytes, consumers and storage from the live state (what `state` shows), rates and
+    /// lags from the collector's last sample. The sorted list is made once per state read
+    /// (and change to the view), not per query; a cursor is a place in that order (value,
+    /// then name), so a page goes on from where the last one ended even when the order was
+    /// made again.
     async fn state_page(
         &self,
         list: List<'_>,
@@ -228,15 +229,21 @@ impl Console {
     ) -> Result<Page<Versioned<StreamView>>> {
         let take = paging.take(MAX_PAGE)?;
         let (after, before) = self.bounds::<StateKey>(list, paging)?;
-        let source = match self.monitoring.latest.get(cluster_id) {
-            Some(sample) => StateSource::Sample(sample),
-            None if StateSource::live_has(metric) => StateSource::Live(self.live_streams(cluster_id).await?),
-            None => {
-                return Err(Error::unavailable(format!(
-                    "ordering streams by rate or lag needs the metrics collector's sample of cluster '{cluster_id}', \
-                     and there is none yet: the collector samples every --metrics-interval (not at all with \
-                     --no-metrics-collector); order by NAME, MESSAGES, BYTES, STORAGE_PERCENT or CONSUMERS meanwhile"
-                )));
+        // What `state` shows comes from the live state: the list is in the same order as
+        // the figures it shows. Rates and lags are the collector's alone.
+        let source = if StateSource::live_has(metric) {
+            StateSource::Live(self.live_streams(cluster_id).await?)
+        } else {
+            match self.monitoring.latest.get(cluster_id) {
+                Some(sample) => StateSource::Sample(sample),
+                None => {
+                    return Err(Error::unavailable(format!(
+                        "ordering streams by rate or lag needs the metrics collector's sample of cluster \
+                         '{cluster_id}', and there is none yet: the collector samples every --metrics-interval (not \
+                         at all with --no-metrics-collector); order by NAME, MESSAGES, BYTES, STORAGE_PERCENT or \
+                         CONSUMERS meanwhile"
+                    )));
+                }
             }
         };
         let keys = self.sorted_streams(cluster_id, metric, descending, &source);

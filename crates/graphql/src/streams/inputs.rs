@@ -423,9 +423,10 @@ pub enum OrderDirection {
     Desc,
 }
 
-/// The order of a list of streams. By a figure of their state, the order is the metrics
-/// collector's last sample of the cluster (every 10 s by default): streams it has no value
-/// for come last, ties by name. `UNAVAILABLE` when the cluster has no sample yet.
+/// The order of a list of streams. By messages, bytes, storage or consumers, the order is
+/// the live state (as `state` shows it, `sampledAt` old); by rate or lag, the metrics
+/// collector's last sample of the cluster (every 10 s by default; `UNAVAILABLE` before the
+/// first). Streams without a value come last, ties by name.
 #[derive(InputObject, Clone, Copy, Default)]
 pub struct StreamOrderBy {
     /// What to order by.
