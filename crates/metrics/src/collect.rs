@@ -114,12 +114,7 @@ pub async fn sample(
     let previous_streams = previous.map(|p| &p.streams);
     for info in list {
         let mut s = stream_sample(&info, cluster.at_ms);
-        s.consumers = consumers
-            .remove(&s.name)
-            .unwrap_or_default()
-            .iter()
-            .map(consumer_sample)
-            .collect();
+        s.consumers = consumers.remove(&s.name).unwrap_or_default();
         s.consumers.sort_by(|a, b| a.name.cmp(&b.name));
         if let Some(prev) = previous_streams.and_then(|p| p.get(&s.name)) {
             derive_stream_rates(prev, &mut s);
@@ -129,8 +124,9 @@ pub async fn sample(
     finish(cluster, streams, started)
 }
 
-/// Streams and their consumers, by stream name.
-type Listed = (Vec<StreamInfo>, BTreeMap<String, Vec<ConsumerInfo>>);
+/// Streams, and their consumers' samples by stream name: each list of consumers is made a
+/// sample as it arrives, so a big cluster's 50,000 consumer infos are never held at once.
+type Listed = (Vec<StreamInfo>, BTreeMap<String, Vec<ConsumerSample>>);
 
 /// Paged `STREAM.LIST`, then paged `CONSUMER.LIST` of the streams that have consumers.
 async fn listed(admin: &Admin) -> Result<Listed, ServiceError> {
@@ -140,11 +136,14 @@ async fn listed(admin: &Admin) -> Result<Listed, ServiceError> {
         .filter(|s| s.state.consumer_count > 0)
         .map(|s| s.config.name.clone())
         .collect();
-    let consumers: BTreeMap<String, Vec<ConsumerInfo>> = futures::stream::iter(with_consumers)
+    let consumers: BTreeMap<String, Vec<ConsumerSample>> = futures::stream::iter(with_consumers)
         .map(|name| {
             let admin = admin.clone();
             async move {
-                let got = admin.list_consumers(&name).await;
+                let got = admin
+                    .list_consumers(&name)
+                    .await
+                    .map(|list| list.iter().map(consumer_sample).collect::<Vec<_>>());
                 (name, got)
             }
         })
@@ -271,7 +270,7 @@ async fn jsz(admin: &Admin, system: &Admin) -> Result<Listed, ServiceError> {
     for (name, (info, c)) in by_name {
         list.push(info);
         if !c.is_empty() {
-            consumers.insert(name, c);
+            consumers.insert(name, c.iter().map(consumer_sample).collect());
         }
     }
     Ok((list, consumers))
