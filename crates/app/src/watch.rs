@@ -138,15 +138,22 @@ async fn watch_cluster(console: Console, cluster_id: String, interval: Duration,
         overflow.notify_one();
         // This loop only reads: every API request makes an advisory (the console's own
         // reads too), so it must keep up with the server.
+        let mut overflowing = false;
         loop {
             tokio::select! {
                 _ = token.cancelled() => return,
                 msg = advisories.next() => match msg {
                     Some(m) => {
                         let Some(change) = parse_advisory(&m.payload) else { continue };
-                        if changes.try_send(change).is_err() {
-                            tracing::warn!(cluster = %cluster_id, "outside changes arrive faster than they are recorded; reconciling instead");
-                            overflow.notify_one();
+                        match changes.try_send(change) {
+                            Ok(()) => overflowing = false,
+                            // Said once per overflow, not once per change dropped.
+                            Err(_) if !overflowing => {
+                                overflowing = true;
+                                tracing::warn!(cluster = %cluster_id, "outside changes arrive faster than they are recorded; reconciling instead");
+                                overflow.notify_one();
+                            }
+                            Err(_) => overflow.notify_one(),
                         }
                     }
                     None => break,
