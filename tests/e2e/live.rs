@@ -485,3 +485,67 @@ async fn streams_are_ordered_by_their_state_filtered_by_tag_and_paged_by_cursor(
     assert_eq!(code, "UNAVAILABLE", "{message}");
     assert!(message.contains("order by NAME, MESSAGES"), "{message}");
 }
+
+#[tokio::test]
+async fn outside_changes_past_a_full_queue_are_reconciled_once_each_not_lost() {
+    use futures::StreamExt;
+    const STREAMS: usize = 60;
+    let managed = NatsServer::start();
+    // A queue of one: a burst overflows it (how often depends on timing), and what the
+    // advisories could not queue, a reconcile finds.
+    let app = TestApp::spawn_with(NatsServer::start(), |c| {
+        c.reconcile_interval = Duration::from_secs(3600);
+        c.outside_changes_queue = 1;
+    })
+    .await;
+    let js = managed.jetstream().await;
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "PRE".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let cluster = app
+        .register_cluster(json!({"name": "full", "urls": [managed.url()]}))
+        .await;
+    app.wait_kv("view_streams_v1", &format!("{cluster}.PRE"), |v| v.is_some())
+        .await;
+    let home = async_nats::connect(app.nats.url()).await.unwrap();
+    let mut events = home.subscribe("es.stream.>").await.unwrap();
+    home.flush().await.unwrap();
+    let names: Vec<String> = (0..STREAMS).map(|i| format!("F{i:03}")).collect();
+    futures::stream::iter(names.clone())
+        .map(|name| {
+            let js = js.clone();
+            async move {
+                js.create_stream(async_nats::jetstream::stream::Config {
+                    name,
+                    storage: async_nats::jetstream::stream::StorageType::Memory,
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ())
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let got = receive(&mut events, STREAMS, "stream events").await;
+    let mut seen = std::collections::BTreeSet::new();
+    for m in &got {
+        let e: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        let created = &e["payload"]["Created"];
+        let via = created["origin"]["observed_via"].as_str().unwrap();
+        assert!(via == "advisory" || via == "reconcile", "{e}");
+        assert!(
+            seen.insert(created["config"]["name"].as_str().unwrap().to_string()),
+            "recorded twice: {e}"
+        );
+    }
+    assert_eq!(seen, names.iter().cloned().collect());
+    let extra = tokio::time::timeout(Duration::from_millis(500), events.next()).await;
+    assert!(extra.is_err(), "an extra stream event: {extra:?}");
+}

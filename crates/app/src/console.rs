@@ -123,6 +123,9 @@ pub struct Options {
     pub session_sweep_interval: Duration,
     /// How often every managed cluster is compared with the history.
     pub reconcile_interval: Duration,
+    /// Most outside changes waiting to be recorded per cluster; past it a reconcile is
+    /// asked for instead.
+    pub outside_changes_queue: usize,
     /// The object store: the Parquet audit table (`audit/`) and the metrics roll-ups
     /// (`metrics/`) live there. How the audit table is written:
     pub audit_store: Arc<dyn object_store::ObjectStore>,
@@ -408,11 +411,11 @@ impl Console {
         {
             let c = console.clone();
             let token = shutdown.clone();
-            let every = options.reconcile_interval;
+            let (every, queue) = (options.reconcile_interval, options.outside_changes_queue);
             workers.push(Worker {
                 name: "watcher",
                 run: Box::pin(async move {
-                    crate::watch::run(c, every, token).await;
+                    crate::watch::run(c, every, queue, token).await;
                     Ok(())
                 }),
             });

@@ -28,6 +28,7 @@ pub mod identity;
 pub mod lease;
 mod live;
 pub use live::Sampled;
+pub use watch::OUTSIDE_CHANGES_QUEUE;
 pub mod messages;
 pub mod monitoring;
 pub mod nodes;

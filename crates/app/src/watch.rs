@@ -37,7 +37,7 @@ impl Console {
 
 /// Follows every registered cluster until `shutdown`, starting and stopping per-cluster
 /// watchers as clusters are registered, changed and removed.
-pub(crate) async fn run(console: Console, interval: Duration, shutdown: CancellationToken) {
+pub(crate) async fn run(console: Console, interval: Duration, queue: usize, shutdown: CancellationToken) {
     let mut changes = console.views.clusters.subscribe();
     let mut running: HashMap<String, (u64, CancellationToken)> = HashMap::new();
     loop {
@@ -62,7 +62,7 @@ pub(crate) async fn run(console: Console, interval: Duration, shutdown: Cancella
             }
             let token = shutdown.child_token();
             running.insert(id.clone(), (fp, token.clone()));
-            tokio::spawn(watch_cluster(console.clone(), id, interval, token));
+            tokio::spawn(watch_cluster(console.clone(), id, interval, queue, token));
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -75,17 +75,24 @@ pub(crate) async fn run(console: Console, interval: Duration, shutdown: Cancella
     }
 }
 
-/// Outside changes waiting to be recorded, at most: past it, advisories are dropped and a
-/// reconcile is asked for at once instead (it finds every difference, without the client).
-const QUEUE: usize = 65_536;
+/// Outside changes waiting to be recorded per cluster, at most, by default: past it,
+/// advisories are dropped and a reconcile is asked for at once instead (it finds every
+/// difference, without the client).
+pub const OUTSIDE_CHANGES_QUEUE: usize = 65_536;
 
 /// Outside changes recorded at once (each a command: a read of the managed server and a
 /// commit on the home NATS). A burst of thousands is recorded in batches of this many in
 /// flight, each change still its own event with its client.
 const IN_FLIGHT: usize = 32;
 
-async fn watch_cluster(console: Console, cluster_id: String, interval: Duration, token: CancellationToken) {
-    let (changes, queue) = tokio::sync::mpsc::channel(QUEUE);
+async fn watch_cluster(
+    console: Console,
+    cluster_id: String,
+    interval: Duration,
+    queue: usize,
+    token: CancellationToken,
+) {
+    let (changes, queue) = tokio::sync::mpsc::channel(queue.max(1));
     let overflow = std::sync::Arc::new(tokio::sync::Notify::new());
     tokio::spawn(record(console.clone(), cluster_id.clone(), queue, token.clone()));
     tokio::spawn(reconcile_every(

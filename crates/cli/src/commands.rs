@@ -586,6 +586,7 @@ async fn reset_password(args: ResetPasswordArgs, out: &mut (dyn Write + Send)) -
         live_ttl: std::time::Duration::from_secs(2),
         session_sweep_interval: std::time::Duration::from_secs(600),
         reconcile_interval: std::time::Duration::from_secs(30),
+        outside_changes_queue: jsc_app::OUTSIDE_CHANGES_QUEUE,
         audit_store: std::sync::Arc::new(object_store::memory::InMemory::new()),
         audit_max_rows: 1,
         audit_max_age: std::time::Duration::from_secs(60),

@@ -55,6 +55,9 @@ pub struct Config {
     /// How often every managed cluster is compared with the history (changes made outside
     /// the console while no advisory reached it).
     pub reconcile_interval: Duration,
+    /// Most outside changes waiting to be recorded per cluster, past which a reconcile is
+    /// asked for instead (tests make it small).
+    pub outside_changes_queue: usize,
     /// Serve the baseline routes `make bench` compares against.
     pub bench_routes: bool,
     /// Each caller's query budget; `None` charges nothing.
@@ -98,6 +101,7 @@ impl Config {
             view_wait: Duration::from_secs(5),
             live_ttl: Duration::from_secs(2),
             reconcile_interval: Duration::from_secs(30),
+            outside_changes_queue: jsc_app::OUTSIDE_CHANGES_QUEUE,
             bench_routes: false,
             query_budget: Some(jsc_graphql::Budget::default()),
             persisted_queries_only: false,
@@ -182,6 +186,7 @@ impl Application {
             live_ttl: config.live_ttl,
             session_sweep_interval: config.session_sweep_interval,
             reconcile_interval: config.reconcile_interval,
+            outside_changes_queue: config.outside_changes_queue,
             audit_store: open_audit_store(&config)?,
             audit_max_rows: config.audit_max_rows,
             audit_max_age: config.audit_max_age,
