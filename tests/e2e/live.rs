@@ -174,6 +174,55 @@ async fn receive(sub: &mut async_nats::Subscriber, n: usize, what: &str) -> Vec<
     got
 }
 
+/// Registers `managed` on `app` with a stream made before (`PRE`), and returns the
+/// cluster's id once the console has it: from then on its watcher listens.
+async fn watched(app: &TestApp, js: &async_nats::jetstream::Context, managed: &NatsServer) -> String {
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "PRE".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let cluster = app
+        .register_cluster(json!({"name": "watched", "urls": [managed.url()]}))
+        .await;
+    app.wait_kv("view_streams_v1", &format!("{cluster}.PRE"), |v| v.is_some())
+        .await;
+    cluster
+}
+
+/// Makes the streams `names` (memory storage), each with `consumers` durable consumers
+/// `C0`, `C1`…, 16 streams in flight, as another client would in a burst.
+async fn make_burst(js: &async_nats::jetstream::Context, names: &[String], consumers: usize) {
+    use futures::StreamExt;
+    let made = futures::stream::iter(names.to_vec())
+        .map(|name| {
+            let js = js.clone();
+            async move {
+                let s = js
+                    .create_stream(async_nats::jetstream::stream::Config {
+                        name: name.clone(),
+                        subjects: vec![format!("{}.>", name.to_lowercase())],
+                        storage: async_nats::jetstream::stream::StorageType::Memory,
+                        ..Default::default()
+                    })
+                    .await?;
+                for c in 0..consumers {
+                    s.create_consumer(async_nats::jetstream::consumer::pull::Config {
+                        durable_name: Some(format!("C{c}")),
+                        ..Default::default()
+                    })
+                    .await?;
+                }
+                Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    made.into_iter().collect::<Result<Vec<_>, _>>().unwrap();
+}
+
 #[tokio::test]
 async fn a_burst_of_outside_changes_lands_once_each_with_its_client() {
     use futures::StreamExt;
@@ -191,51 +240,14 @@ async fn a_burst_of_outside_changes_lands_once_each_with_its_client() {
         .await
         .unwrap();
     let js = async_nats::jetstream::new(outside);
-    // A stream made before the cluster is registered: once the console has it, its
-    // watcher listens.
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: "PRE".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let cluster = app
-        .register_cluster(json!({"name": "burst", "urls": [managed.url()]}))
-        .await;
-    app.wait_kv("view_streams_v1", &format!("{cluster}.PRE"), |v| v.is_some())
-        .await;
+    let cluster = watched(&app, &js, &managed).await;
 
     let home = async_nats::connect(app.nats.url()).await.unwrap();
     let mut streams = home.subscribe("es.stream.>").await.unwrap();
     let mut consumers = home.subscribe("es.consumer.>").await.unwrap();
     home.flush().await.unwrap();
     let names: Vec<String> = (0..STREAMS).map(|i| format!("B{i:04}")).collect();
-    let made = futures::stream::iter(names.clone())
-        .map(|name| {
-            let js = js.clone();
-            async move {
-                let s = js
-                    .create_stream(async_nats::jetstream::stream::Config {
-                        name: name.clone(),
-                        subjects: vec![format!("{}.>", name.to_lowercase())],
-                        storage: async_nats::jetstream::stream::StorageType::Memory,
-                        ..Default::default()
-                    })
-                    .await?;
-                for c in 0..CONSUMERS {
-                    s.create_consumer(async_nats::jetstream::consumer::pull::Config {
-                        durable_name: Some(format!("C{c}")),
-                        ..Default::default()
-                    })
-                    .await?;
-                }
-                Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await;
-    made.into_iter().collect::<Result<Vec<_>, _>>().unwrap();
+    make_burst(&js, &names, CONSUMERS).await;
 
     // Each change is one event with the client that made it, whatever the order.
     let events = |msgs: Vec<async_nats::Message>| -> Vec<serde_json::Value> {
@@ -499,40 +511,12 @@ async fn outside_changes_past_a_full_queue_are_reconciled_once_each_not_lost() {
     })
     .await;
     let js = managed.jetstream().await;
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: "PRE".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let cluster = app
-        .register_cluster(json!({"name": "full", "urls": [managed.url()]}))
-        .await;
-    app.wait_kv("view_streams_v1", &format!("{cluster}.PRE"), |v| v.is_some())
-        .await;
+    watched(&app, &js, &managed).await;
     let home = async_nats::connect(app.nats.url()).await.unwrap();
     let mut events = home.subscribe("es.stream.>").await.unwrap();
     home.flush().await.unwrap();
     let names: Vec<String> = (0..STREAMS).map(|i| format!("F{i:03}")).collect();
-    futures::stream::iter(names.clone())
-        .map(|name| {
-            let js = js.clone();
-            async move {
-                js.create_stream(async_nats::jetstream::stream::Config {
-                    name,
-                    storage: async_nats::jetstream::stream::StorageType::Memory,
-                    ..Default::default()
-                })
-                .await
-                .map(|_| ())
-            }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
+    make_burst(&js, &names, 0).await;
     let got = receive(&mut events, STREAMS, "stream events").await;
     let mut seen = std::collections::BTreeSet::new();
     for m in &got {
