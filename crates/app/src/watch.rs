@@ -85,6 +85,10 @@ pub const OUTSIDE_CHANGES_QUEUE: usize = 65_536;
 /// flight, each change still its own event with its client.
 const IN_FLIGHT: usize = 32;
 
+/// Changes the recorder takes off the queue ahead of its tasks, at most: past it, they wait
+/// in the bounded queue (and overflow it into a reconcile), not in the recorder's memory.
+const HELD: usize = 64 * IN_FLIGHT;
+
 async fn watch_cluster(
     console: Console,
     cluster_id: String,
@@ -223,6 +227,8 @@ async fn record(
     // Streams in `ready` or with a task running: each at most once.
     let mut scheduled: std::collections::HashSet<String> = Default::default();
     let mut tasks = futures::stream::FuturesUnordered::new();
+    // Changes in `waiting` (see [`HELD`]).
+    let mut held = 0;
     loop {
         while tasks.len() < IN_FLIGHT
             && let Some(stream) = ready.pop_front()
@@ -230,6 +236,7 @@ async fn record(
             let Some(work) = waiting.get_mut(&stream).and_then(VecDeque::pop_front) else {
                 continue;
             };
+            held -= 1;
             let (console, cluster_id) = (console.clone(), cluster_id.clone());
             tasks.push(async move {
                 match &work {
@@ -243,7 +250,7 @@ async fn record(
         }
         tokio::select! {
             _ = token.cancelled() => return,
-            change = queue.recv() => {
+            change = queue.recv(), if held < HELD => {
                 let Some((touched, client)) = change else { return };
                 let stream = touched.stream().to_string();
                 let work = Work::Observe(touched, client);
@@ -252,6 +259,7 @@ async fn record(
                     continue;
                 }
                 q.push_back(work);
+                held += 1;
                 // A stream whose task runs is put back when it ends.
                 if scheduled.insert(stream.clone()) {
                     ready.push_back(stream);
@@ -261,6 +269,7 @@ async fn record(
                 let q = waiting.entry(stream.clone()).or_default();
                 if q.is_empty() && done != Work::Refresh {
                     q.push_back(Work::Refresh);
+                    held += 1;
                 }
                 if q.is_empty() {
                     waiting.remove(&stream);
