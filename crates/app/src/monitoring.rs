@@ -191,15 +191,17 @@ impl Targets for ConsoleTargets {
     }
 }
 
-/// Samples go to the metrics stream.
-struct StreamSink(async_nats::jetstream::Context);
+/// Samples go to the metrics stream, and to this replica's latest samples as they are
+/// (one copy, shared with the collector, rather than a second one read back).
+struct StreamSink(async_nats::jetstream::Context, Latest);
 
 impl Sink for StreamSink {
     fn publish(&self, snapshot: Arc<Snapshot>) -> BoxFuture<'_, std::result::Result<(), String>> {
         Box::pin(async move {
-            jsc_metrics::store::publish(&self.0, &snapshot)
-                .await
-                .map_err(|e| e.to_string())
+            self.1.publishing(&snapshot);
+            let published = jsc_metrics::store::publish(&self.0, &snapshot).await;
+            self.1.published(snapshot, published.is_ok());
+            published.map_err(|e| e.to_string())
         })
     }
 }
@@ -212,7 +214,8 @@ pub(crate) async fn run_collector(console: Console, shutdown: tokio_util::sync::
         _ = shutdown.cancelled() => return,
         _ = console.monitoring.latest.caught_up() => {}
     }
-    jsc_metrics::collector::run(Arc::new(ConsoleTargets(console)), Arc::new(StreamSink(js)), shutdown).await;
+    let sink = StreamSink(js, console.monitoring.latest.clone());
+    jsc_metrics::collector::run(Arc::new(ConsoleTargets(console)), Arc::new(sink), shutdown).await;
 }
 
 impl Console {

@@ -25,6 +25,10 @@ struct State {
     clusters: HashMap<String, Arc<Snapshot>>,
     /// Stream samples of a sample whose cluster part has not arrived yet.
     incoming: HashMap<String, (i64, BTreeMap<String, StreamSample>)>,
+    /// Samples this process is publishing (cluster, time): their records are not read back
+    /// from the stream, since the whole sample is handed over once published
+    /// ([`Latest::publishing`], [`Latest::published`]).
+    publishing: HashMap<String, i64>,
 }
 
 impl State {
@@ -32,6 +36,9 @@ impl State {
     fn apply(&mut self, record: Record) -> Option<Arc<Snapshot>> {
         match record {
             Record::Stream(cluster, s) => {
+                if self.has(&cluster, s.at_ms) {
+                    return None;
+                }
                 let slot = self
                     .incoming
                     .entry(cluster)
@@ -45,11 +52,10 @@ impl State {
                 None
             }
             Record::Cluster(c) => {
-                if self
-                    .clusters
-                    .get(&c.cluster_id)
-                    .is_some_and(|old| old.cluster.at_ms > c.at_ms)
-                {
+                if self.has(&c.cluster_id, c.at_ms) {
+                    if self.incoming.get(&c.cluster_id).is_some_and(|i| i.0 <= c.at_ms) {
+                        self.incoming.remove(&c.cluster_id);
+                    }
                     return None;
                 }
                 let streams = match self.incoming.remove(&c.cluster_id) {
@@ -60,12 +66,30 @@ impl State {
                     }
                     _ => BTreeMap::new(),
                 };
-                let snapshot = Arc::new(Snapshot { cluster: c, streams });
-                self.clusters
-                    .insert(snapshot.cluster.cluster_id.clone(), snapshot.clone());
-                Some(snapshot)
+                self.put(Arc::new(Snapshot { cluster: c, streams }))
             }
         }
+    }
+
+    /// Whether the sample of `cluster` taken at `at_ms` needs no reading: a sample as new
+    /// is already held, or this process is publishing it.
+    fn has(&self, cluster: &str, at_ms: i64) -> bool {
+        self.clusters.get(cluster).is_some_and(|old| old.cluster.at_ms >= at_ms)
+            || self.publishing.get(cluster).is_some_and(|at| *at == at_ms)
+    }
+
+    /// Holds a whole sample, unless a newer one is held.
+    fn put(&mut self, snapshot: Arc<Snapshot>) -> Option<Arc<Snapshot>> {
+        let id = &snapshot.cluster.cluster_id;
+        if self
+            .clusters
+            .get(id)
+            .is_some_and(|old| old.cluster.at_ms >= snapshot.cluster.at_ms)
+        {
+            return None;
+        }
+        self.clusters.insert(id.clone(), snapshot.clone());
+        Some(snapshot)
     }
 }
 
@@ -145,11 +169,34 @@ impl Latest {
         }
     }
 
+    /// Says that this process is about to publish `snapshot`'s records: they are not read
+    /// back from the stream, so a sample is held once, shared with the collector, rather
+    /// than once more as it is read back. Follow with [`Self::published`].
+    pub fn publishing(&self, snapshot: &Snapshot) {
+        let mut st = self.state.lock().expect("latest lock");
+        let c = &snapshot.cluster;
+        st.publishing.insert(c.cluster_id.clone(), c.at_ms);
+    }
+
+    /// Ends [`Self::publishing`]: the sample is held when it was published (`ok`), and left
+    /// out when it was not, as it is from every replica that reads the stream.
+    pub fn published(&self, snapshot: Arc<Snapshot>, ok: bool) {
+        let done = {
+            let mut st = self.state.lock().expect("latest lock");
+            st.publishing.remove(&snapshot.cluster.cluster_id);
+            if ok { st.put(snapshot) } else { None }
+        };
+        if let Some(s) = done {
+            let _ = self.live.send(s);
+        }
+    }
+
     /// Forgets a cluster (removed from the console).
     pub fn forget(&self, cluster_id: &str) {
         let mut st = self.state.lock().expect("latest lock");
         st.clusters.remove(cluster_id);
         st.incoming.remove(cluster_id);
+        st.publishing.remove(cluster_id);
     }
 
     /// Follows the metrics stream until `shutdown`: the last message of every subject, then
@@ -256,5 +303,47 @@ mod tests {
         assert_eq!(latest.get("c").unwrap().streams.keys().collect::<Vec<_>>(), ["A"]);
         latest.apply(cluster(5, 1));
         assert_eq!(latest.get("c").unwrap().cluster.at_ms, 10);
+    }
+
+    #[test]
+    fn a_sample_published_here_is_held_once_and_not_read_back() {
+        let latest = Latest::default();
+        let mut live = latest.subscribe();
+        let mine = Arc::new(Snapshot {
+            cluster: ClusterSample {
+                cluster_id: "c".into(),
+                at_ms: 10,
+                streams: 1,
+                ..Default::default()
+            },
+            streams: [("A".to_string(), StreamSample::default())].into(),
+        });
+        latest.publishing(&mine);
+        // Its records, read back from the stream while it is published, are left alone.
+        latest.apply(stream("A", 10));
+        latest.apply(cluster(10, 1));
+        assert!(latest.get("c").is_none());
+        assert!(live.try_recv().is_err());
+        latest.published(mine.clone(), true);
+        assert!(Arc::ptr_eq(&latest.get("c").unwrap(), &mine));
+        assert!(Arc::ptr_eq(&live.try_recv().unwrap(), &mine));
+        assert!(latest.state.lock().unwrap().incoming.is_empty());
+
+        // One that could not be published is not held: no replica reading the stream has it.
+        let lost = Arc::new(Snapshot {
+            cluster: ClusterSample {
+                cluster_id: "c".into(),
+                at_ms: 20,
+                ..Default::default()
+            },
+            streams: Default::default(),
+        });
+        latest.publishing(&lost);
+        latest.published(lost, false);
+        assert_eq!(latest.get("c").unwrap().cluster.at_ms, 10);
+        // Samples from the stream are read again after it.
+        latest.apply(stream("A", 30));
+        latest.apply(cluster(30, 1));
+        assert_eq!(latest.get("c").unwrap().cluster.at_ms, 30);
     }
 }
