@@ -2,14 +2,18 @@
 //! inserts and hits, the older one dropped when the younger is full. An entry used at least
 //! once per generation stays; the rest go within two. No per-entry bookkeeping, unlike an
 //! LRU list, and no sudden loss of every entry, unlike clearing a full map.
+//!
+//! Values are boxed: a generation's table keeps the capacity of its fullest moment (a
+//! burst can put thousands of entries in before a trim), and a table of pointers costs a
+//! fraction of one of views or aggregates held in place.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 
 pub struct Recent<K, V> {
-    young: HashMap<K, V>,
-    old: HashMap<K, V>,
+    young: HashMap<K, Box<V>>,
+    old: HashMap<K, Box<V>>,
     /// Entries per generation.
     half: usize,
 }
@@ -35,7 +39,7 @@ impl<K: Hash + Eq, V> Recent<K, V> {
         {
             self.young.insert(k, v);
         }
-        self.young.get_mut(key)
+        self.young.get_mut(key).map(|v| &mut **v)
     }
 
     pub fn contains_key<Q>(&self, key: &Q) -> bool
@@ -50,7 +54,7 @@ impl<K: Hash + Eq, V> Recent<K, V> {
     /// entries inserted together stay together.
     pub fn insert(&mut self, key: K, value: V) {
         self.old.remove(&key);
-        self.young.insert(key, value);
+        self.young.insert(key, Box::new(value));
     }
 
     pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
@@ -58,7 +62,7 @@ impl<K: Hash + Eq, V> Recent<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.young.remove(key).or_else(|| self.old.remove(key))
+        self.young.remove(key).or_else(|| self.old.remove(key)).map(|v| *v)
     }
 
     /// Drops the old generation if the young one is full; whether anything was dropped.
@@ -72,8 +76,8 @@ impl<K: Hash + Eq, V> Recent<K, V> {
     }
 
     pub fn clear(&mut self) {
-        self.young.clear();
-        self.old.clear();
+        self.young = HashMap::new();
+        self.old = HashMap::new();
     }
 
     pub fn len(&self) -> usize {

@@ -1793,7 +1793,7 @@ impl AlertSubscription {
                     && states.as_ref().is_none_or(|s| s.contains(&v.view.state.status));
                 wanted.then_some(AlertChange {
                     sequence: v.last_sequence,
-                    alert: AlertObj(v.view),
+                    alert: AlertObj(std::sync::Arc::unwrap_or_clone(v).view),
                 })
             });
             futures::future::ready(out)

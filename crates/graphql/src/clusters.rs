@@ -865,7 +865,7 @@ impl ClusterSubscription {
                             kind,
                             cluster_id: ID(cluster_id),
                             sequence: Some(value.last_sequence),
-                            cluster: Some(Cluster(value)),
+                            cluster: Some(Cluster(std::sync::Arc::unwrap_or_clone(value))),
                         }
                     }
                 })

@@ -21,15 +21,27 @@ pub enum ChangeOp {
     Delete,
 }
 
-/// One change to a view, as seen by this replica.
-#[derive(Debug, Clone)]
+/// One change to a view, as seen by this replica. The entries are shared with the view,
+/// not copied: the channel of recent changes holds pointers only.
+#[derive(Debug)]
 pub struct ViewChange<V> {
     pub key: String,
     pub op: ChangeOp,
     /// The entry after the change (`None` when deleted).
-    pub value: Option<Versioned<V>>,
+    pub value: Option<Arc<Versioned<V>>>,
     /// The entry before the change, when this replica had it.
-    pub previous: Option<Versioned<V>>,
+    pub previous: Option<Arc<Versioned<V>>>,
+}
+
+impl<V> Clone for ViewChange<V> {
+    fn clone(&self) -> Self {
+        Self {
+            key: self.key.clone(),
+            op: self.op,
+            value: self.value.clone(),
+            previous: self.previous.clone(),
+        }
+    }
 }
 
 /// Where a view's entry is listed: its group (a cluster, a stream...) and its place in the
@@ -234,7 +246,7 @@ where
                 key,
                 op: ChangeOp::Delete,
                 value: None,
-                previous: previous.map(|p| (*p).clone()),
+                previous,
             });
         }
     }
@@ -258,6 +270,7 @@ where
         match entry.operation {
             kv::Operation::Put => match serde_json::from_slice::<Versioned<V>>(&entry.value) {
                 Ok(value) => {
+                    let value = Arc::new(value);
                     let previous = {
                         let mut entries = self.inner.entries.write().expect("view lock");
                         // A writer that is behind (another replica's projector) must not
@@ -269,14 +282,14 @@ where
                         {
                             return;
                         }
-                        entries.insert(entry.key.clone(), Arc::new(value.clone()))
+                        entries.insert(entry.key.clone(), value.clone())
                     };
                     self.bumped();
                     let _ = self.inner.changes.send(ViewChange {
                         key: entry.key,
                         op: ChangeOp::Put,
                         value: Some(value),
-                        previous: previous.map(|p| (*p).clone()),
+                        previous,
                     });
                 }
                 Err(e) => tracing::error!(key = %entry.key, error = %e, "unreadable view entry ignored"),
@@ -289,7 +302,7 @@ where
                         key: entry.key,
                         op: ChangeOp::Delete,
                         value: None,
-                        previous: previous.map(|p| (*p).clone()),
+                        previous,
                     });
                 }
             }

@@ -123,9 +123,9 @@ impl StreamSubscription {
                     } else {
                         kind_of(&v.last_event)
                     },
-                    cluster_id: ID(v.cluster_id.clone()),
+                    cluster_id: ID(v.cluster_id.to_string()),
                     name: v.name.clone(),
-                    stream: ch.value.map(StreamObj),
+                    stream: ch.value.map(|v| StreamObj(std::sync::Arc::unwrap_or_clone(v))),
                     state: None,
                 });
             futures::future::ready(out)
@@ -192,10 +192,10 @@ impl StreamSubscription {
                     } else {
                         kind_of(&v.provenance.last_change)
                     },
-                    cluster_id: ID(v.cluster_id.clone()),
-                    stream: v.stream.clone(),
+                    cluster_id: ID(v.cluster_id.to_string()),
+                    stream: v.stream.to_string(),
                     name: v.name.clone(),
-                    consumer: ch.value.map(ConsumerObj),
+                    consumer: ch.value.map(|v| ConsumerObj(std::sync::Arc::unwrap_or_clone(v))),
                     state: None,
                 });
             futures::future::ready(out)
