@@ -212,6 +212,25 @@ pub struct AuditRow {
 }
 
 impl AuditRow {
+    /// The bytes of its text: about what it costs buffered, and as Arrow columns.
+    pub fn text_bytes(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        self.aggregate_type.len()
+            + self.aggregate_id.len()
+            + self.event_type.len()
+            + self.event_version.len()
+            + self.actor.len()
+            + self.payload.len()
+            + self.summary.len()
+            + opt(&self.client_addr)
+            + opt(&self.correlation_id)
+            + opt(&self.causation_id)
+            + opt(&self.organization)
+            + opt(&self.cluster)
+            + opt(&self.hash)
+            + opt(&self.prev_hash)
+    }
+
     pub fn from_record(r: &EventRecord) -> Self {
         let mut payload = r.payload.clone();
         jsc_domain::secret::redact_json(&mut payload);

@@ -33,6 +33,15 @@ pub fn parse_range(path: &Path) -> Option<(u64, u64)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
+/// The buffer is flushed when its rows' text reaches this many bytes, whatever `max_rows`
+/// says: a burst of big events (stream configurations) then costs a bounded amount of
+/// memory, held only until the file is written.
+pub const MAX_BUFFERED_BYTES: usize = 4 << 20;
+
+/// A Parquet row group is closed at about this many encoded bytes: what the writer holds
+/// before it uploads, when it writes a big file or merges a day's files.
+const MAX_ROW_GROUP_BYTES: usize = 8 << 20;
+
 /// Writes the audit table.
 pub struct AuditWriter {
     pub client: async_nats::Client,
@@ -89,6 +98,7 @@ impl AuditWriter {
         })?;
         // Rows, not records: a row is flat strings, a fraction of a parsed event's memory.
         let mut buffer: Vec<AuditRow> = Vec::new();
+        let mut buffered_bytes = 0;
         let mut oldest: Option<Instant> = None;
         let mut tick = tokio::time::interval(self.max_age.min(Duration::from_secs(1)).max(Duration::from_millis(50)));
         loop {
@@ -122,9 +132,13 @@ impl AuditWriter {
                     if buffer.first().is_some_and(|f| f.time.date_naive() != row.time.date_naive()) {
                         self.flush(&mut buffer, &state, &mut flushed).await?;
                     }
+                    if buffer.is_empty() {
+                        buffered_bytes = 0;
+                    }
+                    buffered_bytes += row.text_bytes();
                     buffer.push(row);
                     oldest.get_or_insert_with(Instant::now);
-                    if buffer.len() >= self.max_rows {
+                    if buffer.len() >= self.max_rows || buffered_bytes >= MAX_BUFFERED_BYTES {
                         self.flush(&mut buffer, &state, &mut flushed).await?;
                         oldest = None;
                     }
@@ -145,7 +159,8 @@ impl AuditWriter {
         metrics::counter!("jsconsole_audit_rows_written_total").increment(buffer.len() as u64);
         metrics::counter!("jsconsole_audit_files_written_total").increment(1);
         metrics::gauge!("jsconsole_audit_flushed_sequence").set(last.sequence as f64);
-        buffer.clear();
+        // A new buffer, not a cleared one: a burst's capacity is not kept for good.
+        *buffer = Vec::new();
         if self.compact_after > 0 {
             self.compact(day).await?;
         }
@@ -161,22 +176,24 @@ impl AuditWriter {
         if files.len() < self.compact_after {
             return Ok(());
         }
-        let mut batches = Vec::new();
+        let (first, last) = (files[0].0, files[files.len() - 1].1);
+        let merged = file_path(day, first, last);
+        // One part in memory at a time, not the whole day.
+        let mut writer = ParquetFile::create(&self.store, &merged)?;
         for (_, _, path) in &files {
             let bytes = fetch(&self.store, path).await?;
             let p = path.clone();
-            batches.extend(
-                tokio::task::spawn_blocking(move || read_batches(&p, bytes))
-                    .await
-                    .map_err(|source| Error::Task {
-                        path: path.clone(),
-                        source,
-                    })??,
-            );
+            let batches = tokio::task::spawn_blocking(move || read_batches(&p, bytes))
+                .await
+                .map_err(|source| Error::Task {
+                    path: path.clone(),
+                    source,
+                })??;
+            for b in &batches {
+                writer.write(b).await?;
+            }
         }
-        let (first, last) = (files[0].0, files[files.len() - 1].1);
-        let merged = file_path(day, first, last);
-        write_parquet(&self.store, &merged, &batches).await?;
+        writer.close().await?;
         for (_, _, path) in files {
             if path != merged
                 && let Err(source) = self.store.delete(&path).await
@@ -202,23 +219,54 @@ async fn publish_flushed(state: &jetstream::kv::Store, flushed: u64) -> Result<(
 }
 
 async fn write_parquet(store: &Arc<dyn ObjectStore>, path: &Path, batches: &[RecordBatch]) -> Result<()> {
-    let write = async {
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-            .set_max_row_group_row_count(Some(65_536))
-            .build();
+    let mut writer = ParquetFile::create(store, path)?;
+    for b in batches {
+        writer.write(b).await?;
+    }
+    writer.close().await
+}
+
+/// An audit file being written, batch by batch.
+struct ParquetFile {
+    path: Path,
+    writer: AsyncArrowWriter<object_store::buffered::BufWriter>,
+}
+
+impl ParquetFile {
+    fn create(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<Self> {
+        let props = || -> std::result::Result<WriterProperties, parquet::errors::ParquetError> {
+            Ok(WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+                .set_max_row_group_row_count(Some(65_536))
+                .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
+                .build())
+        };
         let sink = object_store::buffered::BufWriter::new(store.clone(), path.clone());
-        let mut writer = AsyncArrowWriter::try_new(sink, schema(), Some(props))?;
-        for b in batches {
-            writer.write(b).await?;
-        }
-        writer.close().await?;
-        Ok(())
-    };
-    write.await.map_err(|source| Error::Write {
-        path: path.clone(),
-        source,
-    })
+        let writer = props()
+            .and_then(|props| AsyncArrowWriter::try_new(sink, schema(), Some(props)))
+            .map_err(|source| Error::Write {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Self {
+            path: path.clone(),
+            writer,
+        })
+    }
+
+    async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer.write(batch).await.map_err(|source| Error::Write {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    async fn close(self) -> Result<()> {
+        self.writer.close().await.map(|_| ()).map_err(|source| Error::Write {
+            path: self.path,
+            source,
+        })
+    }
 }
 
 fn read_batches(path: &Path, bytes: bytes::Bytes) -> Result<Vec<RecordBatch>> {
