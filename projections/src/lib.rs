@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod clusters;
+pub mod compact;
 pub mod identity;
 pub mod streams;
 

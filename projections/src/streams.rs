@@ -13,19 +13,22 @@ use jsc_eventstore::EventRecord;
 use jsc_projector::KvProjection;
 use serde::{Deserialize, Serialize};
 
-/// Who last changed something, when, and how the console learnt of it.
+use crate::compact::{Compact, Shared};
+
+/// Who last changed something, when, and how the console learnt of it. The strings are
+/// [`Shared`]: tens of thousands of views name the same few actors and event types.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
     pub created_at: DateTime<Utc>,
-    pub created_by: String,
+    pub created_by: Shared,
     pub updated_at: DateTime<Utc>,
-    pub updated_by: String,
+    pub updated_by: Shared,
     /// The event type of the last change (`StreamUpdated`, ...).
-    pub last_change: String,
+    pub last_change: Shared,
     /// Whether the last change was made outside the console.
     pub last_change_external: bool,
     /// The NATS client behind an external change, when known.
-    pub last_change_client: Option<String>,
+    pub last_change_client: Option<Shared>,
     pub version: u64,
 }
 
@@ -35,8 +38,8 @@ impl Provenance {
             created_at: event.timestamp,
             created_by: actor(event, origin),
             updated_at: event.timestamp,
-            updated_by: String::new(),
-            last_change: String::new(),
+            updated_by: Shared::default(),
+            last_change: Shared::default(),
             last_change_external: false,
             last_change_client: None,
             version: 0,
@@ -47,11 +50,11 @@ impl Provenance {
 
     fn touch(&mut self, event: &EventRecord, origin: Option<&ChangeOrigin>) {
         self.updated_at = event.timestamp;
-        self.updated_by = origin.map_or_else(|| event.actor().to_string(), |o| actor(event, o));
-        self.last_change = event.event_type.clone();
+        self.updated_by = origin.map_or_else(|| Shared::new(event.actor()), |o| actor(event, o));
+        self.last_change = Shared::new(&event.event_type);
         self.last_change_external = origin.is_some_and(ChangeOrigin::is_external);
         self.last_change_client = match origin {
-            Some(ChangeOrigin::External { client, .. }) => client.clone(),
+            Some(ChangeOrigin::External { client, .. }) => client.as_deref().map(Shared::new),
             _ => None,
         };
         self.version = event.aggregate_sequence;
@@ -59,24 +62,24 @@ impl Provenance {
 }
 
 /// The actor shown for a change: the client outside the console when it was external.
-fn actor(event: &EventRecord, origin: &ChangeOrigin) -> String {
+fn actor(event: &EventRecord, origin: &ChangeOrigin) -> Shared {
     match origin {
-        ChangeOrigin::External { client: Some(c), .. } => format!("external:{c}"),
-        ChangeOrigin::External { client: None, .. } => "external".to_string(),
-        ChangeOrigin::Console => event.actor().to_string(),
+        ChangeOrigin::External { client: Some(c), .. } => Shared::from(format!("external:{c}")),
+        ChangeOrigin::External { client: None, .. } => Shared::new("external"),
+        ChangeOrigin::Console => Shared::new(event.actor()),
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamView {
-    pub cluster_id: String,
+    pub cluster_id: Shared,
     pub name: String,
     pub config: StreamConfig,
     #[serde(flatten)]
     pub provenance: Provenance,
     pub last_purge: Option<DateTime<Utc>>,
     /// The type of the last event applied (purges and publishes included).
-    pub last_event: String,
+    pub last_event: Shared,
 }
 
 pub struct StreamsProjection;
@@ -134,12 +137,12 @@ impl KvProjection for StreamsProjection {
                     origin,
                 },
             ) => Some(StreamView {
-                cluster_id,
+                cluster_id: cluster_id.into(),
                 name: config.name.clone(),
                 config,
                 provenance: Provenance::new(event, &origin),
                 last_purge: None,
-                last_event: String::new(),
+                last_event: Shared::default(),
             }),
             (_, StreamEvent::Deleted { .. }) => None,
             (Some(mut v), StreamEvent::Updated { after, origin, .. }) => {
@@ -167,18 +170,21 @@ impl KvProjection for StreamsProjection {
             (None, _) => return Err(format!("{} for a stream the view does not have", event.event_type)),
         };
         Ok(next.map(|mut v| {
-            v.last_event = event.event_type.clone();
+            v.last_event = Shared::new(&event.event_type);
             v
         }))
     }
 }
 
+/// A consumer as the console knows it. A cluster can have tens of thousands, so its
+/// configuration is held [`Compact`] (read it with `config.get()`) and the cluster and
+/// stream are [`Shared`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsumerView {
-    pub cluster_id: String,
-    pub stream: String,
+    pub cluster_id: Shared,
+    pub stream: Shared,
     pub name: String,
-    pub config: ConsumerConfig,
+    pub config: Compact<ConsumerConfig>,
     #[serde(flatten)]
     pub provenance: Provenance,
 }
@@ -225,20 +231,20 @@ impl KvProjection for ConsumersProjection {
                     origin,
                 },
             ) => Some(ConsumerView {
-                cluster_id,
-                stream,
+                cluster_id: cluster_id.into(),
+                stream: stream.into(),
                 name: config.consumer_name().to_string(),
-                config,
+                config: Compact::new(&config),
                 provenance: Provenance::new(event, &origin),
             }),
             (_, ConsumerEvent::Deleted { .. }) => None,
             (Some(mut v), ConsumerEvent::Updated { after, origin, .. }) => {
-                v.config = after;
+                v.config = Compact::new(&after);
                 v.provenance.touch(event, Some(&origin));
                 Some(v)
             }
             (Some(mut v), ConsumerEvent::Paused { after, .. } | ConsumerEvent::Resumed { after }) => {
-                v.config = after;
+                v.config = Compact::new(&after);
                 v.provenance.touch(event, None);
                 Some(v)
             }

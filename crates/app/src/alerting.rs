@@ -156,7 +156,7 @@ impl Facts for ConsoleFacts<'_> {
             .views
             .consumers
             .get(&key)
-            .map(|v| v.view.config.metadata.clone())
+            .map(|v| v.view.config.get().metadata)
     }
 
     fn dead_letters(&self, cluster_id: &str, stream: &str, consumer: &str, since_ms: i64) -> u64 {

@@ -242,8 +242,9 @@ impl LiveState {
         let (managed, cluster) = (self.managed.clone(), cluster_id.to_string());
         self.streams
             .get(cluster_id.to_string(), || async move {
-                let list = managed.admin(&cluster).await?.list_streams().await?;
-                Ok(list.into_iter().map(|i| (i.config.name, i.state)).collect())
+                let admin = managed.admin(&cluster).await?;
+                let list = admin.map_streams(|i| (i.config.name, i.state)).await?;
+                Ok(list.into_iter().collect())
             })
             .await
     }

@@ -537,7 +537,12 @@ async fn reconcile_consumers(
     let listed: HashMap<String, _> = list
         .into_iter()
         .filter(|c| c.config.durable_name.is_some())
-        .map(|c| (c.name.clone(), c.config.normalized()))
+        .map(|c| {
+            (
+                c.name.clone(),
+                jsc_projections::compact::Compact::new(&c.config.normalized()),
+            )
+        })
         .collect();
     let names: BTreeSet<&String> = listed.keys().chain(known.keys()).collect();
     for name in names {

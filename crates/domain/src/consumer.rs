@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::names::{check_name, check_subject, is_false, subjects_overlap};
 pub use crate::policy::{AckPolicy, DeliverPolicy, ReplayPolicy};
@@ -88,7 +87,7 @@ pub struct ConsumerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_until: Option<String>,
     #[serde(flatten)]
-    pub extra: BTreeMap<String, Value>,
+    pub extra: crate::extra::Extra,
 }
 
 impl ConsumerConfig {

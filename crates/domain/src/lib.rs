@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod consumer;
 pub mod digest;
 pub mod export;
+pub mod extra;
 pub mod identity;
 pub mod ids;
 pub mod masking;

@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::names::{check_name, check_subject, is_false, subjects_overlap};
 pub use crate::policy::{Compression, Discard, Retention, Storage};
@@ -36,7 +35,7 @@ pub struct StreamSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter_subject: Option<String>,
     #[serde(flatten)]
-    pub extra: BTreeMap<String, Value>,
+    pub extra: crate::extra::Extra,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -128,7 +127,7 @@ pub struct StreamConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_delete_marker_ttl: Option<i64>,
     #[serde(flatten)]
-    pub extra: BTreeMap<String, Value>,
+    pub extra: crate::extra::Extra,
 }
 
 impl StreamConfig {

@@ -277,11 +277,17 @@ impl Admin {
 
     /// Every stream with its state, a page (up to 256) per request.
     pub async fn list_streams(&self) -> Result<Vec<StreamInfo>, ServiceError> {
+        self.map_streams(|info| info).await
+    }
+
+    /// Every stream, each made `f(info)` as its page arrives: what a caller keeps of a big
+    /// cluster, without every stream's configuration held at once.
+    pub async fn map_streams<T>(&self, mut f: impl FnMut(StreamInfo) -> T) -> Result<Vec<T>, ServiceError> {
         let mut out = Vec::new();
         loop {
             let (got, total) = self.list_streams_page(out.len()).await?;
             let n = got.len();
-            out.extend(got);
+            out.extend(got.into_iter().map(&mut f));
             if n == 0 || out.len() >= total {
                 return Ok(out);
             }

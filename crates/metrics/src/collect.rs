@@ -85,7 +85,7 @@ pub async fn sample(
     let reported = match system {
         None => None,
         Some(system) => {
-            let read = async { jsz(&admin, &system?).await };
+            let read = async { jsz(&admin, &system?, cluster.at_ms).await };
             match read.await {
                 Ok(r) => Some(r),
                 Err(e) => {
@@ -102,7 +102,7 @@ pub async fn sample(
             cluster.source = Source::Jsz;
             r
         }
-        None => match listed(&admin).await {
+        None => match listed(&admin, cluster.at_ms).await {
             Ok(r) => r,
             Err(e) => {
                 cluster.error = Some(e.to_string());
@@ -110,10 +110,9 @@ pub async fn sample(
             }
         },
     };
-    list.retain(|s| !skip(&s.config.name));
+    list.retain(|s| !skip(&s.name));
     let previous_streams = previous.map(|p| &p.streams);
-    for info in list {
-        let mut s = stream_sample(&info, cluster.at_ms);
+    for mut s in list {
         s.consumers = consumers.remove(&s.name).unwrap_or_default();
         s.consumers.sort_by(|a, b| a.name.cmp(&b.name));
         if let Some(prev) = previous_streams.and_then(|p| p.get(&s.name)) {
@@ -124,17 +123,18 @@ pub async fn sample(
     finish(cluster, streams, started)
 }
 
-/// Streams, and their consumers' samples by stream name: each list of consumers is made a
-/// sample as it arrives, so a big cluster's 50,000 consumer infos are never held at once.
-type Listed = (Vec<StreamInfo>, BTreeMap<String, Vec<ConsumerSample>>);
+/// Streams' samples, and their consumers' samples by stream name: each page of streams and
+/// each list of consumers is made samples as it arrives, so a big cluster's 10,000 stream
+/// and 50,000 consumer infos are never held at once.
+type Listed = (Vec<StreamSample>, BTreeMap<String, Vec<ConsumerSample>>);
 
 /// Paged `STREAM.LIST`, then paged `CONSUMER.LIST` of the streams that have consumers.
-async fn listed(admin: &Admin) -> Result<Listed, ServiceError> {
-    let list = admin.list_streams().await?;
+async fn listed(admin: &Admin, at_ms: i64) -> Result<Listed, ServiceError> {
+    let list = admin.map_streams(|info| stream_sample(&info, at_ms)).await?;
     let with_consumers: Vec<String> = list
         .iter()
-        .filter(|s| s.state.consumer_count > 0)
-        .map(|s| s.config.name.clone())
+        .filter(|s| s.consumer_count > 0)
+        .map(|s| s.name.clone())
         .collect();
     let consumers: BTreeMap<String, Vec<ConsumerSample>> = futures::stream::iter(with_consumers)
         .map(|name| {
@@ -200,7 +200,7 @@ struct JszStream {
 
 /// Every server's JetStream report of the managed account (each server the streams it
 /// leads, with their configuration and consumers), asked once on the system account.
-async fn jsz(admin: &Admin, system: &Admin) -> Result<Listed, ServiceError> {
+async fn jsz(admin: &Admin, system: &Admin, at_ms: i64) -> Result<Listed, ServiceError> {
     let failed = |what: &str, e: &dyn std::fmt::Display| ServiceError::Unavailable(format!("{what}: {e}"));
     // Which account the console manages on this cluster.
     let me = tokio::time::timeout(JSZ_FIRST, admin.client().request("$SYS.REQ.USER.INFO", "".into()))
@@ -268,7 +268,7 @@ async fn jsz(admin: &Admin, system: &Admin) -> Result<Listed, ServiceError> {
     let mut list = Vec::with_capacity(by_name.len());
     let mut consumers = BTreeMap::new();
     for (name, (info, c)) in by_name {
-        list.push(info);
+        list.push(stream_sample(&info, at_ms));
         if !c.is_empty() {
             consumers.insert(name, c.iter().map(consumer_sample).collect());
         }

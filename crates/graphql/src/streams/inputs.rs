@@ -1,7 +1,5 @@
 //! The inputs of stream and consumer mutations, and how each lands on a configuration.
 
-use std::collections::BTreeMap;
-
 use async_graphql::InputObject;
 use chrono::{DateTime, Utc};
 use jsc_domain::consumer::ConsumerConfig;
@@ -40,7 +38,7 @@ impl From<StreamSourceInput> for StreamSource {
             opt_start_seq: s.opt_start_seq,
             opt_start_time: s.opt_start_time.map(|t| t.to_rfc3339()),
             filter_subject: s.filter_subject,
-            extra: BTreeMap::new(),
+            extra: Default::default(),
         }
     }
 }

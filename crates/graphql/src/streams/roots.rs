@@ -276,7 +276,7 @@ impl StreamMutation {
     ) -> Result<UpdateConsumerPayload> {
         let (c, caller) = (console(ctx), caller(ctx)?);
         let (cluster, stream, name) = (&input.cluster_id, &input.stream, &input.name);
-        let mut full = c.consumer(&caller, cluster, stream, name)?.view.config;
+        let mut full = c.consumer(&caller, cluster, stream, name)?.view.config.get();
         if input.config.durable_name.as_ref().is_some_and(|n| n != name) {
             return Err(ApiError::validation("config.durableName: a consumer cannot be renamed").into());
         }

@@ -499,7 +499,7 @@ impl StreamObj {
     }
     /// The id of the cluster the stream is on.
     async fn cluster_id(&self) -> ID {
-        ID(self.0.view.cluster_id.clone())
+        ID(self.0.view.cluster_id.to_string())
     }
     /// The stream's name, unique on its cluster.
     async fn name(&self) -> &str {
@@ -587,7 +587,7 @@ impl ConsumerObj {
     }
     /// The id of the cluster the consumer is on.
     async fn cluster_id(&self) -> ID {
-        ID(self.0.view.cluster_id.clone())
+        ID(self.0.view.cluster_id.to_string())
     }
     /// The name of the stream the consumer reads.
     async fn stream(&self) -> &str {
@@ -599,7 +599,7 @@ impl ConsumerObj {
     }
     /// The consumer's configuration as the server stores it.
     async fn config(&self) -> ConsumerConfigOut {
-        ConsumerConfigOut(self.0.view.config.clone())
+        ConsumerConfigOut(self.0.view.config.get())
     }
     /// Who created the consumer and who changed it last.
     async fn provenance(&self) -> ProvenanceOut {

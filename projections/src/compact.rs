@@ -1,0 +1,309 @@
+//! Compact forms for what the views hold tens of thousands of times in memory (issue 17:
+//! 50,000 consumers on one cluster):
+//!
+//! - [`Compact`]: a configuration kept encoded, whose unset fields cost nothing. A consumer's
+//!   configuration is a 408-byte struct, nearly all of it fields left unset; encoded it is
+//!   the bytes of the few that are set.
+//! - [`Shared`]: a string that many views repeat (a cluster id, a stream name, an actor, an
+//!   event type), held once and shared.
+//!
+//! Both read and write as the plain value in JSON, so the views' KV entries do not change.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A value kept as MessagePack (with field names, so unset fields are left out and a field
+/// added later reads as its default). [`Compact::get`] decodes it.
+pub struct Compact<T> {
+    bytes: Box<[u8]>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: Serialize + DeserializeOwned> Compact<T> {
+    pub fn new(value: &T) -> Self {
+        Self {
+            bytes: rmp_serde::to_vec_named(value)
+                .expect("a configuration always encodes")
+                .into_boxed_slice(),
+            _type: PhantomData,
+        }
+    }
+
+    /// The value. Decoding what [`Compact::new`] encoded cannot fail (a test goes through
+    /// every field of both configurations).
+    pub fn get(&self) -> T {
+        rmp_serde::from_slice(&self.bytes).expect("a compact value decodes as it was encoded")
+    }
+
+    /// How many bytes it holds.
+    pub fn encoded_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+impl<T> Clone for Compact<T> {
+    fn clone(&self) -> Self {
+        Self {
+            bytes: self.bytes.clone(),
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> From<T> for Compact<T> {
+    fn from(value: T) -> Self {
+        Self::new(&value)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + PartialEq> PartialEq for Compact<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes || self.get() == other.get()
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + fmt::Debug> fmt::Debug for Compact<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Serialize for Compact<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(serializer)
+    }
+}
+
+impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for Compact<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer).map(|v| Self::new(&v))
+    }
+}
+
+/// Strings are shared while there are fewer than this many distinct ones; beyond, each is
+/// held on its own (still correct, just not shared), so the table stays bounded.
+const MAX_SHARED: usize = 65_536;
+/// Longer strings are not worth looking up.
+const MAX_SHARED_LEN: usize = 256;
+
+static SHARED: LazyLock<Mutex<HashSet<Arc<str>>>> = LazyLock::new(Default::default);
+
+/// A string many views repeat, held once. Reads as `&str`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Shared(Arc<str>);
+
+impl Shared {
+    pub fn new(s: &str) -> Self {
+        if s.len() > MAX_SHARED_LEN {
+            return Self(Arc::from(s));
+        }
+        let mut table = SHARED.lock().expect("shared strings lock");
+        if let Some(held) = table.get(s) {
+            return Self(held.clone());
+        }
+        let held: Arc<str> = Arc::from(s);
+        if table.len() < MAX_SHARED {
+            table.insert(held.clone());
+        }
+        Self(held)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for Shared {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Shared {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Shared {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl From<&str> for Shared {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<String> for Shared {
+    fn from(s: String) -> Self {
+        Self::new(&s)
+    }
+}
+
+impl From<&String> for Shared {
+    fn from(s: &String) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<Shared> for String {
+    fn from(s: Shared) -> Self {
+        s.0.to_string()
+    }
+}
+
+impl PartialEq<str> for Shared {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Shared {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Shared {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<Shared> for String {
+    fn eq(&self, other: &Shared) -> bool {
+        **self == *other.0
+    }
+}
+
+impl PartialEq<Shared> for &str {
+    fn eq(&self, other: &Shared) -> bool {
+        **self == *other.0
+    }
+}
+
+impl Serialize for Shared {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Shared {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Shared;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Shared, E> {
+                Ok(Shared::new(v))
+            }
+        }
+        deserializer.deserialize_str(Visit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsc_domain::consumer::ConsumerConfig;
+    use jsc_domain::stream::StreamConfig;
+
+    /// Every field set (and fields the console does not know, kept in `extra`): each one
+    /// must come back as it went in, or a view would change what it shows.
+    #[test]
+    fn configurations_come_back_as_they_went_in_and_take_less_room() {
+        let consumer: ConsumerConfig = serde_json::from_value(serde_json::json!({
+            "durable_name": "C", "name": "C", "description": "d", "deliver_policy": "by_start_sequence",
+            "opt_start_seq": 7, "opt_start_time": "2026-01-01T00:00:00Z", "ack_policy": "all",
+            "ack_wait": 30_000_000_000i64, "max_deliver": -1, "backoff": [1, 2, 3],
+            "filter_subjects": ["a.>", "b.*"], "replay_policy": "original", "rate_limit_bps": 9,
+            "sample_freq": "50%", "max_waiting": 512, "max_ack_pending": 1000, "headers_only": true,
+            "inactive_threshold": 5, "num_replicas": 3, "mem_storage": true,
+            "metadata": {"team": "a", "owner": "b"}, "deliver_subject": "d.s", "deliver_group": "g",
+            "flow_control": true, "idle_heartbeat": 9, "pause_until": "2030-01-01T00:00:00Z",
+            "priority_groups": ["x"], "max_batch": 10, "nested": {"a": [1, 2.5, null, "s", {"b": false}]},
+            "big": u64::MAX, "negative": i64::MIN
+        }))
+        .unwrap();
+        let compact = Compact::new(&consumer);
+        assert_eq!(compact.get(), consumer);
+        assert_eq!(
+            serde_json::to_value(&compact).unwrap(),
+            serde_json::to_value(&consumer).unwrap()
+        );
+        let back: Compact<ConsumerConfig> = serde_json::from_value(serde_json::to_value(&consumer).unwrap()).unwrap();
+        assert_eq!(back, compact);
+
+        let stream: StreamConfig = serde_json::from_value(serde_json::json!({
+            "name": "S", "description": "d", "subjects": ["s.>"], "retention": "workqueue",
+            "max_consumers": 5, "max_msgs": 6, "max_bytes": 7, "max_age": 8, "max_msgs_per_subject": 9,
+            "max_msg_size": 10, "discard": "new", "discard_new_per_subject": true, "storage": "memory",
+            "num_replicas": 3, "duplicate_window": 11, "placement": {"cluster": "c", "tags": ["t"]},
+            "sources": [{"name": "O", "filter_subject": "o.>"}], "sealed": false, "deny_delete": true,
+            "deny_purge": true, "allow_rollup_hdrs": true, "allow_direct": true,
+            "republish": {"src": "s.>", "dest": "r.>", "headers_only": true}, "compression": "s2",
+            "subject_transform": {"src": "s.>", "dest": "t.>"}, "metadata": {"k": "v"},
+            "allow_msg_ttl": true, "subject_delete_marker_ttl": 12, "mirror_direct": false,
+            "consumer_limits": {}, "allow_atomic": true
+        }))
+        .unwrap();
+        let compact = Compact::new(&stream);
+        assert_eq!(compact.get(), stream);
+        assert_eq!(
+            serde_json::to_value(&compact).unwrap(),
+            serde_json::to_value(&stream).unwrap()
+        );
+
+        // What the bench's consumers look like: a few fields set.
+        let plain: ConsumerConfig = serde_json::from_value(serde_json::json!({
+            "durable_name": "C1", "deliver_policy": "all", "ack_policy": "explicit", "ack_wait": 30_000_000_000i64,
+            "max_deliver": -1, "replay_policy": "instant", "max_waiting": 512, "max_ack_pending": 1000
+        }))
+        .unwrap();
+        let compact = Compact::new(&plain);
+        assert_eq!(compact.get(), plain);
+        assert!(
+            compact.encoded_len() * 2 < std::mem::size_of::<ConsumerConfig>(),
+            "{} bytes encoded against a {}-byte struct",
+            compact.encoded_len(),
+            std::mem::size_of::<ConsumerConfig>()
+        );
+    }
+
+    #[test]
+    fn shared_strings_are_held_once_and_read_as_strings() {
+        let a: Shared = serde_json::from_str("\"external:a-client\"").unwrap();
+        let b = Shared::from("external:a-client".to_string());
+        assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert_eq!(a, "external:a-client");
+        assert_eq!(serde_json::to_string(&a).unwrap(), "\"external:a-client\"");
+        let long = "x".repeat(MAX_SHARED_LEN + 1);
+        let (c, d) = (Shared::new(&long), Shared::new(&long));
+        assert!(!Arc::ptr_eq(&c.0, &d.0), "long strings are not looked up");
+        assert_eq!(c, d);
+    }
+}
