@@ -123,7 +123,7 @@ impl KvProjection for StreamsProjection {
     }
 
     fn order(&self) -> Option<jsc_projector::OrderKey<StreamView>> {
-        Some(|v| Some((streams_group(&v.cluster_id), v.name.clone())))
+        Some(|v| Some((Shared::new(&streams_group(&v.cluster_id)), v.name.clone())))
     }
 
     fn apply(&self, view: Option<StreamView>, event: &EventRecord) -> Result<Option<StreamView>, String> {
@@ -215,7 +215,7 @@ impl KvProjection for ConsumersProjection {
     }
 
     fn order(&self) -> Option<jsc_projector::OrderKey<ConsumerView>> {
-        Some(|v| Some((consumers_group(&v.cluster_id, &v.stream), v.name.clone())))
+        Some(|v| Some((Shared::new(&consumers_group(&v.cluster_id, &v.stream)), v.name.clone())))
     }
 
     fn apply(&self, view: Option<ConsumerView>, event: &EventRecord) -> Result<Option<ConsumerView>, String> {

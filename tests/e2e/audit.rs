@@ -677,6 +677,30 @@ async fn small_files_of_a_day_are_compacted_without_losing_or_doubling_a_row() {
 }
 
 #[tokio::test]
+async fn a_file_is_written_when_its_buffered_bytes_reach_the_limit_whatever_its_rows_and_age() {
+    // Rows and age that would hold every event for an hour: the bytes alone flush them.
+    let app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), |c| {
+        c.audit_max_rows = 1_000_000;
+        c.audit_max_bytes = 1;
+        c.audit_compact_after = 0;
+        c.audit_max_age = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    seven_events(&app, json!({"name": "bytes"})).await;
+    let total = app.baseline + 7;
+    wait_flushed(&app, total).await;
+    let files = walk(&app.data_dir.path().join("audit-store"));
+    assert!(
+        files.len() as u64 >= 7,
+        "each event is over the limit on its own, so each makes a file: {files:?}"
+    );
+    assert_eq!(
+        page_through(&app, json!({}), 5).await,
+        (1..=total).rev().collect::<Vec<u64>>()
+    );
+}
+
+#[tokio::test]
 async fn the_audit_table_goes_to_an_s3_compatible_store_by_url() {
     let logs = jsc_testkit::capture_logs();
     let s3 = jsc_testkit::S3Server::start();

@@ -130,6 +130,9 @@ pub struct Options {
     /// (`metrics/`) live there. How the audit table is written:
     pub audit_store: Arc<dyn object_store::ObjectStore>,
     pub audit_max_rows: usize,
+    /// Bytes of buffered event text at which a file is written whatever its rows
+    /// ([`jsc_projections::audit::MAX_BUFFERED_BYTES`] by default).
+    pub audit_max_bytes: usize,
     pub audit_max_age: Duration,
     pub audit_compact_after: usize,
     /// How the clusters are sampled, and how long raw samples are kept.
@@ -387,6 +390,7 @@ impl Console {
                 stream: stream_name,
                 store: options.audit_store,
                 max_rows: options.audit_max_rows,
+                max_bytes: options.audit_max_bytes,
                 max_age: options.audit_max_age,
                 compact_after: options.audit_compact_after,
             };

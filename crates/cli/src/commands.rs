@@ -589,6 +589,7 @@ async fn reset_password(args: ResetPasswordArgs, out: &mut (dyn Write + Send)) -
         outside_changes_queue: jsc_app::OUTSIDE_CHANGES_QUEUE,
         audit_store: std::sync::Arc::new(object_store::memory::InMemory::new()),
         audit_max_rows: 1,
+        audit_max_bytes: jsc_projections::audit::MAX_BUFFERED_BYTES,
         audit_max_age: std::time::Duration::from_secs(60),
         audit_compact_after: 16,
         monitoring: Default::default(),

@@ -73,6 +73,8 @@ pub struct Config {
     pub audit_store_options: Vec<(String, String)>,
     /// Rows per audit file at most, and how long an event may wait to be written.
     pub audit_max_rows: usize,
+    /// Bytes of buffered event text at which an audit file is written whatever its rows.
+    pub audit_max_bytes: usize,
     pub audit_max_age: Duration,
     /// A day with this many audit files is compacted into one.
     pub audit_compact_after: usize,
@@ -109,6 +111,7 @@ impl Config {
             audit_url: None,
             audit_store_options: Vec::new(),
             audit_max_rows: 20_000,
+            audit_max_bytes: jsc_projections::audit::MAX_BUFFERED_BYTES,
             audit_max_age: Duration::from_secs(60),
             audit_compact_after: 16,
             monitoring: Default::default(),
@@ -189,6 +192,7 @@ impl Application {
             outside_changes_queue: config.outside_changes_queue,
             audit_store: open_audit_store(&config)?,
             audit_max_rows: config.audit_max_rows,
+            audit_max_bytes: config.audit_max_bytes,
             audit_max_age: config.audit_max_age,
             audit_compact_after: config.audit_compact_after,
             monitoring: config.monitoring,

@@ -17,6 +17,7 @@ pub mod masking;
 pub mod names;
 pub mod policy;
 pub mod secret;
+pub mod shared;
 pub mod stream;
 
 #[cfg(test)]

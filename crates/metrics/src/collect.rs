@@ -300,7 +300,10 @@ pub fn stream_sample(info: &StreamInfo, at_ms: i64) -> StreamSample {
         max_bytes: info.config.max_bytes,
         created_ms: parse_ms(info.created.as_deref()),
         replicas: info.config.num_replicas.max(1) as u32,
-        leader: info.cluster.as_ref().and_then(|c| c.leader.clone()),
+        leader: info
+            .cluster
+            .as_ref()
+            .and_then(|c| c.leader.as_deref().map(jsc_domain::shared::Shared::new)),
         mirror_lag: info.mirror.as_ref().map(|m| m.lag),
         source_lag: info
             .sources
@@ -335,7 +338,10 @@ pub fn consumer_sample(info: &ConsumerInfo) -> ConsumerSample {
         created_ms: parse_ms(info.created.as_deref()),
         paused: info.paused,
         description: info.config.description.clone().filter(|d| !d.is_empty()),
-        leader: info.cluster.as_ref().and_then(|c| c.leader.clone()),
+        leader: info
+            .cluster
+            .as_ref()
+            .and_then(|c| c.leader.as_deref().map(jsc_domain::shared::Shared::new)),
         ..Default::default()
     }
 }

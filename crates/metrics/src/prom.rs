@@ -347,7 +347,10 @@ fn record(s: &Snapshot, console_name: &str, now_ms: i64) {
     set("jetstream_server_total_messages", &server, messages as f64);
     set("jetstream_server_total_message_bytes", &server, bytes as f64);
     for st in s.streams.values() {
-        let leader = st.leader.clone().unwrap_or_else(|| c.server.name.clone());
+        let leader = st
+            .leader
+            .as_ref()
+            .map_or_else(|| c.server.name.clone(), |l| l.to_string());
         let is_leader = (leader == c.server.name).to_string();
         let mut stream: Vec<Label> = server.clone();
         stream.extend([
@@ -371,7 +374,10 @@ fn record(s: &Snapshot, console_name: &str, now_ms: i64) {
             set_ours(*m, &ours, m.stream_value(st));
         }
         for co in &st.consumers {
-            let leader = co.leader.clone().unwrap_or_else(|| c.server.name.clone());
+            let leader = co
+                .leader
+                .as_ref()
+                .map_or_else(|| c.server.name.clone(), |l| l.to_string());
             let is_leader = (leader == c.server.name).to_string();
             let created = co
                 .created_ms

@@ -115,7 +115,7 @@ pub struct StreamSample {
     #[serde(default)]
     pub replicas: u32,
     #[serde(default)]
-    pub leader: Option<String>,
+    pub leader: Option<jsc_domain::shared::Shared>,
     /// Messages behind the stream it mirrors.
     #[serde(default)]
     pub mirror_lag: Option<u64>,
@@ -153,7 +153,7 @@ pub struct ConsumerSample {
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
-    pub leader: Option<String>,
+    pub leader: Option<jsc_domain::shared::Shared>,
     /// Deliveries per second (redeliveries included), acknowledgements per second (the ack
     /// floor's progress) and redeliveries per second, since the previous sample.
     #[serde(default)]

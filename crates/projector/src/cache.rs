@@ -12,6 +12,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use jsc_domain::shared::Shared;
+
 use crate::runtime::ensure_bucket;
 use crate::{CHECKPOINT_KEY, Error, Versioned};
 
@@ -45,16 +47,17 @@ impl<V> Clone for ViewChange<V> {
 }
 
 /// Where a view's entry is listed: its group (a cluster, a stream...) and its place in the
-/// group (a name). `None`: not listed.
-pub type OrderKey<V> = fn(&V) -> Option<(String, String)>;
+/// group (a name). `None`: not listed. The group is [`Shared`]: every entry of a group
+/// names it.
+pub type OrderKey<V> = fn(&V) -> Option<(Shared, String)>;
 
 /// The entries, and the order index the lists walk: per group, entries by their place,
 /// with a count per group. One lock for both, so a list never sees one without the other.
 struct Entries<V> {
     map: BTreeMap<String, Arc<Versioned<V>>>,
     order: Option<OrderKey<V>>,
-    index: BTreeMap<(String, String), Arc<Versioned<V>>>,
-    groups: HashMap<String, usize>,
+    index: BTreeMap<(Shared, String), Arc<Versioned<V>>>,
+    groups: HashMap<Shared, usize>,
 }
 
 impl<V> Entries<V> {
@@ -378,7 +381,8 @@ where
     /// so `f` must be quick.
     pub fn walk(&self, group: &str, from: Bound<&str>, reverse: bool, mut f: impl FnMut(&str, &Versioned<V>) -> bool) {
         let entries = self.inner.entries.read().expect("view lock");
-        let key = |place: &str| (group.to_string(), place.to_string());
+        // Bounds only: not put in the table of shared strings.
+        let key = |place: &str| (Shared::unshared(group), place.to_string());
         let from = match from {
             Bound::Included(p) => Bound::Included(key(p)),
             Bound::Excluded(p) => Bound::Excluded(key(p)),
@@ -387,9 +391,9 @@ where
         // Every place of the group sits in [(group, ""), (group + NUL, "")).
         let (first, past) = (
             Bound::Included(key("")),
-            Bound::Excluded((format!("{group}\0"), String::new())),
+            Bound::Excluded((Shared::unshared(&format!("{group}\0")), String::new())),
         );
-        let mut go = |(k, v): (&(String, String), &Arc<Versioned<V>>)| f(&k.1, v);
+        let mut go = |(k, v): (&(Shared, String), &Arc<Versioned<V>>)| f(&k.1, v);
         if reverse {
             let end = if matches!(from, Bound::Unbounded) { past } else { from };
             for item in entries.index.range((first, end)).rev() {

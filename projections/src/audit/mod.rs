@@ -30,7 +30,7 @@ use serde_json::Value;
 pub use error::{Error, Result};
 pub use export::ExportFormat;
 pub use reader::AuditReader;
-pub use writer::{AuditWriter, file_path, live_files, parse_range};
+pub use writer::{AuditWriter, MAX_BUFFERED_BYTES, file_path, live_files, parse_range};
 
 pub const STATE_BUCKET: &str = "audit_state";
 pub const FLUSHED_KEY: &str = "flushed";

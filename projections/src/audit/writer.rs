@@ -33,8 +33,8 @@ pub fn parse_range(path: &Path) -> Option<(u64, u64)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
-/// The buffer is flushed when its rows' text reaches this many bytes, whatever `max_rows`
-/// says: a burst of big events (stream configurations) then costs a bounded amount of
+/// By default the buffer is flushed when its rows' text reaches this many bytes, whatever
+/// `max_rows` says: a burst of big events (stream configurations) then costs a bounded amount of
 /// memory, held only until the file is written.
 pub const MAX_BUFFERED_BYTES: usize = 4 << 20;
 
@@ -48,6 +48,9 @@ pub struct AuditWriter {
     pub stream: String,
     pub store: Arc<dyn ObjectStore>,
     pub max_rows: usize,
+    /// Bytes of buffered event text at which the buffer is flushed whatever its rows
+    /// ([`MAX_BUFFERED_BYTES`] unless a test asks otherwise).
+    pub max_bytes: usize,
     pub max_age: Duration,
     /// A day with this many files is compacted into one (0: never).
     pub compact_after: usize,
@@ -138,7 +141,7 @@ impl AuditWriter {
                     buffered_bytes += row.text_bytes();
                     buffer.push(row);
                     oldest.get_or_insert_with(Instant::now);
-                    if buffer.len() >= self.max_rows || buffered_bytes >= MAX_BUFFERED_BYTES {
+                    if buffer.len() >= self.max_rows || buffered_bytes >= self.max_bytes {
                         self.flush(&mut buffer, &state, &mut flushed).await?;
                         oldest = None;
                     }

@@ -79,6 +79,7 @@ pub(super) async fn audit_export(
         stream: EventStoreConfig::default().stream,
         store: store.clone(),
         max_rows: 50_000,
+        max_bytes: jsc_projections::audit::MAX_BUFFERED_BYTES,
         max_age: Duration::from_secs(1),
         compact_after: 0,
     };
