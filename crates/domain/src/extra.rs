@@ -57,16 +57,6 @@ impl Extra {
     }
 }
 
-impl<K: Into<String>> FromIterator<(K, Value)> for Extra {
-    fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Self {
-        let mut out = Self::new();
-        for (k, v) in iter {
-            out.insert(k, v);
-        }
-        out
-    }
-}
-
 impl Serialize for Extra {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;

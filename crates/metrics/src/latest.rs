@@ -74,18 +74,18 @@ impl State {
     /// Whether the sample of `cluster` taken at `at_ms` needs no reading: a sample as new
     /// is already held, or this process is publishing it.
     fn has(&self, cluster: &str, at_ms: i64) -> bool {
-        self.clusters.get(cluster).is_some_and(|old| old.cluster.at_ms >= at_ms)
-            || self.publishing.get(cluster).is_some_and(|at| *at == at_ms)
+        self.holds(cluster, at_ms) || self.publishing.get(cluster).is_some_and(|at| *at == at_ms)
     }
 
-    /// Holds a whole sample, unless a newer one is held.
+    /// Whether a sample of `cluster` taken at `at_ms` or later is held.
+    fn holds(&self, cluster: &str, at_ms: i64) -> bool {
+        self.clusters.get(cluster).is_some_and(|old| old.cluster.at_ms >= at_ms)
+    }
+
+    /// Holds a whole sample, unless one as new is held.
     fn put(&mut self, snapshot: Arc<Snapshot>) -> Option<Arc<Snapshot>> {
         let id = &snapshot.cluster.cluster_id;
-        if self
-            .clusters
-            .get(id)
-            .is_some_and(|old| old.cluster.at_ms >= snapshot.cluster.at_ms)
-        {
+        if self.holds(id, snapshot.cluster.at_ms) {
             return None;
         }
         self.clusters.insert(id.clone(), snapshot.clone());
