@@ -4,7 +4,7 @@
 mod consumers;
 mod streams;
 
-pub(crate) use streams::{StateKey, StateSource};
+pub(crate) use streams::{SourceKey, StateKey};
 pub use streams::{StreamFilter, StreamOrder};
 
 use jsc_domain::consumer::{ConsumerCommand, consumer_id};

@@ -99,6 +99,22 @@ pub(crate) enum StateSource {
     Live(Arc<crate::Sampled<StreamState>>),
 }
 
+/// See [`StateSource::key`].
+pub(crate) enum SourceKey {
+    Sample(Arc<Snapshot>),
+    Live(u64),
+}
+
+impl SourceKey {
+    fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Sample(a), Self::Sample(b)) => Arc::ptr_eq(a, b),
+            (Self::Live(a), Self::Live(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 impl StateSource {
     /// Whether the live state has the figure (rates and lags are the collector's alone).
     fn live_has(metric: Metric) -> bool {
@@ -108,11 +124,13 @@ impl StateSource {
         )
     }
 
-    fn same(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Self::Sample(a), Self::Sample(b)) => Arc::ptr_eq(a, b),
-            (Self::Live(a), Self::Live(b)) => Arc::ptr_eq(a, b),
-            _ => false,
+    /// What tells this source's content apart from any other's, kept beside a list sorted
+    /// from it: the sample itself, or the live state's id (holding the live state would
+    /// make every change put into it copy it).
+    pub(crate) fn key(&self) -> SourceKey {
+        match self {
+            Self::Sample(a) => SourceKey::Sample(a.clone()),
+            Self::Live(a) => SourceKey::Live(a.id),
         }
     }
 
@@ -306,8 +324,9 @@ impl Console {
     ) -> Arc<Vec<StateKey>> {
         let version = self.views.streams.version();
         let key = (cluster_id.to_string(), metric, descending);
+        let source_key = source.key();
         if let Some(hit) = self.live.orders.lock().expect("orders lock").get(&key)
-            && hit.0.same(source)
+            && hit.0.same(&source_key)
             && hit.1 == version
         {
             return hit.2.clone();
@@ -334,7 +353,7 @@ impl Console {
             .orders
             .lock()
             .expect("orders lock")
-            .insert(key, (source.clone(), version, keys.clone()));
+            .insert(key, (source_key, version, keys.clone()));
         keys
     }
 

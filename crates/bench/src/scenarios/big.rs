@@ -32,12 +32,22 @@ async fn view_entries(js: &jetstream::Context, bucket: &str) -> anyhow::Result<u
 async fn all_in(home: &async_nats::Client, streams: usize, events: u64, since: Instant) -> anyhow::Result<f64> {
     let js = jetstream::new(home.clone());
     let deadline = Instant::now() + Duration::from_secs(600);
+    let mut said = Instant::now();
     loop {
         let s = view_entries(&js, "view_streams_v1").await?;
         let c = view_entries(&js, "view_consumers_v1").await?;
         let e = js.get_stream("CONSOLE_EVENTS").await?.info().await?.state.messages;
         if s >= streams as u64 && c >= (streams * CONSUMERS) as u64 && e >= events {
             return Ok(since.elapsed().as_secs_f64());
+        }
+        // How the console catches up, once a second: how far behind it is after the burst.
+        if said.elapsed() >= Duration::from_secs(1) {
+            said = Instant::now();
+            eprintln!(
+                "     {:.1} s: {s} streams, {c} consumers, {} events to come",
+                since.elapsed().as_secs_f64(),
+                events.saturating_sub(e)
+            );
         }
         anyhow::ensure!(
             Instant::now() < deadline,
@@ -57,11 +67,28 @@ async fn pages(http: &reqwest::Client, base: &str, cluster: &str, total: usize, 
         "odd page: {d}"
     );
     let mut lat = Vec::with_capacity(n);
+    let mut when = Vec::with_capacity(n);
+    let start = Instant::now();
     for _ in 0..n {
         let t = Instant::now();
         parse_answer(&gql_bytes(http, base, PAGE, json!({"c": cluster})).await?)?;
         lat.push(t.elapsed().as_secs_f64() * 1e3);
+        when.push(t.duration_since(start).as_secs_f64() * 1e3);
     }
+    // Where in the run the slowest queries fell: a tail in one stretch points at background
+    // work running then; a tail spread over the run, at the queries themselves.
+    let mut worst: Vec<(f64, f64)> = lat.iter().copied().zip(when).collect();
+    worst.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let worst: Vec<String> = worst
+        .iter()
+        .take(5)
+        .map(|(l, w)| format!("{l:.1} ms at {w:.0} ms"))
+        .collect();
+    eprintln!(
+        "   {total} streams: {n} pages in {:.0} ms; slowest {}",
+        start.elapsed().as_secs_f64() * 1e3,
+        worst.join(", ")
+    );
     lat.sort_by(|a, b| a.total_cmp(b));
     Ok(lat)
 }
