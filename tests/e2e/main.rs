@@ -23,4 +23,5 @@ mod readme;
 mod relay;
 mod rollups;
 mod streams;
+mod strict;
 mod ui;

@@ -129,6 +129,12 @@ impl Console {
         id: &str,
         changes: ClusterChanges,
     ) -> Result<Versioned<ClusterView>> {
+        if changes.is_empty() {
+            return Err(Error::validation(
+                "input: nothing to change; give at least one of name, urls, auth, tls, tags, description, \
+                 metricsInterval or systemAuth",
+            ));
+        }
         self.cluster_command(caller, id, Role::Admin, ClusterCommand::Update { changes })
             .await?;
         self.cluster(caller, id)

@@ -264,6 +264,15 @@ impl Console {
     /// admin, and installation-wide events (accounts, sessions) for owners of the default
     /// organization.
     pub(crate) fn restrict(&self, p: &Principal, mut filter: AuditFilter) -> Result<AuditFilter> {
+        if let (Some(from), Some(to)) = (filter.from, filter.to)
+            && from > to
+        {
+            return Err(Error::validation(format!(
+                "filter.from: {} is after filter.to ({}); give a from at or before to",
+                from.to_rfc3339(),
+                to.to_rfc3339()
+            )));
+        }
         let within = self.organizations_with(p, Role::Admin);
         if within.is_empty() {
             return Err(Error::forbidden(

@@ -662,18 +662,13 @@ fn validate_auth(auth: ClusterAuth, field: AuthField) -> Result<ClusterAuth, Clu
 }
 
 fn validate_tls(tls: TlsOptions) -> Result<TlsOptions, ClusterError> {
-    let pem_ok = |pem: &Option<String>| pem.as_deref().is_none_or(|p| p.contains("-----BEGIN "));
-    if !pem_ok(&tls.ca_cert_pem) {
-        return Err(invalid(
-            "tls.caCertPem",
-            "must be a PEM certificate (-----BEGIN CERTIFICATE-----)",
-        ));
-    }
-    if !pem_ok(&tls.client_cert_pem) {
-        return Err(invalid(
-            "tls.clientCertPem",
-            "must be a PEM certificate (-----BEGIN CERTIFICATE-----)",
-        ));
+    for (field, pem) in [
+        ("tls.caCertPem", &tls.ca_cert_pem),
+        ("tls.clientCertPem", &tls.client_cert_pem),
+    ] {
+        if let Some(pem) = pem {
+            check_certificates_pem(pem).map_err(|m| invalid(field, m))?;
+        }
     }
     if tls.client_cert_pem.is_some() != tls.client_key.is_some() {
         return Err(invalid(
@@ -682,6 +677,69 @@ fn validate_tls(tls: TlsOptions) -> Result<TlsOptions, ClusterError> {
         ));
     }
     Ok(tls)
+}
+
+/// One or more certificates in PEM: every block a `CERTIFICATE` whose body is base64 of a
+/// DER sequence. A key, a request, a file path or a truncated paste is refused here, with
+/// what to send, rather than when the console first connects.
+fn check_certificates_pem(pem: &str) -> Result<(), String> {
+    use base64::Engine;
+    const WANT: &str =
+        "send the certificate itself, PEM-encoded (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)";
+    let mut rest = pem.trim();
+    if rest.is_empty() {
+        return Err(format!("must not be empty; {WANT}, or leave the field out"));
+    }
+    let mut blocks = 0;
+    while !rest.is_empty() {
+        let Some(after_begin) = rest.strip_prefix("-----BEGIN ") else {
+            return Err(format!("is not PEM: text outside a -----BEGIN/-----END block; {WANT}"));
+        };
+        let Some((label, after_label)) = after_begin.split_once("-----") else {
+            return Err(format!("is not PEM: a -----BEGIN line is not closed; {WANT}"));
+        };
+        if label != "CERTIFICATE" {
+            return Err(format!("holds a {label}, not a CERTIFICATE; {WANT}"));
+        }
+        let end = "-----END CERTIFICATE-----";
+        let Some((body, after)) = after_label.split_once(end) else {
+            return Err(format!("is not PEM: a certificate has no {end} line; {WANT}"));
+        };
+        let body: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(&body)
+            .map_err(|_| format!("is not PEM: a certificate's body is not base64; {WANT}"))?;
+        if !is_one_der_sequence(&der) {
+            return Err(format!(
+                "is not a certificate: a block's content is cut short or is not DER; {WANT}"
+            ));
+        }
+        blocks += 1;
+        rest = after.trim_start();
+    }
+    debug_assert!(blocks > 0);
+    Ok(())
+}
+
+/// Whether `der` is exactly one DER SEQUENCE (what a certificate is): its length field
+/// accounts for every byte, so a paste cut short is caught.
+fn is_one_der_sequence(der: &[u8]) -> bool {
+    let (Some(&0x30), Some(&first)) = (der.first(), der.get(1)) else {
+        return false;
+    };
+    let (len, header) = if first < 0x80 {
+        (first as usize, 2)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || der.len() < 2 + n {
+            return false;
+        }
+        (
+            der[2..2 + n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize),
+            2 + n,
+        )
+    };
+    len > 0 && header + len == der.len()
 }
 
 fn normalize_tags(tags: &[String]) -> Result<Vec<String>, ClusterError> {
@@ -697,6 +755,7 @@ fn normalize_tags(tags: &[String]) -> Result<Vec<String>, ClusterError> {
                 format!("a tag must be at most {MAX_TAG_LEN} characters"),
             ));
         }
+        crate::names::check_text("the tag", tag).map_err(|m| invalid("tags", m))?;
         set.insert(tag.to_string());
     }
     if set.len() > MAX_TAGS {

@@ -193,6 +193,7 @@ impl ConsumerConfig {
                 "flow control, heartbeats, rate limits and deliver groups are for push consumers: give a deliver subject",
             ));
         }
+        crate::names::check_metadata(&self.metadata).map_err(|m| invalid("metadata", m))?;
         Ok(())
     }
 

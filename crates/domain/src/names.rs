@@ -14,7 +14,9 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
         .chars()
         .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
     {
-        let shown = if c.is_whitespace() || c.is_control() {
+        let shown = if c.is_control() {
+            format!("a control character (U+{:04X})", c as u32)
+        } else if c.is_whitespace() {
             "white space".to_string()
         } else {
             format!("'{c}'")
@@ -22,6 +24,31 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
         return Err(format!(
             "the {kind} name '{name}' contains {shown}; use letters, digits, '-' and '_'"
         ));
+    }
+    Ok(())
+}
+
+/// Text kept and shown as given (a tag, a metadata key or value): no control characters,
+/// which would not survive being shown, logged or typed again.
+pub fn check_text(what: &str, text: &str) -> Result<(), String> {
+    match text.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!(
+            "{what} {text:?} contains a control character (U+{:04X}); remove it",
+            c as u32
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Metadata of a stream or consumer: keys not empty, keys and values without control
+/// characters.
+pub fn check_metadata(metadata: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    for (key, value) in metadata {
+        if key.trim().is_empty() {
+            return Err("a metadata key must not be empty; give each entry a key".into());
+        }
+        check_text("the metadata key", key)?;
+        check_text(&format!("the value of metadata key '{key}'"), value)?;
     }
     Ok(())
 }

@@ -205,6 +205,10 @@ impl StreamConfig {
         for src in self.mirror.iter().chain(&self.sources) {
             check_name("stream", &src.name).map_err(|m| invalid("sources", m))?;
         }
+        crate::names::check_metadata(&self.metadata).map_err(|m| invalid("metadata", m))?;
+        for tag in self.placement.iter().flat_map(|p| &p.tags) {
+            crate::names::check_text("the placement tag", tag).map_err(|m| invalid("placement.tags", m))?;
+        }
         Ok(())
     }
 
@@ -218,6 +222,15 @@ impl StreamConfig {
         };
         if self.name != current.name {
             return fixed("name", "the name");
+        }
+        // JetStream would store a stream without subjects on its own name: a different
+        // stream from the one asked for.
+        if self.subjects.is_empty() && !current.subjects.is_empty() && self.mirror.is_none() && self.sources.is_empty()
+        {
+            return Err(invalid(
+                "subjects",
+                "must not be empty: leave subjects out to keep them, or list the subjects the stream should store",
+            ));
         }
         if self.storage != current.storage {
             return fixed("storage", "the storage type");

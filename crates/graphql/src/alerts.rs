@@ -1073,9 +1073,9 @@ impl AlertQuery {
         #[graphql(desc = "The organization; may be left out when you belong to exactly one.")] organization_id: Option<
             ID,
         >,
-        #[graphql(desc = "The first `first` rules (after `after`): 0 to 100; 50 by default.")] first: Option<i32>,
+        #[graphql(desc = "The first `first` rules (after `after`): 0 to 500; 50 by default.")] first: Option<i32>,
         #[graphql(desc = "Only rules after this cursor.")] after: Option<String>,
-        #[graphql(desc = "The last `last` rules (before `before`): 0 to 100.")] last: Option<i32>,
+        #[graphql(desc = "The last `last` rules (before `before`): 0 to 500.")] last: Option<i32>,
         #[graphql(desc = "Only rules before this cursor.")] before: Option<String>,
     ) -> Result<AlertRuleConnection> {
         let caller = caller(ctx)?;
@@ -1111,9 +1111,9 @@ impl AlertQuery {
         #[graphql(desc = "The organization; may be left out when you belong to exactly one.")] organization_id: Option<
             ID,
         >,
-        #[graphql(desc = "The first `first` channels (after `after`): 0 to 100; 50 by default.")] first: Option<i32>,
+        #[graphql(desc = "The first `first` channels (after `after`): 0 to 500; 50 by default.")] first: Option<i32>,
         #[graphql(desc = "Only channels after this cursor.")] after: Option<String>,
-        #[graphql(desc = "The last `last` channels (before `before`): 0 to 100.")] last: Option<i32>,
+        #[graphql(desc = "The last `last` channels (before `before`): 0 to 500.")] last: Option<i32>,
         #[graphql(desc = "Only channels before this cursor.")] before: Option<String>,
     ) -> Result<NotificationChannelConnection> {
         let caller = caller(ctx)?;
@@ -1157,9 +1157,9 @@ impl AlertQuery {
             ID,
         >,
         #[graphql(desc = "Only the silences in force now. Defaults to false.", default)] active: bool,
-        #[graphql(desc = "The first `first` silences (after `after`): 0 to 100; 50 by default.")] first: Option<i32>,
+        #[graphql(desc = "The first `first` silences (after `after`): 0 to 500; 50 by default.")] first: Option<i32>,
         #[graphql(desc = "Only silences after this cursor.")] after: Option<String>,
-        #[graphql(desc = "The last `last` silences (before `before`): 0 to 100.")] last: Option<i32>,
+        #[graphql(desc = "The last `last` silences (before `before`): 0 to 500.")] last: Option<i32>,
         #[graphql(desc = "Only silences before this cursor.")] before: Option<String>,
     ) -> Result<SilenceConnection> {
         let caller = caller(ctx)?;
@@ -1190,9 +1190,9 @@ impl AlertQuery {
         #[graphql(desc = "Only alerts of this severity.")] severity: Option<AlertSeverity>,
         #[graphql(desc = "Only alerts whose labels match all of these.", default)] labels: Vec<LabelMatcher>,
         #[graphql(desc = "Only alerts of this rule.")] rule_id: Option<ID>,
-        #[graphql(desc = "The first `first` alerts (after `after`): 0 to 100; 50 by default.")] first: Option<i32>,
+        #[graphql(desc = "The first `first` alerts (after `after`): 0 to 500; 50 by default.")] first: Option<i32>,
         #[graphql(desc = "Only alerts after this cursor.")] after: Option<String>,
-        #[graphql(desc = "The last `last` alerts (before `before`): 0 to 100.")] last: Option<i32>,
+        #[graphql(desc = "The last `last` alerts (before `before`): 0 to 500.")] last: Option<i32>,
         #[graphql(desc = "Only alerts before this cursor.")] before: Option<String>,
     ) -> Result<AlertConnection> {
         let caller = caller(ctx)?;

@@ -584,8 +584,9 @@ impl ClusterTlsInput {
         TlsOptions {
             required: self.required,
             handshake_first: self.handshake_first,
-            ca_cert_pem: self.ca_cert_pem.filter(|s| !s.is_empty()),
-            client_cert_pem: self.client_cert_pem.filter(|s| !s.is_empty()),
+            // An empty certificate is refused, not taken for none: leaving it out is none.
+            ca_cert_pem: self.ca_cert_pem,
+            client_cert_pem: self.client_cert_pem,
             client_key,
         }
     }

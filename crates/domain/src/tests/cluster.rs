@@ -91,34 +91,14 @@ fn register_refuses_an_empty_name() {
 
 #[test]
 fn register_refuses_a_bad_url() {
-    let mut s = spec("prod");
-    s.urls = vec!["http://example.com".into()];
-    let err = framework(&[])
-        .given_no_previous_events()
-        .when(ClusterCommand::Register {
-            id: "c1".into(),
-            organization: "default".into(),
-            spec: s,
-        })
-        .inspect_result()
-        .unwrap_err();
+    let err = register_with(|s| s.urls = vec!["http://example.com".into()]).unwrap_err();
     assert!(err.to_string().contains("scheme must be nats, tls, ws or wss"), "{err}");
     assert_eq!(err.kind(), ErrorKind::Validation);
 }
 
 #[test]
 fn register_refuses_credentials_in_the_url() {
-    let mut s = spec("prod");
-    s.urls = vec!["nats://alice:secret@127.0.0.1:4222".into()];
-    let err = framework(&[])
-        .given_no_previous_events()
-        .when(ClusterCommand::Register {
-            id: "c1".into(),
-            organization: "default".into(),
-            spec: s,
-        })
-        .inspect_result()
-        .unwrap_err();
+    let err = register_with(|s| s.urls = vec!["nats://alice:secret@127.0.0.1:4222".into()]).unwrap_err();
     assert!(err.to_string().contains("remove the credentials"), "{err}");
     assert!(!err.to_string().contains("secret"));
 }
@@ -189,18 +169,8 @@ fn commands_on_a_removed_cluster_are_not_found() {
 
 #[test]
 fn mutual_tls_needs_both_halves() {
-    let mut s = spec("prod");
-    s.tls.client_cert_pem = Some("-----BEGIN CERTIFICATE-----".into());
-    let err = framework(&[])
-        .given_no_previous_events()
-        .when(ClusterCommand::Register {
-            id: "c1".into(),
-            organization: "default".into(),
-            spec: s,
-        })
-        .inspect_result()
-        .unwrap_err();
-    assert!(err.to_string().starts_with("tls: give both"), "{err}");
+    let err = register_with_tls(|t| t.client_cert_pem = Some(CERT.into())).unwrap_err();
+    assert!(err.starts_with("tls: give both"), "{err}");
 }
 
 fn with_password(sealed: &str) -> ClusterEvent {
@@ -263,4 +233,70 @@ fn test_connection_records_the_probe() {
         .inspect_result()
         .unwrap();
     assert!(matches!(&result[..], [ClusterEvent::ConnectionTested { result }] if result.ok));
+}
+
+/// A real self-signed certificate (P-256, CN jsconsole-test), for checks of PEM input.
+const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBiTCCAS+gAwIBAgIUD/nCRazfMDD92o65KzdTNzR5x+8wCgYIKoZIzj0EAwIw\nGTEXMBUGA1UEAwwOanNjb25zb2xlLXRlc3QwIBcNMjYxMjA3MTIyMjU4WhgPMjEy\nNjExMTMxMjIyNThaMBkxFzAVBgNVBAMMDmpzY29uc29sZS10ZXN0MFkwEwYHKoZI\nzj0CAQYIKoZIzj0DAQcDQgAEAy8AXgeTP3dOD34oWx7yTySr+KVH8knqEWBkNIT/\nHzB0L8MjiMyHxB9pA1NhGDhQa2rtUWyZlasbz8ZAHbfsQ6NTMFEwHQYDVR0OBBYE\nFKYcoL4R3YYui9tlbxx/8cSJX/X0MB8GA1UdIwQYMBaAFKYcoL4R3YYui9tlbxx/\n8cSJX/X0MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIhAJo9B9rW\n4d+bp45n8cJP3qApxFl64R2S9Z0n1S5a14doAiA24K8fYQVxAutrQpegjeKZ/deu\nORAPSDOrGrUl+sBibw==\n-----END CERTIFICATE-----";
+
+/// Registers cluster "prod" with `change` made to its spec: the error, if refused.
+fn register_with(change: impl FnOnce(&mut ClusterSpec)) -> Result<(), ClusterError> {
+    let mut s = spec("prod");
+    change(&mut s);
+    framework(&[])
+        .given_no_previous_events()
+        .when(ClusterCommand::Register {
+            id: "c1".into(),
+            organization: "default".into(),
+            spec: s,
+        })
+        .inspect_result()
+        .map(|_| ())
+}
+
+fn register_with_tls(tls: impl FnOnce(&mut crate::cluster::TlsOptions)) -> Result<(), String> {
+    register_with(|s| tls(&mut s.tls)).map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_ca_certificate_must_be_pem_certificates() {
+    assert_eq!(register_with_tls(|t| t.ca_cert_pem = Some(CERT.into())), Ok(()));
+    // Two certificates (a bundle) with surrounding white space.
+    let bundle = format!("\n{CERT}\n\n{CERT}\n");
+    assert_eq!(register_with_tls(|t| t.ca_cert_pem = Some(bundle)), Ok(()));
+    for (pem, says) in [
+        ("", "must not be empty"),
+        ("   ", "must not be empty"),
+        ("/etc/ssl/ca.pem", "text outside a -----BEGIN/-----END block"),
+        ("-----BEGIN CERTIFICATE-----", "has no -----END CERTIFICATE----- line"),
+        (
+            "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----",
+            "holds a PRIVATE KEY, not a CERTIFICATE",
+        ),
+        (
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----",
+            "body is not base64",
+        ),
+        (
+            "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQsIHRoaXMgaXMgbm90IERFUg==\n-----END CERTIFICATE-----",
+            "not DER",
+        ),
+        // The first two lines of a real certificate: a DER sequence cut short.
+        (&format!("{}\n-----END CERTIFICATE-----", &CERT[..157]), "cut short"),
+    ] {
+        let err = register_with_tls(|t| t.ca_cert_pem = Some(pem.into())).unwrap_err();
+        assert!(err.starts_with("tls.caCertPem: "), "{pem:?}: {err}");
+        assert!(err.contains(says), "{pem:?}: {err}");
+        assert!(err.contains("-----BEGIN CERTIFICATE-----"), "says what to send: {err}");
+    }
+    let err = register_with_tls(|t| t.client_cert_pem = Some("cert.pem".into())).unwrap_err();
+    assert!(err.starts_with("tls.clientCertPem: "), "{err}");
+}
+
+#[test]
+fn tags_with_control_characters_are_refused() {
+    let err = register_with(|s| s.tags = vec!["eu\u{1b}[31m".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("tags: the tag "), "{err}");
+    assert!(err.contains("control character (U+001B)"), "{err}");
 }

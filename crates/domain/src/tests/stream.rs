@@ -877,3 +877,52 @@ fn an_unreachable_server_during_observe_records_nothing() {
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert_eq!(err.to_string(), "no responders");
 }
+
+#[test]
+fn metadata_and_placement_tags_take_no_control_characters_and_keys_are_not_empty() {
+    let mut c = orders();
+    c.metadata.insert("team".into(), "pay\u{7}ments".into());
+    create_is_refused(
+        c,
+        "metadata: the value of metadata key 'team' \"pay\\u{7}ments\" contains a control character (U+0007); remove it",
+    );
+    let mut c = orders();
+    c.metadata.insert(" ".into(), "x".into());
+    create_is_refused(c, "metadata: a metadata key must not be empty; give each entry a key");
+    let mut c = orders();
+    c.placement = Some(crate::stream::Placement {
+        cluster: None,
+        tags: vec!["az\n1".into()],
+    });
+    create_is_refused(
+        c,
+        "placement.tags: the placement tag \"az\\n1\" contains a control character (U+000A); remove it",
+    );
+    let mut c = orders();
+    c.metadata.insert("team".into(), "payments".into());
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn an_update_may_not_empty_the_subjects_of_a_stream_that_has_some() {
+    let current = orders();
+    let mut next = current.clone();
+    next.subjects.clear();
+    update_is_refused(
+        current,
+        next,
+        "subjects: must not be empty: leave subjects out to keep them, or list the subjects the stream should store",
+    );
+    // A stream made without subjects (stored on its name) stays so.
+    let mut bare = orders();
+    bare.subjects.clear();
+    assert!(bare.clone().check_update_from(&bare).is_ok());
+}
+
+#[test]
+fn a_control_character_in_a_name_is_called_what_it_is() {
+    let mut c = orders();
+    c.name = "ord\u{0}ers".into();
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("contains a control character (U+0000)"), "{err}");
+}

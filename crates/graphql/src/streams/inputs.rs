@@ -2,6 +2,7 @@
 
 use async_graphql::InputObject;
 use chrono::{DateTime, Utc};
+use jsc_app::Error as ApiError;
 use jsc_domain::consumer::ConsumerConfig;
 use jsc_domain::stream::{Placement, Republish, StreamConfig, StreamSource, SubjectTransform};
 
@@ -162,7 +163,7 @@ pub struct StreamConfigInput {
 }
 
 impl StreamConfigInput {
-    pub(crate) fn apply_to(self, c: &mut StreamConfig) {
+    pub(crate) fn apply_to(self, c: &mut StreamConfig) -> Result<(), ApiError> {
         macro_rules! set {
             ($($field:ident => $target:ident),* $(,)?) => { $( if let Some(v) = self.$field { c.$target = v; } )* };
         }
@@ -221,8 +222,46 @@ impl StreamConfigInput {
             });
         }
         if let Some(v) = self.metadata {
-            c.metadata = v.into_iter().map(|e| (e.key, e.value)).collect();
+            c.metadata = metadata(v)?;
         }
+        Ok(())
+    }
+}
+
+/// Metadata entries as a map: a key given twice is refused rather than the last one kept.
+fn metadata(entries: Vec<MetadataEntryInput>) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+    let mut map = std::collections::BTreeMap::new();
+    for e in entries {
+        if map.contains_key(&e.key) {
+            return Err(ApiError::validation(format!(
+                "config.metadata: the key '{}' is given twice; give each key once",
+                e.key
+            )));
+        }
+        map.insert(e.key, e.value);
+    }
+    Ok(map)
+}
+
+/// Refuses an update that gives no field to change: `identity` is the field that names
+/// the object (it changes nothing), `examples` some fields to suggest.
+pub(crate) fn require_change<T: async_graphql::InputType>(
+    config: &T,
+    identity: &str,
+    examples: &str,
+) -> Result<(), ApiError> {
+    let given = match config.to_value() {
+        async_graphql::Value::Object(fields) => fields
+            .iter()
+            .any(|(k, v)| k.as_str() != identity && *v != async_graphql::Value::Null),
+        _ => true,
+    };
+    if given {
+        Ok(())
+    } else {
+        Err(ApiError::validation(format!(
+            "config: nothing to change; give at least one field to change, such as {examples}"
+        )))
     }
 }
 
@@ -305,7 +344,7 @@ pub struct ConsumerConfigInput {
 }
 
 impl ConsumerConfigInput {
-    pub(crate) fn apply_to(self, c: &mut ConsumerConfig) {
+    pub(crate) fn apply_to(self, c: &mut ConsumerConfig) -> Result<(), ApiError> {
         if let Some(v) = self.description {
             c.description = Some(v).filter(|d| !d.is_empty());
         }
@@ -364,7 +403,7 @@ impl ConsumerConfigInput {
             c.mem_storage = v;
         }
         if let Some(v) = self.metadata {
-            c.metadata = v.into_iter().map(|e| (e.key, e.value)).collect();
+            c.metadata = metadata(v)?;
         }
         if let Some(v) = self.deliver_subject {
             c.deliver_subject = Some(v).filter(|s| !s.is_empty());
@@ -378,6 +417,7 @@ impl ConsumerConfigInput {
         if let Some(v) = self.idle_heartbeat {
             c.idle_heartbeat = v.0;
         }
+        Ok(())
     }
 }
 

@@ -106,7 +106,7 @@ impl StreamMutation {
             return Err(ApiError::validation("config.name: give the stream a name").into());
         };
         let mut full = StreamConfig::named(name);
-        input.config.apply_to(&mut full);
+        input.config.apply_to(&mut full)?;
         let caller = caller(ctx)?;
         let stream = console(ctx).create_stream(&caller, &input.cluster_id, full).await?;
         Ok(CreateStreamPayload {
@@ -126,11 +126,12 @@ impl StreamMutation {
     ) -> Result<UpdateStreamPayload> {
         let (c, caller) = (console(ctx), caller(ctx)?);
         let name = &input.name;
+        super::inputs::require_change(&input.config, "name", "description, subjects, maxAge or maxBytes")?;
         let mut full = c.stream(&caller, &input.cluster_id, name)?.view.config;
         if input.config.name.as_ref().is_some_and(|n| n != name) {
             return Err(ApiError::validation("config.name: a stream cannot be renamed; create a new stream").into());
         }
-        input.config.apply_to(&mut full);
+        input.config.apply_to(&mut full)?;
         let stream = c.update_stream(&caller, &input.cluster_id, name, full).await?;
         Ok(UpdateStreamPayload {
             stream: StreamObj(stream),
@@ -256,7 +257,7 @@ impl StreamMutation {
             return Err(ApiError::validation("config.durableName: give the consumer a durable name").into());
         };
         let mut full = ConsumerConfig::durable(name);
-        input.config.apply_to(&mut full);
+        input.config.apply_to(&mut full)?;
         let consumer = c
             .create_consumer(&caller, &input.cluster_id, &input.stream, full)
             .await?;
@@ -276,11 +277,16 @@ impl StreamMutation {
     ) -> Result<UpdateConsumerPayload> {
         let (c, caller) = (console(ctx), caller(ctx)?);
         let (cluster, stream, name) = (&input.cluster_id, &input.stream, &input.name);
+        super::inputs::require_change(
+            &input.config,
+            "durableName",
+            "description, ackWait, maxDeliver or filterSubjects",
+        )?;
         let mut full = c.consumer(&caller, cluster, stream, name)?.view.config.get();
         if input.config.durable_name.as_ref().is_some_and(|n| n != name) {
             return Err(ApiError::validation("config.durableName: a consumer cannot be renamed").into());
         }
-        input.config.apply_to(&mut full);
+        input.config.apply_to(&mut full)?;
         let consumer = c.update_consumer(&caller, cluster, stream, name, full).await?;
         Ok(UpdateConsumerPayload {
             consumer: ConsumerObj(consumer),

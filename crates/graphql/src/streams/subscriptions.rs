@@ -109,6 +109,7 @@ impl StreamSubscription {
         )]
         state_interval: Duration,
     ) -> Result<impl Stream<Item = Result<StreamChange>> + use<>> {
+        check_state_interval(&state_interval)?;
         let c = console(ctx).clone();
         c.cluster(&caller(ctx)?, &cluster_id)?;
         let cluster = cluster_id.to_string();
@@ -178,6 +179,7 @@ impl StreamSubscription {
         )]
         state_interval: Duration,
     ) -> Result<impl Stream<Item = Result<ConsumerChange>> + use<>> {
+        check_state_interval(&state_interval)?;
         let c = console(ctx).clone();
         c.cluster(&caller(ctx)?, &cluster_id)?;
         let cluster = cluster_id.to_string();
@@ -246,7 +248,7 @@ where
     if !include {
         return futures::stream::empty().boxed();
     }
-    let every = StdDuration::from_nanos(interval.0.max(250_000_000) as u64);
+    let every = StdDuration::from_nanos(interval.0.max(MIN_STATE_INTERVAL_NS) as u64);
     let make = std::sync::Arc::new(make);
     poll_changes(every, poll)
         .flat_map(move |changed| {
@@ -254,4 +256,18 @@ where
             futures::stream::iter(changed.into_iter().map(move |(name, state)| make(name, state)))
         })
         .boxed()
+}
+
+/// The shortest `stateInterval`: live state is read no more often than this.
+const MIN_STATE_INTERVAL_NS: i64 = 250_000_000;
+
+/// Refuses a `stateInterval` below the shortest, rather than polling slower than asked.
+fn check_state_interval(interval: &Duration) -> Result<()> {
+    if interval.0 < MIN_STATE_INTERVAL_NS {
+        return Err(jsc_app::Error::validation(
+            "stateInterval: must be at least 250ms; give 250ms or more (2s when left out)",
+        )
+        .into());
+    }
+    Ok(())
 }
