@@ -150,3 +150,42 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
     assert_eq!(d["cluster"]["tls"]["caCertPem"], Value::Null, "{d}");
     assert_eq!(d["stream"]["config"]["subjects"], json!(["strict.>"]), "{d}");
 }
+
+#[tokio::test]
+async fn an_answer_is_bounded_however_many_errors_a_small_request_makes() {
+    let app = TestApp::spawn().await;
+    // One long value, echoed in the message of each of 60 fields that fail with it.
+    let id = "x".repeat(8_000);
+    let fields: String = (0..60).map(|i| format!(" f{i}: cluster(id: $id) {{ id }}")).collect();
+    let query = format!("query($id: ID!) {{{fields} }}");
+    let request = serde_json::to_string(&json!({"query": query, "variables": {"id": id}})).unwrap();
+    let body = app.graphql(&query, json!({"id": id})).await;
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 20, "at most 20 errors: {}", errors.len());
+    assert_eq!(errors[0]["extensions"]["code"], "NOT_FOUND", "{}", errors[0]);
+    let last = &errors[19];
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("41 more errors are not shown"),
+        "{last}"
+    );
+    assert_eq!(last["extensions"]["omitted"], 41, "{last}");
+    assert_eq!(last["extensions"]["code"], "NOT_FOUND", "{last}");
+    for e in errors {
+        let message = e["message"].as_str().unwrap();
+        assert!(
+            message.chars().count() <= 1_100,
+            "a message is cut: {} characters",
+            message.len()
+        );
+    }
+    let answer = serde_json::to_string(&body).unwrap();
+    assert!(
+        answer.len() < 3 * request.len(),
+        "the answer ({} bytes) is not many times its request ({} bytes)",
+        answer.len(),
+        request.len()
+    );
+}

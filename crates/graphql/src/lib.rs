@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod alerts;
+mod bounded;
 mod clusters;
 mod connection;
 mod context;
@@ -107,6 +108,8 @@ pub fn build_schema_with(console: Option<Console>, limits: Limits) -> ApiSchema 
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
+        // First, so that it bounds what every other extension added.
+        .extension(bounded::BoundedErrors)
         .extension(context::OperationIds)
         .extension(persisted::PersistedQueries {
             only_registered: limits.only_registered,
