@@ -268,3 +268,104 @@ async fn every_type_field_argument_and_enum_value_is_described() {
         missing.join(", ")
     );
 }
+
+/// The pid of the nats-server whose store is `store`, found as an operator would (`ps`).
+fn server_on(store: &std::path::Path) -> Option<u32> {
+    let store = store.to_string_lossy().to_string();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        (cmd.contains("nats-server") && cmd.contains(&store)).then_some(pid)
+    })
+}
+
+#[tokio::test]
+async fn the_embedded_nats_server_is_started_again_when_it_dies() {
+    let logs = jsc_testkit::capture_logs();
+    let bin = jsc_fleet::embedded::find_nats_server(&[std::path::Path::new(env!("CARGO_MANIFEST_DIR"))])
+        .expect("nats-server installed by make tools");
+    let app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), |c| {
+        c.nats_url = None;
+        c.embedded_nats_port = -1;
+        c.nats_server_bin = Some(bin);
+    })
+    .await;
+    let before = app
+        .register_cluster(json!({"name": "before", "urls": ["nats://127.0.0.1:4222"]}))
+        .await;
+    let store = app.data_dir.path().join("nats");
+    let first = server_on(&store).expect("the embedded server runs");
+    let killed_at = std::time::Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    // Back on its own: a new process on the same store, ready, serving the same data.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let again = server_on(&store).filter(|p| *p != first);
+        if again.is_some() && app.get("/readyz").await.status() == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the embedded server was not started again within 60 s:\n{}",
+            logs.text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let clusters = app.data("{ clusters { nodes { id name } } }", json!({})).await;
+    let names: Vec<&str> = clusters["clusters"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"before"), "{clusters}");
+    // A change after the restart is committed, and shows once the views have followed the
+    // restarted server (their consumers are made again when they miss its heartbeats).
+    let back = std::time::Instant::now();
+    let body = app
+        .graphql(
+            "mutation($id: ID!) { updateCluster(input: {id: $id, description: \"after the restart\"}) { cluster { id } } }",
+            json!({"id": before}),
+        )
+        .await;
+    if let Some(errors) = body.get("errors") {
+        assert!(
+            errors[0]["message"].as_str().unwrap().contains("the change was saved"),
+            "{body}"
+        );
+    }
+    loop {
+        let c = app
+            .data(
+                "query($id: ID!) { cluster(id: $id) { description } }",
+                json!({"id": before}),
+            )
+            .await;
+        if c["cluster"]["description"] == "after the restart" {
+            break;
+        }
+        assert!(
+            back.elapsed() < std::time::Duration::from_secs(60),
+            "the views did not follow the restarted server within 60 s:\n{}",
+            logs.text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "started again and ready {:.1} s after the kill; a change visible {:.1} s after that",
+        (back - killed_at).as_secs_f64(),
+        back.elapsed().as_secs_f64()
+    );
+    let text = logs.text();
+    assert!(
+        text.contains("the embedded nats-server exited; starting it again"),
+        "{text}"
+    );
+    assert!(text.contains("the embedded nats-server is running again"), "{text}");
+}

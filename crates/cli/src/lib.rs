@@ -19,7 +19,7 @@ use anyhow::{Context, bail};
 use jsc_app::Console;
 use jsc_app::identity::Bootstrap;
 use jsc_eventstore::{EventStoreConfig, JetStreamEventStore};
-use jsc_fleet::embedded::{ServerOptions, ServerProcess};
+use jsc_fleet::embedded::{ServerOptions, Supervised};
 use jsc_secrets::{Keyring, SecretBox};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -126,7 +126,7 @@ pub struct Application {
     console: Console,
     bench_routes: bool,
     limits: jsc_graphql::Limits,
-    embedded: Option<ServerProcess>,
+    embedded: Option<Supervised>,
     shutdown: CancellationToken,
     tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
     generated_admin: Option<(String, String)>,
@@ -164,8 +164,9 @@ impl Application {
                 opts.binary = config.nats_server_bin.clone();
                 opts.port = config.embedded_nats_port;
                 opts.name = Some("jsconsole-home".into());
-                let process = tokio::task::spawn_blocking(move || ServerProcess::start(&opts))
-                    .await?
+                // Supervised: started again (with backoff) whenever it exits.
+                let process = Supervised::start(opts)
+                    .await
                     .context("cannot start the embedded nats-server (or pass --nats-url to use a running one)")?;
                 let url = process.url();
                 tracing::info!(%url, binary = %process.binary().display(), "embedded nats-server started");
@@ -290,7 +291,7 @@ impl Application {
         }
         let _ = self.console.home().drain().await;
         if let Some(p) = self.embedded.take() {
-            tokio::task::spawn_blocking(move || p.shutdown(Duration::from_secs(10))).await?;
+            p.shutdown(Duration::from_secs(10)).await;
             tracing::info!("embedded nats-server stopped");
         }
         served.context("the HTTP server failed")

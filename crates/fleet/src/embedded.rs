@@ -89,7 +89,14 @@ pub struct ServerProcess {
     port: u16,
     host: String,
     binary: PathBuf,
+    /// Notified when the server closes its log (it is exiting).
+    exited: std::sync::Arc<tokio::sync::Notify>,
+    /// Its last log lines, for saying why it exited.
+    log_tail: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
 }
+
+/// Log lines kept after the server is ready, to say why it exited.
+const LOG_TAIL: usize = 20;
 
 impl ServerProcess {
     /// Starts the server and waits (on its log output, not a timer) until it is ready.
@@ -118,6 +125,9 @@ impl ServerProcess {
         })?;
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, rx) = mpsc::channel::<Option<String>>();
+        let exited = std::sync::Arc::new(tokio::sync::Notify::new());
+        let log_tail: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>> = Default::default();
+        let (on_exit, tail_of_log) = (exited.clone(), log_tail.clone());
         std::thread::Builder::new()
             .name("nats-server-log".into())
             .spawn(move || {
@@ -132,9 +142,15 @@ impl ServerProcess {
                         }
                     } else {
                         tracing::trace!(target: "nats_server", "{line}");
+                        let mut tail = tail_of_log.lock().expect("log tail lock");
+                        if tail.len() == LOG_TAIL {
+                            tail.pop_front();
+                        }
+                        tail.push_back(line);
                     }
                 }
                 let _ = tx.send(None);
+                on_exit.notify_one();
             })
             .expect("spawn log thread");
 
@@ -180,6 +196,8 @@ impl ServerProcess {
             port,
             host: opts.host.clone(),
             binary,
+            exited,
+            log_tail,
         })
     }
 
@@ -221,6 +239,121 @@ impl ServerProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// An embedded nats-server kept running: when it exits (a crash, `kill -9`, out of
+/// memory), it is started again on the same port and store, after a backoff that grows
+/// from 100 ms to 30 s while starts keep failing, and each exit and start is logged. The
+/// console's connection to it reconnects by itself.
+pub struct Supervised {
+    process: std::sync::Arc<std::sync::Mutex<Option<ServerProcess>>>,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    url: String,
+    binary: PathBuf,
+}
+
+/// The longest wait between two failed starts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl Supervised {
+    /// Starts the server (see [`ServerProcess::start`]) and supervises it.
+    pub async fn start(mut opts: ServerOptions) -> Result<Self, Error> {
+        let first = {
+            let opts = opts.clone();
+            tokio::task::spawn_blocking(move || ServerProcess::start(&opts))
+                .await
+                .map_err(|e| Error::Exited(format!("the start was cancelled: {e}")))??
+        };
+        // Restarts use the port it got, so that the console's URL stays right.
+        opts.port = first.port() as i32;
+        let (url, binary, exited) = (first.url(), first.binary().to_path_buf(), first.exited.clone());
+        let process = std::sync::Arc::new(std::sync::Mutex::new(Some(first)));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(supervise(opts, process.clone(), exited, stop.clone()));
+        Ok(Self {
+            process,
+            stop,
+            task,
+            url,
+            binary,
+        })
+    }
+
+    /// `nats://host:port`, the same across restarts.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// The running server's process id (none between an exit and the next start).
+    pub fn pid(&self) -> Option<u32> {
+        self.process
+            .lock()
+            .expect("process lock")
+            .as_ref()
+            .map(ServerProcess::pid)
+    }
+
+    /// Stops supervising, then stops the server gracefully (see [`ServerProcess::shutdown`]).
+    pub async fn shutdown(self, grace: Duration) {
+        self.stop.cancel();
+        let _ = self.task.await;
+        let process = self.process.lock().expect("process lock").take();
+        if let Some(p) = process {
+            let _ = tokio::task::spawn_blocking(move || p.shutdown(grace)).await;
+        }
+    }
+}
+
+async fn supervise(
+    opts: ServerOptions,
+    process: std::sync::Arc<std::sync::Mutex<Option<ServerProcess>>>,
+    mut exited: std::sync::Arc<tokio::sync::Notify>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = exited.notified() => {}
+        }
+        let gone = process.lock().expect("process lock").take();
+        if let Some(mut p) = gone {
+            let tail: Vec<String> = p.log_tail.lock().expect("log tail lock").iter().cloned().collect();
+            let status = tokio::task::spawn_blocking(move || p.child.wait().map(|s| s.to_string()))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_else(|| "unknown".into());
+            tracing::error!(%status, last_log = %tail.join("\n"), "the embedded nats-server exited; starting it again");
+        }
+        let mut backoff = Duration::from_millis(100);
+        let mut attempt = 1u32;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            let o = opts.clone();
+            match tokio::task::spawn_blocking(move || ServerProcess::start(&o)).await {
+                Ok(Ok(p)) => {
+                    tracing::warn!(url = %p.url(), attempt, "the embedded nats-server is running again");
+                    exited = p.exited.clone();
+                    *process.lock().expect("process lock") = Some(p);
+                    break;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, attempt, retry_in = ?(backoff * 2).min(MAX_BACKOFF), "the embedded nats-server did not start");
+                }
+                Err(e) => tracing::error!(error = %e, "starting the embedded nats-server panicked"),
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            attempt += 1;
+        }
     }
 }
 
