@@ -188,8 +188,10 @@ async fn two_consoles_on_one_home_nats_sample_once_between_them_and_the_other_ta
         }
         n
     };
-    let first_at = sample_after(&second, &cluster, None).await;
+    // Counted before the first sample is awaited: a sample published but not yet seen
+    // when counting would otherwise be counted in `before` and seen among the ten.
     let before = count().await;
+    let first_at = sample_after(&second, &cluster, None).await;
     let mut later = first_at.clone();
     for _ in 0..10 {
         later = sample_after(&second, &cluster, Some(&later)).await;

@@ -142,6 +142,9 @@ pub struct Options {
     pub lease_ttl: Duration,
     /// How alert notifications are sent and retried.
     pub alerting: crate::alerting::AlertingOptions,
+    /// The home connection's reconnects (see [`jsc_projector::Reconnects`]); a default one
+    /// for a connection that never says.
+    pub home_reconnects: jsc_projector::Reconnects,
 }
 
 /// A long-running part of the console, to be run until the shutdown token fires.
@@ -180,6 +183,7 @@ struct Prepare<'a> {
     js: &'a async_nats::jetstream::Context,
     shutdown: &'a CancellationToken,
     runnables: &'a mut Vec<Runnable>,
+    reconnects: &'a jsc_projector::Reconnects,
 }
 
 impl Prepare<'_> {
@@ -191,9 +195,16 @@ impl Prepare<'_> {
         self.projector.prepare(&projection).await.map_err(err)?;
         let (bucket, order) = (projection.bucket(), projection.order());
         self.runnables.push(projection.into());
-        ViewCache::start_ordered(self.js.clone(), &bucket, 1, order, self.shutdown.clone())
-            .await
-            .map_err(err)
+        ViewCache::start_ordered(
+            self.js.clone(),
+            &bucket,
+            1,
+            order,
+            Some(self.reconnects.clone()),
+            self.shutdown.clone(),
+        )
+        .await
+        .map_err(err)
     }
 }
 
@@ -209,7 +220,7 @@ impl Console {
         // The console's own metrics are recorded from here on.
         jsc_metrics::prom::console_recorder();
         let stream_name = store.config().stream.clone();
-        let projector = Projector::new(home.clone(), store.config());
+        let projector = Projector::new(home.clone(), store.config()).with_reconnects(options.home_reconnects.clone());
         let js = async_nats::jetstream::new(home.clone());
         let mut runnables = Vec::new();
         let mut p = Prepare {
@@ -217,6 +228,7 @@ impl Console {
             js: &js,
             shutdown,
             runnables: &mut runnables,
+            reconnects: &options.home_reconnects,
         };
         use jsc_projections::identity as idv;
         let views = Views {

@@ -595,6 +595,7 @@ async fn reset_password(args: ResetPasswordArgs, out: &mut (dyn Write + Send)) -
         monitoring: Default::default(),
         lease_ttl: jsc_app::lease::DEFAULT_TTL,
         alerting: Default::default(),
+        home_reconnects: Default::default(),
     };
     let (console, _workers) = jsc_app::Console::start(client, store, options, &shutdown).await?;
     let generated = args.password.is_none();

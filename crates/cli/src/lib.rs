@@ -174,7 +174,8 @@ impl Application {
             }
         };
 
-        let home = connect_home(&url).await?;
+        let home_reconnects = jsc_projector::Reconnects::default();
+        let home = connect_home(&url, home_reconnects.clone()).await?;
         let store = JetStreamEventStore::open(home.clone(), EventStoreConfig::default())
             .await
             .with_context(|| {
@@ -199,6 +200,7 @@ impl Application {
             monitoring: config.monitoring,
             lease_ttl: config.lease_ttl,
             alerting: config.alerting,
+            home_reconnects,
         };
         let (console, workers) = Console::start(home, store, options, &shutdown).await?;
         let mut tasks = JoinSet::new();
@@ -355,15 +357,23 @@ pub fn open_object_store(
     }
 }
 
-async fn connect_home(url: &str) -> anyhow::Result<async_nats::Client> {
+async fn connect_home(url: &str, reconnects: jsc_projector::Reconnects) -> anyhow::Result<async_nats::Client> {
     let options = async_nats::ConnectOptions::new()
         .name("jsconsole")
         .connection_timeout(Duration::from_secs(5))
-        .event_callback(|event| async move {
-            match event {
-                async_nats::Event::Disconnected => tracing::warn!("lost the connection to the home NATS; reconnecting"),
-                async_nats::Event::Connected => tracing::info!("connected to the home NATS"),
-                other => tracing::debug!(event = %other, "home NATS event"),
+        .event_callback(move |event| {
+            let reconnects = reconnects.clone();
+            async move {
+                match event {
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("lost the connection to the home NATS; reconnecting")
+                    }
+                    async_nats::Event::Connected => {
+                        tracing::info!("connected to the home NATS");
+                        reconnects.connected();
+                    }
+                    other => tracing::debug!(event = %other, "home NATS event"),
+                }
             }
         });
     match tokio::time::timeout(Duration::from_secs(10), options.connect(url)).await {

@@ -136,16 +136,18 @@ where
         replicas: usize,
         shutdown: CancellationToken,
     ) -> Result<Self, Error> {
-        Self::start_ordered(js, bucket, replicas, None, shutdown).await
+        Self::start_ordered(js, bucket, replicas, None, None, shutdown).await
     }
 
     /// [`Self::start`], with the entries also kept in the order `order` gives them, for
-    /// lists that page through one group without a scan of the view ([`Self::walk`]).
+    /// lists that page through one group without a scan of the view ([`Self::walk`]), and
+    /// the watch made again on each of the home connection's `reconnects`.
     pub async fn start_ordered(
         js: jetstream::Context,
         bucket: &str,
         replicas: usize,
         order: Option<OrderKey<V>>,
+        reconnects: Option<crate::Reconnects>,
         shutdown: CancellationToken,
     ) -> Result<Self, Error> {
         let kv = ensure_bucket(&js, bucket, replicas).await?;
@@ -168,7 +170,7 @@ where
         let follower = cache.clone();
         let bucket_name = bucket.to_string();
         tokio::spawn(async move {
-            follower.follow(kv, bucket_name, loaded_tx, shutdown).await;
+            follower.follow(kv, bucket_name, loaded_tx, reconnects, shutdown).await;
         });
         match tokio::time::timeout(Duration::from_secs(30), loaded_rx).await {
             Ok(Ok(())) => Ok(cache),
@@ -182,14 +184,20 @@ where
         kv: kv::Store,
         bucket: String,
         loaded: tokio::sync::oneshot::Sender<()>,
+        reconnects: Option<crate::Reconnects>,
         shutdown: CancellationToken,
     ) {
         let mut loaded = Some(loaded);
         let mut backoff = Duration::from_millis(100);
         loop {
+            let mut reconnected = reconnects.as_ref().map(crate::Reconnects::subscribe);
             let result = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = self.watch_once(&kv, &mut loaded) => r,
+                _ = crate::reconnects::next(&mut reconnected) => {
+                    backoff = Duration::from_millis(100);
+                    Err(Error::nats("the home NATS reconnected"))
+                }
             };
             if let Err(e) = result {
                 tracing::warn!(%bucket, error = %e, "view watch interrupted; restarting");

@@ -12,12 +12,14 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+mod reconnects;
 mod runtime;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 pub use cache::{ChangeOp, OrderKey, ViewCache, ViewChange};
 use jsc_eventstore::EventRecord;
+pub use reconnects::Reconnects;
 pub use runtime::{BucketDiff, ProjectionStatus, Projector, Runnable, ensure_bucket};
 
 /// The key under which a view bucket records the last stream sequence applied.

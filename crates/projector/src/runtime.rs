@@ -91,6 +91,8 @@ pub struct Projector {
     replicas: usize,
     /// About how many views a projection keeps in memory ([`MAX_CACHED_VIEWS`]).
     view_cache: usize,
+    /// The home connection's reconnects: the consumer is made again on each.
+    reconnects: Option<crate::Reconnects>,
 }
 
 /// Opens a view bucket, creating it when missing (history 1: the view is the current state;
@@ -125,7 +127,14 @@ impl Projector {
             subject_prefix: store.subject_prefix.clone(),
             replicas: 1,
             view_cache: MAX_CACHED_VIEWS,
+            reconnects: None,
         }
+    }
+
+    /// Makes the consumer again, from the checkpoints, whenever `reconnects` counts one.
+    pub fn with_reconnects(mut self, reconnects: crate::Reconnects) -> Self {
+        self.reconnects = Some(reconnects);
+        self
     }
 
     /// Keeps about `limit` views per projection in memory instead of [`MAX_CACHED_VIEWS`]
@@ -268,6 +277,7 @@ impl Projector {
             shutdown.cancelled().await;
             return Ok(());
         };
+        let mut reconnected = self.reconnects.as_ref().map(crate::Reconnects::subscribe);
         let consumer = self.consumer_from(start).await?;
         let messages = consumer.messages().await.map_err(Error::nats)?;
         let mut chunks = messages.ready_chunks(MAX_BATCH);
@@ -277,6 +287,9 @@ impl Projector {
                 _ = shutdown.cancelled() => {
                     let _ = save_lanes(&mut lanes, false).await;
                     return Ok(());
+                }
+                _ = crate::reconnects::next(&mut reconnected) => {
+                    return Err(Error::nats("the home NATS reconnected; reading on from the checkpoints"));
                 }
                 _ = async { tokio::time::sleep_until(next_flush.expect("guarded")).await }, if next_flush.is_some() => {
                     save_lanes(&mut lanes, true).await?;
