@@ -110,7 +110,12 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
         )
         .await;
     refused(&body, "filter.from", "give a from at or before to");
-    for args in ["after: \"not-a-cursor\"", "first: 501", "first: -1"] {
+    for args in [
+        "after: \"not-a-cursor\"",
+        "first: 501",
+        "first: -1",
+        "subject: \"orders..new\"",
+    ] {
         let doc = format!("query($c: ID!) {{ streams(clusterId: $c, {args}) {{ totalCount }} }}");
         let body = app.graphql(&doc, vars.clone()).await;
         assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION", "{args}: {body}");

@@ -193,6 +193,18 @@ impl ConsumerConfig {
                 "flow control, heartbeats, rate limits and deliver groups are for push consumers: give a deliver subject",
             ));
         }
+        if self.max_waiting < 0 {
+            return Err(invalid("maxWaiting", "must be 0 (the server's default) or more"));
+        }
+        if self.max_ack_pending < -1 {
+            return Err(invalid(
+                "maxAckPending",
+                "must be -1 (unlimited), 0 (the server's default) or more",
+            ));
+        }
+        if !(0..=5).contains(&self.num_replicas) {
+            return Err(invalid("replicas", "must be between 0 (as many as the stream) and 5"));
+        }
         crate::names::check_metadata(&self.metadata).map_err(|m| invalid("metadata", m))?;
         Ok(())
     }

@@ -28,6 +28,10 @@ fn secs(d: Option<Duration>, field: &str) -> Result<u64> {
     match d {
         None => Ok(0),
         Some(Duration(ns)) if ns < 0 => Err(Error::validation(format!("{field}: must not be negative"))),
+        // Rules count whole seconds: 500ms would have become 0 (at once).
+        Some(Duration(ns)) if ns % NS != 0 => Err(Error::validation(format!(
+            "{field}: must be whole seconds, such as 30s or 5m; round it to a second"
+        ))),
         Some(Duration(ns)) => Ok((ns / NS) as u64),
     }
 }
@@ -1799,5 +1803,20 @@ impl AlertSubscription {
             futures::future::ready(out)
         });
         guarded(ctx, changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_durations_are_whole_seconds() {
+        assert_eq!(secs(Some(Duration(90 * NS)), "for").unwrap(), 90);
+        assert_eq!(secs(None, "for").unwrap(), 0);
+        for ns in [NS / 2, NS + 1] {
+            let e = secs(Some(Duration(ns)), "for").unwrap_err();
+            assert!(e.message.starts_with("for: must be whole seconds"), "{}", e.message);
+        }
     }
 }

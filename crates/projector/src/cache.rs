@@ -189,13 +189,21 @@ where
     ) {
         let mut loaded = Some(loaded);
         let mut backoff = Duration::from_millis(100);
+        // After a reconnect the bucket is read again without dropping what it does not
+        // send: a restarted server can answer before every entry is back, and readers
+        // must not see sessions or clusters vanish meanwhile (deletes come as markers).
+        let mut prune = true;
         loop {
             let mut reconnected = reconnects.as_ref().map(crate::Reconnects::subscribe);
             let result = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                r = self.watch_once(&kv, &mut loaded) => r,
+                r = self.watch_once(&kv, &mut loaded, prune) => {
+                    prune = true;
+                    r
+                }
                 _ = crate::reconnects::next(&mut reconnected) => {
                     backoff = Duration::from_millis(100);
+                    prune = false;
                     Err(Error::nats("the home NATS reconnected"))
                 }
             };
@@ -210,16 +218,17 @@ where
         }
     }
 
-    /// Follows the bucket from its current state; on a restart, entries that vanished
-    /// while the watch was down are dropped.
+    /// Follows the bucket from its current state; on a restart with `prune`, entries that
+    /// vanished while the watch was down are dropped.
     async fn watch_once(
         &self,
         kv: &kv::Store,
         loaded: &mut Option<tokio::sync::oneshot::Sender<()>>,
+        prune: bool,
     ) -> Result<(), Error> {
         let empty = kv.status().await.map_err(Error::nats)?.values() == 0;
         let mut watch = kv.watch_with_history(">").await.map_err(Error::nats)?;
-        let mut seen: Option<std::collections::HashSet<String>> = Some(Default::default());
+        let mut seen: Option<std::collections::HashSet<String>> = (prune || loaded.is_some()).then(Default::default);
         if empty {
             self.finish_initial(&mut seen);
             if let Some(tx) = loaded.take() {

@@ -199,6 +199,9 @@ impl Console {
         filter: StreamFilter,
         paging: &Paging,
     ) -> Result<Page<Versioned<StreamView>>> {
+        if let Some(subject) = &filter.subject {
+            jsc_domain::names::check_subject(subject).map_err(|m| Error::validation(format!("subject: {m}")))?;
+        }
         let needle = filter.name_contains.as_ref().map(|n| n.to_lowercase());
         let keep = |s: &StreamView| {
             needle.as_ref().is_none_or(|n| s.name.to_lowercase().contains(n))

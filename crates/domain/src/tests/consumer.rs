@@ -831,3 +831,35 @@ fn an_unreachable_server_during_observe_records_nothing() {
     );
     assert_eq!(err.kind(), ErrorKind::Unavailable);
 }
+
+#[test]
+fn counts_out_of_range_are_refused_not_sent() {
+    type Set = fn(&mut ConsumerConfig);
+    let cases: [(Set, &str); 4] = [
+        (
+            |c| c.max_waiting = -1,
+            "maxWaiting: must be 0 (the server's default) or more",
+        ),
+        (
+            |c| c.max_ack_pending = -2,
+            "maxAckPending: must be -1 (unlimited), 0 (the server's default) or more",
+        ),
+        (
+            |c| c.num_replicas = -1,
+            "replicas: must be between 0 (as many as the stream) and 5",
+        ),
+        (
+            |c| c.num_replicas = 6,
+            "replicas: must be between 0 (as many as the stream) and 5",
+        ),
+    ];
+    for (set, message) in cases {
+        let mut c = dispatch();
+        set(&mut c);
+        create_is_refused(c, message);
+    }
+    let mut c = dispatch();
+    c.max_ack_pending = -1;
+    c.num_replicas = 3;
+    assert_eq!(c.validate(), Ok(()));
+}
