@@ -42,6 +42,17 @@ impl<T> Sampled<T> {
     }
 }
 
+/// A copy for a change while a reader holds the map (the items' state is shared).
+impl<T> Clone for Sampled<T> {
+    fn clone(&self) -> Self {
+        Self {
+            at: self.at,
+            id: self.id,
+            items: self.items.clone(),
+        }
+    }
+}
+
 fn next_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -185,14 +196,7 @@ impl<K: std::hash::Hash + Eq + Clone, T: Send + Sync + 'static> TtlCache<K, T> {
         let mut state = slot.state.lock().expect("slot lock");
         state.generation += 1;
         if let Some((_, map)) = &mut state.last {
-            if Arc::get_mut(map).is_none() {
-                *map = Arc::new(Sampled {
-                    at: map.at,
-                    id: map.id,
-                    items: map.items.clone(),
-                });
-            }
-            let map = Arc::get_mut(map).expect("a map no one else holds");
+            let map = Arc::make_mut(map);
             map.id = next_id();
             match item {
                 Some(item) => map.items.insert(name.to_string(), Arc::new(item)),

@@ -260,12 +260,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 impl Supervised {
     /// Starts the server (see [`ServerProcess::start`]) and supervises it.
     pub async fn start(mut opts: ServerOptions) -> Result<Self, Error> {
-        let first = {
-            let opts = opts.clone();
-            tokio::task::spawn_blocking(move || ServerProcess::start(&opts))
-                .await
-                .map_err(|e| Error::Exited(format!("the start was cancelled: {e}")))??
-        };
+        let first = start_blocking(opts.clone()).await?;
         // Restarts use the port it got, so that the console's URL stays right.
         opts.port = first.port() as i32;
         let (url, binary, exited) = (first.url(), first.binary().to_path_buf(), first.exited.clone());
@@ -290,15 +285,6 @@ impl Supervised {
         &self.binary
     }
 
-    /// The running server's process id (none between an exit and the next start).
-    pub fn pid(&self) -> Option<u32> {
-        self.process
-            .lock()
-            .expect("process lock")
-            .as_ref()
-            .map(ServerProcess::pid)
-    }
-
     /// Stops supervising, then stops the server gracefully (see [`ServerProcess::shutdown`]).
     pub async fn shutdown(self, grace: Duration) {
         self.stop.cancel();
@@ -308,6 +294,13 @@ impl Supervised {
             let _ = tokio::task::spawn_blocking(move || p.shutdown(grace)).await;
         }
     }
+}
+
+/// [`ServerProcess::start`] off the async threads (it waits for the server's log).
+async fn start_blocking(opts: ServerOptions) -> Result<ServerProcess, Error> {
+    tokio::task::spawn_blocking(move || ServerProcess::start(&opts))
+        .await
+        .map_err(|e| Error::Exited(format!("the start was cancelled: {e}")))?
 }
 
 async fn supervise(
@@ -338,18 +331,16 @@ async fn supervise(
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(backoff) => {}
             }
-            let o = opts.clone();
-            match tokio::task::spawn_blocking(move || ServerProcess::start(&o)).await {
-                Ok(Ok(p)) => {
+            match start_blocking(opts.clone()).await {
+                Ok(p) => {
                     tracing::warn!(url = %p.url(), attempt, "the embedded nats-server is running again");
                     exited = p.exited.clone();
                     *process.lock().expect("process lock") = Some(p);
                     break;
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     tracing::error!(error = %e, attempt, retry_in = ?(backoff * 2).min(MAX_BACKOFF), "the embedded nats-server did not start");
                 }
-                Err(e) => tracing::error!(error = %e, "starting the embedded nats-server panicked"),
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
             attempt += 1;

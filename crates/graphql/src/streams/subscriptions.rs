@@ -231,7 +231,8 @@ impl StreamSubscription {
 }
 
 /// With `include`, the live state of each resource `poll` finds, when the subscription
-/// starts and whenever it changes, polled every `interval` (at least 250 ms), as the items
+/// starts and whenever it changes, polled every `interval` (checked to be at least 250 ms
+/// by [`check_state_interval`]), as the items
 /// `make` builds; without, nothing.
 fn live_states<T, C, F, Fut>(
     include: bool,
@@ -248,7 +249,7 @@ where
     if !include {
         return futures::stream::empty().boxed();
     }
-    let every = StdDuration::from_nanos(interval.0.max(MIN_STATE_INTERVAL_NS) as u64);
+    let every = StdDuration::from_nanos(interval.0 as u64);
     let make = std::sync::Arc::new(make);
     poll_changes(every, poll)
         .flat_map(move |changed| {
