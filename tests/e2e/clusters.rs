@@ -99,8 +99,26 @@ async fn a_new_user_registers_tests_watches_updates_and_removes_a_cluster() {
     let list = app.data("{ clusters { nodes { id } } }", json!({})).await;
     assert_eq!(list["clusters"]["nodes"], json!([]));
 
-    // Each step is an event in the stream, with its metadata.
-    let events = app.events_since(app.baseline).await;
+    // Each step is an event in the stream, with its metadata; the name's claim is taken
+    // with the registration and released with the removal, by the same person.
+    let (claims, events): (Vec<_>, Vec<_>) = app
+        .events_since(app.baseline)
+        .await
+        .into_iter()
+        .partition(|e| e.aggregate_type == "claim");
+    let claimed: Vec<(&str, &str, &str)> = claims
+        .iter()
+        .map(|e| (e.event_type.as_str(), e.aggregate_id.as_str(), e.actor()))
+        .collect();
+    let key = "cluster-name/default/edge-1";
+    let owner = app.owner_actor();
+    assert_eq!(
+        claimed,
+        vec![
+            ("ClaimTaken", key, owner.as_str()),
+            ("ClaimReleased", key, owner.as_str())
+        ]
+    );
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
         types,
@@ -200,8 +218,8 @@ async fn invalid_input_is_refused_with_a_clear_message_and_nothing_stored() {
     }
     assert_eq!(
         app.events_since(app.baseline).await.len(),
-        1,
-        "no refused command left an event"
+        2,
+        "no refused command left an event: only prod's name claim and registration"
     );
     // A GraphQL type error (a missing required field) is a VALIDATION error too.
     let (code, _) = app.error(REGISTER, json!({"input": {"urls": []}})).await;

@@ -230,7 +230,7 @@ async fn a_retried_commit_is_not_written_twice() {
             .collect();
         let records = store.records_for::<Counter>(&id, 0, &events, &meta, None);
         // The first attempt lands but its ack is lost (the caller saw a timeout) ...
-        let first = store.try_append(&subject, 0, &records).await.unwrap();
+        let first = store.try_append(&subject, 0, &records, &[]).await.unwrap();
         assert!(!first.duplicate);
         // ... so the same commit is sent again with the same ids.
         let again = store.append_again(&subject, 0, &records).await.unwrap();

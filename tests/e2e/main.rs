@@ -21,6 +21,7 @@ mod persisted;
 mod projections;
 mod readme;
 mod relay;
+mod replicas;
 mod rollups;
 mod streams;
 mod strict;

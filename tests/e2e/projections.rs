@@ -99,14 +99,16 @@ async fn jsconsole_replay_into_scratch_compares_with_the_live_view() {
 
     let (code, out, err) = cli(&base).await;
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains(&format!("replayed {} events", app.baseline + 5)), "{out}");
+    // Three names claimed with their registrations, one released with the removal.
+    assert!(out.contains(&format!("replayed {} events", app.baseline + 9)), "{out}");
     assert!(
         out.contains("identical to the live view view_clusters_v1 (2 entries)"),
         "{out}"
     );
 
-    // Up to the third event: the removed cluster is still there, the updated one is not yet.
-    let third = (app.baseline + 3).to_string();
+    // Up to the third registration (with its claim, the sixth event): the removed cluster
+    // is still there, the updated one is not yet.
+    let third = (app.baseline + 6).to_string();
     let (code, out, _) = cli(&[&base[..], &["--to", &third, "--check"]].concat()).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("only in the replay: {}", ids[2])), "{out}");

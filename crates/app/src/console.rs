@@ -15,6 +15,7 @@ use jsc_domain::cluster::Cluster;
 use jsc_domain::consumer::Consumer;
 use jsc_domain::identity::{ApiKey, Invitation, Organization, Session, User};
 use jsc_domain::stream::Stream;
+use jsc_eventstore::claims::ClaimRules;
 use jsc_eventstore::{JetStreamEventStore, Repository};
 use jsc_fleet::{Fleet, Pool};
 use jsc_projections::alerts as alv;
@@ -277,7 +278,12 @@ impl Console {
             view: views.clusters.clone(),
             fleet: fleet.clone(),
         });
-        let clusters = Arc::new(Repository::<Cluster>::new(store.clone(), services));
+        let clusters = Arc::new(
+            Repository::<Cluster>::new(store.clone(), services).with_claims(ClaimRules {
+                keys: Cluster::unique_keys,
+                taken: Cluster::key_taken,
+            }),
+        );
         let managed = Arc::new(ManagedClusters {
             clusters: clusters.clone(),
             pool: Arc::new(Pool::new(fleet.clone())),
@@ -292,7 +298,10 @@ impl Console {
                 store.clone(),
                 managed.clone() as Arc<dyn jsc_domain::consumer::ConsumerServices>,
             )),
-            users: Arc::new(Repository::new(store.clone(), ())),
+            users: Arc::new(Repository::new(store.clone(), ()).with_claims(ClaimRules {
+                keys: User::unique_keys,
+                taken: User::key_taken,
+            })),
             organizations: Arc::new(Repository::new(store.clone(), ())),
             invitations: Arc::new(Repository::new(store.clone(), ())),
             sessions: Arc::new(Repository::new(store.clone(), ())),

@@ -87,6 +87,7 @@ fn replay(store: &JetStreamEventStore, kind: AggregateKind, records: &[EventReco
         AggregateKind::AlertPolicy => states_after::<alerts::AlertPolicy>(store, records),
         AggregateKind::Silence => states_after::<alerts::Silence>(store, records),
         AggregateKind::Alert => states_after::<alerts::Alert>(store, records),
+        AggregateKind::Claim => states_after::<jsc_domain::claim::Claim>(store, records),
     };
     result.map_err(|e| Error::internal(e.as_ref(), "history-replay"))
 }

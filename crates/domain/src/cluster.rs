@@ -330,6 +330,25 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// The keys a live cluster holds alone: its name within its organization, compared
+    /// without ASCII case. The write side enforces them (a claim committed with the events).
+    pub fn unique_keys(&self) -> Vec<String> {
+        if self.live().is_ok() {
+            vec![format!(
+                "cluster-name/{}/{}",
+                self.organization,
+                self.spec.name.to_ascii_lowercase()
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The refusal when another cluster holds one of [`Self::unique_keys`].
+    pub fn key_taken(&self, _key: &str) -> ClusterError {
+        ClusterError::NameInUse(self.spec.name.clone())
+    }
+
     fn live(&self) -> Result<(), ClusterError> {
         if self.registered && !self.removed {
             Ok(())

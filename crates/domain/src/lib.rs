@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+pub mod claim;
 pub mod cluster;
 pub mod consumer;
 pub mod digest;
@@ -62,10 +63,11 @@ pub enum AggregateKind {
     AlertPolicy,
     Silence,
     Alert,
+    Claim,
 }
 
 impl AggregateKind {
-    pub const ALL: [AggregateKind; 13] = [
+    pub const ALL: [AggregateKind; 14] = [
         Self::Cluster,
         Self::Stream,
         Self::Consumer,
@@ -79,6 +81,7 @@ impl AggregateKind {
         Self::AlertPolicy,
         Self::Silence,
         Self::Alert,
+        Self::Claim,
     ];
 
     /// The aggregate's `TYPE`.
@@ -98,6 +101,7 @@ impl AggregateKind {
             Self::AlertPolicy => alerts::AlertPolicy::TYPE,
             Self::Silence => alerts::Silence::TYPE,
             Self::Alert => alerts::Alert::TYPE,
+            Self::Claim => claim::Claim::TYPE,
         }
     }
 

@@ -4,7 +4,8 @@
 //! subject `es.<aggregate type>.<encoded id>`. Appends use optimistic concurrency
 //! (`Nats-Expected-Last-Subject-Sequence` against the stream sequence remembered from load),
 //! multi-event commits are one atomic batch, and every attempt carries a commit id reused on
-//! retry so that a commit can never land twice.
+//! retry so that a commit can never land twice. Unique keys (a cluster's name, a user's
+//! email) are [`claims`]: events of their own committed in the same batch.
 //!
 //! [`JetStreamEventStore`] implements `cqrs_es::EventStore`, so it plugs into
 //! `cqrs_es::CqrsFramework`; [`Repository`] adds the in-memory aggregate cache, the bounded
@@ -12,6 +13,7 @@
 //! readers wait for).
 #![forbid(unsafe_code)]
 
+pub mod claims;
 mod metadata;
 mod reader;
 mod recent;
@@ -27,7 +29,7 @@ pub use reader::EventReader;
 pub use recent::Recent;
 pub use record::{EventRecord, headers};
 pub use repository::{CommandError, Committed, Repository};
-pub use store::{AppendOutcome, EventStoreConfig, JetStreamEventStore, JsAggregateContext};
+pub use store::{AppendOutcome, ClaimRecord, EventStoreConfig, JetStreamEventStore, JsAggregateContext};
 pub use subject::{decode_id, encode_id};
 
 /// Errors of the event store itself (the infrastructure layer of the three).

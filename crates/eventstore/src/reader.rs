@@ -96,14 +96,30 @@ impl EventReader {
                         msg.description.unwrap_or_default()
                     )));
                 }
-                _ => {
-                    let seq = header_u64(&msg, "Nats-Sequence").ok_or_else(|| Error::Malformed {
-                        sequence: 0,
-                        reason: "direct get reply without Nats-Sequence".into(),
-                    })?;
-                    out.push(EventRecord::from_message(&msg.payload, msg.headers.as_ref(), seq)?);
-                }
+                _ => out.push(direct_record(&msg)?),
             }
+        }
+    }
+
+    /// The last event on `subject`, if it has one.
+    pub async fn last_on_subject(&self, subject: &str) -> Result<Option<EventRecord>, Error> {
+        self.ensure_connected()?;
+        let api = format!("$JS.API.DIRECT.GET.{}", self.stream);
+        let request = json!({ "last_by_subj": subject });
+        let msg = tokio::time::timeout(READ_TIMEOUT, self.client.request(api, request.to_string().into()))
+            .await
+            .map_err(|_| Error::Timeout)?
+            .map_err(|e| match e.kind() {
+                async_nats::RequestErrorKind::TimedOut => Error::Timeout,
+                _ => Error::nats(e),
+            })?;
+        match msg.status.map(|s| s.as_u16()) {
+            Some(404) => Ok(None),
+            Some(code) if code >= 300 => Err(Error::nats(format!(
+                "direct get of {subject} failed: {code} {}",
+                msg.description.unwrap_or_default()
+            ))),
+            _ => direct_record(&msg).map(Some),
         }
     }
 
@@ -170,6 +186,15 @@ impl EventReader {
         }
         Ok(count)
     }
+}
+
+/// The event a direct get answered with, at the sequence its headers name.
+fn direct_record(msg: &async_nats::Message) -> Result<EventRecord, Error> {
+    let seq = header_u64(msg, "Nats-Sequence").ok_or_else(|| Error::Malformed {
+        sequence: 0,
+        reason: "direct get reply without Nats-Sequence".into(),
+    })?;
+    EventRecord::from_message(&msg.payload, msg.headers.as_ref(), seq)
 }
 
 fn header_u64(msg: &async_nats::Message, name: &str) -> Option<u64> {

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, EventEnvelope};
 
+use crate::claims::{ClaimRules, ClaimWrite};
 use crate::{CommandContext, Error, JetStreamEventStore, JsAggregateContext};
 
 /// About this many aggregates are kept in memory, those used lately (a miss costs one
@@ -57,6 +58,7 @@ pub struct Repository<A: Aggregate> {
     cache: Mutex<crate::Recent<String, JsAggregateContext<A>>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     max_conflict_retries: u32,
+    claims: Option<ClaimRules<A>>,
 }
 
 impl<A> Repository<A>
@@ -72,7 +74,16 @@ where
             cache: Mutex::new(crate::Recent::new(CACHE_LIMIT)),
             locks: Mutex::new(HashMap::new()),
             max_conflict_retries: 5,
+            claims: None,
         }
+    }
+
+    /// Makes the keys `rules` name unique among this type's aggregates: a command whose
+    /// state would hold a key another aggregate holds is refused with `rules.taken`, and
+    /// the keys are taken and released in the same atomic batch as the command's events.
+    pub fn with_claims(mut self, rules: ClaimRules<A>) -> Self {
+        self.claims = Some(rules);
+        self
     }
 
     pub fn with_max_conflict_retries(mut self, n: u32) -> Self {
@@ -115,7 +126,14 @@ where
                     stream_sequence: working.stream_sequence,
                 });
             }
-            match self.store.commit_events(events, &loaded, metadata.clone()).await {
+            let claims = self
+                .claims_for(aggregate_id, &loaded.aggregate, &working.aggregate)
+                .await?;
+            match self
+                .store
+                .commit_events(events, &loaded, metadata.clone(), &claims)
+                .await
+            {
                 Ok((envelopes, outcome, last_hash)) => {
                     let committed = JsAggregateContext {
                         aggregate_id: aggregate_id.to_string(),
@@ -150,6 +168,32 @@ where
                 }
             }
         }
+    }
+
+    /// The claim writes taking `after` from `before` needs. Every key `after` holds is read,
+    /// not only new ones, so an aggregate made before its type had claims takes its keys on
+    /// its next command.
+    async fn claims_for(
+        &self,
+        aggregate_id: &str,
+        before: &A,
+        after: &A,
+    ) -> Result<Vec<ClaimWrite>, CommandError<A::Error>> {
+        let Some(rules) = self.claims else {
+            return Ok(Vec::new());
+        };
+        let (before_keys, after_keys) = ((rules.keys)(before), (rules.keys)(after));
+        let mut states = HashMap::new();
+        for key in after_keys.iter().chain(&before_keys) {
+            if !states.contains_key(key) {
+                states.insert(key.clone(), self.store.read_claim(key).await?);
+            }
+        }
+        let holder = format!("{}/{aggregate_id}", A::TYPE);
+        crate::claims::plan(&holder, &before_keys, &after_keys, |k| {
+            states.get(k).cloned().unwrap_or_default()
+        })
+        .map_err(|key| CommandError::Rejected((rules.taken)(after, &key)))
     }
 
     /// The aggregate's current state and version, from the cache or the stream.

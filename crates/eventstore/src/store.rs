@@ -11,6 +11,7 @@ use cqrs_es::{Aggregate, AggregateContext, AggregateError, DomainEvent, EventEnv
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::claims::{self, ClaimState, ClaimWrite};
 use crate::record::headers;
 use crate::{Error, EventReader, EventRecord, encode_id};
 
@@ -63,6 +64,15 @@ impl EventStoreConfig {
             None => format!("{}.>", self.subject_prefix),
         }
     }
+}
+
+/// A claim's event as sent in a commit's batch.
+#[derive(Debug, Clone)]
+pub struct ClaimRecord {
+    pub subject: String,
+    /// The claim's last stream sequence when it was read.
+    pub expected_last: u64,
+    pub record: EventRecord,
 }
 
 /// The outcome of an append.
@@ -152,6 +162,14 @@ impl JetStreamEventStore {
         )
     }
 
+    /// Who holds the claim `key`, and what its next event continues from.
+    pub async fn read_claim(&self, key: &str) -> Result<ClaimState, Error> {
+        match self.reader.last_on_subject(&self.subject(claims::TYPE, key)).await? {
+            Some(rec) => ClaimState::from_record(&rec),
+            None => Ok(ClaimState::default()),
+        }
+    }
+
     /// Subject filter for every instance of an aggregate type.
     pub fn type_filter(&self, aggregate_type: &str) -> String {
         format!("{}.{}.>", self.config.subject_prefix, aggregate_type)
@@ -225,7 +243,19 @@ impl JetStreamEventStore {
         expected_last: u64,
         records: &[EventRecord],
     ) -> Result<AppendOutcome, Error> {
-        self.append_inner(subject, expected_last, records, false).await
+        self.append_inner(subject, expected_last, records, &[], false).await
+    }
+
+    /// Like [`Self::append`], with the claims' events written first in the same atomic
+    /// batch, each expecting its claim's last sequence: all are stored, or none.
+    pub async fn append_claiming(
+        &self,
+        subject: &str,
+        expected_last: u64,
+        records: &[EventRecord],
+        claims: &[ClaimRecord],
+    ) -> Result<AppendOutcome, Error> {
+        self.append_inner(subject, expected_last, records, claims, false).await
     }
 
     /// Re-sends a commit whose outcome is unknown (its ack was lost): succeeds, exactly
@@ -236,7 +266,7 @@ impl JetStreamEventStore {
         expected_last: u64,
         records: &[EventRecord],
     ) -> Result<AppendOutcome, Error> {
-        self.append_inner(subject, expected_last, records, true).await
+        self.append_inner(subject, expected_last, records, &[], true).await
     }
 
     async fn append_inner(
@@ -244,6 +274,7 @@ impl JetStreamEventStore {
         subject: &str,
         expected_last: u64,
         records: &[EventRecord],
+        claims: &[ClaimRecord],
         mut ambiguous: bool,
     ) -> Result<AppendOutcome, Error> {
         let Some(first) = records.first() else {
@@ -257,7 +288,7 @@ impl JetStreamEventStore {
             self.reader.ensure_connected()?;
         }
         for _ in 0..=self.config.timeout_retries {
-            match self.try_append(subject, expected_last, records).await {
+            match self.try_append(subject, expected_last, records, claims).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(Error::Timeout) => {
                     ambiguous = true;
@@ -281,35 +312,36 @@ impl JetStreamEventStore {
         }
     }
 
-    /// Sends one attempt: a single message, or an atomic batch for several.
+    /// Sends one attempt: a single message, or an atomic batch for several (the claims'
+    /// events first, then the aggregate's, so the batch's ack names its last event).
     pub async fn try_append(
         &self,
         subject: &str,
         expected_last: u64,
         records: &[EventRecord],
+        claims: &[ClaimRecord],
     ) -> Result<AppendOutcome, Error> {
         let client = &self.reader.client;
-        let n = records.len();
+        let Some(first) = records.first() else {
+            return Err(Error::nats("a commit needs at least one event"));
+        };
+        let commit_id = first.commit_id.as_str();
+        let n = claims.len() + records.len();
         let mut last = None;
         let traceparent = crate::trace::current().map(|sc| crate::trace::traceparent(&sc));
-        for (i, rec) in records.iter().enumerate() {
+        let parts = claims
+            .iter()
+            .map(|c| (c.subject.as_str(), Some(c.expected_last), &c.record))
+            .chain(
+                records
+                    .iter()
+                    .enumerate()
+                    .map(|(i, rec)| (subject, (i == 0).then_some(expected_last), rec)),
+            );
+        let messages = parts.map(|(subject, expected, rec)| {
             let mut h: HeaderMap = rec.headers();
-            if let Some(tp) = &traceparent {
-                h.insert(crate::trace::TRACEPARENT, tp.as_str());
-            }
-            h.insert(headers::MSG_ID, format!("{}:{}", rec.commit_id, i).as_str());
-            if i == 0 {
-                h.insert(
-                    headers::EXPECTED_LAST_SUBJECT_SEQUENCE,
-                    expected_last.to_string().as_str(),
-                );
-            }
-            if n > 1 {
-                h.insert(headers::BATCH_ID, rec.commit_id.as_str());
-                h.insert(headers::BATCH_SEQUENCE, (i + 1).to_string().as_str());
-                if i + 1 == n {
-                    h.insert(headers::BATCH_COMMIT, "1");
-                }
+            if let Some(expected) = expected {
+                h.insert(headers::EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string().as_str());
             }
             let (body, hash) = match (&rec.body, &rec.hash) {
                 (Some(b), Some(h)) => (b.clone(), h.clone()),
@@ -319,15 +351,29 @@ impl JetStreamEventStore {
                 }
             };
             h.insert(headers::HASH, hash.as_str());
+            (subject.to_string(), h, body)
+        });
+        for (i, (subject, mut h, body)) in messages.enumerate() {
+            if let Some(tp) = &traceparent {
+                h.insert(crate::trace::TRACEPARENT, tp.as_str());
+            }
+            h.insert(headers::MSG_ID, format!("{commit_id}:{i}").as_str());
+            if n > 1 {
+                h.insert(headers::BATCH_ID, commit_id);
+                h.insert(headers::BATCH_SEQUENCE, (i + 1).to_string().as_str());
+                if i + 1 == n {
+                    h.insert(headers::BATCH_COMMIT, "1");
+                }
+            }
             if i + 1 < n {
                 client
-                    .publish_with_headers(subject.to_string(), h, body)
+                    .publish_with_headers(subject, h, body)
                     .await
                     .map_err(Error::nats)?;
             } else {
                 let reply = tokio::time::timeout(
                     self.config.append_timeout,
-                    client.request_with_headers(subject.to_string(), h, body),
+                    client.request_with_headers(subject.clone(), h, body),
                 )
                 .await
                 .map_err(|_| Error::Timeout)?
@@ -521,6 +567,38 @@ impl JetStreamEventStore {
             .collect()
     }
 
+    /// The claims' events of a commit whose first event is `first`: the same commit id,
+    /// time and metadata (the same actor), each continuing its claim's chain.
+    fn claim_records(&self, first: &EventRecord, claims: &[ClaimWrite]) -> Vec<ClaimRecord> {
+        claims
+            .iter()
+            .map(|c| {
+                let mut record = EventRecord {
+                    event_id: Uuid::now_v7().to_string(),
+                    aggregate_type: claims::TYPE.to_string(),
+                    aggregate_id: c.key.clone(),
+                    aggregate_sequence: c.read.version + 1,
+                    event_type: c.event.event_type(),
+                    event_version: c.event.event_version(),
+                    timestamp: first.timestamp,
+                    commit_id: first.commit_id.clone(),
+                    metadata: first.metadata.clone(),
+                    payload: serde_json::to_value(&c.event).expect("claims serialize to JSON"),
+                    prev_hash: None,
+                    stream_sequence: 0,
+                    hash: None,
+                    body: None,
+                };
+                record.rehash(c.read.last_hash.clone());
+                ClaimRecord {
+                    subject: self.subject(claims::TYPE, &c.key),
+                    expected_last: c.read.sequence,
+                    record,
+                }
+            })
+            .collect()
+    }
+
     /// Commits `events` against a loaded context; returns the envelopes and the outcome.
     #[tracing::instrument(name = "commit", skip_all, fields(aggregate_type = A::TYPE, aggregate_id = %context.aggregate_id, events = events.len()))]
     pub async fn commit_events<A: Aggregate>(
@@ -528,6 +606,7 @@ impl JetStreamEventStore {
         events: Vec<A::Event>,
         context: &JsAggregateContext<A>,
         metadata: HashMap<String, String>,
+        claims: &[ClaimWrite],
     ) -> Result<Commit<A>, Error> {
         let records = self.records_for::<A>(
             &context.aggregate_id,
@@ -536,9 +615,12 @@ impl JetStreamEventStore {
             &metadata,
             context.last_hash.clone(),
         );
+        let claims = self.claim_records(&records[0], claims);
         let last_hash = records.last().and_then(|r| r.hash.clone());
         let subject = self.subject(A::TYPE, &context.aggregate_id);
-        let outcome = self.append(&subject, context.stream_sequence, &records).await?;
+        let outcome = self
+            .append_claiming(&subject, context.stream_sequence, &records, &claims)
+            .await?;
         let envelopes = events
             .into_iter()
             .enumerate()
@@ -573,6 +655,6 @@ impl<A: Aggregate> EventStore<A> for JetStreamEventStore {
         context: Self::AC,
         metadata: HashMap<String, String>,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        Ok(self.commit_events(events, &context, metadata).await?.0)
+        Ok(self.commit_events(events, &context, metadata, &[]).await?.0)
     }
 }

@@ -41,6 +41,9 @@ pub enum AggregateType {
     Silence,
     /// An alert: one rule on one resource (id: the alert id).
     Alert,
+    /// A unique key and who holds it, taken and released with its holder's changes (id:
+    /// `cluster-name/<organization>/<name in lower case>` or `user-email/<email>`).
+    Claim,
 }
 
 /// One field an event changed.

@@ -51,7 +51,7 @@ const Export = graphql(`
 `);
 
 type Row = AuditTrailQuery['auditTrail']['nodes'][number];
-const TYPES = ['', 'CLUSTER', 'STREAM', 'CONSUMER', 'ORGANIZATION', 'USER', 'INVITATION', 'SESSION', 'API_KEY', 'ALERT_RULE', 'NOTIFICATION_CHANNEL', 'ALERT_POLICY', 'SILENCE', 'ALERT'] as const;
+const TYPES = ['', 'CLUSTER', 'STREAM', 'CONSUMER', 'ORGANIZATION', 'USER', 'INVITATION', 'SESSION', 'API_KEY', 'ALERT_RULE', 'NOTIFICATION_CHANNEL', 'ALERT_POLICY', 'SILENCE', 'ALERT', 'CLAIM'] as const;
 
 export function Audit() {
   const [actor, setActor] = useState('');

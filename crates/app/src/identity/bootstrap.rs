@@ -36,7 +36,13 @@ impl Console {
                 id: DEFAULT_ORGANIZATION.into(),
                 name: "Default".into(),
             };
-            self.run_in::<Organization>(&ctx, DEFAULT_ORGANIZATION, cmd).await?;
+            // Another replica starting at the same moment may have created it: then it is there.
+            match self.run_in::<Organization>(&ctx, DEFAULT_ORGANIZATION, cmd).await {
+                Err(e) if e.code == crate::Code::Conflict => {}
+                other => {
+                    other?;
+                }
+            }
         }
         let email = normalize_email(email.as_deref().unwrap_or(DEFAULT_ADMIN_EMAIL))
             .map_err(|e| Error::validation(format!("admin email: {e}")))?;
@@ -59,19 +65,33 @@ impl Console {
                     name: "Owner".into(),
                     password: sealed,
                 });
-                self.run_in::<User>(&ctx, &user_id, cmd).await?;
-                user_id
+                match self.run_in::<User>(&ctx, &user_id, cmd).await {
+                    Ok(_) => user_id,
+                    // Another replica registered this email first: its account is the owner,
+                    // with the password that replica was given (or showed).
+                    Err(e) if e.code == crate::Code::Conflict => {
+                        let holder = self.email_holder(&email).await?.ok_or(e)?;
+                        self.set_owner(&ctx, holder).await?;
+                        return Ok(Bootstrap::AlreadyDone);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         };
-        let cmd = OrganizationCommand::SetMember {
-            user_id,
-            role: Role::Owner,
-        };
-        self.run_in::<Organization>(&ctx, DEFAULT_ORGANIZATION, cmd).await?;
+        self.set_owner(&ctx, user_id).await?;
         Ok(if generated {
             Bootstrap::Generated { email, password }
         } else {
             Bootstrap::Created { email }
         })
+    }
+
+    async fn set_owner(&self, ctx: &jsc_eventstore::CommandContext, user_id: String) -> Result<()> {
+        let cmd = OrganizationCommand::SetMember {
+            user_id,
+            role: Role::Owner,
+        };
+        self.run_in::<Organization>(ctx, DEFAULT_ORGANIZATION, cmd).await?;
+        Ok(())
     }
 }

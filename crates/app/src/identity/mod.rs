@@ -59,6 +59,29 @@ impl Console {
             .map(|v| v.view)
     }
 
+    /// The id of the user holding `email` by the write side's claim, which is there as soon
+    /// as the registration committed (the users' view may not have it yet).
+    pub(crate) async fn email_holder(&self, email: &str) -> Result<Option<String>> {
+        use cqrs_es::Aggregate;
+        use jsc_domain::identity::User;
+        let key = User {
+            registered: true,
+            email: email.to_string(),
+            ..User::default()
+        }
+        .unique_keys()
+        .pop()
+        .expect("a registered user holds a key");
+        let claim = self
+            .store
+            .read_claim(&key)
+            .await
+            .map_err(|e| Error::unavailable(format!("could not read who holds {email}: {e}; retry in a moment")))?;
+        Ok(claim
+            .holder
+            .and_then(|h| h.strip_prefix(&format!("{}/", User::TYPE)).map(str::to_string)))
+    }
+
     /// Applies the login limits for `account` from the request's address.
     fn check_limits(&self, meta: &RequestMeta, account: &str) -> Result<()> {
         let addr = crate::auth::limit_key(meta.client_addr.as_deref());

@@ -18,6 +18,26 @@ pub struct User {
     pub saved_searches: BTreeMap<String, SavedSearch>,
 }
 
+impl User {
+    /// The key a registered user holds alone: its email (normalized, so lower case). The
+    /// write side enforces it (a claim committed with the registration).
+    pub fn unique_keys(&self) -> Vec<String> {
+        if self.registered {
+            vec![format!("user-email/{}", self.email)]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The refusal when another user holds the email.
+    pub fn key_taken(&self, _key: &str) -> IdentityError {
+        IdentityError::Conflict(format!(
+            "another account already uses {}; sign in with it, or use another address",
+            self.email
+        ))
+    }
+}
+
 /// A search of a stream's messages a user saved to run again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedSearch {
