@@ -185,3 +185,54 @@ async fn two_replicas_starting_at_once_make_one_owner_account() {
     .await
     .expect("the second replica knows the owner");
 }
+
+#[tokio::test]
+async fn sign_in_limits_and_lockouts_hold_across_replicas() {
+    let limits = |attempts: usize, failures: usize| {
+        move |c: &mut jsc_cli::Config| {
+            shared_keys(c);
+            c.auth.attempts_per_minute = attempts;
+            c.auth.max_failures = failures;
+        }
+    };
+    // Per address: four attempts a minute between both replicas. Each spawn signed its
+    // owner in once: two attempts from 127.0.0.1 already.
+    let first = TestApp::spawn_with(NatsServer::start(), limits(4, 100)).await;
+    let second = TestApp::spawn_with(first.nats.shared(), limits(4, 100)).await;
+    let body = first.try_login("guess@example.com", "guess-guess-guess").await;
+    assert_eq!(jsc_testkit::code(&body), "UNAUTHENTICATED", "{body}");
+    let body = second.try_login("guess@example.com", "guess-guess-guess").await;
+    assert_eq!(jsc_testkit::code(&body), "UNAUTHENTICATED", "{body}");
+    // Four counted, whichever replica saw them: the fifth is refused at both.
+    for app in [&first, &second] {
+        let body = app
+            .try_login(jsc_testkit::OWNER_EMAIL, jsc_testkit::OWNER_PASSWORD)
+            .await;
+        assert_eq!(jsc_testkit::code(&body), "RATE_LIMITED", "{body}");
+    }
+
+    // Per account: three failures between both replicas lock it at both.
+    let first = TestApp::spawn_with(NatsServer::start(), limits(100, 3)).await;
+    let second = TestApp::spawn_with(first.nats.shared(), limits(100, 3)).await;
+    for app in [&first, &second, &first] {
+        let body = app.try_login(jsc_testkit::OWNER_EMAIL, "not the password").await;
+        assert_eq!(jsc_testkit::code(&body), "UNAUTHENTICATED", "{body}");
+    }
+    let answers: Vec<(String, String)> = futures::future::join_all(
+        [&second, &first].map(|app| app.try_login(jsc_testkit::OWNER_EMAIL, jsc_testkit::OWNER_PASSWORD)),
+    )
+    .await
+    .iter()
+    .map(jsc_testkit::first_error)
+    .collect();
+    for (code, message) in &answers {
+        assert_eq!(
+            code, "RATE_LIMITED",
+            "locked at every replica, even with the right password: {answers:?}"
+        );
+        assert!(message.contains("wait"), "{message}");
+    }
+    // Another account from the same address is not locked.
+    let body = second.try_login("someone@example.com", "guess-guess-guess").await;
+    assert_eq!(jsc_testkit::code(&body), "UNAUTHENTICATED", "{body}");
+}

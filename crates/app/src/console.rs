@@ -173,6 +173,8 @@ pub enum StartError {
     Leases(String),
     #[error("cannot create the dead letters stream: {0}")]
     DeadLetters(String),
+    #[error("cannot open the sign-in limits bucket: {0}")]
+    LoginLimits(String),
     #[error("{0}")]
     Alerting(String),
     #[error("{0}")]
@@ -250,6 +252,9 @@ impl Console {
         let key_usage = jsc_projector::ensure_bucket(&js, KEY_USAGE_BUCKET, 1)
             .await
             .map_err(StartError::KeyUsage)?;
+        let limiter = crate::auth::LoginLimiter::shared(&js, 1)
+            .await
+            .map_err(StartError::LoginLimits)?;
         let persisted = jsc_projector::ensure_bucket(&js, crate::persisted::PERSISTED_QUERIES_BUCKET, 1)
             .await
             .map_err(StartError::PersistedQueries)?;
@@ -320,7 +325,7 @@ impl Console {
             auth: Auth {
                 keys: options.keys,
                 settings: options.auth,
-                limiter: Default::default(),
+                limiter: Arc::new(limiter),
                 key_usage: Some(key_usage),
                 last_touch: Default::default(),
                 registration: Default::default(),

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use limiter::LoginLimiter;
+pub use limiter::{LOGIN_LIMITS_BUCKET, LoginLimiter};
 pub use net::{Cidr, client_address, limit_key};
 
 /// Lifetimes and limits of the authentication layer.

@@ -90,7 +90,7 @@ impl Console {
         if !inv.open_at(Utc::now()) {
             return Err(invalid());
         }
-        self.check_limits(meta, &inv.email)?;
+        self.check_limits(meta, &inv.email).await?;
         let org = inv.organization.clone();
         let registration = self.auth.registration.clone();
         let registering = registration.lock().await;
@@ -118,7 +118,7 @@ impl Console {
                 (new_id(), Some((name, sealed)))
             }
         };
-        self.auth.limiter.succeeded(&inv.email);
+        self.auth.limiter.succeeded(&inv.email).await;
         let ctx = self.authorize(Actor::User { user: &user_id, meta }, Access::Checked(Some(&org)))?;
         // The invitation is spent first: of concurrent accepts, one goes on.
         let cmd = InvitationCommand::Accept {

@@ -83,11 +83,12 @@ impl Console {
     }
 
     /// Applies the login limits for `account` from the request's address.
-    fn check_limits(&self, meta: &RequestMeta, account: &str) -> Result<()> {
+    async fn check_limits(&self, meta: &RequestMeta, account: &str) -> Result<()> {
         let addr = crate::auth::limit_key(meta.client_addr.as_deref());
         self.auth
             .limiter
             .check(&self.auth.settings, &addr, account)
+            .await
             .map_err(|wait| {
                 Error::rate_limited(
                     format!(

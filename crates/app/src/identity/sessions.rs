@@ -31,7 +31,7 @@ impl Console {
     /// accounts all answer alike; repeated failures are `RATE_LIMITED`.
     pub async fn login(&self, meta: &RequestMeta, email: &str, password: &str) -> Result<Tokens> {
         let account = email.trim().to_lowercase();
-        self.check_limits(meta, &account)?;
+        self.check_limits(meta, &account).await?;
         let user = normalize_email(email).ok().and_then(|e| self.user_by_email(&e));
         if !self.password_matches(user.as_ref(), password).await {
             return Err(invalid_login());
@@ -40,7 +40,7 @@ impl Console {
         if user.state.disabled {
             return Err(disabled());
         }
-        self.auth.limiter.succeeded(&account);
+        self.auth.limiter.succeeded(&account).await;
         self.start_session(meta, &user.state.id).await
     }
 
@@ -182,11 +182,11 @@ impl Console {
         let uid = caller.require_user("change a password")?.to_string();
         let user = get(&self.views.users, &uid).map(|u| u.view);
         let email = user.as_ref().map(|u| u.state.email.clone()).unwrap_or_default();
-        self.check_limits(&caller.meta, &email)?;
+        self.check_limits(&caller.meta, &email).await?;
         if !self.password_matches(user.as_ref(), current_password).await {
             return Err(Error::unauthenticated("the current password is wrong"));
         }
-        self.auth.limiter.succeeded(&email);
+        self.auth.limiter.succeeded(&email).await;
         let ctx = caller.context(None);
         self.set_password(&ctx, &uid, &email, new_password).await?;
         self.start_session(&caller.meta, &uid).await
