@@ -219,3 +219,87 @@ async fn two_consoles_on_one_home_nats_sample_once_between_them_and_the_other_ta
     let (code, message) = second.error_as(None, REPLICA, json!({})).await;
     assert_eq!(code, "UNAUTHENTICATED", "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_replica_running_the_projections_and_the_watcher_dies_the_other_takes_them_over() {
+    use base64::Engine;
+    let managed = NatsServer::start();
+    let key = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
+    let (secret, signing) = (key(7), key(9));
+    let tweak = |c: &mut jsc_cli::Config| {
+        c.lease_ttl = Duration::from_secs(2);
+        c.reconcile_interval = Duration::from_secs(1);
+        c.secret_keys = vec![secret.clone()];
+        c.signing_keys = vec![signing.clone()];
+    };
+    let mut first = TestApp::spawn_with(NatsServer::start(), tweak).await;
+    let cluster = first
+        .register_cluster(json!({"name": "watched", "urls": [managed.url()]}))
+        .await;
+    let second = TestApp::spawn_with(first.nats.shared(), tweak).await;
+    let one = first.data(REPLICA, json!({})).await;
+    let id1 = one["consoleReplica"]["id"].as_str().unwrap().to_string();
+    let two = second.data(REPLICA, json!({})).await;
+    let id2 = two["consoleReplica"]["id"].as_str().unwrap().to_string();
+    for name in ["projections", "watcher", "audit-writer", "session-sweeper"] {
+        assert_eq!(
+            role(&two, name)["holder"],
+            id1.as_str(),
+            "the first console holds {name}: {two}"
+        );
+        assert_eq!(role(&two, name)["heldHere"], false);
+    }
+    // The second serves mutations on the views the first one's projections write.
+    second
+        .register_cluster(json!({"name": "via-second", "urls": [managed.url()]}))
+        .await;
+
+    // The first dies: nothing is released, its leases expire.
+    first.kill();
+    let died = Instant::now();
+    // A stream made outside the console while nobody watches: the second, once it holds
+    // the watcher, finds it, records it, and its projections show it.
+    let outside = async_nats::ConnectOptions::new()
+        .name("outside-client")
+        .connect(managed.url())
+        .await
+        .unwrap();
+    jetstream::new(outside)
+        .create_stream(jetstream::stream::Config {
+            name: "AFTER".into(),
+            subjects: vec!["after.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    second
+        .wait_kv("view_streams_v1", &format!("{cluster}.AFTER"), |v| v.is_some())
+        .await;
+    let recorded = died.elapsed();
+    let two = second.data(REPLICA, json!({})).await;
+    for name in ["projections", "watcher", "audit-writer", "session-sweeper"] {
+        assert_eq!(
+            role(&two, name)["holder"],
+            id2.as_str(),
+            "the second took {name} over: {two}"
+        );
+        assert_eq!(role(&two, name)["heldHere"], true);
+    }
+    println!("the outside change was in the second console's views {recorded:?} after the first died (lease 2 s)");
+    // Recorded once, as outside the console; found by the reconcile, since its advisory
+    // came while no replica watched.
+    let events: Vec<_> = second
+        .events_of("stream", &format!("{cluster}/AFTER"))
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "StreamCreated")
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let origin = &events[0].payload["Created"]["origin"];
+    assert_eq!(origin["kind"], "external", "{origin}");
+    assert_eq!(origin["observed_via"], "reconcile", "{origin}");
+    // And its own mutations show at once again.
+    second
+        .update_cluster(&cluster, json!({"description": "after the takeover"}))
+        .await;
+}

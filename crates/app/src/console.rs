@@ -148,6 +148,46 @@ pub struct Options {
     pub home_reconnects: jsc_projector::Reconnects,
 }
 
+/// A worker performing `role` on the one replica that holds its lease (named after it).
+fn leased<F, Fut>(leases: &crate::lease::Leases, role: &'static str, shutdown: &CancellationToken, work: F) -> Worker
+where
+    F: FnMut(CancellationToken) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (leases, token) = (leases.clone(), shutdown.clone());
+    Worker {
+        name: role,
+        run: Box::pin(async move {
+            leases.run(role, token, work).await;
+            Ok(())
+        }),
+    }
+}
+
+/// Runs `work` again after it fails, backing off from 100 ms to 30 s, until `token` fires:
+/// a role keeps going through a NATS outage instead of stopping for good.
+async fn restarting<F, Fut, E>(what: &'static str, token: CancellationToken, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match work().await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(role = what, error = %e, retry_in = ?backoff, "stopped with an error; starting it again")
+            }
+        }
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
 /// A long-running part of the console, to be run until the shutdown token fires.
 pub struct Worker {
     pub name: &'static str,
@@ -270,13 +310,16 @@ impl Console {
             .map_err(StartError::Alerting)?;
         let mut workers = Vec::new();
         {
-            // One consumer of the event stream feeds every view.
+            // One consumer of the event stream feeds every view, on one replica: the others
+            // read the views it writes.
             let runner = projector.clone();
-            let token = shutdown.clone();
-            workers.push(Worker {
-                name: "projections",
-                run: Box::pin(async move { runner.run_all(runnables, token).await.map_err(Into::into) }),
-            });
+            workers.push(leased(&leases, crate::lease::PROJECTIONS, shutdown, move |t| {
+                let (runner, runnables) = (runner.clone(), runnables.clone());
+                restarting(crate::lease::PROJECTIONS, t.clone(), move || {
+                    let (runner, runnables, t) = (runner.clone(), runnables.clone(), t.clone());
+                    async move { runner.run_all(runnables, t).await }
+                })
+            }));
         }
         let fleet = Fleet::new(options.secrets);
         let services = Arc::new(ClusterServicesImpl {
@@ -376,39 +419,19 @@ impl Console {
         // One replica samples the clusters, and one writes the roll-ups (a lease each).
         if console.monitoring.options.collect {
             let c = console.clone();
-            let token = shutdown.clone();
-            let leases = leases.clone();
-            workers.push(Worker {
-                name: "metrics-collector",
-                run: Box::pin(async move {
-                    leases
-                        .run(crate::lease::COLLECTOR, token, |t| {
-                            crate::monitoring::run_collector(c.clone(), t)
-                        })
-                        .await;
-                    Ok(())
-                }),
-            });
+            workers.push(leased(&leases, crate::lease::COLLECTOR, shutdown, move |t| {
+                crate::monitoring::run_collector(c.clone(), t)
+            }));
         } else {
             tracing::info!("the metrics collector is off (--no-metrics-collector): this console samples no cluster");
         }
         workers.push(console.alerting_worker(shutdown.clone()));
         {
             let rollups = console.monitoring.rollups.clone();
-            let token = shutdown.clone();
-            let leases = leases.clone();
-            workers.push(Worker {
-                name: "metrics-rollups",
-                run: Box::pin(async move {
-                    leases
-                        .run(crate::lease::ROLLUPS, token, |t| {
-                            let rollups = rollups.clone();
-                            async move { rollups.run(t).await }
-                        })
-                        .await;
-                    Ok(())
-                }),
-            });
+            workers.push(leased(&leases, crate::lease::ROLLUPS, shutdown, move |t| {
+                let rollups = rollups.clone();
+                async move { rollups.run(t).await }
+            }));
         }
         {
             let writer = jsc_projections::audit::AuditWriter {
@@ -420,35 +443,31 @@ impl Console {
                 max_age: options.audit_max_age,
                 compact_after: options.audit_compact_after,
             };
-            let token = shutdown.clone();
-            workers.push(Worker {
-                name: "audit-writer",
-                run: Box::pin(async move { writer.run(token).await.map_err(Into::into) }),
-            });
+            // One writer: replicas share the audit store (an object store URL), and its
+            // files are named by the sequences they hold.
+            workers.push(leased(&leases, crate::lease::AUDIT_WRITER, shutdown, move |t| {
+                let writer = writer.clone();
+                restarting(crate::lease::AUDIT_WRITER, t.clone(), move || {
+                    writer.clone().run(t.clone())
+                })
+            }));
         }
         {
             let c = console.clone();
-            let token = shutdown.clone();
             let every = options.session_sweep_interval;
-            workers.push(Worker {
-                name: "session-sweeper",
-                run: Box::pin(async move {
-                    c.sweep_expired_sessions(every, token).await;
-                    Ok(())
-                }),
-            });
+            workers.push(leased(&leases, crate::lease::SESSION_SWEEPER, shutdown, move |t| {
+                let c = c.clone();
+                async move { c.sweep_expired_sessions(every, t).await }
+            }));
         }
         {
+            // One replica follows each managed cluster's advisories and reconciles it:
+            // an outside change is recorded once.
             let c = console.clone();
-            let token = shutdown.clone();
             let (every, queue) = (options.reconcile_interval, options.outside_changes_queue);
-            workers.push(Worker {
-                name: "watcher",
-                run: Box::pin(async move {
-                    crate::watch::run(c, every, queue, token).await;
-                    Ok(())
-                }),
-            });
+            workers.push(leased(&leases, crate::lease::WATCHER, shutdown, move |t| {
+                crate::watch::run(c.clone(), every, queue, t)
+            }));
         }
         Ok((console, workers))
     }

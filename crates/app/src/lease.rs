@@ -1,6 +1,6 @@
 //! Roles that one replica at a time performs, whatever the number of consoles on one home
-//! NATS: the metrics collector and the roll-up writer (and, with #16, the other background
-//! roles).
+//! NATS: the projections, the audit writer, the watcher and reconciler, the session sweeper,
+//! the metrics collector, the roll-up writer and the alert evaluator.
 //!
 //! A role's lease is a key of the `console_leases` KV bucket, whose values live as long as
 //! the bucket's `max_age` (the lease's time to live) after they were last written.
@@ -45,7 +45,23 @@ pub fn replica_id() -> String {
 }
 
 /// The roles performed under a lease, as [`Leases::run`] names them.
-pub const ROLES: [&str; 3] = [COLLECTOR, ROLLUPS, ALERTS];
+pub const ROLES: [&str; 7] = [
+    PROJECTIONS,
+    AUDIT_WRITER,
+    WATCHER,
+    SESSION_SWEEPER,
+    COLLECTOR,
+    ROLLUPS,
+    ALERTS,
+];
+/// Applies the event stream to the views in NATS KV, which every replica reads.
+pub const PROJECTIONS: &str = "projections";
+/// Writes the audit trail's Parquet files to the (shared) audit store.
+pub const AUDIT_WRITER: &str = "audit-writer";
+/// Follows the managed clusters' advisories and reconciles them, recording outside changes.
+pub const WATCHER: &str = "watcher";
+/// Ends the sessions that expired.
+pub const SESSION_SWEEPER: &str = "session-sweeper";
 /// Samples every managed cluster into the metrics stream.
 pub const COLLECTOR: &str = "metrics-collector";
 /// Rolls the samples up into Parquet and deletes what is past retention.

@@ -524,8 +524,11 @@ pub struct ConsoleReplica {
 /// A background role performed by one replica at a time, under a lease in NATS KV.
 #[derive(SimpleObject)]
 pub struct ConsoleRole {
-    /// `metrics-collector` (samples every cluster) or `metrics-rollups` (writes the
-    /// Parquet roll-ups and deletes what is past retention).
+    /// `projections` (applies the event stream to the views), `audit-writer` (writes the
+    /// audit trail's Parquet files), `watcher` (follows the managed clusters' advisories
+    /// and reconciles them), `session-sweeper` (ends expired sessions), `metrics-collector`
+    /// (samples every cluster), `metrics-rollups` (writes the Parquet roll-ups and deletes
+    /// what is past retention) or `alerts` (evaluates the rules and notifies).
     name: String,
     /// The replica that holds the lease; null while none does (a holder died and its lease
     /// has not expired yet, or every replica runs with the role off).

@@ -616,17 +616,18 @@ async fn save_lanes(lanes: &mut [Box<dyn Lane>], due_only: bool) -> Result<(), E
 }
 
 /// A projection to run, its view type erased so that one runner drives them all.
-pub struct Runnable(Box<dyn OpenLane>);
+#[derive(Clone)]
+pub struct Runnable(Arc<dyn OpenLane>);
 
 impl<P: KvProjection> From<Arc<P>> for Runnable {
     fn from(p: Arc<P>) -> Self {
-        Self(Box::new(p))
+        Self(Arc::new(p))
     }
 }
 
 impl<P: KvProjection> From<P> for Runnable {
     fn from(p: P) -> Self {
-        Self(Box::new(Arc::new(p)))
+        Self(Arc::new(Arc::new(p)))
     }
 }
 

@@ -224,6 +224,21 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Ends the console abruptly, as `kill -9` would: its tasks stop where they are and
+    /// release nothing (its leases expire on their own). Its nats-server keeps running.
+    pub fn kill(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.abort();
+        }
+        // Its connection goes too, as with a dead process.
+        let home = self.console.home().clone();
+        tokio::spawn(async move {
+            let _ = home.drain().await;
+        });
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();

@@ -43,6 +43,7 @@ pub const MAX_BUFFERED_BYTES: usize = 4 << 20;
 const MAX_ROW_GROUP_BYTES: usize = 8 << 20;
 
 /// Writes the audit table.
+#[derive(Clone)]
 pub struct AuditWriter {
     pub client: async_nats::Client,
     pub stream: String,
