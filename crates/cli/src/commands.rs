@@ -293,6 +293,11 @@ struct ServeArgs {
     /// every stream and consumer, so on big clusters make it rarer.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..), env = "JSCONSOLE_RECONCILE_INTERVAL")]
     reconcile_interval: u64,
+    /// How long a background role's lease outlives its holder's last renewal, in seconds
+    /// (2 to 300): another replica takes a dead holder's roles over after about this long.
+    /// The first replica on a home NATS sets it for all of them.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(2..=300), env = "JSCONSOLE_LEASE_TTL")]
+    lease_ttl: u64,
     /// Sample no cluster: serve the samples another console takes (run one sampling console
     /// beside serving ones).
     #[arg(long, env = "JSCONSOLE_NO_METRICS_COLLECTOR")]
@@ -381,6 +386,7 @@ async fn serve_with(args: ServeArgs, err: &mut (dyn Write + Send)) -> anyhow::Re
     config.monitoring.interval = std::time::Duration::from_secs(args.metrics_interval);
     config.monitoring.collect = !args.no_metrics_collector;
     config.reconcile_interval = std::time::Duration::from_secs(args.reconcile_interval);
+    config.lease_ttl = std::time::Duration::from_secs(args.lease_ttl);
     config.monitoring.raw.max_age = std::time::Duration::from_secs(args.metrics_retention * 3600);
     config.monitoring.rollups.minute = std::time::Duration::from_secs(args.metrics_retention_1m_days * 86_400);
     config.monitoring.rollups.hour = std::time::Duration::from_secs(args.metrics_retention_1h_days * 86_400);
