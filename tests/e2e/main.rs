@@ -7,6 +7,7 @@ mod api;
 mod audit;
 mod clients;
 mod clusters;
+mod connections;
 mod cost;
 mod eventstore;
 mod history;

@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the GraphQL API and the explorer.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the GraphQL schema (SDL), as checked in at schema/console.graphql.
     Schema,
     /// The audit trail.
@@ -298,6 +298,16 @@ struct ServeArgs {
     /// The first replica on a home NATS sets it for all of them.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(2..=300), env = "JSCONSOLE_LEASE_TTL")]
     lease_ttl: u64,
+    /// WebSocket connections open at once, in total (one connection carries many
+    /// subscriptions); more are refused with 429 until some close.
+    #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..), env = "JSCONSOLE_MAX_CONNECTIONS")]
+    max_connections: u64,
+    /// WebSocket connections open at once from one client address.
+    #[arg(long, default_value_t = 1_024, value_parser = clap::value_parser!(u64).range(1..), env = "JSCONSOLE_MAX_CONNECTIONS_PER_ADDRESS")]
+    max_connections_per_address: u64,
+    /// WebSocket connections open at once of one user or API key.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..), env = "JSCONSOLE_MAX_CONNECTIONS_PER_USER")]
+    max_connections_per_user: u64,
     /// Sample no cluster: serve the samples another console takes (run one sampling console
     /// beside serving ones).
     #[arg(long, env = "JSCONSOLE_NO_METRICS_COLLECTOR")]
@@ -334,7 +344,7 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
     };
     let result = match cli.command {
         Command::Schema => write!(out, "{}", jsc_graphql::sdl()).map_err(Into::into).map(|_| 0),
-        Command::Serve(args) => serve(args, cli.log_format, err).await.map(|_| 0),
+        Command::Serve(args) => serve(*args, cli.log_format, err).await.map(|_| 0),
         Command::Audit {
             command: AuditCommand::Verify(home),
         } => verify(home, out, err).await,
@@ -387,6 +397,9 @@ async fn serve_with(args: ServeArgs, err: &mut (dyn Write + Send)) -> anyhow::Re
     config.monitoring.collect = !args.no_metrics_collector;
     config.reconcile_interval = std::time::Duration::from_secs(args.reconcile_interval);
     config.lease_ttl = std::time::Duration::from_secs(args.lease_ttl);
+    config.auth.max_connections = args.max_connections as usize;
+    config.auth.max_connections_per_address = args.max_connections_per_address as usize;
+    config.auth.max_connections_per_user = args.max_connections_per_user as usize;
     config.monitoring.raw.max_age = std::time::Duration::from_secs(args.metrics_retention * 3600);
     config.monitoring.rollups.minute = std::time::Duration::from_secs(args.metrics_retention_1m_days * 86_400);
     config.monitoring.rollups.hour = std::time::Duration::from_secs(args.metrics_retention_1h_days * 86_400);

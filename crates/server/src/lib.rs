@@ -7,6 +7,7 @@
 
 mod explorer;
 mod web;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -34,6 +35,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct HttpState {
     pub schema: ApiSchema,
     pub console: Console,
+    /// Open WebSocket connections against their caps.
+    pub caps: ws::Caps,
 }
 
 pub fn router(console: Console) -> Router {
@@ -45,7 +48,16 @@ pub fn router(console: Console) -> Router {
 /// GraphQL layer against, in the same process.
 pub fn router_with(console: Console, limits: jsc_graphql::Limits, bench_routes: bool) -> Router {
     let schema = jsc_graphql::build_schema_with(Some(console.clone()), limits);
-    let state = HttpState { schema, console };
+    let a = console.auth_settings();
+    let caps = ws::Caps::new(ws::CapSettings {
+        total: a.max_connections,
+        per_address: a.max_connections_per_address,
+        per_user: a.max_connections_per_user,
+        outbox_messages: a.outbox_messages,
+        outbox_bytes: a.outbox_bytes,
+        outbox_stall: a.outbox_stall,
+    });
+    let state = HttpState { schema, console, caps };
     let mut router = Router::new();
     if bench_routes {
         router = router.route("/_bench/clusters", get(bench_clusters));
@@ -370,28 +382,52 @@ async fn graphql_ws(
     let console = state.console.clone();
     let header_token = bearer(&headers);
     let init_timeout = console.auth_settings().connection_init_timeout;
-    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
-        metrics::gauge!("jsconsole_websocket_connections").increment(1.0);
-        struct Open;
-        impl Drop for Open {
-            fn drop(&mut self) {
-                metrics::gauge!("jsconsole_websocket_connections").decrement(1.0);
-            }
+    let caps = state.caps.clone();
+    let slot = match caps.admit_address(meta.client_addr.as_deref().unwrap_or("")) {
+        Ok(slot) => slot,
+        Err(message) => {
+            metrics::counter!("jsconsole_websocket_refused_total", "cap" => "address_or_total").increment(1);
+            let mut res = error_body(StatusCode::TOO_MANY_REQUESTS, Code::RateLimited, &message);
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+            return res;
         }
-        let open = Open;
-        let mut data = Data::default();
-        data.insert(meta);
-        data.insert(SubscriptionCount::default());
-        data.insert(jsc_graphql::ConnectionOperations::default());
-        let (sink, stream) = futures::StreamExt::split(socket);
-        let serve = GraphQLWebSocket::new_with_pair(sink, init_within(stream, init_timeout), schema, protocol)
+    };
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        // Small buffers that grow for a big message: an idle subscriber costs little.
+        .read_buffer_size(4 << 10)
+        .write_buffer_size(0)
+        .max_message_size(MAX_BODY_BYTES)
+        .max_frame_size(MAX_BODY_BYTES)
+        .on_upgrade(move |socket| {
+            metrics::gauge!("jsconsole_websocket_connections").increment(1.0);
+            struct Open;
+            impl Drop for Open {
+                fn drop(&mut self) {
+                    metrics::gauge!("jsconsole_websocket_connections").decrement(1.0);
+                }
+            }
+            let open = Open;
+            let mut data = Data::default();
+            data.insert(meta);
+            data.insert(SubscriptionCount::default());
+            data.insert(jsc_graphql::ConnectionOperations::default());
+            let (sink, stream) = futures::StreamExt::split(socket);
+            let (outbox, writer) = ws::outbox(sink, caps.settings());
+            let serve = GraphQLWebSocket::new_with_pair(outbox, init_within(stream, init_timeout), schema, protocol)
             .with_data(data)
             .on_connection_init(move |payload| async move {
                 let token = init_token(&payload).or(header_token);
                 match auth_state(&console, token.as_deref()) {
                     AuthState::Authenticated(p) | AuthState::Connection(p) => {
+                        let user = caps.admit_user(&p.actor).map_err(|message| {
+                            metrics::counter!("jsconsole_websocket_refused_total", "cap" => "user").increment(1);
+                            async_graphql::Error::new(message)
+                        })?;
                         let mut data = Data::default();
                         data.insert(AuthState::Connection(p));
+                        data.insert(user);
                         Ok(data)
                     }
                     AuthState::Invalid(e) => Err(async_graphql::Error::new(e.message)),
@@ -402,11 +438,12 @@ async fn graphql_ws(
             })
             .keepalive_timeout(Duration::from_secs(30))
             .serve();
-        async move {
-            serve.await;
-            drop(open);
-        }
-    })
+            async move {
+                tokio::join!(serve, writer);
+                drop(slot);
+                drop(open);
+            }
+        })
 }
 
 /// Ends a WebSocket's input (and so the connection) when its first message is not a

@@ -29,6 +29,16 @@ pub struct AuthSettings {
     pub connection_init_timeout: Duration,
     /// Subscriptions open at once on one WebSocket connection.
     pub max_subscriptions_per_connection: usize,
+    /// WebSocket connections open at once: in total, from one address, of one user (or API key).
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub max_connections_per_user: usize,
+    /// Messages that may wait unread for one WebSocket client (at most `outbox_bytes` of
+    /// them): its subscriptions wait while they do, and a client that reads none of them for
+    /// `outbox_stall` is disconnected as too slow (close code 1008).
+    pub outbox_messages: usize,
+    pub outbox_bytes: usize,
+    pub outbox_stall: Duration,
     /// Reverse proxies whose `X-Forwarded-For` is believed: the client address (for login
     /// limits and events) is then the nearest address in it that is not a trusted proxy.
     /// Empty: the header is ignored (anyone could write it).
@@ -46,6 +56,12 @@ impl Default for AuthSettings {
             attempts_per_minute: 30,
             connection_init_timeout: Duration::from_secs(10),
             max_subscriptions_per_connection: 100,
+            max_connections: 16_384,
+            max_connections_per_address: 1_024,
+            max_connections_per_user: 256,
+            outbox_messages: 256,
+            outbox_bytes: 4 << 20,
+            outbox_stall: Duration::from_secs(10),
             trusted_proxies: Vec::new(),
         }
     }
