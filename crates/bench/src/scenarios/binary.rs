@@ -80,6 +80,13 @@ impl Child {
                 BENCH_PASSWORD,
                 "--access-token-ttl",
                 "86400",
+                // One caller from one address holds thousands of subscribers.
+                "--max-connections",
+                "100000",
+                "--max-connections-per-address",
+                "100000",
+                "--max-connections-per-user",
+                "100000",
             ])
             .args(extra)
             .arg("--data-dir")
@@ -119,6 +126,11 @@ impl Child {
             token,
             _data: Some(data),
         })
+    }
+
+    /// The process id.
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Peak and current resident memory, MiB.

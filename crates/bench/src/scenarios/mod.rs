@@ -7,6 +7,7 @@ mod commands;
 mod events;
 mod messages;
 mod monitoring;
+mod subscribers;
 mod ui;
 
 use alerts::*;
@@ -16,6 +17,7 @@ use commands::*;
 use events::*;
 use messages::*;
 use monitoring::*;
+use subscribers::*;
 use ui::*;
 
 use std::sync::Arc;
@@ -128,6 +130,10 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Row>> {
     if wants(args, "big") {
         eprintln!("16. a big cluster: 10,000 streams × 5 consumers made outside the console");
         rows.extend(big_cluster(args, &sizes).await.context("scenario 16")?);
+    }
+    if wants(args, "subscribers") {
+        eprintln!("17. idle WebSocket subscribers");
+        rows.extend(idle_subscribers(args).await.context("scenario 17")?);
     }
     if wants(args, "ui") {
         eprintln!("15. the web console: the streams page with 10,000 streams");
