@@ -369,3 +369,75 @@ async fn the_embedded_nats_server_is_started_again_when_it_dies() {
     );
     assert!(text.contains("the embedded nats-server is running again"), "{text}");
 }
+
+const CREATE_STREAM: &str = "mutation($c: ID!, $n: String!) { createStream(input: {clusterId: $c, config: {name: $n, subjects: [\"faults.>\"]}}) { stream { name } } }";
+
+#[tokio::test]
+async fn with_the_home_nats_down_a_change_to_a_cluster_is_refused_at_once_and_not_made() {
+    let mut app = TestApp::spawn().await;
+    let managed = jsc_testkit::NatsServer::start();
+    let cluster = app
+        .register_cluster(json!({"name": "managed", "urls": [managed.url()]}))
+        .await;
+    app.nats.stop();
+    let asked = std::time::Instant::now();
+    let body = app.graphql(CREATE_STREAM, json!({"c": cluster, "n": "NOT_MADE"})).await;
+    let answered = asked.elapsed();
+    assert_eq!(jsc_testkit::code(&body), "UNAVAILABLE", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["applied"], "NO", "{body}");
+    assert!(answered < std::time::Duration::from_secs(1), "answered in {answered:?}");
+    // Nothing was made on the cluster either.
+    let js = managed.jetstream().await;
+    assert!(js.get_stream("NOT_MADE").await.is_err(), "the stream must not exist");
+}
+
+#[tokio::test]
+async fn a_change_made_on_a_cluster_while_the_home_nats_hangs_is_recorded_later_with_its_author() {
+    let app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), |c| {
+        c.append_timeout = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let managed = jsc_testkit::NatsServer::start();
+    let cluster = app
+        .register_cluster(json!({"name": "managed", "urls": [managed.url()]}))
+        .await;
+    app.data(CREATE_STREAM, json!({"c": cluster, "n": "MADE"})).await;
+    // The home NATS hangs: connected, answering nothing. The change is made on the cluster,
+    // and its event cannot be committed.
+    app.nats.pause();
+    let body = app
+        .graphql(
+            "mutation($c: ID!) { updateStream(input: {clusterId: $c, name: \"MADE\", config: {description: \"while away\"}}) { stream { name } } }",
+            json!({"c": cluster}),
+        )
+        .await;
+    assert_eq!(jsc_testkit::code(&body), "UNAVAILABLE", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["applied"], "YES", "{body}");
+    assert!(jsc_testkit::first_error(&body).1.contains("do not repeat it"), "{body}");
+    let js = managed.jetstream().await;
+    let made = js
+        .get_stream("MADE")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .clone();
+    assert_eq!(made.description.as_deref(), Some("while away"), "the change was made");
+    // Back: the change is recorded once, by its author, not as made outside the console.
+    app.nats.resume();
+    let key = format!("{cluster}.MADE");
+    app.wait_kv("view_streams_v1", &key, |v| {
+        v.is_some_and(|v| v.to_string().contains("while away"))
+    })
+    .await;
+    let events = app.events_of("stream", &format!("{cluster}/MADE")).await;
+    let updated: Vec<_> = events.iter().filter(|e| e.event_type == "StreamUpdated").collect();
+    assert_eq!(updated.len(), 1, "{events:?}");
+    assert_eq!(updated[0].actor(), app.owner_actor(), "{:?}", updated[0]);
+    assert!(
+        events.iter().all(|e| !e.payload.to_string().contains("\"external\"")),
+        "{events:?}"
+    );
+}

@@ -338,14 +338,20 @@ impl Console {
         });
         let repos = Repositories {
             clusters,
-            streams: Arc::new(Repository::new(
-                store.clone(),
-                managed.clone() as Arc<dyn jsc_domain::stream::StreamServices>,
-            )),
-            consumers: Arc::new(Repository::new(
-                store.clone(),
-                managed.clone() as Arc<dyn jsc_domain::consumer::ConsumerServices>,
-            )),
+            streams: Arc::new(
+                Repository::new(
+                    store.clone(),
+                    managed.clone() as Arc<dyn jsc_domain::stream::StreamServices>,
+                )
+                .with_side_effects(),
+            ),
+            consumers: Arc::new(
+                Repository::new(
+                    store.clone(),
+                    managed.clone() as Arc<dyn jsc_domain::consumer::ConsumerServices>,
+                )
+                .with_side_effects(),
+            ),
             users: Arc::new(Repository::new(store.clone(), ()).with_claims(ClaimRules {
                 keys: User::unique_keys,
                 taken: User::key_taken,

@@ -48,6 +48,31 @@ pub struct Error {
     pub message: String,
     /// Seconds to wait before retrying (`RATE_LIMITED`); also sent as `Retry-After`.
     pub retry_after: Option<u64>,
+    /// For a change that failed on the console's side: whether it was made anyway
+    /// (`extensions.applied`).
+    pub applied: Option<Applied>,
+}
+
+/// Whether a change that failed was made, as far as the console knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Nothing was changed: the change may be sent again.
+    No,
+    /// It may or may not have been saved: look before sending it again.
+    Unknown,
+    /// It was made (on the managed cluster), and is recorded once the console's NATS is back:
+    /// do not send it again.
+    Yes,
+}
+
+impl Applied {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::No => "NO",
+            Self::Unknown => "UNKNOWN",
+            Self::Yes => "YES",
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -58,6 +83,7 @@ impl Error {
             code,
             message: message.into(),
             retry_after: None,
+            applied: None,
         }
     }
 
@@ -125,6 +151,17 @@ impl Error {
                  reload it and try again",
             ),
             CommandError::Store(e) => Self::from_store(e, correlation_id),
+            CommandError::Unrecorded(e) => {
+                tracing::warn!(%correlation_id, error = %e, "a change was made but not recorded yet");
+                Self {
+                    applied: Some(Applied::Yes),
+                    ..Self::unavailable(
+                        "the change was made on the cluster, but the console's NATS failed before it was recorded; \
+                         the console records it, with you as its author, as soon as its NATS is back: do not repeat \
+                         it, reload in a moment",
+                    )
+                }
+            }
         }
     }
 
@@ -133,14 +170,20 @@ impl Error {
         match e {
             jsc_eventstore::Error::Timeout => {
                 tracing::warn!(%correlation_id, "event store timed out");
-                Self::unavailable(
-                    "the console's NATS did not confirm the change in time; it may or may not be saved — \
-                     reload and check before retrying",
-                )
+                Self {
+                    applied: Some(Applied::Unknown),
+                    ..Self::unavailable(
+                        "the console's NATS did not confirm the change in time; it may or may not be saved — \
+                         reload and check before retrying",
+                    )
+                }
             }
             jsc_eventstore::Error::Nats(detail) => {
                 tracing::warn!(%correlation_id, error = %Chain(detail.as_ref()), "event store unavailable");
-                Self::unavailable("the console's NATS server is unreachable; nothing was changed, retry later")
+                Self {
+                    applied: Some(Applied::No),
+                    ..Self::unavailable("the console's NATS server is unreachable; nothing was changed, retry later")
+                }
             }
             other => Self::internal(&other, correlation_id),
         }
@@ -186,6 +229,9 @@ impl From<Error> for async_graphql::Error {
             }
             if let Some(s) = e.retry_after {
                 ext.set("retryAfter", s);
+            }
+            if let Some(a) = e.applied {
+                ext.set("applied", a.as_str());
             }
         })
     }

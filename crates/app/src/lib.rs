@@ -42,7 +42,7 @@ mod watch;
 pub use caller::{Caller, KeyGrant, Principal, RequestMeta};
 pub use clusters::{ClusterFilter, LOCAL_CLUSTER_ID, ServerDetail};
 pub use console::{BoxError, Console, Options, Readiness, StartError, Worker};
-pub use error::{Chain, Code, Error, Result};
+pub use error::{Applied, Chain, Code, Error, Result};
 pub use history::{EXPORT_LINK_TTL, Export, HistoryEntry, PointInTime, StateAt, diff, export_link_message};
 pub use paging::{MAX_PAGE, Page, Paging};
 pub use resources::{StreamFilter, StreamOrder};

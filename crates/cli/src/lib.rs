@@ -82,6 +82,9 @@ pub struct Config {
     pub monitoring: jsc_app::monitoring::MonitoringOptions,
     /// How long a background role's lease outlives its holder (one replica performs each).
     pub lease_ttl: Duration,
+    /// How long one attempt at committing events waits for the home NATS's ack (two more
+    /// attempts follow before the outcome is reported unknown).
+    pub append_timeout: Duration,
     /// How alert notifications are sent and retried.
     pub alerting: jsc_app::alerting::AlertingOptions,
 }
@@ -116,6 +119,7 @@ impl Config {
             audit_compact_after: 16,
             monitoring: Default::default(),
             lease_ttl: jsc_app::lease::DEFAULT_TTL,
+            append_timeout: EventStoreConfig::default().append_timeout,
             alerting: Default::default(),
         }
     }
@@ -176,7 +180,11 @@ impl Application {
 
         let home_reconnects = jsc_projector::Reconnects::default();
         let home = connect_home(&url, home_reconnects.clone()).await?;
-        let store = JetStreamEventStore::open(home.clone(), EventStoreConfig::default())
+        let store_config = EventStoreConfig {
+            append_timeout: config.append_timeout,
+            ..EventStoreConfig::default()
+        };
+        let store = JetStreamEventStore::open(home.clone(), store_config)
             .await
             .with_context(|| {
                 format!("cannot open the event stream on {url} (is JetStream enabled? start nats-server with -js)")

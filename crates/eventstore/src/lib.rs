@@ -29,7 +29,7 @@ pub use reader::EventReader;
 pub use recent::Recent;
 pub use record::{EventRecord, headers};
 pub use repository::{CommandError, Committed, Repository};
-pub use store::{AppendOutcome, ClaimRecord, EventStoreConfig, JetStreamEventStore, JsAggregateContext};
+pub use store::{AppendOutcome, ClaimRecord, EventStoreConfig, JetStreamEventStore, JsAggregateContext, Unsent};
 pub use subject::{decode_id, encode_id};
 
 /// Errors of the event store itself (the infrastructure layer of the three).
@@ -52,6 +52,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// A read's failure: a timeout there sent nothing, so it is the store being unreachable
+    /// rather than a write whose outcome is unknown.
+    pub fn unanswered(self) -> Self {
+        match self {
+            Self::Timeout => Self::nats("the console's NATS did not answer a read in time"),
+            other => other,
+        }
+    }
+
     pub(crate) fn nats(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Nats(e.into())
     }

@@ -41,6 +41,10 @@ pub enum CommandError<E: std::error::Error + 'static> {
     /// The event store failed (timeout, NATS unreachable, malformed history).
     #[error(transparent)]
     Store(#[from] Error),
+    /// The command's side effect was made, but its events could not be committed: they are
+    /// committed, exactly once, as soon as the store answers again.
+    #[error("made but not recorded yet: {0}")]
+    Unrecorded(Error),
 }
 
 /// Executes commands on one aggregate type.
@@ -59,7 +63,11 @@ pub struct Repository<A: Aggregate> {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     max_conflict_retries: u32,
     claims: Option<ClaimRules<A>>,
+    side_effects: bool,
 }
+
+/// How long a change made but not recorded is kept, to be committed once the store is back.
+const RECORD_LATER_FOR: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 impl<A> Repository<A>
 where
@@ -75,7 +83,19 @@ where
             locks: Mutex::new(HashMap::new()),
             max_conflict_retries: 5,
             claims: None,
+            side_effects: false,
         }
+    }
+
+    /// This type's commands change the world outside the console (a managed cluster) before
+    /// their events are committed. A command is then refused at once while the store is
+    /// unreachable (nothing was changed), and one whose commit fails after its side effect
+    /// answers [`CommandError::Unrecorded`]: its events, as they were, are committed once the
+    /// store is back, with the aggregate held meanwhile so that no other command on it (such
+    /// as recording the same change as made outside the console) comes first.
+    pub fn with_side_effects(mut self) -> Self {
+        self.side_effects = true;
+        self
     }
 
     /// Makes the keys `rules` name unique among this type's aggregates: a command whose
@@ -104,11 +124,15 @@ where
         ctx: &CommandContext,
     ) -> Result<Committed<A>, CommandError<A::Error>> {
         let metadata = ctx.to_metadata();
+        if self.side_effects {
+            self.store.reader().ensure_connected()?;
+        }
         let lock = self.lock_for(aggregate_id);
-        let _serialized = lock.lock().await;
+        let serialized = lock.lock_owned().await;
         let mut attempt = 0;
         loop {
-            let loaded = self.load_context(aggregate_id).await?;
+            // A read that failed changed nothing, whatever the reason.
+            let loaded = self.load_context(aggregate_id).await.map_err(Error::unanswered)?;
             let mut working = loaded.clone();
             let sink = EventSink::default();
             working
@@ -131,7 +155,7 @@ where
                 .await?;
             match self
                 .store
-                .commit_events(events, &loaded, metadata.clone(), &claims)
+                .commit_keeping(events, &loaded, metadata.clone(), &claims)
                 .await
             {
                 Ok((envelopes, outcome, last_hash)) => {
@@ -153,7 +177,7 @@ where
                     ctx.receipt.record(result.stream_sequence);
                     return Ok(result);
                 }
-                Err(Error::Conflict) => {
+                Err((Error::Conflict, _)) => {
                     self.refresh(aggregate_id, loaded).await?;
                     attempt += 1;
                     if attempt > self.max_conflict_retries {
@@ -162,7 +186,13 @@ where
                     }
                     tracing::debug!(attempt, "conflict; reloading and retrying");
                 }
-                Err(e) => {
+                Err((e @ (Error::Timeout | Error::Nats(_)), unsent)) if self.side_effects => {
+                    self.evict(aggregate_id);
+                    let (store, what) = (self.store.clone(), format!("{}/{aggregate_id}", A::TYPE));
+                    tokio::spawn(record_later(store, unsent, serialized, what));
+                    return Err(CommandError::Unrecorded(e));
+                }
+                Err((e, _)) => {
                     self.evict(aggregate_id);
                     return Err(CommandError::Store(e));
                 }
@@ -255,5 +285,40 @@ where
 
     fn evict(&self, aggregate_id: &str) {
         self.cache.lock().expect("cache lock").remove(aggregate_id);
+    }
+}
+
+/// Commits `unsent` once the store is reachable again, holding the aggregate's lock
+/// (`_held`) until then; gives up after [`RECORD_LATER_FOR`].
+async fn record_later(
+    store: JetStreamEventStore,
+    unsent: crate::Unsent,
+    _held: tokio::sync::OwnedMutexGuard<()>,
+    what: String,
+) {
+    let until = tokio::time::Instant::now() + RECORD_LATER_FOR;
+    loop {
+        if store.reader().ensure_connected().is_ok() {
+            match store.send_again(&unsent).await {
+                Ok(outcome) => {
+                    tracing::info!(aggregate = %what, sequence = outcome.last_stream_sequence, "recorded a change made while the console's NATS was away");
+                    return;
+                }
+                Err(Error::Conflict) => {
+                    tracing::error!(aggregate = %what, "a change made while the console's NATS was away was recorded otherwise meanwhile (as made outside the console?); its own record is dropped");
+                    return;
+                }
+                Err(e @ (Error::Rejected { .. } | Error::Malformed { .. })) => {
+                    tracing::error!(aggregate = %what, error = %e, "a change made while the console's NATS was away could not be recorded");
+                    return;
+                }
+                Err(_) => {}
+            }
+        }
+        if tokio::time::Instant::now() > until {
+            tracing::error!(aggregate = %what, "gave up recording a change made while the console's NATS was away; the reconciler records it as made outside the console");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }

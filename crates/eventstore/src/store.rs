@@ -600,7 +600,6 @@ impl JetStreamEventStore {
     }
 
     /// Commits `events` against a loaded context; returns the envelopes and the outcome.
-    #[tracing::instrument(name = "commit", skip_all, fields(aggregate_type = A::TYPE, aggregate_id = %context.aggregate_id, events = events.len()))]
     pub async fn commit_events<A: Aggregate>(
         &self,
         events: Vec<A::Event>,
@@ -608,6 +607,21 @@ impl JetStreamEventStore {
         metadata: HashMap<String, String>,
         claims: &[ClaimWrite],
     ) -> Result<Commit<A>, Error> {
+        self.commit_keeping(events, context, metadata, claims)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// Like [`Self::commit_events`]; a commit that failed comes back with the error, as it
+    /// was sent, so that it can be sent again exactly once ([`Self::send_again`]).
+    #[tracing::instrument(name = "commit", skip_all, fields(aggregate_type = A::TYPE, aggregate_id = %context.aggregate_id, events = events.len()))]
+    pub async fn commit_keeping<A: Aggregate>(
+        &self,
+        events: Vec<A::Event>,
+        context: &JsAggregateContext<A>,
+        metadata: HashMap<String, String>,
+        claims: &[ClaimWrite],
+    ) -> Result<Commit<A>, (Error, Unsent)> {
         let records = self.records_for::<A>(
             &context.aggregate_id,
             context.version,
@@ -618,9 +632,23 @@ impl JetStreamEventStore {
         let claims = self.claim_records(&records[0], claims);
         let last_hash = records.last().and_then(|r| r.hash.clone());
         let subject = self.subject(A::TYPE, &context.aggregate_id);
-        let outcome = self
+        let outcome = match self
             .append_claiming(&subject, context.stream_sequence, &records, &claims)
-            .await?;
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                return Err((
+                    e,
+                    Unsent {
+                        subject,
+                        expected_last: context.stream_sequence,
+                        records,
+                        claims,
+                    },
+                ));
+            }
+        };
         let envelopes = events
             .into_iter()
             .enumerate()
@@ -632,6 +660,30 @@ impl JetStreamEventStore {
             })
             .collect();
         Ok((envelopes, outcome, last_hash))
+    }
+}
+
+/// A commit that did not get through, as it was sent.
+#[derive(Debug, Clone)]
+pub struct Unsent {
+    subject: String,
+    expected_last: u64,
+    records: Vec<EventRecord>,
+    claims: Vec<ClaimRecord>,
+}
+
+impl JetStreamEventStore {
+    /// Sends `unsent` again with its commit id: it lands once, whether or not an earlier
+    /// attempt did; `Conflict` when another commit took its place meanwhile.
+    pub async fn send_again(&self, unsent: &Unsent) -> Result<AppendOutcome, Error> {
+        self.append_inner(
+            &unsent.subject,
+            unsent.expected_last,
+            &unsent.records,
+            &unsent.claims,
+            true,
+        )
+        .await
     }
 }
 

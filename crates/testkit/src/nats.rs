@@ -94,6 +94,26 @@ impl NatsServer {
         async_nats::jetstream::new(self.client().await)
     }
 
+    /// Freezes the server (SIGSTOP): its connections stay open and nothing answers, as with
+    /// a server that hangs or a network that drops everything.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.process.as_ref().expect("a server this handle started").pid();
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {sig} {pid}");
+    }
+
     /// Stops the server at once (for tests of a NATS server that goes away).
     pub fn stop(&mut self) {
         if let Some(mut p) = self.process.take() {

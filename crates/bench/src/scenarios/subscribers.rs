@@ -19,8 +19,7 @@ async fn open_subscribers(base: &str, token: &str, id: &str, n: usize) -> anyhow
                 .insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
             let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
             ws.send(Message::text(
-                json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}})
-                    .to_string(),
+                json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}}).to_string(),
             ))
             .await?;
             let q = "subscription($id: ID) { clusterChanged(id: $id, includeCurrent: true) { kind sequence } }";
