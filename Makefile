@@ -26,7 +26,7 @@ export JSC_TEST_SMTP_PYTHON := $(SMTPVENV)/bin/python
 
 ARGS ?=
 
-.PHONY: run test tools clients nats-server nextest prometheus alertmanager chromium web build lint fmt schema bench ui-bench clean-data
+.PHONY: run test tools clients nats-server nextest prometheus alertmanager chromium web build lint fmt schema bench chaos ui-bench clean-data
 
 ## Start the console on 127.0.0.1:8080 with an embedded nats-server and data under ./data.
 run: tools
@@ -135,6 +135,13 @@ schema:
 bench: tools
 	cargo build --release -p jsc-cli -p jsc-bench
 	target/release/jsc-bench --jsconsole target/release/jsconsole $(ARGS)
+
+## Fault scenarios, bounded in time: kill -9 of the home NATS under 64 writers and of the
+## replica holding the roles, slow and 10,000 idle subscribers, a schema-driven fuzzer;
+## writes docs/reliability.md (ARGS="--soak 30m": a soak instead, into docs/soak.md).
+chaos: tools
+	cargo build --release -p jsc-cli -p jsc-bench
+	target/release/jsc-bench --chaos --jsconsole target/release/jsconsole $(ARGS)
 
 ## Scenario 15 alone: the web console's streams page with 10,000 streams in headless Chromium
 ## (frames per second while scrolling, load and sort times, first-load size). The table goes to

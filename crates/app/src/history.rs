@@ -352,6 +352,9 @@ impl Console {
             .map_err(|e| unavailable(e.to_string()))?;
         let consumer = stream
             .create_consumer(OrderedConfig {
+                // Small pulls: a subscriber that reads slowly holds a few dozen events, not
+                // hundreds.
+                max_batch: 32,
                 deliver_policy: match from_sequence {
                     Some(s) => DeliverPolicy::ByStartSequence {
                         start_sequence: s.max(1),

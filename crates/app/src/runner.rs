@@ -132,11 +132,14 @@ impl Console {
         if self.wait_for_views && !A::wait_view(self, committed.stream_sequence).await {
             let seq = committed.stream_sequence;
             tracing::warn!(seq, view = A::VIEW, correlation_id = %ctx.correlation_id, "view lagging");
-            return Err(Error::unavailable(format!(
-                "the change was saved (event stream sequence {seq}) but the {} view has not caught up yet; \
-                 query again in a moment",
-                A::VIEW
-            )));
+            return Err(Error {
+                applied: Some(crate::Applied::Yes),
+                ..Error::unavailable(format!(
+                    "the change was saved (event stream sequence {seq}) but the {} view has not caught up yet; \
+                     query again in a moment",
+                    A::VIEW
+                ))
+            });
         }
         if let Some((cluster, stream)) = A::stream_of(&committed.state) {
             self.live.stream_changed(cluster, stream).await;

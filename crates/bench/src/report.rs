@@ -136,6 +136,14 @@ fn command_output(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// `nats-server --version` of the server the bench starts.
+pub fn nats_version() -> String {
+    let nats_bin = jsc_fleet::embedded::find_nats_server(&[])
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    command_output(&nats_bin, &["--version"])
+}
+
 impl Report {
     pub fn new(args: &Args, rows: Vec<Row>) -> Self {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -151,15 +159,12 @@ impl Report {
             .ok()
             .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
             .unwrap_or(0);
-        let nats_bin = jsc_fleet::embedded::find_nats_server(&[])
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
         Self {
             quick: args.quick,
             rows,
             date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
             machine: format!("{cores} cores, {:.0} GiB, {cpu}", mem_kb as f64 / 1024.0 / 1024.0),
-            nats: command_output(&nats_bin, &["--version"]),
+            nats: nats_version(),
             rustc: command_output("rustc", &["--version"]),
         }
     }

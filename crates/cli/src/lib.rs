@@ -369,6 +369,9 @@ async fn connect_home(url: &str, reconnects: jsc_projector::Reconnects) -> anyho
     let options = async_nats::ConnectOptions::new()
         .name("jsconsole")
         .connection_timeout(Duration::from_secs(5))
+        // Tried again every 100 ms at first, at most every 500 ms: the console is back within
+        // half a second of its NATS (the default backs off to several seconds).
+        .reconnect_delay_callback(|attempts| Duration::from_millis((attempts as u64 * 100).min(500)))
         .event_callback(move |event| {
             let reconnects = reconnects.clone();
             async move {

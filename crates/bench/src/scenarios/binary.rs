@@ -128,6 +128,12 @@ impl Child {
         })
     }
 
+    /// Kills the console with SIGKILL, as `kill -9` would: it releases nothing.
+    pub(super) fn kill_now(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The process id.
     pub(super) fn pid(&self) -> u32 {
         self.child.id()

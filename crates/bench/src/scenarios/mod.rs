@@ -3,6 +3,7 @@
 mod alerts;
 mod big;
 mod binary;
+mod chaos;
 mod commands;
 mod events;
 mod messages;
@@ -13,6 +14,7 @@ mod ui;
 use alerts::*;
 use big::*;
 use binary::*;
+pub use chaos::chaos;
 use commands::*;
 use events::*;
 use messages::*;

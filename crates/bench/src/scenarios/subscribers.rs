@@ -6,7 +6,7 @@ use super::*;
 /// Opens `n` WebSockets to `base`, each signed in with `token` and subscribed to the
 /// cluster `id`'s changes, and returns them once every one has its current state: the
 /// connections stay open (idle) as long as the result is kept.
-async fn open_subscribers(base: &str, token: &str, id: &str, n: usize) -> anyhow::Result<Vec<WsStream>> {
+pub(super) async fn open_subscribers(base: &str, token: &str, id: &str, n: usize) -> anyhow::Result<Vec<WsStream>> {
     let url = format!("{}/graphql", base.replace("http://", "ws://"));
     let gate = Arc::new(tokio::sync::Semaphore::new(128));
     let mut opening = FuturesUnordered::new();
@@ -47,7 +47,7 @@ async fn open_subscribers(base: &str, token: &str, id: &str, n: usize) -> anyhow
     Ok(open)
 }
 
-type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(super) type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Resident memory of a process, in KiB, once it has settled (the lowest of a few reads).
 async fn settled_rss_kib(pid: u32) -> f64 {
