@@ -51,6 +51,13 @@ impl EventReader {
         }
     }
 
+    /// Returns once the connection to NATS is down (checked every 50 ms).
+    pub async fn disconnected(&self) {
+        while self.client.connection_state() == async_nats::connection::State::Connected {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Fails at once, rather than after a timeout, while the connection to NATS is down:
     /// nothing is sent, so nothing can have been written.
     pub fn ensure_connected(&self) -> Result<(), Error> {

@@ -371,20 +371,23 @@ impl JetStreamEventStore {
                     .await
                     .map_err(Error::nats)?;
             } else {
-                let reply = tokio::time::timeout(
+                let request = tokio::time::timeout(
                     self.config.append_timeout,
                     client.request_with_headers(subject.clone(), h, body),
-                )
-                .await
-                .map_err(|_| Error::Timeout)?
-                .map_err(|e| match e.kind() {
-                    async_nats::RequestErrorKind::TimedOut => Error::Timeout,
-                    async_nats::RequestErrorKind::NoResponders => Error::nats(format!(
-                        "no stream listens on {subject}; is the event stream {} there?",
-                        self.config.stream
-                    )),
-                    _ => Error::nats(e),
-                })?;
+                );
+                // A connection lost while waiting ends the wait at once: the outcome is
+                // unknown (the message may have been stored), not a whole timeout later.
+                let reply = tokio::select! {
+                    r = request => r.map_err(|_| Error::Timeout)?.map_err(|e| match e.kind() {
+                        async_nats::RequestErrorKind::NoResponders => Error::nats(format!(
+                            "no stream listens on {subject}; is the event stream {} there?",
+                            self.config.stream
+                        )),
+                        // Sent, and no answer: it may have been stored.
+                        _ => Error::Timeout,
+                    })?,
+                    _ = self.reader.disconnected() => return Err(Error::Timeout),
+                };
                 last = Some(reply);
             }
         }
