@@ -160,7 +160,7 @@ async fn home_killed_under_writers(args: &Args) -> anyhow::Result<String> {
     }
     let owner = owner_actor(&http, &base).await?;
     let stop = Arc::new(AtomicBool::new(false));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Answer, Instant)>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Answer, Instant, Instant)>();
     let mut writers = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         let (http, base, id, stop, tx) = (http.clone(), base.clone(), id.clone(), stop.clone(), tx.clone());
@@ -168,8 +168,9 @@ async fn home_killed_under_writers(args: &Args) -> anyhow::Result<String> {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 let d = format!("w{i}-{n}");
+                let sent = Instant::now();
                 let answer = update(&http, &base, &id, &d).await;
-                let _ = tx.send((d, answer, Instant::now()));
+                let _ = tx.send((d, answer, sent, Instant::now()));
                 n += 1;
             }
         }));
@@ -226,7 +227,12 @@ async fn home_killed_under_writers(args: &Args) -> anyhow::Result<String> {
     let mut first_ack_after_restart = None;
     let mut last_ack_before_kill = None;
     let mut codes: HashMap<String, usize> = HashMap::new();
-    for (d, answer, at) in &answers {
+    // How long the requests sent while the server was away took to be refused.
+    let mut refusal_waits: Vec<f64> = Vec::new();
+    for (d, answer, sent, at) in &answers {
+        if matches!(answer, Answer::Refused(..)) && *at >= killed && *sent < restarted {
+            refusal_waits.push(at.duration_since(*sent.max(&killed)).as_secs_f64());
+        }
         let landed = stored.get(d);
         match answer {
             Answer::Acked => {
@@ -268,6 +274,7 @@ async fn home_killed_under_writers(args: &Args) -> anyhow::Result<String> {
             Answer::Transport => transport += 1,
         }
     }
+    refusal_waits.sort_by(|a, b| a.total_cmp(b));
     let secs = |d: Option<Duration>| d.map_or("never".into(), |d| format!("{:.2} s", d.as_secs_f64()));
     let mut md = String::new();
     writeln!(
@@ -300,6 +307,12 @@ async fn home_killed_under_writers(args: &Args) -> anyhow::Result<String> {
     writeln!(md, "| no HTTP answer | {transport} |")?;
     let codes: Vec<String> = codes.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     writeln!(md, "| refusals by code | {} |", codes.join(", "))?;
+    writeln!(
+        md,
+        "| refusals while the server was away: time to the answer (from the kill for requests in flight), median / max | {:.3} s / {:.3} s |",
+        percentile(&refusal_waits, 50.0),
+        refusal_waits.last().copied().unwrap_or(0.0)
+    )?;
     writeln!(
         md,
         "| the restarted nats-server serves the event stream (raw) | {} after its start |",
