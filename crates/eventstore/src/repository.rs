@@ -66,6 +66,9 @@ pub struct Repository<A: Aggregate> {
     side_effects: bool,
 }
 
+/// How long a command waits for the others on its aggregate before it is refused.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How long a change made but not recorded is kept, to be committed once the store is back.
 const RECORD_LATER_FOR: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
@@ -128,7 +131,13 @@ where
             self.store.reader().ensure_connected()?;
         }
         let lock = self.lock_for(aggregate_id);
-        let serialized = lock.lock_owned().await;
+        // Bounded: an earlier change still waiting to be recorded (its store hangs) must not
+        // make this one wait without end.
+        let serialized = tokio::time::timeout(LOCK_WAIT, lock.lock_owned()).await.map_err(|_| {
+            CommandError::Store(Error::nats(
+                "an earlier change to it is still waiting for the console's NATS; nothing was changed",
+            ))
+        })?;
         let mut attempt = 0;
         loop {
             // A read that failed changed nothing, whatever the reason.
