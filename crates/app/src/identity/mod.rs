@@ -64,17 +64,9 @@ impl Console {
     pub(crate) async fn email_holder(&self, email: &str) -> Result<Option<String>> {
         use cqrs_es::Aggregate;
         use jsc_domain::identity::User;
-        let key = User {
-            registered: true,
-            email: email.to_string(),
-            ..User::default()
-        }
-        .unique_keys()
-        .pop()
-        .expect("a registered user holds a key");
         let claim = self
             .store
-            .read_claim(&key)
+            .read_claim(&User::email_key(email))
             .await
             .map_err(|e| Error::unavailable(format!("could not read who holds {email}: {e}; retry in a moment")))?;
         Ok(claim

@@ -23,10 +23,15 @@ impl User {
     /// write side enforces it (a claim committed with the registration).
     pub fn unique_keys(&self) -> Vec<String> {
         if self.registered {
-            vec![format!("user-email/{}", self.email)]
+            vec![Self::email_key(&self.email)]
         } else {
             Vec::new()
         }
+    }
+
+    /// The claim key of a (normalized) email.
+    pub fn email_key(email: &str) -> String {
+        format!("user-email/{email}")
     }
 
     /// The refusal when another user holds the email.
