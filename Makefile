@@ -26,7 +26,7 @@ export JSC_TEST_SMTP_PYTHON := $(SMTPVENV)/bin/python
 
 ARGS ?=
 
-.PHONY: run test tools clients nats-server nextest prometheus alertmanager chromium web build lint fmt schema bench chaos ui-bench clean-data
+.PHONY: run test tools clients nats-server nextest prometheus alertmanager chromium web build lint fmt schema bench chaos ui-bench home-cluster clean-data
 
 ## Start the console on 127.0.0.1:8080 with an embedded nats-server and data under ./data.
 run: tools
@@ -149,6 +149,12 @@ chaos: tools
 ui-bench: tools
 	cargo build --release -p jsc-cli -p jsc-bench
 	target/release/jsc-bench --jsconsole target/release/jsconsole --only ui --out target/ui-bench $(ARGS)
+
+## A 3-node home NATS (infra/home-cluster: clients on 127.0.0.1:4222-4224, stores under
+## ./data/home-cluster) in the foreground. Then, in another terminal:
+##   make run ARGS="--nats-url nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224"
+home-cluster: nats-server
+	infra/home-cluster/run.sh
 
 clean-data:
 	rm -rf data

@@ -51,11 +51,12 @@ async fn renewals(js: &jetstream::Context, holder: &str, n: usize) {
 #[tokio::test]
 async fn a_lease_passes_on_when_its_holder_dies_or_stops_and_a_holder_whose_lease_was_taken_stops() {
     let nats = NatsServer::start();
-    let js = nats.jetstream().await;
+    let home = jsc_eventstore::HomeStorage::new(nats.client().await, 1);
+    let js = home.jetstream().clone();
     let ttl = Duration::from_secs(2);
-    let a = Leases::open(&js, ttl, "a").await.unwrap();
+    let a = Leases::open(&home, ttl, "a").await.unwrap();
     // A later replica asks for another time to live: the bucket's wins, so all agree.
-    let b = Leases::open(&js, Duration::from_secs(60), "b").await.unwrap();
+    let b = Leases::open(&home, Duration::from_secs(60), "b").await.unwrap();
     assert_eq!(b.ttl(), ttl);
 
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -78,7 +79,7 @@ async fn a_lease_passes_on_when_its_holder_dies_or_stops_and_a_holder_whose_leas
     assert!(b.holder("role").await.is_some_and(|h| h.holder == "b"));
 
     // b stops: it releases the lease, and c takes over without waiting for it to expire.
-    let c = Leases::open(&js, ttl, "c").await.unwrap();
+    let c = Leases::open(&home, ttl, "c").await.unwrap();
     let stop_c = CancellationToken::new();
     let task_c = perform(c.clone(), "c", stop_c.clone(), tx.clone());
     stop_b.cancel();

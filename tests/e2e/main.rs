@@ -11,6 +11,7 @@ mod connections;
 mod cost;
 mod eventstore;
 mod history;
+mod home_cluster;
 mod identity;
 mod leases;
 mod live;

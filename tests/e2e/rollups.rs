@@ -155,9 +155,10 @@ async fn rollups_equal_the_raw_samples_resume_after_a_restart_and_age_out() {
         .await;
     let home = app.nats.client().await;
     let js = async_nats::jetstream::new(home.clone());
-    let stream = jsc_metrics::store::ensure_stream(&home, Default::default())
-        .await
-        .unwrap();
+    let stream =
+        jsc_metrics::store::ensure_stream(&jsc_eventstore::HomeStorage::new(home.clone(), 1), Default::default())
+            .await
+            .unwrap();
 
     // Three hours of samples at the end of the day before yesterday.
     let now = chrono::Utc::now().timestamp_millis();

@@ -19,7 +19,7 @@ use futures::StreamExt;
 use jsc_alerts::{ClusterInfo, Evaluator, Facts, Transition};
 use jsc_domain::alerts::{Alert, AlertCommand, AlertStatus, ChannelConfig, ChannelSpec, SmtpTls};
 use jsc_domain::identity::Role;
-use jsc_eventstore::CommandContext;
+use jsc_eventstore::{CommandContext, HomeStorage};
 use jsc_notify::group::{Destination, Grouper, Pacing};
 use jsc_notify::{AlertNote, Message, Notifier, SendError, Status, Target};
 use serde::{Deserialize, Serialize};
@@ -102,8 +102,8 @@ struct Notified {
     at: DateTime<Utc>,
 }
 
-pub(crate) async fn open(js: &jetstream::Context, options: AlertingOptions) -> std::result::Result<Alerting, String> {
-    js.get_or_create_stream(jetstream::stream::Config {
+pub(crate) async fn open(home: &HomeStorage, options: AlertingOptions) -> std::result::Result<Alerting, String> {
+    home.stream(jetstream::stream::Config {
         name: DELIVERIES_STREAM.to_string(),
         subjects: vec![format!("{DELIVERIES_PREFIX}.>")],
         max_messages_per_subject: DELIVERIES_PER_ALERT,
@@ -112,9 +112,8 @@ pub(crate) async fn open(js: &jetstream::Context, options: AlertingOptions) -> s
         allow_direct: true,
         ..Default::default()
     })
-    .await
-    .map_err(|e| format!("cannot create the stream {DELIVERIES_STREAM}: {e}"))?;
-    let notified = jsc_projector::ensure_bucket(js, NOTIFIED_BUCKET, 1)
+    .await?;
+    let notified = jsc_projector::ensure_bucket(home.jetstream(), NOTIFIED_BUCKET, home.replicas())
         .await
         .map_err(|e| format!("cannot create the bucket {NOTIFIED_BUCKET}: {e}"))?;
     Ok(Alerting {

@@ -263,7 +263,11 @@ impl Console {
         // The console's own metrics are recorded from here on.
         jsc_metrics::prom::console_recorder();
         let stream_name = store.config().stream.clone();
-        let projector = Projector::new(home.clone(), store.config()).with_reconnects(options.home_reconnects.clone());
+        // The console's own streams and buckets get as many copies as the event stream.
+        let storage = jsc_eventstore::HomeStorage::new(home.clone(), store.config().replicas);
+        let projector = Projector::new(home.clone(), store.config())
+            .with_replicas(storage.replicas())
+            .with_reconnects(options.home_reconnects.clone());
         let js = async_nats::jetstream::new(home.clone());
         let mut runnables = Vec::new();
         let mut p = Prepare {
@@ -289,23 +293,24 @@ impl Console {
             silences: p.view(alv::SILENCES).await?,
             alerts: p.view(alv::ALERTS).await?,
         };
-        let key_usage = jsc_projector::ensure_bucket(&js, KEY_USAGE_BUCKET, 1)
+        let key_usage = jsc_projector::ensure_bucket(&js, KEY_USAGE_BUCKET, storage.replicas())
             .await
             .map_err(StartError::KeyUsage)?;
-        let limiter = crate::auth::LoginLimiter::shared(&js, 1)
+        let limiter = crate::auth::LoginLimiter::shared(&storage)
             .await
             .map_err(StartError::LoginLimits)?;
-        let persisted = jsc_projector::ensure_bucket(&js, crate::persisted::PERSISTED_QUERIES_BUCKET, 1)
-            .await
-            .map_err(StartError::PersistedQueries)?;
-        crate::deadletters::ensure_stream(&js)
+        let persisted =
+            jsc_projector::ensure_bucket(&js, crate::persisted::PERSISTED_QUERIES_BUCKET, storage.replicas())
+                .await
+                .map_err(StartError::PersistedQueries)?;
+        crate::deadletters::ensure_stream(&storage)
             .await
             .map_err(StartError::DeadLetters)?;
-        let metrics_stream = jsc_metrics::store::ensure_stream(&home, options.monitoring.raw).await?;
-        let leases = crate::lease::Leases::open(&js, options.lease_ttl, crate::lease::replica_id())
+        let metrics_stream = jsc_metrics::store::ensure_stream(&storage, options.monitoring.raw).await?;
+        let leases = crate::lease::Leases::open(&storage, options.lease_ttl, crate::lease::replica_id())
             .await
             .map_err(StartError::Leases)?;
-        let alerting = crate::alerting::open(&js, options.alerting)
+        let alerting = crate::alerting::open(&storage, options.alerting)
             .await
             .map_err(StartError::Alerting)?;
         let mut workers = Vec::new();
@@ -448,6 +453,7 @@ impl Console {
                 max_bytes: options.audit_max_bytes,
                 max_age: options.audit_max_age,
                 compact_after: options.audit_compact_after,
+                replicas: storage.replicas(),
             };
             // One writer: replicas share the audit store (an object store URL), and its
             // files are named by the sequences they hold.

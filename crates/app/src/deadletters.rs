@@ -8,6 +8,7 @@
 
 use async_nats::jetstream;
 use chrono::{DateTime, Utc};
+use jsc_eventstore::HomeStorage;
 use serde::{Deserialize, Serialize};
 
 use crate::paging::{List, MAX_PAGE, Page, Paging};
@@ -61,7 +62,7 @@ fn subject(cluster_id: &str, stream: &str, consumer: &str) -> String {
 }
 
 /// Creates (or keeps) the home stream of dead-letter records.
-pub(crate) async fn ensure_stream(js: &jetstream::Context) -> std::result::Result<(), String> {
+pub(crate) async fn ensure_stream(home: &HomeStorage) -> std::result::Result<(), String> {
     let config = jetstream::stream::Config {
         name: DEAD_LETTERS_STREAM.to_string(),
         subjects: vec![format!("{SUBJECT_PREFIX}.>")],
@@ -72,10 +73,7 @@ pub(crate) async fn ensure_stream(js: &jetstream::Context) -> std::result::Resul
         duplicate_window: std::time::Duration::from_secs(120),
         ..Default::default()
     };
-    js.get_or_create_stream(config)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    home.stream(config).await.map(|_| ())
 }
 
 /// The record a consumer advisory makes, if it is a dead letter.

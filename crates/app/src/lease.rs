@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
+use jsc_eventstore::HomeStorage;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -132,26 +133,18 @@ enum Ended {
 impl Leases {
     /// Opens (or creates) the bucket with `ttl` for replica `id`. A bucket that exists keeps
     /// its own time to live, so that every replica on it agrees.
-    pub async fn open(js: &jetstream::Context, ttl: Duration, id: impl Into<String>) -> Result<Self, String> {
-        let kv = match js.get_key_value(LEASES_BUCKET).await {
-            Ok(kv) => kv,
-            Err(_) => {
-                let created = js
-                    .create_key_value(kv::Config {
-                        bucket: LEASES_BUCKET.to_string(),
-                        description: "JetStream Console: which replica performs each background role".into(),
-                        history: 1,
-                        max_age: ttl,
-                        storage: jetstream::stream::StorageType::File,
-                        ..Default::default()
-                    })
-                    .await;
-                match created {
-                    Ok(kv) => kv,
-                    Err(e) => js.get_key_value(LEASES_BUCKET).await.map_err(|_| e.to_string())?,
-                }
-            }
-        };
+    pub async fn open(home: &HomeStorage, ttl: Duration, id: impl Into<String>) -> Result<Self, String> {
+        let js = home.jetstream();
+        let kv = home
+            .bucket(kv::Config {
+                bucket: LEASES_BUCKET.to_string(),
+                description: "JetStream Console: which replica performs each background role".into(),
+                history: 1,
+                max_age: ttl,
+                storage: jetstream::stream::StorageType::File,
+                ..Default::default()
+            })
+            .await?;
         let mut stream = js
             .get_stream(format!("KV_{LEASES_BUCKET}"))
             .await

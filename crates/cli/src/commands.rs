@@ -132,7 +132,8 @@ struct ReplayArgs {
 
 #[derive(clap::Args, Clone)]
 struct HomeArgs {
-    /// The console's home NATS (the embedded server listens on 4222 by default).
+    /// The console's home NATS (the embedded server listens on 4222 by default): one URL or
+    /// several, comma-separated.
     #[arg(long, default_value = "nats://127.0.0.1:4222", env = "JSCONSOLE_NATS_URL")]
     nats_url: String,
     /// The event stream.
@@ -227,10 +228,17 @@ struct ServeArgs {
     /// Where the console keeps its data (the embedded nats-server's store, the secret key).
     #[arg(long, default_value = "./data", env = "JSCONSOLE_DATA_DIR")]
     data_dir: PathBuf,
-    /// The home NATS (JetStream enabled). Without it, the console starts its own
-    /// nats-server under the data dir and registers it as the cluster `local`.
-    #[arg(long, env = "JSCONSOLE_NATS_URL")]
-    nats_url: Option<String>,
+    /// The home NATS (JetStream enabled): one URL, or every node of a cluster
+    /// (comma-separated or repeated: the console reconnects to another when one goes).
+    /// Without it, the console starts its own nats-server under the data dir and registers
+    /// it as the cluster `local`.
+    #[arg(long, env = "JSCONSOLE_NATS_URL", value_delimiter = ',')]
+    nats_url: Vec<String>,
+    /// Copies of the console's event stream and buckets on the home NATS (1 to 5). Default:
+    /// 3 when the home NATS is a cluster of three servers or more, else 1. Streams that
+    /// exist with fewer copies are raised to it; none is lowered.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5), env = "JSCONSOLE_HOME_REPLICAS")]
+    home_replicas: Option<u8>,
     /// Client port of the embedded nats-server (-1 picks a free port).
     #[arg(
         long,
@@ -382,7 +390,8 @@ async fn serve(args: ServeArgs, format: LogFormat, err: &mut (dyn Write + Send))
 async fn serve_with(args: ServeArgs, err: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let mut config = Config::new(args.data_dir);
     config.listen = args.listen;
-    config.nats_url = args.nats_url;
+    config.nats_url = (!args.nats_url.is_empty()).then(|| args.nats_url.join(","));
+    config.home_replicas = args.home_replicas.map(usize::from);
     config.embedded_nats_port = args.embedded_nats_port;
     config.nats_server_bin = args.nats_server_bin;
     config.secret_keys = args.secret_key;
@@ -434,7 +443,7 @@ async fn connect(home: &HomeArgs) -> anyhow::Result<async_nats::Client> {
         .name("jsconsole-cli")
         .connection_timeout(std::time::Duration::from_secs(5));
     options
-        .connect(&home.nats_url)
+        .connect(crate::home_addresses(&home.nats_url)?)
         .await
         .with_context(|| format!("cannot reach the console's NATS at {}; pass --nats-url", home.nats_url))
 }

@@ -32,8 +32,12 @@ pub use jsc_app::LOCAL_CLUSTER_ID;
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    /// The home NATS; `None` starts an embedded nats-server under the data dir.
+    /// The home NATS (one URL, or a cluster's, comma-separated); `None` starts an embedded
+    /// nats-server under the data dir.
     pub nats_url: Option<String>,
+    /// Copies of the console's streams and buckets on the home NATS; `None`: 3 on a cluster
+    /// of three servers or more, else 1.
+    pub home_replicas: Option<usize>,
     /// Client port of the embedded nats-server (`-1` picks a free one).
     pub embedded_nats_port: i32,
     pub nats_server_bin: Option<PathBuf>,
@@ -95,6 +99,7 @@ impl Config {
             listen: "127.0.0.1:8080".parse().expect("valid address"),
             data_dir: data_dir.into(),
             nats_url: None,
+            home_replicas: None,
             embedded_nats_port: 4222,
             nats_server_bin: None,
             secret_keys: Vec::new(),
@@ -180,8 +185,14 @@ impl Application {
 
         let home_reconnects = jsc_projector::Reconnects::default();
         let home = connect_home(&url, home_reconnects.clone()).await?;
+        let replicas = config.home_replicas.unwrap_or_else(|| home_replicas(&home));
+        tracing::info!(
+            replicas,
+            "the console's streams and buckets are kept in {replicas} copies"
+        );
         let store_config = EventStoreConfig {
             append_timeout: config.append_timeout,
+            replicas,
             ..EventStoreConfig::default()
         };
         let store = JetStreamEventStore::open(home.clone(), store_config)
@@ -365,7 +376,37 @@ pub fn open_object_store(
     }
 }
 
+/// The servers of `--nats-url`: one URL or several, comma-separated.
+pub(crate) fn home_addresses(urls: &str) -> anyhow::Result<Vec<async_nats::ServerAddr>> {
+    let addrs = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>().with_context(|| {
+                format!("--nats-url: '{u}' is not a NATS URL; write nats://host:4222, several comma-separated")
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if addrs.is_empty() {
+        bail!("--nats-url is empty; write nats://host:4222, or leave it out to start the embedded server");
+    }
+    Ok(addrs)
+}
+
+/// Copies to keep when `--home-replicas` is not given: 3 when the home NATS says it is in
+/// a cluster of three servers or more, else 1.
+fn home_replicas(home: &async_nats::Client) -> usize {
+    let info = home.server_info();
+    if info.cluster.is_some() && info.connect_urls.len() >= 3 {
+        3
+    } else {
+        1
+    }
+}
+
 async fn connect_home(url: &str, reconnects: jsc_projector::Reconnects) -> anyhow::Result<async_nats::Client> {
+    let addrs = home_addresses(url)?;
     let options = async_nats::ConnectOptions::new()
         .name("jsconsole")
         .connection_timeout(Duration::from_secs(5))
@@ -387,7 +428,7 @@ async fn connect_home(url: &str, reconnects: jsc_projector::Reconnects) -> anyho
                 }
             }
         });
-    match tokio::time::timeout(Duration::from_secs(10), options.connect(url)).await {
+    match tokio::time::timeout(Duration::from_secs(10), options.connect(addrs)).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(e)) => bail!("cannot reach the home NATS at {url}: {e}; start it (nats-server -js) or fix --nats-url"),
         Err(_) => bail!("the home NATS at {url} did not answer within 10s; check --nats-url"),

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod claims;
+mod home;
 mod metadata;
 mod reader;
 mod recent;
@@ -24,6 +25,7 @@ mod subject;
 pub mod trace;
 pub mod verify;
 
+pub use home::HomeStorage;
 pub use metadata::{CommandContext, Receipt};
 pub use reader::EventReader;
 pub use recent::Recent;

@@ -214,13 +214,22 @@ impl JetStreamEventStore {
                          expected deny_delete, deny_purge, no max_age, allow_atomic and allow_direct"
                     );
                 }
+                if c.num_replicas < self.config.replicas {
+                    crate::HomeStorage::new(self.reader.client.clone(), self.config.replicas)
+                        .stream(self.stream_config())
+                        .await
+                        .map_err(Error::nats)?;
+                }
                 Ok(())
             }
             Err(e)
                 if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref je)
                     if je.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
             {
-                js.create_stream(self.stream_config()).await.map_err(Error::nats)?;
+                crate::HomeStorage::new(self.reader.client.clone(), self.config.replicas)
+                    .stream(self.stream_config())
+                    .await
+                    .map_err(Error::nats)?;
                 tracing::info!(stream = %self.config.stream, "created the event stream");
                 Ok(())
             }

@@ -354,6 +354,119 @@ impl Drop for ServerProcess {
     }
 }
 
+/// A cluster of nats-servers on this machine, made from configuration files such as
+/// `infra/home-cluster/n*.conf`: each file is copied with its `127.0.0.1:<port>` addresses
+/// moved to free ports and its `./data/home-cluster/` store moved under `dir`, so that
+/// tests and `make chaos` run the checked-in configuration itself. A node can be killed
+/// and started again on the same ports and store.
+pub struct LocalCluster {
+    nodes: Vec<(ServerOptions, Option<ServerProcess>)>,
+}
+
+impl LocalCluster {
+    /// Starts one node per file in `configs`, one after the other (each is ready before the
+    /// next starts; JetStream elects its leader once they see each other).
+    pub fn start(binary: Option<PathBuf>, configs: &[PathBuf], dir: &Path) -> Result<Self, Error> {
+        let io = |source: std::io::Error| Error::Spawn {
+            binary: "nats-server".into(),
+            source,
+        };
+        let texts: Vec<String> = configs
+            .iter()
+            .map(std::fs::read_to_string)
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        // Every port the files name, each moved to a free one.
+        let mut ports: Vec<u16> = texts.iter().flat_map(|t| local_ports(t)).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        let listeners: Vec<std::net::TcpListener> = ports
+            .iter()
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        let moved: std::collections::HashMap<u16, u16> = ports
+            .iter()
+            .zip(&listeners)
+            .map(|(p, l)| Ok((*p, l.local_addr()?.port())))
+            .collect::<Result<_, std::io::Error>>()
+            .map_err(io)?;
+        drop(listeners);
+        let store = format!("{}/", dir.display());
+        let mut nodes = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            let mut text = text.replace("./data/home-cluster/", &store);
+            for (from, to) in &moved {
+                text = text.replace(&format!("127.0.0.1:{from}"), &format!("127.0.0.1:{to}"));
+            }
+            let file = dir.join(format!("node-{}.conf", i + 1));
+            std::fs::create_dir_all(dir).map_err(io)?;
+            std::fs::write(&file, &text).map_err(io)?;
+            let client = local_ports(&text).first().copied().unwrap_or(0);
+            let mut opts = ServerOptions::new(dir.join(format!("node-{}", i + 1)));
+            opts.binary = binary.clone();
+            // The file's `jetstream` block has the store; the client port is the file's.
+            opts.jetstream = false;
+            opts.port = i32::from(client);
+            opts.extra_args = vec!["-c".into(), file.display().to_string()];
+            nodes.push((opts, None));
+        }
+        let mut cluster = Self { nodes };
+        for i in 0..cluster.nodes.len() {
+            cluster.restart(i)?;
+        }
+        Ok(cluster)
+    }
+
+    /// Every node's client URL.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|(o, _)| format!("nats://127.0.0.1:{}", o.port))
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Kills node `i` at once (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut p) = self.nodes[i].1.take() {
+            p.kill();
+        }
+    }
+
+    /// Starts node `i` again (or for the first time) on its ports and store.
+    pub fn restart(&mut self, i: usize) -> Result<(), Error> {
+        let process = ServerProcess::start(&self.nodes[i].0)?;
+        self.nodes[i].1 = Some(process);
+        Ok(())
+    }
+
+    /// Node `i`'s process id while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].1.as_ref().map(ServerProcess::pid)
+    }
+}
+
+/// The ports of the `127.0.0.1:<port>` addresses in a configuration, in order (the first
+/// is the client listener in `infra/home-cluster`).
+fn local_ports(text: &str) -> Vec<u16> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| l.split("127.0.0.1:").skip(1))
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
+
 fn parse_client_port(line: &str) -> Option<u16> {
     let rest = line.split("Listening for client connections on ").nth(1)?;
     rest.trim().rsplit(':').next()?.parse().ok()
@@ -368,5 +481,11 @@ mod tests {
         let line = "[1] 2026/11/27 12:00:00.000000 [INF] Listening for client connections on 127.0.0.1:41234";
         assert_eq!(parse_client_port(line), Some(41234));
         assert_eq!(parse_client_port("[INF] Server is ready"), None);
+    }
+
+    #[test]
+    fn finds_the_local_ports_of_a_configuration_outside_comments() {
+        let conf = "# make run ARGS=\"--nats-url nats://127.0.0.1:9999\"\nlisten: 127.0.0.1:4222\ncluster {\n  listen: 127.0.0.1:6222\n  routes: [nats://127.0.0.1:6222, nats://127.0.0.1:6223]\n}\n";
+        assert_eq!(local_ports(conf), vec![4222, 6222, 6222, 6223]);
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
+use jsc_eventstore::HomeStorage;
 
 use crate::sample::{Record, SUBJECT_PREFIX, Snapshot, cluster_subject, encode, stream_subject};
 
@@ -41,9 +42,8 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// Creates the metrics stream, or brings its retention to `retention` (idempotent).
-pub async fn ensure_stream(home: &async_nats::Client, retention: RawRetention) -> Result<stream::Stream, StoreError> {
-    let js = jetstream::new(home.clone());
-    let (major, minor) = jsc_fleet::admin::server_version(home);
+pub async fn ensure_stream(home: &HomeStorage, retention: RawRetention) -> Result<stream::Stream, StoreError> {
+    let (major, minor) = jsc_fleet::admin::server_version(&home.jetstream().client());
     let config = stream::Config {
         name: METRICS_STREAM.to_string(),
         description: Some("JetStream Console: samples of the managed clusters (observations, not events)".into()),
@@ -57,8 +57,7 @@ pub async fn ensure_stream(home: &async_nats::Client, retention: RawRetention) -
         compression: ((major, minor) >= (2, 10)).then_some(stream::Compression::S2),
         ..Default::default()
     };
-    js.create_or_update_stream(config).await.map_err(unavailable)?;
-    js.get_stream(METRICS_STREAM).await.map_err(unavailable)
+    home.stream_updated(config).await.map_err(unavailable)
 }
 
 /// Publishes a snapshot: every stream's sample, then the cluster's (which says the sample

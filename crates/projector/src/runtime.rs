@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv};
 use futures::{StreamExt, TryStreamExt};
-use jsc_eventstore::EventRecord;
+use jsc_eventstore::{EventRecord, HomeStorage};
 use tokio_util::sync::CancellationToken;
 
 use crate::{CHECKPOINT_KEY, Error, KvProjection, Versioned};
@@ -96,26 +96,18 @@ pub struct Projector {
 }
 
 /// Opens a view bucket, creating it when missing (history 1: the view is the current state;
-/// the history lives in the event stream).
+/// the history lives in the event stream), with `replicas` copies ([`HomeStorage`]).
 pub async fn ensure_bucket(js: &jetstream::Context, bucket: &str, replicas: usize) -> Result<kv::Store, Error> {
-    if let Ok(store) = js.get_key_value(bucket).await {
-        return Ok(store);
-    }
-    let created = js
-        .create_key_value(kv::Config {
+    HomeStorage::new(js.client(), replicas)
+        .bucket(kv::Config {
             bucket: bucket.to_string(),
             description: "JetStream Console read model (rebuilt from CONSOLE_EVENTS)".into(),
             history: 1,
             storage: jetstream::stream::StorageType::File,
-            num_replicas: replicas,
             ..Default::default()
         })
-        .await;
-    match created {
-        Ok(store) => Ok(store),
-        // Another replica may have created it in between.
-        Err(e) => js.get_key_value(bucket).await.map_err(|_| Error::nats(e)),
-    }
+        .await
+        .map_err(Error::nats)
 }
 
 impl Projector {

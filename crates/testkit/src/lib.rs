@@ -15,7 +15,7 @@ pub mod s3;
 
 pub use app::{OWNER_EMAIL, OWNER_PASSWORD, Subscription, TestApp, code, first_error};
 pub use events::{KV_TIMEOUT, RawEvent};
-pub use nats::NatsServer;
+pub use nats::{NatsCluster, NatsServer};
 pub use ops::{Invitation, gql, member_password};
 pub use s3::S3Server;
 

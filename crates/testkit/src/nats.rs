@@ -1,6 +1,6 @@
 //! A real nats-server per test.
 
-use jsc_fleet::embedded::{ServerOptions, ServerProcess, find_nats_server};
+use jsc_fleet::embedded::{LocalCluster, ServerOptions, ServerProcess, find_nats_server};
 use tempfile::TempDir;
 
 /// A nats-server with JetStream on a free port and its own store directory. Killed and
@@ -84,7 +84,8 @@ impl NatsServer {
 
     /// A plain client, for checking what the console did without going through it.
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(&self.url)
+        let urls: Vec<&str> = self.url.split(',').collect();
+        async_nats::connect(urls)
             .await
             .expect("connect to the test nats-server")
     }
@@ -118,6 +119,110 @@ impl NatsServer {
     pub fn stop(&mut self) {
         if let Some(mut p) = self.process.take() {
             p.kill();
+        }
+    }
+}
+
+/// A 3-node nats-server cluster made from the checked-in `infra/home-cluster/n*.conf`
+/// (moved to free ports and a temporary store), ready for JetStream when returned.
+pub struct NatsCluster {
+    cluster: LocalCluster,
+    dir: TempDir,
+}
+
+impl NatsCluster {
+    pub async fn start() -> Self {
+        crate::init_tracing();
+        let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let binary = find_nats_server(&[workspace]).unwrap_or_else(|| panic!("{}", jsc_fleet::embedded::INSTALL_HINT));
+        let configs: Vec<_> = (1..=3)
+            .map(|i| workspace.join(format!("../../infra/home-cluster/n{i}.conf")))
+            .collect();
+        let dir = tempfile::Builder::new()
+            .prefix("jsc-nats-cluster-")
+            .tempdir()
+            .expect("temp dir");
+        let cluster = LocalCluster::start(Some(binary), &configs, dir.path())
+            .unwrap_or_else(|e| panic!("could not start the 3-node cluster: {e}"));
+        let this = Self { cluster, dir };
+        this.wait_for_jetstream().await;
+        this
+    }
+
+    /// Every node's URL, comma-separated (as `--nats-url` takes them).
+    pub fn urls(&self) -> String {
+        self.cluster.urls().join(",")
+    }
+
+    /// Node `i`'s URL.
+    pub fn url(&self, i: usize) -> String {
+        self.cluster.urls()[i].clone()
+    }
+
+    /// A handle for a console on the cluster ([`crate::TestApp::spawn_with`]): dropping it
+    /// leaves the cluster running.
+    pub fn home(&self) -> NatsServer {
+        NatsServer {
+            process: None,
+            dir: tempfile::Builder::new()
+                .prefix("jsc-nats-shared-")
+                .tempdir()
+                .expect("temp dir"),
+            url: self.urls(),
+        }
+    }
+
+    /// A client that knows every node.
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(self.cluster.urls())
+            .await
+            .expect("connect to the test cluster")
+    }
+
+    /// Kills node `i` at once (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        self.cluster.kill(i);
+    }
+
+    /// Starts node `i` again on its ports and store.
+    pub fn restart(&mut self, i: usize) {
+        self.cluster
+            .restart(i)
+            .unwrap_or_else(|e| panic!("could not start node {i} again: {e}"));
+    }
+
+    /// Which node (by index) has `server_name`: `home-1` is node 0.
+    pub fn index_of(&self, server_name: &str) -> usize {
+        let n: usize = server_name
+            .trim_start_matches("home-")
+            .parse()
+            .unwrap_or_else(|_| panic!("not a node of infra/home-cluster: {server_name}"));
+        n - 1
+    }
+
+    pub fn store_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Waits until JetStream answers through the cluster (its meta leader is elected).
+    async fn wait_for_jetstream(&self) {
+        let client = self.client().await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(Ok(m)) = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                client.request("$JS.API.INFO", "".into()),
+            )
+            .await
+                && !String::from_utf8_lossy(&m.payload).contains("\"error\"")
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the 3-node cluster had no JetStream leader within 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 }

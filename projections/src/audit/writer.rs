@@ -55,6 +55,8 @@ pub struct AuditWriter {
     pub max_age: Duration,
     /// A day with this many files is compacted into one (0: never).
     pub compact_after: usize,
+    /// Copies of the writer's state bucket (the event stream's).
+    pub replicas: usize,
 }
 
 impl AuditWriter {
@@ -68,7 +70,7 @@ impl AuditWriter {
     /// on the way out.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let js = jetstream::new(self.client.clone());
-        let state = jsc_projector::ensure_bucket(&js, STATE_BUCKET, 1)
+        let state = jsc_projector::ensure_bucket(&js, STATE_BUCKET, self.replicas)
             .await
             .map_err(|source| Error::StateBucket {
                 bucket: STATE_BUCKET,

@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, kv};
 
+use jsc_eventstore::HomeStorage;
+
 use super::AuthSettings;
 
 /// The bucket of the shared limits: one key per address and per account (hashed), holding
@@ -50,32 +52,17 @@ impl Count {
 
 impl LoginLimiter {
     /// A limiter sharing its counts through `LOGIN_LIMITS_BUCKET` (created if missing).
-    pub async fn shared(js: &jetstream::Context, replicas: usize) -> Result<Self, String> {
-        let store = match js.get_key_value(LOGIN_LIMITS_BUCKET).await {
-            Ok(s) => s,
-            Err(_) => {
-                let created = js
-                    .create_key_value(kv::Config {
-                        bucket: LOGIN_LIMITS_BUCKET.into(),
-                        description: "JetStream Console: recent sign-in attempts per address and failures per account"
-                            .into(),
-                        history: 1,
-                        max_age: KEY_MAX_AGE,
-                        storage: jetstream::stream::StorageType::File,
-                        num_replicas: replicas,
-                        ..Default::default()
-                    })
-                    .await;
-                match created {
-                    Ok(s) => s,
-                    // Another replica may have created it in between.
-                    Err(e) => js
-                        .get_key_value(LOGIN_LIMITS_BUCKET)
-                        .await
-                        .map_err(|_| format!("could not create the bucket {LOGIN_LIMITS_BUCKET}: {e}"))?,
-                }
-            }
-        };
+    pub async fn shared(home: &HomeStorage) -> Result<Self, String> {
+        let store = home
+            .bucket(kv::Config {
+                bucket: LOGIN_LIMITS_BUCKET.into(),
+                description: "JetStream Console: recent sign-in attempts per address and failures per account".into(),
+                history: 1,
+                max_age: KEY_MAX_AGE,
+                storage: jetstream::stream::StorageType::File,
+                ..Default::default()
+            })
+            .await?;
         Ok(Self {
             shared: Some(store),
             local: Mutex::default(),

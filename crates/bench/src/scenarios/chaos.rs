@@ -6,7 +6,9 @@
 //!   other holds them and serves a change;
 //! - subscribers that read nothing: closed, and what the console held for them;
 //! - 10,000 idle subscribers (scenario 17);
-//! - a GraphQL fuzzer driven by the schema's introspection: no `INTERNAL`, no 5xx.
+//! - a GraphQL fuzzer driven by the schema's introspection: no `INTERNAL`, no 5xx;
+//! - one node of a 3-node home NATS (`infra/home-cluster`) killed with -9 under the same
+//!   writers as the first: checked the same way, the console on the two nodes left.
 //!
 //! `--soak DURATION` runs writers, readers and subscribers for that long instead and
 //! reports memory and p99 latency over time.
@@ -44,6 +46,7 @@ pub async fn chaos(args: &Args, soak: Option<Duration>) -> anyhow::Result<String
         ("C", slow_subscribers(args).await),
         ("D", many_subscribers(args).await),
         ("E", fuzz(args).await),
+        ("F", node_lost_under_writers(args).await),
     ] {
         eprintln!("chaos {name} done");
         match section {
@@ -51,10 +54,6 @@ pub async fn chaos(args: &Args, soak: Option<Duration>) -> anyhow::Result<String
             Err(e) => writeln!(md, "## {name}. failed to run\n\n```\n{e:#}\n```\n")?,
         }
     }
-    md.push_str(
-        "## Not run yet\n\n- Loss of one node of a 3-node home NATS: the console does not yet take several \
-         `--nats-url`s, and `infra/` has no 3-node configuration.\n",
-    );
     Ok(md)
 }
 
@@ -147,10 +146,67 @@ async fn owner_actor(http: &reqwest::Client, base: &str) -> anyhow::Result<Strin
     Ok(format!("user:{}", me["me"]["id"].as_str().context("no me")?))
 }
 
+/// The home NATS of scenarios A and F: one server, or the 3-node `infra/home-cluster`.
+enum HomeNats {
+    Single(Box<Home>),
+    Cluster {
+        nodes: jsc_fleet::embedded::LocalCluster,
+        _dir: tempfile::TempDir,
+    },
+}
+
+impl HomeNats {
+    fn cluster() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/home-cluster");
+        let configs: Vec<_> = (1..=3).map(|i| root.join(format!("n{i}.conf"))).collect();
+        let cluster = jsc_fleet::embedded::LocalCluster::start(None, &configs, dir.path())?;
+        Ok(Self::Cluster {
+            nodes: cluster,
+            _dir: dir,
+        })
+    }
+
+    /// Every server's URL, comma-separated (as `--nats-url` takes them).
+    fn url(&self) -> String {
+        match self {
+            Self::Single(h) => h.url(),
+            Self::Cluster { nodes, .. } => nodes.urls().join(","),
+        }
+    }
+
+    async fn client(&self) -> anyhow::Result<async_nats::Client> {
+        let url = self.url();
+        Ok(async_nats::connect(url.split(',').collect::<Vec<_>>()).await?)
+    }
+}
+
+/// Which fault scenario A or F makes under the writers.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// A: the one home server killed with -9, started again 2 s later.
+    HomeKilled,
+    /// F: the node of three that leads the event stream killed with -9, not started again.
+    NodeLost,
+}
+
 /// A. kill -9 of the home nats-server under 64 concurrent writers.
 async fn home_killed_under_writers(args: &Args) -> anyhow::Result<String> {
+    writers_through(args, Fault::HomeKilled).await
+}
+
+/// F. kill -9 of one node of a 3-node home NATS (the event stream's leader) under 64
+/// concurrent writers.
+async fn node_lost_under_writers(args: &Args) -> anyhow::Result<String> {
+    writers_through(args, Fault::NodeLost).await
+}
+
+async fn writers_through(args: &Args, fault: Fault) -> anyhow::Result<String> {
     const WRITERS: usize = 64;
-    let mut home = Home::start()?;
+    let mut home = match fault {
+        Fault::HomeKilled => HomeNats::Single(Box::new(Home::start()?)),
+        Fault::NodeLost => HomeNats::cluster()?,
+    };
     let console = Child::start(&args.jsconsole, &home.url()).await?;
     let http = authed_client(&console.token)?;
     let base = console.base.clone();
@@ -177,28 +233,52 @@ async fn home_killed_under_writers(args: &Args) -> anyhow::Result<String> {
     }
     drop(tx);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    home.kill();
-    let killed = Instant::now();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    home.start_again()?;
-    let restarted = Instant::now();
-    // Raw: how long the restarted server takes to serve the event stream again.
-    let raw_ready = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            if let Ok(c) = async_nats::connect(home.url()).await
-                && jetstream::new(c).get_stream("CONSOLE_EVENTS").await.is_ok()
-            {
-                return restarted.elapsed();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut lost_node = None;
+    let (killed, restarted, raw_ready, ready) = match &mut home {
+        HomeNats::Single(single) => {
+            single.kill();
+            let killed = Instant::now();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            single.start_again()?;
+            let restarted = Instant::now();
+            // Raw: how long the restarted server takes to serve the event stream again.
+            let raw_ready = tokio::time::timeout(Duration::from_secs(60), async {
+                loop {
+                    if let Ok(c) = async_nats::connect(single.url()).await
+                        && jetstream::new(c).get_stream("CONSOLE_EVENTS").await.is_ok()
+                    {
+                        return restarted.elapsed();
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .ok();
+            let ready = wait_ready(&http, &base, Duration::from_secs(60))
+                .await
+                .map(|d| d + raw_ready.unwrap_or_default());
+            (killed, restarted, raw_ready, ready)
         }
-    })
-    .await
-    .ok();
-    let ready = wait_ready(&http, &base, Duration::from_secs(60))
-        .await
-        .map(|d| d + raw_ready.unwrap_or_default());
-    tokio::time::sleep(Duration::from_secs(8)).await;
+        HomeNats::Cluster { nodes: cluster, .. } => {
+            let client = async_nats::connect(cluster.urls()).await?;
+            let info = jetstream::new(client)
+                .get_stream("CONSOLE_EVENTS")
+                .await?
+                .get_info()
+                .await?;
+            let leader = info
+                .cluster
+                .and_then(|c| c.leader)
+                .context("the event stream has no leader")?;
+            let node: usize = leader.trim_start_matches("home-").parse::<usize>()? - 1;
+            anyhow::ensure!(info.config.num_replicas == 3, "the event stream is not R3");
+            cluster.kill(node);
+            lost_node = Some(leader);
+            let killed = Instant::now();
+            (killed, killed, None, None)
+        }
+    };
+    tokio::time::sleep(Duration::from_secs(if fault == Fault::NodeLost { 10 } else { 8 })).await;
     stop.store(true, Ordering::Relaxed);
     for w in writers {
         let _ = w.await;
@@ -208,7 +288,7 @@ async fn home_killed_under_writers(args: &Args) -> anyhow::Result<String> {
         answers.push(a);
     }
     // Every event as stored, by description.
-    let client = async_nats::connect(home.url()).await?;
+    let client = home.client().await?;
     let records = jsc_eventstore::EventReader::new(client, "CONSOLE_EVENTS")
         .read_range("es.cluster.>", 1, None)
         .await?;
@@ -229,6 +309,8 @@ async fn home_killed_under_writers(args: &Args) -> anyhow::Result<String> {
     let mut codes: HashMap<String, usize> = HashMap::new();
     // How long the requests sent while the server was away took to be refused.
     let mut refusal_waits: Vec<f64> = Vec::new();
+    // Acknowledgements in time order: the longest stretch without one.
+    let mut ack_times: Vec<Instant> = Vec::new();
     for (d, answer, sent, at) in &answers {
         if matches!(answer, Answer::Refused(..)) && *at >= killed && *sent < restarted {
             refusal_waits.push(at.duration_since(*sent.max(&killed)).as_secs_f64());
@@ -237,6 +319,7 @@ async fn home_killed_under_writers(args: &Args) -> anyhow::Result<String> {
         match answer {
             Answer::Acked => {
                 acked += 1;
+                ack_times.push(*at);
                 match landed.map(Vec::len) {
                     None | Some(0) => lost += 1,
                     Some(1) => {}
@@ -275,21 +358,49 @@ async fn home_killed_under_writers(args: &Args) -> anyhow::Result<String> {
         }
     }
     refusal_waits.sort_by(|a, b| a.total_cmp(b));
+    ack_times.sort();
+    let longest_gap = ack_times
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .max()
+        .unwrap_or_default();
+    let acked_after_kill = ack_times.iter().filter(|t| **t > killed).count();
     let secs = |d: Option<Duration>| d.map_or("never".into(), |d| format!("{:.2} s", d.as_secs_f64()));
     let mut md = String::new();
-    writeln!(
-        md,
-        "## A. The home nats-server killed with -9 under {WRITERS} concurrent writers\n"
-    )?;
-    writeln!(
-        md,
-        "{WRITERS} writers each change their own cluster (`updateCluster`, a description naming the writer and \
-         its count) as fast as the console answers. After 5 s the home nats-server is killed with -9; 2 s later \
-         it is started again on the same port and store; the writers go on for 8 s more. Then every answer is \
-         checked against the events stored.\n"
-    )?;
+    match fault {
+        Fault::HomeKilled => {
+            writeln!(
+                md,
+                "## A. The home nats-server killed with -9 under {WRITERS} concurrent writers\n"
+            )?;
+            writeln!(
+                md,
+                "{WRITERS} writers each change their own cluster (`updateCluster`, a description naming the writer and \
+                 its count) as fast as the console answers. After 5 s the home nats-server is killed with -9; 2 s later \
+                 it is started again on the same port and store; the writers go on for 8 s more. Then every answer is \
+                 checked against the events stored.\n"
+            )?;
+        }
+        Fault::NodeLost => {
+            writeln!(
+                md,
+                "## F. One node of a 3-node home NATS killed with -9 under {WRITERS} concurrent writers\n"
+            )?;
+            writeln!(
+                md,
+                "The home NATS is the 3-node configuration of `infra/home-cluster/` (on free ports); the console gets \
+                 all three URLs and keeps its event stream and buckets in three copies. The same {WRITERS} writers as in \
+                 A; after 5 s the node leading the event stream ({}) is killed with -9 and **not** started again; the \
+                 writers go on for 10 s on the two nodes left. Then every answer is checked against the events stored.\n",
+                lost_node.as_deref().unwrap_or("?")
+            )?;
+        }
+    }
     writeln!(md, "| figure | value |\n|---|---|")?;
-    writeln!(md, "| changes acknowledged | {acked} |")?;
+    writeln!(
+        md,
+        "| changes acknowledged | {acked} ({acked_after_kill} after the kill) |"
+    )?;
     writeln!(md, "| **acknowledged but not stored (lost)** | **{lost}** |")?;
     writeln!(md, "| **acknowledged and stored twice (doubled)** | **{doubled}** |")?;
     writeln!(
@@ -307,23 +418,39 @@ async fn home_killed_under_writers(args: &Args) -> anyhow::Result<String> {
     writeln!(md, "| no HTTP answer | {transport} |")?;
     let codes: Vec<String> = codes.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     writeln!(md, "| refusals by code | {} |", codes.join(", "))?;
-    writeln!(
-        md,
-        "| refusals while the server was away: time to the answer (from the kill for requests in flight), median / max | {:.3} s / {:.3} s |",
-        percentile(&refusal_waits, 50.0),
-        refusal_waits.last().copied().unwrap_or(0.0)
-    )?;
-    writeln!(
-        md,
-        "| the restarted nats-server serves the event stream (raw) | {} after its start |",
-        secs(raw_ready)
-    )?;
-    writeln!(md, "| `/readyz` green | {} after the server's start |", secs(ready))?;
-    writeln!(
-        md,
-        "| first acknowledged change after the restart | {} |",
-        secs(first_ack_after_restart.map(|f| f.duration_since(restarted)))
-    )?;
+    match fault {
+        Fault::HomeKilled => {
+            writeln!(
+                md,
+                "| refusals while the server was away: time to the answer (from the kill for requests in flight), median / max | {:.3} s / {:.3} s |",
+                percentile(&refusal_waits, 50.0),
+                refusal_waits.last().copied().unwrap_or(0.0)
+            )?;
+            writeln!(
+                md,
+                "| the restarted nats-server serves the event stream (raw) | {} after its start |",
+                secs(raw_ready)
+            )?;
+            writeln!(md, "| `/readyz` green | {} after the server's start |", secs(ready))?;
+            writeln!(
+                md,
+                "| first acknowledged change after the restart | {} |",
+                secs(first_ack_after_restart.map(|f| f.duration_since(restarted)))
+            )?;
+        }
+        Fault::NodeLost => {
+            writeln!(
+                md,
+                "| first acknowledged change after the kill | {} |",
+                secs(first_ack_after_restart.map(|f| f.duration_since(killed)))
+            )?;
+            writeln!(
+                md,
+                "| longest stretch without an acknowledged change | {:.2} s |",
+                longest_gap.as_secs_f64()
+            )?;
+        }
+    }
     writeln!(
         md,
         "| last acknowledged change before the kill | {} before it |\n",

@@ -82,6 +82,7 @@ pub(super) async fn audit_export(
         max_bytes: jsc_projections::audit::MAX_BUFFERED_BYTES,
         max_age: Duration::from_secs(1),
         compact_after: 0,
+        replicas: 1,
     };
     let running = tokio::spawn(writer.run(token.clone()));
     let kv = loop {
