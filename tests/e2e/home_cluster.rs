@@ -206,6 +206,19 @@ async fn bad_home_settings_are_refused_with_what_to_do() {
         args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
     };
 
+    // A home NATS without JetStream: refused at once, saying how to enable it.
+    let plain_dir = tempfile::tempdir().unwrap();
+    let mut opts = jsc_fleet::embedded::ServerOptions::new(plain_dir.path());
+    opts.jetstream = false;
+    opts.binary = jsc_fleet::embedded::find_nats_server(&[std::path::Path::new(env!("CARGO_MANIFEST_DIR"))]);
+    let plain = jsc_fleet::embedded::ServerProcess::start(&opts).unwrap();
+    let (code, _, err) = jsc_testkit::cli(&serve(&["--nats-url", &plain.url()])).await;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("JetStream is not enabled on the home NATS") && err.contains("start nats-server with -js"),
+        "{err}"
+    );
+
     let urls = format!("{},not a url", nats.url());
     let (code, _, err) = jsc_testkit::cli(&serve(&["--nats-url", &urls])).await;
     assert_ne!(code, 0);

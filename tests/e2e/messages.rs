@@ -1491,6 +1491,10 @@ async fn republish_previews_then_sends_each_message_once_across_a_retry_and_is_r
         (json!({"ratePerSecond": 0}), "ratePerSecond"),
         (json!({"sequences": [0]}), "sequences"),
         (json!({"search": {"subject": "src..a"}}), "subject"),
+        (
+            json!({"sequences": [2, 9], "search": {"fromSequence": 3}}),
+            "sequences: 2 is outside the range 3.. given by fromSequence/toSequence",
+        ),
     ] {
         let body = app.graphql(REPUBLISH, input(extra)).await;
         assert_eq!(code(&body), "VALIDATION", "{body}");

@@ -77,6 +77,32 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
             "name",
             "control character (U+0000)",
         ),
+        // An empty deliver subject or group (leaving it out is how to have none).
+        (
+            "mutation($c: ID!) { createConsumer(input: {clusterId: $c, stream: \"STRICT\", config: {durableName: \"push\", deliverSubject: \"\"}}) { consumer { name } } }".into(),
+            json!({}),
+            "config.deliverSubject",
+            "leave it out for a pull consumer",
+        ),
+        (
+            "mutation($c: ID!) { createConsumer(input: {clusterId: $c, stream: \"STRICT\", config: {durableName: \"push\", deliverSubject: \"push.out\", deliverGroup: \"\"}}) { consumer { name } } }".into(),
+            json!({}),
+            "config.deliverGroup",
+            "leave it out for no queue group",
+        ),
+        // A condition field its kind does not read.
+        (
+            "mutation { createAlertRule(input: {rule: {name: \"lag\", condition: {kind: CONSUMER_LAG, threshold: 10, z: 3}, scope: {}}}) { alertRule { id } } }".into(),
+            json!({}),
+            "condition.z",
+            "a CONSUMER_LAG condition does not read it (it reads threshold)",
+        ),
+        (
+            "mutation { createAlertRule(input: {rule: {name: \"down\", condition: {kind: CLUSTER_UNREACHABLE, window: \"5m\"}, scope: {}}}) { alertRule { id } } }".into(),
+            json!({}),
+            "condition.window",
+            "it reads no field",
+        ),
     ];
     for (doc, mut vars, field, says) in cases {
         vars["c"] = json!(cluster);
@@ -110,6 +136,14 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
         )
         .await;
     refused(&body, "filter.from", "give a from at or before to");
+    // Each window of a comparison is named as its argument.
+    let body = app
+        .graphql(
+            "query($c: ID!) { messageSchemaChanges(clusterId: $c, stream: \"STRICT\", before: {from: \"2026-06-02T00:00:00Z\", to: \"2026-06-01T00:00:00Z\"}, after: {}) { added } }",
+            vars.clone(),
+        )
+        .await;
+    refused(&body, "before.from", "give a time before before.to");
     for args in [
         "after: \"not-a-cursor\"",
         "first: 501",

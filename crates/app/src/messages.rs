@@ -1057,6 +1057,7 @@ impl Console {
         sample: Option<u64>,
     ) -> Result<Shape> {
         self.stream(caller, cluster_id, stream)?;
+        check_window(&window, "window")?;
         let filter = filter_of(&subject)?;
         let n = within("sample", sample, SCHEMA_SAMPLE)?;
         let (reader, _) = self.reader(cluster_id, stream).await?;
@@ -1080,6 +1081,8 @@ impl Console {
         after: Window,
         sample: Option<u64>,
     ) -> Result<(Shape, Shape, ShapeChanges)> {
+        check_window(&before, "before")?;
+        check_window(&after, "after")?;
         let a = self
             .message_schema(caller, cluster_id, stream, subject.clone(), before, sample)
             .await?;
@@ -1092,17 +1095,23 @@ impl Console {
 }
 
 /// The newest `n` messages on `filter` within `window`, oldest first.
-async fn sample_window(reader: &Reader, filter: &str, window: Window, n: u64) -> Result<Vec<StoredMessage>> {
+/// Refuses a window in the future or ending before it starts; `name` is the argument
+/// (`window`, `before`, `after`) the error names.
+fn check_window(window: &Window, name: &str) -> Result<()> {
     for (arg, t) in [("from", window.from), ("to", window.to)] {
         if t.is_some_and(|t| t > Utc::now()) {
-            return Err(Error::validation(format!("{arg}: give a time before now")));
+            return Err(Error::validation(format!("{name}.{arg}: give a time before now")));
         }
     }
     if let (Some(a), Some(b)) = (window.from, window.to)
         && a >= b
     {
-        return Err(Error::validation("from: give a time before `to`"));
+        return Err(Error::validation(format!("{name}.from: give a time before {name}.to")));
     }
+    Ok(())
+}
+
+async fn sample_window(reader: &Reader, filter: &str, window: Window, n: u64) -> Result<Vec<StoredMessage>> {
     let facts = reader.facts();
     let start = match window.from {
         Some(t) => match reader.sequence_at(t, filter).await.map_err(read_error)? {

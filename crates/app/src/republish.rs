@@ -188,6 +188,22 @@ impl Console {
             return Err(Error::validation("sequences: sequences start at 1"));
         }
         let chosen: BTreeSet<u64> = req.sequences.iter().copied().collect();
+        // A sequence named outside the range given beside it would be left out without a
+        // word: refused instead.
+        let (from, to) = (req.search.from_sequence, req.search.to_sequence);
+        if let Some(out) = chosen
+            .iter()
+            .find(|s| from.is_some_and(|f| **s < f) || to.is_some_and(|t| **s > t))
+        {
+            let range = format!(
+                "{}..{}",
+                from.map_or(String::new(), |f| f.to_string()),
+                to.map_or(String::new(), |t| t.to_string())
+            );
+            return Err(Error::validation(format!(
+                "sequences: {out} is outside the range {range} given by fromSequence/toSequence; name sequences within it, or leave the range out"
+            )));
+        }
         let mut search = req.search.clone();
         if let (Some(first), Some(last)) = (chosen.first(), chosen.last()) {
             search.from_sequence = Some(search.from_sequence.map_or(*first, |f| f.max(*first)));

@@ -185,6 +185,7 @@ impl Application {
 
         let home_reconnects = jsc_projector::Reconnects::default();
         let home = connect_home(&url, home_reconnects.clone()).await?;
+        wait_for_jetstream(&home, &url).await?;
         let replicas = config.home_replicas.unwrap_or_else(|| home_replicas(&home));
         tracing::info!(
             replicas,
@@ -392,6 +393,47 @@ pub(crate) fn home_addresses(urls: &str) -> anyhow::Result<Vec<async_nats::Serve
         bail!("--nats-url is empty; write nats://host:4222, or leave it out to start the embedded server");
     }
     Ok(addrs)
+}
+
+/// How long the console waits at its start for the home NATS's JetStream: a cluster
+/// started at the same moment answers once its nodes have elected a leader.
+const JETSTREAM_WAIT: Duration = Duration::from_secs(60);
+
+/// Waits until JetStream answers on the home NATS. A single server without JetStream is
+/// refused at once; a cluster still electing its leader is waited for (and said so).
+async fn wait_for_jetstream(home: &async_nats::Client, url: &str) -> anyhow::Result<()> {
+    use async_nats::jetstream::context::AccountErrorKind;
+    let js = async_nats::jetstream::new(home.clone());
+    let start = tokio::time::Instant::now();
+    let mut said = false;
+    loop {
+        let e = match js.query_account().await {
+            Ok(_) => {
+                if said {
+                    tracing::info!(waited = ?start.elapsed(), "JetStream answers on the home NATS");
+                }
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        let clustered = home.server_info().cluster.is_some();
+        if matches!(e.kind(), AccountErrorKind::JetStreamUnavailable) && !clustered {
+            bail!(
+                "JetStream is not enabled on the home NATS at {url}: start nats-server with -js (or a jetstream block in its configuration)"
+            );
+        }
+        if start.elapsed() >= JETSTREAM_WAIT {
+            bail!(
+                "JetStream did not answer on the home NATS at {url} within {}s ({e}): on a cluster, check that a majority of its servers run and see each other",
+                JETSTREAM_WAIT.as_secs()
+            );
+        }
+        if !said {
+            tracing::warn!(error = %e, "JetStream does not answer on the home NATS yet (a cluster electing its leader?); waiting up to {}s", JETSTREAM_WAIT.as_secs());
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Copies to keep when `--home-replicas` is not given: 3 when the home NATS says it is in

@@ -118,9 +118,52 @@ pub struct AlertConditionInput {
     stalled_for: Option<Duration>,
 }
 
+impl AlertConditionKind {
+    /// The kind as the schema spells it, and the condition fields it reads.
+    fn reads(self) -> (&'static str, &'static [&'static str]) {
+        use AlertConditionKind as K;
+        match self {
+            K::ConsumerLag => ("CONSUMER_LAG", &["threshold"]),
+            K::ConsumerStalled => ("CONSUMER_STALLED", &["stalledFor"]),
+            K::RedeliveryRate => ("REDELIVERY_RATE", &["threshold"]),
+            K::MessageRateAbove => ("MESSAGE_RATE_ABOVE", &["threshold"]),
+            K::MessageRateBelow => ("MESSAGE_RATE_BELOW", &["threshold"]),
+            K::MessageRateZero => ("MESSAGE_RATE_ZERO", &["window"]),
+            K::MessageRateAnomaly => ("MESSAGE_RATE_ANOMALY", &["z", "window"]),
+            K::StreamStorage => ("STREAM_STORAGE", &["percent"]),
+            K::AccountStorage => ("ACCOUNT_STORAGE", &["percent"]),
+            K::ClusterUnreachable => ("CLUSTER_UNREACHABLE", &[]),
+            K::JetstreamUnhealthy => ("JETSTREAM_UNHEALTHY", &[]),
+            K::DeadLetters => ("DEAD_LETTERS", &["threshold", "window"]),
+        }
+    }
+}
+
 impl AlertConditionInput {
     fn into_domain(self) -> Result<Condition> {
         use AlertConditionKind as K;
+        // A field the kind does not read is a mistake (the wrong kind, or a field meant for
+        // another rule), not something to drop quietly.
+        let (kind, reads) = self.kind.reads();
+        let given = [
+            ("threshold", self.threshold.is_some()),
+            ("percent", self.percent.is_some()),
+            ("z", self.z.is_some()),
+            ("window", self.window.is_some()),
+            ("stalledFor", self.stalled_for.is_some()),
+        ];
+        for (field, set) in given {
+            if set && !reads.contains(&field) {
+                let hint = if reads.is_empty() {
+                    "it reads no field".to_string()
+                } else {
+                    format!("it reads {}", reads.join(" and "))
+                };
+                return Err(Error::validation(format!(
+                    "condition.{field}: a {kind} condition does not read it ({hint}); leave it out, or choose the kind that reads it"
+                )));
+            }
+        }
         let need = |v: Option<f64>, f: &str| {
             v.ok_or_else(|| Error::validation(format!("condition.{f}: required for this kind of condition")))
         };

@@ -188,7 +188,7 @@ where
         shutdown: CancellationToken,
     ) {
         let mut loaded = Some(loaded);
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = crate::reconnects::Backoff::new(reconnects.as_ref());
         // After a reconnect the bucket is read again without dropping what it does not
         // send: a restarted server can answer before every entry is back, and readers
         // must not see sessions or clusters vanish meanwhile (deletes come as markers).
@@ -202,7 +202,6 @@ where
                     r
                 }
                 _ = crate::reconnects::next(&mut reconnected) => {
-                    backoff = Duration::from_millis(100);
                     prune = false;
                     Err(Error::nats("the home NATS reconnected"))
                 }
@@ -212,9 +211,8 @@ where
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
+                _ = backoff.wait() => {}
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 

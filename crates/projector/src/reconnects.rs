@@ -27,6 +27,36 @@ impl Reconnects {
     }
 }
 
+/// The wait between two attempts of a long-lived reader of the home NATS: 100 ms, doubling
+/// up to 5 s while attempts keep failing, and cut short (back to 100 ms) as soon as the
+/// home connection is up again, so a reader is back within moments of its NATS rather
+/// than after the backoff an outage built up.
+pub(crate) struct Backoff {
+    delay: std::time::Duration,
+    reconnected: Option<watch::Receiver<u64>>,
+}
+
+impl Backoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+    const MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// Listens to `reconnects` from now on (a reconnect during an attempt ends the next wait).
+    pub(crate) fn new(reconnects: Option<&Reconnects>) -> Self {
+        Self {
+            delay: Self::FIRST,
+            reconnected: reconnects.map(Reconnects::subscribe),
+        }
+    }
+
+    /// Waits before the next attempt.
+    pub(crate) async fn wait(&mut self) {
+        tokio::select! {
+            _ = tokio::time::sleep(self.delay) => self.delay = (self.delay * 2).min(Self::MAX),
+            _ = next(&mut self.reconnected) => self.delay = Self::FIRST,
+        }
+    }
+}
+
 /// Waits for the next reconnect on `rx`; never, without one.
 pub(crate) async fn next(rx: &mut Option<watch::Receiver<u64>>) {
     if let Some(rx) = rx
@@ -40,6 +70,24 @@ pub(crate) async fn next(rx: &mut Option<watch::Receiver<u64>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backoff_grows_while_attempts_fail_and_ends_when_the_connection_is_back() {
+        let r = Reconnects::default();
+        let mut b = Backoff::new(Some(&r));
+        let t0 = tokio::time::Instant::now();
+        b.wait().await;
+        b.wait().await;
+        b.wait().await;
+        assert_eq!(t0.elapsed(), std::time::Duration::from_millis(700));
+        // Back during an attempt: the next wait ends at once, and the delay starts over.
+        r.connected();
+        let t1 = tokio::time::Instant::now();
+        b.wait().await;
+        assert_eq!(t1.elapsed(), std::time::Duration::ZERO);
+        b.wait().await;
+        assert_eq!(t1.elapsed(), std::time::Duration::from_millis(100));
+    }
 
     #[tokio::test]
     async fn a_receiver_wakes_on_reconnects_after_it_subscribed_only() {

@@ -240,7 +240,7 @@ impl Projector {
     /// outages. The consumer starts after the lowest checkpoint; each view skips what it
     /// has already applied and keeps its own checkpoint.
     pub async fn run_all(&self, projections: Vec<Runnable>, shutdown: CancellationToken) -> Result<(), Error> {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = crate::reconnects::Backoff::new(self.reconnects.as_ref());
         loop {
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -252,9 +252,8 @@ impl Projector {
                     tracing::warn!(error = %e, "projections interrupted; resuming");
                     tokio::select! {
                         _ = shutdown.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = backoff.wait() => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }

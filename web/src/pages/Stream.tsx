@@ -476,6 +476,20 @@ function editable(s: StreamT): Editable {
   };
 }
 
+/** A field of the form as the update sends it. */
+function sent(k: keyof Editable, v: Editable[keyof Editable]): unknown {
+  if (k === 'subjects')
+    return (v as string)
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
+  if (['maxBytes', 'maxMsgs', 'maxMsgsPerSubject', 'maxMsgSize', 'replicas'].includes(k)) {
+    const t = (v as string).trim();
+    return t !== '' && Number.isFinite(Number(t)) ? Number(t) : v;
+  }
+  return v;
+}
+
 function Config({ clusterId, s, onSaved }: { clusterId: string; s: StreamT; onSaved: () => void }) {
   const canOperate = useCan('OPERATOR');
   const start = useMemo(() => editable(s), [s]);
@@ -483,7 +497,8 @@ function Config({ clusterId, s, onSaved }: { clusterId: string; s: StreamT; onSa
   const [preview, setPreview] = useState(false);
   const [danger, setDanger] = useState<'purge' | 'seal' | 'delete' | null>(null);
   const set = <K extends keyof Editable>(k: K) => (v: Editable[K]) => setForm((f) => ({ ...f, [k]: v }));
-  const changed = (Object.keys(form) as (keyof Editable)[]).filter((k) => form[k] !== start[k]);
+  // Compared as they would be sent: "a,b" and "a, b" are the same subjects, "010" is 10.
+  const changed = (Object.keys(form) as (keyof Editable)[]).filter((k) => JSON.stringify(sent(k, form[k])) !== JSON.stringify(sent(k, start[k])));
   const canEdit = canOperate && !s.config.sealed;
   const check = () =>
     checkFields([
@@ -498,16 +513,7 @@ function Config({ clusterId, s, onSaved }: { clusterId: string; s: StreamT; onSa
   const save = useAction(async () => {
     check();
     const input: Record<string, unknown> = {};
-    for (const k of changed) {
-      const v = form[k];
-      if (k === 'subjects')
-        input.subjects = (v as string)
-          .split(',')
-          .map((x) => x.trim())
-          .filter(Boolean);
-      else if (['maxBytes', 'maxMsgs', 'maxMsgsPerSubject', 'maxMsgSize', 'replicas'].includes(k)) input[k] = Number(v);
-      else input[k] = v;
-    }
+    for (const k of changed) input[k] = sent(k, form[k]);
     await request(UpdateStream, { input: { clusterId, name: s.name, config: input } });
     setPreview(false);
     onSaved();

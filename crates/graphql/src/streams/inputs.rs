@@ -406,10 +406,20 @@ impl ConsumerConfigInput {
             c.metadata = metadata(v)?;
         }
         if let Some(v) = self.deliver_subject {
-            c.deliver_subject = Some(v).filter(|s| !s.is_empty());
+            if v.is_empty() {
+                return Err(ApiError::validation(
+                    "config.deliverSubject: must not be empty; leave it out for a pull consumer (or to keep the current one)",
+                ));
+            }
+            c.deliver_subject = Some(v);
         }
         if let Some(v) = self.deliver_group {
-            c.deliver_group = Some(v).filter(|s| !s.is_empty());
+            if v.is_empty() {
+                return Err(ApiError::validation(
+                    "config.deliverGroup: must not be empty; leave it out for no queue group (or to keep the current one)",
+                ));
+            }
+            c.deliver_group = Some(v);
         }
         if let Some(v) = self.flow_control {
             c.flow_control = v;
