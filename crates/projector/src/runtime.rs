@@ -32,6 +32,11 @@ const READS_IN_FLIGHT: usize = 64;
 /// it); one that does not would cost every projection a KV write per event of any type.
 const CHECKPOINT_DEBOUNCE: Duration = Duration::from_millis(250);
 
+/// Why the projections start over when the home connection comes back while they write.
+fn reconnected_while_writing() -> Error {
+    Error::nats("the home NATS reconnected while the views were written; reading on from the checkpoints")
+}
+
 /// The views a running projector has read or written, so each key costs one KV read per
 /// run rather than one per batch. Sound because a projection has a single writer.
 struct Known<V> {
@@ -283,7 +288,10 @@ impl Projector {
                     return Err(Error::nats("the home NATS reconnected; reading on from the checkpoints"));
                 }
                 _ = async { tokio::time::sleep_until(next_flush.expect("guarded")).await }, if next_flush.is_some() => {
-                    save_lanes(&mut lanes, true).await?;
+                    tokio::select! {
+                        r = save_lanes(&mut lanes, true) => r?,
+                        _ = crate::reconnects::next(&mut reconnected) => return Err(reconnected_while_writing()),
+                    }
                     continue;
                 }
                 c = chunks.next() => c,
@@ -307,7 +315,13 @@ impl Projector {
                 }
             }
             let batch = &batch;
-            futures::future::try_join_all(lanes.iter_mut().map(|l| l.apply(batch))).await?;
+            // A write sent just before the connection dropped waits out its whole ack
+            // timeout; the connection back, the views are read on from their checkpoints
+            // instead (as after a crash: applying an event again changes nothing).
+            tokio::select! {
+                r = futures::future::try_join_all(lanes.iter_mut().map(|l| l.apply(batch))) => { r?; }
+                _ = crate::reconnects::next(&mut reconnected) => return Err(reconnected_while_writing()),
+            }
         }
     }
 
