@@ -178,6 +178,9 @@ impl Error {
                     )
                 }
             }
+            jsc_eventstore::Error::NoStream(detail) => {
+                Self::from_store(jsc_eventstore::Error::Nats(detail.into()), correlation_id)
+            }
             jsc_eventstore::Error::Nats(detail) => {
                 tracing::warn!(%correlation_id, error = %Chain(detail.as_ref()), "event store unavailable");
                 Self {

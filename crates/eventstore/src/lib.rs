@@ -51,6 +51,11 @@ pub enum Error {
     Nats(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("malformed event at stream sequence {sequence}: {reason}")]
     Malformed { sequence: u64, reason: String },
+    /// No stream answered the append: nothing was stored. The stream is missing, or (on a
+    /// cluster) electing a new leader after losing a node; an append sends again for a
+    /// while before it says so.
+    #[error("{0}")]
+    NoStream(String),
 }
 
 impl Error {

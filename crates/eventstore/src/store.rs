@@ -15,6 +15,9 @@ use crate::claims::{self, ClaimState, ClaimWrite};
 use crate::record::headers;
 use crate::{Error, EventReader, EventRecord, encode_id};
 
+/// How long an append waits before sending again when no stream answered it.
+const NO_STREAM_RETRY: Duration = Duration::from_millis(100);
+
 /// Error codes JetStream answers when an expectation on the last sequence fails.
 const CONFLICT_CODES: [u64; 2] = [10071, 10164];
 
@@ -296,13 +299,24 @@ impl JetStreamEventStore {
         if !ambiguous {
             self.reader.ensure_connected()?;
         }
-        for _ in 0..=self.config.timeout_retries {
+        let started = tokio::time::Instant::now();
+        let mut timeouts = 0;
+        while timeouts <= self.config.timeout_retries {
             match self.try_append(subject, expected_last, records, claims).await {
                 Ok(outcome) => return Ok(outcome),
+                // Nobody heard it, so nothing was stored: on a cluster that lost the node
+                // leading the stream, a new leader takes over within seconds. Sent again
+                // (same ids) until then, within the append's time.
+                Err(Error::NoStream(_)) if started.elapsed() < self.config.append_timeout => {
+                    tracing::debug!(%subject, %commit_id, "no stream answered the append; sending it again");
+                    tokio::time::sleep(NO_STREAM_RETRY).await;
+                }
                 Err(Error::Timeout) => {
+                    timeouts += 1;
                     ambiguous = true;
                     tracing::warn!(%subject, %commit_id, "append timed out; re-sending with the same commit id");
                 }
+                Err(Error::NoStream(why)) if !ambiguous => return Err(Error::nats(why)),
                 Err(e) if ambiguous => {
                     // An earlier attempt may have landed: only a definite answer from the
                     // stream may say "not committed"; anything else stays "unknown".
@@ -388,7 +402,7 @@ impl JetStreamEventStore {
                 // unknown (the message may have been stored), not a whole timeout later.
                 let reply = tokio::select! {
                     r = request => r.map_err(|_| Error::Timeout)?.map_err(|e| match e.kind() {
-                        async_nats::RequestErrorKind::NoResponders => Error::nats(format!(
+                        async_nats::RequestErrorKind::NoResponders => Error::NoStream(format!(
                             "no stream listens on {subject}; is the event stream {} there?",
                             self.config.stream
                         )),

@@ -21,6 +21,41 @@ impl Reconnects {
         self.0.send_modify(|n| *n += 1);
     }
 
+    /// Counts, as a reconnect, every new leader of a stream for which `followed` holds, until
+    /// `shutdown`: on a cluster, an ordered consumer lives on its stream's leader and dies
+    /// with it, and its reader would otherwise only notice after missing heartbeats (10 s or
+    /// more) though the connection never dropped.
+    pub async fn on_new_leaders(
+        &self,
+        client: async_nats::Client,
+        followed: impl Fn(&str) -> bool,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        use futures::StreamExt;
+        let mut elected = match client.subscribe("$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.>").await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot follow the home streams' leader elections");
+                return;
+            }
+        };
+        loop {
+            let m = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                m = elected.next() => m,
+            };
+            let Some(m) = m else { return };
+            let stream = m.subject.rsplit('.').next().unwrap_or_default();
+            if followed(stream) {
+                tracing::info!(
+                    stream,
+                    "a stream the console follows has a new leader; its readers start over"
+                );
+                self.connected();
+            }
+        }
+    }
+
     /// A receiver that wakes on the next reconnect (not on those before).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.0.subscribe()
