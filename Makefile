@@ -137,7 +137,8 @@ bench: tools
 	target/release/jsc-bench --jsconsole target/release/jsconsole $(ARGS)
 
 ## Fault scenarios, bounded in time: kill -9 of the home NATS under 64 writers and of the
-## replica holding the roles, slow and 10,000 idle subscribers, a schema-driven fuzzer;
+## replica holding the roles, slow and 10,000 idle subscribers, a schema-driven fuzzer, one
+## node of a 3-node home NATS killed under the writers;
 ## writes docs/reliability.md (ARGS="--soak 30m": a soak instead, into docs/soak.md).
 chaos: tools
 	cargo build --release -p jsc-cli -p jsc-bench

@@ -419,14 +419,10 @@ impl Console {
             // On a home cluster that loses a node, the readers following a stream led there
             // start over as soon as another leads it.
             let (reconnects, client, token) = (options.home_reconnects.clone(), home.clone(), shutdown.clone());
-            let events = stream_name.clone();
             workers.push(Worker {
                 name: "leader-elections",
                 run: Box::pin(async move {
-                    let followed = move |s: &str| {
-                        s == events || s == jsc_metrics::store::METRICS_STREAM || s.starts_with("KV_view_")
-                    };
-                    reconnects.on_new_leaders(client, followed, token).await;
+                    reconnects.on_new_leaders(client, token).await;
                     Ok(())
                 }),
             });

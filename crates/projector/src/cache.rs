@@ -188,13 +188,13 @@ where
         shutdown: CancellationToken,
     ) {
         let mut loaded = Some(loaded);
-        let mut backoff = crate::reconnects::Backoff::new(reconnects.as_ref());
+        let mut backoff = crate::reconnects::Backoff::new(reconnects.as_ref(), &format!("KV_{bucket}"));
         // After a reconnect the bucket is read again without dropping what it does not
         // send: a restarted server can answer before every entry is back, and readers
         // must not see sessions or clusters vanish meanwhile (deletes come as markers).
         let mut prune = true;
         loop {
-            let mut reconnected = reconnects.as_ref().map(crate::Reconnects::subscribe);
+            let mut reconnected = reconnects.as_ref().map(|r| r.subscribe(format!("KV_{bucket}")));
             let result = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = self.watch_once(&kv, &mut loaded, prune) => {

@@ -245,7 +245,7 @@ impl Projector {
     /// outages. The consumer starts after the lowest checkpoint; each view skips what it
     /// has already applied and keeps its own checkpoint.
     pub async fn run_all(&self, projections: Vec<Runnable>, shutdown: CancellationToken) -> Result<(), Error> {
-        let mut backoff = crate::reconnects::Backoff::new(self.reconnects.as_ref());
+        let mut backoff = crate::reconnects::Backoff::new(self.reconnects.as_ref(), &self.stream);
         loop {
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -273,7 +273,7 @@ impl Projector {
             shutdown.cancelled().await;
             return Ok(());
         };
-        let mut reconnected = self.reconnects.as_ref().map(crate::Reconnects::subscribe);
+        let mut reconnected = self.reconnects.as_ref().map(|r| r.subscribe(self.stream.as_str()));
         let consumer = self.consumer_from(start).await?;
         let messages = consumer.messages().await.map_err(Error::nats)?;
         let mut chunks = messages.ready_chunks(MAX_BATCH);

@@ -237,7 +237,7 @@ async fn writers_through(args: &Args, fault: Fault) -> anyhow::Result<String> {
     drop(tx);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let mut lost_node = None;
-    let (killed, restarted, raw_ready, ready) = match &mut home {
+    let (killed, restarted, raw_election, ready_pair) = match &mut home {
         HomeNats::Single(single) => {
             single.kill();
             let killed = Instant::now();
@@ -260,7 +260,7 @@ async fn writers_through(args: &Args, fault: Fault) -> anyhow::Result<String> {
             let ready = wait_ready(&http, &base, Duration::from_secs(60))
                 .await
                 .map(|d| d + raw_ready.unwrap_or_default());
-            (killed, restarted, raw_ready, ready)
+            (killed, restarted, None, ready.map(|r| (r, raw_ready)))
         }
         HomeNats::Cluster { nodes: cluster, .. } => {
             let client = async_nats::connect(cluster.urls()).await?;
@@ -276,12 +276,45 @@ async fn writers_through(args: &Args, fault: Fault) -> anyhow::Result<String> {
             let node: usize = leader.trim_start_matches("home-").parse::<usize>()? - 1;
             anyhow::ensure!(info.config.num_replicas == 3, "the event stream is not R3");
             cluster.kill(node);
-            lost_node = Some(leader);
             let killed = Instant::now();
-            (killed, killed, None, None)
+            // Raw: how long NATS takes to give the event stream a new leader.
+            let survivors: Vec<String> = cluster
+                .urls()
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| *i != node)
+                .map(|(_, u)| u)
+                .collect();
+            let old = leader.clone();
+            let raw = tokio::spawn(async move {
+                let js = jetstream::new(async_nats::connect(survivors).await.ok()?);
+                let t0 = Instant::now();
+                while t0.elapsed() < Duration::from_secs(60) {
+                    if let Ok(Some(info)) = tokio::time::timeout(Duration::from_secs(1), async {
+                        js.get_stream("CONSOLE_EVENTS").await.ok()?.get_info().await.ok()
+                    })
+                    .await
+                        && info.cluster.and_then(|c| c.leader).is_some_and(|l| l != old)
+                    {
+                        return Some(killed.elapsed());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                None
+            });
+            lost_node = Some(leader);
+            (killed, killed, Some(raw), None)
         }
     };
-    tokio::time::sleep(Duration::from_secs(if fault == Fault::NodeLost { 10 } else { 8 })).await;
+    tokio::time::sleep(Duration::from_secs(if fault == Fault::NodeLost { 15 } else { 8 })).await;
+    let elected = match raw_election {
+        Some(task) => task.await.ok().flatten(),
+        None => None,
+    };
+    let (ready, raw_ready) = match ready_pair {
+        Some((r, raw)) => (Some(r), raw),
+        None => (None, None),
+    };
     stop.store(true, Ordering::Relaxed);
     for w in writers {
         let _ = w.await;
@@ -394,7 +427,7 @@ async fn writers_through(args: &Args, fault: Fault) -> anyhow::Result<String> {
                 "The home NATS is the 3-node configuration of `infra/home-cluster/` (on free ports); the console gets \
                  all three URLs and keeps its event stream and buckets in three copies. The same {WRITERS} writers as in \
                  A; after 5 s the node leading the event stream ({}) is killed with -9 and **not** started again; the \
-                 writers go on for 10 s on the two nodes left. Then every answer is checked against the events stored.\n",
+                 writers go on for 15 s on the two nodes left. Then every answer is checked against the events stored.\n",
                 lost_node.as_deref().unwrap_or("?")
             )?;
         }
@@ -444,7 +477,12 @@ async fn writers_through(args: &Args, fault: Fault) -> anyhow::Result<String> {
         Fault::NodeLost => {
             writeln!(
                 md,
-                "| first acknowledged change after the kill | {} |",
+                "| the event stream's new leader elected (raw NATS) | {} after the kill |",
+                secs(elected)
+            )?;
+            writeln!(
+                md,
+                "| first change acknowledged after the kill | {} after it |",
                 secs(first_ack_after_restart.map(|f| f.duration_since(killed)))
             )?;
             writeln!(
