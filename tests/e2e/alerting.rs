@@ -710,7 +710,7 @@ async fn two_replicas_notify_once_and_the_one_that_takes_over_sends_nothing_twic
     let (secret, signing) = (key(7), key(9));
     let tweak = |c: &mut jsc_cli::Config| {
         c.monitoring.interval = Duration::from_millis(200);
-        c.lease_ttl = Duration::from_secs(5);
+        c.lease_ttl = Some(Duration::from_secs(5));
         c.secret_keys = vec![secret.clone()];
         c.signing_keys = vec![signing.clone()];
     };

@@ -147,7 +147,7 @@ async fn two_consoles_on_one_home_nats_sample_once_between_them_and_the_other_ta
         c.monitoring.interval = Duration::from_millis(200);
         // Long enough that a loaded machine never misses a renewal; a stopping holder
         // releases its lease, so the takeover below does not wait for it.
-        c.lease_ttl = Duration::from_secs(5);
+        c.lease_ttl = Some(Duration::from_secs(5));
         c.secret_keys = vec![secret.clone()];
         c.signing_keys = vec![signing.clone()];
     };
@@ -228,7 +228,7 @@ async fn when_the_replica_running_the_projections_and_the_watcher_dies_the_other
     let key = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
     let (secret, signing) = (key(7), key(9));
     let tweak = |c: &mut jsc_cli::Config| {
-        c.lease_ttl = Duration::from_secs(2);
+        c.lease_ttl = Some(Duration::from_secs(2));
         c.reconcile_interval = Duration::from_secs(1);
         c.secret_keys = vec![secret.clone()];
         c.signing_keys = vec![signing.clone()];

@@ -207,6 +207,8 @@ pub enum StartError {
     },
     #[error("cannot create the API key usage bucket")]
     KeyUsage(#[source] jsc_projector::Error),
+    #[error("cannot create the audit writer's state bucket")]
+    AuditState(#[source] jsc_projector::Error),
     #[error("cannot create the persisted queries bucket")]
     PersistedQueries(#[source] jsc_projector::Error),
     #[error("cannot open the leases bucket console_leases: {0}")]
@@ -303,6 +305,11 @@ impl Console {
             jsc_projector::ensure_bucket(&js, crate::persisted::PERSISTED_QUERIES_BUCKET, storage.replicas())
                 .await
                 .map_err(StartError::PersistedQueries)?;
+        // Made here rather than by the audit writer when it first runs (under a lease,
+        // perhaps on another replica): every bucket has its copies from the start.
+        jsc_projector::ensure_bucket(&js, jsc_projections::audit::STATE_BUCKET, storage.replicas())
+            .await
+            .map_err(StartError::AuditState)?;
         crate::deadletters::ensure_stream(&storage)
             .await
             .map_err(StartError::DeadLetters)?;

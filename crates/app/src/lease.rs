@@ -32,6 +32,11 @@ pub const LEASES_BUCKET: &str = "console_leases";
 /// How long a lease outlives its last renewal when no bucket says otherwise.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(6);
 
+/// The same on a home cluster: longer than NATS takes to elect new leaders for the
+/// console's streams after losing a node (4 to 9 s each, more under load), so the roles
+/// keep running through it instead of stopping while nobody can renew or take a lease.
+pub const CLUSTER_TTL: Duration = Duration::from_secs(15);
+
 /// An id for this process among the replicas: host, process id and a random part (a
 /// restarted process is a new replica).
 pub fn replica_id() -> String {

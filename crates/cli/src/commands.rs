@@ -303,9 +303,10 @@ struct ServeArgs {
     reconcile_interval: u64,
     /// How long a background role's lease outlives its holder's last renewal, in seconds
     /// (2 to 300): another replica takes a dead holder's roles over after about this long.
-    /// The first replica on a home NATS sets it for all of them.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(2..=300), env = "JSCONSOLE_LEASE_TTL")]
-    lease_ttl: u64,
+    /// Default 6, or 15 on a home cluster (longer than its leader elections). The first
+    /// replica on a home NATS sets it for all of them.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=300), env = "JSCONSOLE_LEASE_TTL")]
+    lease_ttl: Option<u64>,
     /// WebSocket connections open at once, in total (one connection carries many
     /// subscriptions); more are refused with 429 until some close.
     #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..), env = "JSCONSOLE_MAX_CONNECTIONS")]
@@ -405,7 +406,7 @@ async fn serve_with(args: ServeArgs, err: &mut (dyn Write + Send)) -> anyhow::Re
     config.monitoring.interval = std::time::Duration::from_secs(args.metrics_interval);
     config.monitoring.collect = !args.no_metrics_collector;
     config.reconcile_interval = std::time::Duration::from_secs(args.reconcile_interval);
-    config.lease_ttl = std::time::Duration::from_secs(args.lease_ttl);
+    config.lease_ttl = args.lease_ttl.map(std::time::Duration::from_secs);
     config.auth.max_connections = args.max_connections as usize;
     config.auth.max_connections_per_address = args.max_connections_per_address as usize;
     config.auth.max_connections_per_user = args.max_connections_per_user as usize;

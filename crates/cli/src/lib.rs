@@ -84,8 +84,9 @@ pub struct Config {
     pub audit_compact_after: usize,
     /// How often every managed cluster is sampled, and how long raw samples are kept.
     pub monitoring: jsc_app::monitoring::MonitoringOptions,
-    /// How long a background role's lease outlives its holder (one replica performs each).
-    pub lease_ttl: Duration,
+    /// How long a background role's lease outlives its holder (one replica performs each);
+    /// `None`: 6 s, or 15 s on a home cluster.
+    pub lease_ttl: Option<Duration>,
     /// How long one attempt at committing events waits for the home NATS's ack (two more
     /// attempts follow before the outcome is reported unknown).
     pub append_timeout: Duration,
@@ -123,7 +124,7 @@ impl Config {
             audit_max_age: Duration::from_secs(60),
             audit_compact_after: 16,
             monitoring: Default::default(),
-            lease_ttl: jsc_app::lease::DEFAULT_TTL,
+            lease_ttl: None,
             append_timeout: EventStoreConfig::default().append_timeout,
             alerting: Default::default(),
         }
@@ -218,7 +219,11 @@ impl Application {
             audit_max_age: config.audit_max_age,
             audit_compact_after: config.audit_compact_after,
             monitoring: config.monitoring,
-            lease_ttl: config.lease_ttl,
+            lease_ttl: config.lease_ttl.unwrap_or(if replicas > 1 {
+                jsc_app::lease::CLUSTER_TTL
+            } else {
+                jsc_app::lease::DEFAULT_TTL
+            }),
             alerting: config.alerting,
             home_reconnects,
         };
