@@ -189,22 +189,17 @@ where
     ) {
         let mut loaded = Some(loaded);
         let mut backoff = crate::reconnects::Backoff::new(reconnects.as_ref(), &format!("KV_{bucket}"));
-        // After a reconnect the bucket is read again without dropping what it does not
-        // send: a restarted server can answer before every entry is back, and readers
-        // must not see sessions or clusters vanish meanwhile (deletes come as markers).
-        let mut prune = true;
+        // A restarted watch reads the bucket again without dropping what it does not
+        // send: a restarted server, or a stream's new leader on a cluster, can answer
+        // before every entry is there, and readers must not see sessions or clusters
+        // vanish meanwhile. Nothing is lost by it: views are deleted with markers, which
+        // the re-read sends.
         loop {
             let mut reconnected = reconnects.as_ref().map(|r| r.subscribe(format!("KV_{bucket}")));
             let result = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                r = self.watch_once(&kv, &mut loaded, prune) => {
-                    prune = true;
-                    r
-                }
-                _ = crate::reconnects::next(&mut reconnected) => {
-                    prune = false;
-                    Err(Error::nats("the home NATS reconnected"))
-                }
+                r = self.watch_once(&kv, &mut loaded) => r,
+                _ = crate::reconnects::next(&mut reconnected) => Err(Error::nats("the home NATS reconnected")),
             };
             if let Err(e) = result {
                 tracing::warn!(%bucket, error = %e, "view watch interrupted; restarting");
@@ -216,17 +211,15 @@ where
         }
     }
 
-    /// Follows the bucket from its current state; on a restart with `prune`, entries that
-    /// vanished while the watch was down are dropped.
+    /// Follows the bucket from its current state (the first time, says when it is loaded).
     async fn watch_once(
         &self,
         kv: &kv::Store,
         loaded: &mut Option<tokio::sync::oneshot::Sender<()>>,
-        prune: bool,
     ) -> Result<(), Error> {
         let empty = kv.status().await.map_err(Error::nats)?.values() == 0;
         let mut watch = kv.watch_with_history(">").await.map_err(Error::nats)?;
-        let mut seen: Option<std::collections::HashSet<String>> = (prune || loaded.is_some()).then(Default::default);
+        let mut seen: Option<std::collections::HashSet<String>> = loaded.is_some().then(Default::default);
         if empty {
             self.finish_initial(&mut seen);
             if let Some(tx) = loaded.take() {
