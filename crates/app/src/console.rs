@@ -295,6 +295,7 @@ impl Console {
             silences: p.view(alv::SILENCES).await?,
             alerts: p.view(alv::ALERTS).await?,
         };
+        let credential_changes = crate::auth::credential_changes(&views, shutdown.clone());
         let key_usage = jsc_projector::ensure_bucket(&js, KEY_USAGE_BUCKET, storage.replicas())
             .await
             .map_err(StartError::KeyUsage)?;
@@ -390,6 +391,7 @@ impl Console {
                 key_usage: Some(key_usage),
                 last_touch: Default::default(),
                 registration: Default::default(),
+                credential_changes,
             },
             live: Arc::new(LiveState::new(managed, options.live_ttl)),
             audit: jsc_projections::audit::AuditReader {

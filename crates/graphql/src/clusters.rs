@@ -400,7 +400,8 @@ pub struct ClusterChange {
     /// The id of the cluster that changed.
     cluster_id: ID,
     /// The cluster after the change; absent when it was removed.
-    cluster: Option<Cluster>,
+    // Boxed: a change waits in every subscriber's stream, which stays small while idle.
+    cluster: Option<Box<Cluster>>,
     /// Sequence, in the console's event stream, of the event behind the change (absent for
     /// removals); the same as `cluster.lastSequence`.
     sequence: Option<u64>,
@@ -827,7 +828,7 @@ impl ClusterSubscription {
                     kind: ClusterChangeKind::Current,
                     cluster_id: ID(v.view.id.clone()),
                     sequence: Some(v.last_sequence),
-                    cluster: Some(Cluster(v)),
+                    cluster: Some(Box::new(Cluster(v))),
                 })
                 .collect()
         } else {
@@ -866,7 +867,7 @@ impl ClusterSubscription {
                             kind,
                             cluster_id: ID(cluster_id),
                             sequence: Some(value.last_sequence),
-                            cluster: Some(Cluster(std::sync::Arc::unwrap_or_clone(value))),
+                            cluster: Some(Box::new(Cluster(std::sync::Arc::unwrap_or_clone(value)))),
                         }
                     }
                 })

@@ -212,54 +212,30 @@ where
     }
 
     /// Follows the bucket from its current state (the first time, says when it is loaded).
+    /// Nothing cached is dropped for not being re-sent: a deleted view's marker is.
     async fn watch_once(
         &self,
         kv: &kv::Store,
         loaded: &mut Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), Error> {
-        let empty = kv.status().await.map_err(Error::nats)?.values() == 0;
-        let mut watch = kv.watch_with_history(">").await.map_err(Error::nats)?;
-        let mut seen: Option<std::collections::HashSet<String>> = loaded.is_some().then(Default::default);
-        if empty {
-            self.finish_initial(&mut seen);
+        let signal = |loaded: &mut Option<tokio::sync::oneshot::Sender<()>>| {
             if let Some(tx) = loaded.take() {
                 let _ = tx.send(());
             }
+        };
+        if kv.status().await.map_err(Error::nats)?.values() == 0 {
+            signal(loaded);
         }
+        let mut watch = kv.watch_with_history(">").await.map_err(Error::nats)?;
         while let Some(entry) = watch.next().await {
             let entry = entry.map_err(Error::nats)?;
             let last_of_initial = entry.delta == 0;
-            if let Some(s) = seen.as_mut() {
-                s.insert(entry.key.clone());
-            }
             self.apply_entry(entry);
-            if last_of_initial && seen.is_some() {
-                self.finish_initial(&mut seen);
-                if let Some(tx) = loaded.take() {
-                    let _ = tx.send(());
-                }
+            if last_of_initial {
+                signal(loaded);
             }
         }
         Err(Error::nats("the watch ended"))
-    }
-
-    /// After the initial pass: anything cached but not seen was deleted meanwhile.
-    fn finish_initial(&self, seen: &mut Option<std::collections::HashSet<String>>) {
-        let Some(seen) = seen.take() else { return };
-        let gone: Vec<String> = {
-            let entries = self.inner.entries.read().expect("view lock");
-            entries.map.keys().filter(|k| !seen.contains(*k)).cloned().collect()
-        };
-        for key in gone {
-            let previous = self.inner.entries.write().expect("view lock").remove(&key);
-            self.bumped();
-            let _ = self.inner.changes.send(ViewChange {
-                key,
-                op: ChangeOp::Delete,
-                value: None,
-                previous,
-            });
-        }
     }
 
     fn apply_entry(&self, entry: kv::Entry) {

@@ -395,8 +395,9 @@ async fn graphql_ws(
     };
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        // Small buffers that grow for a big message: an idle subscriber costs little.
-        .read_buffer_size(1 << 10)
+        // Small buffers that grow for a big message: an idle subscriber costs little. What
+        // clients send is small (connection_init, subscribe), read 256 bytes at a time.
+        .read_buffer_size(256)
         .write_buffer_size(0)
         .max_message_size(MAX_BODY_BYTES)
         .max_frame_size(MAX_BODY_BYTES)
@@ -456,11 +457,12 @@ where
     S: futures::Stream<Item = Result<axum::extract::ws::Message, axum::Error>> + Send + Unpin + 'static,
 {
     use futures::StreamExt;
-    let deadline = Box::pin(tokio::time::sleep(timeout));
-    futures::stream::unfold((stream, deadline, false), |(mut s, mut deadline, started)| async move {
-        if started {
-            return s.next().await.map(|m| (m, (s, deadline, true)));
-        }
+    // The timer is dropped once connection_init came: an idle connection keeps none.
+    let deadline = Some(Box::pin(tokio::time::sleep(timeout)));
+    futures::stream::unfold((stream, deadline), |(mut s, deadline)| async move {
+        let Some(mut deadline) = deadline else {
+            return s.next().await.map(|m| (m, (s, None)));
+        };
         tokio::select! {
             m = s.next() => {
                 let m = m?;
@@ -469,7 +471,7 @@ where
                     tracing::info!("WebSocket: the first message was not connection_init; closing");
                     return None;
                 }
-                Some((m, (s, deadline, init)))
+                Some((m, (s, (!init).then_some(deadline))))
             }
             _ = &mut deadline => {
                 tracing::info!("WebSocket: no connection_init in time; closing");

@@ -9,7 +9,7 @@
 //! queue is emptied unsent, and the client gets a close frame with [`SLOW_CLIENT`] and a
 //! reason saying what to do.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::stream::SplitSink;
 use futures::task::AtomicWaker;
 use futures::{Sink, SinkExt};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 /// Close code sent to a client that did not read what it was sent (1008: policy violation).
 pub const SLOW_CLIENT: u16 = 1008;
@@ -153,8 +153,8 @@ impl Drop for UserSlot {
 /// messages or bytes) the GraphQL side waits, so a client that reads slowly slows its
 /// subscriptions down; one that reads nothing for `stall` is disconnected.
 pub struct Outbox {
-    tx: mpsc::Sender<Message>,
     shared: Arc<Shared>,
+    max_messages: usize,
     max_bytes: usize,
     stall: Duration,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -163,11 +163,52 @@ pub struct Outbox {
 /// What the outbox and its writer share.
 #[derive(Default)]
 struct Shared {
+    queue: Mutex<Queue>,
     /// Bytes waiting in the queue.
     queued: AtomicUsize,
     /// Woken when the writer took a message: room again.
     room: AtomicWaker,
+    /// Notified when a message waits, or the outbox was dropped.
+    waiting: Notify,
     overflow: Overflow,
+}
+
+/// The messages waiting for the writer. Its memory is given back whenever it is empty, so
+/// an idle connection holds none (a channel would keep a block of slots for its lifetime).
+#[derive(Default)]
+struct Queue {
+    messages: VecDeque<Message>,
+    /// The outbox was dropped: the writer sends what waits, then ends.
+    outbox_gone: bool,
+    /// The writer ended: nothing more is taken.
+    writer_gone: bool,
+}
+
+impl Shared {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().expect("outbox lock")
+    }
+
+    /// The next message for the writer, waiting for one; `None` once the outbox is dropped
+    /// and everything was taken.
+    async fn next(&self) -> Option<Message> {
+        loop {
+            {
+                let mut q = self.queue();
+                if let Some(m) = q.messages.pop_front() {
+                    if q.messages.is_empty() {
+                        q.messages = VecDeque::new();
+                    }
+                    return Some(m);
+                }
+                if q.outbox_gone {
+                    return None;
+                }
+            }
+            // A notification sent between the look and this wait is kept (notify_one).
+            self.waiting.notified().await;
+        }
+    }
 }
 
 /// Set once when the client is given up on; the writer waits on it.
@@ -204,10 +245,14 @@ impl Sink<Message> for Outbox {
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SlowClient>> {
         let this = self.get_mut();
         this.shared.room.register(cx.waker());
-        if this.tx.is_closed() {
+        let (waiting, writer_gone) = {
+            let q = this.shared.queue();
+            (q.messages.len(), q.writer_gone)
+        };
+        if writer_gone {
             return Poll::Ready(Err(SlowClient));
         }
-        if this.tx.capacity() > 0 && this.shared.queued.load(Ordering::Acquire) < this.max_bytes {
+        if waiting < this.max_messages && this.shared.queued.load(Ordering::Acquire) < this.max_bytes {
             this.deadline = None;
             return Poll::Ready(Ok(()));
         }
@@ -222,11 +267,16 @@ impl Sink<Message> for Outbox {
 
     fn start_send(self: Pin<&mut Self>, msg: Message) -> Result<(), SlowClient> {
         let size = message_len(&msg);
-        self.shared.queued.fetch_add(size, Ordering::AcqRel);
-        self.tx.try_send(msg).map_err(|_| {
-            self.shared.queued.fetch_sub(size, Ordering::AcqRel);
-            SlowClient
-        })
+        {
+            let mut q = self.shared.queue();
+            if q.writer_gone {
+                return Err(SlowClient);
+            }
+            self.shared.queued.fetch_add(size, Ordering::AcqRel);
+            q.messages.push_back(msg);
+        }
+        self.shared.waiting.notify_one();
+        Ok(())
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), SlowClient>> {
@@ -235,6 +285,23 @@ impl Sink<Message> for Outbox {
 
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), SlowClient>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.shared.queue().outbox_gone = true;
+        self.shared.waiting.notify_one();
+    }
+}
+
+/// Marks the writer gone however it ends (returned, or dropped with its task).
+struct WriterGone(Arc<Shared>);
+
+impl Drop for WriterGone {
+    fn drop(&mut self) {
+        self.0.queue().writer_gone = true;
+        self.0.room.wake();
     }
 }
 
@@ -250,20 +317,21 @@ fn message_len(msg: &Message) -> usize {
 /// when the outbox is dropped; after the client was given up on it drops what waits and
 /// closes the connection with [`SLOW_CLIENT`].
 pub fn outbox(sink: SplitSink<WebSocket, Message>, settings: CapSettings) -> (Outbox, impl Future<Output = ()>) {
-    let (tx, mut rx) = mpsc::channel::<Message>(settings.outbox_messages.max(1));
     let shared = Arc::new(Shared::default());
     let outbox = Outbox {
-        tx,
         shared: shared.clone(),
+        max_messages: settings.outbox_messages.max(1),
         max_bytes: settings.outbox_bytes,
         stall: settings.outbox_stall,
         deadline: None,
     };
     let writer = async move {
+        let gone = WriterGone(shared);
+        let shared = &*gone.0;
         let mut sink = sink;
         let mut closed = false;
         loop {
-            let Some(msg) = rx.recv().await else { break };
+            let Some(msg) = shared.next().await else { break };
             shared.queued.fetch_sub(message_len(&msg), Ordering::AcqRel);
             shared.room.wake();
             if shared.overflow.is_set() {
@@ -286,9 +354,11 @@ pub fn outbox(sink: SplitSink<WebSocket, Message>, settings: CapSettings) -> (Ou
             }
         }
         if shared.overflow.is_set() {
-            let unsent = rx.len();
-            rx.close();
-            while rx.try_recv().is_ok() {}
+            let unsent = {
+                let mut q = shared.queue();
+                q.writer_gone = true;
+                std::mem::take(&mut q.messages).len()
+            };
             metrics::counter!("jsconsole_websocket_slow_clients_closed_total").increment(1);
             tracing::info!(
                 unsent,

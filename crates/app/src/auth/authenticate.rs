@@ -119,9 +119,9 @@ impl Console {
     /// Resolves when `p` stops being valid (its expiry, a revocation, a disabled user),
     /// with the reason: what ends a subscription.
     pub async fn credential_ended(&self, p: &Principal) -> Error {
-        let mut sessions = self.views.sessions.subscribe();
-        let mut users = self.views.users.subscribe();
-        let mut keys = self.views.api_keys.subscribe();
+        // Taken before the first check: a change in between is seen by the check or wakes
+        // the wait.
+        let mut changes = self.auth.credential_changes.subscribe();
         let deadline = p.expires_at.map(|e| {
             let left = (e - Utc::now()).to_std().unwrap_or_default();
             tokio::time::Instant::now() + left
@@ -130,11 +130,16 @@ impl Console {
             if let Err(e) = self.revalidate(p) {
                 return e;
             }
-            tokio::select! {
-                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {}
-                _ = crate::changes::changed(&mut sessions) => {}
-                _ = crate::changes::changed(&mut users) => {}
-                _ = crate::changes::changed(&mut keys) => {}
+            let changed = async {
+                if changes.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            match deadline {
+                Some(d) => {
+                    let _ = tokio::time::timeout_at(d, changed).await;
+                }
+                None => changed.await,
             }
         }
     }

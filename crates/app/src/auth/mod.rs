@@ -83,6 +83,37 @@ pub(crate) struct Auth {
     /// invitations for one new address accepted at once make one account (in a replica;
     /// across replicas the users view decides).
     pub registration: Arc<tokio::sync::Mutex<()>>,
+    /// Moves on at every change to sessions, users or API keys: what a subscription waits
+    /// on to check its caller again (one small receiver each, not three of the views').
+    pub credential_changes: tokio::sync::watch::Sender<u64>,
+}
+
+/// Forwards every change of the sessions, users and API keys views to one counter, until
+/// `shutdown`.
+pub(crate) fn credential_changes(
+    views: &crate::console::Views,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> tokio::sync::watch::Sender<u64> {
+    use crate::changes::changed;
+    let (tx, _) = tokio::sync::watch::channel(0u64);
+    let (mut sessions, mut users, mut keys) = (
+        views.sessions.subscribe(),
+        views.users.subscribe(),
+        views.api_keys.subscribe(),
+    );
+    let bump = tx.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = changed(&mut sessions) => {}
+                _ = changed(&mut users) => {}
+                _ = changed(&mut keys) => {}
+            }
+            bump.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    });
+    tx
 }
 
 fn session_ended() -> crate::Error {
