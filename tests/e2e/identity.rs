@@ -636,6 +636,53 @@ async fn websocket_needs_a_token_in_connection_init_and_ends_when_the_session_do
     assert_eq!(sub.next_frame_raw().await["type"], "complete");
 }
 
+/// A subscription made with an API key ends when the key is revoked, and one of a user who
+/// is then disabled ends too: each says why, then completes.
+#[tokio::test]
+async fn subscriptions_end_when_their_key_is_revoked_or_their_user_disabled() {
+    let app = TestApp::spawn().await;
+    let (bob, bob_token) = app.invite_member("default", "bob@example.com", "ADMIN").await;
+    let key = app
+        .data_as(
+            Some(&bob_token),
+            CREATE_KEY,
+            json!({"o": "default", "n": "watcher", "r": "VIEWER"}),
+        )
+        .await["createApiKey"]
+        .clone();
+    let mut by_key = app
+        .subscribe_as(key["key"].as_str(), "graphql-transport-ws", WATCH, json!({}))
+        .await;
+    let mut by_user = app
+        .subscribe_as(Some(&bob_token), "graphql-transport-ws", WATCH, json!({}))
+        .await;
+    // Both are live.
+    app.register_cluster(json!({"name": "watched", "urls": [app.nats.url()]}))
+        .await;
+    assert_eq!(by_key.next_data().await["clusterChanged"]["kind"], "REGISTERED");
+    assert_eq!(by_user.next_data().await["clusterChanged"]["kind"], "REGISTERED");
+
+    app.data(
+        "mutation($id: ID!) { revokeApiKey(input: {id: $id}) { apiKey { revoked } } }",
+        json!({"id": key["apiKey"]["id"]}),
+    )
+    .await;
+    let frame = by_key.next_frame_raw().await;
+    assert_eq!(code(&frame["payload"]), "UNAUTHENTICATED", "{frame}");
+    assert!(first_error(&frame["payload"]).1.contains("revoked"), "{frame}");
+    assert_eq!(by_key.next_frame_raw().await["type"], "complete");
+
+    app.data(
+        "mutation($id: ID!) { disableUser(input: {id: $id}) { user { disabled } } }",
+        json!({"id": bob}),
+    )
+    .await;
+    let frame = by_user.next_frame_raw().await;
+    assert_eq!(code(&frame["payload"]), "UNAUTHENTICATED", "{frame}");
+    assert!(first_error(&frame["payload"]).1.contains("disabled"), "{frame}");
+    assert_eq!(by_user.next_frame_raw().await["type"], "complete");
+}
+
 #[tokio::test]
 async fn a_subscription_ends_when_its_access_token_expires() {
     let app = TestApp::spawn_with(jsc_testkit::NatsServer::start(), |c| {
