@@ -34,13 +34,22 @@ impl Child {
         Self::start_in(bin, nats_url, extra, tempfile::tempdir()?).await
     }
 
-    /// Stops the console and starts it again on the same data directory, with `extra`.
+    /// Stops the console as an operator would (SIGTERM: it gives its roles up) and starts
+    /// it again on the same data directory, with `extra`. Killed, it would hold its leases
+    /// for their whole time to live, and the new one could not apply even its own sign-in.
     pub(super) async fn restart_with(
         mut self,
         bin: &std::path::Path,
         nats_url: &str,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.child.try_wait()?.is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let data = self._data.take().context("a console without its data directory")?;
