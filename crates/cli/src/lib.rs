@@ -316,7 +316,14 @@ impl Application {
                 Err(e) => tracing::error!(error = %e, "a task panicked"),
             }
         }
-        let _ = self.console.home().drain().await;
+        // Bounded: with the home NATS gone, a drain would wait for a connection that may
+        // never come back, and the process would not stop.
+        if tokio::time::timeout(Duration::from_secs(5), self.console.home().drain())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the home NATS did not take the last messages within 5 s; stopping without them");
+        }
         if let Some(p) = self.embedded.take() {
             p.shutdown(Duration::from_secs(10)).await;
             tracing::info!("embedded nats-server stopped");
