@@ -220,19 +220,7 @@ impl ServerProcess {
 
     /// Stops the server gracefully: SIGTERM, then SIGKILL if it has not exited in `grace`.
     pub fn shutdown(mut self, grace: Duration) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = std::time::Instant::now() + grace;
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_gracefully(&mut self.child, grace);
     }
 
     /// Kills the server at once (tests that make the server go away).
@@ -240,6 +228,21 @@ impl ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Stops a process as an operator would: SIGTERM, then SIGKILL if it has not exited in
+/// `grace`. Returns once it has exited.
+pub fn stop_gracefully(child: &mut std::process::Child, grace: Duration) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// An embedded nats-server kept running: when it exits (a crash, `kill -9`, out of

@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -164,8 +164,6 @@ pub struct Outbox {
 #[derive(Default)]
 struct Shared {
     queue: Mutex<Queue>,
-    /// Bytes waiting in the queue.
-    queued: AtomicUsize,
     /// Woken when the writer took a message: room again.
     room: AtomicWaker,
     /// Notified when a message waits, or the outbox was dropped.
@@ -178,6 +176,8 @@ struct Shared {
 #[derive(Default)]
 struct Queue {
     messages: VecDeque<Message>,
+    /// Bytes waiting in `messages`.
+    bytes: usize,
     /// The outbox was dropped: the writer sends what waits, then ends.
     outbox_gone: bool,
     /// The writer ended: nothing more is taken.
@@ -196,6 +196,7 @@ impl Shared {
             {
                 let mut q = self.queue();
                 if let Some(m) = q.messages.pop_front() {
+                    q.bytes -= message_len(&m);
                     if q.messages.is_empty() {
                         q.messages = VecDeque::new();
                     }
@@ -245,14 +246,17 @@ impl Sink<Message> for Outbox {
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SlowClient>> {
         let this = self.get_mut();
         this.shared.room.register(cx.waker());
-        let (waiting, writer_gone) = {
+        let (room, writer_gone) = {
             let q = this.shared.queue();
-            (q.messages.len(), q.writer_gone)
+            (
+                q.messages.len() < this.max_messages && q.bytes < this.max_bytes,
+                q.writer_gone,
+            )
         };
         if writer_gone {
             return Poll::Ready(Err(SlowClient));
         }
-        if waiting < this.max_messages && this.shared.queued.load(Ordering::Acquire) < this.max_bytes {
+        if room {
             this.deadline = None;
             return Poll::Ready(Ok(()));
         }
@@ -266,13 +270,12 @@ impl Sink<Message> for Outbox {
     }
 
     fn start_send(self: Pin<&mut Self>, msg: Message) -> Result<(), SlowClient> {
-        let size = message_len(&msg);
         {
             let mut q = self.shared.queue();
             if q.writer_gone {
                 return Err(SlowClient);
             }
-            self.shared.queued.fetch_add(size, Ordering::AcqRel);
+            q.bytes += message_len(&msg);
             q.messages.push_back(msg);
         }
         self.shared.waiting.notify_one();
@@ -332,7 +335,6 @@ pub fn outbox(sink: SplitSink<WebSocket, Message>, settings: CapSettings) -> (Ou
         let mut closed = false;
         loop {
             let Some(msg) = shared.next().await else { break };
-            shared.queued.fetch_sub(message_len(&msg), Ordering::AcqRel);
             shared.room.wake();
             if shared.overflow.is_set() {
                 break;
@@ -357,6 +359,7 @@ pub fn outbox(sink: SplitSink<WebSocket, Message>, settings: CapSettings) -> (Ou
             let unsent = {
                 let mut q = shared.queue();
                 q.writer_gone = true;
+                q.bytes = 0;
                 std::mem::take(&mut q.messages).len()
             };
             metrics::counter!("jsconsole_websocket_slow_clients_closed_total").increment(1);

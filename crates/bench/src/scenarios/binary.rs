@@ -43,15 +43,7 @@ impl Child {
         nats_url: &str,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while self.child.try_wait()?.is_none() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        jsc_fleet::embedded::stop_gracefully(&mut self.child, Duration::from_secs(15));
         let data = self._data.take().context("a console without its data directory")?;
         Self::start_in(bin, nats_url, extra, data).await
     }
