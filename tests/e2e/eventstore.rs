@@ -157,6 +157,55 @@ async fn racing_commands_commit_exactly_once_or_conflict() {
 }
 
 #[tokio::test]
+async fn a_command_on_an_aggregate_guessed_new_is_handled_again_against_its_history() {
+    let server = NatsServer::start();
+    let store = store(&server).await;
+    // Another replica wrote two events; this repository has never seen the aggregate.
+    let other = Repository::<Counter>::new(store.clone(), ());
+    for token in ["a", "b"] {
+        other
+            .execute("known", CounterCommand::Add { token: token.into() }, &ctx())
+            .await
+            .unwrap();
+    }
+    let repo = Repository::<Counter>::new(store.clone(), ());
+    // Guessed new, wrongly: the commit that expected no history conflicts, and the command
+    // runs again on the real one.
+    let done = repo
+        .execute_new("known", CounterCommand::Add { token: "c".into() }, &ctx())
+        .await
+        .unwrap();
+    assert_eq!((done.version, done.state.total), (3, 3));
+    assert_eq!(done.state.tokens, ["a", "b", "c"]);
+    // Guessed new, rightly: the first event of its history.
+    let done = repo
+        .execute_new("fresh", CounterCommand::Add { token: "x".into() }, &ctx())
+        .await
+        .unwrap();
+    assert_eq!((done.version, done.state.total), (1, 1));
+    // The stream agrees: gapless aggregate sequences, each event once.
+    for (id, want) in [("known", vec!["a", "b", "c"]), ("fresh", vec!["x"])] {
+        let stored = store
+            .reader()
+            .read_subject(&store.subject("counter", id), 1)
+            .await
+            .unwrap();
+        let tokens: Vec<&str> = stored
+            .iter()
+            .map(|r| r.payload["Added"]["token"].as_str().unwrap())
+            .collect();
+        assert_eq!(tokens, want, "{id}");
+        let sequences: Vec<u64> = stored.iter().map(|r| r.aggregate_sequence).collect();
+        assert_eq!(sequences, (1..=want.len() as u64).collect::<Vec<_>>(), "{id}");
+    }
+    // The hash chain holds across the conflict.
+    let report = jsc_eventstore::verify::verify_stream(&server.client().await, &store.config().stream, |_, _| {})
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
+
+#[tokio::test]
 async fn a_multi_event_command_is_all_or_nothing() {
     let server = NatsServer::start();
     let store = store(&server).await;

@@ -191,6 +191,22 @@ async fn watched(app: &TestApp, js: &async_nats::jetstream::Context, managed: &N
     cluster
 }
 
+/// A console whose reconcile waits an hour, so that only the advisories record what
+/// happens on `managed` (the reconcile would, without the client), and a client of
+/// `managed` named `client`.
+async fn advisories_only(managed: &NatsServer, client: &str) -> (TestApp, async_nats::jetstream::Context) {
+    let app = TestApp::spawn_with(NatsServer::start(), |c| {
+        c.reconcile_interval = Duration::from_secs(3600)
+    })
+    .await;
+    let outside = async_nats::ConnectOptions::new()
+        .name(client)
+        .connect(managed.url())
+        .await
+        .unwrap();
+    (app, async_nats::jetstream::new(outside))
+}
+
 /// Makes the streams `names` (memory storage), each with `consumers` durable consumers
 /// `C0`, `C1`…, 16 streams in flight, as another client would in a burst.
 async fn make_burst(js: &async_nats::jetstream::Context, names: &[String], consumers: usize) {
@@ -229,17 +245,7 @@ async fn a_burst_of_outside_changes_lands_once_each_with_its_client() {
     const STREAMS: usize = 200;
     const CONSUMERS: usize = 2;
     let managed = NatsServer::start();
-    // Only the advisories may record the burst: the reconcile would, without the client.
-    let app = TestApp::spawn_with(NatsServer::start(), |c| {
-        c.reconcile_interval = Duration::from_secs(3600)
-    })
-    .await;
-    let outside = async_nats::ConnectOptions::new()
-        .name("burst-tool")
-        .connect(managed.url())
-        .await
-        .unwrap();
-    let js = async_nats::jetstream::new(outside);
+    let (app, js) = advisories_only(&managed, "burst-tool").await;
     let cluster = watched(&app, &js, &managed).await;
 
     let home = async_nats::connect(app.nats.url()).await.unwrap();
@@ -330,6 +336,113 @@ const ORDERED: &str =
     "query($c: ID!, $o: StreamOrderBy, $tag: String, $first: Int, $after: String, $last: Int, $before: String) {
   streams(clusterId: $c, orderBy: $o, tag: $tag, first: $first, after: $after, last: $last, before: $before) {
     totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } nodes { name } } }";
+
+/// Advisories carry what a create made, and the console records that without asking the
+/// server; a resource changed again and again before the console records it must still end
+/// at what the server has, with a history that never contradicts itself.
+#[tokio::test]
+async fn changes_in_quick_succession_end_at_what_the_server_has() {
+    use async_nats::jetstream::consumer::pull::Config;
+    const ROUNDS: i64 = 25;
+    let managed = NatsServer::start();
+    let (app, js) = advisories_only(&managed, "churn-tool").await;
+    // The console reaches the server through a proxy that holds what the server sends: the
+    // advisories of every change below then reach it at once, as in a burst, and each
+    // change meets the ones before it still waiting.
+    let (url, hold) = holding_proxy(managed.url().trim_start_matches("nats://").to_string()).await;
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "PRE".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let cluster = app.register_cluster(json!({"name": "held", "urls": [url]})).await;
+    app.wait_kv("view_streams_v1", &format!("{cluster}.PRE"), |v| v.is_some())
+        .await;
+    let home = async_nats::connect(app.nats.url()).await.unwrap();
+    let mut events = home.subscribe("es.consumer.>").await.unwrap();
+    home.flush().await.unwrap();
+    hold.send(true).unwrap();
+
+    let config = |max_msgs: i64| async_nats::jetstream::stream::Config {
+        name: "CHURN".into(),
+        subjects: vec!["churn.>".into()],
+        max_messages: max_msgs,
+        ..Default::default()
+    };
+    let stream = js.create_stream(config(1)).await.unwrap();
+    // Made, removed and made again with another setting, and the stream changed between,
+    // without waiting for the console: most of these meet a change still waiting.
+    for round in 1..=ROUNDS {
+        let durable = |max_deliver| Config {
+            durable_name: Some("D".into()),
+            max_deliver,
+            ..Default::default()
+        };
+        stream.create_consumer(durable(round)).await.unwrap();
+        if round < ROUNDS {
+            stream.delete_consumer("D").await.unwrap();
+        }
+        js.update_stream(config(round + 1)).await.unwrap();
+    }
+    hold.send(false).unwrap();
+
+    // The history reaches the last setting, and every step of it follows from the one before.
+    use futures::StreamExt;
+    let mut exists: Option<i64> = None;
+    while exists != Some(ROUNDS) {
+        let m = tokio::time::timeout(Duration::from_secs(30), events.next())
+            .await
+            .unwrap_or_else(|_| panic!("the consumer's history stopped at {exists:?}, not {ROUNDS}"))
+            .unwrap();
+        let e: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        let p = &e["payload"];
+        exists = if let Some(b) = p.get("Created") {
+            assert_eq!(exists, None, "created while it existed: {e}");
+            Some(b["config"]["max_deliver"].as_i64().unwrap())
+        } else if let Some(b) = p.get("Updated") {
+            assert_eq!(
+                exists,
+                b["before"]["max_deliver"].as_i64(),
+                "updated from a setting it did not have: {e}"
+            );
+            Some(b["after"]["max_deliver"].as_i64().unwrap())
+        } else if p.get("Deleted").is_some() {
+            assert!(exists.is_some(), "deleted while it did not exist: {e}");
+            None
+        } else {
+            panic!("an unexpected event: {e}")
+        };
+        assert_eq!(
+            p.as_object().unwrap().values().next().unwrap()["origin"]["client"]
+                .as_str()
+                .map(|c| c.starts_with("churn-tool")),
+            Some(true),
+            "{e}"
+        );
+    }
+    // Nothing older is recorded after it, and the views say what the server has.
+    let late = tokio::time::timeout(Duration::from_millis(500), events.next()).await;
+    assert!(late.is_err(), "recorded after the last change: {late:?}");
+    let key = format!("{cluster}.CHURN");
+    app.wait_kv("view_streams_v1", &key, |v| {
+        v.is_some_and(|v| v["config"]["max_msgs"] == ROUNDS + 1)
+    })
+    .await;
+    app.wait_kv("view_consumers_v1", &format!("{key}.D"), |v| {
+        v.is_some_and(|v| v["config"]["max_deliver"] == ROUNDS)
+    })
+    .await;
+    let d = app
+        .data(
+            "query($c: ID!) { stream(clusterId: $c, name: \"CHURN\") { config { maxMsgs } } \
+             consumer(clusterId: $c, stream: \"CHURN\", name: \"D\") { config { maxDeliver } } }",
+            json!({"c": cluster}),
+        )
+        .await;
+    assert_eq!(d["stream"]["config"]["maxMsgs"], ROUNDS + 1, "{d}");
+    assert_eq!(d["consumer"]["config"]["maxDeliver"], ROUNDS, "{d}");
+}
 
 fn names(page: &serde_json::Value) -> Vec<String> {
     page["streams"]["nodes"]

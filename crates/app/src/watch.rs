@@ -11,7 +11,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use futures::StreamExt;
-use jsc_domain::stream::{ChangeOrigin, StreamCommand, stream_id};
+use jsc_domain::consumer::ConsumerConfig;
+use jsc_domain::stream::{ChangeOrigin, StreamCommand, StreamConfig, stream_id};
 use jsc_eventstore::CommandContext;
 use jsc_fleet::CLIENT_NAME;
 use jsc_projections::{stream_key, streams_group};
@@ -205,20 +206,21 @@ async fn reconcile_every(
 
 /// What one recording task does: observe one change, or (once a stream's changes are all
 /// recorded) read the stream's live state again.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Work {
-    Observe(Touched, String),
+    Observe(Change),
     Refresh,
 }
 
 /// Records the outside changes the advisories announce, [`IN_FLIGHT`] at a time. Changes to
 /// one stream (and its consumers) are recorded one after the other, in the order they came;
-/// a change already waiting is not queued twice (its observation reads the server's state
-/// when it runs). Once a stream has nothing left waiting, its live state is read again, once.
+/// a change to a resource that already has one waiting takes that one's place (the newest
+/// answer is the one to record, and without one the server is read when it runs). Once a
+/// stream has nothing left waiting, its live state is read again, once.
 async fn record(
     console: Console,
     cluster_id: String,
-    mut queue: tokio::sync::mpsc::Receiver<(Touched, String)>,
+    mut queue: tokio::sync::mpsc::Receiver<Change>,
     token: CancellationToken,
 ) {
     use std::collections::VecDeque;
@@ -240,7 +242,7 @@ async fn record(
             let (console, cluster_id) = (console.clone(), cluster_id.clone());
             tasks.push(async move {
                 match &work {
-                    Work::Observe(touched, client) => on_change(&console, &cluster_id, touched, client).await,
+                    Work::Observe(change) => on_change(&console, &cluster_id, change.clone()).await,
                     // The changed stream's state read again on its own (a burst of outside
                     // changes costs a read per stream, not a list of the cluster).
                     Work::Refresh => console.live.stream_changed(&cluster_id, &stream).await,
@@ -251,14 +253,17 @@ async fn record(
         tokio::select! {
             _ = token.cancelled() => return,
             change = queue.recv(), if held < HELD => {
-                let Some((touched, client)) = change else { return };
-                let stream = touched.stream().to_string();
-                let work = Work::Observe(touched, client);
+                let Some(change) = change else { return };
+                let stream = change.touched.stream().to_string();
                 let q = waiting.entry(stream.clone()).or_default();
-                if q.iter().any(|w| matches!((w, &work), (Work::Observe(a, _), Work::Observe(b, _)) if a == b)) {
+                if let Some(Work::Observe(older)) = q
+                    .iter_mut()
+                    .find(|w| matches!(w, Work::Observe(c) if c.touched == change.touched))
+                {
+                    *older = change;
                     continue;
                 }
-                q.push_back(work);
+                q.push_back(Work::Observe(change));
                 held += 1;
                 // A stream whose task runs is put back when it ends.
                 if scheduled.insert(stream.clone()) {
@@ -267,7 +272,7 @@ async fn record(
             }
             Some((stream, done)) = tasks.next(), if !tasks.is_empty() => {
                 let q = waiting.entry(stream.clone()).or_default();
-                if q.is_empty() && done != Work::Refresh {
+                if q.is_empty() && matches!(done, Work::Observe(_)) {
                     q.push_back(Work::Refresh);
                     held += 1;
                 }
@@ -282,11 +287,29 @@ async fn record(
     }
 }
 
-/// What an API audit advisory says was changed, and by whom.
+/// What an API audit advisory says was changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Touched {
     Stream(String),
     Consumer(String, String),
+}
+
+/// An outside change, as an API audit advisory tells it.
+#[derive(Debug, Clone, PartialEq)]
+struct Change {
+    touched: Touched,
+    /// Who made it: the client's name (or language), user and host.
+    client: String,
+    /// The configuration the request's answer showed, for a create or an update: what the
+    /// change made, recorded without asking the server when the console knows no
+    /// configuration for the resource (see `StreamCommand::Observe`).
+    seen: Option<Seen>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Stream(Box<StreamConfig>),
+    Consumer(Box<ConsumerConfig>),
 }
 
 impl Touched {
@@ -328,14 +351,25 @@ struct AuditClient {
     host: Option<String>,
 }
 
-/// Whether a JetStream API answer is an error.
-fn is_error_answer(response: &str) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        #[serde(default)]
-        error: Option<serde::de::IgnoredAny>,
+/// A JetStream API answer, as far as the watcher reads it: whether it is an error and, for
+/// a create or an update, the configuration the server stored.
+#[derive(serde::Deserialize)]
+struct Answer<T> {
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+    #[serde(default = "Option::default")]
+    config: Option<T>,
+}
+
+/// What `response` says: `None` for an error answer (nothing changed); otherwise the
+/// configuration it carries, if any. An answer that cannot be read is taken as a change
+/// without a configuration: the server is read.
+fn read_answer<T: serde::de::DeserializeOwned>(response: &str) -> Option<Option<Box<T>>> {
+    match serde_json::from_str::<Answer<T>>(response) {
+        Ok(a) if a.error.is_some() => None,
+        Ok(a) => Some(a.config.map(Box::new)),
+        Err(_) => Some(None),
     }
-    serde_json::from_str::<Answer>(response).is_ok_and(|a| a.error.is_some())
 }
 
 /// What an advisory's API subject begins with when the request may change something.
@@ -360,24 +394,40 @@ fn changes_nothing(payload: &[u8]) -> bool {
     })
 }
 
-fn parse_advisory(payload: &[u8]) -> Option<(Touched, String)> {
+fn parse_advisory(payload: &[u8]) -> Option<Change> {
     if changes_nothing(payload) {
         return None;
     }
     let subject: AuditSubject = serde_json::from_slice(payload).ok()?;
     let tokens: Vec<&str> = subject.subject.strip_prefix("$JS.API.")?.split('.').collect();
-    let touched = match tokens.as_slice() {
-        ["STREAM", "CREATE" | "UPDATE" | "DELETE", stream] => Touched::Stream(stream.to_string()),
-        ["CONSUMER", "CREATE", stream, consumer, ..]
-        | ["CONSUMER", "DURABLE", "CREATE", stream, consumer]
-        | ["CONSUMER", "DELETE", stream, consumer]
-        | ["CONSUMER", "PAUSE", stream, consumer] => Touched::Consumer(stream.to_string(), consumer.to_string()),
+    // Whether the answer carries what the change made.
+    let (touched, made) = match tokens.as_slice() {
+        ["STREAM", verb @ ("CREATE" | "UPDATE" | "DELETE"), stream] => {
+            (Touched::Stream(stream.to_string()), *verb != "DELETE")
+        }
+        ["CONSUMER", "CREATE", stream, consumer, ..] | ["CONSUMER", "DURABLE", "CREATE", stream, consumer] => {
+            (Touched::Consumer(stream.to_string(), consumer.to_string()), true)
+        }
+        ["CONSUMER", "DELETE" | "PAUSE", stream, consumer] => {
+            (Touched::Consumer(stream.to_string(), consumer.to_string()), false)
+        }
         _ => return None,
     };
     let audit: Audit = serde_json::from_slice(payload).ok()?;
     let client = audit.client;
     let name = client.name.unwrap_or_default();
-    if name == CLIENT_NAME || audit.response.as_deref().is_some_and(is_error_answer) {
+    if name == CLIENT_NAME {
+        return None;
+    }
+    let seen = match (audit.response.as_deref(), &touched) {
+        (None, _) => None,
+        (Some(r), Touched::Stream(_)) if made => read_answer::<StreamConfig>(r)?.map(Seen::Stream),
+        (Some(r), Touched::Consumer(..)) if made => read_answer::<ConsumerConfig>(r)?.map(Seen::Consumer),
+        (Some(r), _) => read_answer::<serde::de::IgnoredAny>(r)?.and(None),
+    };
+    // Ephemeral consumers (ordered consumers, KV watchers) come and go with their clients;
+    // only durable ones are managed resources with a history.
+    if matches!(&seen, Some(Seen::Consumer(c)) if c.durable_name.is_none()) {
         return None;
     }
     let who = if name.is_empty() {
@@ -393,42 +443,67 @@ fn parse_advisory(payload: &[u8]) -> Option<(Touched, String)> {
         Some(u) => format!("{who} ({u}@{host})"),
         None => format!("{who} ({host})"),
     };
-    Some((touched, desc))
+    Some(Change {
+        touched,
+        client: desc,
+        seen,
+    })
 }
 
-/// Records one outside change an advisory announced, made by `client`.
-async fn on_change(console: &Console, cluster_id: &str, touched: &Touched, client: &str) {
+/// Records one outside change an advisory announced.
+async fn on_change(console: &Console, cluster_id: &str, change: Change) {
     let origin = ChangeOrigin::External {
         observed_via: "advisory".into(),
-        client: Some(client.to_string()),
+        client: Some(change.client),
     };
     let ctx = CommandContext::system("advisories").in_organization(console.cluster_organization(cluster_id).as_deref());
-    match touched {
-        Touched::Stream(name) if !console.is_internal_stream(name) => {
-            observe_stream(console, cluster_id, name, origin.clone(), &ctx).await;
+    match (change.touched, change.seen) {
+        (Touched::Stream(name), seen) if !console.is_internal_stream(&name) => {
+            let seen = match seen {
+                Some(Seen::Stream(c)) => Some(c),
+                _ => None,
+            };
+            observe_stream(console, cluster_id, &name, origin.clone(), seen, &ctx).await;
             console
-                .observe_consumers_of(cluster_id, name, origin.clone(), &ctx)
+                .observe_consumers_of(cluster_id, &name, origin.clone(), &ctx)
                 .await;
         }
-        Touched::Consumer(stream, name) if !console.is_internal_stream(stream) => {
-            console.observe_consumer(cluster_id, stream, name, origin, &ctx).await;
+        (Touched::Consumer(stream, name), seen) if !console.is_internal_stream(&stream) => {
+            let seen = match seen {
+                Some(Seen::Consumer(c)) => Some(c),
+                _ => None,
+            };
+            console
+                .observe_consumer(cluster_id, &stream, &name, origin, seen, &ctx)
+                .await;
         }
         _ => {}
     }
 }
 
-async fn observe_stream(console: &Console, cluster_id: &str, name: &str, origin: ChangeOrigin, ctx: &CommandContext) {
+async fn observe_stream(
+    console: &Console,
+    cluster_id: &str,
+    name: &str,
+    origin: ChangeOrigin,
+    seen: Option<Box<StreamConfig>>,
+    ctx: &CommandContext,
+) {
+    // A creation no view holds yet is recorded without reading a history first.
+    let new = seen.is_some() && !console.views.streams.contains(&stream_key(cluster_id, name));
     let cmd = StreamCommand::Observe {
         cluster_id: cluster_id.to_string(),
         name: name.to_string(),
         origin,
+        seen,
     };
-    if let Err(e) = console
-        .repos
-        .streams
-        .execute(&stream_id(cluster_id, name), cmd, ctx)
-        .await
-    {
+    let (repo, id) = (&console.repos.streams, stream_id(cluster_id, name));
+    let done = if new {
+        repo.execute_new(&id, cmd, ctx).await
+    } else {
+        repo.execute(&id, cmd, ctx).await
+    };
+    if let Err(e) = done {
         tracing::warn!(cluster = %cluster_id, stream = %name, error = %e, "could not record an external stream change");
     }
 }
@@ -470,7 +545,7 @@ pub(crate) async fn reconcile(console: &Console, cluster_id: &str, spread: Durat
             }
             let known = console.views.streams.get(&stream_key(cluster_id, &name));
             if known.as_ref().map(|k| &k.view.config) != Some(&info.config.normalized()) {
-                observe_stream(console, cluster_id, &name, origin.clone(), &ctx).await;
+                observe_stream(console, cluster_id, &name, origin.clone(), None, &ctx).await;
             }
             reconcile_consumers(
                 console,
@@ -503,7 +578,7 @@ pub(crate) async fn reconcile(console: &Console, cluster_id: &str, spread: Durat
         .filter(|n| !seen.contains(n))
         .collect();
     for name in gone {
-        observe_stream(console, cluster_id, &name, origin.clone(), &ctx).await;
+        observe_stream(console, cluster_id, &name, origin.clone(), None, &ctx).await;
         console
             .observe_consumers_of(cluster_id, &name, origin.clone(), &ctx)
             .await;
@@ -548,7 +623,7 @@ async fn reconcile_consumers(
     for name in names {
         if listed.get(name) != known.get(name) {
             console
-                .observe_consumer(cluster_id, stream, name, origin.clone(), ctx)
+                .observe_consumer(cluster_id, stream, name, origin.clone(), None, ctx)
                 .await;
         }
     }
@@ -571,18 +646,62 @@ mod tests {
 
     #[test]
     fn outside_changes_are_recognised_with_who_made_them() {
-        let (t, who) = parse_advisory(&advisory(
+        let c = parse_advisory(&advisory(
             "nats-cli",
             "$JS.API.STREAM.UPDATE.ORDERS",
             "{\"type\":\"ok\"}",
         ))
         .unwrap();
-        assert_eq!(t, Touched::Stream("ORDERS".into()));
-        assert_eq!(who, "nats-cli (alice@10.0.0.7)");
-        let (t, _) = parse_advisory(&advisory("x", "$JS.API.CONSUMER.CREATE.ORDERS.c1.orders.>", "{}")).unwrap();
-        assert_eq!(t, Touched::Consumer("ORDERS".into(), "c1".into()));
-        let (t, _) = parse_advisory(&advisory("x", "$JS.API.CONSUMER.DURABLE.CREATE.ORDERS.c2", "{}")).unwrap();
-        assert_eq!(t, Touched::Consumer("ORDERS".into(), "c2".into()));
+        assert_eq!(c.touched, Touched::Stream("ORDERS".into()));
+        assert_eq!(c.client, "nats-cli (alice@10.0.0.7)");
+        assert_eq!(c.seen, None);
+        let c = parse_advisory(&advisory("x", "$JS.API.CONSUMER.CREATE.ORDERS.c1.orders.>", "{}")).unwrap();
+        assert_eq!(c.touched, Touched::Consumer("ORDERS".into(), "c1".into()));
+        let c = parse_advisory(&advisory("x", "$JS.API.CONSUMER.DURABLE.CREATE.ORDERS.c2", "{}")).unwrap();
+        assert_eq!(c.touched, Touched::Consumer("ORDERS".into(), "c2".into()));
+    }
+
+    #[test]
+    fn what_a_create_made_is_read_from_its_answer() {
+        let answer = serde_json::json!({
+            "type": "io.nats.jetstream.api.v1.stream_create_response",
+            "config": {"name": "ORDERS", "subjects": ["orders.>"], "retention": "limits", "storage": "file",
+                       "max_msgs": 10, "num_replicas": 1},
+            "state": {"messages": 0},
+        })
+        .to_string();
+        let c = parse_advisory(&advisory("cli", "$JS.API.STREAM.CREATE.ORDERS", &answer)).unwrap();
+        let Some(Seen::Stream(config)) = c.seen else {
+            panic!("no configuration read from {answer}")
+        };
+        assert_eq!((config.name.as_str(), config.max_msgs), ("ORDERS", 10));
+        let answer = serde_json::json!({
+            "type": "io.nats.jetstream.api.v1.consumer_create_response",
+            "stream_name": "ORDERS", "name": "c2",
+            "config": {"durable_name": "c2", "name": "c2", "ack_policy": "explicit", "max_deliver": 4},
+        })
+        .to_string();
+        let c = parse_advisory(&advisory("cli", "$JS.API.CONSUMER.CREATE.ORDERS.c2", &answer)).unwrap();
+        let Some(Seen::Consumer(config)) = c.seen else {
+            panic!("no configuration read from {answer}")
+        };
+        assert_eq!((config.durable_name.as_deref(), config.max_deliver), (Some("c2"), 4));
+        // An ephemeral consumer (no durable name) is no managed resource: passed over.
+        let ephemeral = serde_json::json!({"stream_name": "ORDERS", "name": "x1",
+            "config": {"name": "x1", "ack_policy": "none"}})
+        .to_string();
+        assert!(parse_advisory(&advisory("cli", "$JS.API.CONSUMER.CREATE.ORDERS.x1", &ephemeral)).is_none());
+        // A delete or a pause carries no configuration: the server is read when it is recorded.
+        let c = parse_advisory(&advisory(
+            "cli",
+            "$JS.API.CONSUMER.DELETE.ORDERS.c2",
+            "{\"success\":true}",
+        ))
+        .unwrap();
+        assert_eq!(c.seen, None);
+        // An answer that cannot be read is a change all the same, recorded from the server.
+        let c = parse_advisory(&advisory("cli", "$JS.API.STREAM.CREATE.ORDERS", "{\"config\": 7}")).unwrap();
+        assert_eq!((c.touched, c.seen), (Touched::Stream("ORDERS".into()), None));
     }
 
     #[test]
@@ -616,12 +735,12 @@ mod tests {
             "subject": "$JS.API.CONSUMER.DELETE.ORDERS.c1",
             "response": "{\"success\":true}",
         });
-        let (t, who) = parse_advisory(payload.to_string().as_bytes()).unwrap();
-        assert_eq!(t, Touched::Consumer("ORDERS".into(), "c1".into()));
-        assert_eq!(who, "go client (10.0.0.8)");
+        let c = parse_advisory(payload.to_string().as_bytes()).unwrap();
+        assert_eq!(c.touched, Touched::Consumer("ORDERS".into(), "c1".into()));
+        assert_eq!(c.client, "go client (10.0.0.8)");
         let bare = serde_json::json!({"subject": "$JS.API.STREAM.DELETE.ORDERS"});
         assert_eq!(
-            parse_advisory(bare.to_string().as_bytes()).unwrap().1,
+            parse_advisory(bare.to_string().as_bytes()).unwrap().client,
             "unnamed client (?)"
         );
     }

@@ -264,6 +264,9 @@ pub enum ConsumerCommand {
         stream: String,
         name: String,
         origin: ChangeOrigin,
+        /// The durable configuration the change's own answer showed, if known: recorded as
+        /// it is when the console knows none for the consumer, as `StreamCommand::Observe`'s.
+        seen: Option<Box<ConsumerConfig>>,
     },
 }
 
@@ -507,12 +510,16 @@ impl Aggregate for Consumer {
                 stream,
                 name,
                 origin,
+                seen,
             } => {
-                let observed = svc
-                    .consumer_config(&cluster_id, &stream, &name)
-                    .await
-                    .map_err(ConsumerError::Service)?
-                    .map(ConsumerConfig::normalized);
+                let observed = match seen {
+                    Some(seen) if self.config.is_none() => Some(*seen),
+                    _ => svc
+                        .consumer_config(&cluster_id, &stream, &name)
+                        .await
+                        .map_err(ConsumerError::Service)?,
+                }
+                .map(ConsumerConfig::normalized);
                 match (self.config.clone(), observed) {
                     (None, Some(config)) => {
                         sink.write(

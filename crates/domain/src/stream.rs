@@ -416,6 +416,13 @@ pub enum StreamCommand {
         cluster_id: String,
         name: String,
         origin: ChangeOrigin,
+        /// The configuration the change's own answer showed (an API advisory's response to
+        /// a create or an update), if known. Recorded as it is when the console knows no
+        /// configuration for the stream (a creation: the console has not touched it, so
+        /// nothing of its own can be newer), without asking the server; otherwise the
+        /// server is read, so that an answer older than the console's own change to the
+        /// stream is never recorded over it.
+        seen: Option<Box<StreamConfig>>,
     },
 }
 
@@ -875,12 +882,16 @@ impl Aggregate for Stream {
                 cluster_id,
                 name,
                 origin,
+                seen,
             } => {
-                let observed = svc
-                    .stream_config(&cluster_id, &name)
-                    .await
-                    .map_err(StreamError::Service)?
-                    .map(StreamConfig::normalized);
+                let observed = match seen {
+                    Some(seen) if self.config.is_none() => Some(*seen),
+                    _ => svc
+                        .stream_config(&cluster_id, &name)
+                        .await
+                        .map_err(StreamError::Service)?,
+                }
+                .map(StreamConfig::normalized);
                 match (self.config.clone(), observed) {
                     (None, Some(config)) => {
                         sink.write(

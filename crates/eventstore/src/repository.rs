@@ -119,12 +119,40 @@ where
     }
 
     /// Runs `command` on aggregate `aggregate_id` and commits what it emits.
+    pub fn execute<'a>(
+        &'a self,
+        aggregate_id: &'a str,
+        command: A::Command,
+        ctx: &'a CommandContext,
+    ) -> impl Future<Output = Result<Committed<A>, CommandError<A::Error>>> + 'a {
+        // Not an `async fn` of its own: no second future around the command's, which is
+        // deep enough already in debug builds.
+        self.run(aggregate_id, command, ctx, false)
+    }
+
+    /// Like [`Self::execute`], for an aggregate that is probably new (no view holds it yet)
+    /// and a command that changes nothing outside the console (an observation): when the
+    /// aggregate is not in memory, the command is handled against an empty one instead of
+    /// reading its history first. A history that exists after all makes the commit conflict
+    /// (it expects none), and the command is handled again against that history. So a
+    /// burst of resources made outside the console costs one round trip each to record,
+    /// not two; a wrong guess costs one more.
+    pub fn execute_new<'a>(
+        &'a self,
+        aggregate_id: &'a str,
+        command: A::Command,
+        ctx: &'a CommandContext,
+    ) -> impl Future<Output = Result<Committed<A>, CommandError<A::Error>>> + 'a {
+        self.run(aggregate_id, command, ctx, true)
+    }
+
     #[tracing::instrument(name = "command", skip(self, command, ctx), fields(aggregate_type = A::TYPE, actor = %ctx.actor, correlation_id = %ctx.correlation_id))]
-    pub async fn execute(
+    async fn run(
         &self,
         aggregate_id: &str,
         command: A::Command,
         ctx: &CommandContext,
+        probably_new: bool,
     ) -> Result<Committed<A>, CommandError<A::Error>> {
         let metadata = ctx.to_metadata();
         if self.side_effects {
@@ -140,8 +168,12 @@ where
         })?;
         let mut attempt = 0;
         loop {
-            // A read that failed changed nothing, whatever the reason.
-            let loaded = self.load_context(aggregate_id).await.map_err(Error::unanswered)?;
+            let loaded = match self.cached(aggregate_id) {
+                Some(hit) => hit,
+                None if probably_new && attempt == 0 => JsAggregateContext::empty(aggregate_id),
+                // A read that failed changed nothing, whatever the reason.
+                None => self.load_context(aggregate_id).await.map_err(Error::unanswered)?,
+            };
             let mut working = loaded.clone();
             let sink = EventSink::default();
             working
@@ -246,9 +278,13 @@ where
         self.cache.lock().expect("cache lock").clear();
     }
 
+    fn cached(&self, aggregate_id: &str) -> Option<JsAggregateContext<A>> {
+        self.cache.lock().expect("cache lock").get(aggregate_id).cloned()
+    }
+
     async fn load_context(&self, aggregate_id: &str) -> Result<JsAggregateContext<A>, Error> {
-        if let Some(hit) = self.cache.lock().expect("cache lock").get(aggregate_id) {
-            return Ok(hit.clone());
+        if let Some(hit) = self.cached(aggregate_id) {
+            return Ok(hit);
         }
         let loaded = self.store.load::<A>(aggregate_id).await?;
         self.put_cache(loaded.clone());
@@ -258,8 +294,7 @@ where
     /// After a conflict: brings the newest known state (ours or a racing task's) up to
     /// date with what is in the stream, reading only the events we have not seen.
     async fn refresh(&self, aggregate_id: &str, stale: JsAggregateContext<A>) -> Result<(), Error> {
-        let cached = self.cache.lock().expect("cache lock").get(aggregate_id).cloned();
-        let mut newest = match cached {
+        let mut newest = match self.cached(aggregate_id) {
             Some(c) if c.stream_sequence > stale.stream_sequence => c,
             _ => stale,
         };

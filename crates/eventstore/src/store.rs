@@ -101,6 +101,19 @@ pub struct JsAggregateContext<A> {
     pub last_hash: Option<String>,
 }
 
+impl<A: Aggregate> JsAggregateContext<A> {
+    /// An aggregate with no events.
+    pub fn empty(aggregate_id: &str) -> Self {
+        Self {
+            aggregate_id: aggregate_id.to_string(),
+            aggregate: A::default(),
+            version: 0,
+            stream_sequence: 0,
+            last_hash: None,
+        }
+    }
+}
+
 impl<A: Aggregate> AggregateContext<A> for JsAggregateContext<A> {
     fn aggregate(&mut self) -> &mut A {
         &mut self.aggregate

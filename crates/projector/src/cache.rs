@@ -316,6 +316,11 @@ where
             .map(|v| (**v).clone())
     }
 
+    /// Whether the view holds `key`, without a copy of it.
+    pub fn contains(&self, key: &str) -> bool {
+        self.inner.entries.read().expect("view lock").map.contains_key(key)
+    }
+
     /// Every entry, in key order.
     pub fn list(&self) -> Vec<Versioned<V>> {
         self.inner

@@ -7,7 +7,7 @@ mod streams;
 pub(crate) use streams::{SourceKey, StateKey};
 pub use streams::{StreamFilter, StreamOrder};
 
-use jsc_domain::consumer::{ConsumerCommand, consumer_id};
+use jsc_domain::consumer::{ConsumerCommand, ConsumerConfig, consumer_id};
 use jsc_domain::stream::ChangeOrigin;
 use jsc_eventstore::CommandContext;
 
@@ -16,27 +16,38 @@ use crate::Console;
 impl Console {
     /// Records what the server now says about one consumer (created, changed or gone
     /// outside the console, or taken with its stream); the stream sequence committed, if
-    /// anything changed.
+    /// anything changed. `seen`: the configuration the change's own answer showed, if known
+    /// (see `ConsumerCommand::Observe`).
     pub(crate) async fn observe_consumer(
         &self,
         cluster_id: &str,
         stream: &str,
         name: &str,
         origin: ChangeOrigin,
+        seen: Option<Box<ConsumerConfig>>,
         ctx: &CommandContext,
     ) -> Option<u64> {
+        let id = consumer_id(cluster_id, stream, name);
+        // A creation no view holds yet is recorded without reading a history first.
+        let new = seen.is_some()
+            && !self
+                .views
+                .consumers
+                .contains(&jsc_projections::consumer_key(cluster_id, stream, name));
         let cmd = ConsumerCommand::Observe {
             cluster_id: cluster_id.to_string(),
             stream: stream.to_string(),
             name: name.to_string(),
             origin,
+            seen,
         };
-        match self
-            .repos
-            .consumers
-            .execute(&consumer_id(cluster_id, stream, name), cmd, ctx)
-            .await
-        {
+        let repo = &self.repos.consumers;
+        let done = if new {
+            repo.execute_new(&id, cmd, ctx).await
+        } else {
+            repo.execute(&id, cmd, ctx).await
+        };
+        match done {
             Ok(done) => Some(done.stream_sequence),
             Err(e) => {
                 tracing::warn!(cluster = %cluster_id, %stream, consumer = %name, error = %e, "could not record a consumer change");
@@ -62,7 +73,7 @@ impl Console {
             .with_prefix(&jsc_projections::consumers_prefix(cluster_id, stream))
         {
             if let Some(seq) = self
-                .observe_consumer(cluster_id, stream, &c.view.name, origin.clone(), ctx)
+                .observe_consumer(cluster_id, stream, &c.view.name, origin.clone(), None, ctx)
                 .await
             {
                 last = last.max(seq);

@@ -169,6 +169,7 @@ fn observe() -> ConsumerCommand {
         stream: STREAM.into(),
         name: NAME.into(),
         origin: external(),
+        seen: None,
     }
 }
 
@@ -753,6 +754,65 @@ fn observing_an_unknown_consumer_records_its_creation_outside_the_console() {
             cluster_id: CLUSTER.into(),
             stream: STREAM.into(),
             config: dispatch(),
+            origin: external(),
+        }]);
+    assert_eq!(fake.calls(), ["read c1/ORDERS/dispatch"]);
+}
+
+/// What an advisory's answer showed, for the observation of one consumer.
+fn observe_seen(seen: ConsumerConfig) -> ConsumerCommand {
+    match observe() {
+        ConsumerCommand::Observe {
+            cluster_id,
+            stream,
+            name,
+            origin,
+            ..
+        } => ConsumerCommand::Observe {
+            cluster_id,
+            stream,
+            name,
+            origin,
+            seen: Some(Box::new(seen)),
+        },
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn a_creation_seen_in_its_answer_is_recorded_without_asking_the_server() {
+    // The server has it gone since: the answer is still what was made, and its deletion
+    // comes in an observation of its own.
+    let fake = Arc::new(FakeServer::observing(None));
+    framework(&fake)
+        .given_no_previous_events()
+        .when(observe_seen(server_side(dispatch())))
+        .then_expect_events(vec![ConsumerEvent::Created {
+            cluster_id: CLUSTER.into(),
+            stream: STREAM.into(),
+            config: dispatch(),
+            origin: external(),
+        }]);
+    assert_eq!(fake.calls(), Vec::<String>::new(), "the server was asked");
+}
+
+#[test]
+fn an_answer_seen_for_a_known_consumer_is_checked_against_the_server() {
+    // The answer may be older than the console's own change to the consumer: what the
+    // server has now is recorded, not the answer.
+    let mut stale = dispatch();
+    stale.max_deliver = 9;
+    let mut now = dispatch();
+    now.max_deliver = 5;
+    let fake = Arc::new(FakeServer::observing(Some(now.clone())));
+    framework(&fake)
+        .given(vec![created()])
+        .when(observe_seen(stale))
+        .then_expect_events(vec![ConsumerEvent::Updated {
+            cluster_id: CLUSTER.into(),
+            stream: STREAM.into(),
+            before: dispatch(),
+            after: now,
             origin: external(),
         }]);
     assert_eq!(fake.calls(), ["read c1/ORDERS/dispatch"]);

@@ -158,6 +158,7 @@ fn observe() -> StreamCommand {
         cluster_id: CLUSTER.into(),
         name: "ORDERS".into(),
         origin: external(),
+        seen: None,
     }
 }
 

@@ -31,7 +31,8 @@ impl StreamServices for FakeServer {
     async fn delete_stream(&self, _: &str, _: &str) -> Result<(), ServiceError> {
         Ok(())
     }
-    async fn stream_config(&self, _: &str, _: &str) -> Result<Option<StreamConfig>, ServiceError> {
+    async fn stream_config(&self, _: &str, name: &str) -> Result<Option<StreamConfig>, ServiceError> {
+        self.calls.lock().unwrap().push(format!("read {name}"));
         Ok(self.observed.clone())
     }
     async fn purge_stream(&self, _: &str, _: &str, _: &PurgeRequest) -> Result<u64, ServiceError> {
@@ -144,8 +145,73 @@ fn observing_the_known_config_records_nothing() {
                 observed_via: "reconcile".into(),
                 client: None,
             },
+            seen: None,
         })
         .then_expect_events(vec![]);
+}
+
+fn observe_seen(seen: StreamConfig) -> StreamCommand {
+    StreamCommand::Observe {
+        cluster_id: "c1".into(),
+        name: "ORDERS".into(),
+        origin: ChangeOrigin::External {
+            observed_via: "advisory".into(),
+            client: Some("nats-cli".into()),
+        },
+        seen: Some(Box::new(seen)),
+    }
+}
+
+#[test]
+fn a_creation_seen_in_its_answer_is_recorded_without_asking_the_server() {
+    // The server has it gone since: the answer is still what was made, and the deletion
+    // comes in an observation of its own.
+    let fake = Arc::new(FakeServer::default());
+    let svc: Arc<dyn StreamServices> = fake.clone();
+    TestFramework::<Stream>::with(svc)
+        .given_no_previous_events()
+        .when(observe_seen(orders()))
+        .then_expect_events(vec![StreamEvent::Created {
+            cluster_id: "c1".into(),
+            config: orders(),
+            origin: ChangeOrigin::External {
+                observed_via: "advisory".into(),
+                client: Some("nats-cli".into()),
+            },
+        }]);
+    assert_eq!(
+        *fake.calls.lock().unwrap(),
+        Vec::<String>::new(),
+        "the server was asked"
+    );
+}
+
+#[test]
+fn an_answer_seen_for_a_known_stream_is_checked_against_the_server() {
+    // The answer may be older than the console's own change to the stream: what the
+    // server has now is recorded, not the answer.
+    let mut stale = orders();
+    stale.max_msgs = 9;
+    let mut now = orders();
+    now.max_msgs = 5;
+    let fake = Arc::new(FakeServer {
+        observed: Some(now.clone()),
+        ..Default::default()
+    });
+    let svc: Arc<dyn StreamServices> = fake.clone();
+    TestFramework::<Stream>::with(svc)
+        .given(vec![created()])
+        .when(observe_seen(stale))
+        .then_expect_events(vec![StreamEvent::Updated {
+            cluster_id: "c1".into(),
+            before: orders(),
+            after: now,
+            origin: ChangeOrigin::External {
+                observed_via: "advisory".into(),
+                client: Some("nats-cli".into()),
+            },
+        }]);
+    assert_eq!(*fake.calls.lock().unwrap(), ["read ORDERS"]);
 }
 
 #[test]
@@ -162,6 +228,7 @@ fn observing_a_change_records_before_and_after() {
             cluster_id: "c1".into(),
             name: "ORDERS".into(),
             origin: origin.clone(),
+            seen: None,
         })
         .then_expect_events(vec![StreamEvent::Updated {
             cluster_id: "c1".into(),
@@ -183,6 +250,7 @@ fn observing_a_vanished_stream_records_its_deletion() {
             cluster_id: "c1".into(),
             name: "ORDERS".into(),
             origin: origin.clone(),
+            seen: None,
         })
         .then_expect_events(vec![StreamEvent::Deleted {
             cluster_id: "c1".into(),
