@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jsc_domain::consumer::ConsumerConfig;
-use jsc_domain::stream::{ChangeOrigin, StreamCommand, StreamConfig, stream_id};
+use jsc_domain::stream::{ChangeOrigin, Seen, StreamCommand, StreamConfig, stream_id};
 use jsc_eventstore::CommandContext;
 use jsc_fleet::CLIENT_NAME;
 use jsc_projections::{stream_key, streams_group};
@@ -302,12 +302,12 @@ struct Change {
     client: String,
     /// The configuration the request's answer showed, for a create or an update: what the
     /// change made, recorded without asking the server when the console knows no
-    /// configuration for the resource (see `StreamCommand::Observe`).
-    seen: Option<Seen>,
+    /// configuration for the resource (see [`Seen::Answer`]).
+    made: Option<Made>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Seen {
+enum Made {
     Stream(Box<StreamConfig>),
     Consumer(Box<ConsumerConfig>),
 }
@@ -419,15 +419,15 @@ fn parse_advisory(payload: &[u8]) -> Option<Change> {
     if name == CLIENT_NAME {
         return None;
     }
-    let seen = match (audit.response.as_deref(), &touched) {
+    let made = match (audit.response.as_deref(), &touched) {
         (None, _) => None,
-        (Some(r), Touched::Stream(_)) if made => read_answer::<StreamConfig>(r)?.map(Seen::Stream),
-        (Some(r), Touched::Consumer(..)) if made => read_answer::<ConsumerConfig>(r)?.map(Seen::Consumer),
+        (Some(r), Touched::Stream(_)) if made => read_answer::<StreamConfig>(r)?.map(Made::Stream),
+        (Some(r), Touched::Consumer(..)) if made => read_answer::<ConsumerConfig>(r)?.map(Made::Consumer),
         (Some(r), _) => read_answer::<serde::de::IgnoredAny>(r)?.and(None),
     };
     // Ephemeral consumers (ordered consumers, KV watchers) come and go with their clients;
     // only durable ones are managed resources with a history.
-    if matches!(&seen, Some(Seen::Consumer(c)) if c.durable_name.is_none()) {
+    if matches!(&made, Some(Made::Consumer(c)) if c.durable_name.is_none()) {
         return None;
     }
     let who = if name.is_empty() {
@@ -446,7 +446,7 @@ fn parse_advisory(payload: &[u8]) -> Option<Change> {
     Some(Change {
         touched,
         client: desc,
-        seen,
+        made,
     })
 }
 
@@ -457,21 +457,21 @@ async fn on_change(console: &Console, cluster_id: &str, change: Change) {
         client: Some(change.client),
     };
     let ctx = CommandContext::system("advisories").in_organization(console.cluster_organization(cluster_id).as_deref());
-    match (change.touched, change.seen) {
-        (Touched::Stream(name), seen) if !console.is_internal_stream(&name) => {
-            let seen = match seen {
-                Some(Seen::Stream(c)) => Some(c),
-                _ => None,
+    match (change.touched, change.made) {
+        (Touched::Stream(name), made) if !console.is_internal_stream(&name) => {
+            let seen = match made {
+                Some(Made::Stream(c)) => Seen::Answer(c),
+                _ => Seen::Nothing,
             };
-            observe_stream(console, cluster_id, &name, origin.clone(), seen, &ctx).await;
+            let gone = observe_stream(console, cluster_id, &name, origin.clone(), seen, &ctx).await;
             console
-                .observe_consumers_of(cluster_id, &name, origin.clone(), &ctx)
+                .observe_consumers_of(cluster_id, &name, gone, origin.clone(), &ctx)
                 .await;
         }
-        (Touched::Consumer(stream, name), seen) if !console.is_internal_stream(&stream) => {
-            let seen = match seen {
-                Some(Seen::Consumer(c)) => Some(c),
-                _ => None,
+        (Touched::Consumer(stream, name), made) if !console.is_internal_stream(&stream) => {
+            let seen = match made {
+                Some(Made::Consumer(c)) => Seen::Answer(c),
+                _ => Seen::Nothing,
             };
             console
                 .observe_consumer(cluster_id, &stream, &name, origin, seen, &ctx)
@@ -481,16 +481,18 @@ async fn on_change(console: &Console, cluster_id: &str, change: Change) {
     }
 }
 
+/// Records what the server says about one stream; whether the stream is now gone (as far
+/// as the console knows: false when it could not be recorded).
 async fn observe_stream(
     console: &Console,
     cluster_id: &str,
     name: &str,
     origin: ChangeOrigin,
-    seen: Option<Box<StreamConfig>>,
+    seen: Seen<StreamConfig>,
     ctx: &CommandContext,
-) {
+) -> bool {
     // A creation no view holds yet is recorded without reading a history first.
-    let new = seen.is_some() && !console.views.streams.contains(&stream_key(cluster_id, name));
+    let new = matches!(seen, Seen::Answer(_)) && !console.views.streams.contains(&stream_key(cluster_id, name));
     let cmd = StreamCommand::Observe {
         cluster_id: cluster_id.to_string(),
         name: name.to_string(),
@@ -503,8 +505,12 @@ async fn observe_stream(
     } else {
         repo.execute(&id, cmd, ctx).await
     };
-    if let Err(e) = done {
-        tracing::warn!(cluster = %cluster_id, stream = %name, error = %e, "could not record an external stream change");
+    match done {
+        Ok(done) => done.state.config.is_none(),
+        Err(e) => {
+            tracing::warn!(cluster = %cluster_id, stream = %name, error = %e, "could not record an external stream change");
+            false
+        }
     }
 }
 
@@ -545,7 +551,7 @@ pub(crate) async fn reconcile(console: &Console, cluster_id: &str, spread: Durat
             }
             let known = console.views.streams.get(&stream_key(cluster_id, &name));
             if known.as_ref().map(|k| &k.view.config) != Some(&info.config.normalized()) {
-                observe_stream(console, cluster_id, &name, origin.clone(), None, &ctx).await;
+                observe_stream(console, cluster_id, &name, origin.clone(), Seen::Nothing, &ctx).await;
             }
             reconcile_consumers(
                 console,
@@ -578,9 +584,9 @@ pub(crate) async fn reconcile(console: &Console, cluster_id: &str, spread: Durat
         .filter(|n| !seen.contains(n))
         .collect();
     for name in gone {
-        observe_stream(console, cluster_id, &name, origin.clone(), None, &ctx).await;
+        let gone = observe_stream(console, cluster_id, &name, origin.clone(), Seen::Nothing, &ctx).await;
         console
-            .observe_consumers_of(cluster_id, &name, origin.clone(), &ctx)
+            .observe_consumers_of(cluster_id, &name, gone, origin.clone(), &ctx)
             .await;
     }
 }
@@ -623,7 +629,7 @@ async fn reconcile_consumers(
     for name in names {
         if listed.get(name) != known.get(name) {
             console
-                .observe_consumer(cluster_id, stream, name, origin.clone(), None, ctx)
+                .observe_consumer(cluster_id, stream, name, origin.clone(), Seen::Nothing, ctx)
                 .await;
         }
     }
@@ -654,7 +660,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.touched, Touched::Stream("ORDERS".into()));
         assert_eq!(c.client, "nats-cli (alice@10.0.0.7)");
-        assert_eq!(c.seen, None);
+        assert_eq!(c.made, None);
         let c = parse_advisory(&advisory("x", "$JS.API.CONSUMER.CREATE.ORDERS.c1.orders.>", "{}")).unwrap();
         assert_eq!(c.touched, Touched::Consumer("ORDERS".into(), "c1".into()));
         let c = parse_advisory(&advisory("x", "$JS.API.CONSUMER.DURABLE.CREATE.ORDERS.c2", "{}")).unwrap();
@@ -671,7 +677,7 @@ mod tests {
         })
         .to_string();
         let c = parse_advisory(&advisory("cli", "$JS.API.STREAM.CREATE.ORDERS", &answer)).unwrap();
-        let Some(Seen::Stream(config)) = c.seen else {
+        let Some(Made::Stream(config)) = c.made else {
             panic!("no configuration read from {answer}")
         };
         assert_eq!((config.name.as_str(), config.max_msgs), ("ORDERS", 10));
@@ -682,7 +688,7 @@ mod tests {
         })
         .to_string();
         let c = parse_advisory(&advisory("cli", "$JS.API.CONSUMER.CREATE.ORDERS.c2", &answer)).unwrap();
-        let Some(Seen::Consumer(config)) = c.seen else {
+        let Some(Made::Consumer(config)) = c.made else {
             panic!("no configuration read from {answer}")
         };
         assert_eq!((config.durable_name.as_deref(), config.max_deliver), (Some("c2"), 4));
@@ -698,10 +704,10 @@ mod tests {
             "{\"success\":true}",
         ))
         .unwrap();
-        assert_eq!(c.seen, None);
+        assert_eq!(c.made, None);
         // An answer that cannot be read is a change all the same, recorded from the server.
         let c = parse_advisory(&advisory("cli", "$JS.API.STREAM.CREATE.ORDERS", "{\"config\": 7}")).unwrap();
-        assert_eq!((c.touched, c.seen), (Touched::Stream("ORDERS".into()), None));
+        assert_eq!((c.touched, c.made), (Touched::Stream("ORDERS".into()), None));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::names::{check_name, check_subject, is_false, subjects_overlap};
 pub use crate::policy::{AckPolicy, DeliverPolicy, ReplayPolicy};
-use crate::stream::{ChangeOrigin, ServiceError, service_kind};
+use crate::stream::{ChangeOrigin, Seen, ServiceError, service_kind};
 use crate::{DomainError, ErrorKind};
 
 fn is_zero(v: &i64) -> bool {
@@ -264,9 +264,8 @@ pub enum ConsumerCommand {
         stream: String,
         name: String,
         origin: ChangeOrigin,
-        /// The durable configuration the change's own answer showed, if known: recorded as
-        /// it is when the console knows none for the consumer, as `StreamCommand::Observe`'s.
-        seen: Option<Box<ConsumerConfig>>,
+        /// What is known of the consumer besides its server (see [`Seen`]).
+        seen: Seen<ConsumerConfig>,
     },
 }
 
@@ -513,7 +512,8 @@ impl Aggregate for Consumer {
                 seen,
             } => {
                 let observed = match seen {
-                    Some(seen) if self.config.is_none() => Some(*seen),
+                    Seen::Answer(made) if self.config.is_none() => Some(*made),
+                    Seen::GoneWithStream => None,
                     _ => svc
                         .consumer_config(&cluster_id, &stream, &name)
                         .await

@@ -416,14 +416,27 @@ pub enum StreamCommand {
         cluster_id: String,
         name: String,
         origin: ChangeOrigin,
-        /// The configuration the change's own answer showed (an API advisory's response to
-        /// a create or an update), if known. Recorded as it is when the console knows no
-        /// configuration for the stream (a creation: the console has not touched it, so
-        /// nothing of its own can be newer), without asking the server; otherwise the
-        /// server is read, so that an answer older than the console's own change to the
-        /// stream is never recorded over it.
-        seen: Option<Box<StreamConfig>>,
+        /// What is known of the stream besides its server (see [`Seen`]).
+        seen: Seen<StreamConfig>,
     },
+}
+
+/// What an observation of a stream or consumer knows before it is handled, besides what
+/// its server says.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Seen<C> {
+    /// Nothing: the server is read.
+    #[default]
+    Nothing,
+    /// The configuration the change's own answer showed (an API advisory's response to a
+    /// create or an update). Recorded as it is when the console knows no configuration for
+    /// the resource (a creation: the console has not touched it, so nothing of its own can
+    /// be newer), without asking the server; otherwise the server is read, so that an
+    /// answer older than the console's own change is never recorded over it.
+    Answer(Box<C>),
+    /// A consumer whose stream was found gone just before, inside the stream's own command:
+    /// gone with it, without a read of each. (A stream's observation reads its server.)
+    GoneWithStream,
 }
 
 // Events are short-lived values on their way to and from JSON; boxing would buy nothing.
@@ -885,7 +898,7 @@ impl Aggregate for Stream {
                 seen,
             } => {
                 let observed = match seen {
-                    Some(seen) if self.config.is_none() => Some(*seen),
+                    Seen::Answer(made) if self.config.is_none() => Some(*made),
                     _ => svc
                         .stream_config(&cluster_id, &name)
                         .await

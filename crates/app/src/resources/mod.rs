@@ -8,7 +8,7 @@ pub(crate) use streams::{SourceKey, StateKey};
 pub use streams::{StreamFilter, StreamOrder};
 
 use jsc_domain::consumer::{ConsumerCommand, ConsumerConfig, consumer_id};
-use jsc_domain::stream::ChangeOrigin;
+use jsc_domain::stream::{ChangeOrigin, Seen};
 use jsc_eventstore::CommandContext;
 
 use crate::Console;
@@ -16,20 +16,19 @@ use crate::Console;
 impl Console {
     /// Records what the server now says about one consumer (created, changed or gone
     /// outside the console, or taken with its stream); the stream sequence committed, if
-    /// anything changed. `seen`: the configuration the change's own answer showed, if known
-    /// (see `ConsumerCommand::Observe`).
+    /// anything changed. `seen`: what is known of it besides its server.
     pub(crate) async fn observe_consumer(
         &self,
         cluster_id: &str,
         stream: &str,
         name: &str,
         origin: ChangeOrigin,
-        seen: Option<Box<ConsumerConfig>>,
+        seen: Seen<ConsumerConfig>,
         ctx: &CommandContext,
     ) -> Option<u64> {
         let id = consumer_id(cluster_id, stream, name);
         // A creation no view holds yet is recorded without reading a history first.
-        let new = seen.is_some()
+        let new = matches!(seen, Seen::Answer(_))
             && !self
                 .views
                 .consumers
@@ -58,14 +57,21 @@ impl Console {
 
     /// A stream that is gone takes its consumers with it: records that in each consumer's
     /// history. The one place this rule lives, for deletes from the console and from
-    /// outside it. Returns the last stream sequence committed.
+    /// outside it. `stream_gone`: the stream's own command, just before, found it gone (or
+    /// deleted it), so its consumers are recorded gone without a read of each; otherwise
+    /// each is read. Returns the last stream sequence committed.
     pub(crate) async fn observe_consumers_of(
         &self,
         cluster_id: &str,
         stream: &str,
+        stream_gone: bool,
         origin: ChangeOrigin,
         ctx: &CommandContext,
     ) -> u64 {
+        let seen = || match stream_gone {
+            true => Seen::GoneWithStream,
+            false => Seen::Nothing,
+        };
         let mut last = 0;
         for c in self
             .views
@@ -73,7 +79,7 @@ impl Console {
             .with_prefix(&jsc_projections::consumers_prefix(cluster_id, stream))
         {
             if let Some(seq) = self
-                .observe_consumer(cluster_id, stream, &c.view.name, origin.clone(), None, ctx)
+                .observe_consumer(cluster_id, stream, &c.view.name, origin.clone(), seen(), ctx)
                 .await
             {
                 last = last.max(seq);

@@ -438,7 +438,7 @@ impl Console {
         )
         .await?;
         let last = self
-            .observe_consumers_of(cluster_id, name, ChangeOrigin::Console, &ctx)
+            .observe_consumers_of(cluster_id, name, true, ChangeOrigin::Console, &ctx)
             .await;
         let _ = self.views.consumers.wait_for(last, self.view_wait).await;
         Ok(())

@@ -8,7 +8,9 @@
 //! - resident memory of `jsconsole serve` per managed resource beyond its figure with the
 //!   cluster empty;
 //! - the reconciler's CPU per walk of the whole cluster, beside the bench process's CPU for
-//!   the same list requests.
+//!   the same list requests;
+//! - how long after the last of 10,000 deletes (again outside the console) every stream and
+//!   consumer is recorded gone, beside how long the client took to delete them.
 
 use super::*;
 
@@ -36,7 +38,7 @@ async fn all_in(home: &async_nats::Client, streams: usize, events: u64, since: I
     loop {
         let s = view_entries(&js, "view_streams_v1").await?;
         let c = view_entries(&js, "view_consumers_v1").await?;
-        let e = js.get_stream("CONSOLE_EVENTS").await?.info().await?.state.messages;
+        let e = events_in(home).await?;
         if s >= streams as u64 && c >= (streams * CONSUMERS) as u64 && e >= events {
             return Ok(since.elapsed().as_secs_f64());
         }
@@ -120,13 +122,7 @@ pub(super) async fn big_cluster(args: &Args, sizes: &Sizes) -> anyhow::Result<Ve
     let cluster = register(&http, &console.base, "big", &managed.process.url()).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (_, empty_rss) = console.memory();
-    let base_events = jetstream::new(home_client.clone())
-        .get_stream("CONSOLE_EVENTS")
-        .await?
-        .info()
-        .await?
-        .state
-        .messages;
+    let base_events = events_in(&home_client).await?;
 
     let mut rows = Vec::new();
     let samples = sizes.latency_samples.min(500);
@@ -284,6 +280,91 @@ pub(super) async fn big_cluster(args: &Args, sizes: &Sizes) -> anyhow::Result<Ve
             window.as_secs()
         ),
     });
+
+    // Deleted outside in a burst, the reconcile off again: each stream and consumer recorded
+    // gone, with its client. The restarted console first walks the cluster once (what it
+    // missed while away), which is left to end before the burst.
+    let console = console
+        .restart_with(&args.jsconsole, &home.process.url(), &["--reconcile-interval", "3600"])
+        .await?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let before = events_in(&home_client).await?;
+    let t = Instant::now();
+    futures::stream::iter(0..ALL)
+        .map(|i| {
+            let js = js.clone();
+            async move { js.delete_stream(format!("S{i:05}")).await.map(|_| ()) }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    let last = Instant::now();
+    let deleted_s = t.elapsed().as_secs_f64();
+    let gone = all_gone(&home_client, before + (ALL * (1 + CONSUMERS)) as u64, last).await?;
+    eprintln!("   {ALL} streams deleted in {deleted_s:.1} s, all recorded gone {gone:.2} s after the last");
+    rows.push(Row {
+        scenario: scenario(ALL),
+        metric: format!(
+            "every stream and consumer deleted gone from the views and in the history, after the last of {ALL}"
+        ),
+        unit: "s".into(),
+        console: Measured::of(vec![gone]),
+        raw: Some(Measured::of(vec![deleted_s])),
+        raw_label: format!("the client deleting the streams ({CLIENT}, 16 in flight)"),
+        better: Better::Lower,
+        target: Target::AbsoluteAtMost { value: 5.0 },
+        note: "polled every 20 ms from the last delete's answer: an event for each stream and consumer in the \
+               history, and the stream and consumer views' checkpoints past the last of them"
+            .into(),
+    });
     drop(console);
     Ok(rows)
+}
+
+/// Events in the console's history.
+async fn events_in(home: &async_nats::Client) -> anyhow::Result<u64> {
+    let js = jetstream::new(home.clone());
+    Ok(js.get_stream("CONSOLE_EVENTS").await?.info().await?.state.messages)
+}
+
+/// Where a view's projection stands: the last event it has applied (or passed over).
+async fn checkpoint(js: &jetstream::Context, bucket: &str) -> anyhow::Result<u64> {
+    let kv = js.get_key_value(bucket).await?;
+    let at = kv.get("_checkpoint").await?.unwrap_or_default();
+    Ok(std::str::from_utf8(&at)?.parse().unwrap_or(0))
+}
+
+/// Waits until the history holds `events` events and the stream and consumer views have
+/// applied every one; how long that took from `since`.
+async fn all_gone(home: &async_nats::Client, events: u64, since: Instant) -> anyhow::Result<f64> {
+    let js = jetstream::new(home.clone());
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut said = Instant::now();
+    loop {
+        let info = js.get_stream("CONSOLE_EVENTS").await?.info().await?.state.clone();
+        let (s, c) = (
+            checkpoint(&js, "view_streams_v1").await?,
+            checkpoint(&js, "view_consumers_v1").await?,
+        );
+        if info.messages >= events && s.min(c) >= info.last_sequence {
+            return Ok(since.elapsed().as_secs_f64());
+        }
+        if said.elapsed() >= Duration::from_secs(1) {
+            said = Instant::now();
+            eprintln!(
+                "     {:.1} s: {} events to come; views at {s} and {c} of {}",
+                since.elapsed().as_secs_f64(),
+                events.saturating_sub(info.messages),
+                info.last_sequence
+            );
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the console has {} events, not {events}",
+            info.messages
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

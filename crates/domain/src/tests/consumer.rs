@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use cqrs_es::test::TestFramework;
 
 use crate::consumer::{Consumer, ConsumerCommand, ConsumerConfig, ConsumerError, ConsumerEvent, ConsumerServices};
-use crate::stream::{ChangeOrigin, ServiceError};
+use crate::stream::{ChangeOrigin, Seen, ServiceError};
 use crate::{DomainError, ErrorKind};
 
 const CLUSTER: &str = "c1";
@@ -169,7 +169,18 @@ fn observe() -> ConsumerCommand {
         stream: STREAM.into(),
         name: NAME.into(),
         origin: external(),
-        seen: None,
+        seen: Seen::Nothing,
+    }
+}
+
+/// The consumer recorded gone, as found outside the console.
+fn deleted_outside() -> ConsumerEvent {
+    ConsumerEvent::Deleted {
+        cluster_id: CLUSTER.into(),
+        stream: STREAM.into(),
+        name: NAME.into(),
+        last_config: dispatch(),
+        origin: external(),
     }
 }
 
@@ -773,7 +784,7 @@ fn observe_seen(seen: ConsumerConfig) -> ConsumerCommand {
             stream,
             name,
             origin,
-            seen: Some(Box::new(seen)),
+            seen: Seen::Answer(Box::new(seen)),
         },
         _ => unreachable!(),
     }
@@ -819,6 +830,26 @@ fn an_answer_seen_for_a_known_consumer_is_checked_against_the_server() {
 }
 
 #[test]
+fn a_consumer_whose_stream_was_found_gone_is_recorded_gone_without_asking_the_server() {
+    // Whatever the server would say: the stream's own command found it gone just before.
+    let fake = Arc::new(FakeServer::observing(Some(dispatch())));
+    let mut gone = observe();
+    if let ConsumerCommand::Observe { seen, .. } = &mut gone {
+        *seen = Seen::GoneWithStream;
+    }
+    framework(&fake)
+        .given(vec![created()])
+        .when(gone.clone())
+        .then_expect_events(vec![deleted_outside()]);
+    // One it never knew stays unknown.
+    framework(&fake)
+        .given_no_previous_events()
+        .when(gone)
+        .then_expect_events(vec![]);
+    assert_eq!(fake.calls(), Vec::<String>::new(), "the server was asked");
+}
+
+#[test]
 fn observing_the_known_config_records_nothing() {
     let fake = Arc::new(FakeServer::observing(Some(dispatch())));
     framework(&fake)
@@ -850,13 +881,7 @@ fn observing_a_vanished_consumer_records_its_deletion() {
     framework(&fake)
         .given(vec![created()])
         .when(observe())
-        .then_expect_events(vec![ConsumerEvent::Deleted {
-            cluster_id: CLUSTER.into(),
-            stream: STREAM.into(),
-            name: NAME.into(),
-            last_config: dispatch(),
-            origin: external(),
-        }]);
+        .then_expect_events(vec![deleted_outside()]);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use cqrs_es::test::TestFramework;
 
 use crate::stream::{
-    ChangeOrigin, PublishedMessage, PurgeRequest, ServiceError, Stream, StreamCommand, StreamConfig, StreamError,
+    ChangeOrigin, PublishedMessage, PurgeRequest, Seen, ServiceError, Stream, StreamCommand, StreamConfig, StreamError,
     StreamEvent, StreamServices, StreamSource, SubjectTransform,
 };
 use crate::{DomainError, ErrorKind};
@@ -158,7 +158,7 @@ fn observe() -> StreamCommand {
         cluster_id: CLUSTER.into(),
         name: "ORDERS".into(),
         origin: external(),
-        seen: None,
+        seen: Seen::Nothing,
     }
 }
 

@@ -145,7 +145,7 @@ fn observing_the_known_config_records_nothing() {
                 observed_via: "reconcile".into(),
                 client: None,
             },
-            seen: None,
+            seen: Seen::Nothing,
         })
         .then_expect_events(vec![]);
 }
@@ -158,7 +158,7 @@ fn observe_seen(seen: StreamConfig) -> StreamCommand {
             observed_via: "advisory".into(),
             client: Some("nats-cli".into()),
         },
-        seen: Some(Box::new(seen)),
+        seen: Seen::Answer(Box::new(seen)),
     }
 }
 
@@ -228,7 +228,7 @@ fn observing_a_change_records_before_and_after() {
             cluster_id: "c1".into(),
             name: "ORDERS".into(),
             origin: origin.clone(),
-            seen: None,
+            seen: Seen::Nothing,
         })
         .then_expect_events(vec![StreamEvent::Updated {
             cluster_id: "c1".into(),
@@ -250,7 +250,7 @@ fn observing_a_vanished_stream_records_its_deletion() {
             cluster_id: "c1".into(),
             name: "ORDERS".into(),
             origin: origin.clone(),
-            seen: None,
+            seen: Seen::Nothing,
         })
         .then_expect_events(vec![StreamEvent::Deleted {
             cluster_id: "c1".into(),
