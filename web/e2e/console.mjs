@@ -76,6 +76,40 @@ async function step(name, page, fn) {
 }
 
 /** A GraphQL call with the session the page holds (for what a test does beside the browser). */
+/** One request to a NATS server over its text protocol, as a client named `outside-script`:
+ * the decoded JSON answer. */
+async function natsRequest(url, user, pass, subject, body) {
+  const net = await import('node:net');
+  const { hostname, port } = new globalThis.URL(url.replace(/^nats:/, 'http:'));
+  const socket = net.connect(Number(port), hostname);
+  const payload = Buffer.from(JSON.stringify(body));
+  let buffered = Buffer.alloc(0);
+  return await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer to ${subject}`)), TIMEOUT);
+    socket.on('error', reject);
+    socket.on('data', (chunk) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const text = buffered.toString('latin1');
+      if (text.startsWith('INFO') && !socket.sent) {
+        socket.sent = true;
+        const connect = JSON.stringify({ name: 'outside-script', user, pass, verbose: false, pedantic: false, headers: true });
+        socket.write(`CONNECT ${connect}\r\nSUB _INBOX.outside 1\r\n`);
+        socket.write(`PUB ${subject} _INBOX.outside ${payload.length}\r\n`);
+        socket.write(Buffer.concat([payload, Buffer.from('\r\n')]));
+      }
+      const at = text.indexOf('MSG _INBOX.outside');
+      if (at < 0) return;
+      const eol = text.indexOf('\r\n', at);
+      if (eol < 0) return;
+      const size = Number(text.slice(at, eol).split(' ').pop());
+      if (buffered.length < eol + 2 + size) return;
+      clearTimeout(timer);
+      socket.end();
+      resolve(JSON.parse(buffered.subarray(eol + 2, eol + 2 + size).toString('utf8')));
+    });
+  });
+}
+
 async function gql(page, query, variables = {}) {
   const token = await page.evaluate(() => JSON.parse(localStorage.getItem('jsconsole.session')).accessToken);
   const res = await fetch(`${URL}/graphql`, {
@@ -337,6 +371,25 @@ await step('pause and resume a consumer', page, async () => {
   await page.getByRole('button', { name: 'Resume' }).click();
   await page.getByRole('button', { name: 'Pause' }).waitFor();
   if (await page.getByText(/paused until/).count()) throw new Error('still paused');
+});
+
+await step('a stream made outside the console names the client that made it in its history', page, async () => {
+  // A client of the secured cluster, speaking the NATS protocol itself (no client library here).
+  const answer = await natsRequest(env('JSC_SECURED_URL'), env('JSC_SECURED_USER'), env('JSC_SECURED_PASSWORD'),
+    '$JS.API.STREAM.CREATE.OUTSIDE', { name: 'OUTSIDE', subjects: ['outside.>'], storage: 'memory' });
+  if (answer.error) throw new Error(`the stream was not made: ${JSON.stringify(answer.error)}`);
+  await page.goto(`${URL}/clusters/${encodeURIComponent(clusterId)}/streams/OUTSIDE/history`);
+  const created = page.getByRole('listitem').filter({ hasText: 'StreamCreated' }).first();
+  await created.locator('.actor').filter({ hasText: 'outside-script' }).filter({ hasText: 'outside the console' }).waitFor({ timeout: TIMEOUT });
+  await screenshot(page, 'stream-history-outside');
+  await accessible(page, 'stream-history-outside');
+  // Deleted outside too: it leaves the list without a reload.
+  await page.goto(`${URL}/clusters/${encodeURIComponent(clusterId)}/streams`);
+  await page.getByRole('link', { name: 'OUTSIDE' }).waitFor();
+  const gone = await natsRequest(env('JSC_SECURED_URL'), env('JSC_SECURED_USER'), env('JSC_SECURED_PASSWORD'),
+    '$JS.API.STREAM.DELETE.OUTSIDE', {});
+  if (!gone.success) throw new Error(`the stream was not deleted: ${JSON.stringify(gone)}`);
+  await page.getByRole('link', { name: 'OUTSIDE' }).waitFor({ state: 'detached', timeout: TIMEOUT });
 });
 
 await step('edit a stream with a diff preview, then see the diff in its history', page, async () => {

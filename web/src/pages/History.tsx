@@ -22,6 +22,7 @@ const HistoryQ = graphql(`
         actor
         clientAddr
         correlationId
+        payload
         changes {
           path
           before
@@ -51,7 +52,8 @@ export function History({ aggregateType, id }: { aggregateType: AggregateType; i
   return (
     <div className="history">
       <p className="muted small">
-        {q.data.history.totalCount} events, newest first. Every change made through the console or seen on the cluster is kept.
+        {q.data.history.totalCount} {q.data.history.totalCount === 1 ? 'event' : 'events'}, newest first. Every change made
+        through the console or seen on the cluster is kept.
       </p>
       <ol className="timeline">
         {nodes.map((e) => (
@@ -60,7 +62,7 @@ export function History({ aggregateType, id }: { aggregateType: AggregateType; i
               <strong>{e.eventType}</strong> <span className="muted">v{e.aggregateSequence}</span>
               <span className="muted small">
                 {' '}
-                by <Actor actor={e.actor} /> on {fmtTime(e.timestamp)}
+                by <MadeBy actor={e.actor} payload={e.payload} /> on {fmtTime(e.timestamp)}
                 {e.clientAddr && ` from ${e.clientAddr}`}
               </span>
               <button type="button" className="link small" onClick={() => setAt(at === e.sequence ? null : e.sequence)} aria-expanded={at === e.sequence}>
@@ -107,6 +109,21 @@ function StateView({ type, id, sequence }: { type: AggregateType; id: string; se
       </p>
       <pre tabIndex={0} aria-label="State">{JSON.stringify(q.data.stateAt.state, null, 2)}</pre>
     </div>
+  );
+}
+
+/** Who made a change: the client named in the event's origin when it was made outside the
+ * console (the actor is then the console's watcher, `system:advisories` or
+ * `system:reconciler`), otherwise the actor. */
+function MadeBy({ actor, payload }: { actor: string; payload: unknown }) {
+  const body = payload && typeof payload === 'object' ? Object.values(payload)[0] : undefined;
+  const origin = body && typeof body === 'object' ? (body as { origin?: unknown }).origin : undefined;
+  const o = (origin ?? {}) as { kind?: string; observed_via?: string; client?: string };
+  if (o.kind !== 'external') return <Actor actor={actor} />;
+  return (
+    <span className="actor" title={`${actor}: seen through the ${o.observed_via ?? 'cluster'}`}>
+      {o.client ?? 'a client'}, outside the console
+    </span>
   );
 }
 
