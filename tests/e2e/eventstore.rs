@@ -172,14 +172,14 @@ async fn a_command_on_an_aggregate_guessed_new_is_handled_again_against_its_hist
     // Guessed new, wrongly: the commit that expected no history conflicts, and the command
     // runs again on the real one.
     let done = repo
-        .execute_new("known", CounterCommand::Add { token: "c".into() }, &ctx())
+        .execute_as_new("known", CounterCommand::Add { token: "c".into() }, &ctx(), true)
         .await
         .unwrap();
     assert_eq!((done.version, done.state.total), (3, 3));
     assert_eq!(done.state.tokens, ["a", "b", "c"]);
     // Guessed new, rightly: the first event of its history.
     let done = repo
-        .execute_new("fresh", CounterCommand::Add { token: "x".into() }, &ctx())
+        .execute_as_new("fresh", CounterCommand::Add { token: "x".into() }, &ctx(), true)
         .await
         .unwrap();
     assert_eq!((done.version, done.state.total), (1, 1));

@@ -84,14 +84,15 @@ async function natsRequest(url, user, pass, subject, body) {
   const socket = net.connect(Number(port), hostname);
   const payload = Buffer.from(JSON.stringify(body));
   let buffered = Buffer.alloc(0);
+  let sent = false;
   return await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no answer to ${subject}`)), TIMEOUT);
     socket.on('error', reject);
     socket.on('data', (chunk) => {
       buffered = Buffer.concat([buffered, chunk]);
       const text = buffered.toString('latin1');
-      if (text.startsWith('INFO') && !socket.sent) {
-        socket.sent = true;
+      if (text.startsWith('INFO') && !sent) {
+        sent = true;
         const connect = JSON.stringify({ name: 'outside-script', user, pass, verbose: false, pedantic: false, headers: true });
         socket.write(`CONNECT ${connect}\r\nSUB _INBOX.outside 1\r\n`);
         socket.write(`PUB ${subject} _INBOX.outside ${payload.length}\r\n`);

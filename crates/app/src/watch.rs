@@ -15,6 +15,7 @@ use jsc_domain::consumer::ConsumerConfig;
 use jsc_domain::stream::{ChangeOrigin, Seen, StreamCommand, StreamConfig, stream_id};
 use jsc_eventstore::CommandContext;
 use jsc_fleet::CLIENT_NAME;
+use jsc_projections::compact::Compact;
 use jsc_projections::{stream_key, streams_group};
 use tokio_util::sync::CancellationToken;
 
@@ -78,7 +79,8 @@ pub(crate) async fn run(console: Console, interval: Duration, queue: usize, shut
 
 /// Outside changes waiting to be recorded per cluster, at most, by default: past it,
 /// advisories are dropped and a reconcile is asked for at once instead (it finds every
-/// difference, without the client).
+/// difference, without the client). A waiting create holds its configuration compact
+/// (the fields set, a few hundred bytes), so a full queue stays in the tens of MiB.
 pub const OUTSIDE_CHANGES_QUEUE: usize = 65_536;
 
 /// Outside changes recorded at once (each a command: a read of the managed server and a
@@ -241,13 +243,14 @@ async fn record(
             held -= 1;
             let (console, cluster_id) = (console.clone(), cluster_id.clone());
             tasks.push(async move {
-                match &work {
-                    Work::Observe(change) => on_change(&console, &cluster_id, change.clone()).await,
+                let observed = matches!(work, Work::Observe(_));
+                match work {
+                    Work::Observe(change) => on_change(&console, &cluster_id, change).await,
                     // The changed stream's state read again on its own (a burst of outside
                     // changes costs a read per stream, not a list of the cluster).
                     Work::Refresh => console.live.stream_changed(&cluster_id, &stream).await,
                 }
-                (stream, work)
+                (stream, observed)
             });
         }
         tokio::select! {
@@ -258,7 +261,7 @@ async fn record(
                 let q = waiting.entry(stream.clone()).or_default();
                 if let Some(Work::Observe(older)) = q
                     .iter_mut()
-                    .find(|w| matches!(w, Work::Observe(c) if c.touched == change.touched))
+                    .find(|w| matches!(w, Work::Observe(c) if c.touched.same_resource(&change.touched)))
                 {
                     *older = change;
                     continue;
@@ -270,9 +273,9 @@ async fn record(
                     ready.push_back(stream);
                 }
             }
-            Some((stream, done)) = tasks.next(), if !tasks.is_empty() => {
+            Some((stream, observed)) = tasks.next(), if !tasks.is_empty() => {
                 let q = waiting.entry(stream.clone()).or_default();
-                if q.is_empty() && matches!(done, Work::Observe(_)) {
+                if q.is_empty() && observed {
                     q.push_back(Work::Refresh);
                     held += 1;
                 }
@@ -287,11 +290,13 @@ async fn record(
     }
 }
 
-/// What an API audit advisory says was changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What an API audit advisory says was changed; for a create or an update, with the
+/// configuration its answer showed (recorded without asking the server when the console
+/// knows none for the resource: [`Seen::Answer`]), kept compact while it waits.
+#[derive(Debug, Clone, PartialEq)]
 enum Touched {
-    Stream(String),
-    Consumer(String, String),
+    Stream(String, Option<Compact<StreamConfig>>),
+    Consumer(String, String, Option<Compact<ConsumerConfig>>),
 }
 
 /// An outside change, as an API audit advisory tells it.
@@ -300,25 +305,29 @@ struct Change {
     touched: Touched,
     /// Who made it: the client's name (or language), user and host.
     client: String,
-    /// The configuration the request's answer showed, for a create or an update: what the
-    /// change made, recorded without asking the server when the console knows no
-    /// configuration for the resource (see [`Seen::Answer`]).
-    made: Option<Made>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Made {
-    Stream(Box<StreamConfig>),
-    Consumer(Box<ConsumerConfig>),
 }
 
 impl Touched {
     /// The stream changed, or whose consumer was.
     fn stream(&self) -> &str {
         match self {
-            Touched::Stream(s) | Touched::Consumer(s, _) => s,
+            Touched::Stream(s, _) | Touched::Consumer(s, _, _) => s,
         }
     }
+
+    /// Whether `other` changed the same stream or consumer.
+    fn same_resource(&self, other: &Touched) -> bool {
+        match (self, other) {
+            (Touched::Stream(a, _), Touched::Stream(b, _)) => a == b,
+            (Touched::Consumer(s, a, _), Touched::Consumer(t, b, _)) => s == t && a == b,
+            _ => false,
+        }
+    }
+}
+
+/// What an observation knows from the change's answer.
+fn answered<C: serde::Serialize + serde::de::DeserializeOwned>(made: Option<Compact<C>>) -> Seen<C> {
+    made.map_or(Seen::Nothing, |c| Seen::Answer(Box::new(c.get())))
 }
 
 /// An API audit advisory, as far as the watcher reads it. Every request to the JetStream API
@@ -361,14 +370,15 @@ struct Answer<T> {
     config: Option<T>,
 }
 
-/// What `response` says: `None` for an error answer (nothing changed); otherwise the
-/// configuration it carries, if any. An answer that cannot be read is taken as a change
-/// without a configuration: the server is read.
-fn read_answer<T: serde::de::DeserializeOwned>(response: &str) -> Option<Option<Box<T>>> {
-    match serde_json::from_str::<Answer<T>>(response) {
-        Ok(a) if a.error.is_some() => None,
-        Ok(a) => Some(a.config.map(Box::new)),
-        Err(_) => Some(None),
+/// What `response` says: `None` for an error answer (nothing changed); otherwise, when
+/// the request `made` something (a create or an update), the configuration it carries.
+/// No answer, or one that cannot be read, is taken as a change without a configuration:
+/// the server is read.
+fn read_answer<T: serde::de::DeserializeOwned>(response: Option<&str>, made: bool) -> Option<Option<T>> {
+    match response.map(serde_json::from_str::<Answer<T>>) {
+        Some(Ok(a)) if a.error.is_some() => None,
+        Some(Ok(a)) if made => Some(a.config),
+        _ => Some(None),
     }
 }
 
@@ -400,17 +410,13 @@ fn parse_advisory(payload: &[u8]) -> Option<Change> {
     }
     let subject: AuditSubject = serde_json::from_slice(payload).ok()?;
     let tokens: Vec<&str> = subject.subject.strip_prefix("$JS.API.")?.split('.').collect();
-    // Whether the answer carries what the change made.
-    let (touched, made) = match tokens.as_slice() {
-        ["STREAM", verb @ ("CREATE" | "UPDATE" | "DELETE"), stream] => {
-            (Touched::Stream(stream.to_string()), *verb != "DELETE")
-        }
+    // The stream, the consumer (if one), and whether the answer carries what was made.
+    let (stream, consumer, made) = match tokens.as_slice() {
+        ["STREAM", verb @ ("CREATE" | "UPDATE" | "DELETE"), stream] => (*stream, None, *verb != "DELETE"),
         ["CONSUMER", "CREATE", stream, consumer, ..] | ["CONSUMER", "DURABLE", "CREATE", stream, consumer] => {
-            (Touched::Consumer(stream.to_string(), consumer.to_string()), true)
+            (*stream, Some(*consumer), true)
         }
-        ["CONSUMER", "DELETE" | "PAUSE", stream, consumer] => {
-            (Touched::Consumer(stream.to_string(), consumer.to_string()), false)
-        }
+        ["CONSUMER", "DELETE" | "PAUSE", stream, consumer] => (*stream, Some(*consumer), false),
         _ => return None,
     };
     let audit: Audit = serde_json::from_slice(payload).ok()?;
@@ -419,17 +425,26 @@ fn parse_advisory(payload: &[u8]) -> Option<Change> {
     if name == CLIENT_NAME {
         return None;
     }
-    let made = match (audit.response.as_deref(), &touched) {
-        (None, _) => None,
-        (Some(r), Touched::Stream(_)) if made => read_answer::<StreamConfig>(r)?.map(Made::Stream),
-        (Some(r), Touched::Consumer(..)) if made => read_answer::<ConsumerConfig>(r)?.map(Made::Consumer),
-        (Some(r), _) => read_answer::<serde::de::IgnoredAny>(r)?.and(None),
+    let response = audit.response.as_deref();
+    let touched = match consumer {
+        None => {
+            let config = read_answer::<StreamConfig>(response, made)?;
+            Touched::Stream(stream.to_string(), config.as_ref().map(Compact::new))
+        }
+        Some(consumer) => {
+            let config = read_answer::<ConsumerConfig>(response, made)?;
+            // Ephemeral consumers (ordered consumers, KV watchers) come and go with their
+            // clients; only durable ones are managed resources with a history.
+            if config.as_ref().is_some_and(|c| c.durable_name.is_none()) {
+                return None;
+            }
+            Touched::Consumer(
+                stream.to_string(),
+                consumer.to_string(),
+                config.as_ref().map(Compact::new),
+            )
+        }
     };
-    // Ephemeral consumers (ordered consumers, KV watchers) come and go with their clients;
-    // only durable ones are managed resources with a history.
-    if matches!(&made, Some(Made::Consumer(c)) if c.durable_name.is_none()) {
-        return None;
-    }
     let who = if name.is_empty() {
         client
             .lang
@@ -443,11 +458,7 @@ fn parse_advisory(payload: &[u8]) -> Option<Change> {
         Some(u) => format!("{who} ({u}@{host})"),
         None => format!("{who} ({host})"),
     };
-    Some(Change {
-        touched,
-        client: desc,
-        made,
-    })
+    Some(Change { touched, client: desc })
 }
 
 /// Records one outside change an advisory announced.
@@ -457,24 +468,16 @@ async fn on_change(console: &Console, cluster_id: &str, change: Change) {
         client: Some(change.client),
     };
     let ctx = CommandContext::system("advisories").in_organization(console.cluster_organization(cluster_id).as_deref());
-    match (change.touched, change.made) {
-        (Touched::Stream(name), made) if !console.is_internal_stream(&name) => {
-            let seen = match made {
-                Some(Made::Stream(c)) => Seen::Answer(c),
-                _ => Seen::Nothing,
-            };
-            let gone = observe_stream(console, cluster_id, &name, origin.clone(), seen, &ctx).await;
+    match change.touched {
+        Touched::Stream(name, made) if !console.is_internal_stream(&name) => {
+            let gone = observe_stream(console, cluster_id, &name, origin.clone(), answered(made), &ctx).await;
             console
                 .observe_consumers_of(cluster_id, &name, gone, origin.clone(), &ctx)
                 .await;
         }
-        (Touched::Consumer(stream, name), made) if !console.is_internal_stream(&stream) => {
-            let seen = match made {
-                Some(Made::Consumer(c)) => Seen::Answer(c),
-                _ => Seen::Nothing,
-            };
+        Touched::Consumer(stream, name, made) if !console.is_internal_stream(&stream) => {
             console
-                .observe_consumer(cluster_id, &stream, &name, origin, seen, &ctx)
+                .observe_consumer(cluster_id, &stream, &name, origin, answered(made), &ctx)
                 .await;
         }
         _ => {}
@@ -499,13 +502,8 @@ async fn observe_stream(
         origin,
         seen,
     };
-    let (repo, id) = (&console.repos.streams, stream_id(cluster_id, name));
-    let done = if new {
-        repo.execute_new(&id, cmd, ctx).await
-    } else {
-        repo.execute(&id, cmd, ctx).await
-    };
-    match done {
+    let id = stream_id(cluster_id, name);
+    match console.repos.streams.execute_as_new(&id, cmd, ctx, new).await {
         Ok(done) => done.state.config.is_none(),
         Err(e) => {
             tracing::warn!(cluster = %cluster_id, stream = %name, error = %e, "could not record an external stream change");
@@ -658,13 +656,12 @@ mod tests {
             "{\"type\":\"ok\"}",
         ))
         .unwrap();
-        assert_eq!(c.touched, Touched::Stream("ORDERS".into()));
+        assert_eq!(c.touched, Touched::Stream("ORDERS".into(), None));
         assert_eq!(c.client, "nats-cli (alice@10.0.0.7)");
-        assert_eq!(c.made, None);
         let c = parse_advisory(&advisory("x", "$JS.API.CONSUMER.CREATE.ORDERS.c1.orders.>", "{}")).unwrap();
-        assert_eq!(c.touched, Touched::Consumer("ORDERS".into(), "c1".into()));
+        assert_eq!(c.touched, Touched::Consumer("ORDERS".into(), "c1".into(), None));
         let c = parse_advisory(&advisory("x", "$JS.API.CONSUMER.DURABLE.CREATE.ORDERS.c2", "{}")).unwrap();
-        assert_eq!(c.touched, Touched::Consumer("ORDERS".into(), "c2".into()));
+        assert_eq!(c.touched, Touched::Consumer("ORDERS".into(), "c2".into(), None));
     }
 
     #[test]
@@ -677,9 +674,10 @@ mod tests {
         })
         .to_string();
         let c = parse_advisory(&advisory("cli", "$JS.API.STREAM.CREATE.ORDERS", &answer)).unwrap();
-        let Some(Made::Stream(config)) = c.made else {
+        let Touched::Stream(_, Some(config)) = c.touched else {
             panic!("no configuration read from {answer}")
         };
+        let config = config.get();
         assert_eq!((config.name.as_str(), config.max_msgs), ("ORDERS", 10));
         let answer = serde_json::json!({
             "type": "io.nats.jetstream.api.v1.consumer_create_response",
@@ -688,9 +686,10 @@ mod tests {
         })
         .to_string();
         let c = parse_advisory(&advisory("cli", "$JS.API.CONSUMER.CREATE.ORDERS.c2", &answer)).unwrap();
-        let Some(Made::Consumer(config)) = c.made else {
+        let Touched::Consumer(_, _, Some(config)) = c.touched else {
             panic!("no configuration read from {answer}")
         };
+        let config = config.get();
         assert_eq!((config.durable_name.as_deref(), config.max_deliver), (Some("c2"), 4));
         // An ephemeral consumer (no durable name) is no managed resource: passed over.
         let ephemeral = serde_json::json!({"stream_name": "ORDERS", "name": "x1",
@@ -704,10 +703,10 @@ mod tests {
             "{\"success\":true}",
         ))
         .unwrap();
-        assert_eq!(c.made, None);
+        assert_eq!(c.touched, Touched::Consumer("ORDERS".into(), "c2".into(), None));
         // An answer that cannot be read is a change all the same, recorded from the server.
         let c = parse_advisory(&advisory("cli", "$JS.API.STREAM.CREATE.ORDERS", "{\"config\": 7}")).unwrap();
-        assert_eq!((c.touched, c.made), (Touched::Stream("ORDERS".into()), None));
+        assert_eq!(c.touched, Touched::Stream("ORDERS".into(), None));
     }
 
     #[test]
@@ -742,7 +741,7 @@ mod tests {
             "response": "{\"success\":true}",
         });
         let c = parse_advisory(payload.to_string().as_bytes()).unwrap();
-        assert_eq!(c.touched, Touched::Consumer("ORDERS".into(), "c1".into()));
+        assert_eq!(c.touched, Touched::Consumer("ORDERS".into(), "c1".into(), None));
         assert_eq!(c.client, "go client (10.0.0.8)");
         let bare = serde_json::json!({"subject": "$JS.API.STREAM.DELETE.ORDERS"});
         assert_eq!(

@@ -130,20 +130,21 @@ where
         self.run(aggregate_id, command, ctx, false)
     }
 
-    /// Like [`Self::execute`], for an aggregate that is probably new (no view holds it yet)
-    /// and a command that changes nothing outside the console (an observation): when the
-    /// aggregate is not in memory, the command is handled against an empty one instead of
-    /// reading its history first. A history that exists after all makes the commit conflict
-    /// (it expects none), and the command is handled again against that history. So a
-    /// burst of resources made outside the console costs one round trip each to record,
-    /// not two; a wrong guess costs one more.
-    pub fn execute_new<'a>(
+    /// [`Self::execute`], for a command that changes nothing outside the console (an
+    /// observation), on an aggregate that is `probably_new` (no view holds it yet): when
+    /// the aggregate is not in memory, the command is handled against an empty one instead
+    /// of reading its history first. A history that exists after all makes the commit
+    /// conflict (it expects none), and the command is handled again against that history.
+    /// So a burst of resources made outside the console costs one round trip each to
+    /// record, not two; a wrong guess costs one more.
+    pub fn execute_as_new<'a>(
         &'a self,
         aggregate_id: &'a str,
         command: A::Command,
         ctx: &'a CommandContext,
+        probably_new: bool,
     ) -> impl Future<Output = Result<Committed<A>, CommandError<A::Error>>> + 'a {
-        self.run(aggregate_id, command, ctx, true)
+        self.run(aggregate_id, command, ctx, probably_new)
     }
 
     #[tracing::instrument(name = "command", skip(self, command, ctx), fields(aggregate_type = A::TYPE, actor = %ctx.actor, correlation_id = %ctx.correlation_id))]
@@ -172,7 +173,7 @@ where
                 Some(hit) => hit,
                 None if probably_new && attempt == 0 => JsAggregateContext::empty(aggregate_id),
                 // A read that failed changed nothing, whatever the reason.
-                None => self.load_context(aggregate_id).await.map_err(Error::unanswered)?,
+                None => self.load_uncached(aggregate_id).await.map_err(Error::unanswered)?,
             };
             let mut working = loaded.clone();
             let sink = EventSink::default();
@@ -283,9 +284,14 @@ where
     }
 
     async fn load_context(&self, aggregate_id: &str) -> Result<JsAggregateContext<A>, Error> {
-        if let Some(hit) = self.cached(aggregate_id) {
-            return Ok(hit);
+        match self.cached(aggregate_id) {
+            Some(hit) => Ok(hit),
+            None => self.load_uncached(aggregate_id).await,
         }
+    }
+
+    /// Reads the aggregate's history and keeps it in memory.
+    async fn load_uncached(&self, aggregate_id: &str) -> Result<JsAggregateContext<A>, Error> {
         let loaded = self.store.load::<A>(aggregate_id).await?;
         self.put_cache(loaded.clone());
         Ok(loaded)

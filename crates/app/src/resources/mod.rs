@@ -40,13 +40,7 @@ impl Console {
             origin,
             seen,
         };
-        let repo = &self.repos.consumers;
-        let done = if new {
-            repo.execute_new(&id, cmd, ctx).await
-        } else {
-            repo.execute(&id, cmd, ctx).await
-        };
-        match done {
+        match self.repos.consumers.execute_as_new(&id, cmd, ctx, new).await {
             Ok(done) => Some(done.stream_sequence),
             Err(e) => {
                 tracing::warn!(cluster = %cluster_id, %stream, consumer = %name, error = %e, "could not record a consumer change");

@@ -29,35 +29,46 @@ async fn view_entries(js: &jetstream::Context, bucket: &str) -> anyhow::Result<u
     Ok(kv.status().await?.values().saturating_sub(1))
 }
 
+/// Polls `behind` every 20 ms until it says the console has caught up (`None`); how long
+/// that took from `since`. Once a second it prints how far behind the console still is
+/// (how it catches up after a burst).
+async fn caught_up(
+    since: Instant,
+    mut behind: impl AsyncFnMut() -> anyhow::Result<Option<String>>,
+) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut said = Instant::now();
+    loop {
+        let Some(behind) = behind().await? else {
+            return Ok(since.elapsed().as_secs_f64());
+        };
+        if said.elapsed() >= Duration::from_secs(1) {
+            said = Instant::now();
+            eprintln!("     {:.1} s: {behind}", since.elapsed().as_secs_f64());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the console did not catch up: {behind}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits until the views hold `streams` streams and their consumers and the history holds
 /// an event for each (at least `events` in all); how long that took from `since`.
 async fn all_in(home: &async_nats::Client, streams: usize, events: u64, since: Instant) -> anyhow::Result<f64> {
     let js = jetstream::new(home.clone());
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut said = Instant::now();
-    loop {
+    caught_up(since, async || {
         let s = view_entries(&js, "view_streams_v1").await?;
         let c = view_entries(&js, "view_consumers_v1").await?;
         let e = events_in(home).await?;
-        if s >= streams as u64 && c >= (streams * CONSUMERS) as u64 && e >= events {
-            return Ok(since.elapsed().as_secs_f64());
-        }
-        // How the console catches up, once a second: how far behind it is after the burst.
-        if said.elapsed() >= Duration::from_secs(1) {
-            said = Instant::now();
-            eprintln!(
-                "     {:.1} s: {s} streams, {c} consumers, {} events to come",
-                since.elapsed().as_secs_f64(),
+        let done = s >= streams as u64 && c >= (streams * CONSUMERS) as u64 && e >= events;
+        Ok((!done).then(|| {
+            format!(
+                "{s} of {streams} streams, {c} of {} consumers, {} events to come",
+                streams * CONSUMERS,
                 events.saturating_sub(e)
-            );
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the console has {s} streams, {c} consumers and {e} events, not {streams}, {} and {events}",
-            streams * CONSUMERS
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            )
+        }))
+    })
+    .await
 }
 
 /// `streams(first: 50)` with state and consumers, `n` times one after the other: the
@@ -340,31 +351,20 @@ async fn checkpoint(js: &jetstream::Context, bucket: &str) -> anyhow::Result<u64
 /// applied every one; how long that took from `since`.
 async fn all_gone(home: &async_nats::Client, events: u64, since: Instant) -> anyhow::Result<f64> {
     let js = jetstream::new(home.clone());
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut said = Instant::now();
-    loop {
+    caught_up(since, async || {
         let info = js.get_stream("CONSOLE_EVENTS").await?.info().await?.state.clone();
         let (s, c) = (
             checkpoint(&js, "view_streams_v1").await?,
             checkpoint(&js, "view_consumers_v1").await?,
         );
-        if info.messages >= events && s.min(c) >= info.last_sequence {
-            return Ok(since.elapsed().as_secs_f64());
-        }
-        if said.elapsed() >= Duration::from_secs(1) {
-            said = Instant::now();
-            eprintln!(
-                "     {:.1} s: {} events to come; views at {s} and {c} of {}",
-                since.elapsed().as_secs_f64(),
+        let done = info.messages >= events && s.min(c) >= info.last_sequence;
+        Ok((!done).then(|| {
+            format!(
+                "{} events to come; views at {s} and {c} of {}",
                 events.saturating_sub(info.messages),
                 info.last_sequence
-            );
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the console has {} events, not {events}",
-            info.messages
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            )
+        }))
+    })
+    .await
 }
